@@ -1,0 +1,83 @@
+"""Attention layers: MultiHeadAttention."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from studio.catalog.base import LayerSpec, ParamCount, Shape, ShapeError, format_shape, use_bias_param
+from studio.catalog.params import FloatParam, IntParam
+
+
+class MultiHeadAttention(LayerSpec):
+    key = "MultiHeadAttention"
+    category = "Attention"
+    doc = (
+        "Scaled dot-product attention with num_heads heads; one input is self-attention. "
+        "value_dim is always key_dim, and num_heads * key_dim must equal the query's features."
+    )
+    params = (
+        IntParam("num_heads", 4, "Number of attention heads.", minimum=1),
+        IntParam(
+            "key_dim",
+            16,
+            "Size of each head for query, key and value (torch: embed_dim / num_heads).",
+            minimum=1,
+        ),
+        use_bias_param(),
+        FloatParam(
+            "dropout",
+            0.0,
+            "Dropout rate on the attention weights, in [0, 1).",
+            minimum=0.0,
+            maximum=1.0,
+            exclusive_maximum=True,
+        ),
+    )
+    min_inputs = 1
+    max_inputs = 3
+    # The Keras call order: call(query, value, key); key defaults to value,
+    # and value to query when there is a single input.
+    input_names = ("query", "value", "key")
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        query, value, key = self._query_value_key(inputs)
+        if value[0] != key[0]:
+            raise ShapeError(
+                f"value has shape {format_shape(value)} but key has {format_shape(key)}: "
+                "value and key must have the same number of steps"
+            )
+        heads, key_dim = params["num_heads"], params["key_dim"]
+        if heads * key_dim != query[-1]:
+            raise ShapeError(
+                f"num_heads * key_dim = {heads} * {key_dim} = {heads * key_dim} must equal the query's "
+                f"feature size {query[-1]} (PyTorch's nn.MultiheadAttention needs "
+                "embed_dim = num_heads * head_dim)"
+            )
+        return query
+
+    def count_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
+        # Keras: query, key and value kernels (E, H, Dk) plus bias (H, Dk), and
+        # an output kernel (H, Dk, Eq) plus bias (Eq). torch's in_proj and
+        # out_proj hold the same numbers of weights when H * Dk == Eq.
+        query, value, key = self._query_value_key(inputs)
+        inner = params["num_heads"] * params["key_dim"]
+        bias = params["use_bias"]
+        projections = sum(shape[-1] * inner + (inner if bias else 0) for shape in (query, key, value))
+        output = inner * query[-1] + (query[-1] if bias else 0)
+        return ParamCount(projections + output)
+
+    def _query_value_key(self, inputs: Sequence[Shape]) -> tuple[Shape, Shape, Shape]:
+        for name, shape in zip(self.input_names, inputs, strict=False):
+            if len(shape) != 2:
+                raise ShapeError(
+                    f"expects a {name} of rank 3 (batch included), (None, steps, features), "
+                    f"but received {format_shape(shape)}"
+                )
+        query = inputs[0]
+        value = inputs[1] if len(inputs) > 1 else query
+        key = inputs[2] if len(inputs) > 2 else value
+        return query, value, key
+
+
+SPECS = (MultiHeadAttention(),)

@@ -1,0 +1,135 @@
+"""Pooling layers: windowed max and average pooling, and their global forms.
+
+Windowed pooling slides like a convolution (see :func:`window_output_shape`);
+``strides`` is null by default, meaning "the same as pool_size", in both
+frameworks. Keras 'same' padding is asymmetric (the odd unit goes at the end)
+and is excluded from averages; the PyTorch code pads explicitly to match.
+Global pooling reduces every spatial axis and returns ``(channels,)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from studio.catalog.base import LayerSpec, Shape, expect_rank
+from studio.catalog.convolution import window_output_shape
+from studio.catalog.params import ChoiceParam, IntTupleParam, Param
+
+_AXES = {1: "length", 2: "height and width"}
+
+
+def pooling_params(rank: int, average: bool) -> tuple[Param, ...]:
+    """pool_size, strides and padding of a windowed pooling over ``rank`` axes."""
+    axes = _AXES[rank]
+    if average:
+        same = (
+            "'same' pads so the output is ceil(input / strides), padding left out of averages (unlike torch)"
+        )
+    else:
+        same = "'same' pads with -inf so the output is ceil(input / strides)"
+    return (
+        IntTupleParam("pool_size", (2,) * rank, f"Window size along {axes} (Keras default 2).", length=rank),
+        IntTupleParam(
+            "strides",
+            None,
+            f"Step of the window along {axes}; null means the same as pool_size (both frameworks).",
+            length=rank,
+            nullable=True,
+        ),
+        ChoiceParam(
+            "padding",
+            "valid",
+            f"'valid' adds no padding; {same}, any odd unit at the end as Keras does.",
+            choices=("valid", "same"),
+        ),
+    )
+
+
+class _Pooling(LayerSpec):
+    """Shared shape rule of the windowed poolings: the channels are kept."""
+
+    category = "Pooling"
+    rank: ClassVar[int]
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        shape = expect_rank(inputs, self.rank + 1, "sequence" if self.rank == 1 else "channels-last image")
+        pool = params["pool_size"]
+        strides = params["strides"] if params["strides"] is not None else pool
+        spatial = window_output_shape(shape, pool, strides, params["padding"], window_name="pool_size")
+        return (*spatial, shape[-1])
+
+
+class MaxPooling1D(_Pooling):
+    key = "MaxPooling1D"
+    doc = "Maximum over a window sliding along the steps of a (steps, channels) sequence."
+    rank = 1
+    params = pooling_params(1, average=False)
+
+
+class AveragePooling1D(_Pooling):
+    key = "AveragePooling1D"
+    doc = "Mean over a window sliding along the steps of a (steps, channels) sequence."
+    rank = 1
+    params = pooling_params(1, average=True)
+
+
+class MaxPooling2D(_Pooling):
+    key = "MaxPooling2D"
+    doc = "Maximum over a window sliding over the height and width of an (h, w, c) image."
+    rank = 2
+    params = pooling_params(2, average=False)
+
+
+class AveragePooling2D(_Pooling):
+    key = "AveragePooling2D"
+    doc = "Mean over a window sliding over the height and width of an (h, w, c) image."
+    rank = 2
+    params = pooling_params(2, average=True)
+
+
+class _GlobalPooling(LayerSpec):
+    """Reduces every spatial axis: ``(..., channels)`` -> ``(channels,)``."""
+
+    category = "Pooling"
+    rank: ClassVar[int]
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        shape = expect_rank(inputs, self.rank + 1, "sequence" if self.rank == 1 else "channels-last image")
+        return (shape[-1],)
+
+
+class GlobalMaxPooling1D(_GlobalPooling):
+    key = "GlobalMaxPooling1D"
+    doc = "Maximum over all steps of a (steps, channels) sequence, giving (channels,)."
+    rank = 1
+
+
+class GlobalAveragePooling1D(_GlobalPooling):
+    key = "GlobalAveragePooling1D"
+    doc = "Mean over all steps of a (steps, channels) sequence, giving (channels,)."
+    rank = 1
+
+
+class GlobalMaxPooling2D(_GlobalPooling):
+    key = "GlobalMaxPooling2D"
+    doc = "Maximum over the height and width of an (h, w, c) image, giving (channels,)."
+    rank = 2
+
+
+class GlobalAveragePooling2D(_GlobalPooling):
+    key = "GlobalAveragePooling2D"
+    doc = "Mean over the height and width of an (h, w, c) image, giving (channels,)."
+    rank = 2
+
+
+SPECS = (
+    MaxPooling2D(),
+    AveragePooling2D(),
+    GlobalAveragePooling2D(),
+    GlobalMaxPooling2D(),
+    MaxPooling1D(),
+    AveragePooling1D(),
+    GlobalAveragePooling1D(),
+    GlobalMaxPooling1D(),
+)

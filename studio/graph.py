@@ -1,0 +1,353 @@
+"""The graph model: layers as nodes, tensors as edges, on networkx.
+
+Every edit goes through a method here. Each method validates its request,
+raises :class:`GraphError` (or :class:`ParamError`) with a clear message when
+the request is invalid, and otherwise changes the graph and emits events
+(see :mod:`studio.events`). Views subscribe to ``graph.events``.
+
+An edge runs from a node's single output to one *input port* of another node.
+Ports are numbered from 0 and their order matters (Concatenate, Subtract,
+MultiHeadAttention's query/value/key).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from studio.catalog import CATALOG, LayerSpec, ParamError, Registry
+from studio.events import GraphEvent, GraphEvents
+
+MAX_NAME_LENGTH = 100
+
+
+class GraphError(ValueError):
+    """An invalid edit: unknown node, cycle, occupied port, duplicate name..."""
+
+
+@dataclass
+class Node:
+    id: str
+    kind: str
+    name: str
+    params: dict[str, Any]
+    position: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True, order=True)
+class Edge:
+    source: str
+    target: str
+    port: int
+
+
+@dataclass
+class _BatchState:
+    depth: int = 0
+    dirty: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+
+class Graph:
+    """A directed acyclic graph of layers, with ordered input ports."""
+
+    def __init__(self, registry: Registry = CATALOG) -> None:
+        self.registry = registry
+        self.events = GraphEvents()
+        self._g = nx.MultiDiGraph()
+        self._outputs: list[str] = []
+        self._next_id = 1
+        self._batch = _BatchState()
+
+    # ----- reading -----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._g.number_of_nodes()
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._g
+
+    @property
+    def nodes(self) -> list[Node]:
+        """Nodes in insertion order."""
+        return [data["node"] for _, data in self._g.nodes(data=True)]
+
+    @property
+    def edges(self) -> list[Edge]:
+        return sorted(Edge(u, v, key) for u, v, key in self._g.edges(keys=True))
+
+    def node(self, node_id: str) -> Node:
+        try:
+            return self._g.nodes[node_id]["node"]
+        except KeyError:
+            raise GraphError(f"there is no node with id {node_id!r}") from None
+
+    def spec(self, node_id: str) -> LayerSpec:
+        return self.registry.get(self.node(node_id).kind)
+
+    def find(self, name: str) -> Node | None:
+        """The node called ``name``, if any."""
+        return next((node for node in self.nodes if node.name == name), None)
+
+    def label(self, node_id: str) -> str:
+        """``Dense 'dense_1'``: how messages name a node."""
+        node = self.node(node_id)
+        return f"{node.kind} '{node.name}'"
+
+    def input_edges(self, node_id: str) -> list[Edge]:
+        """Incoming edges, ordered by port."""
+        self.node(node_id)
+        return sorted(
+            (Edge(u, v, key) for u, v, key in self._g.in_edges(node_id, keys=True)),
+            key=lambda edge: edge.port,
+        )
+
+    def output_edges(self, node_id: str) -> list[Edge]:
+        self.node(node_id)
+        return sorted(Edge(u, v, key) for u, v, key in self._g.out_edges(node_id, keys=True))
+
+    def inputs_of(self, node_id: str) -> list[str | None]:
+        """Source node per input port, from port 0 to the highest connected port.
+
+        A port in between that has no edge appears as ``None``.
+        """
+        edges = self.input_edges(node_id)
+        if not edges:
+            return []
+        sources: list[str | None] = [None] * (edges[-1].port + 1)
+        for edge in edges:
+            sources[edge.port] = edge.source
+        return sources
+
+    def successors(self, node_id: str) -> list[str]:
+        return list(dict.fromkeys(self._g.successors(node_id)))
+
+    @property
+    def input_nodes(self) -> list[str]:
+        return [node.id for node in self.nodes if self.registry.get(node.kind).is_source]
+
+    @property
+    def declared_outputs(self) -> list[str]:
+        """Outputs the user chose explicitly, in order (may be empty)."""
+        return list(self._outputs)
+
+    def effective_outputs(self) -> list[str]:
+        """The model's outputs: the declared ones, or else every non-Input node without successors."""
+        if self._outputs:
+            return list(self._outputs)
+        return [
+            node.id
+            for node in self.nodes
+            if self._g.out_degree(node.id) == 0 and not self.registry.get(node.kind).is_source
+        ]
+
+    def networkx(self) -> nx.MultiDiGraph:
+        """A read-only view of the underlying networkx graph (edge key = input port)."""
+        return self._g.copy(as_view=True)
+
+    # ----- editing ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group several edits so that ``changed`` fires once at the end."""
+        self._batch.depth += 1
+        try:
+            yield
+        finally:
+            self._batch.depth -= 1
+            if self._batch.depth == 0 and self._batch.dirty:
+                self._batch.dirty = False
+                reasons, self._batch.reasons = self._batch.reasons, []
+                self.events.changed(GraphEvent("changed", data={"reasons": reasons}))
+
+    def add_node(
+        self,
+        kind: str,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        position: tuple[float, float] = (0.0, 0.0),
+        node_id: str | None = None,
+    ) -> Node:
+        spec = self.registry.get(kind)
+        name = self.unique_name(spec.default_name) if name is None else name
+        self._check_name(name)
+        if node_id is None:
+            node_id = self._new_id()
+        elif node_id in self._g:
+            raise GraphError(f"a node with id {node_id!r} already exists")
+        elif not node_id or not isinstance(node_id, str):
+            raise GraphError(f"node ids must be non-empty strings. Received: {node_id!r}")
+        try:
+            clean = spec.validate_params(params or {})
+        except ParamError as error:
+            raise ParamError(f"{kind} '{name}': {error}") from None
+        node = Node(node_id, kind, name, clean, _position(position))
+        self._g.add_node(node_id, node=node)
+        self._bump_id(node_id)
+        self._emit("node_added", node_id)
+        return node
+
+    def remove_node(self, node_id: str) -> None:
+        self.node(node_id)
+        with self.batch():
+            for edge in self.input_edges(node_id) + self.output_edges(node_id):
+                self.disconnect(edge.target, edge.port)
+            if node_id in self._outputs:
+                self.set_outputs([out for out in self._outputs if out != node_id])
+            self._g.remove_node(node_id)
+            self._emit("node_removed", node_id)
+
+    def rename_node(self, node_id: str, name: str) -> None:
+        node = self.node(node_id)
+        if name == node.name:
+            return
+        self._check_name(name)
+        old = node.name
+        node.name = name
+        self._emit("node_renamed", node_id, old=old, new=name)
+
+    def move_node(self, node_id: str, position: tuple[float, float]) -> None:
+        node = self.node(node_id)
+        node.position = _position(position)
+        self._emit("node_moved", node_id, position=node.position)
+
+    def set_param(self, node_id: str, name: str, value: Any) -> None:
+        self.set_params(node_id, {name: value})
+
+    def set_params(self, node_id: str, values: Mapping[str, Any]) -> None:
+        """Change some parameters; all are validated together before any changes."""
+        node = self.node(node_id)
+        spec = self.registry.get(node.kind)
+        try:
+            clean = spec.validate_params({**node.params, **values})
+        except ParamError as error:
+            raise ParamError(f"{node.kind} '{node.name}': {error}") from None
+        if clean == node.params:
+            return
+        old = node.params
+        node.params = clean
+        self._emit("params_changed", node_id, old=old, new=dict(clean))
+
+    def connect(self, source: str, target: str, port: int | None = None) -> Edge:
+        """Connect ``source``'s output to ``target``'s input ``port`` (the first free one by default)."""
+        self.check_connection(source, target, port)
+        if port is None:
+            port = self.free_port(target)
+        self._g.add_edge(source, target, key=port)
+        self._emit("edge_added", target, source=source, port=port)
+        return Edge(source, target, port)
+
+    def check_connection(self, source: str, target: str, port: int | None = None) -> None:
+        """Raise GraphError if connecting ``source`` to ``target`` is not allowed."""
+        self.node(source)
+        target_node = self.node(target)
+        spec = self.registry.get(target_node.kind)
+        if source == target:
+            raise GraphError(f"cannot connect {self.label(source)} to itself")
+        if spec.is_source:
+            raise GraphError(f"{self.label(target)} is a model input and takes no inputs")
+        if port is None:
+            port = self.free_port(target)
+        if not isinstance(port, int) or isinstance(port, bool) or port < 0:
+            raise GraphError(f"input ports are numbered from 0. Received: port={port!r}")
+        if spec.max_inputs is not None and port >= spec.max_inputs:
+            count = spec.max_inputs
+            raise GraphError(
+                f"{self.label(target)} takes {count} input{'s' if count != 1 else ''}; "
+                f"input {port + 1} does not exist"
+            )
+        if self._g.has_edge(source, target) and port in self._g[source][target]:
+            raise GraphError(
+                f"{self.label(source)} is already connected to input {port + 1} of {self.label(target)}"
+            )
+        occupied = [edge for edge in self.input_edges(target) if edge.port == port]
+        if occupied:
+            raise GraphError(
+                f"input {port + 1} of {self.label(target)} is already connected to {self.label(occupied[0].source)}"
+            )
+        if nx.has_path(self._g, target, source):
+            raise GraphError(f"connecting {self.label(source)} to {self.label(target)} would create a cycle")
+
+    def free_port(self, target: str) -> int:
+        """The lowest input port of ``target`` with no edge."""
+        used = {edge.port for edge in self.input_edges(target)}
+        port = 0
+        while port in used:
+            port += 1
+        return port
+
+    def disconnect(self, target: str, port: int) -> Edge:
+        """Remove the edge into ``target``'s input ``port``."""
+        for edge in self.input_edges(target):
+            if edge.port == port:
+                self._g.remove_edge(edge.source, target, key=port)
+                self._emit("edge_removed", target, source=edge.source, port=port)
+                return edge
+        raise GraphError(f"input {port + 1} of {self.label(target)} is not connected")
+
+    def set_outputs(self, node_ids: Iterable[str]) -> None:
+        """Declare the model's outputs, in order. An empty list means: every sink."""
+        node_ids = list(node_ids)
+        for node_id in node_ids:
+            self.node(node_id)
+        if len(set(node_ids)) != len(node_ids):
+            raise GraphError("a node can be listed as an output only once")
+        if node_ids == self._outputs:
+            return
+        old, self._outputs = self._outputs, node_ids
+        self._emit("outputs_changed", None, old=old, new=list(node_ids))
+
+    def unique_name(self, base: str) -> str:
+        """Keras-style unique name: ``dense``, then ``dense_1``, ``dense_2``..."""
+        taken = {node.name for node in self.nodes}
+        if base not in taken:
+            return base
+        index = 1
+        while f"{base}_{index}" in taken:
+            index += 1
+        return f"{base}_{index}"
+
+    # ----- internals ----------------------------------------------------------------
+
+    def _check_name(self, name: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise GraphError(f"a layer name must be a non-empty string. Received: {name!r}")
+        if len(name) > MAX_NAME_LENGTH:
+            raise GraphError(
+                f"a layer name may have at most {MAX_NAME_LENGTH} characters; {name[:20]!r}... has {len(name)}"
+            )
+        if any(ord(char) < 32 for char in name):
+            raise GraphError(f"a layer name may not contain control characters. Received: {name!r}")
+        if self.find(name) is not None:
+            raise GraphError(f"the name {name!r} is already used by {self.label(self.find(name).id)}")
+
+    def _new_id(self) -> str:
+        while f"n{self._next_id}" in self._g:
+            self._next_id += 1
+        return f"n{self._next_id}"
+
+    def _bump_id(self, node_id: str) -> None:
+        match = re.fullmatch(r"n(\d+)", node_id)
+        if match:
+            self._next_id = max(self._next_id, int(match.group(1)) + 1)
+
+    def _emit(self, event_type: str, node_id: str | None, **data: Any) -> None:
+        self.events.emitter(event_type)(GraphEvent(event_type, node_id, data))
+        if self._batch.depth:
+            self._batch.dirty = True
+            self._batch.reasons.append(event_type)
+        else:
+            self.events.changed(GraphEvent("changed", node_id, {"reasons": [event_type]}))
+
+
+def _position(position: Any) -> tuple[float, float]:
+    try:
+        x, y = position
+        return (float(x), float(y))
+    except (TypeError, ValueError):
+        raise GraphError(f"a position is a pair of numbers [x, y]. Received: {position!r}") from None

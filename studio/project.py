@@ -1,0 +1,354 @@
+"""Project files: one human-readable JSON document per model (``*.layers.json``).
+
+Layout (format version 1)::
+
+    {
+      "format": "layer-studio",
+      "version": 1,
+      "name": "LeNet on digits",
+      "description": "...",
+      "training": {"dataset": "digits", "loss": "cross_entropy", ...},
+      "nodes": [
+        {
+          "id": "n1",
+          "kind": "Input",
+          "name": "input",
+          "params": {"shape": [8, 8, 1], "dtype": "float32"},
+          "position": [0.0, 0.0]
+        },
+        ...
+      ],
+      "edges": [{"from": "n1", "to": "n2", "port": 0}, ...],
+      "outputs": ["n7"]
+    }
+
+Keys are written in a fixed order and every node is its own block, so files
+diff well. Loading checks everything and raises :class:`ProjectError` naming
+the problem and where it is; saving is atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from studio.catalog import CATALOG, ParamError, Registry, UnknownKindError
+from studio.graph import Graph, GraphError
+
+FORMAT_NAME = "layer-studio"
+FORMAT_VERSION = 1
+EXTENSION = ".layers.json"
+
+# Forward migrations: MIGRATIONS[v] turns a version-v document into version v+1.
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+MIGRATIONS: dict[int, Migration] = {}
+
+LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "mae")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+TARGETS = ("labels", "inputs")
+
+
+class ProjectError(Exception):
+    """A project file cannot be read. The message says what and where."""
+
+
+@dataclass
+class TrainingSettings:
+    """How the project is trained by default (the CLI and the GUI can override)."""
+
+    dataset: str = "digits"
+    loss: str = "cross_entropy"
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 10
+    validation_split: float = 0.2
+    seed: int = 0
+    # "labels": learn the dataset's targets; "inputs": reconstruct the input (autoencoders).
+    target: str = "labels"
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> TrainingSettings:
+        if not isinstance(data, dict):
+            raise ProjectError(f"{where}: expected an object, found {_json_type(data)}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ProjectError(f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(known)})")
+        settings = cls(**data)
+        settings.check(where)
+        return settings
+
+    def check(self, where: str = "training") -> None:
+        def fail(name: str, expected: str) -> ProjectError:
+            return ProjectError(f"{where}.{name}: expected {expected}. Received: {getattr(self, name)!r}")
+
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise fail("dataset", "a dataset name or path")
+        if self.loss not in LOSSES:
+            raise fail("loss", "one of " + ", ".join(LOSSES))
+        if self.optimizer not in OPTIMIZERS:
+            raise fail("optimizer", "one of " + ", ".join(OPTIMIZERS))
+        if not _is_number(self.learning_rate) or not 0 < self.learning_rate < 10:
+            raise fail("learning_rate", "a number in (0, 10)")
+        for name in ("batch_size", "epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise fail(name, "a positive integer")
+        if not _is_number(self.validation_split) or not 0 <= self.validation_split < 1:
+            raise fail("validation_split", "a number in [0, 1)")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise fail("seed", "a non-negative integer")
+        if self.target not in TARGETS:
+            raise fail("target", "one of " + ", ".join(TARGETS))
+
+
+@dataclass
+class Project:
+    graph: Graph = field(default_factory=Graph)
+    name: str = "Untitled"
+    description: str = ""
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+
+
+# ----- writing ------------------------------------------------------------------------
+
+
+def project_to_dict(project: Project) -> dict[str, Any]:
+    graph = project.graph
+    nodes = []
+    for node in graph.nodes:
+        spec = graph.registry.get(node.kind)
+        nodes.append(
+            {
+                "id": node.id,
+                "kind": node.kind,
+                "name": node.name,
+                "params": spec.params_to_json(node.params),
+                "position": [round(node.position[0], 2), round(node.position[1], 2)],
+            }
+        )
+    edges = [{"from": edge.source, "to": edge.target, "port": edge.port} for edge in graph.edges]
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "name": project.name,
+        "description": project.description,
+        "training": asdict(project.training),
+        "nodes": nodes,
+        "edges": edges,
+        "outputs": graph.declared_outputs,
+    }
+
+
+def dumps_project(project: Project) -> str:
+    return _dump(project_to_dict(project), 0) + "\n"
+
+
+def save_project(project: Project, path: str | os.PathLike) -> None:
+    """Write the project atomically: a temporary file, then a rename over the old one."""
+    write_text_atomic(Path(path), dumps_project(project))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(temp_name, path.stat().st_mode & 0o777)
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+
+
+def _dump(value: Any, indent: int) -> str:
+    """JSON with short scalar lists and small flat objects on one line."""
+    pad = " " * (indent + 2)
+    if isinstance(value, dict) and value and not _is_flat(value):
+        items = [f"{pad}{json.dumps(key)}: {_dump(item, indent + 2)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    if isinstance(value, list) and value and not _is_flat(value):
+        items = [pad + _dump(item, indent + 2) for item in value]
+        return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _is_flat(value: dict | list) -> bool:
+    items = value.values() if isinstance(value, dict) else value
+    if any(isinstance(item, dict) for item in items):
+        return False
+    if isinstance(value, list) and any(isinstance(item, list) for item in items):
+        return False
+    return len(json.dumps(value)) <= 90
+
+
+# ----- reading ------------------------------------------------------------------------
+
+
+def load_project(path: str | os.PathLike, registry: Registry = CATALOG) -> Project:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ProjectError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ProjectError(f"{path}: is a folder, not a project file") from None
+    except OSError as error:
+        raise ProjectError(f"{path}: cannot be read ({error.strerror})") from None
+    try:
+        return loads_project(raw, registry)
+    except ProjectError as error:
+        raise ProjectError(f"{path}: {error}") from None
+
+
+def loads_project(text: str | bytes, registry: Registry = CATALOG) -> Project:
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ProjectError(f"not UTF-8 text (byte {error.start} is invalid)") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ProjectError(
+            f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+        ) from None
+    except RecursionError:
+        raise ProjectError("not a valid project: the JSON is nested too deeply") from None
+    return project_from_dict(data, registry)
+
+
+def project_from_dict(data: Any, registry: Registry = CATALOG) -> Project:
+    data = migrate(data)
+    _expect_keys(
+        data,
+        "project",
+        required=("nodes",),
+        optional=("format", "version", "name", "description", "training", "edges", "outputs"),
+    )
+    project = Project(graph=Graph(registry))
+    project.name = _expect_str(data.get("name", "Untitled"), "name")
+    project.description = _expect_str(data.get("description", ""), "description")
+    if "training" in data:
+        project.training = TrainingSettings.from_dict(data["training"], "training")
+    _load_nodes(project.graph, data["nodes"])
+    _load_edges(project.graph, data.get("edges", []))
+    _load_outputs(project.graph, data.get("outputs", []))
+    return project
+
+
+def migrate(data: Any) -> dict[str, Any]:
+    """Check the header and bring an older document up to FORMAT_VERSION."""
+    if not isinstance(data, dict):
+        raise ProjectError(f"not a Layer Studio project: the top level is {_json_type(data)}, not an object")
+    if data.get("format") != FORMAT_NAME:
+        found = "missing" if "format" not in data else repr(data.get("format"))
+        raise ProjectError(f'not a Layer Studio project: "format" should be "{FORMAT_NAME}" but is {found}')
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ProjectError(f'"version" must be a positive integer. Received: {version!r}')
+    if version > FORMAT_VERSION:
+        raise ProjectError(
+            f"format version {version} was written by a newer Layer Studio; "
+            f"this version reads format versions up to {FORMAT_VERSION}"
+        )
+    while version < FORMAT_VERSION:
+        if version not in MIGRATIONS:
+            raise ProjectError(f"format version {version} is no longer supported")
+        data = MIGRATIONS[version](dict(data))
+        version += 1
+        data["version"] = version
+    return data
+
+
+def _load_nodes(graph: Graph, nodes: Any) -> None:
+    if not isinstance(nodes, list):
+        raise ProjectError(f'"nodes" must be a list, found {_json_type(nodes)}')
+    for index, item in enumerate(nodes):
+        where = f"nodes[{index}]"
+        _expect_keys(item, where, required=("id", "kind", "name"), optional=("params", "position"))
+        name = _expect_str(item["name"], f"{where}.name")
+        where = f"{where} ({name!r})"
+        node_id = _expect_str(item["id"], f"{where}.id")
+        kind = _expect_str(item["kind"], f"{where}.kind")
+        params = item.get("params", {})
+        if not isinstance(params, dict):
+            raise ProjectError(f"{where}.params: expected an object, found {_json_type(params)}")
+        position = item.get("position", [0, 0])
+        if not (isinstance(position, list) and len(position) == 2 and all(_is_number(v) for v in position)):
+            raise ProjectError(f"{where}.position: expected [x, y] numbers. Received: {position!r}")
+        try:
+            graph.add_node(kind, name=name, params=params, position=tuple(position), node_id=node_id)
+        except UnknownKindError as error:
+            raise ProjectError(f"{where}.kind: {error}") from None
+        except (ParamError, GraphError) as error:
+            raise ProjectError(f"{where}: {error}") from None
+
+
+def _load_edges(graph: Graph, edges: Any) -> None:
+    if not isinstance(edges, list):
+        raise ProjectError(f'"edges" must be a list, found {_json_type(edges)}')
+    for index, item in enumerate(edges):
+        where = f"edges[{index}]"
+        _expect_keys(item, where, required=("from", "to"), optional=("port",))
+        for end in ("from", "to"):
+            if not isinstance(item[end], str) or item[end] not in graph:
+                raise ProjectError(f"{where}.{end}: there is no node with id {item[end]!r}")
+        port = item.get("port", 0)
+        if not isinstance(port, int) or isinstance(port, bool) or port < 0:
+            raise ProjectError(f"{where}.port: expected an integer >= 0. Received: {port!r}")
+        try:
+            graph.connect(item["from"], item["to"], port)
+        except GraphError as error:
+            raise ProjectError(f"{where}: {error}") from None
+
+
+def _load_outputs(graph: Graph, outputs: Any) -> None:
+    if not isinstance(outputs, list) or not all(isinstance(item, str) for item in outputs):
+        raise ProjectError(f'"outputs" must be a list of node ids. Received: {outputs!r}')
+    try:
+        graph.set_outputs(outputs)
+    except GraphError as error:
+        raise ProjectError(f"outputs: {error}") from None
+
+
+def _expect_keys(value: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    if not isinstance(value, dict):
+        raise ProjectError(f"{where}: expected an object, found {_json_type(value)}")
+    for key in required:
+        if key not in value:
+            raise ProjectError(f'{where}: missing the required key "{key}"')
+    unknown = sorted(set(value) - set(required) - set(optional))
+    if unknown:
+        raise ProjectError(f'{where}: unknown key "{unknown[0]}"')
+
+
+def _expect_str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ProjectError(f"{where}: expected a string, found {_json_type(value)}")
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"the number {value!r}"
+    return names.get(type(value), type(value).__name__)
