@@ -150,7 +150,7 @@ def _check_dtypes(graph: Graph, node_id: str, sources: list, edges: list[Edge], 
     """Only Embedding takes integer token ids, and Embedding takes nothing else."""
     node = graph.node(node_id)
     wants_ids = node.kind == "Embedding"
-    for source, edge in zip(sources, edges):
+    for source, edge in zip(sources, edges, strict=True):
         is_ids = result.dtypes.get(source) == "int32"
         if is_ids != wants_ids:
             if wants_ids:

@@ -35,7 +35,7 @@ def format_summary(graph: Graph, title: str = "model", analysis: Analysis | None
     def line(cells: tuple[str, ...]) -> str:
         padded = [
             cell.rjust(width) if i == 2 else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths))
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
         ]
         return "   ".join(padded).rstrip()
 
