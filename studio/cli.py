@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from studio import __version__
 
@@ -65,6 +66,48 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from codegen import CodegenError
+    from codegen.verify import verify_project
+
+    project = _load(args.project)
+    if project is None:
+        return UNREADABLE
+    try:
+        report = verify_project(project, seed=args.seed, batch=args.batch_size)
+    except CodegenError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return PROBLEMS
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    return OK if report.ok else PROBLEMS
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from codegen import CodegenError, generate
+    from studio.project import write_text_atomic
+
+    project = _load(args.project)
+    if project is None:
+        return UNREADABLE
+    try:
+        code = generate(project, args.framework)
+    except CodegenError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return PROBLEMS
+    if args.output in (None, "-"):
+        sys.stdout.write(code.source)
+        return OK
+    try:
+        write_text_atomic(Path(args.output), code.source)
+    except OSError as error:
+        print(f"error: cannot write {args.output}: {error.strerror}", file=sys.stderr)
+        return UNREADABLE
+    print(f"wrote {args.output}", file=sys.stderr)
+    return OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="studio",
@@ -89,6 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("project")
     summary.set_defaults(func=cmd_summary)
 
+    verify = commands.add_parser(
+        "verify", help="prove the generated Keras and PyTorch models equivalent (exit 0) or not (exit 1)"
+    )
+    verify.add_argument("project")
+    verify.add_argument("--json", action="store_true", help="print the figures as JSON")
+    verify.add_argument("--seed", type=int, default=0, help="seed of the random batch (default 0)")
+    verify.add_argument("--batch-size", type=int, default=4, help="size of the random batch (default 4)")
+    verify.set_defaults(func=cmd_verify)
+
+    export = commands.add_parser("export", help="write the generated Keras or PyTorch program")
+    export.add_argument("project")
+    export.add_argument("--framework", required=True, choices=("keras", "pytorch"))
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.set_defaults(func=cmd_export)
     return parser
 
 
