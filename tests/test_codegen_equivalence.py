@@ -28,56 +28,125 @@ def case(name: str, project) -> None:
 for act in ACTIVATIONS:
     case(f"dense-{act}", chain([6], ("Dense", {"units": 5, "activation": act})))
 case("dense-no-bias-on-sequence", chain([4, 6], ("Dense", {"units": 3, "use_bias": False})))
-case("dense-on-image", chain([5, 5, 3], ("Conv2D", {"filters": 4, "padding": "same"}), ("Dense", {"units": 2})))
+case(
+    "dense-on-image", chain([5, 5, 3], ("Conv2D", {"filters": 4, "padding": "same"}), ("Dense", {"units": 2}))
+)
 for act in ACTIVATIONS[1:]:
-    case(f"activation-{act}-on-image", chain([5, 5, 3], ("Conv2D", {"filters": 4}), ("Activation", {"activation": act})))
+    case(
+        f"activation-{act}-on-image",
+        chain([5, 5, 3], ("Conv2D", {"filters": 4}), ("Activation", {"activation": act})),
+    )
 case("activation-leaky-0.3", chain([6], ("Activation", {"activation": "leaky_relu", "negative_slope": 0.3})))
 case("activation-elu-0.5", chain([6], ("Activation", {"activation": "elu", "alpha": 0.5})))
 case("activation-softmax-sequence", chain([4, 6], ("Activation", {"activation": "softmax"})))
 case("dropout", chain([6], ("Dense", {"units": 8}), ("Dropout", {"rate": 0.4}), ("Dense", {"units": 2})))
 
 # ----- convolutions -------------------------------------------------------------------
-for padding, stride, kernel, length in itertools.product(("valid", "same", "causal"), (1, 2), (2, 3), (9, 10)):
+for padding, stride, kernel, length in itertools.product(
+    ("valid", "same", "causal"), (1, 2), (2, 3), (9, 10)
+):
     case(
         f"conv1d-{padding}-s{stride}-k{kernel}-n{length}",
-        chain([length, 3], ("Conv1D", {"filters": 4, "kernel_size": kernel, "strides": stride, "padding": padding})),
+        chain(
+            [length, 3],
+            ("Conv1D", {"filters": 4, "kernel_size": kernel, "strides": stride, "padding": padding}),
+        ),
     )
 for padding in ("valid", "same", "causal"):
-    case(f"conv1d-{padding}-dilated", chain([12, 2], ("Conv1D", {"filters": 3, "kernel_size": 3, "padding": padding, "dilation_rate": 2})))
+    case(
+        f"conv1d-{padding}-dilated",
+        chain([12, 2], ("Conv1D", {"filters": 3, "kernel_size": 3, "padding": padding, "dilation_rate": 2})),
+    )
 for padding, stride, kernel, size in itertools.product(("valid", "same"), (1, 2), (2, 3), (7, 8)):
     case(
         f"conv2d-{padding}-s{stride}-k{kernel}-n{size}",
-        chain([size, size + 1, 3], ("Conv2D", {"filters": 4, "kernel_size": kernel, "strides": stride, "padding": padding})),
+        chain(
+            [size, size + 1, 3],
+            ("Conv2D", {"filters": 4, "kernel_size": kernel, "strides": stride, "padding": padding}),
+        ),
     )
-case("conv2d-rect-kernel-strides", chain([9, 8, 2], ("Conv2D", {"filters": 3, "kernel_size": [3, 2], "strides": [2, 1], "padding": "same"})))
-case("conv2d-dilated-same", chain([9, 9, 2], ("Conv2D", {"filters": 3, "kernel_size": 3, "padding": "same", "dilation_rate": 2})))
-case("conv2d-no-bias-relu", chain([6, 6, 2], ("Conv2D", {"filters": 3, "use_bias": False, "activation": "relu"})))
+case(
+    "conv2d-rect-kernel-strides",
+    chain([9, 8, 2], ("Conv2D", {"filters": 3, "kernel_size": [3, 2], "strides": [2, 1], "padding": "same"})),
+)
+case(
+    "conv2d-dilated-same",
+    chain([9, 9, 2], ("Conv2D", {"filters": 3, "kernel_size": 3, "padding": "same", "dilation_rate": 2})),
+)
+case(
+    "conv2d-no-bias-relu",
+    chain([6, 6, 2], ("Conv2D", {"filters": 3, "use_bias": False, "activation": "relu"})),
+)
 for padding, stride, kernel in itertools.product(("valid", "same"), (1, 2, 3), (2, 3, 4)):
     case(
         f"conv2d-transpose-{padding}-s{stride}-k{kernel}",
-        chain([5, 4, 3], ("Conv2DTranspose", {"filters": 2, "kernel_size": kernel, "strides": stride, "padding": padding})),
+        chain(
+            [5, 4, 3],
+            ("Conv2DTranspose", {"filters": 2, "kernel_size": kernel, "strides": stride, "padding": padding}),
+        ),
     )
 for padding, stride, multiplier in itertools.product(("valid", "same"), (1, 2), (1, 2)):
     case(
         f"depthwise-{padding}-s{stride}-m{multiplier}",
-        chain([7, 8, 3], ("DepthwiseConv2D", {"kernel_size": 3, "strides": stride, "padding": padding, "depth_multiplier": multiplier})),
+        chain(
+            [7, 8, 3],
+            (
+                "DepthwiseConv2D",
+                {"kernel_size": 3, "strides": stride, "padding": padding, "depth_multiplier": multiplier},
+            ),
+        ),
     )
     case(
         f"separable-{padding}-s{stride}-m{multiplier}",
-        chain([7, 8, 3], ("SeparableConv2D", {"filters": 4, "kernel_size": 3, "strides": stride, "padding": padding, "depth_multiplier": multiplier})),
+        chain(
+            [7, 8, 3],
+            (
+                "SeparableConv2D",
+                {
+                    "filters": 4,
+                    "kernel_size": 3,
+                    "strides": stride,
+                    "padding": padding,
+                    "depth_multiplier": multiplier,
+                },
+            ),
+        ),
     )
-case("separable-no-bias-dilated", chain([9, 9, 2], ("SeparableConv2D", {"filters": 3, "padding": "same", "dilation_rate": 2, "use_bias": False})))
+case(
+    "separable-no-bias-dilated",
+    chain(
+        [9, 9, 2],
+        ("SeparableConv2D", {"filters": 3, "padding": "same", "dilation_rate": 2, "use_bias": False}),
+    ),
+)
 
 # ----- pooling ------------------------------------------------------------------------
-for kind, padding, pool, stride in itertools.product(("MaxPooling2D", "AveragePooling2D"), ("valid", "same"), (2, 3), (None, 1, 2)):
+for kind, padding, pool, stride in itertools.product(
+    ("MaxPooling2D", "AveragePooling2D"), ("valid", "same"), (2, 3), (None, 1, 2)
+):
     case(
         f"{kind}-{padding}-p{pool}-s{stride}",
-        chain([7, 8, 2], (kind, {"pool_size": pool, "strides": None if stride is None else [stride, stride], "padding": padding})),
+        chain(
+            [7, 8, 2],
+            (
+                kind,
+                {
+                    "pool_size": pool,
+                    "strides": None if stride is None else [stride, stride],
+                    "padding": padding,
+                },
+            ),
+        ),
     )
-for kind, padding, pool, stride in itertools.product(("MaxPooling1D", "AveragePooling1D"), ("valid", "same"), (2, 3), (None, 2)):
+for kind, padding, pool, stride in itertools.product(
+    ("MaxPooling1D", "AveragePooling1D"), ("valid", "same"), (2, 3), (None, 2)
+):
     case(
         f"{kind}-{padding}-p{pool}-s{stride}",
-        chain([9, 3], (kind, {"pool_size": pool, "strides": None if stride is None else [stride], "padding": padding})),
+        chain(
+            [9, 3],
+            (kind, {"pool_size": pool, "strides": None if stride is None else [stride], "padding": padding}),
+        ),
     )
 for kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
     case(kind, chain([5, 6, 3], (kind, {}), ("Dense", {"units": 2})))
@@ -95,7 +164,9 @@ case("layernorm-no-center", chain([7, 3], ("LayerNormalization", {"center": Fals
 case("layernorm-no-affine", chain([7, 3], ("LayerNormalization", {"center": False, "scale": False})))
 
 # ----- sequences ----------------------------------------------------------------------
-for kind, bidirectional, sequences in itertools.product(("SimpleRNN", "LSTM", "GRU"), (False, True), (False, True)):
+for kind, bidirectional, sequences in itertools.product(
+    ("SimpleRNN", "LSTM", "GRU"), (False, True), (False, True)
+):
     case(
         f"{kind}-bi{bidirectional}-seq{sequences}",
         chain([5, 3], (kind, {"units": 4, "bidirectional": bidirectional, "return_sequences": sequences})),
@@ -110,9 +181,20 @@ case(
         ("out", "Dense", {"units": 2}),
     ),
 )
-case("stacked-gru-conv1d", chain([10, 3], ("Conv1D", {"filters": 4, "kernel_size": 3}), ("GRU", {"units": 5, "return_sequences": True}), ("Conv1D", {"filters": 2, "kernel_size": 2})))
+case(
+    "stacked-gru-conv1d",
+    chain(
+        [10, 3],
+        ("Conv1D", {"filters": 4, "kernel_size": 3}),
+        ("GRU", {"units": 5, "return_sequences": True}),
+        ("Conv1D", {"filters": 2, "kernel_size": 2}),
+    ),
+)
 case("mha-self", chain([5, 8], ("MultiHeadAttention", {"num_heads": 2, "key_dim": 4})))
-case("mha-self-no-bias", chain([5, 8], ("MultiHeadAttention", {"num_heads": 4, "key_dim": 2, "use_bias": False})))
+case(
+    "mha-self-no-bias",
+    chain([5, 8], ("MultiHeadAttention", {"num_heads": 4, "key_dim": 2, "use_bias": False})),
+)
 case(
     "mha-cross-value-dims",
     make_project(
@@ -175,22 +257,60 @@ case(
 )
 
 # ----- reshaping ----------------------------------------------------------------------
-case("flatten-dense", chain([4, 5, 3], ("Conv2D", {"filters": 2, "padding": "same"}), ("Flatten", {}), ("Dense", {"units": 3})))
+case(
+    "flatten-dense",
+    chain([4, 5, 3], ("Conv2D", {"filters": 2, "padding": "same"}), ("Flatten", {}), ("Dense", {"units": 3})),
+)
 case(
     "flatten-dropout-dense",
-    chain([4, 5, 3], ("Conv2D", {"filters": 2}), ("Flatten", {}), ("Dropout", {"rate": 0.2}), ("Activation", {"activation": "relu"}), ("Dense", {"units": 3})),
+    chain(
+        [4, 5, 3],
+        ("Conv2D", {"filters": 2}),
+        ("Flatten", {}),
+        ("Dropout", {"rate": 0.2}),
+        ("Activation", {"activation": "relu"}),
+        ("Dense", {"units": 3}),
+    ),
 )
 case("flatten-output", chain([4, 5, 3], ("Conv2D", {"filters": 2}), ("Flatten", {})))
 case("flatten-sequence", chain([6, 3], ("Conv1D", {"filters": 2}), ("Flatten", {}), ("Dense", {"units": 3})))
-case("reshape-to-image", chain([6], ("Dense", {"units": 32}), ("Reshape", {"target_shape": [4, 4, 2]}), ("Conv2D", {"filters": 3, "padding": "same"})))
-case("reshape-image-to-sequence", chain([4, 4, 2], ("Conv2D", {"filters": 3, "padding": "same"}), ("Reshape", {"target_shape": [-1, 3]}), ("LSTM", {"units": 2})))
+case(
+    "reshape-to-image",
+    chain(
+        [6],
+        ("Dense", {"units": 32}),
+        ("Reshape", {"target_shape": [4, 4, 2]}),
+        ("Conv2D", {"filters": 3, "padding": "same"}),
+    ),
+)
+case(
+    "reshape-image-to-sequence",
+    chain(
+        [4, 4, 2],
+        ("Conv2D", {"filters": 3, "padding": "same"}),
+        ("Reshape", {"target_shape": [-1, 3]}),
+        ("LSTM", {"units": 2}),
+    ),
+)
 case("permute-sequence", chain([5, 3], ("Permute", {"dims": [2, 1]}), ("Dense", {"units": 2})))
 case("permute-image", chain([4, 5, 3], ("Conv2D", {"filters": 2}), ("Permute", {"dims": [3, 1, 2]})))
 for interpolation in ("nearest", "bilinear"):
-    case(f"upsampling-{interpolation}", chain([3, 4, 2], ("UpSampling2D", {"size": [2, 3], "interpolation": interpolation}), ("Conv2D", {"filters": 2})))
-case("zero-padding", chain([4, 4, 2], ("ZeroPadding2D", {"padding": [1, 2, 0, 3]}), ("Conv2D", {"filters": 2})))
+    case(
+        f"upsampling-{interpolation}",
+        chain(
+            [3, 4, 2],
+            ("UpSampling2D", {"size": [2, 3], "interpolation": interpolation}),
+            ("Conv2D", {"filters": 2}),
+        ),
+    )
+case(
+    "zero-padding", chain([4, 4, 2], ("ZeroPadding2D", {"padding": [1, 2, 0, 3]}), ("Conv2D", {"filters": 2}))
+)
 case("cropping", chain([6, 7, 2], ("Cropping2D", {"cropping": [1, 0, 2, 1]}), ("Conv2D", {"filters": 2})))
-case("rescaling", chain([4, 4, 1], ("Rescaling", {"scale": 1 / 255, "offset": -0.5}), ("Conv2D", {"filters": 2})))
+case(
+    "rescaling",
+    chain([4, 4, 1], ("Rescaling", {"scale": 1 / 255, "offset": -0.5}), ("Conv2D", {"filters": 2})),
+)
 
 # ----- multi-input, multi-output ------------------------------------------------------
 case(
