@@ -12,6 +12,8 @@ import keyword
 import re
 import unicodedata
 
+BUILTINS = frozenset(dir(builtins))
+
 # Names that the generated programs use for modules and helpers.
 RESERVED = frozenset(
     {
@@ -43,7 +45,7 @@ def to_identifier(name: str) -> str:
         text = "layer"
     if text[0].isdigit():
         text = f"layer_{text}"
-    if keyword.iskeyword(text) or keyword.issoftkeyword(text) or text in dir(builtins) or text in RESERVED:
+    if keyword.iskeyword(text) or keyword.issoftkeyword(text) or text in BUILTINS or text in RESERVED:
         text = f"{text}_"
     return text
 
@@ -54,7 +56,7 @@ def to_class_name(name: str) -> str:
     text = "".join(word[:1].upper() + word[1:].lower() for word in words) or "Model"
     if text[0].isdigit():
         text = f"Model{text}"
-    if keyword.iskeyword(text) or text in dir(builtins) or text in RESERVED:
+    if keyword.iskeyword(text) or text in BUILTINS or text in RESERVED:
         text = f"{text}Model"
     return text
 

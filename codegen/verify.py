@@ -350,7 +350,9 @@ def _sgd_step(
         )
     if variables:  # a model of pooling and reshaping only has nothing to update
         gradients = tape.gradient(keras_loss, variables)
-        keras.optimizers.SGD(learning_rate=LEARNING_RATE).apply_gradients(zip(gradients, variables, strict=True))
+        keras.optimizers.SGD(learning_rate=LEARNING_RATE).apply_gradients(
+            zip(gradients, variables, strict=True)
+        )
 
     model = models.torch_model
     model.train()

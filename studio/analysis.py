@@ -86,7 +86,8 @@ def _check_cycles(graph: Graph, result: Analysis) -> None:
 
 def _infer_shapes(graph: Graph, result: Analysis) -> None:
     in_cycle = {problem.node_id for problem in result.problems}
-    acyclic = graph.networkx().subgraph([n for n in graph.networkx() if n not in in_cycle])
+    nxg = graph.networkx()
+    acyclic = nxg.subgraph([n for n in nxg if n not in in_cycle]) if in_cycle else nxg
     result.order = list(nx.lexicographical_topological_sort(acyclic, key=_insertion_key(graph)))
     for node_id in in_cycle:
         result.shapes[node_id] = None
@@ -108,7 +109,10 @@ def _infer_node(graph: Graph, node_id: str, result: Analysis) -> None:
     result.params[node_id] = result.torch_params[node_id] = ParamCount()
     result.dtypes[node_id] = node.params.get("dtype", "float32") if spec.is_source else "float32"
 
-    sources = graph.inputs_of(node_id)
+    edges = graph.input_edges(node_id)
+    sources: list[str | None] = [None] * (edges[-1].port + 1 if edges else 0)
+    for edge in edges:
+        sources[edge.port] = edge.source
     missing = [port for port, source in enumerate(sources) if source is None]
     if len(sources) < spec.min_inputs:
         missing += list(range(len(sources), spec.min_inputs))
@@ -118,7 +122,6 @@ def _infer_node(graph: Graph, node_id: str, result: Analysis) -> None:
         need = _input_count_text(spec.min_inputs, spec.max_inputs)
         result.problems.append(Problem(ERROR, f"{label} {noun} {ports} not connected ({need})", node_id))
         return
-    edges = graph.input_edges(node_id)
     input_shapes = [result.shapes.get(source) for source in sources]
     if any(shape is None for shape in input_shapes):
         return  # an upstream problem was already reported

@@ -13,6 +13,8 @@ MultiHeadAttention's query/value/key).
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -60,6 +62,8 @@ class Graph:
         self.registry = registry
         self.events = GraphEvents()
         self._g = nx.MultiDiGraph()
+        # Port -> source per node: the hot path of analysis reads this, not networkx views.
+        self._ports: dict[str, dict[int, str]] = {}
         self._outputs: list[str] = []
         self._next_id = 1
         self._batch = _BatchState()
@@ -102,10 +106,8 @@ class Graph:
     def input_edges(self, node_id: str) -> list[Edge]:
         """Incoming edges, ordered by port."""
         self.node(node_id)
-        return sorted(
-            (Edge(u, v, key) for u, v, key in self._g.in_edges(node_id, keys=True)),
-            key=lambda edge: edge.port,
-        )
+        ports = self._ports[node_id]
+        return [Edge(ports[port], node_id, port) for port in sorted(ports)]
 
     def output_edges(self, node_id: str) -> list[Edge]:
         self.node(node_id)
@@ -116,13 +118,9 @@ class Graph:
 
         A port in between that has no edge appears as ``None``.
         """
-        edges = self.input_edges(node_id)
-        if not edges:
-            return []
-        sources: list[str | None] = [None] * (edges[-1].port + 1)
-        for edge in edges:
-            sources[edge.port] = edge.source
-        return sources
+        self.node(node_id)
+        ports = self._ports[node_id]
+        return [ports.get(port) for port in range(max(ports) + 1)] if ports else []
 
     def successors(self, node_id: str) -> list[str]:
         return list(dict.fromkeys(self._g.successors(node_id)))
@@ -147,8 +145,8 @@ class Graph:
         ]
 
     def networkx(self) -> nx.MultiDiGraph:
-        """A read-only view of the underlying networkx graph (edge key = input port)."""
-        return self._g.copy(as_view=True)
+        """The underlying networkx graph (edge key = input port). Read it; never modify it."""
+        return self._g
 
     # ----- editing ------------------------------------------------------------------
 
@@ -188,6 +186,7 @@ class Graph:
             raise ParamError(f"{kind} '{name}': {error}") from None
         node = Node(node_id, kind, name, clean, _position(position))
         self._g.add_node(node_id, node=node)
+        self._ports[node_id] = {}
         self._bump_id(node_id)
         self._emit("node_added", node_id)
         return node
@@ -200,6 +199,7 @@ class Graph:
             if node_id in self._outputs:
                 self.set_outputs([out for out in self._outputs if out != node_id])
             self._g.remove_node(node_id)
+            del self._ports[node_id]
             self._emit("node_removed", node_id)
 
     def rename_node(self, node_id: str, name: str) -> None:
@@ -239,6 +239,7 @@ class Graph:
         if port is None:
             port = self.free_port(target)
         self._g.add_edge(source, target, key=port)
+        self._ports[target][port] = source
         self._emit("edge_added", target, source=source, port=port)
         return Edge(source, target, port)
 
@@ -265,17 +266,17 @@ class Graph:
             raise GraphError(
                 f"{self.label(source)} is already connected to input {port + 1} of {self.label(target)}"
             )
-        occupied = [edge for edge in self.input_edges(target) if edge.port == port]
-        if occupied:
+        occupant = self._ports[target].get(port)
+        if occupant is not None:
             raise GraphError(
-                f"input {port + 1} of {self.label(target)} is already connected to {self.label(occupied[0].source)}"
+                f"input {port + 1} of {self.label(target)} is already connected to {self.label(occupant)}"
             )
         if nx.has_path(self._g, target, source):
             raise GraphError(f"connecting {self.label(source)} to {self.label(target)} would create a cycle")
 
     def free_port(self, target: str) -> int:
         """The lowest input port of ``target`` with no edge."""
-        used = {edge.port for edge in self.input_edges(target)}
+        used = self._ports[target]
         port = 0
         while port in used:
             port += 1
@@ -283,12 +284,13 @@ class Graph:
 
     def disconnect(self, target: str, port: int) -> Edge:
         """Remove the edge into ``target``'s input ``port``."""
-        for edge in self.input_edges(target):
-            if edge.port == port:
-                self._g.remove_edge(edge.source, target, key=port)
-                self._emit("edge_removed", target, source=edge.source, port=port)
-                return edge
-        raise GraphError(f"input {port + 1} of {self.label(target)} is not connected")
+        self.node(target)
+        source = self._ports[target].pop(port, None)
+        if source is None:
+            raise GraphError(f"input {port + 1} of {self.label(target)} is not connected")
+        self._g.remove_edge(source, target, key=port)
+        self._emit("edge_removed", target, source=source, port=port)
+        return Edge(source, target, port)
 
     def set_outputs(self, node_ids: Iterable[str]) -> None:
         """Declare the model's outputs, in order. An empty list means: every sink."""
@@ -323,6 +325,9 @@ class Graph:
             )
         if any(ord(char) < 32 for char in name):
             raise GraphError(f"a layer name may not contain control characters. Received: {name!r}")
+        if any(0xD800 <= ord(char) <= 0xDFFF for char in name):
+            # A lone surrogate cannot be encoded as UTF-8, so the project could not be saved.
+            raise GraphError(f"a layer name may not contain lone surrogate characters. Received: {name!r}")
         if self.find(name) is not None:
             raise GraphError(f"the name {name!r} is already used by {self.label(self.find(name).id)}")
 
@@ -346,8 +351,14 @@ class Graph:
 
 
 def _position(position: Any) -> tuple[float, float]:
+    """``position`` as a pair of finite floats (NaN and infinity could not be saved and read back)."""
     try:
         x, y = position
-        return (float(x), float(y))
-    except (TypeError, ValueError):
-        raise GraphError(f"a position is a pair of numbers [x, y]. Received: {position!r}") from None
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (x, y)):
+            raise TypeError
+        point = (float(x), float(y))
+    except (TypeError, ValueError, OverflowError):
+        point = (math.nan, math.nan)
+    if not all(math.isfinite(v) for v in point):
+        raise GraphError(f"a position is a pair of finite numbers [x, y]. Received: {position!r}")
+    return point
