@@ -29,7 +29,7 @@ def format_summary(graph: Graph, title: str = "model", analysis: Analysis | None
     analysis = analysis or analyze(graph)
     headers = ("Layer (type)", "Output Shape", "Param #", "Connected to")
     rows = summary_rows(graph, analysis)
-    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
+    widths = [max([len(header), *(len(row[i]) for row in rows)]) for i, header in enumerate(headers)]
     rule = "-" * (sum(widths) + 3 * (len(widths) - 1))
 
     def line(cells: tuple[str, ...]) -> str:

@@ -173,7 +173,7 @@ def random_projects(draw) -> Project:
     for _ in range(draw(st.integers(1, 5))):
         rank = len(b.shape())
         {3: image_step, 2: sequence_step, 1: vector_step}[rank](b)
-    if draw(st.booleans()):
+    if len(b.graph) == 1 or draw(st.booleans()):
         finish(b)
     return Project(b.graph, name="fuzzed")
 
