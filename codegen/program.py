@@ -70,6 +70,14 @@ def _header(plan: ModelPlan, framework: str) -> list[str]:
         "",
         "Train it with the project's dataset, or your own arrays (an .npz file with x and y):",
         f"    python {plan.model_name}_{framework}.py --epochs 5 [--data data.npz]",
+        *(
+            [
+                "On several processes or GPUs (DistributedDataParallel):",
+                f"    torchrun --nproc_per_node=2 {plan.model_name}_{framework}.py",
+            ]
+            if framework == "pytorch"
+            else ["On several GPUs or hosts: --strategy mirrored or --strategy multi-worker."]
+        ),
         '"""',
         "",
     ]
@@ -144,9 +152,11 @@ def keras_program(plan: ModelPlan) -> str:
     metrics = '["accuracy"]' if _is_classification(training) else "[]"
     lines = _header(plan, "keras") + [
         "import argparse",
+        "import contextlib",
         "",
         "import keras",
         "import numpy as np",
+        "import tensorflow as tf",
         "from keras import layers",
         *(["from sklearn import datasets"] if training.dataset in SKLEARN_DATASETS else []),
         "",
@@ -157,11 +167,22 @@ def keras_program(plan: ModelPlan) -> str:
         *_load_data(plan, "keras"),
         "",
         "",
+        "def distribution_scope(args):",
+        '    """A tf.distribute strategy for several GPUs or hosts, else a device scope."""',
+        '    if args.strategy == "mirrored":',
+        "        return tf.distribute.MirroredStrategy().scope()",
+        '    if args.strategy == "multi-worker":',
+        "        return tf.distribute.MultiWorkerMirroredStrategy().scope()",
+        '    if args.device == "auto":',
+        "        return contextlib.nullcontext()",
+        "    return keras.device(args.device)",
+        "",
+        "",
         "def main():",
         *_arguments(plan, "model.keras"),
         "    (x_train, y_train), (x_val, y_val) = load_data(args.data)",
         "    keras.utils.set_random_seed(args.seed)",
-        "    with keras.device(args.device):",
+        "    with distribution_scope(args):",
         "        model = build_model()",
         "        model.compile(",
         f"            optimizer={KERAS_OPTIMIZERS[training.optimizer]},",
@@ -187,22 +208,30 @@ def keras_program(plan: ModelPlan) -> str:
 
 
 def _arguments(plan: ModelPlan, default_out: str) -> list[str]:
+    """The argparse block of ``main()``, one statement per flag."""
     training = plan.project.training
-    device_help = "cpu, gpu or auto" if default_out.endswith(".keras") else "cpu, cuda, mps or auto"
-    default_device = '"cpu"' if default_out.endswith(".keras") else '"auto"'
-    parser = Block(1)
-    parser.statement("parser = argparse.ArgumentParser", [f"description={py(f'Train {plan.name}.')}"])
-    return [
-        *parser.lines,
-        f'    parser.add_argument("--epochs", type=int, default={training.epochs})',
-        f'    parser.add_argument("--batch-size", type=int, default={training.batch_size})',
-        f'    parser.add_argument("--lr", type=float, default={py(training.learning_rate)})',
-        f'    parser.add_argument("--seed", type=int, default={training.seed})',
-        f'    parser.add_argument("--device", default={default_device}, help="{device_help}")',
-        '    parser.add_argument("--data", help=".npz file with arrays x and y")',
-        f'    parser.add_argument("--out", default="{default_out}")',
-        "    args = parser.parse_args()",
+    keras = default_out.endswith(".keras")
+    flags = [
+        ['"--epochs"', "type=int", f"default={training.epochs}"],
+        ['"--batch-size"', "type=int", f"default={training.batch_size}"],
+        ['"--lr"', "type=float", f"default={py(training.learning_rate)}"],
+        ['"--seed"', "type=int", f"default={training.seed}"],
+        [
+            '"--device"',
+            'default="auto"',
+            f'help="{"auto, cpu or gpu" if keras else "auto, cpu, cuda:N or mps"}"',
+        ],
+        ['"--data"', 'help=".npz file with arrays x and y"'],
+        ['"--out"', f'default="{default_out}"'],
     ]
+    if keras:
+        flags.insert(5, ['"--strategy"', 'default="none"', 'choices=["none", "mirrored", "multi-worker"]'])
+    block = Block(1)
+    block.statement("parser = argparse.ArgumentParser", [f"description={py(f'Train {plan.name}.')}"])
+    for flag in flags:
+        block.statement("parser.add_argument", flag)
+    block.line("args = parser.parse_args()")
+    return block.lines
 
 
 def torch_program(plan: ModelPlan) -> str:
@@ -211,13 +240,16 @@ def torch_program(plan: ModelPlan) -> str:
     module = emit_module(plan)
     lines = _header(plan, "pytorch") + [
         "import argparse",
+        "import os",
         "",
         "import numpy as np",
         "import torch",
+        "import torch.distributed as dist",
         *(["import torch.nn.functional as F"] if any("F." in line for line in module) else []),
         *(["from sklearn import datasets"] if training.dataset in SKLEARN_DATASETS else []),
         "from torch import nn",
-        "from torch.utils.data import DataLoader, TensorDataset",
+        "from torch.nn.parallel import DistributedDataParallel",
+        "from torch.utils.data import DataLoader, DistributedSampler, TensorDataset",
         "",
         "",
         *module,
@@ -244,21 +276,40 @@ def torch_program(plan: ModelPlan) -> str:
         "    return total_loss / count, correct / count",
         "",
         "",
+        "def setup_device(requested):",
+        '    """Pick the device; under torchrun, join the process group (gloo on CPU, nccl on GPU)."""',
+        '    if requested == "auto":',
+        '        requested = "cuda" if torch.cuda.is_available() else "cpu"',
+        "    device = torch.device(requested)",
+        '    distributed = "WORLD_SIZE" in os.environ',
+        "    if distributed:",
+        '        if device.type == "cuda":',
+        '            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))',
+        "            torch.cuda.set_device(device)",
+        '        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")',
+        "    return device, distributed",
+        "",
+        "",
         "def main():",
         *_arguments(plan, "model.pt"),
         "    torch.manual_seed(args.seed)",
-        '    if args.device == "auto":',
-        '        args.device = "cuda" if torch.cuda.is_available() else "cpu"',
-        "    device = torch.device(args.device)",
+        "    device, distributed = setup_device(args.device)",
         "    (x_train, y_train), (x_val, y_val) = load_data(args.data)",
         "    train_set = TensorDataset(torch.from_numpy(x_train), torch.from_numpy(y_train))",
         "    val_set = TensorDataset(torch.from_numpy(x_val), torch.from_numpy(y_val))",
-        "    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True)",
+        "    sampler = DistributedSampler(train_set, seed=args.seed) if distributed else None",
+        "    train_loader = DataLoader(",
+        "        train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler",
+        "    )",
         "    val_loader = DataLoader(val_set, batch_size=args.batch_size)",
         "    model = build_model().to(device)",
+        "    if distributed:",
+        "        model = DistributedDataParallel(model)",
         f"    optimizer = {TORCH_OPTIMIZERS[training.optimizer]}",
         f"    loss_fn = {TORCH_LOSSES[training.loss]}",
         "    for epoch in range(args.epochs):",
+        "        if sampler is not None:",
+        "            sampler.set_epoch(epoch)",
         "        model.train()",
         "        for x, y in train_loader:",
         "            x, y = x.to(device), y.to(device)",
@@ -277,8 +328,12 @@ def torch_program(plan: ModelPlan) -> str:
                 '        print(f"epoch {epoch + 1}: val_loss {val_loss:.4f}")',
             ]
         ),
-        "    torch.save(model.state_dict(), args.out)",
-        '    print(f"saved the trained weights to {args.out}")',
+        "    if not distributed or dist.get_rank() == 0:",
+        "        weights = model.module.state_dict() if distributed else model.state_dict()",
+        "        torch.save(weights, args.out)",
+        '        print(f"saved the trained weights to {args.out}")',
+        "    if distributed:",
+        "        dist.destroy_process_group()",
         "",
         "",
         'if __name__ == "__main__":',

@@ -182,3 +182,58 @@ def test_generated_training_script_runs_one_epoch(tmp_path, example, framework):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert weights.exists() and weights.stat().st_size > 0
+
+
+def _run_script(tmp_path: Path, command: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={
+            "KERAS_BACKEND": "tensorflow",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PATH": "/usr/bin:/bin",
+            "OMP_NUM_THREADS": "1",
+        },
+    )
+
+
+def test_pytorch_script_trains_under_torchrun_with_two_cpu_processes(tmp_path):
+    project = load_project(ROOT / "assets/examples/lenet_digits.layers.json")
+    code = generate(project, "pytorch")
+    script = tmp_path / code.filename
+    script.write_text(code.source)
+    data = _tiny_dataset(tmp_path, project)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    result = _run_script(
+        tmp_path,
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            str(script),
+            "--epochs",
+            "2",
+            "--data",
+            str(data),
+        ],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("epoch 2:") == 2  # both ranks trained and evaluated
+    assert (tmp_path / "model.pt").exists()  # written once, by rank 0
+
+
+def test_keras_script_trains_under_a_mirrored_strategy(tmp_path):
+    project = load_project(ROOT / "assets/examples/mlp_iris.layers.json")
+    code = generate(project, "keras")
+    script = tmp_path / code.filename
+    script.write_text(code.source)
+    data = _tiny_dataset(tmp_path, project)
+    result = _run_script(
+        tmp_path,
+        [sys.executable, str(script), "--epochs", "1", "--strategy", "mirrored", "--data", str(data)],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "model.keras").exists()
