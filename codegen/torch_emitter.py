@@ -351,9 +351,11 @@ def _merge(layer: LayerPlan, xs: list[str]) -> TorchCode:
         return TorchCode(steps=[" * ".join(xs)])
     if kind == "Average":
         return TorchCode(steps=[f"({' + '.join(xs)}) / {len(xs)}"])
-    if len(xs) == 2:
-        return TorchCode(steps=[f"torch.maximum({xs[0]}, {xs[1]})"])
-    return TorchCode(steps=[f"torch.stack([{', '.join(xs)}]).amax(dim=0)"])
+    # Keras's maximum sends the gradient of a tie to the earlier input (torch.maximum
+    # would split it), so chain torch.where the way Keras chains its maximum.
+    steps = [f"torch.where({xs[0]} >= {xs[1]}, {xs[0]}, {xs[1]})"]
+    steps += [f"torch.where({{ident}} >= {x}, {{ident}}, {x})" for x in xs[2:]]
+    return TorchCode(steps=steps)
 
 
 def torch_axis(keras_axis: int, rank: int, layout: str) -> int:

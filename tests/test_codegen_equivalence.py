@@ -225,6 +225,17 @@ for kind in ("Add", "Multiply", "Average", "Maximum"):
             ("merge", kind, {}, "a", "b", "c"),
         ),
     )
+# Zero padding makes exact ties (a zero-bias conv over zeros is zero): Keras sends
+# a tie's gradient to the first input, so the SGD step catches torch.maximum's split.
+case(
+    "maximum-ties-after-zero-padding",
+    make_project(
+        ("x", "Input", {"shape": [4, 4, 2]}),
+        ("pad", "ZeroPadding2D", {"padding": [2, 2, 2, 2]}, "x"),
+        ("conv", "Conv2D", {"filters": 2, "padding": "same"}, "pad"),
+        ("max", "Maximum", {}, "conv", "pad", "conv"),
+    ),
+)
 case(
     "subtract-order",
     make_project(

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from codegen.verify import verify_project
 from studio.analysis import analyze
 from studio.catalog.base import ACTIVATIONS
 from studio.graph import Graph
-from studio.project import Project
+from studio.project import Project, dumps_project
 
 EXAMPLES = int(os.environ.get("STUDIO_FUZZ_EXAMPLES", "12"))
 
@@ -181,6 +181,7 @@ def random_projects(draw) -> Project:
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_projects())
 def test_random_graphs_are_equivalent(project):
+    note(dumps_project(project))
     analysis = analyze(project.graph)
     assert analysis.is_valid, [str(p) for p in analysis.problems]
     report = verify_project(project)
