@@ -1,0 +1,133 @@
+"""The code view: debounced regeneration, explanations instead of code, copy and export."""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+
+import pytest
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QPlainTextEdit
+
+from widgets.code_view import CodeView
+from widgets.codegen_bridge import UNAVAILABLE
+from widgets.document import Document
+from widgets.highlighter import PythonHighlighter
+
+
+class FakeCodegenError(Exception):
+    pass
+
+
+def fake_codegen(monkeypatch, generate=None) -> None:
+    """Replace the codegen package: without ``generate``, or with a given one."""
+    module = types.ModuleType("codegen")
+    module.CodegenError = FakeCodegenError
+    if generate is not None:
+        module.generate = generate
+    monkeypatch.setitem(sys.modules, "codegen", module)
+
+
+def echo_generate(project, framework):
+    names = ", ".join(node.name for node in project.graph.nodes)
+    return types.SimpleNamespace(source=f"# {framework}\nmodel = build({names!r})\n")
+
+
+@pytest.fixture
+def valid_document(qapp):
+    document = Document()
+    graph = document.graph
+    graph.set_params(graph.input_nodes[0], {"shape": (4,)})
+    dense = graph.add_node("Dense")
+    graph.connect(graph.input_nodes[0], dense.id)
+    return document
+
+
+def make_view(qtbot, document) -> CodeView:
+    view = CodeView(document)
+    qtbot.addWidget(view)
+    return view
+
+
+def test_without_codegen_says_it_is_not_available(qtbot, valid_document, monkeypatch):
+    fake_codegen(monkeypatch)
+    view = make_view(qtbot, valid_document)
+    assert UNAVAILABLE in view.text("keras") and UNAVAILABLE in view.text("pytorch")
+    assert not view.copy_button.isEnabled() and not view.export_button.isEnabled()
+
+
+def test_regenerates_within_200_ms_of_an_edit(qtbot, valid_document, monkeypatch):
+    fake_codegen(monkeypatch, echo_generate)
+    view = make_view(qtbot, valid_document)
+    assert view.text("keras") == "# keras\nmodel = build('input, dense')\n"
+    started = time.perf_counter()
+    with qtbot.waitSignal(view.regenerated, timeout=1000):
+        valid_document.graph.rename_node(valid_document.graph.nodes[1].id, "head")
+    assert time.perf_counter() - started < 0.2
+    assert "head" in view.text("keras") and "head" in view.text("pytorch")
+
+
+def test_edits_in_a_burst_regenerate_once(qtbot, valid_document, monkeypatch):
+    calls = []
+
+    def counting(project, framework):
+        calls.append(framework)
+        return echo_generate(project, framework)
+
+    fake_codegen(monkeypatch, counting)
+    view = make_view(qtbot, valid_document)
+    calls.clear()
+    with qtbot.waitSignal(view.regenerated, timeout=1000):
+        for units in range(1, 11):
+            valid_document.graph.set_params(valid_document.graph.nodes[1].id, {"units": units})
+    assert calls == ["keras", "pytorch"]
+
+
+def test_invalid_graph_shows_the_problems(qtbot, valid_document, monkeypatch):
+    fake_codegen(monkeypatch, echo_generate)
+    view = make_view(qtbot, valid_document)
+    with qtbot.waitSignal(view.regenerated, timeout=1000):
+        valid_document.graph.disconnect(valid_document.graph.nodes[1].id, 0)
+    text = view.text("keras")
+    assert text.startswith("# The model cannot be turned into code")
+    assert "not connected" in text
+    assert not view.results["keras"].ok
+
+
+def test_codegen_error_is_shown(qtbot, valid_document, monkeypatch):
+    def failing(project, framework):
+        raise FakeCodegenError("Dense 'dense': not supported")
+
+    fake_codegen(monkeypatch, failing)
+    view = make_view(qtbot, valid_document)
+    assert "Cannot generate Keras code" in view.text("keras")
+    assert "not supported" in view.text("pytorch")
+
+
+def test_copy_and_export(qtbot, valid_document, monkeypatch, tmp_path):
+    fake_codegen(monkeypatch, echo_generate)
+    view = make_view(qtbot, valid_document)
+    view.tabs.setCurrentIndex(1)
+    view.copy_current()
+    assert QGuiApplication.clipboard().text().startswith("# pytorch")
+    target = tmp_path / "model.py"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(target), ""))
+    assert view.export_current() == target
+    assert target.read_text(encoding="utf-8") == "# pytorch\nmodel = build('input, dense')\n"
+
+
+def test_highlighter_colours_python(qtbot):
+    editor = QPlainTextEdit()
+    qtbot.addWidget(editor)
+    document = editor.document()
+    highlighter = PythonHighlighter(document)
+    editor.setPlainText('def build(self):\n    return "x"  # done\n"""doc\nstring"""\n')
+    first = document.firstBlock().layout().formats()
+    colors = {fmt.format.foreground().color().name() for fmt in first}
+    assert highlighter.formats["keyword"].foreground().color().name() in colors
+    assert highlighter.formats["definition"].foreground().color().name() in colors
+    third = document.findBlockByNumber(3)
+    assert document.findBlockByNumber(2).userState() == 1  # inside a docstring
+    assert third.userState() == 0  # closed again
+    assert third.layout().formats()[0].format.foreground() == highlighter.formats["string"].foreground()

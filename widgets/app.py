@@ -1,0 +1,103 @@
+"""Start the desktop app: ``run_app(project_path, screenshot=None) -> exit code``.
+
+Nothing here imports torch, TensorFlow or Keras: the window opens fast and
+code generation imports only what it needs, when it needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+APP_NAME = "Layer Studio"
+ORGANIZATION = "LayerStudio"
+SCREENSHOT_SETTLE_MS = 150
+
+log = logging.getLogger("layer_studio")
+
+
+def create_application(argv: list[str] | None = None) -> QApplication:
+    """The QApplication, created once, HiDPI friendly."""
+    app = QApplication.instance()
+    if app is not None:
+        return app
+    from PySide6.QtCore import Qt
+
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    QCoreApplication.setOrganizationName(ORGANIZATION)
+    QCoreApplication.setApplicationName(APP_NAME)
+    app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setApplicationDisplayName(APP_NAME)
+    app.setDesktopFileName("layer-studio")
+    return app
+
+
+def create_main_window(**kwargs):
+    from widgets.icons import app_icon
+    from widgets.main_window import MainWindow
+
+    QApplication.instance().setWindowIcon(app_icon())
+    return MainWindow(**kwargs)
+
+
+def process_events_for(milliseconds: int) -> None:
+    """Run the event loop for a while (layout, paint, debounced timers)."""
+    loop = QEventLoop()
+    QTimer.singleShot(milliseconds, loop.quit)
+    loop.exec()
+
+
+def save_screenshot(window, path: str | os.PathLike) -> bool:
+    """Lay out and paint the window, fit the canvas, then save ``window.grab()`` to ``path``."""
+    window.show()
+    process_events_for(SCREENSHOT_SETTLE_MS)
+    window.view.fit_all()
+    window.code_view.regenerate()
+    process_events_for(SCREENSHOT_SETTLE_MS)
+    target = Path(path)
+    if target.parent and not target.parent.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+    ok = window.grab().save(str(target))
+    if not ok:
+        print(f"error: could not write the screenshot {target}", file=sys.stderr)
+    return ok
+
+
+def run_app(
+    project_path: str | os.PathLike | None = None, screenshot: str | os.PathLike | None = None
+) -> int:
+    """Open the main window (with ``project_path``, else the last project or an example).
+
+    With ``screenshot``, save a PNG of the window once it is painted and return 0.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if screenshot is not None and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = create_application()
+    from widgets.errors import ExceptionHook
+
+    window = create_main_window(restore_layout=screenshot is None)
+    hook = ExceptionHook(window, show_dialog=screenshot is None).install()
+    interactive = screenshot is None
+    window.files.interactive = interactive
+    opened = window.open_initial(project_path, interactive=interactive)
+    try:
+        if screenshot is not None:
+            if not opened:
+                return 2
+            return 0 if save_screenshot(window, screenshot) else 1
+        window.show()
+        QTimer.singleShot(0, window.view.fit_all)  # once the docks are laid out
+        return app.exec()
+    finally:
+        hook.uninstall()
+        if screenshot is not None:
+            window.files.autosaver.stop()
+            window.hide()
+            window.deleteLater()

@@ -1,0 +1,99 @@
+"""Automatic layered layout: longest-path layers, barycenter ordering. No Qt here.
+
+Positions are the top-left corners of the nodes, laid out left to right
+(``"LR"``) or top to bottom (``"TB"``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+LAYER_GAP = 90.0  # free space between two layers
+NODE_GAP = 40.0  # free space between two nodes of one layer
+SWEEPS = 4
+
+
+def longest_path_layers(node_ids: Sequence[str], edges: Iterable[tuple[str, str]]) -> dict[str, int]:
+    """Each node's layer: 0 for sources, else one more than its deepest predecessor."""
+    predecessors: dict[str, list[str]] = defaultdict(list)
+    successors: dict[str, list[str]] = defaultdict(list)
+    for source, target in edges:
+        predecessors[target].append(source)
+        successors[source].append(target)
+    pending = {node_id: len(predecessors[node_id]) for node_id in node_ids}
+    ready = [node_id for node_id in node_ids if pending[node_id] == 0]
+    layer = {node_id: 0 for node_id in ready}
+    while ready:
+        node_id = ready.pop(0)
+        for target in successors[node_id]:
+            layer[target] = max(layer.get(target, 0), layer[node_id] + 1)
+            pending[target] -= 1
+            if pending[target] == 0:
+                ready.append(target)
+    for node_id in node_ids:  # nodes on a cycle (should not happen): put them last
+        layer.setdefault(node_id, max(layer.values(), default=-1) + 1)
+    return layer
+
+
+def order_layers(
+    node_ids: Sequence[str], edges: Sequence[tuple[str, str]], layer: Mapping[str, int]
+) -> list[list[str]]:
+    """Nodes per layer, reordered by the barycenter of their neighbours to reduce crossings."""
+    count = max(layer.values(), default=-1) + 1
+    layers: list[list[str]] = [[] for _ in range(count)]
+    for node_id in node_ids:
+        layers[layer[node_id]].append(node_id)
+    up: dict[str, list[str]] = defaultdict(list)
+    down: dict[str, list[str]] = defaultdict(list)
+    for source, target in edges:
+        up[target].append(source)
+        down[source].append(target)
+    for sweep in range(SWEEPS):
+        indices = range(1, count) if sweep % 2 == 0 else range(count - 2, -1, -1)
+        neighbours = up if sweep % 2 == 0 else down
+        for index in indices:
+            layers[index] = _by_barycenter(layers[index], neighbours, _rank(layers))
+    return layers
+
+
+def _rank(layers: list[list[str]]) -> dict[str, int]:
+    return {node_id: index for nodes in layers for index, node_id in enumerate(nodes)}
+
+
+def _by_barycenter(
+    nodes: list[str], neighbours: Mapping[str, list[str]], rank: Mapping[str, int]
+) -> list[str]:
+    def key(node_id: str) -> float:
+        linked = [rank[other] for other in neighbours.get(node_id, ()) if other in rank]
+        return sum(linked) / len(linked) if linked else rank[node_id]
+
+    return sorted(nodes, key=lambda node_id: (key(node_id), rank[node_id]))
+
+
+def layered_layout(
+    node_ids: Sequence[str],
+    edges: Sequence[tuple[str, str]],
+    sizes: Mapping[str, tuple[float, float]],
+    direction: str = "LR",
+) -> dict[str, tuple[float, float]]:
+    """Top-left position of every node; layers are centred on one axis."""
+    if direction not in ("LR", "TB"):
+        raise ValueError(f"direction must be 'LR' or 'TB'. Received: {direction!r}")
+    layers = order_layers(node_ids, edges, longest_path_layers(node_ids, edges))
+    along, across = (0, 1) if direction == "LR" else (1, 0)
+    positions: dict[str, tuple[float, float]] = {}
+    offset = 0.0
+    for nodes in layers:
+        depth = max((sizes[node_id][along] for node_id in nodes), default=0.0)
+        extent = sum(sizes[node_id][across] for node_id in nodes) + NODE_GAP * (len(nodes) - 1)
+        cursor = -extent / 2
+        for node_id in nodes:
+            size = sizes[node_id]
+            along_pos = offset + (depth - size[along]) / 2
+            point = [0.0, 0.0]
+            point[along], point[across] = along_pos, cursor
+            positions[node_id] = (round(point[0], 1), round(point[1], 1))
+            cursor += size[across] + NODE_GAP
+        offset += depth + LAYER_GAP
+    return positions

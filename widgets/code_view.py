@@ -1,0 +1,147 @@
+"""Generated Keras and PyTorch code, one read-only tab each, refreshed shortly after each edit."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QFontDatabase, QGuiApplication
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QMessageBox,
+    QPlainTextEdit,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from widgets.codegen_bridge import FRAMEWORKS, CodeResult, generate_code
+from widgets.document import Document
+from widgets.highlighter import PythonHighlighter
+from widgets.theme import LIGHT, Theme
+
+DEBOUNCE_MS = 60
+
+
+class CodeView(QWidget):
+    regenerated = Signal()
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("codeViewWidget")
+        self.document = document
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.editors: dict[str, QPlainTextEdit] = {}
+        self.highlighters: dict[str, PythonHighlighter] = {}
+        self.results: dict[str, CodeResult] = {}
+        for framework, title in FRAMEWORKS.items():
+            self.editors[framework] = self._make_editor(framework)
+            self.tabs.addTab(self.editors[framework], title)
+        self.copy_button = QToolButton(text="Copy", toolTip="Copy the code of this tab to the clipboard")
+        self.export_button = QToolButton(text="Export…", toolTip="Save the code of this tab as a Python file")
+        self.copy_button.clicked.connect(self.copy_current)
+        self.export_button.clicked.connect(lambda: self.export_current())
+        self.tabs.setCornerWidget(self._buttons())
+        self.tabs.currentChanged.connect(self._update_buttons)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tabs)
+        self.timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self.timer.timeout.connect(self.regenerate)
+        document.analysisChanged.connect(self.timer.start)
+        document.projectReplaced.connect(self.timer.start)
+        self.regenerate()
+
+    def _make_editor(self, framework: str) -> QPlainTextEdit:
+        editor = QPlainTextEdit(readOnly=True)
+        editor.setObjectName(f"code_{framework}")
+        editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        font.setPointSizeF(max(font.pointSizeF(), 9.5))
+        editor.setFont(font)
+        editor.setTabStopDistance(4 * editor.fontMetrics().horizontalAdvance(" "))
+        self.highlighters[framework] = PythonHighlighter(editor.document())
+        return editor
+
+    def _buttons(self) -> QWidget:
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 4, 0)
+        row.setSpacing(2)
+        row.addWidget(self.copy_button)
+        row.addWidget(self.export_button)
+        return box
+
+    def set_theme(self, theme: Theme = LIGHT) -> None:
+        for highlighter in self.highlighters.values():
+            highlighter.set_theme(theme)
+
+    # ----- content -------------------------------------------------------------------
+
+    def current_framework(self) -> str:
+        return list(FRAMEWORKS)[self.tabs.currentIndex()]
+
+    def text(self, framework: str) -> str:
+        return self.editors[framework].toPlainText()
+
+    def regenerate(self) -> None:
+        self.timer.stop()
+        for framework in FRAMEWORKS:
+            result = generate_code(self.document.project, self.document.analysis, framework)
+            self.results[framework] = result
+            editor = self.editors[framework]
+            wrap = (
+                QPlainTextEdit.LineWrapMode.NoWrap if result.ok else QPlainTextEdit.LineWrapMode.WidgetWidth
+            )
+            editor.setLineWrapMode(wrap)  # code keeps its lines; explanations wrap
+            self._show(editor, result.text)
+        self._update_buttons()
+        self.regenerated.emit()
+
+    @staticmethod
+    def _show(editor: QPlainTextEdit, text: str) -> None:
+        if editor.toPlainText() == text:
+            return
+        scroll = editor.verticalScrollBar().value()
+        editor.setPlainText(text)
+        editor.verticalScrollBar().setValue(scroll)
+
+    def _update_buttons(self) -> None:
+        result = self.results.get(self.current_framework())
+        ok = bool(result and result.ok)
+        self.copy_button.setEnabled(ok)
+        self.export_button.setEnabled(ok)
+
+    # ----- actions -------------------------------------------------------------------
+
+    def copy_current(self) -> None:
+        QGuiApplication.clipboard().setText(self.text(self.current_framework()))
+
+    def export_current(self, path: str | None = None) -> Path | None:
+        """Write the current tab's source to ``path`` (asked for with a file dialog if None)."""
+        framework = self.current_framework()
+        if path is None:
+            suggestion = f"{_slug(self.document.display_name)}_{framework}.py"
+            folder = self.document.path.parent if self.document.path else Path.home()
+            path, _ = QFileDialog.getSaveFileName(
+                self, f"Export {FRAMEWORKS[framework]} code", str(folder / suggestion), "Python source (*.py)"
+            )
+            if not path:
+                return None
+        target = Path(path)
+        try:
+            target.write_text(self.results[framework].text, encoding="utf-8")
+        except OSError as error:
+            QMessageBox.warning(
+                self, "Export failed", f"Could not write {target}:\n{error.strerror or error}"
+            )
+            return None
+        return target
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower() or "model"

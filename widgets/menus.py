@@ -1,0 +1,150 @@
+"""The main window's actions (with standard shortcuts) and menus."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu
+
+from widgets.codegen_bridge import FRAMEWORKS
+
+if TYPE_CHECKING:
+    from widgets.main_window import MainWindow
+
+Key = QKeySequence.StandardKey
+
+
+def _action(
+    window: MainWindow, text: str, slot: Callable, shortcut=None, tip: str = "", checkable=False
+) -> QAction:
+    action = QAction(text, window)
+    if shortcut is not None:
+        shortcuts = shortcut if isinstance(shortcut, list) else [shortcut]
+        action.setShortcuts([QKeySequence(item) for item in shortcuts])
+    if tip:
+        action.setStatusTip(tip)
+    action.setCheckable(checkable)
+    if checkable:
+        action.toggled.connect(slot)
+    else:
+        action.triggered.connect(lambda checked=False: slot())
+    window.addAction(action)  # shortcuts work even when the menu bar is hidden
+    return action
+
+
+def build_actions(window: MainWindow) -> dict[str, QAction]:
+    files, canvas, view = window.files, window.canvas_actions, window.view
+    stack = window.document.undo_stack
+    actions = {
+        "new": _action(window, "&New…", files.new, Key.New, "Start a new project from a template"),
+        "open": _action(window, "&Open…", files.open, Key.Open, "Open a project file"),
+        "save": _action(window, "&Save", files.save, Key.Save, "Save the project"),
+        "save_as": _action(
+            window, "Save &As…", files.save_as, Key.SaveAs, "Save the project under a new name"
+        ),
+        "quit": _action(window, "&Quit", window.close, Key.Quit, "Quit Layer Studio"),
+        "cut": _action(window, "Cu&t", canvas.cut, Key.Cut),
+        "copy": _action(window, "&Copy", canvas.copy, Key.Copy),
+        "paste": _action(window, "&Paste", canvas.paste, Key.Paste),
+        "duplicate": _action(window, "D&uplicate", canvas.duplicate, "Ctrl+D"),
+        "delete": _action(
+            window, "&Delete", canvas.delete_selection, [QKeySequence(Key.Delete), QKeySequence("Backspace")]
+        ),
+        "select_all": _action(window, "Select &All", canvas.select_all, Key.SelectAll),
+        "rename": _action(
+            window, "&Rename…", window.rename_selected, "F2", "Edit the name of the selected layer"
+        ),
+        "zoom_in": _action(
+            window, "Zoom &In", view.zoom_in, [QKeySequence(Key.ZoomIn), QKeySequence("Ctrl+=")]
+        ),
+        "zoom_out": _action(window, "Zoom &Out", view.zoom_out, Key.ZoomOut),
+        "zoom_reset": _action(window, "&Actual Size", view.reset_zoom, "Ctrl+1"),
+        "fit": _action(window, "&Fit to Window", view.fit_all, "Ctrl+0"),
+        "arrange_lr": _action(window, "Arrange &Left to Right", lambda: canvas.arrange("LR"), "Ctrl+L"),
+        "arrange_tb": _action(window, "Arrange &Top to Bottom", lambda: canvas.arrange("TB"), "Ctrl+Shift+L"),
+        "dark": _action(window, "&Dark Theme", window.set_dark, "Ctrl+Shift+D", checkable=True),
+        "reset_layout": _action(window, "&Reset Panels", window.reset_layout),
+        "shortcuts": _action(window, "&Keyboard Shortcuts", window.show_shortcuts, Key.HelpContents),
+        "about": _action(window, "&About Layer Studio", window.show_about),
+    }
+    for framework, title in FRAMEWORKS.items():
+        actions[f"export_{framework}"] = _action(
+            window, f"Export {title} Code…", lambda fw=framework: window.export_code(fw)
+        )
+    actions["undo"] = stack.createUndoAction(window, "&Undo")
+    actions["undo"].setShortcuts(QKeySequence.keyBindings(Key.Undo))
+    actions["redo"] = stack.createRedoAction(window, "&Redo")
+    actions["redo"].setShortcuts(QKeySequence.keyBindings(Key.Redo) + [QKeySequence("Ctrl+Y")])
+    window.addActions([actions["undo"], actions["redo"]])
+    return actions
+
+
+def build_menus(window: MainWindow, actions: dict[str, QAction]) -> None:
+    bar = window.menuBar()
+    file_menu = bar.addMenu("&File")
+    file_menu.addActions([actions["new"], actions["open"]])
+    window.recent_menu = file_menu.addMenu("Open &Recent")
+    window.recent_menu.aboutToShow.connect(lambda: fill_recent_menu(window))
+    file_menu.addSeparator()
+    file_menu.addActions([actions["save"], actions["save_as"]])
+    file_menu.addSeparator()
+    file_menu.addActions([actions[f"export_{framework}"] for framework in FRAMEWORKS])
+    file_menu.addSeparator()
+    file_menu.addAction(actions["quit"])
+
+    edit = bar.addMenu("&Edit")
+    edit.addActions([actions["undo"], actions["redo"]])
+    edit.addSeparator()
+    edit.addActions([actions[name] for name in ("cut", "copy", "paste", "duplicate", "delete")])
+    edit.addSeparator()
+    edit.addActions([actions["select_all"], actions["rename"]])
+
+    view = bar.addMenu("&View")
+    view.addActions([actions[name] for name in ("zoom_in", "zoom_out", "zoom_reset", "fit")])
+    view.addSeparator()
+    view.addActions([actions["arrange_lr"], actions["arrange_tb"]])
+    view.addSeparator()
+    view.addAction(actions["dark"])
+    view.addSeparator()
+    panels = view.addMenu("&Panels")
+    panels.addActions([dock.toggleViewAction() for dock in window.docks.values()])
+    view.addAction(actions["reset_layout"])
+
+    help_menu = bar.addMenu("&Help")
+    help_menu.addActions([actions["shortcuts"], actions["about"]])
+
+
+def fill_recent_menu(window: MainWindow) -> None:
+    menu: QMenu = window.recent_menu
+    menu.clear()
+    recent = window.files.recent_files()
+    for index, path in enumerate(recent):
+        action = menu.addAction(f"&{index + 1} {Path(path).name}")
+        action.setStatusTip(path)
+        action.setToolTip(path)
+        action.triggered.connect(lambda checked=False, p=path: window.files.open_path(Path(p)))
+    if not recent:
+        menu.addAction("No recent projects").setEnabled(False)
+    menu.addSeparator()
+    menu.addAction("Clear Recent", window.files.clear_recent).setEnabled(bool(recent))
+
+
+CANVAS_MENU = ("cut", "copy", "paste", "duplicate", "delete", None, "rename", None, "arrange_lr", "fit")
+
+
+def canvas_context_actions(actions: dict[str, QAction]) -> list[QAction | None]:
+    return [None if name is None else actions[name] for name in CANVAS_MENU]
+
+
+def shortcut_rows(actions: dict[str, QAction]) -> list[tuple[str, str]]:
+    rows = []
+    for action in actions.values():
+        keys = ", ".join(
+            sequence.toString(QKeySequence.SequenceFormat.NativeText) for sequence in action.shortcuts()
+        )
+        if keys:
+            rows.append((action.text().replace("&", "").rstrip("…"), keys))
+    return rows

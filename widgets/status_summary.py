@@ -1,0 +1,46 @@
+"""Permanent status-bar widgets: layer count, parameter count, valid or not."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
+
+from widgets.document import Document
+from widgets.theme import LIGHT, Theme
+
+
+class StatusSummary(QWidget):
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("statusSummary")
+        self.document = document
+        self.theme: Theme = LIGHT
+        self.layers = QLabel(objectName="layerCount")
+        self.params = QLabel(objectName="paramCount")
+        self.validity = QLabel(objectName="validity")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 6, 0)
+        layout.setSpacing(16)
+        for label in (self.layers, self.params, self.validity):
+            layout.addWidget(label)
+        document.analysisChanged.connect(self.refresh)
+        self.refresh()
+
+    def set_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self.refresh()
+
+    def refresh(self) -> None:
+        analysis = self.document.analysis
+        count = len(self.document.graph)
+        self.layers.setText(f"{count} layer{'s' if count != 1 else ''}")
+        self.params.setText(f"{analysis.total_params.total:,} parameters")
+        errors = len(analysis.errors)
+        warnings = len(analysis.problems) - errors
+        if errors:
+            text, color = f"✗ Invalid: {errors} error{'s' if errors != 1 else ''}", self.theme.error
+        elif warnings:
+            text, color = f"✓ Valid, {warnings} warning{'s' if warnings != 1 else ''}", self.theme.warning
+        else:
+            text, color = "✓ Valid", self.theme.ok
+        self.validity.setText(text)
+        self.validity.setStyleSheet(f"color: {color}; font-weight: 600;")
