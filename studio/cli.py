@@ -98,13 +98,97 @@ def cmd_export(args: argparse.Namespace) -> int:
         return PROBLEMS
     if args.output in (None, "-"):
         sys.stdout.write(code.source)
-        return OK
+    else:
+        try:
+            write_text_atomic(Path(args.output), code.source)
+        except OSError as error:
+            print(f"error: cannot write {args.output}: {error.strerror}", file=sys.stderr)
+            return UNREADABLE
+        print(f"wrote {args.output}", file=sys.stderr)
+    if args.weights_out:
+        from studio.interop.commands import export_weights_command
+
+        return export_weights_command(args.project, args.framework, args.weights_out, args.weights)
+    return OK
+
+
+def _run_config(args: argparse.Namespace, framework: str):
+    """The RunConfig of `train`/`compare` (None after printing the error)."""
+    from studio.project import ProjectError
+    from studio.training import ConfigError, RunConfig
+
+    overrides = {
+        "dataset": args.dataset,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "optimizer": args.optimizer,
+        "loss": args.loss,
+        "seed": args.seed,
+        "device": args.device,
+        "out_dir": args.out,
+        "early_stopping_patience": getattr(args, "patience", None),
+        "resume_from": getattr(args, "resume", None),
+        "same_start": getattr(args, "same_start", None),
+    }
     try:
-        write_text_atomic(Path(args.output), code.source)
-    except OSError as error:
-        print(f"error: cannot write {args.output}: {error.strerror}", file=sys.stderr)
+        return RunConfig.from_project(args.project, framework, **overrides)
+    except (ProjectError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from studio.training import ConfigError, TrainingRun
+    from studio.training.console import ProgressPrinter, follow, format_files, format_table
+
+    config = _run_config(args, args.framework)
+    if config is None:
         return UNREADABLE
-    print(f"wrote {args.output}", file=sys.stderr)
+    run = TrainingRun(config)
+    try:
+        run.start()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return UNREADABLE
+    outcome = follow(run, ProgressPrinter(sys.stdout))
+    if outcome is None or outcome["type"] == "failed":
+        reason = outcome.get("reason") if outcome else None
+        return UNREADABLE if reason in ("project", "dataset") else PROBLEMS
+    summary = outcome["summary"]
+    print(format_table({config.framework: summary}))
+    print(format_files(summary))
+    return OK if outcome["type"] == "finished" else 130
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from studio.training import ConfigError, compare_frameworks
+    from studio.training.console import ProgressPrinter, format_table
+
+    config = _run_config(args, "keras")
+    if config is None:
+        return UNREADABLE
+    printer = ProgressPrinter(sys.stdout)
+    try:
+        report = compare_frameworks(config, parallel=args.parallel, on_message=printer.handle)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return UNREADABLE
+    finally:
+        printer.close()
+    failed = [result.outcome for result in report.results.values() if not result.ok]
+    if failed:
+        reasons = {outcome.get("reason") for outcome in failed}
+        return UNREADABLE if reasons & {"project", "dataset"} else PROBLEMS
+    summaries = {framework: result.summary for framework, result in report.results.items()}
+    difference = report.max_loss_difference
+    gap = (
+        "-" if difference is None else f"{difference:.3g} (step {report.at_step} of {report.steps_compared})"
+    )
+    print(format_table(summaries))
+    print(f"max loss-curve difference: {gap}")
+    for note in report.notes:
+        print(f"note: {note}")
     return OK
 
 
@@ -145,8 +229,62 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("project")
     export.add_argument("--framework", required=True, choices=("keras", "pytorch"))
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.add_argument(
+        "--weights-out",
+        metavar="FILE",
+        help="also write the weights: a state_dict .pt (pytorch) or a .weights.h5 (keras)",
+    )
+    export.add_argument(
+        "--weights", metavar="FILE.npz", help="the project's weights (default: PROJECT.weights.npz beside it)"
+    )
     export.set_defaults(func=cmd_export)
+
+    from studio.interop.commands import add_import_parser
+
+    add_import_parser(commands)
+
+    train = commands.add_parser(
+        "train",
+        help="train the model in Keras or PyTorch; exit 0 if done, 1 if the run failed, 2 if unreadable",
+    )
+    train.add_argument("project")
+    train.add_argument("--framework", required=True, choices=("keras", "pytorch"))
+    _training_arguments(train)
+    train.add_argument("--patience", type=int, help="stop after this many epochs without a better val_loss")
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue the run in this folder from its checkpoint"
+    )
+    train.add_argument(
+        "--same-start",
+        action="store_true",
+        default=None,
+        help="PyTorch: start from the Keras initial weights",
+    )
+    train.set_defaults(func=cmd_train)
+
+    compare = commands.add_parser(
+        "compare", help="train in both frameworks from the same weights and compare speed, memory and losses"
+    )
+    compare.add_argument("project")
+    _training_arguments(compare)
+    compare.add_argument("--parallel", action="store_true", help="train both at once (timings then compete)")
+    compare.set_defaults(func=cmd_compare)
     return parser
+
+
+def _training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `train` and `compare`; each defaults to the project's training settings."""
+    parser.add_argument("--dataset", metavar="NAME|PATH", help="built-in dataset name or data file/folder")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop"))
+    parser.add_argument("--loss", choices=("cross_entropy", "binary_cross_entropy", "mse", "mae"))
+    parser.add_argument("--device", help="auto (default), cpu, gpu, cuda:N, gpu:N or mps")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--out", metavar="RUN_DIR", help="run folder (default: runs/<project>-<framework>-<time>)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,8 +7,8 @@ import json
 from PySide6.QtCore import QObject, QPointF, QRectF, Signal
 from PySide6.QtGui import QGuiApplication
 
+from studio.layout import layered_layout
 from widgets import edits
-from widgets.auto_layout import layered_layout
 from widgets.clipboard import fragment, from_mime, to_mime
 from widgets.document import Document
 from widgets.node_geometry import LEFT_TO_RIGHT, NODE_HEIGHT, NODE_WIDTH

@@ -71,13 +71,18 @@ def _by_barycenter(
     return sorted(nodes, key=lambda node_id: (key(node_id), rank[node_id]))
 
 
+# The size the canvas draws a simple node (the GUI passes each node's real size).
+DEFAULT_NODE_SIZE = (168.0, 88.0)
+
+
 def layered_layout(
     node_ids: Sequence[str],
     edges: Sequence[tuple[str, str]],
-    sizes: Mapping[str, tuple[float, float]],
+    sizes: Mapping[str, tuple[float, float]] | None = None,
     direction: str = "LR",
 ) -> dict[str, tuple[float, float]]:
     """Top-left position of every node; layers are centred on one axis."""
+    sizes = sizes or dict.fromkeys(node_ids, DEFAULT_NODE_SIZE)
     if direction not in ("LR", "TB"):
         raise ValueError(f"direction must be 'LR' or 'TB'. Received: {direction!r}")
     layers = order_layers(node_ids, edges, longest_path_layers(node_ids, edges))

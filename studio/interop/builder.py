@@ -1,0 +1,245 @@
+"""From a list of mapped layers to an editable project: the part every importer shares.
+
+An importer walks its source model and calls :meth:`GraphBuilder.add` for
+each layer it can express (kind, Keras-named params, inputs, Keras-layout
+weights) and :meth:`GraphBuilder.unsupported` for each one it cannot. The
+builder checks every layer's parameters against the catalog as it goes,
+so a model that fails is reported as a whole: :meth:`GraphBuilder.build`
+raises one :class:`UnsupportedModelError` listing every problem, and only
+returns a project that analyzes as valid, with weights that fit it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from studio.analysis import analyze
+from studio.catalog import CATALOG, ParamError, Registry, UnknownKindError
+from studio.graph import MAX_NAME_LENGTH, Graph
+from studio.interop.errors import UnsupportedLayer, UnsupportedModelError
+from studio.layout import layered_layout
+from studio.project import Project
+
+Weights = dict[str, list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """How one model input or output of the source corresponds to the project's.
+
+    ``channels_first``: the source tensor is the project's (Keras,
+    channels-last) tensor with its channel axis moved to axis 1, as
+    PyTorch and ONNX images are; otherwise both have the same axes.
+    """
+
+    source_name: str
+    layer: str  # the project's node name
+    channels_first: bool = False
+
+
+@dataclass
+class ImportedModel:
+    """The result of an import: a valid project, and its weights when they were read."""
+
+    project: Project
+    weights: Weights | None
+    source_format: str  # "keras", "onnx" or "pytorch"
+    source_parameters: int | None  # as the source framework counts them
+    parameter_rule: str  # "keras" or "torch": the catalog rule comparable to source_parameters
+    inputs: list[TensorInfo] = field(default_factory=list)
+    outputs: list[TensorInfo] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def imported_parameters(self) -> int:
+        """The project's parameter count under the source framework's counting rule."""
+        analysis = analyze(self.project.graph)
+        total = analysis.total_torch_params if self.parameter_rule == "torch" else analysis.total_params
+        return total.total
+
+
+@dataclass
+class PendingLayer:
+    name: str
+    kind: str
+    params: dict[str, Any]
+    inputs: list[str]
+    weights: list[np.ndarray] | None
+    source_kind: str
+
+
+class GraphBuilder:
+    """Collects layers and problems; builds the project once everything is known."""
+
+    def __init__(self, source: str, registry: Registry = CATALOG) -> None:
+        self.source = source  # e.g. "model.keras", for messages
+        self.registry = registry
+        self.layers: dict[str, PendingLayer] = {}
+        self.problems: list[UnsupportedLayer] = []
+        self.notes: list[str] = []
+        self._taken: set[str] = set()
+        self._shapes: dict[str, tuple[int, ...]] = {}
+
+    # ----- collecting -----------------------------------------------------------------
+
+    def claim_name(self, wanted: str, fallback: str = "layer") -> str:
+        """A valid, unused node name as close to ``wanted`` as possible (Keras-style ``_1`` suffixes)."""
+        text = re.sub(r"[\x00-\x1f\x7f]", "_", str(wanted)).strip()
+        text = "".join(char for char in text if not 0xD800 <= ord(char) <= 0xDFFF)
+        base = (text or fallback)[: MAX_NAME_LENGTH - 6]
+        candidate, index = base, 1
+        while candidate in self._taken:
+            candidate = f"{base}_{index}"
+            index += 1
+        self._taken.add(candidate)
+        return candidate
+
+    def add(
+        self,
+        kind: str,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        inputs: Sequence[str] = (),
+        weights: Sequence[np.ndarray] | None = None,
+        source_kind: str | None = None,
+        claimed: bool = False,
+    ) -> str | None:
+        """Add a layer; returns its node name, or None when its parameters are invalid (recorded)."""
+        source_kind = source_kind or kind
+        node_name = name if claimed else self.claim_name(name)
+        try:
+            spec = self.registry.get(kind)
+            clean = spec.validate_params(dict(params or {}))
+        except (ParamError, UnknownKindError) as error:
+            self.unsupported(node_name, source_kind, f"no catalog equivalent: {error}")
+            return None
+        layer_weights = None if weights is None else [np.asarray(w, dtype=np.float32) for w in weights]
+        self.layers[node_name] = PendingLayer(
+            node_name, kind, clean, list(inputs), layer_weights, source_kind
+        )
+        return node_name
+
+    def validate(
+        self, kind: str, name: str, params: Mapping[str, Any], source_kind: str | None = None
+    ) -> bool:
+        """Check parameters without adding a layer (its inputs were unsupported); records a problem."""
+        try:
+            self.registry.get(kind).validate_params(dict(params))
+        except (ParamError, UnknownKindError) as error:
+            self.unsupported(name, source_kind or kind, f"no catalog equivalent: {error}")
+            return False
+        return True
+
+    def unsupported(self, name: str, source_kind: str, reason: str) -> None:
+        self.problems.append(UnsupportedLayer(name, source_kind, reason))
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The Keras (channels-last, batch-less) output shape of a layer added so far.
+
+        Raises ShapeError when the layer cannot take its inputs.
+        """
+        if name not in self._shapes:
+            layer = self.layers[name]
+            spec = self.registry.get(layer.kind)
+            inputs = [self.shape(source) for source in layer.inputs]
+            self._shapes[name] = tuple(spec.output_shape(layer.params, inputs))
+        return self._shapes[name]
+
+    # ----- building -------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise UnsupportedModelError listing every problem collected so far."""
+        if self.problems:
+            raise UnsupportedModelError(self.problems, self.source)
+
+    def build(
+        self,
+        project_name: str,
+        outputs: Sequence[str],
+        description: str = "",
+        with_weights: bool = True,
+    ) -> tuple[Project, Weights | None]:
+        self.check()
+        outputs = list(dict.fromkeys(outputs))  # two source outputs may be the same layer
+        live = self._live(outputs)
+        layers = [layer for layer in self.layers.values() if layer.name in live]
+        self._set_token_inputs(layers)
+        positions = layered_layout(
+            [layer.name for layer in layers],
+            [(source, layer.name) for layer in layers for source in layer.inputs],
+        )
+        graph = Graph(self.registry)
+        ids: dict[str, str] = {}
+        with graph.batch():
+            for layer in layers:
+                node = graph.add_node(
+                    layer.kind, name=layer.name, params=layer.params, position=positions[layer.name]
+                )
+                ids[layer.name] = node.id
+            for layer in layers:
+                for port, source in enumerate(layer.inputs):
+                    graph.connect(ids[source], ids[layer.name], port)
+            graph.set_outputs([ids[name] for name in outputs])
+        project = Project(graph=graph, name=project_name, description=description)
+        self._check_analysis(project, layers, ids)
+        weights = None
+        if with_weights:
+            weights = {layer.name: layer.weights for layer in layers if layer.weights}
+        return project, weights
+
+    def _live(self, outputs: Sequence[str]) -> set[str]:
+        live: set[str] = set()
+        stack = list(outputs)
+        while stack:
+            name = stack.pop()
+            if name in live:
+                continue
+            live.add(name)
+            stack.extend(self.layers[name].inputs)
+        return live
+
+    @staticmethod
+    def _set_token_inputs(layers: list[PendingLayer]) -> None:
+        """An Input that feeds only Embedding layers holds token ids: int32."""
+        for layer in layers:
+            if layer.kind != "Input":
+                continue
+            consumers = [other for other in layers if layer.name in other.inputs]
+            if consumers and all(other.kind == "Embedding" for other in consumers):
+                layer.params = {**layer.params, "dtype": "int32"}
+
+    def _check_analysis(self, project: Project, layers: list[PendingLayer], ids: dict[str, str]) -> None:
+        graph = project.graph
+        analysis = analyze(graph)
+        by_id = {node_id: name for name, node_id in ids.items()}
+        problems = []
+        for problem in analysis.errors:
+            name = by_id.get(problem.node_id, "model")
+            source_kind = self.layers[name].source_kind if name in self.layers else "Model"
+            problems.append(UnsupportedLayer(name, source_kind, problem.message))
+        if problems:
+            raise UnsupportedModelError(problems, self.source)
+        for layer in layers:
+            if layer.weights is None:
+                continue
+            expected = analysis.params[ids[layer.name]].total
+            found = int(sum(array.size for array in layer.weights))
+            if expected != found:
+                problems.append(
+                    UnsupportedLayer(
+                        layer.name,
+                        layer.source_kind,
+                        f"its weights hold {found:,} values but the catalog's {layer.kind} expects {expected:,}",
+                    )
+                )
+        if problems:
+            raise UnsupportedModelError(problems, self.source)

@@ -1,0 +1,192 @@
+"""The ``studio import`` command, and the weight export that ``studio export --weights-out`` calls.
+
+    studio import resnet.keras [-o resnet.layers.json] [--weights]
+    studio import net.onnx --weights
+    studio import model.py:ResNet18 --input-shape 3,224,224 --allow-code [--state-dict w.pt] --weights
+
+Exit codes: 0 imported; 1 the model uses layers the catalog cannot express
+(every one is listed); 2 the file is unreadable, or a Python file was not
+allowed to run, or the output cannot be written. Nothing is written unless
+the whole import succeeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from studio.interop.export import export_weights
+
+OK, UNSUPPORTED, UNREADABLE = 0, 1, 2
+
+__all__ = ["add_import_parser", "cmd_import", "export_weights", "export_weights_command", "parse_import_args"]
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(  # noqa: B904 - argparse reports only the message
+            f"expected sizes separated by commas, e.g. 3,224,224. Received: {text!r}"
+        )
+    if not dims or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes, e.g. 3,224,224. Received: {text!r}")
+    return dims
+
+
+def add_import_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "import",
+        help="turn a Keras, ONNX or PyTorch model into a project (exit 1: unsupported layers, 2: unreadable)",
+        description=(
+            "Import a model as an editable project. Keras files load in safe mode, ONNX files are only "
+            "parsed; a PyTorch model is Python code and runs only with --allow-code."
+        ),
+    )
+    parser.add_argument(
+        "model", help="model.keras, model.h5, model.json, model.onnx, or model.py:ClassOrFunction"
+    )
+    parser.add_argument(
+        "-o", "--output", help="project file to write (default: the model's name + .layers.json, beside it)"
+    )
+    parser.add_argument(
+        "--weights",
+        action="store_true",
+        help="also save the weights beside the project as <project>.weights.npz (Keras layout)",
+    )
+    parser.add_argument("--name", help="project name (default: the model's name)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing project file")
+    torch_group = parser.add_argument_group("PyTorch models")
+    torch_group.add_argument(
+        "--input-shape",
+        type=_shape,
+        action="append",
+        metavar="C,H,W",
+        help="input shape without the batch, channels-first as PyTorch has it (repeat for several inputs)",
+    )
+    torch_group.add_argument(
+        "--allow-code", action="store_true", help="allow executing the Python file (only for files you trust)"
+    )
+    torch_group.add_argument(
+        "--state-dict",
+        metavar="FILE.pt",
+        help="weights to load first, read with torch.load(weights_only=True)",
+    )
+    parser.set_defaults(func=cmd_import)
+    return parser
+
+
+def parse_import_args(argv: list[str]) -> argparse.Namespace:
+    """``studio import`` arguments parsed on their own (``argv`` without the word "import")."""
+    parser = argparse.ArgumentParser(prog="studio")
+    add_import_parser(parser.add_subparsers())
+    return parser.parse_args(["import", *argv])
+
+
+def default_output(model: str) -> Path:
+    from studio.interop import split_python_target
+
+    target = split_python_target(model)
+    if target is not None:
+        path, entry = target
+        return path.with_name(f"{entry}.layers.json")
+    path = Path(model)
+    return path.with_name(path.stem + ".layers.json")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from studio.interop import (
+        CodeExecutionRefused,
+        InteropError,
+        ModelFileError,
+        UnsupportedModelError,
+        import_model,
+        save_imported,
+        split_python_target,
+    )
+
+    output = Path(args.output) if args.output else default_output(args.model)
+    if output.exists() and not args.force:
+        print(
+            f"error: {output} exists; pass --force to overwrite it, or -o to choose another file",
+            file=sys.stderr,
+        )
+        return UNREADABLE
+    is_python = split_python_target(args.model) is not None
+    if not is_python and (args.input_shape or args.allow_code or args.state_dict):
+        print(
+            "note: --input-shape, --allow-code and --state-dict apply to PyTorch models only", file=sys.stderr
+        )
+    try:
+        imported = import_model(
+            args.model,
+            with_weights=args.weights,
+            name=args.name,
+            input_shapes=args.input_shape,
+            allow_code=args.allow_code,
+            state_dict=args.state_dict,
+        )
+    except UnsupportedModelError as error:
+        print(f"error: {error}", file=sys.stderr)
+        print("nothing was written", file=sys.stderr)
+        return UNSUPPORTED
+    except (ModelFileError, CodeExecutionRefused) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return UNREADABLE
+    except InteropError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return UNREADABLE
+    try:
+        project_path, weights_path = save_imported(imported, output)
+    except OSError as error:
+        print(f"error: cannot write {output}: {error.strerror or error}", file=sys.stderr)
+        return UNREADABLE
+    _report(imported, project_path, weights_path)
+    return OK
+
+
+def _report(imported, project_path: Path, weights_path: Path | None) -> None:
+    layers = len(imported.project.graph)
+    count = imported.imported_parameters
+    line = f"imported {layers} layers, {count:,} parameters"
+    if imported.source_parameters is not None:
+        same = "the same as" if imported.source_parameters == count else "differs from"
+        line += f" ({same} the {imported.source_format} model's {imported.source_parameters:,})"
+    print(line)
+    for note in imported.notes:
+        print(f"note: {note}")
+    print(f"wrote {project_path}")
+    if weights_path is not None:
+        print(f"wrote {weights_path}")
+
+
+def export_weights_command(
+    project_path: str, framework: str, weights_out: str, weights: str | None = None
+) -> int:
+    """``studio export PROJECT --framework F --weights-out FILE [--weights FILE.npz]``: 0, 1 or 2.
+
+    ``weights`` defaults to the file beside the project (``<project>.weights.npz``).
+    """
+    from studio.interop import InteropError, WeightsError, weights_path_for
+    from studio.project import ProjectError, load_project
+
+    try:
+        project = load_project(project_path)
+    except ProjectError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return UNREADABLE
+    weights_path = Path(weights) if weights else weights_path_for(project_path)
+    try:
+        out = export_weights(project, framework, weights_path, weights_out)
+    except WeightsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return UNREADABLE
+    except InteropError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return UNSUPPORTED
+    except OSError as error:
+        print(f"error: cannot write {weights_out}: {error.strerror or error}", file=sys.stderr)
+        return UNREADABLE
+    print(f"wrote {out}", file=sys.stderr)
+    return OK

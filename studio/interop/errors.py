@@ -1,0 +1,57 @@
+"""Errors of model import and export. Each says what was expected and what was found."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class InteropError(Exception):
+    """Base class: a model could not be imported or exported."""
+
+
+class ModelFileError(InteropError):
+    """The file cannot be read: missing, truncated, corrupt, or not the expected format."""
+
+
+class CodeExecutionRefused(InteropError):
+    """Importing would execute Python code and the user has not allowed it."""
+
+
+class WeightsError(InteropError):
+    """A weights file is unreadable or does not fit the project."""
+
+
+@dataclass(frozen=True)
+class UnsupportedLayer:
+    """One layer (or operator) of the source model that has no catalog equivalent."""
+
+    name: str
+    source_kind: str  # the source's class or operator, e.g. "GroupNormalization", "Conv"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source_kind} '{self.name}': {self.reason}"
+
+
+class UnsupportedModelError(InteropError):
+    """The model uses layers or parameters that the catalog cannot express.
+
+    ``problems`` lists every such layer, so the user sees all of them at once.
+    """
+
+    def __init__(self, problems: Sequence[UnsupportedLayer], source: str = "the model") -> None:
+        self.problems = list(problems)
+        self.source = source
+        count = len(self.problems)
+        noun = "layer" if count == 1 else "layers"
+        lines = [f"{source} cannot be imported: {count} unsupported {noun}"]
+        lines += [f"  - {problem}" for problem in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class Unsupported(Exception):
+    """Raised inside an importer by a layer mapper: why one layer has no catalog equivalent.
+
+    The importer catches it and records an :class:`UnsupportedLayer`; it never escapes an import.
+    """

@@ -1,0 +1,1010 @@
+"""Keras models (``.keras``, legacy ``.h5``, JSON config) -> projects.
+
+The model's *config* is walked, not its Python objects: the functional
+config lists every layer with its class, its parameters and the tensors it
+was called on (``inbound_nodes``), which is the stable, documented form.
+Files are loaded with ``safe_mode=True``, so a ``Lambda`` layer (Python code
+stored in the file) is refused by Keras itself; a JSON config is only
+parsed, never deserialized.
+
+Weights are the layers' own ``get_weights()``: Keras layout is the weights
+file's layout, so they are stored as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.interop.builder import GraphBuilder, ImportedModel, TensorInfo
+from studio.interop.errors import ModelFileError, Unsupported, UnsupportedLayer, UnsupportedModelError
+from studio.interop.frameworks import import_keras
+
+# Keras activation names -> catalog names (the same function in both frameworks).
+KERAS_ACTIVATIONS = {
+    "linear": "linear",
+    "relu": "relu",
+    "relu6": "relu6",
+    "leaky_relu": "leaky_relu",
+    "elu": "elu",
+    "gelu": "gelu",
+    "silu": "silu",
+    "swish": "silu",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "softmax": "softmax",
+    "softplus": "softplus",
+    "hard_sigmoid": "hard_sigmoid",
+}
+MODEL_CLASSES = frozenset({"Functional", "Model", "Sequential"})
+TRAINING_ONLY_KEYS = (
+    "kernel_regularizer",
+    "bias_regularizer",
+    "activity_regularizer",
+    "recurrent_regularizer",
+    "depthwise_regularizer",
+    "pointwise_regularizer",
+    "beta_regularizer",
+    "gamma_regularizer",
+    "embeddings_regularizer",
+    "kernel_constraint",
+    "bias_constraint",
+    "recurrent_constraint",
+    "depthwise_constraint",
+    "pointwise_constraint",
+    "beta_constraint",
+    "gamma_constraint",
+    "embeddings_constraint",
+)
+
+
+@dataclass
+class Mapped:
+    kind: str | None  # None: an identity, its output is its input
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LayerContext:
+    """What a mapper may need besides the config: the input shapes (batch included)."""
+
+    shapes: list[tuple | None]
+
+    @property
+    def rank(self) -> int | None:
+        shape = self.shapes[0] if self.shapes else None
+        return None if shape is None else len(shape)
+
+
+# ----- loading ------------------------------------------------------------------------
+
+
+def import_keras_file(path: str | Path, with_weights: bool = True, name: str | None = None) -> ImportedModel:
+    """Import a ``.keras``, ``.h5`` / ``.hdf5`` model or a ``.json`` model config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    if path.suffix.lower() == ".json":
+        document = _read_json_config(path)
+        return import_keras_config(document, None, source=path.name, name=name)
+    model = load_keras_model(path)
+    document = {"class_name": _model_class(model), "config": _model_config(model, path)}
+    weights = _layer_weights(model) if with_weights else None
+    imported = import_keras_config(document, weights, source=path.name, name=name)
+    imported.source_parameters = int(model.count_params())
+    return imported
+
+
+def _layer_weights(model) -> dict[str, Any]:
+    """Each layer's ``get_weights()`` by name; a nested model gives a dict of its own layers."""
+    keras = import_keras()
+    return {
+        layer.name: _layer_weights(layer) if isinstance(layer, keras.Model) else layer.get_weights()
+        for layer in model.layers
+    }
+
+
+def load_keras_model(path: Path):
+    """``keras.saving.load_model`` in safe mode; errors become ModelFileError or UnsupportedModelError."""
+    keras = import_keras()
+    suffix = path.suffix.lower()
+    if suffix not in (".keras", ".h5", ".hdf5"):
+        raise ModelFileError(f"{path}: expected a .keras, .h5 or .json Keras model. Received: {suffix!r}")
+    if suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not a .keras file (a zip archive); it is truncated or corrupt")
+    if suffix != ".keras" and not _is_hdf5(path):
+        raise ModelFileError(f"{path}: not an HDF5 file; it is truncated or corrupt")
+    try:
+        return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+    except Exception as error:  # Keras raises many types for bad files; all become one clear error.
+        stored = read_stored_config(path)
+        problems = _refused_layers(stored) if stored is not None else []
+        if "Lambda" in str(error) and "safe_mode" in str(error) and not problems:
+            problems = [UnsupportedLayer("?", "Lambda", _LAMBDA_REASON)]
+        if problems:
+            raise UnsupportedModelError(problems, path.name) from None
+        raise ModelFileError(f"{path}: cannot read the Keras model ({_first_line(error)})") from None
+
+
+_LAMBDA_REASON = (
+    "a Lambda layer runs Python code stored in the file; it is refused (models load in Keras safe mode) "
+    "and has no catalog equivalent"
+)
+
+
+def _is_hdf5(path: Path) -> bool:
+    import h5py
+
+    try:
+        return bool(h5py.is_hdf5(str(path)))
+    except OSError:
+        return False
+
+
+def read_stored_config(path: Path) -> dict | None:
+    """The model config stored in a ``.keras`` zip or an HDF5 file, read as JSON only (no objects built)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("config.json"))
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            text = handle.attrs.get("model_config")
+            if text is None:
+                return None
+            return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except Exception:  # any failure here means: no readable config
+        return None
+
+
+def _refused_layers(document: dict) -> list[UnsupportedLayer]:
+    """Layers that keep the model from loading: Lambda (code) and classes Keras does not know."""
+    keras = import_keras()
+    problems = []
+    for layer in _config_layers(document):
+        class_name = str(layer.get("class_name"))
+        name = str(layer.get("name") or layer.get("config", {}).get("name", "?"))
+        if class_name == "Lambda":
+            problems.append(UnsupportedLayer(name, class_name, _LAMBDA_REASON))
+        elif class_name not in MODEL_CLASSES | {"InputLayer"} and not hasattr(keras.layers, class_name):
+            problems.append(
+                UnsupportedLayer(
+                    name, class_name, "a custom layer class, unknown to Keras and to the catalog"
+                )
+            )
+    return problems
+
+
+def _config_layers(document: dict) -> list[dict]:
+    config = document.get("config", document) if isinstance(document, dict) else {}
+    layers = config.get("layers", []) if isinstance(config, dict) else []
+    return [layer for layer in layers if isinstance(layer, dict)]
+
+
+def _read_json_config(path: Path) -> dict:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ModelFileError(f"{path}: not a readable JSON model config ({_first_line(error)})") from None
+    if not isinstance(document, dict):
+        raise ModelFileError(f"{path}: expected a Keras model config (a JSON object)")
+    return document
+
+
+def _model_class(model) -> str:
+    name = type(model).__name__
+    return name if name in MODEL_CLASSES else "Subclassed"
+
+
+def _model_config(model, path: Path) -> dict:
+    try:
+        return model.get_config()
+    except Exception as error:
+        raise UnsupportedModelError(
+            [UnsupportedLayer(model.name, type(model).__name__, f"its config cannot be read ({error})")],
+            path.name,
+        ) from None
+
+
+# ----- walking the config -------------------------------------------------------------
+
+
+def import_keras_config(
+    document: Mapping[str, Any],
+    weights: Mapping[str, list[np.ndarray]] | None,
+    source: str = "the model",
+    name: str | None = None,
+) -> ImportedModel:
+    """Map a serialized Keras model (``{"class_name": ..., "config": ...}``) to a project."""
+    class_name = document.get("class_name")
+    config = document.get("config", document)
+    if not isinstance(config, Mapping) or not isinstance(config.get("layers"), list):
+        raise UnsupportedModelError(
+            [
+                UnsupportedLayer(
+                    str(config.get("name", "model")) if isinstance(config, Mapping) else "model",
+                    str(class_name or "Model"),
+                    "only functional and Sequential models can be imported (a subclassed model has no "
+                    "layer graph in its config)",
+                )
+            ],
+            source,
+        )
+    walker = _Walker(GraphBuilder(source), weights)
+    if class_name == "Sequential" or "input_layers" not in config:
+        outputs = walker.sequential(config)
+    else:
+        outputs = walker.functional(config)
+    builder = walker.builder
+    builder.check()
+    walker.finish_notes()
+    model_name = name or str(config.get("name") or Path(source).stem)
+    project, built_weights = builder.build(
+        model_name,
+        outputs,
+        description=f"Imported from the Keras model {source}.",
+        with_weights=weights is not None,
+    )
+    return ImportedModel(
+        project=project,
+        weights=built_weights,
+        source_format="keras",
+        source_parameters=None,
+        parameter_rule="keras",
+        inputs=[TensorInfo(name, name) for name in walker.input_names],
+        outputs=[TensorInfo(name, name) for name in outputs],
+        notes=builder.notes,
+    )
+
+
+class _Walker:
+    def __init__(self, builder: GraphBuilder, weights: Mapping[str, list[np.ndarray]] | None) -> None:
+        self.builder = builder
+        self.weights = weights
+        self.output_of: dict[str, str] = {}  # Keras layer name -> node name holding its output
+        self.input_names: list[str] = []
+        self.training_only: list[str] = []
+        self.frozen: list[str] = []
+
+    # ----- functional -------------------------------------------------------------
+
+    def functional(self, config: Mapping[str, Any], feeds: Sequence[str] | None = None) -> list[str]:
+        """Walk a functional config; ``feeds``: for a nested model, the nodes its inputs take."""
+        if feeds is not None:
+            names = [ref[0] for ref in _history_list(config.get("input_layers", []))]
+            if len(names) != len(feeds):
+                raise Unsupported(f"a nested model with {len(names)} inputs called on {len(feeds)} tensors")
+            self.output_of.update(zip(names, feeds, strict=True))
+        for layer in config["layers"]:
+            if layer.get("class_name") == "InputLayer" and feeds is not None:
+                continue  # fed by the outer model
+            self._functional_layer(layer)
+        return [
+            self.output_of[ref[0]]
+            for ref in _history_list(config.get("output_layers", []))
+            if ref[0] in self.output_of
+        ]
+
+    def _functional_layer(self, layer: Mapping[str, Any]) -> None:
+        class_name = str(layer.get("class_name"))
+        cfg = layer.get("config") or {}
+        keras_name = str(layer.get("name") or cfg.get("name") or class_name.lower())
+        if class_name == "InputLayer":
+            self._input(keras_name, cfg)
+            return
+        nodes = layer.get("inbound_nodes") or []
+        if len(nodes) > 1:
+            self.builder.unsupported(
+                keras_name,
+                class_name,
+                f"the layer is called {len(nodes)} times (shared weights); the catalog has no shared layers",
+            )
+            return
+        if not nodes:
+            return  # not connected to the model's graph
+        try:
+            refs, shapes = _inbound(nodes[0], class_name)
+        except Unsupported as error:
+            self.builder.unsupported(keras_name, class_name, str(error))
+            return
+        except MALFORMED as error:
+            self.builder.unsupported(keras_name, class_name, _malformed(error))
+            return
+        if class_name in MODEL_CLASSES:
+            self._nested(keras_name, class_name, cfg, refs)
+            return
+        self._add(keras_name, class_name, cfg, refs, shapes)
+
+    def _nested(self, keras_name: str, class_name: str, cfg: Mapping[str, Any], refs: list) -> None:
+        """A model used as a layer (a pretrained base, say): its layers are inlined."""
+        if not isinstance(cfg.get("layers"), list):
+            self.builder.unsupported(keras_name, class_name, "a nested model without a layer graph")
+            return
+        sources = [self.output_of.get(ref[0]) for ref in refs]
+        if any(source is None for source in sources):
+            return  # an input was unsupported: already reported
+        weights = self.weights.get(keras_name) if self.weights is not None else None
+        inner = _Walker(self.builder, weights if isinstance(weights, Mapping) else None)
+        try:
+            if class_name == "Sequential" or "input_layers" not in cfg:
+                outputs = inner.sequential(cfg, feed=sources[0])
+            else:
+                outputs = inner.functional(cfg, feeds=sources)
+        except Unsupported as error:
+            self.builder.unsupported(keras_name, class_name, str(error))
+            return
+        self.training_only += inner.training_only
+        self.frozen += inner.frozen
+        if len(outputs) == 1:
+            self.output_of[keras_name] = outputs[0]
+        elif outputs:
+            self.builder.unsupported(keras_name, class_name, "a nested model with several outputs")
+
+    def _add(self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list) -> None:
+        try:
+            mapped = map_keras_layer(class_name, cfg, LayerContext(shapes))
+        except Unsupported as error:
+            self.builder.unsupported(keras_name, class_name, str(error))
+            return
+        except MALFORMED as error:
+            self.builder.unsupported(keras_name, class_name, _malformed(error))
+            return
+        for ref in refs:
+            if ref[2] != 0:
+                self.builder.unsupported(
+                    keras_name, class_name, f"uses output {ref[2]} of layer '{ref[0]}' (multi-output layers)"
+                )
+                return
+        sources = [self.output_of.get(ref[0]) for ref in refs]
+        if any(source is None for source in sources):
+            # An input layer was unsupported (already reported): still check this layer's own parameters.
+            if mapped.kind is not None:
+                self.builder.validate(mapped.kind, keras_name, mapped.params, class_name)
+            return
+        self._note_training_only(keras_name, cfg)
+        if mapped.kind is None:
+            self.output_of[keras_name] = sources[0]
+            return
+        if mapped.kind == "MultiHeadAttention":
+            sources = _attention_sources(sources)
+        weights = None
+        if self.weights is not None:
+            weights = list(self.weights.get(keras_name, []))
+        node = self.builder.add(
+            mapped.kind, keras_name, mapped.params, sources, weights, source_kind=class_name
+        )
+        if node is not None:
+            self.output_of[keras_name] = node
+
+    def _input(self, keras_name: str, cfg: Mapping[str, Any]) -> None:
+        shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+        if shape is None and cfg.get("shape") is not None:
+            shape = [None, *cfg["shape"]]
+        self._add_input(keras_name, shape, cfg.get("dtype"))
+
+    def _add_input(self, keras_name: str, batch_shape, dtype) -> None:
+        if not batch_shape or any(dim is None for dim in list(batch_shape)[1:]):
+            self.builder.unsupported(
+                keras_name,
+                "InputLayer",
+                f"input shape {_shape_text(batch_shape)} has an unknown size; the catalog needs fixed sizes "
+                "(rebuild the model with a fixed input shape)",
+            )
+            return
+        dtype_name = dtype.get("config", {}).get("name") if isinstance(dtype, Mapping) else dtype
+        dtype_name = str(dtype_name or "float32")
+        params = {"shape": [int(dim) for dim in list(batch_shape)[1:]]}
+        params["dtype"] = "int32" if dtype_name.startswith(("int", "uint")) else "float32"
+        node = self.builder.add("Input", keras_name, params, source_kind="InputLayer")
+        if node is not None:
+            self.output_of[keras_name] = node
+            self.input_names.append(node)
+
+    # ----- sequential -------------------------------------------------------------
+
+    def sequential(self, config: Mapping[str, Any], feed: str | None = None) -> list[str]:
+        """Walk a Sequential config; ``feed``: for a nested model, the node its input takes."""
+        layers = [layer for layer in config["layers"] if isinstance(layer, Mapping)]
+        previous = None  # the Keras name whose output feeds the next layer
+        if feed is not None:
+            layers = [layer for layer in layers if layer.get("class_name") != "InputLayer"]
+            previous = "\x00feed"
+            self.output_of[previous] = feed
+        elif not layers or layers[0].get("class_name") != "InputLayer":
+            shape = config.get("build_input_shape")
+            if shape is None and layers:
+                first = layers[0]
+                shape = (first.get("config") or {}).get("batch_input_shape") or (
+                    first.get("build_config") or {}
+                ).get("input_shape")
+            self._add_input("input", shape, "float32")
+            if self.input_names:
+                previous = self.input_names[-1]
+                self.output_of[previous] = previous
+        for layer in layers:
+            class_name = str(layer.get("class_name"))
+            cfg = layer.get("config") or {}
+            keras_name = str(layer.get("name") or cfg.get("name") or class_name.lower())
+            if class_name == "InputLayer":
+                self._input(keras_name, cfg)
+                previous = keras_name
+                continue
+            if previous is None or previous not in self.output_of:
+                break
+            input_shape = (layer.get("build_config") or {}).get("input_shape")
+            shapes = [tuple(input_shape) if isinstance(input_shape, (list, tuple)) else None]
+            if class_name in MODEL_CLASSES:
+                self._nested(keras_name, class_name, cfg, [(previous, 0, 0)])
+            else:
+                self._add(keras_name, class_name, cfg, [(previous, 0, 0)], shapes)
+            previous = keras_name
+        return [self.output_of[previous]] if previous in self.output_of else []
+
+    # ----- notes ------------------------------------------------------------------
+
+    def _note_training_only(self, keras_name: str, cfg: Mapping[str, Any]) -> None:
+        if any(cfg.get(key) for key in TRAINING_ONLY_KEYS):
+            self.training_only.append(keras_name)
+        if cfg.get("trainable") is False:
+            self.frozen.append(keras_name)
+
+    def finish_notes(self) -> None:
+        if self.training_only:
+            self.builder.note(
+                f"regularizers and constraints are training settings the catalog does not have; dropped on "
+                f"{_name_list(self.training_only)}"
+            )
+        if self.frozen:
+            self.builder.note(f"frozen layers (trainable=False) become trainable: {_name_list(self.frozen)}")
+
+
+# A config that is not what Keras writes (hand-edited JSON, another version): reported per layer.
+MALFORMED = (TypeError, ValueError, KeyError, IndexError, AttributeError)
+
+
+def _malformed(error: Exception) -> str:
+    return f"its config could not be read ({type(error).__name__}: {error})"
+
+
+def _attention_sources(sources: list[str]) -> list[str]:
+    """(query, value, key) with the defaults Keras applies left out: one input means self-attention."""
+    if len(sources) == 3 and sources[2] == sources[1]:
+        sources = sources[:2]
+    if len(sources) == 2 and sources[1] == sources[0]:
+        sources = sources[:1]
+    return sources
+
+
+def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], list[tuple | None]]:
+    """The (layer, node index, tensor index) of each input tensor, in call order, and their shapes."""
+    if isinstance(node, list):  # tf.keras 2 format: [[name, node_index, tensor_index, kwargs], ...]
+        refs = []
+        for entry in node:
+            if not (isinstance(entry, list) and len(entry) >= 3 and isinstance(entry[0], str)):
+                raise Unsupported(f"cannot read its inbound node {entry!r}")
+            if len(entry) > 3 and entry[3]:
+                raise Unsupported(
+                    f"is called with arguments {sorted(entry[3])}, which the catalog has no place for"
+                )
+            refs.append((entry[0], int(entry[1]), int(entry[2])))
+        return refs, [None] * len(refs)
+    if not isinstance(node, Mapping):
+        raise Unsupported(f"cannot read its inbound node {node!r}")
+    tensors: list[dict] = []
+    _collect_tensors(node.get("args", []), tensors)
+    kwargs = dict(node.get("kwargs") or {})
+    if class_name == "MultiHeadAttention":
+        named = {key: kwargs.pop(key) for key in ("query", "value", "key") if _is_tensor(kwargs.get(key))}
+        slots = list(tensors) + [None] * 3
+        for index, key in enumerate(("query", "value", "key")):
+            if key in named:
+                slots[index] = named[key]
+        tensors = [slot for slot in slots[:3] if slot is not None]
+        for key in ("use_causal_mask", "return_attention_scores"):
+            if kwargs.pop(key, False):
+                raise Unsupported(f"is called with {key}=True, which the catalog's MultiHeadAttention lacks")
+    if kwargs.pop("training", None):
+        raise Unsupported("is called with training=True (always in training mode)")
+    for key, value in kwargs.items():
+        if _is_tensor(value) or (key in ("mask", "attention_mask", "initial_state") and value is not None):
+            raise Unsupported(f"is called with {key}=..., which the catalog has no place for")
+    refs, shapes = [], []
+    for tensor in tensors:
+        config = tensor.get("config", {})
+        history = config.get("keras_history")
+        refs.append((str(history[0]), int(history[1]), int(history[2])))
+        shape = config.get("shape")
+        shapes.append(tuple(shape) if shape is not None else None)
+    return refs, shapes
+
+
+def _is_tensor(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get("class_name") == "__keras_tensor__"
+
+
+def _collect_tensors(value: Any, found: list[dict]) -> None:
+    if _is_tensor(value):
+        found.append(value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _collect_tensors(item, found)
+
+
+def _history_list(value: Any) -> list[tuple]:
+    """``["dense", 0, 0]`` or ``[["a", 0, 0], ["b", 0, 0]]`` -> list of tuples."""
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+        return [tuple(value)]
+    return [tuple(item) for item in value or [] if isinstance(item, (list, tuple)) and item]
+
+
+def _shape_text(shape) -> str:
+    if shape is None:
+        return "(unknown)"
+    return "(" + ", ".join("None" if dim is None else str(dim) for dim in shape) + ")"
+
+
+def _name_list(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(f"'{name}'" for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:300]
+
+
+# ----- layer mappers ------------------------------------------------------------------
+
+
+def map_keras_layer(class_name: str, cfg: Mapping[str, Any], context: LayerContext) -> Mapped:
+    if class_name == "Lambda":
+        raise Unsupported(_LAMBDA_REASON)
+    if class_name in MODEL_CLASSES:
+        raise Unsupported("a nested model; import it on its own, or rebuild the model without nesting")
+    mapper = KERAS_LAYERS.get(class_name)
+    if mapper is None:
+        raise Unsupported("this layer class has no catalog equivalent")
+    _check_dtype(cfg)
+    return mapper(cfg, context)
+
+
+def _check_dtype(cfg: Mapping[str, Any]) -> None:
+    dtype = cfg.get("dtype")
+    name = dtype.get("config", {}).get("name") if isinstance(dtype, Mapping) else dtype
+    if name not in (None, "float32"):
+        raise Unsupported(f"dtype policy {name!r}; the catalog computes in float32")
+
+
+def activation_name(value: Any) -> str:
+    """A Keras activation (a name, or its serialized form) as a catalog activation name."""
+    if isinstance(value, Mapping) and str(value.get("module", "")).startswith("keras"):
+        value = value.get("config")
+    if value is None:
+        return "linear"
+    if not isinstance(value, str) or value not in KERAS_ACTIVATIONS:
+        supported = ", ".join(sorted(KERAS_ACTIVATIONS))
+        raise Unsupported(f"activation {value!r} has no catalog equivalent (supported: {supported})")
+    return KERAS_ACTIVATIONS[value]
+
+
+def _channels_last(cfg: Mapping[str, Any]) -> None:
+    if cfg.get("data_format") not in (None, "channels_last"):
+        raise Unsupported(
+            f"data_format={cfg.get('data_format')!r}; the catalog is channels-last (the Keras default)"
+        )
+
+
+def _ints(value: Any, length: int) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * length
+    return tuple(int(item) for item in value)
+
+
+def _one(value: Any) -> int:
+    return int(value[0]) if isinstance(value, (list, tuple)) else int(value)
+
+
+def _require(cfg: Mapping[str, Any], key: str, expected: Any, why: str) -> None:
+    value = cfg.get(key, expected)
+    if value != expected:
+        raise Unsupported(f"{key}={value!r}: {why}")
+
+
+def _dense(cfg, context) -> Mapped:
+    if cfg.get("lora_rank"):
+        raise Unsupported(f"lora_rank={cfg['lora_rank']}: LoRA adapters have no catalog equivalent")
+    return Mapped(
+        "Dense",
+        {
+            "units": int(cfg["units"]),
+            "activation": activation_name(cfg.get("activation")),
+            "use_bias": bool(cfg.get("use_bias", True)),
+        },
+    )
+
+
+def _conv(kind: str, rank: int) -> Callable[[Mapping, LayerContext], Mapped]:
+    def mapper(cfg, context) -> Mapped:
+        _channels_last(cfg)
+        groups = int(cfg.get("groups", 1) or 1)
+        if groups != 1:
+            raise Unsupported(f"groups={groups}: grouped convolutions have no catalog equivalent")
+        params: dict[str, Any] = {
+            "filters": int(cfg["filters"]),
+            "padding": cfg.get("padding", "valid"),
+            "activation": activation_name(cfg.get("activation")),
+            "use_bias": bool(cfg.get("use_bias", True)),
+        }
+        if rank == 1:
+            params |= {
+                "kernel_size": _one(cfg["kernel_size"]),
+                "strides": _one(cfg.get("strides", 1)),
+                "dilation_rate": _one(cfg.get("dilation_rate", 1)),
+            }
+        else:
+            params |= {
+                "kernel_size": _ints(cfg["kernel_size"], 2),
+                "strides": _ints(cfg.get("strides", 1), 2),
+                "dilation_rate": _ints(cfg.get("dilation_rate", 1), 2),
+            }
+        if kind == "SeparableConv2D":
+            params["depth_multiplier"] = int(cfg.get("depth_multiplier", 1))
+        return Mapped(kind, params)
+
+    return mapper
+
+
+def _conv_transpose(cfg, context) -> Mapped:
+    _channels_last(cfg)
+    if set(_ints(cfg.get("dilation_rate", 1), 2)) != {1}:
+        raise Unsupported(
+            f"dilation_rate={cfg['dilation_rate']!r}: the catalog's Conv2DTranspose has no dilation"
+        )
+    if cfg.get("output_padding") is not None:
+        raise Unsupported(f"output_padding={cfg['output_padding']!r}: the catalog's Conv2DTranspose has none")
+    if int(cfg.get("groups", 1) or 1) != 1:
+        raise Unsupported(f"groups={cfg['groups']}: grouped convolutions have no catalog equivalent")
+    return Mapped(
+        "Conv2DTranspose",
+        {
+            "filters": int(cfg["filters"]),
+            "kernel_size": _ints(cfg["kernel_size"], 2),
+            "strides": _ints(cfg.get("strides", 1), 2),
+            "padding": cfg.get("padding", "valid"),
+            "activation": activation_name(cfg.get("activation")),
+            "use_bias": bool(cfg.get("use_bias", True)),
+        },
+    )
+
+
+def _depthwise(cfg, context) -> Mapped:
+    _channels_last(cfg)
+    return Mapped(
+        "DepthwiseConv2D",
+        {
+            "kernel_size": _ints(cfg["kernel_size"], 2),
+            "strides": _ints(cfg.get("strides", 1), 2),
+            "padding": cfg.get("padding", "valid"),
+            "depth_multiplier": int(cfg.get("depth_multiplier", 1)),
+            "dilation_rate": _ints(cfg.get("dilation_rate", 1), 2),
+            "activation": activation_name(cfg.get("activation")),
+            "use_bias": bool(cfg.get("use_bias", True)),
+        },
+    )
+
+
+def _pooling(kind: str, rank: int) -> Callable[[Mapping, LayerContext], Mapped]:
+    def mapper(cfg, context) -> Mapped:
+        _channels_last(cfg)
+        pool = _ints(cfg.get("pool_size", 2), rank)
+        strides = cfg.get("strides")
+        return Mapped(
+            kind,
+            {
+                "pool_size": pool,
+                "strides": pool if strides is None else _ints(strides, rank),
+                "padding": cfg.get("padding", "valid"),
+            },
+        )
+
+    return mapper
+
+
+def _global_pooling(kind: str) -> Callable[[Mapping, LayerContext], Mapped]:
+    def mapper(cfg, context) -> Mapped:
+        _channels_last(cfg)
+        if cfg.get("keepdims"):
+            raise Unsupported("keepdims=True: the catalog's global poolings return (channels,)")
+        return Mapped(kind)
+
+    return mapper
+
+
+def _last_axis(axis: Any, context: LayerContext, what: str) -> None:
+    """Normalization and softmax over the last axis only, as the catalog defines them."""
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    rank = context.rank
+    if len(axes) == 1 and (axes[0] == -1 or (rank is not None and axes[0] == rank - 1)):
+        return
+    raise Unsupported(f"axis={axis!r}: the catalog's {what} works on the last (channel) axis only")
+
+
+def _batch_norm(cfg, context) -> Mapped:
+    _last_axis(cfg.get("axis", -1), context, "BatchNormalization")
+    if cfg.get("renorm"):
+        raise Unsupported("renorm=True: batch renormalization has no catalog equivalent")
+    return Mapped(
+        "BatchNormalization",
+        {
+            "momentum": float(cfg.get("momentum", 0.99)),
+            "epsilon": float(cfg.get("epsilon", 1e-3)),
+            "center": bool(cfg.get("center", True)),
+            "scale": bool(cfg.get("scale", True)),
+        },
+    )
+
+
+def _layer_norm(cfg, context) -> Mapped:
+    _last_axis(cfg.get("axis", -1), context, "LayerNormalization")
+    if cfg.get("rms_scaling"):
+        raise Unsupported("rms_scaling=True: RMS normalization has no catalog equivalent")
+    return Mapped(
+        "LayerNormalization",
+        {
+            "epsilon": float(cfg.get("epsilon", 1e-3)),
+            "center": bool(cfg.get("center", True)),
+            "scale": bool(cfg.get("scale", True)),
+        },
+    )
+
+
+def _activation_layer(cfg, context) -> Mapped:
+    name = activation_name(cfg.get("activation"))
+    if name == "linear":
+        return Mapped(None)
+    return Mapped("Activation", {"activation": name})
+
+
+def _relu(cfg, context) -> Mapped:
+    max_value = cfg.get("max_value")
+    slope = float(cfg.get("negative_slope", 0.0) or 0.0)
+    threshold = float(cfg.get("threshold", 0.0) or 0.0)
+    if threshold != 0.0:
+        raise Unsupported(f"threshold={threshold}: the catalog's relu has no threshold")
+    if max_value is None and slope == 0.0:
+        return Mapped("Activation", {"activation": "relu"})
+    if max_value is not None and float(max_value) == 6.0 and slope == 0.0:
+        return Mapped("Activation", {"activation": "relu6"})
+    if max_value is None:
+        return Mapped("Activation", {"activation": "leaky_relu", "negative_slope": slope})
+    raise Unsupported(
+        f"max_value={max_value}, negative_slope={slope}: the catalog has relu, relu6 (max_value=6) and leaky_relu"
+    )
+
+
+def _leaky_relu(cfg, context) -> Mapped:
+    slope = cfg.get("negative_slope", cfg.get("alpha", 0.3))
+    return Mapped("Activation", {"activation": "leaky_relu", "negative_slope": float(slope)})
+
+
+def _elu(cfg, context) -> Mapped:
+    return Mapped("Activation", {"activation": "elu", "alpha": float(cfg.get("alpha", 1.0))})
+
+
+def _softmax(cfg, context) -> Mapped:
+    _last_axis(cfg.get("axis", -1), context, "softmax")
+    return Mapped("Activation", {"activation": "softmax"})
+
+
+def _dropout(cfg, context) -> Mapped:
+    if cfg.get("noise_shape") is not None:
+        raise Unsupported(f"noise_shape={cfg['noise_shape']!r}: the catalog's Dropout drops single values")
+    return Mapped("Dropout", {"rate": float(cfg.get("rate", 0.5))})
+
+
+def _embedding(cfg, context) -> Mapped:
+    if cfg.get("mask_zero"):
+        raise Unsupported("mask_zero=True: masks have no catalog (or PyTorch) equivalent")
+    if cfg.get("lora_rank"):
+        raise Unsupported(f"lora_rank={cfg['lora_rank']}: LoRA adapters have no catalog equivalent")
+    return Mapped("Embedding", {"input_dim": int(cfg["input_dim"]), "output_dim": int(cfg["output_dim"])})
+
+
+def _recurrent(kind: str) -> Callable[[Mapping, LayerContext], Mapped]:
+    def mapper(cfg, context) -> Mapped:
+        for key in ("return_state", "go_backwards", "stateful"):
+            _require(cfg, key, False, "the catalog's recurrent layers do not have it")
+        _require(cfg, "use_bias", True, "the catalog's recurrent layers always have a bias")
+        for key in ("dropout", "recurrent_dropout"):
+            if float(cfg.get(key, 0.0) or 0.0) != 0.0:
+                raise Unsupported(f"{key}={cfg[key]}: the catalog's recurrent layers have no dropout")
+        activation = cfg.get("activation", "tanh")
+        if kind == "SimpleRNN":
+            if activation not in ("tanh", "relu"):
+                raise Unsupported(
+                    f"activation={activation!r}: SimpleRNN has tanh or relu (torch nonlinearity)"
+                )
+        elif activation != "tanh":
+            raise Unsupported(f"activation={activation!r}: PyTorch's {kind} uses tanh only")
+        if kind != "SimpleRNN" and cfg.get("recurrent_activation", "sigmoid") != "sigmoid":
+            raise Unsupported(
+                f"recurrent_activation={cfg['recurrent_activation']!r}: PyTorch's {kind} uses sigmoid only"
+            )
+        if kind == "GRU" and cfg.get("reset_after", True) is not True:
+            raise Unsupported("reset_after=False: PyTorch implements only reset_after=True")
+        params: dict[str, Any] = {
+            "units": int(cfg["units"]),
+            "return_sequences": bool(cfg.get("return_sequences", False)),
+            "bidirectional": False,
+        }
+        if kind == "SimpleRNN":
+            params["activation"] = activation
+        return Mapped(kind, params)
+
+    return mapper
+
+
+def _bidirectional(cfg, context) -> Mapped:
+    if cfg.get("merge_mode", "concat") != "concat":
+        raise Unsupported(
+            f"merge_mode={cfg.get('merge_mode')!r}: the catalog's bidirectional layers concatenate"
+        )
+    inner = cfg.get("layer") or {}
+    kind = str(inner.get("class_name"))
+    if kind not in ("LSTM", "GRU", "SimpleRNN"):
+        raise Unsupported(f"wraps a {kind}; the catalog has bidirectional LSTM, GRU and SimpleRNN")
+    mapped = _recurrent(kind)(inner.get("config") or {}, context)
+    backward = cfg.get("backward_layer")
+    if isinstance(backward, Mapping):
+        back = _recurrent(kind)(_forward_view(backward.get("config") or {}), context)
+        if str(backward.get("class_name")) != kind or back.params != mapped.params:
+            raise Unsupported("its backward layer differs from the forward one")
+    mapped.params["bidirectional"] = True
+    return mapped
+
+
+def _forward_view(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    return {**cfg, "go_backwards": False}
+
+
+def _attention(cfg, context) -> Mapped:
+    key_dim = int(cfg["key_dim"])
+    value_dim = cfg.get("value_dim")
+    if value_dim is not None and int(value_dim) != key_dim:
+        raise Unsupported(f"value_dim={value_dim} differs from key_dim={key_dim} (the catalog uses key_dim)")
+    if cfg.get("output_shape") is not None:
+        raise Unsupported(f"output_shape={cfg['output_shape']!r}: the output has the query's features")
+    axes = cfg.get("attention_axes")
+    if axes is not None and list(axes) not in ([1], [-2]):
+        raise Unsupported(f"attention_axes={axes!r}: the catalog attends over the steps axis only")
+    for key in ("use_gate",):
+        _require(cfg, key, False, "the catalog's MultiHeadAttention has no gate")
+    if cfg.get("sliding_window") is not None:
+        raise Unsupported(f"sliding_window={cfg['sliding_window']!r}: the catalog attends over all steps")
+    return Mapped(
+        "MultiHeadAttention",
+        {
+            "num_heads": int(cfg["num_heads"]),
+            "key_dim": key_dim,
+            "use_bias": bool(cfg.get("use_bias", True)),
+            "dropout": float(cfg.get("dropout", 0.0)),
+        },
+    )
+
+
+def _merge(kind: str) -> Callable[[Mapping, LayerContext], Mapped]:
+    def mapper(cfg, context) -> Mapped:
+        return Mapped(kind)
+
+    return mapper
+
+
+def _concatenate(cfg, context) -> Mapped:
+    return Mapped("Concatenate", {"axis": int(cfg.get("axis", -1))})
+
+
+def _flatten(cfg, context) -> Mapped:
+    _channels_last(cfg)
+    return Mapped("Flatten")
+
+
+def _reshape(cfg, context) -> Mapped:
+    return Mapped("Reshape", {"target_shape": [int(dim) for dim in cfg["target_shape"]]})
+
+
+def _permute(cfg, context) -> Mapped:
+    return Mapped("Permute", {"dims": [int(dim) for dim in cfg["dims"]]})
+
+
+def _up_sampling(cfg, context) -> Mapped:
+    _channels_last(cfg)
+    return Mapped(
+        "UpSampling2D",
+        {"size": _ints(cfg.get("size", 2), 2), "interpolation": cfg.get("interpolation", "nearest")},
+    )
+
+
+def _four_sides(value: Any) -> tuple[int, int, int, int]:
+    """Keras's ZeroPadding2D / Cropping2D forms -> (top, bottom, left, right)."""
+    if isinstance(value, int):
+        return (value,) * 4
+    first, second = value
+    if isinstance(first, int) and isinstance(second, int):
+        return first, first, second, second
+    (top, bottom), (left, right) = first, second
+    return int(top), int(bottom), int(left), int(right)
+
+
+def _zero_padding(cfg, context) -> Mapped:
+    _channels_last(cfg)
+    return Mapped("ZeroPadding2D", {"padding": _four_sides(cfg.get("padding", 1))})
+
+
+def _cropping(cfg, context) -> Mapped:
+    _channels_last(cfg)
+    return Mapped("Cropping2D", {"cropping": _four_sides(cfg.get("cropping", 0))})
+
+
+def _rescaling(cfg, context) -> Mapped:
+    scale, offset = cfg.get("scale", 1.0), cfg.get("offset", 0.0)
+    if not all(isinstance(value, (int, float)) and math.isfinite(value) for value in (scale, offset)):
+        raise Unsupported(f"scale={scale!r}, offset={offset!r}: the catalog's Rescaling takes two numbers")
+    return Mapped("Rescaling", {"scale": float(scale), "offset": float(offset)})
+
+
+def _identity(cfg, context) -> Mapped:
+    return Mapped(None)
+
+
+KERAS_LAYERS: dict[str, Callable[[Mapping, LayerContext], Mapped]] = {
+    "Dense": _dense,
+    "Conv1D": _conv("Conv1D", 1),
+    "Conv2D": _conv("Conv2D", 2),
+    "SeparableConv2D": _conv("SeparableConv2D", 2),
+    "Conv2DTranspose": _conv_transpose,
+    "DepthwiseConv2D": _depthwise,
+    "MaxPooling1D": _pooling("MaxPooling1D", 1),
+    "MaxPooling2D": _pooling("MaxPooling2D", 2),
+    "AveragePooling1D": _pooling("AveragePooling1D", 1),
+    "AveragePooling2D": _pooling("AveragePooling2D", 2),
+    "GlobalAveragePooling1D": _global_pooling("GlobalAveragePooling1D"),
+    "GlobalAveragePooling2D": _global_pooling("GlobalAveragePooling2D"),
+    "GlobalMaxPooling1D": _global_pooling("GlobalMaxPooling1D"),
+    "GlobalMaxPooling2D": _global_pooling("GlobalMaxPooling2D"),
+    "BatchNormalization": _batch_norm,
+    "LayerNormalization": _layer_norm,
+    "Activation": _activation_layer,
+    "ReLU": _relu,
+    "LeakyReLU": _leaky_relu,
+    "ELU": _elu,
+    "Softmax": _softmax,
+    "Dropout": _dropout,
+    "Embedding": _embedding,
+    "SimpleRNN": _recurrent("SimpleRNN"),
+    "LSTM": _recurrent("LSTM"),
+    "GRU": _recurrent("GRU"),
+    "Bidirectional": _bidirectional,
+    "MultiHeadAttention": _attention,
+    "Add": _merge("Add"),
+    "Subtract": _merge("Subtract"),
+    "Multiply": _merge("Multiply"),
+    "Average": _merge("Average"),
+    "Maximum": _merge("Maximum"),
+    "Concatenate": _concatenate,
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "Permute": _permute,
+    "UpSampling2D": _up_sampling,
+    "ZeroPadding2D": _zero_padding,
+    "Cropping2D": _cropping,
+    "Rescaling": _rescaling,
+    "Identity": _identity,
+}

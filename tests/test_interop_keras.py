@@ -1,0 +1,312 @@
+"""Importing Keras models: real architectures built by Keras itself, with random weights.
+
+For each: the import succeeds, names and topology are kept, the project is
+valid, its parameter count equals Keras's, and the exported PyTorch and
+Keras programs, loaded with the exported weight files, reproduce the
+original model's outputs within 1e-4 (see studio.interop.check.difference).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from keras import layers  # noqa: E402
+
+from studio.analysis import analyze  # noqa: E402
+from studio.interop import (  # noqa: E402
+    ModelFileError,
+    UnsupportedModelError,
+    import_model,
+    save_imported,
+)
+from studio.interop.check import TOLERANCE, reproduction_errors  # noqa: E402
+from studio.layout import DEFAULT_NODE_SIZE  # noqa: E402
+from studio.project import load_project  # noqa: E402
+
+
+def randomize_batch_norm(model, seed: int = 0) -> None:
+    """Moving statistics and affine weights away from their identity initial values."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape),
+                    rng.normal(0, 0.1, beta.shape),
+                    rng.normal(0, 0.1, mean.shape),
+                    rng.uniform(0.5, 1.5, variance.shape),
+                ]
+            )
+
+
+def import_and_check(model, tmp_path, inputs, suffix: str = ".keras"):
+    """Save ``model``, import it with weights, and check names, validity, counts and outputs."""
+    path = tmp_path / f"{model.name}{suffix}"
+    model.save(path)
+    started = time.perf_counter()
+    imported = import_model(path)
+    seconds = time.perf_counter() - started
+    project_path, weights_path = save_imported(imported, tmp_path / f"{model.name}.layers.json")
+    project = load_project(project_path)
+    assert analyze(project.graph).is_valid
+    assert imported.imported_parameters == model.count_params() == imported.source_parameters
+    names = {node.name for node in project.graph.nodes}
+    assert {layer.name for layer in _all_layers(model)} - names <= _identity_layers(model)
+    expected = model(inputs, training=False)
+    expected = [np.asarray(e) for e in (expected if isinstance(expected, list) else [expected])]
+    errors = reproduction_errors(imported, weights_path, [inputs], expected, tmp_path)
+    assert errors["keras"] <= TOLERANCE and errors["pytorch"] <= TOLERANCE, errors
+    return imported, project, seconds
+
+
+def _all_layers(model) -> list:
+    """The layers of ``model``, those of nested models in their place (the import inlines them)."""
+    result = []
+    for layer in model.layers:
+        result += _all_layers(layer) if isinstance(layer, keras.Model) else [layer]
+    return result
+
+
+def _identity_layers(model) -> set[str]:
+    """Layers the import leaves out: Activation('linear') computes the identity; a nested model's
+    InputLayer is its caller's tensor."""
+    nested_inputs = {
+        layer.name
+        for nested in model.layers
+        if isinstance(nested, keras.Model)
+        for layer in nested.layers
+        if isinstance(layer, layers.InputLayer)
+    }
+    return nested_inputs | {
+        layer.name
+        for layer in _all_layers(model)
+        if isinstance(layer, layers.Activation) and layer.get_config()["activation"] == "linear"
+    }
+
+
+def test_resnet50(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.applications.ResNet50(
+        weights=None, input_shape=(64, 64, 3), classes=10, classifier_activation=None
+    )
+    randomize_batch_norm(model)
+    inputs = np.random.default_rng(1).standard_normal((2, 64, 64, 3)).astype("float32")
+    imported, project, seconds = import_and_check(model, tmp_path, inputs)
+    print(f"\nResNet50 import: {seconds:.2f} s for {len(project.graph)} layers")  # measured, not asserted
+    graph = project.graph
+    kinds = [node.kind for node in graph.nodes]
+    assert kinds.count("Conv2D") == 53 and kinds.count("Add") == 16
+    add = graph.find("conv2_block1_add")
+    assert [graph.node(source).name for source in graph.inputs_of(add.id)] == [
+        "conv2_block1_0_bn",
+        "conv2_block1_3_bn",
+    ]
+    assert graph.find("conv1_pad").params["padding"] == (3, 3, 3, 3)
+    # layered layout: left to right along every edge, and no two nodes of a column overlap
+    for edge in graph.edges:
+        assert graph.node(edge.source).position[0] < graph.node(edge.target).position[0]
+    columns: dict[float, list[float]] = {}
+    for node in graph.nodes:
+        columns.setdefault(node.position[0], []).append(node.position[1])
+    for ys in columns.values():
+        ys.sort()
+        assert all(lower - upper >= DEFAULT_NODE_SIZE[1] for upper, lower in zip(ys, ys[1:], strict=False))
+
+
+def test_mobilenet_v2(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(
+        weights=None, alpha=0.35, input_shape=(96, 96, 3), classes=10, classifier_activation=None
+    )
+    randomize_batch_norm(model)
+    inputs = np.random.default_rng(2).standard_normal((2, 96, 96, 3)).astype("float32")
+    _, project, _ = import_and_check(model, tmp_path, inputs)
+    graph = project.graph
+    relu6 = graph.find("Conv1_relu")
+    assert relu6.kind == "Activation" and relu6.params["activation"] == "relu6"
+    depthwise = graph.find("block_1_depthwise")
+    assert depthwise.kind == "DepthwiseConv2D" and depthwise.params["strides"] == (2, 2)
+    assert graph.find("block_1_pad").params["padding"] == (0, 1, 0, 1)
+
+
+def test_vgg16_nested_as_a_base_with_a_sequential_head(tmp_path):
+    """Transfer learning as users write it: the application and the head are models used as layers."""
+    keras.utils.set_random_seed(0)
+    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
+    head = keras.Sequential(
+        [
+            layers.Flatten(name="flatten"),  # of (2, 2, 512): the Dense rows follow Keras's order
+            layers.Dense(32, activation="relu", name="fc1"),
+            layers.Dropout(0.5, name="drop"),
+            layers.Dense(10, name="logits"),
+        ],
+        name="head",
+    )
+    images = keras.Input((64, 64, 3), name="images")
+    model = keras.Model(images, head(base(images)), name="vgg16_transfer")
+    inputs = np.random.default_rng(3).standard_normal((2, 64, 64, 3)).astype("float32")
+    _, project, _ = import_and_check(model, tmp_path, inputs)
+    graph = project.graph
+    assert [node.kind for node in graph.nodes].count("MaxPooling2D") == 5
+    assert graph.find("block5_conv3").params["activation"] == "relu"
+    assert [graph.node(s).name for s in graph.inputs_of(graph.find("block1_conv1").id)] == ["images"]
+    assert [graph.node(s).name for s in graph.inputs_of(graph.find("flatten").id)] == ["block5_pool"]
+
+
+def test_lstm_text_classifier(tmp_path):
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((20,), dtype="int32", name="tokens")
+    x = layers.Embedding(500, 16, name="embedding")(tokens)
+    x = layers.Bidirectional(layers.LSTM(12, return_sequences=True), name="bilstm")(x)
+    x = layers.LSTM(10, name="lstm")(x)
+    model = keras.Model(tokens, layers.Dense(3, name="logits")(x), name="text_classifier")
+    inputs = np.random.default_rng(4).integers(0, 500, (3, 20)).astype("int32")
+    _, project, _ = import_and_check(model, tmp_path, inputs)
+    graph = project.graph
+    assert graph.find("tokens").params["dtype"] == "int32"
+    bilstm = graph.find("bilstm")
+    assert bilstm.kind == "LSTM" and bilstm.params["bidirectional"] and bilstm.params["return_sequences"]
+    assert graph.find("lstm").params == {"units": 10, "return_sequences": False, "bidirectional": False}
+
+
+def transformer_block(name: str = "encoder") -> keras.Model:
+    sequence = keras.Input((12, 32), name="sequence")
+    attended = layers.MultiHeadAttention(num_heads=4, key_dim=8, name="attention")(sequence, sequence)
+    x = layers.Add(name="residual_1")([sequence, layers.Dropout(0.1, name="attention_dropout")(attended)])
+    x = layers.LayerNormalization(epsilon=1e-6, name="norm_1")(x)
+    ffn = layers.Dense(64, activation="gelu", name="ffn_1")(x)
+    ffn = layers.Dense(32, name="ffn_2")(ffn)
+    x = layers.LayerNormalization(epsilon=1e-6, name="norm_2")(layers.Add(name="residual_2")([x, ffn]))
+    x = layers.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(sequence, layers.Dense(5, name="logits")(x), name=name)
+
+
+def test_transformer_encoder_block(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = transformer_block()
+    inputs = np.random.default_rng(5).standard_normal((3, 12, 32)).astype("float32")
+    _, project, _ = import_and_check(model, tmp_path, inputs)
+    graph = project.graph
+    attention = graph.find("attention")
+    assert attention.params["num_heads"] == 4 and attention.params["key_dim"] == 8
+    assert [graph.node(s).name for s in graph.inputs_of(attention.id)] == ["sequence"]  # self-attention
+    assert [graph.node(s).name for s in graph.inputs_of(graph.find("residual_2").id)] == ["norm_1", "ffn_2"]
+
+
+def test_legacy_h5_and_sequential(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            layers.Conv2D(4, 3, activation="relu", name="conv"),
+            layers.MaxPooling2D(name="pool"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(3, activation="softmax", name="out"),
+        ],
+        name="small_sequential",
+    )
+    inputs = np.random.default_rng(6).standard_normal((2, 8, 8, 1)).astype("float32")
+    _, project, _ = import_and_check(model, tmp_path, inputs, suffix=".h5")
+    assert [node.name for node in project.graph.nodes][1:] == ["conv", "pool", "flatten", "out"]
+
+
+def test_json_config_imports_the_architecture_without_weights(tmp_path):
+    model = transformer_block("from_json")
+    path = tmp_path / "model.json"
+    path.write_text(model.to_json(), encoding="utf-8")
+    imported = import_model(path)
+    assert imported.weights is None
+    assert imported.imported_parameters == model.count_params()
+    assert len(imported.project.graph) == len(model.layers)
+
+
+def test_unsupported_layers_are_all_listed_and_nothing_is_written(tmp_path):
+    from studio.interop.commands import cmd_import
+
+    images = keras.Input((16, 16, 4), name="images")
+    x = layers.Conv2D(8, 3, groups=2, name="grouped_conv")(images)
+    x = layers.GroupNormalization(groups=4, name="group_norm")(x)
+    x = layers.BatchNormalization(center=True, scale=False, name="half_bn")(x)
+    x = layers.Conv2D(8, 3, padding="same", name="fine_conv")(x)
+    model = keras.Model(images, layers.GlobalAveragePooling2D()(x), name="unsupported")
+    path = tmp_path / "unsupported.keras"
+    model.save(path)
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(path)
+    problems = {problem.name: problem for problem in caught.value.problems}
+    assert set(problems) == {"grouped_conv", "group_norm", "half_bn"}
+    assert "groups=2" in problems["grouped_conv"].reason
+    assert problems["group_norm"].source_kind == "GroupNormalization"
+    assert "center and scale" in problems["half_bn"].reason
+    args = _import_args(str(path), tmp_path / "out.layers.json", weights=True)
+    assert cmd_import(args) == 1
+    assert not list(tmp_path.glob("out*"))
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_lambda_layers_are_refused_by_safe_mode(suffix, tmp_path, capsys):
+    from studio.interop.commands import cmd_import
+
+    values = keras.Input((4,), name="values")
+    doubled = layers.Lambda(lambda t: t * 2, name="double")(values)
+    path = tmp_path / f"lambda{suffix}"
+    keras.Model(values, layers.Dense(2)(doubled)).save(path)
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(path)
+    assert [(p.name, p.source_kind) for p in caught.value.problems] == [("double", "Lambda")]
+    assert "safe mode" in str(caught.value)
+    assert cmd_import(_import_args(str(path), tmp_path / "lambda.layers.json")) == 1
+    assert "Lambda 'double'" in capsys.readouterr().err
+    assert not (tmp_path / "lambda.layers.json").exists()
+
+
+def test_malformed_keras_files_give_a_clear_error(tmp_path, capsys):
+    from studio.interop.commands import cmd_import
+
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(2)])
+    good = tmp_path / "good.keras"
+    model.save(good)
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(ModelFileError, match="truncated or corrupt"):
+        import_model(truncated)
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not an hdf5 file at all")
+    with pytest.raises(ModelFileError, match="not an HDF5 file"):
+        import_model(garbage)
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ModelFileError, match="JSON"):
+        import_model(bad_json)
+    assert cmd_import(_import_args(str(truncated), tmp_path / "t.layers.json")) == 2
+    err = capsys.readouterr().err
+    assert "truncated or corrupt" in err and "Traceback" not in err
+    assert not (tmp_path / "t.layers.json").exists()
+
+
+def test_a_hand_edited_json_config_reports_the_bad_layer(tmp_path):
+    config = json.loads(transformer_block("edited").to_json())
+    for layer in config["config"]["layers"]:
+        if layer["name"] == "ffn_1":
+            del layer["config"]["units"]
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(path)
+    assert [problem.name for problem in caught.value.problems] == ["ffn_1"]
+    assert "could not be read" in caught.value.problems[0].reason
+
+
+def _import_args(model: str, output, weights: bool = False):
+    from studio.interop.commands import parse_import_args
+
+    return parse_import_args([model, "-o", str(output)] + (["--weights"] if weights else []))

@@ -1,0 +1,273 @@
+"""Importing ONNX models: files exported from PyTorch (legacy exporter) and from the studio itself.
+
+The reference outputs come from onnxruntime running the ONNX file.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import onnxruntime  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from studio.analysis import analyze  # noqa: E402
+from studio.interop import (  # noqa: E402
+    ModelFileError,
+    UnsupportedModelError,
+    export_onnx,
+    import_model,
+    save_imported,
+    save_weights,
+)
+from studio.interop.check import TOLERANCE, reproduction_errors  # noqa: E402
+from studio.project import load_project  # noqa: E402
+from tests.test_interop_torch import RESNET_SOURCE, ZOO  # noqa: E402
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "assets", "examples")
+
+
+def onnx_weight_count(path) -> int:
+    """The float weights each operator uses (shape constants are integers).
+
+    An initializer is counted once per operator that uses it: the exporter stores
+    equal arrays once and hands out copies through Identity nodes.
+    """
+    model = onnx.load(str(path))
+    arrays = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in arrays:
+            arrays[node.output[0]] = arrays[node.input[0]]
+    return int(
+        sum(
+            arrays[name].size
+            for node in model.graph.node
+            if node.op_type != "Identity"
+            for name in node.input
+            if name in arrays and arrays[name].dtype.kind == "f"
+        )
+    )
+
+
+def export_torch(model, example, path, **options) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.from_numpy(example),),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+            **options,
+        )
+
+
+def check_onnx_import(path, inputs, tmp_path):
+    """Import ``path`` with weights; valid, same weight count, and both exports match onnxruntime."""
+    imported = import_model(path)
+    assert analyze(imported.project.graph).is_valid
+    assert imported.imported_parameters == onnx_weight_count(path) == imported.source_parameters
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {info.source_name: array for info, array in zip(imported.inputs, inputs, strict=True)}
+    expected = session.run([info.source_name for info in imported.outputs], feeds)
+    _, weights_path = save_imported(imported, tmp_path / "imported.layers.json")
+    errors = reproduction_errors(imported, weights_path, inputs, expected, tmp_path)
+    assert errors["keras"] <= TOLERANCE and errors["pytorch"] <= TOLERANCE, errors
+    return imported
+
+
+class SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.pool = nn.MaxPool2d(3, 2, padding=1)
+        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.fc = nn.Linear(16 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.bn(self.conv1(x))))
+        x = F.relu(self.conv2(x))
+        x = x.view(x.size(0), -1)  # exported as Shape/Gather/Concat/Reshape
+        return torch.softmax(self.fc(x), dim=1)
+
+
+def small_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    model = SmallCNN()
+    with torch.no_grad():
+        model.bn.running_mean.normal_(0, 0.1)
+        model.bn.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("keep_batch_norm", [False, True], ids=["bn-folded", "bn-kept"])
+def test_small_cnn_exported_by_pytorch(keep_batch_norm, tmp_path):
+    inputs = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype("float32")
+    path = tmp_path / "small_cnn.onnx"
+    # The default (eval) export folds BatchNormalization into the Conv; PRESERVE keeps it.
+    mode = torch.onnx.TrainingMode.PRESERVE if keep_batch_norm else torch.onnx.TrainingMode.EVAL
+    export_torch(small_cnn(), inputs, path, training=mode)
+    imported = check_onnx_import(path, [inputs], tmp_path)
+    graph = imported.project.graph
+    kinds = [node.kind for node in graph.nodes]
+    assert ("BatchNormalization" in kinds) == keep_batch_norm
+    assert graph.find("conv1").params["padding"] == "same"
+    assert graph.find("pool_pad").kind == "ZeroPadding2D"  # MaxPool pads after a Relu: zeros are exact
+    assert graph.find("fc").kind == "Dense"
+    assert graph.find("input").params["shape"] == (16, 16, 3)
+    assert imported.inputs[0].channels_first
+
+
+def test_resnet18_exported_by_pytorch(tmp_path):
+    namespace: dict = {}
+    exec(compile(RESNET_SOURCE, "resnet.py", "exec"), namespace)  # the test's own source
+    model = namespace["resnet18"]().eval()
+    inputs = np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype("float32")
+    path = tmp_path / "resnet18.onnx"
+    export_torch(model, inputs, path, training=torch.onnx.TrainingMode.PRESERVE)
+    imported = check_onnx_import(path, [inputs], tmp_path)
+    graph = imported.project.graph
+    add = graph.find("layer2.0.add")
+    assert [graph.node(s).name for s in graph.inputs_of(add.id)] == ["layer2.0.bn2", "layer2.0.downsample.1"]
+    assert graph.find("avgpool").kind == "GlobalAveragePooling2D"
+    assert graph.find("flatten").kind == "Flatten"
+
+
+class Branchy(nn.Module):
+    """Channels-last input made channels-first, concatenated branches, a Linear on tokens (MatMul+Add)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 1)
+        self.b = nn.Conv2d(3, 4, 3, padding=1)
+        self.tokens = nn.Linear(8, 6)
+        self.head = nn.Linear(6 * 25, 3)
+
+    def forward(self, image):
+        x = image.permute(0, 3, 1, 2)
+        y = torch.cat([F.relu(self.a(x)), torch.sigmoid(self.b(x))], dim=1)
+        tokens = self.tokens(y.flatten(2).transpose(1, 2))
+        return self.head((tokens - 0.5).flatten(1))
+
+
+def test_layout_changes_concat_and_matmul(tmp_path):
+    torch.manual_seed(0)
+    model = Branchy().eval()
+    inputs = np.random.default_rng(2).standard_normal((2, 5, 5, 3)).astype("float32")
+    path = tmp_path / "branchy.onnx"
+    export_torch(model, inputs, path)
+    imported = check_onnx_import(path, [inputs], tmp_path)
+    graph = imported.project.graph
+    assert not imported.inputs[0].channels_first  # the ONNX input is NHWC: the same as Keras
+    assert graph.find("input").params["shape"] == (5, 5, 3)
+    assert graph.find("concat").params["axis"] == -1  # ONNX axis 1 of NCHW: the channels
+    assert graph.find("tokens").kind == "Dense"  # MatMul + Add
+    # and the same model imported from PyTorch directly
+    from studio.interop.torch_import import import_torch_model
+
+    direct = import_torch_model(model, [(5, 5, 3)])
+    with torch.no_grad():
+        expected = model(torch.from_numpy(inputs)).numpy()
+    _, weights_path = save_imported(direct, tmp_path / "direct.layers.json")
+    errors = reproduction_errors(direct, weights_path, [inputs], [expected], tmp_path)
+    assert max(errors.values()) <= TOLERANCE, errors
+
+
+@pytest.mark.parametrize("example", ["resnet_digits", "lenet_digits", "conv_autoencoder", "mlp_iris"])
+def test_studio_export_imports_back(example, tmp_path):
+    from codegen import generate
+    from codegen.verify import load_module
+
+    project = load_project(os.path.join(EXAMPLES, f"{example}.layers.json"))
+    code = generate(project, "keras")
+    keras_model = load_module(code.source, "example").build_model()
+    weights = {
+        layer.node.name: keras_model.get_layer(layer.ident).get_weights()
+        for layer in code.plan.layers
+        if not layer.spec.is_source
+    }
+    weights_path = save_weights(weights, tmp_path / "example.weights.npz")
+    path = tmp_path / f"{example}.onnx"
+    assert export_onnx(project, weights_path, path) <= TOLERANCE
+    rng = np.random.default_rng(3)
+    inputs = []
+    for info in onnx.load(str(path)).graph.input:
+        dims = [dim.dim_value or 2 for dim in info.type.tensor_type.shape.dim]  # batch 2
+        inputs.append(rng.standard_normal(dims).astype("float32"))
+    imported = check_onnx_import(path, inputs, tmp_path)
+    names = {node.name: node.kind for node in imported.project.graph.nodes}
+    for node in project.graph.nodes:  # layers with modules keep their names (the exporter's scopes)
+        if node.kind in ("Conv2D", "Dense", "Conv2DTranspose"):
+            assert names.get(node.name) == node.kind, node.name
+
+
+def test_malformed_onnx_files_give_a_clear_error(tmp_path, capsys):
+    from studio.interop.commands import cmd_import, parse_import_args
+
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(np.random.default_rng(0).bytes(2000))
+    with pytest.raises(ModelFileError, match="not a valid ONNX model"):
+        import_model(garbage)
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelFileError):
+        import_model(empty)
+    assert cmd_import(parse_import_args([str(garbage), "-o", str(tmp_path / "g.layers.json")])) == 2
+    err = capsys.readouterr().err
+    assert "not a valid ONNX model" in err and "Traceback" not in err
+    assert not (tmp_path / "g.layers.json").exists()
+
+
+def handmade_model(nodes, initializers, input_shape=(1, 4, 8, 8), output="y") -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes,
+        "handmade",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *input_shape[1:]])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", *input_shape[1:]])],
+        initializer=[numpy_helper.from_array(array, name) for name, array in initializers.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_unsupported_operators_are_all_listed(tmp_path):
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="grouped", group=2, kernel_shape=[3, 3]),
+        helper.make_node("LRN", ["x"], ["l"], name="lrn", size=3),
+        helper.make_node(
+            "MaxPool", ["x"], ["p"], name="pool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]
+        ),
+        helper.make_node("Add", ["p", "l"], ["y"], name="sum"),
+    ]
+    model = handmade_model(nodes, {"w": rng.standard_normal((4, 2, 3, 3)).astype("float32")})
+    path = tmp_path / "unsupported.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(path)
+    problems = {problem.name: problem for problem in caught.value.problems}
+    assert set(problems) == {"grouped", "lrn", "pool"}
+    assert "group=2" in problems["grouped"].reason or "groups=2" in problems["grouped"].reason
+    assert problems["lrn"].source_kind == "LRN"
+    assert "non-negative" in problems["pool"].reason
+
+
+@pytest.mark.parametrize("key", list(ZOO))
+def test_layer_zoo_exported_by_pytorch(key, tmp_path):
+    net, shape = ZOO[key]
+    torch.manual_seed(0)
+    inputs = np.random.default_rng(4).standard_normal((2, *shape)).astype("float32")
+    path = tmp_path / f"{key}.onnx"
+    export_torch(net().eval(), inputs, path)
+    check_onnx_import(path, [inputs], tmp_path)
