@@ -122,6 +122,7 @@ class Project:
 
 
 def project_to_dict(project: Project) -> dict[str, Any]:
+    project.training.check()  # never save what loading would refuse
     graph = project.graph
     nodes = []
     for node in graph.nodes:
@@ -166,13 +167,20 @@ def write_text_atomic(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(temp_name, path.stat().st_mode & 0o777)
+        # mkstemp makes the file private (0o600): give it the old file's mode, or the usual one.
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_current_umask()
+        os.chmod(temp_name, mode)
         os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def _dump(value: Any, indent: int) -> str:
@@ -184,7 +192,13 @@ def _dump(value: Any, indent: int) -> str:
     if isinstance(value, list) and value and not _is_flat(value):
         items = [pad + _dump(item, indent + 2) for item in value]
         return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
-    return json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON can carry one as a \u escape) has no UTF-8 form: keep it escaped.
+        text = json.dumps(value)
+    return text
 
 
 def _is_flat(value: dict | list) -> bool:
@@ -218,7 +232,7 @@ def load_project(path: str | os.PathLike, registry: Registry = CATALOG) -> Proje
 def loads_project(text: str | bytes, registry: Registry = CATALOG) -> Project:
     if isinstance(text, bytes):
         try:
-            text = text.decode("utf-8")
+            text = text.decode("utf-8-sig")  # some editors start UTF-8 files with a BOM
         except UnicodeDecodeError as error:
             raise ProjectError(f"not UTF-8 text (byte {error.start} is invalid)") from None
     try:
