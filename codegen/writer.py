@@ -39,6 +39,12 @@ def _string(text: str) -> str:
     return body
 
 
+def docstring_text(text: str) -> str:
+    """User text made safe inside a generated docstring: one line, no quotes or escapes to break out."""
+    text = "".join(char if char.isprintable() else " " for char in text)
+    return text.replace("\\", "/").replace('"', "'")
+
+
 class Block:
     """A list of lines at an indentation level, with helpers for statements."""
 
