@@ -1,0 +1,363 @@
+"""The studio's training against hand-written training loops, per framework, and the cost of streaming.
+
+    .venv/bin/python benchmarks/bench_training.py [--epochs 10] [--repeats 3]
+
+1. End to end, per model and framework, interleaved in the same run:
+
+   * studio: a TrainingRun (child process; tf.data or the PyTorch loop,
+     per-batch messages, metrics.jsonl, epoch bookkeeping);
+   * baseline: the idiomatic loop for the same generated model, data and
+     batch size, in its own spawned process: Keras ``model.fit(x, y, ...)``
+     on arrays; PyTorch a loop over shuffled index batches (and, for
+     reference, the exported script's DataLoader loop).
+
+   Both validate every epoch. Each run's figure is its steady epoch (the
+   median time between consecutive epoch ends, after the first epoch); the
+   best of the repeats is kept, since other processes on a shared machine
+   only ever slow a run down.
+
+2. PyTorch in one process, one studio epoch and one hand-written epoch in
+   turn: the overhead of the engine's loop without process start-up noise.
+
+3. The cost of metric streaming per batch.
+
+The machine this runs on may be shared: rerun when the figures scatter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from studio.training import RunConfig, TrainingRun  # noqa: E402
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
+MODELS = ("lenet_digits", "mlp_iris")
+
+
+# ----- shared set-up (also run inside the baseline processes) -------------------------
+
+
+def _session(model: str, framework: str, epochs: int):
+    from studio.training.session import prepare_session
+
+    config = RunConfig.from_project(EXAMPLES / f"{model}.layers.json", framework, epochs=epochs)
+    return prepare_session(config)
+
+
+def _steady(epoch_ends: list[float]) -> float:
+    """The median epoch time after the first epoch, from the times at which epochs ended."""
+    gaps = np.diff(epoch_ends)
+    return float(np.median(gaps)) if len(gaps) else float("nan")
+
+
+# ----- baselines: hand-written loops --------------------------------------------------
+
+
+def keras_baseline(model: str, epochs: int, results) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from codegen.verify import load_module
+
+    session = _session(model, "keras", epochs)
+    data, config = session.data, session.config
+    code = session.code["keras"]
+    net = load_module(code.source, "baseline").build_model()
+    from studio.training import recipes
+
+    net.compile(
+        optimizer=recipes.keras_optimizer(keras, config.optimizer, config.learning_rate),
+        loss=recipes.keras_loss(keras, config.loss, session.logits),
+        metrics=recipes.keras_metrics(keras, config.loss, session.logits, session.classification),
+    )
+    ends: list[float] = []
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            ends.append(time.perf_counter())
+
+    net.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=config.batch_size,
+        epochs=epochs,
+        validation_data=(data.x_val, data.y_val),
+        callbacks=[EpochClock()],
+        verbose=0,
+    )
+    results.put(_steady(ends))
+
+
+def torch_baseline(model: str, epochs: int, results, dataloader: bool = False) -> None:
+    import torch
+
+    from codegen.verify import load_module, to_torch_layout
+    from studio.training import recipes
+
+    session = _session(model, "pytorch", epochs)
+    data, config = session.data, session.config
+    code = session.code["pytorch"]
+    net = load_module(code.source, "baseline").build_model()
+    optimizer = recipes.torch_optimizer(torch, config.optimizer, net.parameters(), config.learning_rate)
+    loss_fn = recipes.torch_loss(torch, config.loss, session.logits)
+    layout = session.input.layout
+    x_train = torch.from_numpy(np.ascontiguousarray(to_torch_layout(data.x_train, layout)))
+    x_val = torch.from_numpy(np.ascontiguousarray(to_torch_layout(data.x_val, layout)))
+    y_train, y_val = torch.from_numpy(data.y_train), torch.from_numpy(data.y_val)
+    size = config.batch_size
+    if dataloader:
+        from torch.utils.data import DataLoader, TensorDataset
+
+        loader = DataLoader(TensorDataset(x_train, y_train), batch_size=size, shuffle=True)
+    ends: list[float] = []
+    for _ in range(epochs):
+        net.train()
+        batches = loader if dataloader else _shuffled(x_train, y_train, size)
+        for x, y in batches:
+            optimizer.zero_grad()
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            total = sum(
+                loss_fn(net(x_val[i : i + size]), y_val[i : i + size]).item()
+                for i in range(0, len(x_val), size)
+            )
+        assert np.isfinite(total)
+        ends.append(time.perf_counter())
+    results.put(_steady(ends))
+
+
+def _shuffled(x, y, size: int):
+    import torch
+
+    order = torch.randperm(len(x))
+    for start in range(0, len(x), size):
+        index = order[start : start + size]
+        yield x[index], y[index]
+
+
+# ----- the studio ---------------------------------------------------------------------
+
+
+def studio_run(model: str, framework: str, epochs: int, folder: Path) -> float:
+    config = RunConfig.from_project(
+        EXAMPLES / f"{model}.layers.json", framework, epochs=epochs, export_onnx=False, out_dir=str(folder)
+    )
+    run = TrainingRun(config)
+    run.start()
+    run.wait()
+    run.close()
+    if run.outcome["type"] != "finished":
+        raise RuntimeError(run.outcome)
+    return _steady([m["time"] for m in run.messages if m["type"] == "epoch"])
+
+
+def in_child(target, *args) -> float:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=target, args=(*args, results))
+    process.start()
+    value = results.get()
+    process.join()
+    return value
+
+
+# ----- streaming cost -----------------------------------------------------------------
+
+
+def streaming_cost_us(batches: int = 20000) -> float:
+    """Microseconds per batch for add + due + grouped send + the metrics.jsonl line."""
+    from studio.training.emitter import BatchStream, Emitter
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    reader = threading.Thread(target=_drain, args=(queue,), daemon=True)
+    reader.start()  # the caller's side, here in-process: its share of the GIL is counted too
+    with tempfile.TemporaryDirectory() as folder:
+        emitter = Emitter(queue, Path(folder) / "metrics.jsonl")
+        stream = BatchStream(emitter, "pytorch")
+        stream.start_epoch()
+        start = time.perf_counter()
+        for step in range(batches):
+            stream.add(1, step + 1, step + 1, 0.5, 32)
+            if stream.due():
+                stream.flush()
+        stream.flush()
+        elapsed = time.perf_counter() - start
+        emitter.close()
+    queue.put(None)
+    reader.join()
+    return elapsed / batches * 1e6
+
+
+def _drain(queue) -> None:
+    while queue.get() is not None:
+        pass
+
+
+# ----- PyTorch, interleaved in one process -------------------------------------------
+
+
+def torch_interleaved(model: str, epochs: int) -> tuple[float, float]:
+    """(baseline ms, studio ms) per epoch, alternating one epoch of each; medians.
+
+    The studio epoch is the engine's own: its batch loop with streaming to a
+    real queue and metrics.jsonl, its validation pass and its epoch
+    bookkeeping (message, best snapshot, checkpoint capture). Alternating
+    epochs makes a burst of load on a shared machine hit both alike.
+    """
+    import torch
+
+    from studio.training.emitter import Emitter
+    from studio.training.rundir import RunFolder
+    from studio.training.torch_engine import TorchEngine
+
+    session = _session(model, "pytorch", epochs * 2)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    reader = threading.Thread(target=_drain, args=(queue,), daemon=True)
+    reader.start()
+    with tempfile.TemporaryDirectory() as folder:
+        emitter = Emitter(queue, Path(folder) / "metrics.jsonl")
+        engine = TorchEngine(session, RunFolder(folder), emitter)
+        engine.setup()
+        baseline = _TorchLoop(torch, session)
+        studio_times, baseline_times = [], []
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            loss, accuracy = engine._train_epoch(epoch)
+            middle = time.perf_counter()
+            val_loss, val_accuracy = engine._evaluate()
+            metrics = {
+                "train_loss": loss,
+                "train_accuracy": accuracy,
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+            }
+            engine.end_epoch(metrics, time.perf_counter() - start, middle - start)
+            studio_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            baseline.epoch()
+            baseline_times.append(time.perf_counter() - start)
+        emitter.close()
+    queue.put(None)
+    reader.join()
+    return statistics.median(baseline_times[1:]) * 1000, statistics.median(studio_times[1:]) * 1000
+
+
+class _TorchLoop:
+    """The hand-written loop of torch_baseline, one epoch at a time."""
+
+    def __init__(self, torch, session) -> None:
+        from codegen.verify import load_module, to_torch_layout
+        from studio.training import recipes
+
+        data, config = session.data, session.config
+        self.torch, self.size = torch, config.batch_size
+        self.net = load_module(session.code["pytorch"].source, "baseline").build_model()
+        self.optimizer = recipes.torch_optimizer(
+            torch, config.optimizer, self.net.parameters(), config.learning_rate
+        )
+        self.loss_fn = recipes.torch_loss(torch, config.loss, session.logits)
+        layout = session.input.layout
+        self.x_train = torch.from_numpy(np.ascontiguousarray(to_torch_layout(data.x_train, layout)))
+        self.x_val = torch.from_numpy(np.ascontiguousarray(to_torch_layout(data.x_val, layout)))
+        self.y_train, self.y_val = torch.from_numpy(data.y_train), torch.from_numpy(data.y_val)
+
+    def epoch(self) -> None:
+        torch, net, size = self.torch, self.net, self.size
+        net.train()
+        for x, y in _shuffled(self.x_train, self.y_train, size):
+            self.optimizer.zero_grad()
+            loss = self.loss_fn(net(x), y)
+            loss.backward()
+            self.optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            total = sum(
+                self.loss_fn(net(self.x_val[i : i + size]), self.y_val[i : i + size]).item()
+                for i in range(0, len(self.x_val), size)
+            )
+        assert np.isfinite(total)
+
+
+# ----- report -------------------------------------------------------------------------
+
+
+def end_to_end(model: str, framework: str, epochs: int, repeats: int, root: Path) -> dict[str, float]:
+    """Best-of-``repeats`` steady epoch (s) of the studio and of each baseline, run in turn."""
+    baselines = {"keras": {"fit(x, y)": keras_baseline}, "pytorch": {"index loop": torch_baseline}}[framework]
+    if framework == "pytorch":
+        baselines["DataLoader"] = _dataloader_baseline
+    times: dict[str, list[float]] = {"studio": [], **{name: [] for name in baselines}}
+    for repeat in range(repeats):
+        times["studio"].append(studio_run(model, framework, epochs, root / f"{model}-{framework}-{repeat}"))
+        for name, target in baselines.items():
+            times[name].append(in_child(target, model, epochs))
+    return {name: min(values) for name, values in times.items()}
+
+
+def _dataloader_baseline(model: str, epochs: int, results) -> None:
+    torch_baseline(model, epochs, results, dataloader=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--models", default=",".join(MODELS))
+    args = parser.parse_args()
+    models = args.models.split(",")
+    print("End to end (training process, steady epoch with validation; medians over repeats):\n")
+    print(
+        "| model | framework | batches/epoch | baseline | baseline epoch (ms) | studio epoch (ms) | studio / baseline |"
+    )
+    print("|---|---|---:|---|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as root:
+        for model in models:
+            session = _session(model, "keras", args.epochs)
+            batches = -(-session.data.num_train // session.config.batch_size)
+            for framework in ("keras", "pytorch"):
+                figures = end_to_end(model, framework, args.epochs, args.repeats, Path(root))
+                studio = figures.pop("studio")
+                for name, baseline in figures.items():
+                    ratio = studio / baseline
+                    print(
+                        f"| {model} | {framework} | {batches} | {name} | {baseline * 1000:.1f} "
+                        f"| {studio * 1000:.1f} | {ratio - 1:+.1%} |",
+                        flush=True,
+                    )
+    print("\nPyTorch, studio and hand-written epochs alternating in one process (medians of 60 epochs):\n")
+    print("| model | baseline epoch (ms) | studio epoch (ms) | overhead | per batch (us) |")
+    print("|---|---:|---:|---:|---:|")
+    for model in models:
+        session = _session(model, "pytorch", 1)
+        batches = -(-session.data.num_train // session.config.batch_size)
+        baseline, studio = torch_interleaved(model, 61)
+        print(
+            f"| {model} | {baseline:.2f} | {studio:.2f} | {studio / baseline - 1:+.1%} "
+            f"| {(studio - baseline) / batches * 1000:+.0f} |",
+            flush=True,
+        )
+    print(
+        "\nMetric streaming (BatchStream.add + grouped queue send + metrics.jsonl line): "
+        f"{streaming_cost_us():.1f} us per batch"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""The shape of every run, whatever the framework: set up, announce, train, save, summarise.
+
+A framework engine (keras_engine, torch_engine) subclasses :class:`Engine`
+and fills in building the model, the epoch loop, checkpoints and saving;
+this class owns the message stream, the counters, early stopping, the stop
+request and the summary.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from studio.training import messages
+from studio.training.emitter import BatchStream, Emitter
+from studio.training.errors import StopRequested, TrainingError
+from studio.training.memory import peak_rss_mb
+from studio.training.progress import EpochVerdict, Progress
+from studio.training.rundir import RunFolder
+from studio.training.session import Session
+
+# The resume checkpoint is kept in memory after every epoch and written at most this often
+# (and when the run ends), so that short epochs do not pay for a file each.
+CHECKPOINT_INTERVAL = 30.0
+
+
+class Engine:
+    framework = ""
+
+    def __init__(
+        self,
+        session: Session,
+        folder: RunFolder,
+        emitter: Emitter,
+        stop_event: Any = None,
+        started_at: float | None = None,
+        parent_pid: int | None = None,
+    ) -> None:
+        self.session = session
+        self.config = session.config
+        self.folder = folder
+        self.emitter = emitter
+        self.stream = BatchStream(emitter, self.framework)
+        self.progress = Progress(self.config.epochs, self.config.early_stopping_patience)
+        self._stop_event = stop_event
+        self._parent_pid = parent_pid
+        self.started_at = started_at if started_at is not None else time.perf_counter()
+        self.device = "cpu"
+        self.init = "keras-seed"
+        self.timings: list[tuple[float, float, int]] = []  # per epoch: (epoch s, batches s, samples)
+        self.peak_memory: float | None = None
+        self.gpu_peak_memory: float | None = None
+        self.files: dict[str, str] = {"config": str(folder.config), "metrics": str(folder.metrics)}
+        self.warnings: list[str] = []
+        self._checkpoint: Any = None
+        self._last_write = time.monotonic()
+
+    # ----- what a framework engine provides ----------------------------------------------
+
+    def setup(self) -> None:
+        """Import the framework, pick the device, build the model and optimizer, restore a checkpoint."""
+        raise NotImplementedError
+
+    def train(self) -> None:
+        """Train from ``progress.first_epoch`` to ``config.epochs``, calling batch_done and end_epoch."""
+        raise NotImplementedError
+
+    def param_counts(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def capture_checkpoint(self) -> Any:
+        """The resume state now (weights, optimizer, ``progress.to_meta()``), copied in memory."""
+        raise NotImplementedError
+
+    def write_checkpoint(self, snapshot: Any) -> None:
+        """Write a captured state to ``folder.checkpoint(framework)``, atomically."""
+        raise NotImplementedError
+
+    def snapshot_best(self) -> None:
+        raise NotImplementedError
+
+    def save_weights(self, kind: str) -> bool:
+        """Write final/best weights; False when there is nothing to write."""
+        raise NotImplementedError
+
+    def export_onnx(self) -> None:
+        raise NotImplementedError
+
+    def measure_gpu_memory(self) -> float | None:
+        return None
+
+    def flush_stream(self) -> None:
+        self.stream.flush()
+
+    # ----- the run ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.setup()
+        if self.progress.epoch >= self.config.epochs:
+            raise TrainingError(
+                f"the checkpoint has already completed {self.progress.epoch} epochs; "
+                f"ask for more than {self.progress.epoch} epochs to continue training"
+            )
+        self.emit_started()
+        try:
+            self.train()
+        except StopRequested:
+            self.flush_stream()
+            self.measure_memory()
+            self.save_checkpoint()
+            self.save_all(onnx=False)
+            self.emitter.emit(messages.stopped(self.framework, self.summary()))
+            return
+        self.measure_memory()
+        self.save_checkpoint()
+        self.save_all(onnx=self.config.export_onnx)
+        self.emitter.emit(messages.finished(self.framework, self.summary()))
+
+    def emit_started(self) -> None:
+        data = self.session.data
+        self.emitter.emit(
+            messages.started(
+                self.framework,
+                self.config.to_dict(),
+                run_dir=str(self.folder.path),
+                dataset=data.describe(),
+                num_train=data.num_train,
+                num_val=data.num_val,
+                batches_per_epoch=-(-data.num_train // self.config.batch_size),
+                initial_epoch=self.progress.epoch,
+                device=self.device,
+                params=self.param_counts(),
+                init=self.init,
+            )
+        )
+
+    def check_stop(self) -> None:
+        """Raise StopRequested if the caller asked to stop, or is gone."""
+        if self._stop_event is not None and self._stop_event.is_set():
+            raise StopRequested
+        if self._parent_pid is not None and os.getppid() != self._parent_pid:
+            raise StopRequested
+
+    def batch_done(self, epoch_index: int, batch_index: int, loss: Any, size: int) -> None:
+        """After each training batch (0-based indices); ``loss`` may be a device scalar."""
+        self.progress.global_step += 1
+        self.stream.add(epoch_index + 1, batch_index + 1, self.progress.global_step, loss, size)
+
+    def end_epoch(self, metrics: dict[str, Any], epoch_time: float, train_time: float) -> EpochVerdict:
+        """After each epoch: message, counters, best snapshot, checkpoint."""
+        self.flush_stream()
+        self.timings.append((epoch_time, train_time, self.stream.epoch_samples))
+        epoch = self.progress.epoch + 1
+        self.emitter.emit(
+            messages.epoch(
+                self.framework,
+                epoch,
+                metrics["train_loss"],
+                metrics.get("train_accuracy"),
+                metrics.get("val_loss"),
+                metrics.get("val_accuracy"),
+                epoch_time,
+            )
+        )
+        verdict = self.progress.end_epoch(metrics)
+        if verdict.improved:
+            self.snapshot_best()
+        self._checkpoint = self.capture_checkpoint()
+        if time.monotonic() - self._last_write >= CHECKPOINT_INTERVAL:
+            self.save_checkpoint()
+        return verdict
+
+    def save_checkpoint(self) -> None:
+        """Write the state of the last completed epoch (a stopped run resumes from there)."""
+        if self._checkpoint is not None:
+            self.write_checkpoint(self._checkpoint)
+        self._last_write = time.monotonic()
+
+    def measure_memory(self) -> None:
+        self.peak_memory = peak_rss_mb()
+        self.gpu_peak_memory = self.measure_gpu_memory()
+
+    def save_all(self, onnx: bool) -> None:
+        for kind in ("final", "best"):
+            if self.save_weights(kind):
+                path = str(self.folder.weights(kind, self.framework))
+                self.files[kind] = path
+                self.emitter.emit(messages.checkpoint(self.framework, path, kind))
+        if onnx:
+            try:
+                self.export_onnx()
+                self.files["onnx"] = str(self.folder.onnx)
+            except Exception as error:  # noqa: BLE001 - the run succeeded; the export is a bonus
+                first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                self.warnings.append(f"the ONNX export failed: {type(error).__name__}: {first}")
+
+    def summary(self) -> dict[str, Any]:
+        progress = self.progress
+        last = progress.last
+        steady = self.timings[1:] or self.timings  # the first epoch also traces/compiles: left out
+        epoch_time = sum(t[0] for t in steady) / len(steady) if steady else None
+        batch_time, samples = sum(t[1] for t in steady), sum(t[2] for t in steady)
+        return {
+            "framework": self.framework,
+            "run_dir": str(self.folder.path),
+            "epochs_completed": progress.epoch,
+            "best_epoch": progress.best_epoch,
+            "best_loss": None if progress.best_epoch is None else progress.best_loss,
+            "final": {
+                key: last.get(key) for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+            },
+            "stopped_early": progress.stopped_early,
+            "wall_time": round(time.perf_counter() - self.started_at, 3),
+            "train_time": round(sum(t[1] for t in self.timings), 3),
+            "first_epoch_time": round(self.timings[0][0], 4) if self.timings else None,
+            "epoch_time": None if epoch_time is None else round(epoch_time, 4),
+            "samples_per_s": round(samples / batch_time, 1) if batch_time > 0 else None,
+            "peak_memory_mb": self.peak_memory,
+            "gpu_peak_memory_mb": self.gpu_peak_memory,
+            "params": self.param_counts(),
+            "device": self.device,
+            "files": dict(self.files),
+            "warnings": list(self.warnings),
+        }

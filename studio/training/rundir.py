@@ -1,0 +1,143 @@
+"""The run folder: where a run keeps its config, metrics, generated code, weights and ONNX model.
+
+    runs/mlp-on-iris-keras-20260518-204501/
+        config.json        the RunConfig
+        metrics.jsonl      every message, one JSON object a line, flushed per line
+        output.log         what the training process printed (framework warnings)
+        mlp_on_iris_keras.py  the generated program that was trained
+        checkpoint.npz | checkpoint.pt   resume state of the last whole epoch (written at most
+                                         every 30 s, and when the run ends or stops)
+        final.keras, best.keras | final.pt, best.pt   native weights
+        model.onnx         exported from the PyTorch model
+        initial_weights.npz  PyTorch runs with same_start: the Keras initial weights, converted
+
+Files that a partial write would make misleading are written to a temporary
+name in the same folder and renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from studio.project import write_text_atomic
+from studio.training.config import ConfigError, RunConfig
+
+CONFIG, METRICS, LOG, ONNX = "config.json", "metrics.jsonl", "output.log", "model.onnx"
+CHECKPOINTS = {"keras": "checkpoint.npz", "pytorch": "checkpoint.pt"}
+WEIGHT_SUFFIX = {"keras": ".keras", "pytorch": ".pt"}
+
+
+class RunFolder:
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def log(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def onnx(self) -> Path:
+        return self.path / ONNX
+
+    def weights(self, kind: str, framework: str) -> Path:
+        """``final.keras``, ``best.pt``, ...: kind is "final" or "best"."""
+        return self.path / f"{kind}{WEIGHT_SUFFIX[framework]}"
+
+    def checkpoint(self, framework: str) -> Path:
+        return self.path / CHECKPOINTS[framework]
+
+    def read_config(self) -> RunConfig:
+        return RunConfig.from_json(self.config.read_text(encoding="utf-8"))
+
+
+def prepare_run(config: RunConfig, now: float | None = None) -> tuple[RunConfig, RunFolder]:
+    """Pick and create the run folder, write config.json, and return the config with absolute paths."""
+    changes: dict[str, str | None] = {}
+    if isinstance(config.project, str):
+        changes["project"] = str(Path(config.project).resolve())
+    if config.base_dir is not None:
+        changes["base_dir"] = str(Path(config.base_dir).resolve())
+    if config.resume_from is not None:
+        folder = resume_folder(config.resume_from, config.framework)
+        changes["resume_from"] = str(folder.path)
+        path = Path(config.out_dir).resolve() if config.out_dir else folder.path
+    elif config.out_dir is not None:
+        path = Path(config.out_dir).resolve()
+        if (path / METRICS).exists() or (path / CONFIG).exists():
+            raise ConfigError(
+                f"{path} already holds a training run; choose another folder, or resume that run"
+            )
+    else:
+        path = _new_folder_name(Path(config.runs_root).resolve(), config, now)
+    changes["out_dir"] = str(path)
+    config = config.with_changes(**changes)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path / CONFIG, config.to_json())
+    except OSError as error:
+        raise ConfigError(f"cannot create the run folder {path}: {error.strerror}") from None
+    return config, RunFolder(path)
+
+
+def resume_folder(resume_from: str | os.PathLike, framework: str) -> RunFolder:
+    """The run folder of ``resume_from`` (a run folder or its checkpoint file), checked for a checkpoint."""
+    path = Path(resume_from).resolve()
+    if not path.exists():
+        raise ConfigError(f"cannot resume from {path}: no such file or folder")
+    folder = RunFolder(path if path.is_dir() else path.parent)
+    if path.is_file() and path.name not in CHECKPOINTS.values():
+        raise ConfigError(
+            f"cannot resume from {path.name}: pass a run folder or its checkpoint file "
+            f"({' or '.join(CHECKPOINTS.values())})"
+        )
+    if not folder.checkpoint(framework).exists():
+        other = next((fw for fw in CHECKPOINTS if fw != framework and folder.checkpoint(fw).exists()), None)
+        hint = f"; it holds a {other} checkpoint: resume it with --framework {other}" if other else ""
+        raise ConfigError(
+            f"cannot resume from {folder.path}: it has no {framework} checkpoint "
+            f"({CHECKPOINTS[framework]}){hint}"
+        )
+    return folder
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
+
+
+def _new_folder_name(root: Path, config: RunConfig, now: float | None) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    base = f"{slug(config.project_name())}-{config.framework}-{stamp}"
+    path, counter = root / base, 1
+    while path.exists():
+        counter += 1
+        path = root / f"{base}-{counter}"
+    return path
+
+
+@contextlib.contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same suffix) that becomes ``path`` when the block succeeds."""
+    temp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield temp
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise

@@ -1,0 +1,247 @@
+"""Training with PyTorch: a plain loop over the generated model, in the shared seeded batch order.
+
+Initial weights: a run with ``same_start`` loads the weights Keras
+initialises from the seed (made by a short-lived subprocess, see
+studio.training.initial, so this process never imports TensorFlow);
+otherwise the model keeps PyTorch's own initialisation after
+``torch.manual_seed(seed)``.
+
+Losses stay on the device until the stream sends a group of batch messages
+(every 50 ms), so streaming costs one sync per group, not one per batch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from codegen.plan import CF
+from codegen.verify import load_module, to_torch_layout
+from studio.datasets import batch_indices
+from studio.training import recipes
+from studio.training.devices import DeviceError, resolve_device, torch_devices
+from studio.training.engine import Engine
+from studio.training.errors import TrainingError
+from studio.training.initial import keras_initial_state
+from studio.training.memory import torch_gpu_peak_mb
+from studio.training.onnx_export import export_onnx
+from studio.training.progress import Progress
+from studio.training.rundir import RunFolder, atomic_target
+
+# Datasets up to this size are copied to the accelerator once; larger ones batch by batch.
+DEVICE_DATA_LIMIT = 1 << 30
+
+
+class TorchEngine(Engine):
+    framework = "pytorch"
+
+    def setup(self) -> None:
+        import torch
+
+        self.torch = torch
+        config, session = self.config, self.session
+        try:
+            self.device = resolve_device(config.device, "pytorch", torch_devices(torch))
+        except DeviceError as error:
+            raise TrainingError(str(error), reason="device") from None
+        code = session.code["pytorch"]
+        module = load_module(code.source, code.filename[:-3])
+        torch.manual_seed(config.seed)
+        self.model = module.build_model()
+        checkpoint = self._read_checkpoint() if config.resume_from else None
+        if checkpoint is not None:
+            self._load_model_state(checkpoint["model"])
+            self.init = "checkpoint"
+        elif config.same_start:
+            state = keras_initial_state(self.folder)
+            self._load_model_state({key: torch.from_numpy(value) for key, value in state.items()})
+            self.init = "keras-seed"
+        else:
+            self.init = "torch-seed"
+        self.model.to(self.device)
+        self.optimizer = recipes.torch_optimizer(
+            torch, config.optimizer, self.model.parameters(), config.learning_rate
+        )
+        if checkpoint is not None:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            for group in self.optimizer.param_groups:
+                group["lr"] = config.learning_rate  # a resumed run may use a new learning rate
+            meta = json.loads(checkpoint["meta"])
+            self.progress = Progress.from_meta(
+                meta["progress"], config.epochs, config.early_stopping_patience
+            )
+        self.loss_fn = recipes.torch_loss(torch, config.loss, session.logits)
+        self.correct_fn = recipes.torch_correct(torch, config.loss, session.logits)
+        self.best_state: dict[str, Any] | None = None
+        self._tensors()
+
+    def _tensors(self) -> None:
+        """The dataset as tensors in PyTorch's layout, on the device when it fits."""
+        torch, data, layer = self.torch, self.session.data, self.session.input
+        int_input = data.x_train.dtype == np.int32
+
+        def tensor(array: np.ndarray, is_input: bool):
+            if is_input:
+                array = to_torch_layout(array, layer.layout)
+                if int_input:
+                    array = array.astype(np.int64)
+            return torch.from_numpy(np.ascontiguousarray(array))
+
+        arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
+        self.on_device = self.device != "cpu" and sum(a.nbytes for a in arrays) <= DEVICE_DATA_LIMIT
+        place = (lambda t: t.to(self.device)) if self.on_device else (lambda t: t)
+        self.x_train, self.y_train = place(tensor(data.x_train, True)), place(tensor(data.y_train, False))
+        self.x_val, self.y_val = place(tensor(data.x_val, True)), place(tensor(data.y_val, False))
+
+    def _batch(self, x, y, indices: np.ndarray):
+        index = self.torch.from_numpy(indices)
+        if self.on_device:
+            index = index.to(self.device, non_blocking=True)
+            return x[index], y[index]
+        xb, yb = x[index], y[index]
+        if self.device != "cpu":
+            xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+        return xb, yb
+
+    def _forward(self, x):
+        """The model's output in Keras's channels-last layout."""
+        output = self.model(x)
+        if self.session.output.layout.kind == CF and output.dim() >= 3:
+            output = output.movedim(1, -1)
+        return output
+
+    # ----- the loop -----------------------------------------------------------------------
+
+    def train(self) -> None:
+        for epoch_index in range(self.progress.first_epoch, self.config.epochs):
+            start = time.perf_counter()
+            train_loss, train_accuracy = self._train_epoch(epoch_index)
+            batches_end = time.perf_counter()
+            val_loss, val_accuracy = self._evaluate()
+            metrics = {
+                "train_loss": train_loss,
+                "train_accuracy": train_accuracy,
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+            }
+            verdict = self.end_epoch(metrics, time.perf_counter() - start, batches_end - start)
+            if verdict.stop:
+                break
+
+    def _train_epoch(self, epoch_index: int) -> tuple[float, float | None]:
+        torch, config, model = self.torch, self.config, self.model
+        model.train()
+        self.stream.start_epoch()
+        correct, count = torch.zeros((), dtype=torch.int64, device=self.device), 0
+        order = batch_indices(len(self.x_train), config.batch_size, config.seed, epoch_index)
+        for batch_index, indices in enumerate(order):
+            x, y = self._batch(self.x_train, self.y_train, indices)
+            self.optimizer.zero_grad(set_to_none=True)
+            output = self._forward(x)
+            loss = self.loss_fn(output, y)
+            loss.backward()
+            self.optimizer.step()
+            self.batch_done(epoch_index, batch_index, loss.detach(), len(indices))
+            if self.session.classification:
+                right, total = self.correct_fn(output.detach(), y)
+                correct += right
+                count += total
+            if self.stream.due():
+                self.flush_stream()
+            self.check_stop()
+        self.flush_stream()
+        accuracy = correct.item() / count if count else None
+        return self.stream.epoch_loss, accuracy
+
+    def _evaluate(self) -> tuple[float | None, float | None]:
+        """Loss and accuracy on the validation split, in eval mode (as Keras's evaluate)."""
+        torch, config = self.torch, self.config
+        n = len(self.x_val)
+        if n == 0:
+            return None, None
+        self.model.eval()
+        losses, sizes = [], []
+        correct, count = torch.zeros((), dtype=torch.int64, device=self.device), 0
+        with torch.no_grad():
+            for indices in batch_indices(n, config.batch_size, config.seed, 0, shuffle=False):
+                x, y = self._batch(self.x_val, self.y_val, indices)
+                output = self._forward(x)
+                losses.append(self.loss_fn(output, y))
+                sizes.append(len(indices))
+                if self.session.classification:
+                    right, size = self.correct_fn(output, y)
+                    correct += right
+                    count += size
+        # One transfer for the pass; the weighted mean in float64 on the CPU (MPS has no float64).
+        values = torch.stack(losses).cpu().double()
+        total = float((values * torch.tensor(sizes, dtype=torch.float64)).sum())
+        return total / n, (correct.item() / count if count else None)
+
+    def flush_stream(self) -> None:
+        self.stream.flush(lambda losses: self.torch.stack(losses).tolist())
+
+    def param_counts(self) -> dict[str, int]:
+        buffers = sum(
+            b.numel() for name, b in self.model.named_buffers() if not name.endswith("num_batches_tracked")
+        )
+        return {
+            "trainable": int(sum(p.numel() for p in self.model.parameters())),
+            "non_trainable": int(buffers),
+        }
+
+    # ----- checkpoints and weights --------------------------------------------------------
+
+    def _read_checkpoint(self) -> dict[str, Any]:
+        path = RunFolder(self.config.resume_from).checkpoint("pytorch")
+        return self.torch.load(path, map_location="cpu", weights_only=True)
+
+    def _load_model_state(self, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[0]
+            raise TrainingError(
+                f"the saved weights do not fit this model (was the graph changed?): {first}"
+            ) from None
+
+    def capture_checkpoint(self) -> dict[str, Any]:
+        return {
+            "model": _cloned(self.model.state_dict()),
+            "optimizer": _cloned(self.optimizer.state_dict()),
+            "meta": json.dumps({"framework": "pytorch", "progress": self.progress.to_meta()}),
+        }
+
+    def write_checkpoint(self, snapshot: dict[str, Any]) -> None:
+        with atomic_target(self.folder.checkpoint("pytorch")) as temp:
+            self.torch.save(snapshot, temp)
+
+    def snapshot_best(self) -> None:
+        self.best_state = {key: value.detach().clone() for key, value in self.model.state_dict().items()}
+
+    def save_weights(self, kind: str) -> bool:
+        state = self.model.state_dict() if kind == "final" else self.best_state
+        if state is None:
+            return False
+        with atomic_target(self.folder.weights(kind, "pytorch")) as temp:
+            self.torch.save({key: value.cpu() for key, value in state.items()}, temp)
+        return True
+
+    def export_onnx(self) -> None:
+        export_onnx(self.torch, self.model, self.session.plan, self.folder.onnx)
+
+    def measure_gpu_memory(self) -> float | None:
+        return torch_gpu_peak_mb(self.torch, self.device)
+
+
+def _cloned(value: Any) -> Any:
+    """A copy of a state dict whose tensors are cloned (much faster than copy.deepcopy)."""
+    if isinstance(value, dict):
+        return {key: _cloned(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_cloned(item) for item in value]
+    if hasattr(value, "detach"):
+        return value.detach().clone()
+    return value
