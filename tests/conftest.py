@@ -73,3 +73,108 @@ def main_window(qtbot, tmp_path, qt_settings, dialogs):
     window.show()
     qtbot.waitExposed(window)
     return window
+
+
+# ----- GUI tests leave nothing running ----------------------------------------------------
+#
+# After each test in tests/test_gui_*.py (once pytest-qt has closed its widgets and
+# their deferred deletions have run), fail if a QTimer or QThread started during the
+# test is still running, if a Python thread it started is still alive, or if a child
+# process it started has not ended (napari's dangling-timer/thread fixtures, plus
+# processes: training runs, the device probe and `studio verify` are all children).
+
+import threading  # noqa: E402
+import time  # noqa: E402
+import weakref  # noqa: E402
+
+LEAK_GRACE_S = 3.0
+_clock = time.perf_counter  # tests may monkeypatch time.monotonic
+_sleep = time.sleep
+
+
+def running_children() -> set[int]:
+    """Pids of this process's children that have not ended (Linux /proc; empty elsewhere)."""
+    me, found = os.getpid(), set()
+    try:
+        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == me and fields[0] != "Z":
+            found.add(int(entry))
+    return found
+
+
+def _session_helpers() -> set[int]:
+    """multiprocessing's resource tracker lives for the whole session by design."""
+    try:
+        from multiprocessing import resource_tracker
+
+        pid = getattr(resource_tracker._resource_tracker, "_pid", None)
+    except (ImportError, AttributeError):
+        pid = None
+    return {pid} if pid else set()
+
+
+class _Started:
+    """Records every QTimer/QThread started (weakly) by patching ``start``."""
+
+    def __init__(self, monkeypatch, cls) -> None:
+        self.refs: list[weakref.ref] = []
+        original = cls.start
+
+        def start(obj, *args, **kwargs):
+            self.refs.append(weakref.ref(obj))
+            return original(obj, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "start", start)
+
+    def alive(self, still_running) -> list:
+        import shiboken6
+
+        objects = [ref() for ref in self.refs]
+        return [obj for obj in objects if obj is not None and shiboken6.isValid(obj) and still_running(obj)]
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_timers_threads_or_processes(request, monkeypatch):
+    if not request.module.__name__.rpartition(".")[2].startswith("test_gui_"):
+        yield
+        return
+    from PySide6.QtCore import QCoreApplication, QEvent, QThread, QTimer
+
+    timers, qthreads = _Started(monkeypatch, QTimer), _Started(monkeypatch, QThread)
+    threads_before = set(threading.enumerate())
+    children_before = running_children()
+    yield
+    app = QCoreApplication.instance()
+    deadline = _clock() + LEAK_GRACE_S
+    while True:
+        if app is not None:
+            app.processEvents()
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        active_timers = timers.alive(lambda timer: timer.isActive())
+        running_qthreads = qthreads.alive(lambda thread: thread.isRunning())
+        threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        children = running_children() - children_before - _session_helpers()
+        if not (running_qthreads or threads or children) or _clock() > deadline:
+            break
+        _sleep(0.05)
+    problems = []
+    if active_timers:
+        names = ", ".join(
+            f"{t.objectName() or 'QTimer'}(parent={type(t.parent()).__name__})" for t in active_timers
+        )
+        problems.append(f"QTimers still active: {names}")
+    if running_qthreads:
+        problems.append(f"QThreads still running: {running_qthreads}")
+    if threads:
+        problems.append(f"threads still alive: {[t.name for t in threads]}")
+    if children:
+        problems.append(f"child processes still running: {sorted(children)}")
+    assert not problems, "the test left work running: " + "; ".join(problems)

@@ -374,3 +374,28 @@ def test_an_edit_repaints_only_the_items_it_changes(qtbot):
 def test_node_items_are_cached_in_device_coordinates(canvas):
     _, scene, _ = canvas
     assert all(item.cacheMode() == NodeItem.CacheMode.DeviceCoordinateCache for item in scene.node_items())
+
+
+def test_opening_a_long_model_shows_its_inputs_at_a_readable_zoom(qtbot):
+    from widgets.view import READABLE_ZOOM
+
+    document = Document(big_project(30))  # 25 layers in a row, then a second row
+    scene = GraphScene(document)
+    view = GraphView(scene)
+    view.resize(800, 600)
+    qtbot.addWidget(view)
+    view.show()
+    qtbot.waitExposed(view)
+    view.fit_readable()
+    assert view.zoom() == pytest.approx(READABLE_ZOOM)
+    visible = view.mapToScene(view.viewport().rect()).boundingRect()
+    first = scene.node_item(document.graph.input_nodes[0]).sceneBoundingRect()
+    assert visible.contains(first)
+    assert first.left() - visible.left() < 100  # the inputs start at the left edge
+
+
+def test_opening_a_small_model_fits_it(canvas):
+    document, scene, view = canvas
+    view.fit_readable()
+    visible = view.mapToScene(view.viewport().rect()).boundingRect()
+    assert visible.contains(scene.nodes_rect()) and view.zoom() <= 1.0

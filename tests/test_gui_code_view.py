@@ -29,7 +29,7 @@ def fake_codegen(monkeypatch, generate=None) -> None:
     monkeypatch.setitem(sys.modules, "codegen", module)
 
 
-def echo_generate(project, framework):
+def echo_generate(project, framework, analysis=None):
     names = ", ".join(node.name for node in project.graph.nodes)
     return types.SimpleNamespace(source=f"# {framework}\nmodel = build({names!r})\n")
 
@@ -71,9 +71,9 @@ def test_regenerates_within_200_ms_of_an_edit(qtbot, valid_document, monkeypatch
 def test_edits_in_a_burst_regenerate_once(qtbot, valid_document, monkeypatch):
     calls = []
 
-    def counting(project, framework):
+    def counting(project, framework, analysis=None):
         calls.append(framework)
-        return echo_generate(project, framework)
+        return echo_generate(project, framework, analysis)
 
     fake_codegen(monkeypatch, counting)
     view = make_view(qtbot, valid_document)
@@ -96,7 +96,7 @@ def test_invalid_graph_shows_the_problems(qtbot, valid_document, monkeypatch):
 
 
 def test_codegen_error_is_shown(qtbot, valid_document, monkeypatch):
-    def failing(project, framework):
+    def failing(project, framework, analysis=None):
         raise FakeCodegenError("Dense 'dense': not supported")
 
     fake_codegen(monkeypatch, failing)

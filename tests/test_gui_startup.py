@@ -92,3 +92,50 @@ def test_many_pyside_calls_returning_none_do_not_crash_python(tmp_path):
     result = run_python(code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "alive" in result.stdout
+
+
+def test_plots_and_the_training_engine_load_only_when_needed(tmp_path):
+    """pyqtgraph, the dataset list and the training engine wait until the training tab is shown."""
+    code = f"""
+        import sys
+        import widgets.app as app_module
+        app = app_module.create_application()
+        window = app_module.create_main_window(restore_layout=False)
+        window.open_initial({str(EXAMPLE)!r}, interactive=False)
+        window.show()
+        app_module.process_events_for(300)
+        lazy = ("pyqtgraph", "studio.training.child", "studio.datasets")
+        print("at start-up:", sorted(name for name in lazy if name in sys.modules))
+        print("probe:", window.training.detector.started)
+        window.show_training()
+        app_module.process_events_for(300)
+        print("after showing the tab:", "pyqtgraph" in sys.modules, window.training.plots is not None)
+        window.training.shutdown()
+        print("heavy:", sorted(name for name in {HEAVY!r} if name in sys.modules))
+    """
+    result = run_python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "at start-up: []" in result.stdout, result.stdout
+    assert "probe: False" in result.stdout
+    assert "after showing the tab: True True" in result.stdout
+    assert "heavy: []" in result.stdout
+
+
+def test_many_signal_emits_do_not_crash_python(tmp_path):
+    """Each Signal.emit() returns True without a new reference under PySide6 6.12 on Python 3.11."""
+    code = """
+        import widgets  # applies the fix
+        from PySide6.QtCore import QObject, Signal
+
+        class Source(QObject):
+            ping = Signal(bool)
+
+        source = Source()
+        source.ping.connect(lambda value: None)
+        for _ in range(100_000):
+            source.ping.emit(False)
+        print("alive")
+    """
+    result = run_python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "alive" in result.stdout

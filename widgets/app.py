@@ -57,7 +57,7 @@ def save_screenshot(window, path: str | os.PathLike) -> bool:
     """Lay out and paint the window, fit the canvas, then save ``window.grab()`` to ``path``."""
     window.show()
     process_events_for(SCREENSHOT_SETTLE_MS)
-    window.view.fit_all()
+    window.view.fit_readable()
     window.code_view.regenerate()
     process_events_for(SCREENSHOT_SETTLE_MS)
     target = Path(path)
@@ -93,11 +93,12 @@ def run_app(
                 return 2
             return 0 if save_screenshot(window, screenshot) else 1
         window.show()
-        QTimer.singleShot(0, window.view.fit_all)  # once the docks are laid out
+        QTimer.singleShot(0, window.view.fit_readable)  # once the docks are laid out
         return app.exec()
     finally:
         hook.uninstall()
         if screenshot is not None:
+            window.training.shutdown()
             window.files.autosaver.stop()
             window.hide()
             window.deleteLater()

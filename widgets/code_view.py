@@ -1,4 +1,8 @@
-"""Generated Keras and PyTorch code, one read-only tab each, refreshed shortly after each edit."""
+"""Generated Keras and PyTorch code, one read-only tab each, refreshed shortly after each edit.
+
+The Verify button proves the two programs equivalent in a child process
+(see :mod:`widgets.verify_panel`); the verdict shows in a strip under the code.
+"""
 
 from __future__ import annotations
 
@@ -22,12 +26,15 @@ from widgets.codegen_bridge import FRAMEWORKS, CodeResult, generate_code
 from widgets.document import Document
 from widgets.highlighter import PythonHighlighter
 from widgets.theme import LIGHT, Theme
+from widgets.verify_panel import Verifier, VerifyPanel, VerifyResult
 
 DEBOUNCE_MS = 60
+CODE_POINT_SIZE = 8.5  # 88-column generated code in about 600 pixels
 
 
 class CodeView(QWidget):
     regenerated = Signal()
+    verified = Signal(object)  # VerifyResult
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,17 +50,32 @@ class CodeView(QWidget):
             self.tabs.addTab(self.editors[framework], title)
         self.copy_button = QToolButton(text="Copy", toolTip="Copy the code of this tab to the clipboard")
         self.export_button = QToolButton(text="Export…", toolTip="Save the code of this tab as a Python file")
+        self.verify_button = QToolButton(
+            text="Verify",
+            objectName="verifyButton",
+            toolTip="Prove the Keras and PyTorch programs equivalent: build both from this code, copy the "
+            "weights, compare outputs, parameter counts and one SGD step (runs in the background)",
+        )
         self.copy_button.clicked.connect(self.copy_current)
         self.export_button.clicked.connect(lambda: self.export_current())
+        self.verify_button.clicked.connect(self.verify)
         self.tabs.setCornerWidget(self._buttons())
         self.tabs.currentChanged.connect(self._update_buttons)
+        self.verifier = Verifier(self)
+        self.verifier.finished.connect(self._on_verified)
+        self.verify_panel = VerifyPanel()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.tabs)
+        layout.setSpacing(0)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.verify_panel)
         self.timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self.timer.timeout.connect(self.regenerate)
         document.analysisChanged.connect(self.timer.start)
         document.projectReplaced.connect(self.timer.start)
+        document.trainingChanged.connect(self.timer.start)
+        document.analysisChanged.connect(self.verify_panel.mark_stale)
+        document.projectReplaced.connect(self.verify_panel.mark_stale)
         self.regenerate()
 
     def _make_editor(self, framework: str) -> QPlainTextEdit:
@@ -61,7 +83,7 @@ class CodeView(QWidget):
         editor.setObjectName(f"code_{framework}")
         editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-        font.setPointSizeF(max(font.pointSizeF(), 9.5))
+        font.setPointSizeF(CODE_POINT_SIZE)
         editor.setFont(font)
         editor.setTabStopDistance(4 * editor.fontMetrics().horizontalAdvance(" "))
         self.highlighters[framework] = PythonHighlighter(editor.document())
@@ -72,6 +94,7 @@ class CodeView(QWidget):
         row = QHBoxLayout(box)
         row.setContentsMargins(0, 0, 4, 0)
         row.setSpacing(2)
+        row.addWidget(self.verify_button)
         row.addWidget(self.copy_button)
         row.addWidget(self.export_button)
         return box
@@ -79,6 +102,7 @@ class CodeView(QWidget):
     def set_theme(self, theme: Theme = LIGHT) -> None:
         for highlighter in self.highlighters.values():
             highlighter.set_theme(theme)
+        self.verify_panel.set_theme(theme)
 
     # ----- content -------------------------------------------------------------------
 
@@ -115,6 +139,38 @@ class CodeView(QWidget):
         ok = bool(result and result.ok)
         self.copy_button.setEnabled(ok)
         self.export_button.setEnabled(ok)
+        valid = all(item.ok for item in self.results.values()) and bool(self.results)
+        self.verify_button.setEnabled(valid and not self.verifier.is_running)
+
+    # ----- verification --------------------------------------------------------------
+
+    def verify(self) -> None:
+        """Run the equivalence proof on the model as it is now; the verdict shows under the code."""
+        if self.verifier.is_running:
+            return
+        if self.timer.isActive():
+            self.regenerate()  # verify what the view is about to show
+        if not all(result.ok for result in self.results.values()):
+            self.verify_panel.show_result(
+                VerifyResult(
+                    False, error="The model has problems; fix them to verify it (see the Problems panel)."
+                )
+            )
+            return
+        self.verify_panel.show_running()
+        self.verify_button.setText("Verifying…")
+        self.verify_button.setEnabled(False)
+        self.verifier.start(self.document.project)
+
+    def _on_verified(self, result: VerifyResult) -> None:
+        self.verify_button.setText("Verify")
+        self._update_buttons()
+        self.verify_panel.show_result(result)
+        self.verified.emit(result)
+
+    def shutdown(self) -> None:
+        """Kill a running proof (the window is closing)."""
+        self.verifier.kill()
 
     # ----- actions -------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ def generate_code(project: Project, analysis: Analysis, framework: str) -> CodeR
         return CodeResult(_comment([UNAVAILABLE]), False)
     codegen_error = getattr(codegen, "CodegenError", None)
     try:
-        return CodeResult(generate(project, framework).source, True)
+        return CodeResult(generate(project, framework, analysis).source, True)  # analysed once per edit
     except Exception as error:  # noqa: BLE001 - shown in the view rather than crashing the app
         if codegen_error is not None and isinstance(error, codegen_error):
             return CodeResult(

@@ -19,6 +19,7 @@ from studio.graph import Edge, Graph
 Position = tuple[float, float]
 
 _SET_PARAMS_ID = 1001
+_SET_TRAINING_ID = 1002
 MERGE_WINDOW_S = 1.5  # spin-box clicks on one parameter within this time are one undo step
 
 
@@ -232,3 +233,44 @@ class SetOutputs(GraphCommand):
 
     def undo(self) -> None:
         self.graph.set_outputs(self.old)
+
+
+class SetTraining(QUndoCommand):
+    """Change the project's training settings; edits of one setting within a moment merge."""
+
+    def __init__(self, document, settings, changed: str) -> None:
+        super().__init__(self._describe(settings, changed))
+        self.document = document
+        self.before = document.project.training
+        self.after = settings
+        self.changed = changed
+        self.time = time.monotonic()
+        self._skip_redo = False
+
+    @staticmethod
+    def _describe(settings, changed: str) -> str:
+        return f"Set training {changed.replace('_', ' ')} to {format_value(getattr(settings, changed))}"
+
+    def do(self) -> None:
+        self.document.set_training(self.after)
+
+    def redo(self) -> None:
+        if self._skip_redo:
+            self._skip_redo = False
+            return
+        self.do()
+
+    def undo(self) -> None:
+        self.document.set_training(self.before)
+
+    def id(self) -> int:
+        return _SET_TRAINING_ID
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, SetTraining) or other.changed != self.changed:
+            return False
+        if other.time - self.time > MERGE_WINDOW_S:
+            return False
+        self.after, self.time = other.after, other.time
+        self.setText(self._describe(self.after, self.changed))
+        return True

@@ -16,7 +16,7 @@ from PySide6.QtGui import QUndoStack
 from studio.analysis import Analysis, analyze
 from studio.events import GraphEvent, GraphEvents
 from studio.graph import Graph
-from studio.project import Project
+from studio.project import Project, TrainingSettings
 
 # Edits that cannot change shapes, parameters or problems.
 _LAYOUT_ONLY = {"node_moved"}
@@ -34,6 +34,7 @@ class Document(QObject):
     analysisChanged = Signal()  # shapes, parameter counts or problems may have changed
     dirtyChanged = Signal(bool)
     pathChanged = Signal()
+    trainingChanged = Signal()  # the project's TrainingSettings were replaced
 
     def __init__(
         self, project: Project | None = None, path: Path | None = None, parent: QObject | None = None
@@ -90,9 +91,16 @@ class Document(QObject):
         self.undo_stack.setClean()
         self._analysis = analyze(project.graph)
         self.projectReplaced.emit()
+        self.trainingChanged.emit()
         self.analysisChanged.emit()
         self.pathChanged.emit()
         self.dirtyChanged.emit(self.is_dirty)
+
+    def set_training(self, settings: TrainingSettings) -> None:
+        """Replace the project's training settings (called by the undoable SetTraining command)."""
+        settings.check()
+        self._project.training = settings
+        self.trainingChanged.emit()
 
     def mark_saved(self, path: Path) -> None:
         self._path = Path(path)

@@ -20,12 +20,17 @@ Position = tuple[float, float]
 
 @contextlib.contextmanager
 def macro(document: Document, text: str) -> Iterator[None]:
-    """Group commands into one undo step; on an error, undo what was done and re-raise."""
+    """Group commands into one undo step; on an error, undo what was done and re-raise.
+
+    The graph's ``changed`` event fires once at the end, so the model is
+    validated and re-inferred once per user edit, not once per command.
+    """
     stack = document.undo_stack
     stack.beginMacro(text)
     failed = False
     try:
-        yield
+        with document.graph.batch():
+            yield
     except BaseException:
         failed = True
         raise

@@ -1,11 +1,16 @@
-"""The main window: canvas in the middle, palette, inspector, code and problems in docks."""
+"""The main window: canvas in the middle; palette, inspector, code, training and problems in docks.
+
+Default layout: a narrow palette on the left, the inspector above the code on
+the right (wide enough for 88-column code), the training dashboard as a tab
+beside the code, problems under the canvas.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QFontMetricsF, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMessageBox, QWidget
 
 from studio import __version__
@@ -16,6 +21,7 @@ from widgets.file_controller import FileController
 from widgets.icons import app_icon
 from widgets.inspector import Inspector
 from widgets.menus import build_actions, build_menus, canvas_context_actions, shortcut_rows
+from widgets.model_import import ModelImporter
 from widgets.palette import Palette
 from widgets.problems_panel import ProblemsPanel
 from widgets.recovery import default_recovery_dir
@@ -23,6 +29,7 @@ from widgets.scene import GraphScene
 from widgets.status_summary import StatusSummary
 from widgets.templates import EXAMPLES_DIR, FIRST_EXAMPLE, Template
 from widgets.theme import DARK, LIGHT, apply_theme
+from widgets.training_panel import TrainingPanel
 from widgets.view import GraphView
 
 DEFAULT_SIZE = (1400, 900)
@@ -30,10 +37,30 @@ DOCK_AREAS = {
     "palette": Qt.DockWidgetArea.LeftDockWidgetArea,
     "inspector": Qt.DockWidgetArea.RightDockWidgetArea,
     "codeView": Qt.DockWidgetArea.RightDockWidgetArea,
+    "trainingPanel": Qt.DockWidgetArea.RightDockWidgetArea,
     "problems": Qt.DockWidgetArea.BottomDockWidgetArea,
 }
-DOCK_TITLES = {"palette": "Layers", "inspector": "Inspector", "codeView": "Code", "problems": "Problems"}
-STATE_VERSION = 1
+DOCK_TITLES = {
+    "palette": "Layers",
+    "inspector": "Inspector",
+    "codeView": "Code",
+    "trainingPanel": "Training",
+    "problems": "Problems",
+}
+STATE_VERSION = 2  # 2: the training dock
+CODE_COLUMNS = 88  # the generated code keeps to 88 columns (a few lines run longer)
+PALETTE_WIDTH = 180
+
+
+def initial_size() -> tuple[int, int]:
+    """DEFAULT_SIZE, or more of a large screen (never more than fits): the canvas gets the extra room."""
+    screen = QGuiApplication.primaryScreen()
+    if screen is None or QGuiApplication.platformName() in ("offscreen", "minimal"):
+        return DEFAULT_SIZE
+    available = screen.availableGeometry()
+    width = min(int(available.width() * 0.94), max(DEFAULT_SIZE[0], int(available.width() * 0.85)))
+    height = min(int(available.height() * 0.92), max(DEFAULT_SIZE[1], int(available.height() * 0.85)))
+    return width, height
 
 
 class MainWindow(QMainWindow):
@@ -43,6 +70,7 @@ class MainWindow(QMainWindow):
         recovery_dir: Path | None = None,
         examples_dir: Path = EXAMPLES_DIR,
         restore_layout: bool = True,
+        runs_root: Path | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -51,11 +79,12 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else QSettings()
         self.examples_dir = Path(examples_dir)
         self.document = Document(parent=self)
-        self._create_views()
+        self._create_views(runs_root)
         self.files = FileController(
             self, self.document, self.settings, recovery_dir or default_recovery_dir(), self.examples_dir
         )
         self.canvas_actions = CanvasActions(self.document, self.scene, self.view, self)
+        self.importer = ModelImporter(self)
         self.docks: dict[str, QDockWidget] = {}
         self._create_docks()
         self.actions = build_actions(self)
@@ -64,14 +93,14 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence("F"), self.view, self.view.fit_all, context=Qt.ShortcutContext.WidgetShortcut)
         self.statusBar().addPermanentWidget(self.status_summary)
         self._connect()
-        self.resize(*DEFAULT_SIZE)
+        self.resize(*initial_size())
         self.default_layout()
         self._restore_settings(restore_layout)
         self._update_title()
 
     # ----- construction --------------------------------------------------------------
 
-    def _create_views(self) -> None:
+    def _create_views(self, runs_root: Path | None) -> None:
         self.scene = GraphScene(self.document, self)
         self.view = GraphView(self.scene)
         self.setCentralWidget(self.view)
@@ -80,12 +109,14 @@ class MainWindow(QMainWindow):
         self.code_view = CodeView(self.document)
         self.problems = ProblemsPanel(self.document)
         self.status_summary = StatusSummary(self.document)
+        self.training = TrainingPanel(self.document, self.settings, runs_root)
 
     def _create_docks(self) -> None:
         contents = {
             "palette": self.palette_widget,
             "inspector": self.inspector,
             "codeView": self.code_view,
+            "trainingPanel": self.training,
             "problems": self.problems,
         }
         for name, widget in contents.items():
@@ -100,7 +131,7 @@ class MainWindow(QMainWindow):
             self.docks[name] = dock
 
     def default_layout(self) -> None:
-        """Palette left; inspector above code on the right; problems under the canvas."""
+        """Palette left; inspector above code and training (tabs) on the right; problems under the canvas."""
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         for name, dock in self.docks.items():
@@ -108,15 +139,39 @@ class MainWindow(QMainWindow):
             self.addDockWidget(DOCK_AREAS[name], dock)
             dock.show()
         self.splitDockWidget(self.docks["inspector"], self.docks["codeView"], Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.docks["codeView"], self.docks["trainingPanel"])
+        self.docks["codeView"].raise_()
         width, height = self.width(), self.height()
-        self.resizeDocks([self.docks["palette"]], [int(width * 0.14)], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["inspector"]], [int(width * 0.31)], Qt.Orientation.Horizontal)
+        palette = min(PALETTE_WIDTH, int(width * 0.15))
+        right = min(self.code_width(), int(width * 0.5))
+        self.resizeDocks([self.docks["palette"]], [palette], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["inspector"]], [right], Qt.Orientation.Horizontal)
         self.resizeDocks(
             [self.docks["inspector"], self.docks["codeView"]],
-            [int(height * 0.42), int(height * 0.58)],
+            [int(height * 0.3), int(height * 0.7)],
             Qt.Orientation.Vertical,
         )
-        self.resizeDocks([self.docks["problems"]], [int(height * 0.15)], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["problems"]], [int(height * 0.13)], Qt.Orientation.Vertical)
+
+    def code_width(self) -> int:
+        """Pixels for CODE_COLUMNS of code plus the editor's frame and scroll bar."""
+        editor = self.code_view.editors["keras"]
+        text = QFontMetricsF(editor.font()).horizontalAdvance("x" * CODE_COLUMNS)
+        return int(text + 2 * editor.document().documentMargin() + 24)
+
+    def show_training(self) -> None:
+        dock = self.docks["trainingPanel"]
+        dock.show()
+        dock.raise_()
+
+    def start_training(self) -> None:
+        self.show_training()
+        self.training.start()
+
+    def verify(self) -> None:
+        self.docks["codeView"].show()
+        self.docks["codeView"].raise_()
+        self.code_view.verify()
 
     def reset_layout(self) -> None:
         self.default_layout()
@@ -131,7 +186,16 @@ class MainWindow(QMainWindow):
         self.scene.nodeActivated.connect(self._edit_node)
         self.scene.message.connect(self.show_message)
         self.canvas_actions.message.connect(self.show_message)
+        self.training.message.connect(self.show_message)
+        self.docks["trainingPanel"].visibilityChanged.connect(
+            lambda visible: visible and QTimer.singleShot(0, self.training, self.training.ready_if_seen)
+        )
+        self.training.runStarted.connect(self._update_training_actions)
+        self.training.runEnded.connect(self._update_training_actions)
+        self.importer.message.connect(self.show_message)
+        self.code_view.verified.connect(lambda result: self.show_message(f"Verification: {result.verdict}"))
         self._update_problem_title()
+        self._update_training_actions()
 
     # ----- settings ------------------------------------------------------------------
 
@@ -162,6 +226,7 @@ class MainWindow(QMainWindow):
         self.scene.set_theme(theme)
         self.view.resetCachedContent()
         self.code_view.set_theme(theme)
+        self.training.set_theme(theme)
         self.status_summary.set_theme(theme)
         self.settings.setValue("theme", theme.name)
 
@@ -195,7 +260,12 @@ class MainWindow(QMainWindow):
 
     def _on_project_replaced(self) -> None:
         self._update_title()
-        self.view.fit_all()
+        self.view.fit_readable()
+
+    def _update_training_actions(self) -> None:
+        running = self.training.is_running
+        self.actions["train"].setEnabled(not running)
+        self.actions["stop_training"].setEnabled(running)
 
     # ----- selection -----------------------------------------------------------------
 
@@ -244,10 +314,25 @@ class MainWindow(QMainWindow):
 
     # ----- closing -------------------------------------------------------------------
 
+    def _confirm_stop_training(self) -> bool:
+        if not self.training.is_running or not self.files.interactive:
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Training is running",
+            "Stop the training run and close Layer Studio?\n\nWhat was trained so far is kept in the run's folder.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Yes,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self.files.maybe_save():
+        if not self._confirm_stop_training() or not self.files.maybe_save():
             event.ignore()
             return
+        self.training.shutdown()
+        self.code_view.shutdown()
+        self.importer.process.kill()
         self.files.autosaver.stop()
         self.files.autosaver.discard()
         self._save_settings()

@@ -72,8 +72,39 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
     }
     for framework, title in FRAMEWORKS.items():
         actions[f"export_{framework}"] = _action(
-            window, f"Export {title} Code…", lambda fw=framework: window.export_code(fw)
+            window, f"{title} Code…", lambda fw=framework: window.export_code(fw)
         )
+    training = window.training
+    actions.update(
+        {
+            "import_model": _action(
+                window,
+                "&Import Model…",
+                lambda: window.importer.import_model(),
+                "Ctrl+I",
+                "Turn a Keras, ONNX or PyTorch model into a project",
+            ),
+            "export_keras_weights": _action(
+                window, "Trained Keras Model (.keras)…", lambda: training.export_weights("keras")
+            ),
+            "export_pytorch_weights": _action(
+                window, "Trained PyTorch Weights (.pt)…", lambda: training.export_weights("pytorch")
+            ),
+            "export_onnx": _action(window, "Trained Model as ONNX…", lambda: training.export_onnx()),
+            "train": _action(
+                window, "&Train", window.start_training, "F5", "Train the model with the training settings"
+            ),
+            "stop_training": _action(window, "&Stop Training", training.stop, "Shift+F5"),
+            "verify": _action(
+                window,
+                "&Verify Equivalence",
+                window.verify,
+                "F6",
+                "Prove the generated Keras and PyTorch models equivalent",
+            ),
+            "show_training": _action(window, "Training &Dashboard", window.show_training, "Ctrl+Shift+T"),
+        }
+    )
     actions["undo"] = stack.createUndoAction(window, "&Undo")
     actions["undo"].setShortcuts(QKeySequence.keyBindings(Key.Undo))
     actions["redo"] = stack.createRedoAction(window, "&Redo")
@@ -91,7 +122,14 @@ def build_menus(window: MainWindow, actions: dict[str, QAction]) -> None:
     file_menu.addSeparator()
     file_menu.addActions([actions["save"], actions["save_as"]])
     file_menu.addSeparator()
-    file_menu.addActions([actions[f"export_{framework}"] for framework in FRAMEWORKS])
+    file_menu.addAction(actions["import_model"])
+    export = file_menu.addMenu("&Export")
+    export.addActions([actions[f"export_{framework}"] for framework in FRAMEWORKS])
+    export.addSeparator()
+    export.addActions(
+        [actions[name] for name in ("export_keras_weights", "export_pytorch_weights", "export_onnx")]
+    )
+    export.aboutToShow.connect(lambda: _enable_run_exports(window, actions))
     file_menu.addSeparator()
     file_menu.addAction(actions["quit"])
 
@@ -113,8 +151,27 @@ def build_menus(window: MainWindow, actions: dict[str, QAction]) -> None:
     panels.addActions([dock.toggleViewAction() for dock in window.docks.values()])
     view.addAction(actions["reset_layout"])
 
+    train = bar.addMenu("&Train")
+    train.addActions([actions["train"], actions["stop_training"]])
+    train.addSeparator()
+    train.addAction(actions["verify"])
+    train.addSeparator()
+    train.addAction(actions["show_training"])
+
     help_menu = bar.addMenu("&Help")
     help_menu.addActions([actions["shortcuts"], actions["about"]])
+
+
+def _enable_run_exports(window: MainWindow, actions: dict[str, QAction]) -> None:
+    """Weights and ONNX come from the selected run's folder: enabled when it has them."""
+    record = window.training.selected_record()
+    actions["export_keras_weights"].setEnabled(
+        record is not None and record.weights_file("keras") is not None
+    )
+    actions["export_pytorch_weights"].setEnabled(
+        record is not None and record.weights_file("pytorch") is not None
+    )
+    actions["export_onnx"].setEnabled(record is not None and record.onnx_file() is not None)
 
 
 def fill_recent_menu(window: MainWindow) -> None:

@@ -44,6 +44,10 @@ class Theme:
     code_definition: str
     code_decorator: str
     code_self: str
+    # Training plots: one colour per framework, readable on ``base``
+    plot_keras: str
+    plot_pytorch: str
+    plot_grid_alpha: float
 
     def color(self, field_name: str) -> QColor:
         return QColor(getattr(self, field_name))
@@ -82,6 +86,9 @@ LIGHT = Theme(
     code_definition="#6639ba",
     code_decorator="#953800",
     code_self="#953800",
+    plot_keras="#d62728",
+    plot_pytorch="#1f6fc5",
+    plot_grid_alpha=0.18,
 )
 
 DARK = Theme(
@@ -117,6 +124,9 @@ DARK = Theme(
     code_definition="#d2a8ff",
     code_decorator="#ffa657",
     code_self="#ffa657",
+    plot_keras="#ff6b6b",
+    plot_pytorch="#58a6ff",
+    plot_grid_alpha=0.22,
 )
 
 THEMES = {theme.name: theme for theme in (LIGHT, DARK)}

@@ -11,6 +11,7 @@ from widgets.scene import GraphScene
 MIN_ZOOM = 0.08
 MAX_ZOOM = 3.0
 MAX_FIT_ZOOM = 1.0
+READABLE_ZOOM = 0.75  # below this, a layer's name, shape and parameter count cannot be read
 ZOOM_STEP = 1.2
 FIT_MARGIN = 40.0
 
@@ -78,6 +79,32 @@ class GraphView(QGraphicsView):
     def fit_all(self) -> None:
         """Show every node, without magnifying a small model past 100 %."""
         self.fit_rect(self.graph_scene.nodes_rect())
+
+    def fit_readable(self) -> None:
+        """Show the model on opening: fitted if that stays readable, else its inputs at a readable zoom.
+
+        A long model fitted into the view shrinks every layer to a block; showing
+        where it starts at ``READABLE_ZOOM`` (the rest a pan or Fit away) reads better.
+        """
+        rect = self.graph_scene.nodes_rect()
+        self.fit_rect(rect)
+        if rect.isNull() or self.zoom() >= READABLE_ZOOM - 1e-6:
+            return
+        self.setTransform(QTransform.fromScale(READABLE_ZOOM, READABLE_ZOOM))
+        width = self.viewport().width() / READABLE_ZOOM
+        height = self.viewport().height() / READABLE_ZOOM
+        inputs = [
+            self.graph_scene.node_item(node_id) for node_id in self.graph_scene.document.graph.input_nodes
+        ]
+        anchor = inputs[0].sceneBoundingRect().center() if inputs else rect.topLeft()
+        if self.graph_scene.orientation == "TB":
+            x = rect.center().x() if rect.width() + 2 * FIT_MARGIN <= width else anchor.x()
+            y = rect.top() - FIT_MARGIN + height / 2
+        else:
+            x = rect.left() - FIT_MARGIN + width / 2
+            y = rect.center().y() if rect.height() + 2 * FIT_MARGIN <= height else anchor.y()
+        self.centerOn(x, y)
+        self.resetCachedContent()
 
     def fit_rect(self, rect: QRectF) -> None:
         if rect.isNull():

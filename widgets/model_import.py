@@ -1,0 +1,219 @@
+"""File → Import Model…: Keras, ONNX or PyTorch models become projects, in a child process.
+
+Importing loads TensorFlow or torch, so ``studio import MODEL -o PROJECT
+--weights`` runs in a QProcess and the window opens the new project when it
+is done. A PyTorch model is a Python file that the import executes: the user
+names the class, gives the input shape and confirms that the file may run
+(``--allow-code``) first.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressDialog,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.project import EXTENSION
+from widgets.studio_process import StudioProcess, last_error_line
+
+MODEL_FILTER = (
+    "Models (*.keras *.h5 *.hdf5 *.json *.onnx *.py);;Keras models (*.keras *.h5 *.hdf5 *.json);;"
+    "ONNX models (*.onnx);;PyTorch models (*.py);;All files (*)"
+)
+SHAPE = re.compile(r"^\s*\d+(\s*[,x×]\s*\d+)*\s*$")
+
+
+def module_candidates(source: str) -> list[str]:
+    """Classes that look like ``nn.Module`` subclasses, then functions, in file order."""
+    classes = re.findall(r"^class\s+(\w+)\s*\(([^)]*)\)", source, flags=re.MULTILINE)
+    modules = [name for name, bases in classes if "Module" in bases or "Sequential" in bases]
+    functions = re.findall(r"^def\s+(\w+)\s*\(\s*\)", source, flags=re.MULTILINE)
+    return modules + [name for name in functions if not name.startswith("_")]
+
+
+def parse_shape(text: str) -> list[int] | None:
+    if not SHAPE.match(text or ""):
+        return None
+    dims = [int(part) for part in re.split(r"[,x×]", text) if part.strip()]
+    return dims if dims and min(dims) > 0 else None
+
+
+class PythonModelDialog(QDialog):
+    """Which module to build, its input shape, and consent to run the file."""
+
+    def __init__(self, path: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("pythonModelDialog")
+        self.setWindowTitle("Import a PyTorch model")
+        try:
+            candidates = module_candidates(path.read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            candidates = []
+        self.entry = QLineEdit(candidates[0] if candidates else "", objectName="entryEdit")
+        self.entry.setPlaceholderText("class or function returning an nn.Module")
+        if candidates:
+            self.entry.setToolTip("Found in the file: " + ", ".join(candidates))
+        self.shape = QLineEdit(objectName="shapeEdit")
+        self.shape.setPlaceholderText("e.g. 3,32,32 (channels first, without the batch)")
+        icon = QLabel()
+        icon.setPixmap(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(32, 32))
+        warning = QLabel(
+            f"<b>Importing runs {path.name}.</b> A PyTorch model is Python code: building it executes the "
+            "file with your permissions. Only continue with files you trust."
+        )
+        warning.setWordWrap(True)
+        self.consent = QCheckBox("I trust this file; run it to import the model", objectName="consentCheck")
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Run and Import")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow("Model", self.entry)
+        form.addRow("Input shape", self.shape)
+        top = QVBoxLayout(self)
+        row = QFormLayout()
+        row.addRow(icon, warning)
+        top.addLayout(row)
+        top.addLayout(form)
+        top.addWidget(self.consent)
+        top.addWidget(self.buttons)
+        for signal in (self.entry.textChanged, self.shape.textChanged, self.consent.toggled):
+            signal.connect(self._update)
+        self._update()
+        self.resize(480, self.sizeHint().height())
+
+    def _update(self) -> None:
+        ok = self.entry.text().strip().isidentifier() and parse_shape(self.shape.text()) is not None
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok and self.consent.isChecked())
+
+    def values(self) -> tuple[str, list[int]] | None:
+        shape = parse_shape(self.shape.text())
+        if not self.consent.isChecked() or shape is None or not self.entry.text().strip().isidentifier():
+            return None
+        return self.entry.text().strip(), shape
+
+
+class ModelImporter(QObject):
+    """Asks for the model and where to save the project, runs the import, opens the result."""
+
+    imported = Signal(Path)
+    message = Signal(str)
+
+    def __init__(self, window, parent: QObject | None = None) -> None:
+        super().__init__(parent or window)
+        self.window = window
+        self.process = StudioProcess(self)
+        self.process.done.connect(self._on_done)
+        self.interactive = True
+        self._output: Path | None = None
+        self._progress: QProgressDialog | None = None
+
+    @property
+    def is_running(self) -> bool:
+        return self.process.is_running
+
+    def import_model(self, model: str | None = None, output: str | None = None) -> bool:
+        """Start an import (asking for what is not given); True if the child process started."""
+        if self.is_running or not self.window.files.maybe_save():
+            return False
+        if model is None:
+            folder = str(self.window.files._folder())
+            model, _ = QFileDialog.getOpenFileName(self.window, "Import model", folder, MODEL_FILTER)
+            if not model:
+                return False
+        path = Path(model)
+        arguments = [str(path)]
+        if path.suffix.lower() == ".py":
+            dialog = PythonModelDialog(path, self.window)
+            values = dialog.values() if dialog.exec() == QDialog.DialogCode.Accepted else None
+            dialog.deleteLater()
+            if values is None:
+                return False
+            entry, shape = values
+            arguments = [f"{path}:{entry}", "--input-shape", ",".join(map(str, shape)), "--allow-code"]
+            stem = entry
+        else:
+            stem = path.stem
+        if output is None:
+            suggestion = path.with_name(f"{stem}{EXTENSION}")
+            output, _ = QFileDialog.getSaveFileName(
+                self.window,
+                "Save the imported project as",
+                str(suggestion),
+                f"Layer Studio project (*{EXTENSION})",
+            )
+            if not output:
+                return False
+        if not output.endswith(EXTENSION):
+            output = output.removesuffix(".json") + EXTENSION
+        self._output = Path(output)
+        self.process.start(["-m", "studio", "import", *arguments, "-o", output, "--weights", "--force"])
+        self._show_progress(path.name)
+        self.message.emit(f"Importing {path.name}…")
+        return True
+
+    def _show_progress(self, name: str) -> None:
+        if not self.interactive:
+            return
+        progress = QProgressDialog(f"Importing {name}…", "Cancel", 0, 0, self.window)
+        progress.setWindowTitle("Import model")
+        progress.setWindowModality(Qt.WindowModality.WindowModal)
+        progress.setMinimumDuration(400)
+        progress.canceled.connect(self.cancel)
+        self._progress = progress
+
+    def _close_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.canceled.disconnect(self.cancel)
+            self._progress.reset()
+            self._progress.deleteLater()
+            self._progress = None
+
+    def cancel(self) -> None:
+        self.process.kill()
+        self._close_progress()
+        self.message.emit("Import cancelled")
+
+    def _on_done(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self._close_progress()
+        output = self._output
+        if exit_code == 0 and output is not None and output.exists():
+            if self.window.files.open_path(output, ask=False, offer_recovery=False):
+                summary = next((line for line in stdout.splitlines() if line.startswith("imported")), "")
+                self.message.emit(
+                    f"Imported {output.name}" + (f": {summary.removeprefix('imported ')}" if summary else "")
+                )
+                self.imported.emit(output)
+            return
+        detail = last_error_line(stderr)
+        if exit_code == 1:
+            self._show(
+                "Model not supported", f"The model uses layers Layer Studio cannot express:\n\n{detail}"
+            )
+        else:
+            self._show("Cannot import the model", detail)
+
+    def _show(self, title: str, text: str) -> None:
+        self.message.emit(f"{title}: {text.splitlines()[-1] if text else ''}")
+        if self.interactive:
+            QMessageBox.warning(self.window, title, text)
+        else:
+            print(f"error: {title}: {text}", file=sys.stderr)

@@ -1,0 +1,606 @@
+"""The training dashboard: settings, Train/Stop, progress, live plots and the list of runs.
+
+What is trained is the open project as the code view shows it: the panel
+hands the project's JSON to ``RunConfig.from_project``, and the training
+process generates the code from it. Runs live in child processes
+(``studio.training``); this panel polls them through a
+:class:`~widgets.run_driver.RunDriver` and never waits for them. A failed run
+is explained in the panel and the status bar; the window carries on.
+
+pyqtgraph, the dataset list and the device probe are loaded when the panel is
+first shown (or a run starts), so they cost nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import re
+import shutil
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.project import ProjectError
+from widgets import commands
+from widgets.device_list import DeviceDetector
+from widgets.document import Document
+from widgets.run_driver import RunDriver
+from widgets.run_list import RunList, figure
+from widgets.run_metrics import (
+    FRAMEWORK_TITLES,
+    FrameworkMetrics,
+    RunRecord,
+    format_eta,
+    scan_runs,
+    write_csv,
+)
+from widgets.theme import LIGHT, Theme
+from widgets.training_form import FRAMEWORK_CHOICES, TrainingForm
+
+log = logging.getLogger(__name__)
+
+RUNS_KEY = "training/runsRoot"
+PAST_RUNS = 12
+WEIGHT_FILES = {"keras": ("Keras model", "*.keras"), "pytorch": ("PyTorch weights", "*.pt")}
+
+
+def default_runs_root(settings: QSettings | None = None) -> Path:
+    configured = settings.value(RUNS_KEY) if settings is not None else None
+    if configured:
+        return Path(str(configured))
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(base or Path.home() / ".layer-studio") / "runs"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
+
+
+class TrainingPanel(QWidget):
+    message = Signal(str)  # for the status bar
+    runStarted = Signal()
+    runEnded = Signal()
+
+    def __init__(
+        self,
+        document: Document,
+        settings: QSettings | None = None,
+        runs_root: Path | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("trainingPanelWidget")
+        self.document = document
+        self.runs_root = Path(runs_root) if runs_root is not None else default_runs_root(settings)
+        self.theme: Theme = LIGHT
+        self.driver: RunDriver | None = None
+        self.plots = None  # TrainingPlots, created when first needed (imports pyqtgraph)
+        self.interactive = True  # False: no dialogs (screenshots, benchmarks)
+        self._past_loaded = False
+        self.detector = DeviceDetector(self)
+        self.form = TrainingForm()
+        self._build()
+        self._connect()
+        self._on_training_changed()
+        self._update_controls()
+
+    @property
+    def records(self) -> list[RunRecord]:
+        """Every run listed, oldest first."""
+        return self.runs.records
+
+    # ----- construction --------------------------------------------------------------
+
+    def _build(self) -> None:
+        style = self.style()
+        self.settings_toggle = QToolButton(text="Settings", checkable=True, checked=True)
+        self.settings_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.settings_toggle.setArrowType(Qt.ArrowType.DownArrow)
+        self.settings_toggle.setAutoRaise(True)
+        self.settings_toggle.setToolTip("Show or hide the training settings")
+        self.train_button = QPushButton(
+            style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay), "Train", objectName="trainButton"
+        )
+        self.train_button.setToolTip("Train the model as the code view shows it (F5)")
+        self.train_button.setDefault(True)
+        self.stop_button = QPushButton(
+            style.standardIcon(QStyle.StandardPixmap.SP_MediaStop), "Stop", objectName="stopButton"
+        )
+        self.stop_button.setToolTip("Stop the run after the current batch; what was trained is kept")
+        self.progress = QProgressBar(objectName="trainingProgress")
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        self.progress.setTextVisible(True)
+        self.status = QLabel("Press Train to train this model.", objectName="trainingStatus")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.error = QLabel(objectName="trainingError")
+        self.error.setWordWrap(True)
+        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error.setFrameShape(QFrame.Shape.StyledPanel)
+        self.error.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.error.hide()
+
+        self.log_scale = QCheckBox("Log scale", objectName="logScaleCheck")
+        self.log_scale.setToolTip("Show the loss on a logarithmic axis")
+        self.export_png_button = QToolButton(text="PNG…", toolTip="Save the plots as a PNG image")
+        self.export_csv_button = QToolButton(
+            text="CSV…", toolTip="Save the metrics of the checked runs as CSV"
+        )
+        self.plot_area = QWidget(objectName="plotArea")
+        plot_layout = QVBoxLayout(self.plot_area)
+        plot_layout.setContentsMargins(0, 0, 0, 0)
+        plot_layout.setSpacing(2)
+
+        self.runs = RunList()
+
+        controls = QHBoxLayout()
+        controls.setSpacing(6)
+        controls.addWidget(self.train_button)
+        controls.addWidget(self.stop_button)
+        controls.addWidget(self.progress, 1)
+        plot_bar = QHBoxLayout()
+        plot_bar.setContentsMargins(0, 0, 0, 0)
+        plot_bar.addStretch(1)
+        plot_bar.addWidget(self.log_scale)
+        plot_bar.addWidget(QLabel("Export:"))
+        plot_bar.addWidget(self.export_png_button)
+        plot_bar.addWidget(self.export_csv_button)
+
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.plot_area)
+        self.splitter.addWidget(self.runs)
+        self.splitter.setStretchFactor(0, 4)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([400, 90])
+        self.runs.setMinimumHeight(48)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.setSpacing(4)
+        layout.addWidget(self.settings_toggle)
+        layout.addWidget(self.form)
+        layout.addLayout(controls)
+        layout.addWidget(self.status)
+        layout.addWidget(self.error)
+        layout.addLayout(plot_bar)
+        layout.addWidget(self.splitter, 1)
+
+    def _connect(self) -> None:
+        self.train_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.settings_toggle.toggled.connect(self._show_settings)
+        self.log_scale.toggled.connect(self.set_log_scale)
+        self.export_png_button.clicked.connect(lambda: self.export_png())
+        self.export_csv_button.clicked.connect(lambda: self.export_csv())
+        self.runs.visibilityToggled.connect(lambda record: self.set_record_visible(record, record.visible))
+        self.runs.menuRequested.connect(self._run_menu)
+        self.form.settingEdited.connect(self.edit_setting)
+        self.detector.detected.connect(self.form.device.set_devices)
+        self.document.trainingChanged.connect(self._on_training_changed)
+        self.document.pathChanged.connect(self._on_path_changed)
+        self.document.analysisChanged.connect(self._update_controls)
+
+    def _show_settings(self, shown: bool) -> None:
+        self.form.setVisible(shown)
+        self.settings_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    # ----- lazy parts ----------------------------------------------------------------
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self, self.ready_if_seen)
+
+    def ready_if_seen(self) -> None:
+        """Load the lazy parts once the panel is on screen (a tab behind the code view is not)."""
+        if self.isVisible() and not self.visibleRegion().isEmpty():
+            self.ensure_ready()
+
+    def ensure_ready(self, detect_devices: bool = True) -> None:
+        """Create the plots, list the datasets and past runs, and start the device probe (once)."""
+        if self.plots is None:
+            from widgets.training_plots import TrainingPlots
+
+            self.plots = TrainingPlots()
+            self.plots.set_theme(self.theme)
+            self.plots.set_log_scale(self.log_scale.isChecked())
+            self.plot_area.layout().addWidget(self.plots)
+        self.form.list_datasets()
+        if detect_devices:
+            self.detector.start()
+        if not self._past_loaded:
+            self._past_loaded = True
+            self.load_past_runs()
+
+    def load_past_runs(self) -> None:
+        """List the most recent runs found in the runs folder (unchecked)."""
+        known = {record.folder for record in self.records}
+        for record in scan_runs(self.runs_root, PAST_RUNS):
+            if record.folder not in known:
+                record.number = self.runs.next_number()
+                self.runs.add(record)
+
+    # ----- settings ------------------------------------------------------------------
+
+    def _on_training_changed(self) -> None:
+        self.form.load(self.document.project.training)
+
+    def _on_path_changed(self) -> None:
+        self.form.base_dir = self.document.path.parent if self.document.path else None
+
+    def edit_setting(self, name: str, value) -> None:
+        current = self.document.project.training
+        if getattr(current, name) == value:
+            return
+        settings = dataclasses.replace(current, **{name: value})
+        try:
+            settings.check()
+        except ProjectError as error:
+            self.show_error(str(error))
+            self.form.load(current)
+            return
+        commands.push(self.document.undo_stack, commands.SetTraining(self.document, settings, name))
+
+    def set_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self.settings_toggle.setStyleSheet(
+            f"QToolButton {{ border: none; font-weight: 600; padding: 1px; color: {theme.text}; }}"
+        )
+        self.error.setStyleSheet(
+            f"QLabel#trainingError {{ color: {theme.error}; border: 1px solid {theme.error}; "
+            "border-radius: 3px; padding: 4px; }"
+        )
+        if self.plots is not None:
+            self.plots.set_theme(theme)
+
+    # ----- running -------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        return self.driver is not None and self.driver.is_active
+
+    def start(self) -> bool:
+        """Train the open project with the form's settings; False (and a message) if it cannot start."""
+        if self.is_running:
+            return False
+        self.ensure_ready(detect_devices=False)
+        self.clear_error()
+        if not self.document.analysis.is_valid:
+            self.show_error("The model has problems; fix them before training (see the Problems panel).")
+            return False
+        framework = self.form.framework_choice()
+        try:
+            run, folder = self._make_run(framework)
+        except (ProjectError, ValueError, OSError) as error:
+            self.show_error(f"Cannot start training: {error}")
+            return False
+        record = RunRecord.create(self.runs.next_number(), self._label(), framework, folder)
+        return self.start_run(run, record)
+
+    def start_run(self, run, record: RunRecord) -> bool:
+        """Drive ``run`` (anything with start/poll/is_running/stop/close) into ``record``."""
+        self.ensure_ready(detect_devices=False)
+        driver = RunDriver(run, record, self)
+        driver.updated.connect(self._on_update)
+        driver.ended.connect(self._on_ended)
+        try:
+            driver.start()
+        except (ProjectError, ValueError, OSError) as error:
+            driver.deleteLater()
+            self.show_error(f"Cannot start training: {error}")
+            return False
+        self.driver = driver
+        self.settings_toggle.setChecked(False)  # the plots get the room while it trains
+        for other in self.records:
+            other.visible = False
+        record.visible = True
+        self.runs.add(record)
+        self.runs.refresh_all()
+        self.plots.show_records(self.visible_records())
+        self.plots.start_live()
+        self.status.setText(f"Starting {FRAMEWORK_CHOICES.get(record.kind, record.kind)} training…")
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+        self._update_controls()
+        self.runStarted.emit()
+        return True
+
+    def _make_run(self, framework: str):
+        from studio.training import BothRun, RunConfig, TrainingRun
+
+        project = self.document.project
+        base_dir = str(self.document.path.parent) if self.document.path else None
+        options = {**self.form.run_options(), "runs_root": str(self.runs_root), "base_dir": base_dir}
+        self.runs_root.mkdir(parents=True, exist_ok=True)
+        if framework == "both":
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            folder = self.runs_root / f"{_slug(self.document.display_name)}-both-{stamp}"
+            counter = 1
+            while folder.exists():
+                counter += 1
+                folder = self.runs_root / f"{_slug(self.document.display_name)}-both-{stamp}-{counter}"
+            config = RunConfig.from_project(project, "keras", out_dir=str(folder), **options)
+            return BothRun(config, parallel=True), str(folder)
+        config = RunConfig.from_project(project, framework, **options)
+        return TrainingRun(config), None
+
+    def _label(self) -> str:
+        name, dataset = self.document.display_name, Path(self.document.project.training.dataset).name
+        return name if dataset.lower() in name.lower() else f"{name} · {dataset}"
+
+    def stop(self) -> None:
+        if self.is_running and not self.driver.stopping:
+            self.driver.stop()
+            self.status.setText("Stopping after the current batch…")
+            self._update_controls()
+
+    def shutdown(self) -> None:
+        """Stop everything this panel started, waiting for it (the window is closing)."""
+        if self.driver is not None:
+            self.driver.shutdown()
+        self.detector.kill()
+        if self.plots is not None:
+            self.plots.timer.stop()
+
+    # ----- progress ------------------------------------------------------------------
+
+    def _on_update(self) -> None:
+        record = self.driver.record if self.driver else None
+        if record is None:
+            return
+        lines = []
+        for name, metrics in record.frameworks.items():
+            if metrics.started is None:
+                continue
+            parts = [f"epoch {max(metrics.epoch, 1)}/{metrics.total_epochs or '?'}"]
+            if metrics.batches_per_epoch:
+                parts.append(f"step {metrics.step}/{metrics.batches_per_epoch}")
+            if metrics.samples_per_s and not math.isnan(metrics.samples_per_s):
+                parts.append(f"{metrics.samples_per_s:,.0f} samples/s")
+            device = metrics.started.get("device")
+            if device:
+                parts.append(str(device))
+            prefix = f"{FRAMEWORK_TITLES[name]}: " if len(record.frameworks) > 1 else ""
+            lines.append(prefix + " · ".join(parts))
+        if lines and not self.driver.stopping:
+            self.status.setText("\n".join(lines))
+        fraction = record.progress()
+        self.progress.setValue(int(fraction * 1000))
+        eta = format_eta(record.eta_seconds())
+        self.progress.setFormat(f"{fraction:.0%}" + (f" · ETA {eta}" if eta else ""))
+        errors = record.errors()
+        if errors:
+            self.show_error("Training failed. " + "\n".join(errors))
+        self.runs.refresh(record)
+
+    def _on_ended(self) -> None:
+        driver = self.driver
+        record = driver.record
+        self._on_update()
+        self.plots.stop_live()
+        self.driver = None
+        driver.deleteLater()
+        summary = self._outcome_text(record)
+        self.status.setText(summary)
+        if record.status == "finished":
+            self.progress.setValue(1000)
+            self.progress.setFormat("done")
+        else:
+            self.progress.setFormat(record.status)
+        errors = record.errors()
+        if errors:
+            self.show_error("Training failed. " + "\n".join(errors))
+            self.message.emit("Training failed: " + errors[0])
+        else:
+            self.message.emit(self._short_outcome(record))
+        self.runs.refresh(record)
+        self._update_controls()
+        self.runEnded.emit()
+
+    def _outcome_text(self, record: RunRecord) -> str:
+        parts = []
+        for name, metrics in record.frameworks.items():
+            outcome = metrics.outcome or {}
+            summary = outcome.get("summary") or {}
+            last = metrics.last_epoch() or {}
+            state = outcome.get("type", "stopped")
+            text = f"{FRAMEWORK_TITLES[name]} {state}"
+            if state != "failed":
+                text += f" after {summary.get('epochs_completed', metrics.epoch)} epochs"
+                if last:
+                    text += f": val loss {figure(last.get('val_loss'))}"
+                    if not math.isnan(last.get("val_accuracy", math.nan)):
+                        text += f", val accuracy {figure(last.get('val_accuracy'), percent=True)}"
+                if summary.get("wall_time"):
+                    text += f" ({summary['wall_time']:.1f} s)"
+            parts.append(text)
+        gap = self._loss_gap(record)
+        return "; ".join(parts) + (f". {gap}" if gap else "")
+
+    @staticmethod
+    def _short_outcome(record: RunRecord) -> str:
+        """One short line for the status bar."""
+        parts = []
+        for name, metrics in record.frameworks.items():
+            last = metrics.last_epoch() or {}
+            text = f"val loss {figure(last.get('val_loss'))}" if last else "no epoch"
+            if not math.isnan(last.get("val_accuracy", math.nan)):
+                text += f", {figure(last.get('val_accuracy'), percent=True)}"
+            parts.append(f"{FRAMEWORK_TITLES[name]} {text}")
+        return f"Training {record.status}: " + " · ".join(parts)
+
+    @staticmethod
+    def _loss_gap(record: RunRecord) -> str:
+        """Both frameworks start from the same weights on the same batches: how far apart did they end?"""
+        if record.kind != "both" or len(record.frameworks) != 2:
+            return ""
+        from studio.training.compare import loss_curve_difference
+
+        keras, torch = (
+            record.frameworks[name].batches.column(FrameworkMetrics.BLOSS) for name in ("keras", "pytorch")
+        )
+        gap, step = loss_curve_difference(keras.tolist(), torch.tolist())
+        if gap is None:
+            return ""
+        return f"Largest batch-loss gap Keras vs PyTorch: {gap:.3g} (step {step} of {min(len(keras), len(torch))})"
+
+    def show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+
+    def clear_error(self) -> None:
+        self.error.clear()
+        self.error.hide()
+
+    def _update_controls(self) -> None:
+        running = self.is_running
+        valid = self.document.analysis.is_valid
+        self.train_button.setEnabled(not running)
+        self.train_button.setToolTip(
+            "Train the model as the code view shows it (F5)"
+            if valid
+            else "The model has problems; fix them to train it (see the Problems panel)"
+        )
+        self.stop_button.setEnabled(running and not self.driver.stopping)
+        self.form.framework.setEnabled(not running)
+
+    # ----- the list of runs ----------------------------------------------------------
+
+    def visible_records(self) -> list[RunRecord]:
+        return self.runs.visible_records()
+
+    def selected_record(self) -> RunRecord | None:
+        return self.runs.selected_record()
+
+    def set_record_visible(self, record: RunRecord, visible: bool) -> None:
+        record.visible = visible
+        self.runs.refresh(record)
+        if self.plots is not None:
+            self.plots.show_records(self.visible_records())
+
+    def _run_menu(self, record: RunRecord, position) -> None:
+        menu = QMenu(self)
+        folder = record.run_folder()
+        menu.addAction(
+            "Open Run Folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
+        ).setEnabled(bool(folder))
+        for framework, (title, _) in WEIGHT_FILES.items():
+            action = menu.addAction(f"Export {title}…", lambda fw=framework: self.export_weights(fw))
+            action.setEnabled(record.weights_file(framework) is not None)
+        menu.addAction("Export ONNX Model…", lambda: self.export_onnx()).setEnabled(
+            record.onnx_file() is not None
+        )
+        menu.exec(position)
+
+    # ----- files ---------------------------------------------------------------------
+
+    def _save_path(self, title: str, suggestion: str, file_filter: str) -> str | None:
+        folder = self.document.path.parent if self.document.path else Path.home()
+        path, _ = QFileDialog.getSaveFileName(self, title, str(folder / suggestion), file_filter)
+        return path or None
+
+    def _copy(self, source: Path, target: str) -> Path | None:
+        try:
+            shutil.copyfile(source, target)
+        except OSError as error:
+            self._warn("Export failed", f"Could not write {target}:\n{error.strerror or error}")
+            return None
+        self.message.emit(f"Saved {target}")
+        return Path(target)
+
+    def export_weights(self, framework: str, path: str | None = None) -> Path | None:
+        """Copy the selected run's trained weights (final, else best) to ``path`` (asked if None)."""
+        record = self.selected_record()
+        source = record.weights_file(framework) if record else None
+        if source is None:
+            self._warn(
+                "No trained weights", f"The selected run has no {FRAMEWORK_TITLES[framework]} weights."
+            )
+            return None
+        title, pattern = WEIGHT_FILES[framework]
+        suggestion = f"{_slug(self.document.display_name)}{pattern.lstrip('*')}"
+        path = path or self._save_path(f"Export {title}", suggestion, f"{title} ({pattern})")
+        return self._copy(source, path) if path else None
+
+    def export_onnx(self, path: str | None = None) -> Path | None:
+        record = self.selected_record()
+        source = record.onnx_file() if record else None
+        if source is None:
+            self._warn(
+                "No ONNX model", "The selected run has no ONNX model (it is exported after PyTorch training)."
+            )
+            return None
+        suggestion = f"{_slug(self.document.display_name)}.onnx"
+        path = path or self._save_path("Export ONNX model", suggestion, "ONNX model (*.onnx)")
+        return self._copy(source, path) if path else None
+
+    def export_csv(self, path: str | None = None) -> int | None:
+        """The metrics of the checked runs (else the selected one) as CSV; returns the number of rows."""
+        records = self.visible_records() or ([self.selected_record()] if self.selected_record() else [])
+        if not records:
+            self._warn(
+                "Nothing to export", "Train the model first; the metrics of the checked runs are saved."
+            )
+            return None
+        suggestion = f"{_slug(self.document.display_name)}-metrics.csv"
+        path = path or self._save_path("Export metrics", suggestion, "CSV table (*.csv)")
+        if not path:
+            return None
+        try:
+            rows = write_csv(records, path)
+        except OSError as error:
+            self._warn("Export failed", f"Could not write {path}:\n{error.strerror or error}")
+            return None
+        self.message.emit(f"Saved {rows} rows of metrics to {path}")
+        return rows
+
+    def export_png(self, path: str | None = None) -> bool:
+        self.ensure_ready(detect_devices=False)
+        suggestion = f"{_slug(self.document.display_name)}-training.png"
+        path = path or self._save_path("Export plots", suggestion, "PNG image (*.png)")
+        if not path:
+            return False
+        self.plots.redraw()
+        ok = self.plots.export_png(path)
+        if ok:
+            self.message.emit(f"Saved {path}")
+        else:
+            self._warn("Export failed", f"Could not write {path}.")
+        return ok
+
+    def set_log_scale(self, enabled: bool) -> None:
+        if self.log_scale.isChecked() != enabled:
+            self.log_scale.setChecked(enabled)
+            return
+        if self.plots is not None:
+            self.plots.set_log_scale(enabled)
+
+    def _warn(self, title: str, text: str) -> None:
+        if self.interactive:
+            QMessageBox.warning(self, title, text)
+        else:
+            self.message.emit(f"{title}: {text}")
