@@ -53,6 +53,39 @@ TORCH_OPTIMIZERS = {
 }
 
 
+def _ends_in_logits(plan: ModelPlan) -> bool:
+    """False when the model already ends in the loss's own squashing (softmax or sigmoid)."""
+    loss = plan.project.training.loss
+    if loss not in ("cross_entropy", "binary_cross_entropy"):
+        return True
+    return not _ends_with(plan, "softmax" if loss == "cross_entropy" else "sigmoid")
+
+
+def _torch_loss(plan: ModelPlan) -> list[str]:
+    """``loss_fn = ...``: on logits as torch expects, or on probabilities when the model ends in them."""
+    loss = plan.project.training.loss
+    if _ends_in_logits(plan):
+        return [f"    loss_fn = {TORCH_LOSSES[loss]}"]
+    if loss == "binary_cross_entropy":
+        return ["    loss_fn = nn.BCELoss()"]
+    # The model ends in softmax: cross-entropy on probabilities, clipped as Keras clips them.
+    return ["    loss_fn = ProbabilityCrossEntropy()"]
+
+
+def _probability_loss_class(plan: ModelPlan) -> list[str]:
+    if _ends_in_logits(plan) or plan.project.training.loss != "cross_entropy":
+        return []
+    return [
+        "class ProbabilityCrossEntropy(nn.Module):",
+        '    """Cross-entropy of softmax outputs, clipped to [1e-7, 1 - 1e-7] as Keras does."""',
+        "",
+        "    def forward(self, probabilities, target):",
+        "        return F.nll_loss(torch.log(probabilities.clamp(1e-7, 1 - 1e-7)), target)",
+        "",
+        "",
+    ]
+
+
 def _is_classification(training: TrainingSettings) -> bool:
     return training.loss in ("cross_entropy", "binary_cross_entropy") and training.target == "labels"
 
@@ -156,8 +189,12 @@ def _targets(plan: ModelPlan) -> list[str]:
 
 def keras_program(plan: ModelPlan) -> str:
     training = plan.project.training
-    logits = not _ends_with(plan, "softmax" if training.loss == "cross_entropy" else "sigmoid")
-    metrics = '["accuracy"]' if _is_classification(training) else "[]"
+    logits = _ends_in_logits(plan)
+    metrics = "[]"
+    if _is_classification(training):
+        # Keras's "accuracy" would threshold binary logits at 0.5; a logit's threshold is 0.
+        binary_logits = training.loss == "binary_cross_entropy" and logits
+        metrics = "[keras.metrics.BinaryAccuracy(threshold=0.0)]" if binary_logits else '["accuracy"]'
     lines = _header(plan, "keras") + [
         "import argparse",
         "import contextlib",
@@ -246,6 +283,7 @@ def torch_program(plan: ModelPlan) -> str:
     training = plan.project.training
     classification = _is_classification(training) and training.loss == "cross_entropy"
     module = emit_module(plan)
+    extra = _probability_loss_class(plan)
     lines = _header(plan, "pytorch") + [
         "import argparse",
         "import os",
@@ -253,7 +291,7 @@ def torch_program(plan: ModelPlan) -> str:
         "import numpy as np",
         "import torch",
         "import torch.distributed as dist",
-        *(["import torch.nn.functional as F"] if any("F." in line for line in module) else []),
+        *(["import torch.nn.functional as F"] if any("F." in line for line in module + extra) else []),
         *(["from sklearn import datasets"] if training.dataset in SKLEARN_DATASETS else []),
         "from torch import nn",
         "from torch.nn.parallel import DistributedDataParallel",
@@ -270,6 +308,7 @@ def torch_program(plan: ModelPlan) -> str:
         *_load_data(plan, "pytorch"),
         "",
         "",
+        *_probability_loss_class(plan),
         "def evaluate(model, loader, loss_fn, device):",
         '    """Mean loss and accuracy over a DataLoader."""',
         "    model.eval()",
@@ -314,7 +353,7 @@ def torch_program(plan: ModelPlan) -> str:
         "    if distributed:",
         "        model = DistributedDataParallel(model)",
         f"    optimizer = {TORCH_OPTIMIZERS[training.optimizer]}",
-        f"    loss_fn = {TORCH_LOSSES[training.loss]}",
+        *_torch_loss(plan),
         "    for epoch in range(args.epochs):",
         "        if sampler is not None:",
         "            sampler.set_epoch(epoch)",

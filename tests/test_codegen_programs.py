@@ -237,3 +237,36 @@ def test_keras_script_trains_under_a_mirrored_strategy(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "model.keras").exists()
+
+
+@pytest.mark.parametrize(
+    ("activation", "loss", "units"),
+    [
+        ("softmax", "cross_entropy", 3),
+        ("sigmoid", "binary_cross_entropy", 1),
+        ("linear", "binary_cross_entropy", 1),
+    ],
+)
+def test_scripts_for_models_ending_in_probabilities_or_logits_train_and_pass_ruff(
+    tmp_path, activation, loss, units
+):
+    project = chain(
+        [4],
+        ("Dense", {"units": 8, "activation": "relu"}),
+        ("Dense", {"units": units, "activation": activation}),
+    )
+    project.training.loss = loss
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data.npz"
+    np.savez(data, x=rng.random((30, 4)).astype("float32"), y=rng.integers(0, max(units, 2), size=30))
+    for framework in ("keras", "pytorch"):
+        code = generate(project, framework)
+        script = tmp_path / code.filename
+        script.write_text(code.source)
+        assert subprocess.run([RUFF, "check", "--isolated", script], capture_output=True).returncode == 0
+        assert (
+            subprocess.run([RUFF, "format", "--isolated", "--check", script], capture_output=True).returncode
+            == 0
+        )
+        result = _run_script(tmp_path, [sys.executable, str(script), "--epochs", "1", "--data", str(data)])
+        assert result.returncode == 0, result.stderr[-3000:]
