@@ -322,9 +322,9 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args()
     models = args.models.split(",")
-    print("End to end (training process, steady epoch with validation; medians over repeats):\n")
+    print("End to end (a training process each; steady epoch with validation; best of the repeats):\n")
     print(
-        "| model | framework | batches/epoch | baseline | baseline epoch (ms) | studio epoch (ms) | studio / baseline |"
+        "| model | framework | batches/epoch | baseline | baseline epoch (ms) | studio epoch (ms) | overhead |"
     )
     print("|---|---|---:|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as root:
