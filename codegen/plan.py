@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from codegen.names import Namespace, to_class_name
 from studio.analysis import Analysis, analyze
-from studio.catalog import LayerSpec, Shape
+from studio.catalog import LayerSpec, Shape, format_shape
 from studio.graph import Graph, Node
 from studio.project import Project
 
@@ -88,6 +88,15 @@ class LayerPlan:
     @property
     def id(self) -> str:
         return self.node.id
+
+    def torch_shape_text(self) -> str:
+        """The output shape as the PyTorch program holds it, with its layout stated."""
+        shape = self.shape
+        if self.layout.kind == CF and len(shape) >= 2:
+            return f"{format_shape((shape[-1], *shape[:-1]))} channels-first"
+        if self.layout.kind == FLAT_CF:
+            return f"{format_shape(shape)} flattened channels-first"
+        return f"{format_shape(shape)} channels-last" if len(shape) >= 2 else format_shape(shape)
 
     @property
     def kind(self) -> str:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from codegen.keras_emitter import scale_literal
 from codegen.plan import CF, CL, FLAT_CF, LayerPlan, Layout, ModelPlan
 from codegen.writer import INDENT, LINE_LENGTH, Block, py
-from studio.catalog import format_shape
 
 
 @dataclass
@@ -538,12 +537,6 @@ def _split_call(expr: str) -> tuple[str | None, list[str]]:
 
 
 def _io_doc(plan: ModelPlan) -> str:
-    def describe(layer: LayerPlan) -> str:
-        shape = layer.shape
-        if layer.layout.kind == CF and len(shape) >= 2:
-            return f"{format_shape((shape[-1], *shape[:-1]))} channels-first"
-        return format_shape(shape)
-
-    ins = ", ".join(describe(layer) for layer in plan.inputs)
-    outs = ", ".join(describe(layer) for layer in plan.outputs)
+    ins = ", ".join(layer.torch_shape_text() for layer in plan.inputs)
+    outs = ", ".join(layer.torch_shape_text() for layer in plan.outputs)
     return f"Input {ins}; output {outs}."

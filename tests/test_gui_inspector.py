@@ -165,3 +165,12 @@ def test_inspector_edit_updates_the_code_view(inspector, qtbot):
         widget.editors["filters"].widget.setValue(77)
     assert code.text("keras") != before
     assert "77" in code.text("keras") and "77" in code.text("pytorch")
+
+
+def test_info_states_the_layout_in_each_framework(inspector):
+    document, _, widget = inspector
+    text = widget._info.text()
+    assert "(None, 6, 6, 32)</code> channels-last (Keras)" in text
+    assert "(None, 32, 6, 6) channels-first" in text  # how the PyTorch program holds it
+    document.graph.set_param(conv_id(document), "kernel_size", (9, 9))  # invalid: no PyTorch shape to show
+    assert "In PyTorch" not in widget._info.text()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from codegen.plan import CodegenError, build_plan
 from studio.analysis import ERROR
 from studio.catalog import format_shape
 from studio.events import GraphEvent
@@ -234,13 +235,25 @@ class Inspector(QScrollArea):
         analysis = self.document.analysis
         theme = self.scene.theme
         count = analysis.params.get(self.node_id)
-        lines = [f"<b>Output shape</b>&nbsp; <code>{format_shape(analysis.shapes.get(self.node_id))}</code>"]
+        shape = format_shape(analysis.shapes.get(self.node_id))
+        lines = [f"<b>Output shape</b>&nbsp; <code>{shape}</code> channels-last (Keras)"]
+        torch_shape = self._torch_shape_text()
+        if torch_shape:
+            lines.append(f"<b>In PyTorch</b>&nbsp; <code>{torch_shape}</code>")
         if count is not None:
             lines.append(f"<b>Parameters</b>&nbsp; {count.total:,} ({count.non_trainable:,} non-trainable)")
         for problem in analysis.problems_for(self.node_id):
             color = theme.error if problem.severity == ERROR else theme.warning
             lines.append(f"<span style='color:{color}'>{_escape(problem.message)}</span>")
         self._info.setText("<br>".join(lines))
+
+    def _torch_shape_text(self) -> str | None:
+        """How the generated PyTorch code holds this layer's output (None while the graph is invalid)."""
+        try:
+            plan = build_plan(self.document.project, self.document.analysis)
+            return _escape(plan.layer(self.node_id).torch_shape_text())
+        except (CodegenError, KeyError):  # invalid graph, or a layer outside the model
+            return None
 
     def _show_error(self, field: str, message: str | None) -> None:
         row = self.rows.get(field)
