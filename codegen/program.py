@@ -118,6 +118,8 @@ def _header(plan: ModelPlan, framework: str) -> list[str]:
 
 def _load_data(plan: ModelPlan, framework: str) -> list[str]:
     """``load_data(path)``: (x_train, y_train), (x_val, y_val), shaped for the model's input."""
+    if _is_multi(plan):
+        return _load_data_multi(plan, framework)
     training = plan.project.training
     layer = plan.inputs[0]
     shape = tuple(layer.shape)
@@ -169,6 +171,156 @@ def _load_data(plan: ModelPlan, framework: str) -> list[str]:
     return lines
 
 
+def _uses_sklearn(plan: ModelPlan) -> bool:
+    """The script loads the project's built-in dataset (one input and one output only)."""
+    return plan.project.training.dataset in SKLEARN_DATASETS and not _is_multi(plan)
+
+
+def _is_multi(plan: ModelPlan) -> bool:
+    """Several inputs or outputs: the scripts then work on lists of arrays, one per input and output."""
+    return len(plan.inputs) > 1 or len(plan.outputs) > 1
+
+
+def _array_names(plan: ModelPlan) -> list[str]:
+    """The .npz arrays a several-input or several-output model trains on."""
+    return [f"x_{layer.ident}" for layer in plan.inputs] + [f"y_{layer.ident}" for layer in plan.outputs]
+
+
+def _load_data_multi(plan: ModelPlan, framework: str) -> list[str]:
+    training = plan.project.training
+    missing = Block(2)
+    missing.statement(
+        "raise SystemExit", [py(f"pass --data FILE.npz with arrays {', '.join(_array_names(plan))}")]
+    )
+    inputs, to_channels_first = [], []
+    for index, layer in enumerate(plan.inputs):
+        dtype = "int64" if layer.params["dtype"] == "int32" else "float32"
+        inputs.append(
+            f'            data["x_{layer.ident}"].astype("{dtype}").reshape({_batch_shape(layer)}),'
+        )
+        if framework == "pytorch" and layer.layout.kind == CF and len(layer.shape) == 3:
+            to_channels_first.append(f"    x[{index}] = x[{index}].transpose(0, 3, 1, 2)")
+    if to_channels_first:
+        to_channels_first.insert(0, "    # PyTorch convolutions take channels-first images: (N, C, H, W).")
+    targets = [
+        f'            data["y_{layer.ident}"].astype("int64"),'
+        if training.loss == "cross_entropy"
+        else f'            data["y_{layer.ident}"].astype("float32").reshape({_batch_shape(layer)}),'
+        for layer in plan.outputs
+    ]
+    return [
+        "def load_data(path=None):",
+        '    """Return (x_train, y_train), (x_val, y_val): lists with one array per input and output."""',
+        "    if not path:",
+        *missing.lines,
+        "    with np.load(path) as data:",
+        "        x = [",
+        *inputs,
+        "        ]",
+        "        y = [",
+        *targets,
+        "        ]",
+        *to_channels_first,
+        f"    order = np.random.default_rng({training.seed}).permutation(len(x[0]))",
+        f"    split = int(len(order) * {py(1 - training.validation_split)})",
+        "    train, val = order[:split], order[split:]",
+        "    x_train, x_val = [a[train] for a in x], [a[val] for a in x]",
+        "    y_train, y_val = [a[train] for a in y], [a[val] for a in y]",
+        "    return (x_train, y_train), (x_val, y_val)",
+    ]
+
+
+def _batch_shape(layer) -> str:
+    return f"(-1, {', '.join(map(str, layer.shape))})"
+
+
+def _tensor_datasets(plan: ModelPlan) -> list[str]:
+    if not _is_multi(plan):
+        return [
+            "    train_set = TensorDataset(torch.from_numpy(x_train), torch.from_numpy(y_train))",
+            "    val_set = TensorDataset(torch.from_numpy(x_val), torch.from_numpy(y_val))",
+        ]
+    return [
+        "    train_set = TensorDataset(*(torch.from_numpy(a) for a in x_train + y_train))",
+        "    val_set = TensorDataset(*(torch.from_numpy(a) for a in x_val + y_val))",
+    ]
+
+
+def _batch_helpers(plan: ModelPlan) -> list[str]:
+    """split_batch and model_outputs, for models with several inputs or outputs."""
+    if not _is_multi(plan):
+        return []
+    return [
+        "def split_batch(batch, device):",
+        '    """A DataLoader batch as (model inputs, targets), on the device."""',
+        "    batch = [tensor.to(device) for tensor in batch]",
+        f"    return batch[:{len(plan.inputs)}], batch[{len(plan.inputs)}:]",
+        "",
+        "",
+        "def model_outputs(model, inputs):",
+        '    """The model\'s outputs as a list (a one-output model returns a tensor)."""',
+        "    outputs = model(*inputs)",
+        "    return list(outputs) if isinstance(outputs, tuple) else [outputs]",
+        "",
+        "",
+    ]
+
+
+def _train_steps(plan: ModelPlan) -> list[str]:
+    if not _is_multi(plan):
+        return [
+            "        for x, y in train_loader:",
+            "            x, y = x.to(device), y.to(device)",
+            "            optimizer.zero_grad()",
+            "            loss = loss_fn(model(x), y)",
+            "            loss.backward()",
+            "            optimizer.step()",
+        ]
+    return [
+        "        for batch in train_loader:",
+        "            inputs, targets = split_batch(batch, device)",
+        "            optimizer.zero_grad()",
+        "            outputs = model_outputs(model, inputs)",
+        "            loss = sum(loss_fn(o, t) for o, t in zip(outputs, targets, strict=True))",
+        "            loss.backward()",
+        "            optimizer.step()",
+    ]
+
+
+def _evaluate(plan: ModelPlan, classification: bool) -> list[str]:
+    head = [
+        *_batch_helpers(plan),
+        "def evaluate(model, loader, loss_fn, device):",
+        '    """Mean loss and accuracy over a DataLoader."""',
+        "    model.eval()",
+        "    total_loss, correct, count = 0.0, 0, 0",
+        "    with torch.no_grad():",
+    ]
+    if not _is_multi(plan):
+        body = [
+            "        for x, y in loader:",
+            "            x, y = x.to(device), y.to(device)",
+            "            output = model(x)",
+            "            total_loss += loss_fn(output, y).item() * len(x)",
+            *(["            correct += (output.argmax(dim=1) == y).sum().item()"] if classification else []),
+            "            count += len(x)",
+        ]
+    else:
+        accuracy = [
+            "            hits = sum((o.argmax(dim=1) == t).sum().item() for o, t in pairs)",
+            "            correct += hits / len(pairs)",
+        ]
+        body = [
+            "        for batch in loader:",
+            "            inputs, targets = split_batch(batch, device)",
+            "            pairs = list(zip(model_outputs(model, inputs), targets, strict=True))",
+            "            total_loss += sum(loss_fn(o, t) for o, t in pairs).item() * len(targets[0])",
+            *(accuracy if classification else []),
+            "            count += len(targets[0])",
+        ]
+    return [*head, *body, "    return total_loss / count, correct / count"]
+
+
 def _raise_missing_data(dataset: str) -> list[str]:
     block = Block(2)
     block.statement(
@@ -194,7 +346,10 @@ def keras_program(plan: ModelPlan) -> str:
     if _is_classification(training):
         # Keras's "accuracy" would threshold binary logits at 0.5; a logit's threshold is 0.
         binary_logits = training.loss == "binary_cross_entropy" and logits
-        metrics = "[keras.metrics.BinaryAccuracy(threshold=0.0)]" if binary_logits else '["accuracy"]'
+        metric = "keras.metrics.BinaryAccuracy(threshold=0.0)" if binary_logits else '"accuracy"'
+        # A model with several outputs takes one list of metrics per output.
+        per_output = f"[{metric}]"
+        metrics = per_output if len(plan.outputs) == 1 else f"[{', '.join([per_output] * len(plan.outputs))}]"
     lines = _header(plan, "keras") + [
         "import argparse",
         "import contextlib",
@@ -203,7 +358,7 @@ def keras_program(plan: ModelPlan) -> str:
         "import numpy as np",
         "import tensorflow as tf",
         "from keras import layers",
-        *(["from sklearn import datasets"] if training.dataset in SKLEARN_DATASETS else []),
+        *(["from sklearn import datasets"] if _uses_sklearn(plan) else []),
         "",
         "",
         *emit_build_model(plan),
@@ -256,6 +411,7 @@ def _arguments(plan: ModelPlan, default_out: str) -> list[str]:
     """The argparse block of ``main()``, one statement per flag."""
     training = plan.project.training
     keras = default_out.endswith(".keras")
+    data_arrays = ", ".join(_array_names(plan)) if _is_multi(plan) else "x and y"
     flags = [
         ['"--epochs"', "type=int", f"default={training.epochs}"],
         ['"--batch-size"', "type=int", f"default={training.batch_size}"],
@@ -266,7 +422,7 @@ def _arguments(plan: ModelPlan, default_out: str) -> list[str]:
             'default="auto"',
             f'help="{"auto, cpu or gpu" if keras else "auto, cpu, cuda:N or mps"}"',
         ],
-        ['"--data"', 'help=".npz file with arrays x and y"'],
+        ['"--data"', f"help={py(f'.npz file with arrays {data_arrays}')}"],
         ['"--out"', f'default="{default_out}"'],
     ]
     if keras:
@@ -292,7 +448,7 @@ def torch_program(plan: ModelPlan) -> str:
         "import torch",
         "import torch.distributed as dist",
         *(["import torch.nn.functional as F"] if any("F." in line for line in module + extra) else []),
-        *(["from sklearn import datasets"] if training.dataset in SKLEARN_DATASETS else []),
+        *(["from sklearn import datasets"] if _uses_sklearn(plan) else []),
         "from torch import nn",
         "from torch.nn.parallel import DistributedDataParallel",
         "from torch.utils.data import DataLoader, DistributedSampler, TensorDataset",
@@ -309,18 +465,7 @@ def torch_program(plan: ModelPlan) -> str:
         "",
         "",
         *_probability_loss_class(plan),
-        "def evaluate(model, loader, loss_fn, device):",
-        '    """Mean loss and accuracy over a DataLoader."""',
-        "    model.eval()",
-        "    total_loss, correct, count = 0.0, 0, 0",
-        "    with torch.no_grad():",
-        "        for x, y in loader:",
-        "            x, y = x.to(device), y.to(device)",
-        "            output = model(x)",
-        "            total_loss += loss_fn(output, y).item() * len(x)",
-        *(["            correct += (output.argmax(dim=1) == y).sum().item()"] if classification else []),
-        "            count += len(x)",
-        "    return total_loss / count, correct / count",
+        *_evaluate(plan, classification),
         "",
         "",
         "def setup_device(requested):",
@@ -342,8 +487,7 @@ def torch_program(plan: ModelPlan) -> str:
         "    torch.manual_seed(args.seed)",
         "    device, distributed = setup_device(args.device)",
         "    (x_train, y_train), (x_val, y_val) = load_data(args.data)",
-        "    train_set = TensorDataset(torch.from_numpy(x_train), torch.from_numpy(y_train))",
-        "    val_set = TensorDataset(torch.from_numpy(x_val), torch.from_numpy(y_val))",
+        *_tensor_datasets(plan),
         "    sampler = DistributedSampler(train_set, seed=args.seed) if distributed else None",
         "    train_loader = DataLoader(",
         "        train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler",
@@ -358,12 +502,7 @@ def torch_program(plan: ModelPlan) -> str:
         "        if sampler is not None:",
         "            sampler.set_epoch(epoch)",
         "        model.train()",
-        "        for x, y in train_loader:",
-        "            x, y = x.to(device), y.to(device)",
-        "            optimizer.zero_grad()",
-        "            loss = loss_fn(model(x), y)",
-        "            loss.backward()",
-        "            optimizer.step()",
+        *_train_steps(plan),
         *(
             [
                 "        val_loss, val_acc = evaluate(model, val_loader, loss_fn, device)",

@@ -270,3 +270,39 @@ def test_scripts_for_models_ending_in_probabilities_or_logits_train_and_pass_ruf
         )
         result = _run_script(tmp_path, [sys.executable, str(script), "--epochs", "1", "--data", str(data)])
         assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_scripts_for_models_with_several_inputs_and_outputs_train(tmp_path, loss):
+    project = make_project(
+        ("image", "Input", {"shape": [6, 6, 1]}),
+        ("meta", "Input", {"shape": [3]}),
+        ("conv", "Conv2D", {"filters": 2, "strides": 2, "padding": "same"}, "image"),
+        ("pool", "GlobalAveragePooling2D", {}, "conv"),
+        ("joined", "Concatenate", {}, "pool", "meta"),
+        ("head_a", "Dense", {"units": 3}, "joined"),
+        ("head_b", "Dense", {"units": 2}, "joined"),
+        loss=loss,
+    )
+    rng = np.random.default_rng(0)
+    n = 24
+    targets = {
+        name: rng.integers(0, units, size=n) if loss == "cross_entropy" else rng.random((n, units))
+        for name, units in (("head_a", 3), ("head_b", 2))
+    }
+    data = tmp_path / "data.npz"
+    np.savez(
+        data,
+        x_image=rng.random((n, 6, 6, 1)),
+        x_meta=rng.random((n, 3)),
+        **{f"y_{k}": v for k, v in targets.items()},
+    )
+    for framework in ("keras", "pytorch"):
+        code = generate(project, framework)
+        script = tmp_path / code.filename
+        script.write_text(code.source)
+        assert subprocess.run([RUFF, "check", "--isolated", script], capture_output=True).returncode == 0
+        fmt = subprocess.run([RUFF, "format", "--isolated", "--diff", script], capture_output=True, text=True)
+        assert fmt.returncode == 0, fmt.stdout
+        result = _run_script(tmp_path, [sys.executable, str(script), "--epochs", "1", "--data", str(data)])
+        assert result.returncode == 0, result.stderr[-3000:]
