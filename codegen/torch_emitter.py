@@ -142,6 +142,13 @@ def _conv_steps(
     return [f"F.pad({x}, {_pad_arg(pads)}{value})"], ""
 
 
+def _window_args(strides: tuple, padding: str, dilation: tuple) -> list[str]:
+    """A convolution's stride, padding and dilation arguments, where they differ from the defaults."""
+    args = [f"stride={_size(strides)}"] if set(strides) != {1} else []
+    args += [padding] if padding else []
+    return args + ([f"dilation={_size(dilation)}"] if set(dilation) != {1} else [])
+
+
 def _conv(layer: LayerPlan, xs: list[str]) -> TorchCode:
     params = layer.params
     rank = len(layer.shape) - 1
@@ -154,13 +161,7 @@ def _conv(layer: LayerPlan, xs: list[str]) -> TorchCode:
         groups, out_channels = channels, channels * params["depth_multiplier"]
     pads = _pads(layer, kernel, strides, dilation)
     steps, padding = _conv_steps(layer, xs[0], pads)
-    module_args = [str(channels), str(out_channels), _size(kernel)]
-    if set(strides) != {1}:
-        module_args.append(f"stride={_size(strides)}")
-    if padding:
-        module_args.append(padding)
-    if set(dilation) != {1}:
-        module_args.append(f"dilation={_size(dilation)}")
+    module_args = [str(channels), str(out_channels), _size(kernel), *_window_args(strides, padding, dilation)]
     if groups != 1:
         module_args.append(f"groups={groups}")
     if not params["use_bias"]:
@@ -177,13 +178,7 @@ def _separable(layer: LayerPlan, xs: list[str]) -> TorchCode:
     middle = channels * params["depth_multiplier"]
     pads = _pads(layer, kernel, strides, dilation)
     steps, padding = _conv_steps(layer, xs[0], pads)
-    depthwise = [str(channels), str(middle), _size(kernel)]
-    if set(strides) != {1}:
-        depthwise.append(f"stride={_size(strides)}")
-    if padding:
-        depthwise.append(padding)
-    if set(dilation) != {1}:
-        depthwise.append(f"dilation={_size(dilation)}")
+    depthwise = [str(channels), str(middle), _size(kernel), *_window_args(strides, padding, dilation)]
     depthwise += [f"groups={channels}", "bias=False"]
     pointwise = [str(middle), str(params["filters"]), "1"] + ([] if params["use_bias"] else ["bias=False"])
     module = ("nn.Sequential", [f"nn.Conv2d({', '.join(depthwise)})", f"nn.Conv2d({', '.join(pointwise)})"])
