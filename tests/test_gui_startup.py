@@ -139,3 +139,20 @@ def test_many_signal_emits_do_not_crash_python(tmp_path):
     result = run_python(code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "alive" in result.stdout
+
+
+def test_without_a_display_the_app_explains_instead_of_aborting():
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "studio", "gui"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 2
+    assert "no display" in result.stderr and "Traceback" not in result.stderr

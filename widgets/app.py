@@ -69,6 +69,13 @@ def save_screenshot(window, path: str | os.PathLike) -> bool:
     return ok
 
 
+def has_display() -> bool:
+    """Whether Qt can show a window: a platform was chosen, or an X11/Wayland display is set."""
+    if os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def run_app(
     project_path: str | os.PathLike | None = None, screenshot: str | os.PathLike | None = None
 ) -> int:
@@ -77,7 +84,14 @@ def run_app(
     With ``screenshot``, save a PNG of the window once it is painted and return 0.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if screenshot is not None and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not has_display():
+        if screenshot is None:
+            print(
+                "error: no display to open the window on. Run Layer Studio in a desktop session, "
+                "under xvfb-run, or with --screenshot FILE.png (which works without a display).",
+                file=sys.stderr,
+            )
+            return 2
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = create_application()
     from widgets.errors import ExceptionHook
