@@ -252,7 +252,7 @@ class Inspector(QScrollArea):
         try:
             plan = build_plan(self.document.project, self.document.analysis)
             return _escape(plan.layer(self.node_id).torch_shape_text())
-        except (CodegenError, KeyError):  # invalid graph, or a layer outside the model
+        except (CodegenError, GraphError, KeyError):  # invalid graph, stale analysis, layer outside the model
             return None
 
     def _show_error(self, field: str, message: str | None) -> None:
