@@ -30,7 +30,7 @@ import numpy as np
 
 from codegen import generate
 from codegen.plan import CF, FLAT_CF, Layout, ModelPlan
-from codegen.weights import keras_to_torch_state
+from codegen.weights import keras_to_torch_state, load_torch_state, torch_counts
 from studio.project import Project
 
 TOLERANCE = 1e-4
@@ -187,16 +187,7 @@ class _Models:
         }
 
     def copy_weights(self) -> None:
-        converted = keras_to_torch_state(self.plan, self.keras_weights())
-        own = self.torch_model.state_dict()
-        missing = [key for key in own if key not in converted and not key.endswith("num_batches_tracked")]
-        unexpected = [key for key in converted if key not in own]
-        if missing or unexpected:
-            raise RuntimeError(f"weights could not be mapped: missing {missing}, unexpected {unexpected}")
-        state = {key: self.torch.from_numpy(value) for key, value in converted.items()}
-        for key, value in own.items():
-            state.setdefault(key, value)
-        self.torch_model.load_state_dict(state, strict=True)
+        load_torch_state(self.torch_model, keras_to_torch_state(self.plan, self.keras_weights()))
 
     def run_keras(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         outputs = self.keras_model(inputs if len(inputs) > 1 else inputs[0], training=False)
@@ -277,8 +268,8 @@ def _keras_counts(model) -> dict[str, int]:
 
 
 def _torch_counts(model) -> dict[str, int]:
-    buffers = sum(b.numel() for name, b in model.named_buffers() if not name.endswith("num_batches_tracked"))
-    return {"parameters": int(sum(p.numel() for p in model.parameters())), "buffers": int(buffers)}
+    parameters, buffers = torch_counts(model)
+    return {"parameters": parameters, "buffers": buffers}
 
 
 def torch_forward_locals(model, inputs: list) -> dict[str, Any]:

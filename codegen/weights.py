@@ -154,6 +154,32 @@ CONVERTERS: dict[str, Callable[[LayerPlan, Arrays, ModelPlan], State]] = {
 }
 
 
+def load_torch_state(model, state: State) -> None:
+    """Load numpy arrays (by state_dict key) into a generated PyTorch model.
+
+    Every parameter and buffer must be given, except ``num_batches_tracked``,
+    which keeps the model's own value. Raises ValueError naming what does not map.
+    """
+    import torch
+
+    own = model.state_dict()
+    missing = [key for key in own if key not in state and not key.endswith("num_batches_tracked")]
+    unexpected = [key for key in state if key not in own]
+    if missing or unexpected:
+        raise ValueError(f"weights could not be mapped: missing {missing}, unexpected {unexpected}")
+    merged = {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in state.items()}
+    for key, value in own.items():
+        merged.setdefault(key, value)
+    model.load_state_dict(merged, strict=True)
+
+
+def torch_counts(model) -> tuple[int, int]:
+    """(parameters, buffers without ``num_batches_tracked``): the catalog's torch counting rule."""
+    parameters = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() for name, b in model.named_buffers() if not name.endswith("num_batches_tracked"))
+    return int(parameters), int(buffers)
+
+
 def keras_to_torch_state(plan: ModelPlan, keras_weights: dict[str, Arrays]) -> State:
     """The full torch state (numpy arrays) from each layer's Keras weights, keyed by layer ident."""
     state: State = {}

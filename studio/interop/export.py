@@ -98,26 +98,18 @@ def build_keras_model(project: Project, weights: WeightsSource):
 def build_torch_model(project: Project, weights: WeightsSource):
     """The generated PyTorch model in eval mode, with ``weights`` converted and loaded."""
     from codegen.verify import load_module
-    from codegen.weights import keras_to_torch_state
+    from codegen.weights import keras_to_torch_state, load_torch_state
 
-    torch = import_torch()
+    import_torch()
     code = _generate(project, "pytorch")
     model = load_module(code.source, code.filename[:-3]).build_model()
     try:
         converted = keras_to_torch_state(code.plan, layer_weights(code.plan, _weights(weights)))
     except ValueError as error:
         raise WeightsError(f"the weights do not fit the project: {error}") from None
-    own = model.state_dict()
-    missing = [key for key in own if key not in converted and not key.endswith("num_batches_tracked")]
-    unexpected = [key for key in converted if key not in own]
-    if missing or unexpected:
-        raise WeightsError(f"weights could not be mapped: missing {missing}, unexpected {unexpected}")
-    state = {key: torch.from_numpy(value) for key, value in converted.items()}
-    for key, value in own.items():
-        state.setdefault(key, value)
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
+        load_torch_state(model, converted)
+    except (ValueError, RuntimeError) as error:  # unmapped keys, or shapes that do not fit
         raise WeightsError(f"the weights do not fit the PyTorch model: {error}") from None
     return model.eval()
 

@@ -148,9 +148,9 @@ def _load_state_dict(model, path: Path) -> None:
 
 def torch_parameter_count(model) -> int:
     """Parameters plus buffers, without ``num_batches_tracked``: the catalog's torch rule."""
-    parameters = sum(p.numel() for p in model.parameters())
-    buffers = sum(b.numel() for name, b in model.named_buffers() if not name.endswith("num_batches_tracked"))
-    return int(parameters + buffers)
+    from codegen.weights import torch_counts
+
+    return sum(torch_counts(model))
 
 
 def import_torch_model(

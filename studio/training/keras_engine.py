@@ -184,7 +184,7 @@ class KerasEngine(Engine):
             if not layer.spec.is_source
         }
         state = keras_to_torch_state(plan, weights)
-        model = torch_model_with_state(torch, self.session.code["pytorch"], state)
+        model = torch_model_with_state(self.session.code["pytorch"], state)
         export_onnx(torch, model, plan, self.folder.onnx)
 
     def measure_gpu_memory(self) -> float | None:

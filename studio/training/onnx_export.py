@@ -11,23 +11,16 @@ import numpy as np
 from codegen import GeneratedCode
 from codegen.plan import CF, ModelPlan
 from codegen.verify import load_module
+from codegen.weights import load_torch_state
 from studio.training.rundir import atomic_target
 
 OPSET = 17
 
 
-def torch_model_with_state(torch, code: GeneratedCode, state: dict[str, np.ndarray]):
+def torch_model_with_state(code: GeneratedCode, state: dict[str, np.ndarray]):
     """The generated PyTorch model with ``state`` (numpy arrays by state_dict key) loaded."""
     model = load_module(code.source, code.filename[:-3]).build_model()
-    own = model.state_dict()
-    missing = [key for key in own if key not in state and not key.endswith("num_batches_tracked")]
-    unexpected = [key for key in state if key not in own]
-    if missing or unexpected:
-        raise RuntimeError(f"weights could not be mapped: missing {missing}, unexpected {unexpected}")
-    merged = {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in state.items()}
-    for key, value in own.items():
-        merged.setdefault(key, value)
-    model.load_state_dict(merged, strict=True)
+    load_torch_state(model, state)
     return model
 
 

@@ -99,13 +99,7 @@ class TrainingRun:
 
     def wait(self, timeout: float | None = None, interval: float = 0.05) -> list[dict[str, Any]]:
         """Poll until the outcome arrives (or ``timeout`` passes); returns the messages received."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        received: list[dict[str, Any]] = []
-        while self.is_running and (deadline is None or time.monotonic() < deadline):
-            received += self.poll()
-            if self.is_running:
-                time.sleep(interval)
-        return received
+        return poll_until_done(self, timeout, interval)
 
     def stop(self, grace: float = STOP_GRACE) -> list[dict[str, Any]]:
         """Ask the process to stop; terminate it if it has not ended within ``grace`` seconds.
@@ -266,13 +260,7 @@ class BothRun:
         return received
 
     def wait(self, timeout: float | None = None, interval: float = 0.05) -> list[dict[str, Any]]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        received: list[dict[str, Any]] = []
-        while self.is_running and (deadline is None or time.monotonic() < deadline):
-            received += self.poll()
-            if self.is_running:
-                time.sleep(interval)
-        return received
+        return poll_until_done(self, timeout, interval)
 
     def stop(self) -> list[dict[str, Any]]:
         self._pending = []
@@ -285,3 +273,14 @@ class BothRun:
         self._pending = []
         for run in self.runs.values():
             run.close()
+
+
+def poll_until_done(run, timeout: float | None, interval: float) -> list[dict[str, Any]]:
+    """Poll ``run`` (a TrainingRun or BothRun) until it ends or ``timeout`` passes; the messages received."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    received: list[dict[str, Any]] = []
+    while run.is_running and (deadline is None or time.monotonic() < deadline):
+        received += run.poll()
+        if run.is_running:
+            time.sleep(interval)
+    return received

@@ -20,6 +20,7 @@ import numpy as np
 
 from codegen.plan import CF
 from codegen.verify import load_module, to_torch_layout
+from codegen.weights import torch_counts
 from studio.datasets import batch_indices
 from studio.training import recipes
 from studio.training.devices import DeviceError, resolve_device, torch_devices
@@ -184,12 +185,10 @@ class TorchEngine(Engine):
         self.stream.flush(lambda losses: self.torch.stack(losses).tolist())
 
     def param_counts(self) -> dict[str, int]:
-        buffers = sum(
-            b.numel() for name, b in self.model.named_buffers() if not name.endswith("num_batches_tracked")
-        )
+        parameters, buffers = torch_counts(self.model)
         return {
-            "trainable": int(sum(p.numel() for p in self.model.parameters())),
-            "non_trainable": int(buffers),
+            "trainable": parameters,
+            "non_trainable": buffers,
         }
 
     # ----- checkpoints and weights --------------------------------------------------------
