@@ -268,7 +268,7 @@ def test_a_killed_training_process_is_reported(tmp_path):
         run.close()
     assert run.outcome["type"] == "failed" and run.outcome["reason"] == "crash"
     assert run.outcome["message"] == (
-        "the training process ended unexpectedly (exit code -9); "
+        "the training process ended unexpectedly (exit code -9, SIGKILL); "
         f"metrics up to that point are in {tmp_path / 'metrics.jsonl'}"
     )
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

@@ -33,15 +33,28 @@ def child_main(config_data: dict[str, Any], queue: Any, stop_event: Any, parent_
     _redirect_output(folder.log)
     emitter = Emitter(queue, folder.metrics)
     try:
+        train_and_report(config, folder, emitter, stop_event, started_at, parent_pid)
+    finally:
+        emitter.close()
+        _exit_now(queue)
+
+
+def train_and_report(
+    config: RunConfig,
+    folder: RunFolder,
+    emitter: Emitter,
+    stop_event: Any = None,
+    started_at: float | None = None,
+    parent_pid: int | None = None,
+) -> None:
+    """:func:`run_training`, with any exception turned into a ``failed`` message (details to stderr)."""
+    try:
         run_training(config, folder, emitter, stop_event, started_at, parent_pid)
     except Exception as error:  # noqa: BLE001 - every failure becomes a message
         message, reason = readable_error(error)
         details = traceback.format_exc()
         print(details, file=sys.stderr)
         emitter.emit(messages.failed(config.framework, message, details, reason))
-    finally:
-        emitter.close()
-        _exit_now(queue)
 
 
 def _exit_now(queue: Any) -> None:

@@ -8,21 +8,24 @@ request and the summary.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
+import sys
 import time
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 from studio.training import messages
+from studio.training.checkpoints import CheckpointWriter
 from studio.training.emitter import BatchStream, Emitter
-from studio.training.errors import StopRequested, TrainingError
+from studio.training.errors import StopRequested, TrainingError, readable_error
 from studio.training.memory import peak_rss_mb
 from studio.training.progress import EpochVerdict, Progress
 from studio.training.rundir import RunFolder
 from studio.training.session import Session
 
-# The resume checkpoint is kept in memory after every epoch and written at most this often
-# (and when the run ends), so that short epochs do not pay for a file each.
-CHECKPOINT_INTERVAL = 30.0
+Batch = TypeVar("Batch")
 
 
 class Engine:
@@ -53,8 +56,7 @@ class Engine:
         self.gpu_peak_memory: float | None = None
         self.files: dict[str, str] = {"config": str(folder.config), "metrics": str(folder.metrics)}
         self.warnings: list[str] = []
-        self._checkpoint: Any = None
-        self._last_write = time.monotonic()
+        self.checkpoints = CheckpointWriter(self.write_checkpoint)
 
     # ----- what a framework engine provides ----------------------------------------------
 
@@ -108,12 +110,15 @@ class Engine:
         except StopRequested:
             self.flush_stream()
             self.measure_memory()
-            self.save_checkpoint()
+            self.checkpoints.flush()
             self.save_all(onnx=False)
             self.emitter.emit(messages.stopped(self.framework, self.summary()))
             return
+        except BaseException:
+            self._keep_what_was_done()
+            raise
         self.measure_memory()
-        self.save_checkpoint()
+        self.checkpoints.flush()
         self.save_all(onnx=self.config.export_onnx)
         self.emitter.emit(messages.finished(self.framework, self.summary()))
 
@@ -142,6 +147,23 @@ class Engine:
         if self._parent_pid is not None and os.getppid() != self._parent_pid:
             raise StopRequested
 
+    def read_batches(self, epoch_index: int, batches: Iterable[Batch]) -> Iterator[Batch]:
+        """``batches`` one at a time; an error while reading one names the epoch and the batch."""
+        iterator = iter(batches)
+        for batch_index in itertools.count():
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except Exception as error:  # noqa: BLE001 - whatever the data source raised
+                message, _ = readable_error(error)
+                raise TrainingError(
+                    f"reading the training data failed at epoch {epoch_index + 1}, "
+                    f"batch {batch_index + 1}: {message}",
+                    reason="dataset",
+                ) from error
+            yield batch
+
     def batch_done(self, epoch_index: int, batch_index: int, loss: Any, size: int) -> None:
         """After each training batch (0-based indices); ``loss`` may be a device scalar."""
         self.progress.global_step += 1
@@ -166,16 +188,18 @@ class Engine:
         verdict = self.progress.end_epoch(metrics)
         if verdict.improved:
             self.snapshot_best()
-        self._checkpoint = self.capture_checkpoint()
-        if time.monotonic() - self._last_write >= CHECKPOINT_INTERVAL:
-            self.save_checkpoint()
+        self.checkpoints.submit(self.capture_checkpoint())
         return verdict
 
-    def save_checkpoint(self) -> None:
-        """Write the state of the last completed epoch (a stopped run resumes from there)."""
-        if self._checkpoint is not None:
-            self.write_checkpoint(self._checkpoint)
-        self._last_write = time.monotonic()
+    def _keep_what_was_done(self) -> None:
+        """A failing run still logs the batches it trained and leaves the checkpoint of its last
+        whole epoch on disk. The run's own error is the one reported."""
+        with contextlib.suppress(Exception):  # e.g. LossNotFinite again: already logged
+            self.flush_stream()
+        try:
+            self.checkpoints.flush()
+        except Exception as error:  # noqa: BLE001
+            print(f"the last checkpoint could not be written: {error}", file=sys.stderr)
 
     def measure_memory(self) -> None:
         self.peak_memory = peak_rss_mb()

@@ -29,7 +29,7 @@ from studio.datasets import batch_indices
 from studio.training import recipes
 from studio.training.devices import DeviceError, resolve_device, tensorflow_devices
 from studio.training.engine import Engine
-from studio.training.errors import TrainingError
+from studio.training.errors import StopRequested, TrainingError
 from studio.training.memory import tensorflow_gpu_peak_mb
 from studio.training.onnx_export import export_onnx, torch_model_with_state
 from studio.training.progress import Progress
@@ -80,6 +80,7 @@ class KerasEngine(Engine):
     def train(self) -> None:
         data, config = self.session.data, self.config
         validation = (data.x_val, data.y_val) if data.num_val else None
+        self.data_failure: TrainingError | None = None
         try:
             self.model.fit(
                 self._train_dataset(),
@@ -89,8 +90,14 @@ class KerasEngine(Engine):
                 validation_data=validation,
                 validation_batch_size=config.batch_size,
                 callbacks=[_streaming_callback(self)],
+                shuffle=False,  # the batches already come in the shared seeded order
                 verbose=0,
             )
+        except Exception as error:
+            # tf.data prefetches, so a failure it recorded counts only if it is what stopped fit
+            if self.data_failure is not None and not isinstance(error, (TrainingError, StopRequested)):
+                raise self.data_failure from None
+            raise
         finally:
             self._scope.close()
 
@@ -102,7 +109,11 @@ class KerasEngine(Engine):
 
         def indices():
             for epoch in range(first, last):
-                yield from batch_indices(n, size, seed, epoch)
+                try:
+                    yield from self.read_batches(epoch, batch_indices(n, size, seed, epoch))
+                except TrainingError as error:  # tf.data would bury it in its own error
+                    self.data_failure = error
+                    raise
 
         with tf.device("/CPU:0"):  # tf.data runs on the CPU; the batches go to the device
             x, y = tf.constant(data.x_train), tf.constant(data.y_train)
@@ -122,7 +133,7 @@ class KerasEngine(Engine):
         """Weights, optimizer state and progress as arrays for one .npz (no pickles)."""
         optimizer = self.model.optimizer
         arrays = {f"weight_{i}": w for i, w in enumerate(self.model.get_weights())}
-        arrays.update({f"optimizer_{i}": np.array(v) for i, v in enumerate(optimizer.variables)})
+        arrays.update({f"optimizer_{i}": np.array(v.numpy()) for i, v in enumerate(optimizer.variables)})
         meta = {
             "framework": "keras",
             "progress": self.progress.to_meta(),

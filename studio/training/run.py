@@ -154,21 +154,30 @@ class TrainingRun:
 
     def _synthesize(self) -> dict[str, Any]:
         """The outcome of a process that ended without sending one."""
-        code = self._process.exitcode
-        metrics = self.folder.metrics if self.folder else "metrics.jsonl"
         if self._stopping:
             message = messages.stopped(self.framework, self._partial_summary())
         else:
-            message = messages.failed(
-                self.framework,
-                f"the training process ended unexpectedly (exit code {code}); "
-                f"metrics up to that point are in {metrics}",
-                reason="crash",
-            )
+            message = messages.failed(self.framework, self._crash_text(), reason="crash")
         self._append_to_log(message)
         self.messages.append(message)
         self.outcome = message
         return message
+
+    def _crash_text(self) -> str:
+        """What a process that died without a word leaves behind, and where."""
+        code = self._process.exitcode
+        how = f"exit code {code}"
+        if code is not None and code < 0:
+            with contextlib.suppress(ValueError):
+                how += f", {signal.Signals(-code).name}"
+        text = f"the training process ended unexpectedly ({how})"
+        if self.folder is None:
+            return text
+        text += f"; metrics up to that point are in {self.folder.metrics}"
+        checkpoint = self.folder.checkpoint(self.framework)
+        if checkpoint.exists():
+            text += f"; the checkpoint of the last whole epoch is {checkpoint} (resume from the run folder)"
+        return text
 
     def _partial_summary(self) -> dict[str, Any]:
         epochs = [m for m in self.messages if m.get("type") == messages.EPOCH]

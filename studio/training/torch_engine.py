@@ -138,14 +138,14 @@ class TorchEngine(Engine):
         self.stream.start_epoch()
         correct, count = torch.zeros((), dtype=torch.int64, device=self.device), 0
         order = batch_indices(len(self.x_train), config.batch_size, config.seed, epoch_index)
-        for batch_index, indices in enumerate(order):
-            x, y = self._batch(self.x_train, self.y_train, indices)
+        batches = (self._batch(self.x_train, self.y_train, indices) for indices in order)
+        for batch_index, (x, y) in enumerate(self.read_batches(epoch_index, batches)):
             self.optimizer.zero_grad(set_to_none=True)
             output = self._forward(x)
             loss = self.loss_fn(output, y)
             loss.backward()
             self.optimizer.step()
-            self.batch_done(epoch_index, batch_index, loss.detach(), len(indices))
+            self.batch_done(epoch_index, batch_index, loss.detach(), len(y))
             if self.session.classification:
                 right, total = self.correct_fn(output.detach(), y)
                 correct += right
