@@ -94,10 +94,14 @@ def run_app(
             return 2
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = create_application()
-    from widgets.errors import ExceptionHook
+    from widgets.errors import ExceptionHook, default_log_path, start_error_log
 
+    log_path = default_log_path()
+    log_handler = start_error_log(log_path)
     window = create_main_window(restore_layout=screenshot is None)
-    hook = ExceptionHook(window, show_dialog=screenshot is None).install()
+    hook = ExceptionHook(
+        window, show_dialog=screenshot is None, log_path=log_path if log_handler else None
+    ).install()
     interactive = screenshot is None
     window.files.interactive = interactive
     opened = window.open_initial(project_path, interactive=interactive)
@@ -111,6 +115,9 @@ def run_app(
         return app.exec()
     finally:
         hook.uninstall()
+        if log_handler is not None:
+            logging.getLogger().removeHandler(log_handler)
+            log_handler.close()
         if screenshot is not None:
             window.training.shutdown()
             window.files.autosaver.stop()

@@ -52,6 +52,7 @@ class FileController(QObject):
         entry = str(Path(path).resolve())
         recent = [entry] + [item for item in self.recent_files() if item != entry]
         self.settings.setValue(RECENT_KEY, recent[:MAX_RECENT])
+        self.settings.sync()  # on disk now: after a crash, the next start reopens it (and its recovery)
         self.recentChanged.emit()
 
     def _forget(self, path: Path) -> None:

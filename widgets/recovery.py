@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from pathlib import Path
 
 import shiboken6
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 PERIOD_MS = 30_000
 AFTER_EDIT_MS = 3_000
+# A temporary file older than this is the half-written autosave of a session that was killed.
+STALE_TEMPORARY_S = 60
 
 
 def default_recovery_dir() -> Path:
@@ -48,6 +51,18 @@ def newer_recovery(directory: Path, project_path: Path | None) -> Path | None:
     return candidate
 
 
+def remove_stale_temporaries(directory: Path, now: float | None = None) -> None:
+    """Delete the temporary files of autosaves cut short by a crash (the recovery files are whole:
+    each is replaced in one step, see write_text_atomic)."""
+    now = time.time() if now is None else now
+    for temp in Path(directory).glob(".*.layers.json.*.tmp"):
+        try:
+            if now - temp.stat().st_mtime > STALE_TEMPORARY_S:
+                temp.unlink()
+        except OSError as error:
+            log.warning("could not remove the temporary file %s: %s", temp, error)
+
+
 class Autosaver(QObject):
     def __init__(self, document: Document, directory: Path, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -62,6 +77,7 @@ class Autosaver(QObject):
         document.dirtyChanged.connect(self._on_dirty_changed)
         document.pathChanged.connect(self._on_path_changed)
         self.periodic.start()
+        remove_stale_temporaries(self.directory)
 
     @property
     def path(self) -> Path:
