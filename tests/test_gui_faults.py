@@ -7,6 +7,7 @@ raised in a slot.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -76,7 +77,22 @@ def test_a_killed_training_process_is_reported_and_its_run_folder_kept(main_wind
     again = scan_runs(tmp_path / "runs")
     assert len(again) == 1 and again[0].frameworks["pytorch"].status == "failed"
     assert again[0].frameworks["pytorch"].last_epoch()["epoch"] >= 1
-    assert checkpoint.stat().st_size > 0
+
+    # Resume Training (the run list's menu) goes on from the checkpoint, in the same folder.
+    import torch
+
+    saved = json.loads(torch.load(checkpoint, weights_only=True)["meta"])["progress"]["epoch"]
+    assert saved >= 1 and panel.can_resume(record)
+    panel.edit_setting("epochs", saved + 1)
+    assert panel.resume(record)
+    qtbot.waitUntil(lambda: not panel.is_running, timeout=RUN_TIMEOUT_MS)
+    resumed = panel.records[-1]
+    assert resumed.status == "finished", resumed.errors()
+    assert resumed.label == f"{record.label} (resumed)"
+    metrics = resumed.frameworks["pytorch"]
+    assert metrics.run_dir == str(run_dir) and metrics.initial_epoch == saved
+    assert metrics.last_epoch()["epoch"] == saved + 1
+    assert not panel.can_resume(resumed)  # it finished
 
 
 # ----- saving fails -----------------------------------------------------------------------

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from studio.training.rundir import RunFolder
+
 FRAMEWORK_TITLES = {"keras": "Keras", "pytorch": "PyTorch"}
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
@@ -89,6 +91,13 @@ class FrameworkMetrics:
         self._ema = 0.0
         self._ema_count = 0
         self.version = 0  # bumped on every change: the plots redraw what changed only
+
+    def checkpoint_file(self) -> Path | None:
+        """The resume checkpoint the run left in its folder, if any."""
+        if not self.run_dir:
+            return None
+        path = RunFolder(self.run_dir).checkpoint(self.framework)
+        return path if path.is_file() else None
 
     # ----- messages ------------------------------------------------------------------
 

@@ -301,6 +301,29 @@ class TrainingPanel(QWidget):
         record = RunRecord.create(self.runs.next_number(), self._label(), framework, folder)
         return self.start_run(run, record)
 
+    def can_resume(self, record: RunRecord) -> bool:
+        """A run that ended early (stopped, failed, killed) and left a checkpoint for each framework."""
+        if self.is_running or record.live or record.status not in ("stopped", "failed"):
+            return False
+        return all(metrics.checkpoint_file() is not None for metrics in record.frameworks.values())
+
+    def resume(self, record: RunRecord) -> bool:
+        """Continue ``record`` in its run folder, from its last checkpoint, up to the form's epochs."""
+        if not self.can_resume(record):
+            return False
+        self.ensure_ready(detect_devices=False)
+        self.clear_error()
+        if not self.document.analysis.is_valid:
+            self.show_error("The model has problems; fix them before training (see the Problems panel).")
+            return False
+        try:
+            run, folder = self._make_run(record.kind, resume_from=record.run_folder())
+        except (ProjectError, ValueError, OSError) as error:
+            self.show_error(f"Cannot resume training: {error}")
+            return False
+        resumed = RunRecord.create(self.runs.next_number(), f"{record.label} (resumed)", record.kind, folder)
+        return self.start_run(run, resumed)
+
     def start_run(self, run, record: RunRecord) -> bool:
         """Drive ``run`` (anything with start/poll/is_running/stop/close) into ``record``."""
         self.ensure_ready(detect_devices=False)
@@ -329,12 +352,18 @@ class TrainingPanel(QWidget):
         self.runStarted.emit()
         return True
 
-    def _make_run(self, framework: str):
+    def _make_run(self, framework: str, resume_from: str | None = None):
         from studio.training import BothRun, RunConfig, TrainingRun
 
         project = self.document.project
         base_dir = str(self.document.path.parent) if self.document.path else None
         options = {**self.form.run_options(), "runs_root": str(self.runs_root), "base_dir": base_dir}
+        if resume_from is not None:  # it goes on in the same folder
+            first = "keras" if framework == "both" else framework
+            config = RunConfig.from_project(project, first, resume_from=resume_from, **options)
+            if framework == "both":
+                return BothRun(config, parallel=True), resume_from
+            return TrainingRun(config), None
         self.runs_root.mkdir(parents=True, exist_ok=True)
         if framework == "both":
             stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -514,6 +543,8 @@ class TrainingPanel(QWidget):
         menu.addAction("Export ONNX Model…", lambda: self.export_onnx()).setEnabled(
             record.onnx_file() is not None
         )
+        menu.addSeparator()
+        menu.addAction("Resume Training", lambda: self.resume(record)).setEnabled(self.can_resume(record))
         menu.exec(position)
 
     # ----- files ---------------------------------------------------------------------
