@@ -64,12 +64,18 @@ def _ends_in_logits(plan: ModelPlan) -> bool:
 def _torch_loss(plan: ModelPlan) -> list[str]:
     """``loss_fn = ...``: on logits as torch expects, or on probabilities when the model ends in them."""
     loss = plan.project.training.loss
+    if any(_classes_last(plan, layer) for layer in plan.outputs):
+        note = [
+            "    # The model gives (N, L, classes); the loss wants the classes on axis 1: movedim(-1, 1)."
+        ]
+    else:
+        note = []
     if _ends_in_logits(plan):
-        return [f"    loss_fn = {TORCH_LOSSES[loss]}"]
+        return [*note, f"    loss_fn = {TORCH_LOSSES[loss]}"]
     if loss == "binary_cross_entropy":
         return ["    loss_fn = nn.BCELoss()"]
     # The model ends in softmax: cross-entropy on probabilities, clipped as Keras clips them.
-    return ["    loss_fn = ProbabilityCrossEntropy()"]
+    return [*note, "    loss_fn = ProbabilityCrossEntropy()"]
 
 
 def _probability_loss_class(plan: ModelPlan) -> list[str]:
@@ -246,10 +252,26 @@ def _tensor_datasets(plan: ModelPlan) -> list[str]:
     ]
 
 
+def _classes_last(plan: ModelPlan, layer) -> bool:
+    """A cross-entropy output whose class scores PyTorch holds on the last axis of a sequence,
+    ``(N, L, classes)``: nn.CrossEntropyLoss wants them on axis 1."""
+    return plan.project.training.loss == "cross_entropy" and len(layer.shape) >= 2 and layer.layout.kind != CF
+
+
+def _single_output(plan: ModelPlan) -> str:
+    """The model's output on ``x``, with the class axis where the loss expects it."""
+    return "model(x).movedim(-1, 1)" if _classes_last(plan, plan.outputs[0]) else "model(x)"
+
+
 def _batch_helpers(plan: ModelPlan) -> list[str]:
     """split_batch and model_outputs, for models with several inputs or outputs."""
     if not _is_multi(plan):
         return []
+    moves = [
+        f"    outputs[{index}] = outputs[{index}].movedim(-1, 1)  # classes on axis 1, as the loss expects"
+        for index, layer in enumerate(plan.outputs)
+        if _classes_last(plan, layer)
+    ]
     return [
         "def split_batch(batch, device):",
         '    """A DataLoader batch as (model inputs, targets), on the device."""',
@@ -260,10 +282,26 @@ def _batch_helpers(plan: ModelPlan) -> list[str]:
         "def model_outputs(model, inputs):",
         '    """The model\'s outputs as a list (a one-output model returns a tensor)."""',
         "    outputs = model(*inputs)",
-        "    return list(outputs) if isinstance(outputs, tuple) else [outputs]",
+        *(
+            [
+                "    outputs = list(outputs) if isinstance(outputs, tuple) else [outputs]",
+                *moves,
+                "    return outputs",
+            ]
+            if moves
+            else ["    return list(outputs) if isinstance(outputs, tuple) else [outputs]"]
+        ),
         "",
         "",
     ]
+
+
+def _accuracy(plan: ModelPlan, output: str, target: str) -> str:
+    """The fraction of right predictions in ``output`` (a Python float)."""
+    if plan.project.training.loss == "cross_entropy":
+        return f"({output}.argmax(dim=1) == {target}).float().mean().item()"
+    threshold = "0.0" if _ends_in_logits(plan) else "0.5"  # a logit's threshold is 0
+    return f"(({output} > {threshold}) == ({target} > 0.5)).float().mean().item()"
 
 
 def _train_steps(plan: ModelPlan) -> list[str]:
@@ -272,7 +310,7 @@ def _train_steps(plan: ModelPlan) -> list[str]:
             "        for x, y in train_loader:",
             "            x, y = x.to(device), y.to(device)",
             "            optimizer.zero_grad()",
-            "            loss = loss_fn(model(x), y)",
+            f"            loss = loss_fn({_single_output(plan)}, y)",
             "            loss.backward()",
             "            optimizer.step()",
         ]
@@ -297,18 +335,19 @@ def _evaluate(plan: ModelPlan, classification: bool) -> list[str]:
         "    with torch.no_grad():",
     ]
     if not _is_multi(plan):
+        accuracy = [f"            correct += {_accuracy(plan, 'output', 'y')} * len(x)"]
         body = [
             "        for x, y in loader:",
             "            x, y = x.to(device), y.to(device)",
-            "            output = model(x)",
+            f"            output = {_single_output(plan)}",
             "            total_loss += loss_fn(output, y).item() * len(x)",
-            *(["            correct += (output.argmax(dim=1) == y).sum().item()"] if classification else []),
+            *(accuracy if classification else []),
             "            count += len(x)",
         ]
     else:
         accuracy = [
-            "            hits = sum((o.argmax(dim=1) == t).sum().item() for o, t in pairs)",
-            "            correct += hits / len(pairs)",
+            f"            hits = sum({_accuracy(plan, 'o', 't')} for o, t in pairs)",
+            "            correct += hits / len(pairs) * len(targets[0])",
         ]
         body = [
             "        for batch in loader:",
@@ -437,7 +476,7 @@ def _arguments(plan: ModelPlan, default_out: str) -> list[str]:
 
 def torch_program(plan: ModelPlan) -> str:
     training = plan.project.training
-    classification = _is_classification(training) and training.loss == "cross_entropy"
+    classification = _is_classification(training)
     module = emit_module(plan)
     extra = _probability_loss_class(plan)
     lines = _header(plan, "pytorch") + [

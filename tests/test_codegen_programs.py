@@ -306,3 +306,44 @@ def test_scripts_for_models_with_several_inputs_and_outputs_train(tmp_path, loss
         assert fmt.returncode == 0, fmt.stdout
         result = _run_script(tmp_path, [sys.executable, str(script), "--epochs", "1", "--data", str(data)])
         assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("head", "loss", "accuracy"),
+    [
+        # one class per time step: PyTorch holds the scores as (N, L, classes)
+        (("Dense", {"units": 5}), "cross_entropy", True),
+        (("Dense", {"units": 5, "activation": "softmax"}), "cross_entropy", True),
+        # one 0/1 label per time step, on logits
+        (("Dense", {"units": 1}), "binary_cross_entropy", True),
+        (("Dense", {"units": 2}), "mse", False),
+    ],
+)
+def test_scripts_for_per_step_sequence_outputs_train_and_report_accuracy(tmp_path, head, loss, accuracy):
+    project = chain([6, 3], ("LSTM", {"units": 4, "return_sequences": True}), head)
+    project.training.loss = loss
+    rng = np.random.default_rng(0)
+    n, units = 24, head[1]["units"]
+    if loss == "cross_entropy":
+        y = rng.integers(0, units, size=(n, 6))
+    elif loss == "binary_cross_entropy":
+        y = rng.integers(0, 2, size=(n, 6, 1))
+    else:
+        y = rng.random((n, 6, units))
+    data = tmp_path / "data.npz"
+    np.savez(data, x=rng.random((n, 6, 3)).astype("float32"), y=y)
+    for framework in ("keras", "pytorch"):
+        code = generate(project, framework)
+        script = tmp_path / code.filename
+        script.write_text(code.source)
+        assert subprocess.run([RUFF, "check", "--isolated", script], capture_output=True).returncode == 0
+        result = _run_script(tmp_path, [sys.executable, str(script), "--epochs", "2", "--data", str(data)])
+        assert result.returncode == 0, result.stderr[-3000:]
+        if framework == "pytorch":
+            epochs = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+            assert len(epochs) == 2
+            if accuracy:
+                value = float(epochs[-1].rsplit("val_acc ", 1)[1])
+                assert 0.0 <= value <= 1.0
+            else:
+                assert "val_acc" not in epochs[-1]
