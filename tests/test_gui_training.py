@@ -372,3 +372,23 @@ def test_an_unreadable_model_file_is_explained(window, qtbot, dialogs, tmp_path)
     assert dialogs.titles("warning") == ["Cannot import the model"]
     assert "broken.onnx" in dialogs.calls[-1][2] and "Traceback" not in dialogs.calls[-1][2]
     assert window.document.project is before
+
+
+def test_runs_made_by_the_cli_beside_the_project_are_listed(window, qtbot, tmp_path, monkeypatch, capsys):
+    from studio.cli import main
+
+    project = tmp_path / "project" / "iris.layers.json"
+    project.parent.mkdir()
+    project.write_bytes(IRIS.read_bytes())
+    monkeypatch.chdir(project.parent)  # `studio train` puts its run in ./runs
+    assert main(["train", str(project), "--framework", "pytorch", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    (cli_run,) = (project.parent / "runs").iterdir()
+
+    panel = show_panel(window, qtbot)
+    assert not any(record.run_folder() == str(cli_run) for record in panel.records)
+    open_example(window, project)
+    listed = [record for record in panel.records if record.run_folder() == str(cli_run)]
+    assert len(listed) == 1 and listed[0].status == "finished" and listed[0].kind == "pytorch"
+    panel.load_past_runs()  # listing again adds nothing twice
+    assert sum(record.run_folder() == str(cli_run) for record in panel.records) == 1

@@ -237,12 +237,18 @@ class TrainingPanel(QWidget):
             self.load_past_runs()
 
     def load_past_runs(self) -> None:
-        """List the most recent runs found in the runs folder (unchecked)."""
-        known = {record.folder for record in self.records}
-        for record in scan_runs(self.runs_root, PAST_RUNS):
-            if record.folder not in known:
-                record.number = self.runs.next_number()
-                self.runs.add(record)
+        """List the most recent runs (unchecked) of the runs folder and of the open project's
+        ``runs/`` folder, where ``studio train`` puts them."""
+        known = {Path(record.run_folder()).resolve() for record in self.records if record.run_folder()}
+        folders = [self.runs_root]
+        if self.document.path is not None:
+            folders.append(self.document.path.parent / "runs")
+        for folder in folders:
+            for record in scan_runs(folder, PAST_RUNS):
+                if Path(record.folder).resolve() not in known:
+                    known.add(Path(record.folder).resolve())
+                    record.number = self.runs.next_number()
+                    self.runs.add(record)
 
     # ----- settings ------------------------------------------------------------------
 
@@ -251,6 +257,8 @@ class TrainingPanel(QWidget):
 
     def _on_path_changed(self) -> None:
         self.form.base_dir = self.document.path.parent if self.document.path else None
+        if self._past_loaded:
+            self.load_past_runs()
 
     def edit_setting(self, name: str, value) -> None:
         current = self.document.project.training
