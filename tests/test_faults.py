@@ -22,6 +22,7 @@ from studio.training import RunConfig, TrainingRun
 from studio.training.checkpoints import CheckpointWriter
 from studio.training.child import train_and_report
 from studio.training.emitter import Emitter
+from studio.training.engine import CHECKPOINT_INTERVAL
 from studio.training.rundir import RunFolder, prepare_run
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
@@ -74,6 +75,7 @@ def test_a_run_killed_mid_epoch_keeps_its_metrics_and_last_checkpoint_and_resume
     run.start()
     try:
         wait_for(run, lambda: len(run.messages) and batches_after_epoch(run, 2) >= 2)
+        killed_at = time.time()
         os.kill(run.pid, signal.SIGKILL)
         run.wait(30)
     finally:
@@ -91,9 +93,10 @@ def test_a_run_killed_mid_epoch_keeps_its_metrics_and_last_checkpoint_and_resume
     epochs = epochs_logged(folder)
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= 2
     assert not any(m["type"] in ("finished", "stopped") for m in lines)
-    # The checkpoint is the last whole epoch's (or the one before, if that write was in flight).
+    # The checkpoint is whole and recent: written at most CHECKPOINT_INTERVAL after an epoch ended.
     saved = checkpoint_epoch(folder, framework)
-    assert saved in (epochs[-1], epochs[-1] - 1) and saved >= 1
+    assert 1 <= saved <= epochs[-1]
+    assert killed_at - checkpoint.stat().st_mtime < CHECKPOINT_INTERVAL + 1.0
 
     resumed = TrainingRun(
         RunConfig.from_project(
@@ -208,3 +211,25 @@ def test_the_checkpoint_writer_keeps_the_newest_snapshot_and_reports_a_failed_wr
     writer.submit(5)  # the error was reported once; the writer goes on
     writer.flush()
     assert written == [1, 4, 5]
+
+
+def test_the_checkpoint_writer_writes_at_most_once_per_interval_unless_flushed():
+    written: list[tuple[int, float]] = []
+    writer = CheckpointWriter(lambda snapshot: written.append((snapshot, time.monotonic())), min_interval=0.5)
+    began = time.monotonic()
+    writer.submit(1)
+    deadline = began + 5
+    while not written and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert [snapshot for snapshot, _ in written] == [1]  # the first one goes at once
+    for snapshot in (2, 3):
+        writer.submit(snapshot)
+    time.sleep(0.2)
+    assert len(written) == 1  # still inside the interval
+    while len(written) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert written[1][0] == 3 and written[1][1] - written[0][1] >= 0.5
+    writer.submit(4)
+    flushed = time.monotonic()
+    writer.flush()  # no waiting for the interval
+    assert written[2][0] == 4 and time.monotonic() - flushed < 0.4

@@ -2,25 +2,32 @@
 
 The engine captures the state after every epoch (a copy in memory) and
 hands it over here; the training loop never waits for the disk. Only the
-newest snapshot is kept: if epochs end faster than files are written, the
-in-between ones are skipped. A run killed mid-epoch therefore keeps the
-checkpoint of its last whole epoch (or of the epoch before, when it dies
-while that one is being written: each file is replaced atomically).
+newest snapshot is kept, and files are written at most once per
+``min_interval`` seconds (tiny epochs would otherwise spend more time on
+files than on training): snapshots that arrive meanwhile replace each
+other. A run killed mid-epoch therefore keeps a checkpoint at most about
+``min_interval`` seconds older than its last whole epoch; each file is
+replaced atomically, so it is never half-written. ``flush`` writes the
+newest snapshot at once.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 
 class CheckpointWriter:
-    def __init__(self, write: Callable[[Any], None]) -> None:
+    def __init__(self, write: Callable[[Any], None], min_interval: float = 0.0) -> None:
         self._write = write
+        self.min_interval = min_interval
         self._changed = threading.Condition()
         self._pending: Any = None
         self._busy = False
+        self._hurry = False  # flush() is waiting: no pause between writes
+        self._last_write = -float("inf")
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
@@ -37,7 +44,10 @@ class CheckpointWriter:
     def flush(self) -> None:
         """Wait until every submitted snapshot is on disk; raises the error of a failed write."""
         with self._changed:
+            self._hurry = True
+            self._changed.notify_all()
             self._changed.wait_for(lambda: self._pending is None and not self._busy)
+            self._hurry = False
             self._raise_error()
 
     def _raise_error(self) -> None:
@@ -49,7 +59,13 @@ class CheckpointWriter:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._pending is not None)
+                while not self._hurry:
+                    pause = self._last_write + self.min_interval - time.monotonic()
+                    if pause <= 0:
+                        break
+                    self._changed.wait(pause)
                 snapshot, self._pending, self._busy = self._pending, None, True
+                self._last_write = time.monotonic()
             try:
                 self._write(snapshot)
             except BaseException as error:  # noqa: BLE001 - handed to the training thread

@@ -27,6 +27,10 @@ from studio.training.session import Session
 
 Batch = TypeVar("Batch")
 
+# The resume checkpoint is written after an epoch at most this often (seconds): a killed run
+# loses at most about this much training, and tiny epochs do not pay for a file each.
+CHECKPOINT_INTERVAL = 1.0
+
 
 class Engine:
     framework = ""
@@ -56,7 +60,7 @@ class Engine:
         self.gpu_peak_memory: float | None = None
         self.files: dict[str, str] = {"config": str(folder.config), "metrics": str(folder.metrics)}
         self.warnings: list[str] = []
-        self.checkpoints = CheckpointWriter(self.write_checkpoint)
+        self.checkpoints = CheckpointWriter(self.write_checkpoint, CHECKPOINT_INTERVAL)
 
     # ----- what a framework engine provides ----------------------------------------------
 

@@ -5,8 +5,8 @@
         metrics.jsonl      every message, one JSON object a line, flushed per line
         output.log         what the training process printed (framework warnings)
         mlp_on_iris_keras.py  the generated program that was trained
-        checkpoint.npz | checkpoint.pt   resume state of the last whole epoch (written after
-                                         each epoch, on a background thread)
+        checkpoint.npz | checkpoint.pt   resume state of the last whole epoch (written on a
+                                         background thread, at most once a second)
         final.keras, best.keras | final.pt, best.pt   native weights
         model.onnx         exported from the PyTorch model
         initial_weights.npz  PyTorch runs with same_start: the Keras initial weights, converted
