@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from benchmarks.report import ratio, table  # noqa: E402
 
 LENET = REPO / "assets" / "examples" / "lenet_digits.layers.json"
 BIG = 500
@@ -313,16 +316,15 @@ def frame_times(project) -> dict:
 # ----- the table -----------------------------------------------------------------------------
 
 
-def row(name: str, value: str, baseline: str, ratio: str, target: str, ok: bool | None) -> str:
-    verdict = "" if ok is None else ("✓" if ok else "✗")
-    return f"| {name} | {value} | {baseline} | {ratio} | {target} | {verdict} |"
+def row(name: str, value: str, baseline: str, ratio_: str, target: str, ok: bool | None) -> tuple:
+    return (name, value, baseline, ratio_, target, "" if ok is None else ("✓" if ok else "✗"))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="GUI responsiveness benchmarks (offscreen).")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and shorter streams")
     parser.add_argument("--no-real-run", action="store_true", help="skip the real training run")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     repeats = 3 if args.quick else 5
     seconds = 2.0 if args.quick else 5.0
     home = Path(tempfile.mkdtemp(prefix="layer-studio-bench-"))
@@ -341,24 +343,19 @@ def main() -> int:
     window.training.shutdown()
     window.files.autosaver.stop()
     window.document.undo_stack.setClean()
+    shutil.rmtree(home, ignore_errors=True)
 
-    cpus = os.cpu_count()
-    print(
-        f"Layer Studio GUI benchmarks — {sys.platform}, {cpus} CPUs, Python {sys.version.split()[0]}, offscreen\n"
-    )
-    print("| measure | result | baseline (same run) | ratio | target | |")
-    print("|---|---:|---:|---:|---:|:-:|")
-    print(
+    idle_text = f"{idle['max_ms']:.1f} ms idle (p99 {idle['p99_ms']:.1f})"
+    idle_max = max(idle["max_ms"], 0.1)
+    rows = [
         row(
             "start-up to window shown (LeNet example)",
             f"{boot['startup']:.2f} s",
             f"{boot['startup_bare']:.2f} s bare QMainWindow",
-            f"{boot['startup'] / boot['startup_bare']:.1f}×",
+            ratio(boot["startup"], boot["startup_bare"]),
             "< 1.5 s",
             boot["startup"] < 1.5,
-        )
-    )
-    print(
+        ),
         row(
             "frameworks imported at start-up",
             ", ".join(boot["heavy"]) or "none",
@@ -366,31 +363,31 @@ def main() -> int:
             "",
             "none",
             not boot["heavy"],
-        )
-    )
+        ),
+    ]
     for label, result in (("300", s300), ("1,000", s1000)):
-        print(
+        rows.append(
             row(
                 f"max event-loop stall, fake run at {label} batches/s ({result['batches']} batches)",
                 f"{result['max_ms']:.1f} ms (p99 {result['p99_ms']:.1f})",
-                f"{idle['max_ms']:.1f} ms idle (p99 {idle['p99_ms']:.1f})",
-                f"{result['max_ms'] / max(idle['max_ms'], 0.1):.1f}×",
+                idle_text,
+                ratio(result["max_ms"], idle_max),
                 "< 50 ms",
                 result["max_ms"] < 50,
             )
         )
     if real is not None:
-        print(
+        rows.append(
             row(
                 f"max stall, real run (LeNet, PyTorch, 2 epochs, {real['batches']} batches)",
                 f"{real['max_ms']:.1f} ms (p99 {real['p99_ms']:.1f})",
-                f"{idle['max_ms']:.1f} ms idle",
-                f"{real['max_ms'] / max(idle['max_ms'], 0.1):.1f}×",
+                idle_text,
+                ratio(real["max_ms"], idle_max),
                 "< 50 ms",
                 real["max_ms"] < 50 and real["ok"],
             )
         )
-        print(
+        rows.append(
             row(
                 "Train button: starting the run (GUI thread)",
                 f"{real['start_call_ms']:.0f} ms",
@@ -400,38 +397,43 @@ def main() -> int:
                 None,
             )
         )
-    print(
+    rows.append(
         row(
             f"add a layer to {BIG} layers: validate, infer, canvas, both programs",
             f"{add['full_ms']:.1f} ms",
             f"{add['edit_ms']:.1f} ms edit + analysis only",
-            f"{add['full_ms'] / add['edit_ms']:.1f}×",
+            ratio(add["full_ms"], add["edit_ms"]),
             "< 100 ms",
             add["full_ms"] < 100,
         )
     )
     for kind in ("pan", "zoom"):
         big, small = frames_big[f"{kind}_ms"], frames_small[f"{kind}_ms"]
-        print(
+        rows.append(
             row(
                 f"{kind} frame, whole {BIG}-layer graph in view (max)",
                 f"{big:.1f} ms ({frames_big[f'{kind}_max_ms']:.1f})",
                 f"{small:.1f} ms LeNet, 9 layers",
-                f"{big / small:.1f}×",
+                ratio(big, small),
                 "< 50 ms",
                 big < 50,
             )
         )
-    print(
+    rows.append(
         row(
             f"peak memory (RSS), {BIG} layers, code generated",
             f"{boot['rss_big_mb']:.0f} MB",
             f"{boot['rss_bare_mb']:.0f} MB bare QMainWindow",
-            f"{boot['rss_big_mb'] / boot['rss_bare_mb']:.1f}×",
+            ratio(boot["rss_big_mb"], boot["rss_bare_mb"]),
             "",
             None,
         )
     )
+    print(
+        f"Offscreen. Start-up and memory: median of {repeats} fresh processes each, interleaved with the "
+        f"baseline's. Stalls: a 5 ms timer's lateness over {seconds:.0f} s streams.\n"
+    )
+    print(table(("measure", "result", "baseline (same run)", "ratio", "target", ""), rows, "lrrrrc"))
     print(
         f"\nRedraws during the 300/s stream: {s300['redraws']} (the plots redraw on a 50 ms timer, "
         "never per message)."

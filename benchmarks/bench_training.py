@@ -1,6 +1,6 @@
 """The studio's training against hand-written training loops, per framework, and the cost of streaming.
 
-    .venv/bin/python benchmarks/bench_training.py [--epochs 10] [--repeats 3]
+    .venv/bin/python benchmarks/bench_training.py [--quick] [--epochs 10] [--repeats 3] [--models a,b] [--threads 1]
 
 1. End to end, per model and framework, interleaved in the same run:
 
@@ -21,6 +21,8 @@
 
 3. The cost of metric streaming per batch.
 
+Every training process gets ``--threads`` compute threads (default 1), on both sides.
+
 The machine this runs on may be shared: rerun when the figures scatter.
 """
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue
 import statistics
 import sys
 import tempfile
@@ -40,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.report import overhead, table  # noqa: E402
 from studio.training import RunConfig, TrainingRun  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
@@ -167,11 +171,24 @@ def studio_run(model: str, framework: str, epochs: int, folder: Path) -> float:
 
 
 def in_child(target, *args) -> float:
+    """``target(*args, results)`` in a spawned process; the figure it puts on ``results``."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     process = context.Process(target=target, args=(*args, results))
     process.start()
-    value = results.get()
+    while True:
+        try:
+            value = results.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if not process.is_alive():  # one last look: it may have put its figure, then exited
+                try:
+                    value = results.get(timeout=1.0)
+                    break
+                except queue.Empty:
+                    raise RuntimeError(
+                        f"{target.__name__}{args} exited with status {process.exitcode} and no figure"
+                    ) from None
     process.join()
     return value
 
@@ -315,49 +332,118 @@ def _dataloader_baseline(model: str, epochs: int, results) -> None:
     torch_baseline(model, epochs, results, dataloader=True)
 
 
-def main() -> None:
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def limit_threads(threads: int) -> None:
+    """Give every framework ``threads`` compute threads, here and in every process started from here.
+
+    On a shared machine a framework's default pool (one thread per core) collapses as soon as
+    another process holds a core: with one busy neighbour on 2 cores, a PyTorch LeNet epoch
+    took 1.6 s with two threads and 0.11 s with one. A fixed, small pool keeps the comparison
+    about the loops. Both sides get the same setting, through the environment that spawned
+    processes inherit.
+    """
+    if threads > 0:
+        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+
+
+def threads_text() -> str:
+    threads = os.environ.get("OMP_NUM_THREADS")
+    return f"{threads} compute thread{'s' if threads != '1' else ''}" if threads else "default threads"
+
+
+def batches_per_epoch(model: str) -> int:
+    session = _session(model, "pytorch", 1)
+    return -(-session.data.num_train // session.config.batch_size)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--models", default=",".join(MODELS))
-    args = parser.parse_args()
-    models = args.models.split(",")
-    print("End to end (a training process each; steady epoch with validation; best of the repeats):\n")
-    print(
-        "| model | framework | batches/epoch | baseline | baseline epoch (ms) | studio epoch (ms) | overhead |"
+    parser.add_argument("--quick", action="store_true", help="the iris MLP only, 3 epochs, one repeat")
+    parser.add_argument("--epochs", type=int, help="epochs per end-to-end run (default 10; quick 3)")
+    parser.add_argument("--repeats", type=int, help="end-to-end runs of each kind (default 3; quick 1)")
+    parser.add_argument("--models", help=f"comma-separated (default {','.join(MODELS)}; quick mlp_iris)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="compute threads for every training process, studio's and baselines' alike "
+        "(default 1; 0 leaves the frameworks' defaults)",
     )
-    print("|---|---|---:|---|---:|---:|---:|")
+    args = parser.parse_args(argv)
+    limit_threads(args.threads)
+    epochs = args.epochs or (3 if args.quick else 10)
+    repeats = args.repeats or (1 if args.quick else 3)
+    models = (args.models or ("mlp_iris" if args.quick else ",".join(MODELS))).split(",")
+    interleaved = 20 if args.quick else 60
+    batches = {model: batches_per_epoch(model) for model in models}
+
+    rows = []
     with tempfile.TemporaryDirectory() as root:
         for model in models:
-            session = _session(model, "keras", args.epochs)
-            batches = -(-session.data.num_train // session.config.batch_size)
             for framework in ("keras", "pytorch"):
-                figures = end_to_end(model, framework, args.epochs, args.repeats, Path(root))
+                figures = end_to_end(model, framework, epochs, repeats, Path(root))
                 studio = figures.pop("studio")
                 for name, baseline in figures.items():
-                    ratio = studio / baseline
-                    print(
-                        f"| {model} | {framework} | {batches} | {name} | {baseline * 1000:.1f} "
-                        f"| {studio * 1000:.1f} | {ratio - 1:+.1%} |",
-                        flush=True,
+                    rows.append(
+                        (
+                            model,
+                            framework,
+                            batches[model],
+                            name,
+                            f"{baseline * 1000:.1f}",
+                            f"{studio * 1000:.1f}",
+                            overhead(studio, baseline),
+                        )
                     )
-    print("\nPyTorch, studio and hand-written epochs alternating in one process (medians of 60 epochs):\n")
-    print("| model | baseline epoch (ms) | studio epoch (ms) | overhead | per batch (us) |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        f"End to end: a training process each, {epochs} epochs with validation, {threads_text()}; "
+        f"the steady epoch (median after the first), best of {repeats}. "
+        "Ratio: studio / hand-written baseline.\n"
+    )
+    headers = (
+        "model",
+        "framework",
+        "batches/epoch",
+        "baseline",
+        "baseline epoch (ms)",
+        "studio epoch (ms)",
+        "ratio (overhead)",
+    )
+    print(table(headers, rows, "llrlrrr"))
+
+    rows, per_batch_baseline = [], {}
     for model in models:
-        session = _session(model, "pytorch", 1)
-        batches = -(-session.data.num_train // session.config.batch_size)
-        baseline, studio = torch_interleaved(model, 61)
-        print(
-            f"| {model} | {baseline:.2f} | {studio:.2f} | {studio / baseline - 1:+.1%} "
-            f"| {(studio - baseline) / batches * 1000:+.0f} |",
-            flush=True,
+        baseline, studio = torch_interleaved(model, interleaved + 1)
+        per_batch_baseline[model] = baseline / batches[model] * 1000
+        rows.append(
+            (
+                model,
+                f"{baseline:.2f}",
+                f"{studio:.2f}",
+                overhead(studio, baseline),
+                f"{(studio - baseline) / batches[model] * 1000:+.0f}",
+            )
         )
     print(
-        "\nMetric streaming (BatchStream.add + grouped queue send + metrics.jsonl line): "
-        f"{streaming_cost_us():.1f} us per batch"
+        "\nPyTorch, studio and hand-written epochs alternating in one process "
+        f"(medians of {interleaved} epochs):\n"
     )
+    headers = ("model", "baseline epoch (ms)", "studio epoch (ms)", "ratio (overhead)", "per batch (µs)")
+    print(table(headers, rows, "lrrrr"))
+
+    cost = streaming_cost_us()
+    shares = ", ".join(
+        f"{cost / per_batch:.1%} of a hand-written {model} batch ({per_batch:.0f} µs)"
+        for model, per_batch in per_batch_baseline.items()
+    )
+    print(
+        "\nMetric streaming (BatchStream.add + grouped queue send + metrics.jsonl line): "
+        f"{cost:.1f} µs per batch: {shares}."
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
