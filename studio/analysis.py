@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from studio.catalog import ParamCount, Shape, ShapeError, format_shape
+from studio.catalog.base import check_size
 from studio.graph import Edge, Graph
 
 ERROR = "error"
@@ -131,6 +132,7 @@ def _infer_node(graph: Graph, node_id: str, result: Analysis) -> None:
         shape = spec.output_shape(node.params, input_shapes)
         if any(dim <= 0 for dim in shape):
             raise ShapeError(f"would produce the empty shape {format_shape(shape)}")
+        check_size(shape)
         params = spec.count_params(node.params, input_shapes)
         torch_params = spec.count_torch_params(node.params, input_shapes)
     except ShapeError as error:

@@ -33,6 +33,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -53,6 +54,7 @@ MIGRATIONS: dict[int, Migration] = {}
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "mae")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 TARGETS = ("labels", "inputs")
+MAX_SEED = 2**32 - 1  # numpy's limit, so Keras's (keras.utils.set_random_seed)
 
 
 class ProjectError(Exception):
@@ -106,6 +108,8 @@ class TrainingSettings:
             raise fail("validation_split", "a number in [0, 1)")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise fail("seed", "a non-negative integer")
+        if self.seed > MAX_SEED:
+            raise fail("seed", f"an integer of at most {MAX_SEED}")
         if self.target not in TARGETS:
             raise fail("target", "one of " + ", ".join(TARGETS))
 
@@ -243,6 +247,10 @@ def loads_project(text: str | bytes, registry: Registry = CATALOG) -> Project:
         ) from None
     except RecursionError:
         raise ProjectError("not a valid project: the JSON is nested too deeply") from None
+    except ValueError:  # Python refuses to convert integers of more than sys.get_int_max_str_digits()
+        raise ProjectError(
+            f"not a valid project: a number has more than {sys.get_int_max_str_digits()} digits"
+        ) from None
     return project_from_dict(data, registry)
 
 
@@ -358,7 +366,9 @@ def _expect_str(value: Any, where: str) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)  # isfinite overflows on a huge int
 
 
 def _json_type(value: Any) -> str:

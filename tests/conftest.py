@@ -178,3 +178,39 @@ def no_leaked_timers_threads_or_processes(request, monkeypatch):
     if children:
         problems.append(f"child processes still running: {sorted(children)}")
     assert not problems, "the test left work running: " + "; ".join(problems)
+
+
+# ----- fuzz tests (tests/test_fuzz_*.py): hypothesis profiles and cases per target --------
+#
+# "ci" (the default) is bounded; "deep" is for long local runs: STUDIO_FUZZ_PROFILE=deep.
+# Both leave deadlines off (file loads vary in time); tests/fuzzing.py bounds each case.
+# Hypothesis tests that set their own max_examples and deadline are unaffected.
+
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", max_examples=250, deadline=None, print_blob=True)
+_hypothesis_settings.register_profile("deep", max_examples=5000, deadline=None, print_blob=True)
+_hypothesis_settings.load_profile(os.environ.get("STUDIO_FUZZ_PROFILE", "ci"))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The number of cases tried per fuzz target; also as JSON to the file STUDIO_FUZZ_REPORT names."""
+    import sys
+
+    fuzzing = sys.modules.get("tests.fuzzing")
+    if fuzzing is None or not fuzzing.CASES:
+        return
+    profile = os.environ.get(fuzzing.PROFILE_ENV, "ci")
+    cases = dict(sorted(fuzzing.CASES.items()))
+    terminalreporter.section(f"fuzz cases tried per target (profile {profile})")
+    width = max(map(len, cases))
+    for target, count in cases.items():
+        terminalreporter.write_line(f"{target:<{width}}  {count:>7}")
+    terminalreporter.write_line(f"{'total':<{width}}  {sum(cases.values()):>7}")
+    report = os.environ.get(fuzzing.REPORT_ENV)
+    if report:
+        import json
+
+        with open(report, "w", encoding="utf-8") as handle:
+            json.dump({"profile": profile, "cases": cases, "total": sum(cases.values())}, handle, indent=2)
+            handle.write("\n")

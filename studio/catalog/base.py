@@ -14,9 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from studio.catalog.params import BoolParam, ChoiceParam, Param, ParamError
+from studio.catalog.params import MAX_INT, BoolParam, ChoiceParam, Param, ParamError
 
 Shape = tuple[int, ...]
+
+# The largest tensor analysis accepts: per axis, and per sample (batch excluded).
+MAX_AXIS = MAX_INT
+MAX_ELEMENTS = 2**40
 
 
 class ShapeError(ValueError):
@@ -71,10 +75,24 @@ def element_count(shape: Shape) -> int:
     return math.prod(shape)
 
 
+def check_size(shape: Shape) -> None:
+    """Raise ShapeError for a tensor too large for any framework (and for exact, printable sizes)."""
+    if any(dim > MAX_AXIS for dim in shape):
+        longest = max(shape)
+        raise ShapeError(
+            f"would produce an axis of length {longest:,}; the longest supported is {MAX_AXIS:,}"
+        )
+    if element_count(shape) > MAX_ELEMENTS:
+        raise ShapeError(
+            f"would produce samples of more than {MAX_ELEMENTS:,} elements each "
+            f"({len(shape)} axes of up to {max(shape):,}); no framework can hold them"
+        )
+
+
 def conv_output_length(length: int, kernel: int, stride: int, padding: str, dilation: int = 1) -> int:
     """Keras's output length of a convolution or pooling window along one axis."""
     if padding in ("same", "causal"):
-        return math.ceil(length / stride)
+        return -(-length // stride)  # ceil(length / stride) in integers: exact for any size
     effective = (kernel - 1) * dilation + 1
     return (length - effective) // stride + 1
 
@@ -242,7 +260,7 @@ class Registry:
             raise UnknownKindError(key, list(self._specs)) from None
 
     def __contains__(self, key: object) -> bool:
-        return key in self._specs
+        return isinstance(key, str) and key in self._specs  # an unhashable key is simply not a kind
 
     def __iter__(self):
         return iter(self._specs.values())

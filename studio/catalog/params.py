@@ -18,6 +18,12 @@ class ParamError(ValueError):
     """A parameter value is invalid. The message names the parameter."""
 
 
+# The largest size an integer parameter may hold (and the inspector's spin boxes allow):
+# far beyond any layer that fits in memory, and small enough that shapes and parameter
+# counts computed from it stay exact, printable integers.
+MAX_INT = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class Param:
     """Base class of all parameter types."""
@@ -73,6 +79,8 @@ class IntParam(Param):
             self.maximum is not None and value > self.maximum
         ):
             raise self._fail(self.describe_expected(), value)
+        if abs(value) > MAX_INT:
+            raise self._fail(f"{self.describe_expected()} of at most {MAX_INT} in size", value)
         return value
 
     def describe_expected(self) -> str:
@@ -96,7 +104,10 @@ class FloatParam(Param):
     def validate(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self._fail(self.describe(), value)
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise self._fail(self.describe(), value) from None
         if not math.isfinite(value):
             raise self._fail(self.describe(), value)
         low, high = self.minimum, self.maximum
@@ -168,6 +179,8 @@ class IntTupleParam(Param):
             ok = _is_int(item) and (item >= self.minimum or (self.allow_minus_one and item == -1))
             if not ok:
                 raise self._fail(self.describe(), value)
+            if item > MAX_INT:
+                raise self._fail(f"{self.describe()}, each at most {MAX_INT}", value)
             items.append(item)
         if self.allow_minus_one and items.count(-1) > 1:
             raise self._fail("at most one -1", value)

@@ -16,6 +16,10 @@ import numpy as np
 
 TASKS = ("classification", "binary", "regression")
 
+# The most classes a dataset may have: labels are class indices, and one class name is
+# made per index, so a stray huge label must not make millions of them.
+MAX_CLASSES = 100_000
+
 # Added to the seed of the per-epoch order, so that the batch order is not the
 # same permutation as the train/validation split.
 _EPOCH_STREAM = 0x5EED
@@ -222,6 +226,8 @@ def assemble(
         x_val, y_val = samples.x[val], samples.y[val]
     if len(x_train) == 0:
         raise DatasetError(f"{name}: there are no training samples")
+    if 0 in x_train.shape[1:]:
+        raise DatasetError(f"{name}: each sample is empty (shape {x_train.shape[1:]})")
     normalization: dict[str, Any] | None = None
     if samples.kind == "tabular" and normalize:
         x_train, x_val, normalization = standardize(x_train, x_val)
@@ -269,12 +275,25 @@ def integer_classes(y: np.ndarray, where: str) -> int:
     """The number of classes of int labels 0..k-1 (k = max + 1); rejects negative labels."""
     if y.size == 0:
         raise DatasetError(f"{where}: there are no labels")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise DatasetError(f"{where}: class labels must be whole numbers, found NaN or infinity")
     low, high = int(y.min()), int(y.max())
     if low < 0:
         raise DatasetError(f"{where}: class labels must be >= 0, found {low}")
     if high < 1:
         raise DatasetError(f"{where}: classification needs at least 2 classes, found only class {high}")
+    if high >= MAX_CLASSES:
+        raise DatasetError(
+            f"{where}: class labels must be below {MAX_CLASSES:,}, found {high:,} "
+            "(labels are class indices 0, 1, 2...)"
+        )
     return high + 1
+
+
+def check_finite(x: np.ndarray, where: str) -> None:
+    """Refuse NaN, infinity, and values that overflowed float32 when converted."""
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise DatasetError(f"{where} holds NaN, infinity, or values beyond the float32 range (±3.4e38)")
 
 
 def _check_seed(seed: Any) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import gzip
 import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from studio.datasets.core import DatasetError, Samples, classification_task, integer_classes
+from studio.datasets.core import DatasetError, Samples, check_finite, classification_task, integer_classes
 
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
@@ -142,6 +143,7 @@ def _relative(path: Path, folder: Path) -> str:
 
 # IDX type code -> big-endian numpy dtype.
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_IDX_DIMS = 32  # NumPy's limit is 64; images have 3 (n, height, width) or 4 (with channels)
 IDX_NAMES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -164,7 +166,7 @@ def read_idx(path: Path) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, zlib.error) as error:
             raise DatasetError(f"{name}: a damaged gzip file ({error})") from None
     if len(raw) < 4:
         raise DatasetError(
@@ -174,6 +176,10 @@ def read_idx(path: Path) -> np.ndarray:
     code, ndim = raw[2], raw[3]
     if raw[0] != 0 or raw[1] != 0 or code not in IDX_TYPES or ndim == 0:
         raise DatasetError(f"{name}: not an IDX file (magic number 0x{magic:08x})")
+    if ndim > MAX_IDX_DIMS:
+        raise DatasetError(
+            f"{name}: the IDX header declares {ndim} dimensions; at most {MAX_IDX_DIMS} are supported"
+        )
     header_size = 4 + 4 * ndim
     if len(raw) < header_size:
         raise DatasetError(
@@ -189,7 +195,12 @@ def read_idx(path: Path) -> np.ndarray:
             f"{name}: the header declares shape {dims} of {dtype.name} ({expected} bytes of data) "
             f"but the file holds {actual} bytes of data"
         )
-    array = np.frombuffer(raw, dtype=dtype, count=math.prod(dims), offset=header_size).reshape(dims)
+    try:
+        array = np.frombuffer(raw, dtype=dtype, count=math.prod(dims), offset=header_size).reshape(dims)
+    except ValueError as error:  # e.g. (0, 2**32 - 1, 2**32 - 1): no data, but too big a shape
+        raise DatasetError(
+            f"{name}: the header declares shape {dims}, which cannot be read ({error})"
+        ) from None
     return array.astype(dtype.newbyteorder("="))
 
 
@@ -256,7 +267,9 @@ def _idx_samples(x: np.ndarray, y: np.ndarray, images_path: Path, labels_path: P
     if x.dtype == np.uint8:
         x, kind, scale = x.astype(np.float32) / 255.0, "scaled", 1 / 255
     else:
-        x = x.astype(np.float32)
+        with np.errstate(over="ignore"):
+            x = x.astype(np.float32)
+        check_finite(x, images_path.name)
     count = integer_classes(y, labels_path.name)
     return Samples(
         x,

@@ -9,13 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.datasets.core import DatasetError, Samples, classification_task, encode_labels, integer_classes
+from studio.datasets.core import (
+    DatasetError,
+    Samples,
+    check_finite,
+    classification_task,
+    encode_labels,
+    integer_classes,
+)
 
 # A numeric target is read as class labels when every value is a whole number
 # written without a decimal point and there are at most this many of them.
 MAX_INTEGER_CLASSES = 32
 
 _DELIMITERS = (",", ";", "\t")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def read_csv(path: Path, target: str | None = None, task: str | None = None) -> Samples:
@@ -106,6 +114,10 @@ def _parse_feature(value: str, name: str, line: int, column: str) -> float:
         ) from None
     if not math.isfinite(number):
         raise DatasetError(f"{name} line {line}: column {column!r} has the non-finite value {value!r}")
+    if abs(number) > FLOAT32_MAX:
+        raise DatasetError(
+            f"{name} line {line}: column {column!r} has the value {value!r}, beyond the float32 range (±3.4e38)"
+        )
     return number
 
 
@@ -124,7 +136,9 @@ def _target_samples(
         if not numeric:
             bad = next(value for value in targets if not _is_number(value))
             raise DatasetError(f"{where}: a regression target must be numeric, found {bad!r}")
-        y = np.array([float(value) for value in targets], dtype=np.float32)
+        with np.errstate(over="ignore"):
+            y = np.array([float(value) for value in targets], dtype=np.float32)
+        check_finite(y, f"{where}: the target")
         return Samples(x, y, "regression", feature_names=feature_names, kind="tabular")
     if task not in ("classification", "binary"):
         raise DatasetError(f"task must be 'classification' or 'regression'. Received: task={task!r}")
@@ -163,7 +177,8 @@ def read_npz(path: Path, task: str | None = None) -> Samples:
     name = path.name
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+    except (OSError, ValueError, RuntimeError, zipfile.BadZipFile, EOFError) as error:
+        # RuntimeError: an encrypted member, or (NotImplementedError) an unknown zip version
         raise DatasetError(f"{name}: not a readable .npz archive ({error})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DatasetError(
@@ -195,7 +210,24 @@ def read_npz(path: Path, task: str | None = None) -> Samples:
         raise DatasetError(
             f"{name}: '{names[0]}' has samples of shape {x.shape[1:]} but '{names[2]}' has {x_val.shape[1:]}"
         )
+    if x_val is not None:
+        for train, val, train_key, val_key in (
+            (x, x_val, names[0], names[2]),
+            (y, y_val, names[1], names[3]),
+        ):
+            if _dtype_family(train) != _dtype_family(val):
+                raise DatasetError(
+                    f"{name}: {train_key!r} holds {train.dtype} values but {val_key!r} holds {val.dtype}; "
+                    "both parts of a split need the same kind of values"
+                )
     return _npz_samples(name, x, y, x_val, y_val, task)
+
+
+def _dtype_family(array: np.ndarray) -> str:
+    """uint8 (scaled images), other integers, floats or strings: what the two parts of a split must share."""
+    if array.dtype == np.uint8:
+        return "uint8"
+    return {"b": "i", "u": "i"}.get(array.dtype.kind, array.dtype.kind)
 
 
 def _array(archive: np.lib.npyio.NpzFile, key: str, name: str) -> np.ndarray:
@@ -208,8 +240,10 @@ def _array(archive: np.lib.npyio.NpzFile, key: str, name: str) -> np.ndarray:
                 "save it as a numeric (or string) array instead"
             ) from None
         raise DatasetError(f"{name}: array {key!r} cannot be read ({error})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
+    except (OSError, RuntimeError, zipfile.BadZipFile, EOFError) as error:
         raise DatasetError(f"{name}: array {key!r} cannot be read ({error})") from None
+    except MemoryError as error:  # e.g. a damaged header declaring a shape of terabytes
+        raise DatasetError(f"{name}: array {key!r} is too large to load ({error})") from None
 
 
 def _check_pair(x: np.ndarray, y: np.ndarray, x_key: str, y_key: str, name: str) -> None:
@@ -221,8 +255,11 @@ def _check_pair(x: np.ndarray, y: np.ndarray, x_key: str, y_key: str, name: str)
         raise DatasetError(f"{name}: {x_key!r} must be numeric. Received: dtype {x.dtype}")
     if y.dtype.kind not in "biufU":
         raise DatasetError(f"{name}: {y_key!r} must be numbers or strings. Received: dtype {y.dtype}")
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        raise DatasetError(f"{name}: {x_key!r} contains NaN or infinite values")
+    for array, key in ((x, x_key), (y, y_key)):
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise DatasetError(f"{name}: {key!r} contains NaN or infinite values")
+        if array.dtype.kind == "f" and array.size and np.abs(array).max() > FLOAT32_MAX:
+            raise DatasetError(f"{name}: {key!r} has values beyond the float32 range (±3.4e38)")
 
 
 def _npz_samples(
@@ -278,8 +315,9 @@ def _npz_targets(name: str, ys: list[np.ndarray], task: str | None) -> tuple[lis
         }
     if kind == "f" and any(not np.array_equal(part, np.round(part)) for part in ys):
         raise DatasetError(f"{name}: class labels must be whole numbers; 'y' has fractional values")
-    ys = [part.astype(np.int64) for part in ys]
+    # Count the classes before the cast to int64, which would wrap huge labels around.
     count = integer_classes(np.concatenate([part.ravel() for part in ys]), f"{name}: 'y'")
+    ys = [part.astype(np.int64) for part in ys]
     names = [str(i) for i in range(count)]
     return ys, {"task": classification_task(count), "num_classes": count, "class_names": names}
 

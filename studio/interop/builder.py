@@ -20,7 +20,7 @@ import numpy as np
 
 from studio.analysis import analyze
 from studio.catalog import CATALOG, ParamError, Registry, UnknownKindError
-from studio.graph import MAX_NAME_LENGTH, Graph
+from studio.graph import MAX_NAME_LENGTH, Graph, GraphError
 from studio.interop.errors import UnsupportedLayer, UnsupportedModelError
 from studio.layout import layered_layout
 from studio.project import Project
@@ -118,6 +118,14 @@ class GraphBuilder:
         except (ParamError, UnknownKindError) as error:
             self.unsupported(node_name, source_kind, f"no catalog equivalent: {error}")
             return None
+        if not spec.accepts_input_count(len(inputs)):
+            most = {spec.min_inputs: "", None: " or more"}.get(spec.max_inputs, f" to {spec.max_inputs}")
+            self.unsupported(
+                node_name,
+                source_kind,
+                f"it receives {len(inputs)} inputs; the catalog's {kind} takes {spec.min_inputs}{most}",
+            )
+            return None
         layer_weights = None if weights is None else [np.asarray(w, dtype=np.float32) for w in weights]
         self.layers[node_name] = PendingLayer(
             node_name, kind, clean, list(inputs), layer_weights, source_kind
@@ -179,16 +187,21 @@ class GraphBuilder:
         )
         graph = Graph(self.registry)
         ids: dict[str, str] = {}
-        with graph.batch():
-            for layer in layers:
-                node = graph.add_node(
-                    layer.kind, name=layer.name, params=layer.params, position=positions[layer.name]
-                )
-                ids[layer.name] = node.id
-            for layer in layers:
-                for port, source in enumerate(layer.inputs):
-                    graph.connect(ids[source], ids[layer.name], port)
-            graph.set_outputs([ids[name] for name in outputs])
+        try:
+            with graph.batch():
+                for layer in layers:
+                    node = graph.add_node(
+                        layer.kind, name=layer.name, params=layer.params, position=positions[layer.name]
+                    )
+                    ids[layer.name] = node.id
+                for layer in layers:
+                    for port, source in enumerate(layer.inputs):
+                        graph.connect(ids[source], ids[layer.name], port)
+                graph.set_outputs([ids[name] for name in outputs])
+        except (GraphError, ParamError) as error:  # what add() could not foresee: reported, not raised
+            raise UnsupportedModelError(
+                [UnsupportedLayer("model", "Model", str(error))], self.source
+            ) from None
         project = Project(graph=graph, name=project_name, description=description)
         self._check_analysis(project, layers, ids)
         weights = None

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -121,6 +123,9 @@ def load_keras_model(path: Path):
         raise ModelFileError(f"{path}: not a .keras file (a zip archive); it is truncated or corrupt")
     if suffix != ".keras" and not _is_hdf5(path):
         raise ModelFileError(f"{path}: not an HDF5 file; it is truncated or corrupt")
+    problem = hdf5_problem(path)
+    if problem is not None:
+        raise ModelFileError(f"{path}: cannot read the Keras model ({problem})")
     try:
         return keras.saving.load_model(str(path), safe_mode=True, compile=False)
     except Exception as error:  # Keras raises many types for bad files; all become one clear error.
@@ -137,6 +142,51 @@ _LAMBDA_REASON = (
     "a Lambda layer runs Python code stored in the file; it is refused (models load in Keras safe mode) "
     "and has no catalog equivalent"
 )
+
+
+# The HDF5 library can loop forever, or crash, on a damaged file; so every HDF5 file a model
+# load would read (the .h5 itself, or the .h5 members of a .keras zip) is first read through,
+# every group, attribute and dataset, by a child process that may take this long, plus a
+# second per 10 MB.
+HDF5_CHECK_SECONDS = 30.0
+_HDF5_CHECK = """
+import io, sys, zipfile
+import h5py
+
+def visit(name, obj):
+    for key in obj.attrs:
+        obj.attrs[key]
+    if isinstance(obj, h5py.Dataset):
+        obj[()]
+
+path = sys.argv[1]
+if zipfile.is_zipfile(path):
+    with zipfile.ZipFile(path) as archive:
+        sources = [io.BytesIO(archive.read(n)) for n in archive.namelist() if n.endswith(".h5")]
+else:
+    sources = [path]
+for source in sources:
+    with h5py.File(source, "r") as handle:
+        visit("/", handle)
+        handle.visititems(visit)
+"""
+
+
+def hdf5_problem(path: Path) -> str | None:
+    """Why the HDF5 content of ``path`` cannot be read safely, or None when it reads through."""
+    seconds = HDF5_CHECK_SECONDS + path.stat().st_size / 10e6
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", _HDF5_CHECK, str(path)], capture_output=True, text=True, timeout=seconds
+        )
+    except subprocess.TimeoutExpired:
+        return f"reading its HDF5 data did not finish within {seconds:.0f} s; the file is damaged"
+    if result.returncode == 0:
+        return None
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    if result.returncode < 0 or not lines:
+        return f"the HDF5 library failed on it (exit status {result.returncode}); the file is damaged"
+    return f"its HDF5 data is damaged: {lines[-1][:300]}"
 
 
 def _is_hdf5(path: Path) -> bool:
@@ -171,7 +221,7 @@ def _refused_layers(document: dict) -> list[UnsupportedLayer]:
     problems = []
     for layer in _config_layers(document):
         class_name = str(layer.get("class_name"))
-        name = str(layer.get("name") or layer.get("config", {}).get("name", "?"))
+        name, _ = _layer_label(layer)
         if class_name == "Lambda":
             problems.append(UnsupportedLayer(name, class_name, _LAMBDA_REASON))
         elif class_name not in MODEL_CLASSES | {"InputLayer"} and not hasattr(keras.layers, class_name):
@@ -186,7 +236,7 @@ def _refused_layers(document: dict) -> list[UnsupportedLayer]:
 def _config_layers(document: dict) -> list[dict]:
     config = document.get("config", document) if isinstance(document, dict) else {}
     layers = config.get("layers", []) if isinstance(config, dict) else []
-    return [layer for layer in layers if isinstance(layer, dict)]
+    return [layer for layer in layers if isinstance(layer, dict)] if isinstance(layers, list) else []
 
 
 def _read_json_config(path: Path) -> dict:
@@ -194,6 +244,11 @@ def _read_json_config(path: Path) -> dict:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise ModelFileError(f"{path}: not a readable JSON model config ({_first_line(error)})") from None
+    except ValueError:  # Python refuses to convert integers of more than sys.get_int_max_str_digits()
+        raise ModelFileError(
+            f"{path}: not a readable JSON model config (a number has more than "
+            f"{sys.get_int_max_str_digits()} digits)"
+        ) from None
     if not isinstance(document, dict):
         raise ModelFileError(f"{path}: expected a Keras model config (a JSON object)")
     return document
@@ -239,10 +294,15 @@ def import_keras_config(
             source,
         )
     walker = _Walker(GraphBuilder(source), weights)
-    if class_name == "Sequential" or "input_layers" not in config:
-        outputs = walker.sequential(config)
-    else:
-        outputs = walker.functional(config)
+    try:
+        if class_name == "Sequential" or "input_layers" not in config:
+            outputs = walker.sequential(config)
+        else:
+            outputs = walker.functional(config)
+    except MALFORMED as error:  # the model's own structure (not one layer's) is not what Keras writes
+        raise ModelFileError(
+            f"{source}: the model config is malformed ({type(error).__name__}: {_first_line(error)})"
+        ) from None
     builder = walker.builder
     builder.check()
     walker.finish_notes()
@@ -284,9 +344,12 @@ class _Walker:
                 raise Unsupported(f"a nested model with {len(names)} inputs called on {len(feeds)} tensors")
             self.output_of.update(zip(names, feeds, strict=True))
         for layer in config["layers"]:
-            if layer.get("class_name") == "InputLayer" and feeds is not None:
-                continue  # fed by the outer model
-            self._functional_layer(layer)
+            try:
+                if layer.get("class_name") == "InputLayer" and feeds is not None:
+                    continue  # fed by the outer model
+                self._functional_layer(layer)
+            except MALFORMED as error:
+                self.builder.unsupported(*_layer_label(layer), _malformed(error))
         return [
             self.output_of[ref[0]]
             for ref in _history_list(config.get("output_layers", []))
@@ -430,22 +493,26 @@ class _Walker:
                 previous = self.input_names[-1]
                 self.output_of[previous] = previous
         for layer in layers:
-            class_name = str(layer.get("class_name"))
-            cfg = layer.get("config") or {}
-            keras_name = str(layer.get("name") or cfg.get("name") or class_name.lower())
-            if class_name == "InputLayer":
-                self._input(keras_name, cfg)
+            try:
+                class_name = str(layer.get("class_name"))
+                cfg = layer.get("config") or {}
+                keras_name = str(layer.get("name") or cfg.get("name") or class_name.lower())
+                if class_name == "InputLayer":
+                    self._input(keras_name, cfg)
+                    previous = keras_name
+                    continue
+                if previous is None or previous not in self.output_of:
+                    break
+                input_shape = (layer.get("build_config") or {}).get("input_shape")
+                shapes = [tuple(input_shape) if isinstance(input_shape, (list, tuple)) else None]
+                if class_name in MODEL_CLASSES:
+                    self._nested(keras_name, class_name, cfg, [(previous, 0, 0)])
+                else:
+                    self._add(keras_name, class_name, cfg, [(previous, 0, 0)], shapes)
                 previous = keras_name
-                continue
-            if previous is None or previous not in self.output_of:
-                break
-            input_shape = (layer.get("build_config") or {}).get("input_shape")
-            shapes = [tuple(input_shape) if isinstance(input_shape, (list, tuple)) else None]
-            if class_name in MODEL_CLASSES:
-                self._nested(keras_name, class_name, cfg, [(previous, 0, 0)])
-            else:
-                self._add(keras_name, class_name, cfg, [(previous, 0, 0)], shapes)
-            previous = keras_name
+            except MALFORMED as error:
+                self.builder.unsupported(*_layer_label(layer), _malformed(error))
+                break  # the layers after it have no input
         return [self.output_of[previous]] if previous in self.output_of else []
 
     # ----- notes ------------------------------------------------------------------
@@ -467,11 +534,20 @@ class _Walker:
 
 
 # A config that is not what Keras writes (hand-edited JSON, another version): reported per layer.
-MALFORMED = (TypeError, ValueError, KeyError, IndexError, AttributeError)
+MALFORMED = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError, RecursionError)
 
 
 def _malformed(error: Exception) -> str:
-    return f"its config could not be read ({type(error).__name__}: {error})"
+    return f"its config could not be read ({type(error).__name__}: {_first_line(error)})"
+
+
+def _layer_label(layer: Any) -> tuple[str, str]:
+    """(name, class name) of a layer entry, for messages, whatever form the entry has."""
+    if not isinstance(layer, Mapping):
+        return "?", f"(a {type(layer).__name__}, not a layer object)"
+    config = layer.get("config")
+    name = layer.get("name") or (config.get("name") if isinstance(config, Mapping) else None) or "?"
+    return str(name), str(layer.get("class_name") or "?")
 
 
 def _attention_sources(sources: list[str]) -> list[str]:

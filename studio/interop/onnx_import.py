@@ -91,7 +91,20 @@ def load_onnx_model(path: Path):
         raise ModelFileError(f"{path}: not a valid ONNX model ({_first_line(error)})") from None
     if not model.graph.node or not model.graph.output:
         raise ModelFileError(f"{path}: not a valid ONNX model (it has no operators or no outputs)")
+    if not all(isinstance(text, str) for text in _names(model.graph)):
+        # protobuf hands over text that is not valid UTF-8 as bytes
+        raise ModelFileError(f"{path}: not a valid ONNX model (a name is not UTF-8 text)")
     return model
+
+
+def _names(graph):
+    """Every name and operator type in the graph (not its subgraphs)."""
+    yield graph.name
+    for node in graph.node:
+        yield from (node.name, node.op_type, node.domain, *node.input, *node.output)
+        yield from (attribute.name for attribute in node.attribute)
+    for info in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
+        yield info.name
 
 
 def import_onnx_model(model, source: str = "the model", with_weights: bool = True, name: str | None = None):
@@ -141,7 +154,7 @@ def layer_name(node, index: int) -> str:
             parts = parts[:-1]
         else:
             parts[-1] = parts[-1].lower()
-    following = [*parts[1:], ""]
+    following = [*parts[1:], ""] if parts else []  # an unnamed node has no parts
     kept = [part for part, after in zip(parts, following, strict=True) if not after.startswith(part + ".")]
     return ".".join(kept) or f"{op.lower()}_{index}"
 
@@ -169,7 +182,13 @@ class _Converter:
         self.input_infos: list[TensorInfo] = []
         self.output_infos: list[TensorInfo] = []
         for initializer in model.graph.initializer:
-            self.values[initializer.name] = onnx.numpy_helper.to_array(initializer)
+            try:
+                self.values[initializer.name] = onnx.numpy_helper.to_array(initializer)
+            except Exception as error:  # data that does not fit its dims or type; many error types
+                raise ModelFileError(
+                    f"{builder.source}: not a valid ONNX model (the initializer {initializer.name!r} "
+                    f"cannot be read: {_first_line(error)})"
+                ) from None
 
     def _inferred_shapes(self) -> dict[str, tuple]:
         try:
@@ -252,7 +271,17 @@ class _Converter:
             )
             self.values[name] = _BROKEN
             return
-        elem = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+        try:
+            elem = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        except (KeyError, TypeError, ValueError):  # an undefined or unknown element type
+            elem = None
+        if elem is None or elem.kind in "bcOSU":
+            found = tensor_type.elem_type if elem is None else elem
+            self.builder.unsupported(
+                name, "input", f"element type {found}; the catalog takes float or integer inputs"
+            )
+            self.values[name] = _BROKEN
+            return
         dtype = "int32" if np.issubdtype(elem, np.integer) else "float32"
         rest = dims[1:]
         form = self._input_form(name, len(dims))

@@ -66,15 +66,18 @@ def load_weights(path: str | os.PathLike) -> Weights:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise WeightsError(f"{path}: no such weights file") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+    except (OSError, ValueError, RuntimeError, zipfile.BadZipFile, EOFError) as error:
+        # RuntimeError: an encrypted member, or (NotImplementedError) an unknown zip version
         raise WeightsError(f"{path}: not a Layer Studio weights file ({_first_line(error)})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise WeightsError(f"{path}: not a Layer Studio weights file (a bare array, not an .npz archive)")
     with archive:
         try:
             return _read_archive(archive, path)
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        except (OSError, ValueError, RuntimeError, zipfile.BadZipFile, EOFError) as error:
             raise WeightsError(f"{path}: the weights file is damaged ({_first_line(error)})") from None
+        except MemoryError as error:  # e.g. a damaged header declaring a shape of terabytes
+            raise WeightsError(f"{path}: an entry is too large to load ({_first_line(error)})") from None
 
 
 def _read_archive(archive, path: Path) -> Weights:
@@ -93,7 +96,11 @@ def _read_archive(archive, path: Path) -> Weights:
         array = archive[key]
         if array.dtype.kind != "f":
             raise WeightsError(f"{path}: entry {key!r} holds {array.dtype} values; expected floats")
-        indexed.setdefault(name, {})[int(index)] = array.astype(np.float32, copy=False)
+        with np.errstate(over="ignore"):
+            converted = array.astype(np.float32, copy=False)
+        if (np.isinf(converted) & np.isfinite(array)).any():
+            raise WeightsError(f"{path}: entry {key!r} holds values beyond the float32 range (±3.4e38)")
+        indexed.setdefault(name, {})[int(index)] = converted
     weights: Weights = {}
     for name, items in indexed.items():
         if sorted(items) != list(range(len(items))):
