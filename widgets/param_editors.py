@@ -14,9 +14,15 @@ from typing import Any
 from PySide6.QtCore import QObject, QSignalBlocker, Signal
 from PySide6.QtWidgets import QAbstractSpinBox, QCheckBox, QComboBox, QLineEdit, QSpinBox, QWidget
 
-from studio.catalog.params import BoolParam, ChoiceParam, FloatParam, IntParam, IntTupleParam, Param
-
-INT_LIMIT = 2**31 - 1
+from studio.catalog.params import (
+    MAX_INT,
+    BoolParam,
+    ChoiceParam,
+    FloatParam,
+    IntParam,
+    IntTupleParam,
+    Param,
+)
 
 
 class ParamEditor(QObject):
@@ -48,8 +54,8 @@ class IntEditor(ParamEditor):
 
     def _create(self) -> QWidget:
         box = QSpinBox()
-        low = -INT_LIMIT if self.param.minimum is None else self.param.minimum
-        high = INT_LIMIT if self.param.maximum is None else self.param.maximum
+        low = -MAX_INT if self.param.minimum is None else self.param.minimum
+        high = MAX_INT if self.param.maximum is None else self.param.maximum
         box.setRange(low, high)
         box.setKeyboardTracking(False)  # typing commits on Enter or focus out; arrows at once
         box.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToNearestValue)
