@@ -256,16 +256,7 @@ def torch_interleaved(model: str, epochs: int) -> tuple[float, float]:
         studio_times, baseline_times = [], []
         for epoch in range(epochs):
             start = time.perf_counter()
-            loss, accuracy = engine._train_epoch(epoch)
-            middle = time.perf_counter()
-            val_loss, val_accuracy = engine._evaluate()
-            metrics = {
-                "train_loss": loss,
-                "train_accuracy": accuracy,
-                "val_loss": val_loss,
-                "val_accuracy": val_accuracy,
-            }
-            engine.end_epoch(metrics, time.perf_counter() - start, middle - start)
+            engine.run_epoch(epoch)
             studio_times.append(time.perf_counter() - start)
             start = time.perf_counter()
             baseline.epoch()

@@ -29,7 +29,6 @@ CONFIG_FILE = "config.json"
 EMA_SMOOTHING = 0.9  # weight of the past in the smoothed batch loss (TensorBoard's default 0.6 is jumpier)
 MAX_METRICS_BYTES = 50_000_000  # past runs with larger logs are skipped when listing
 TERMINAL = ("finished", "failed", "stopped")
-WEIGHT_SUFFIXES = {"keras": ".keras", "pytorch": ".pt"}
 
 
 class GrowingBuffer:
@@ -286,7 +285,7 @@ class RunRecord:
             return None
         candidates = [metrics.files.get("final"), metrics.files.get("best")]
         if metrics.run_dir:
-            candidates.append(os.path.join(metrics.run_dir, f"final{WEIGHT_SUFFIXES[framework]}"))
+            candidates.append(str(RunFolder(metrics.run_dir).weights("final", framework)))
         return next((Path(path) for path in candidates if path and Path(path).is_file()), None)
 
     def onnx_file(self) -> Path | None:
@@ -294,7 +293,7 @@ class RunRecord:
         for metrics in self.frameworks.values():
             for path in (
                 metrics.files.get("onnx"),
-                metrics.run_dir and os.path.join(metrics.run_dir, "model.onnx"),
+                metrics.run_dir and RunFolder(metrics.run_dir).onnx,
             ):
                 if path and Path(path).is_file():
                     return Path(path)

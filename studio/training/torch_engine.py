@@ -29,7 +29,7 @@ from studio.training.errors import TrainingError
 from studio.training.initial import keras_initial_state
 from studio.training.memory import torch_gpu_peak_mb
 from studio.training.onnx_export import export_onnx
-from studio.training.progress import Progress
+from studio.training.progress import EpochVerdict, Progress
 from studio.training.rundir import RunFolder, atomic_target
 
 # Datasets up to this size are copied to the accelerator once; larger ones batch by batch.
@@ -118,19 +118,22 @@ class TorchEngine(Engine):
 
     def train(self) -> None:
         for epoch_index in range(self.progress.first_epoch, self.config.epochs):
-            start = time.perf_counter()
-            train_loss, train_accuracy = self._train_epoch(epoch_index)
-            batches_end = time.perf_counter()
-            val_loss, val_accuracy = self._evaluate()
-            metrics = {
-                "train_loss": train_loss,
-                "train_accuracy": train_accuracy,
-                "val_loss": val_loss,
-                "val_accuracy": val_accuracy,
-            }
-            verdict = self.end_epoch(metrics, time.perf_counter() - start, batches_end - start)
-            if verdict.stop:
+            if self.run_epoch(epoch_index).stop:
                 break
+
+    def run_epoch(self, epoch_index: int) -> EpochVerdict:
+        """One epoch: the batches, the validation pass and the epoch's bookkeeping."""
+        start = time.perf_counter()
+        train_loss, train_accuracy = self._train_epoch(epoch_index)
+        batches_end = time.perf_counter()
+        val_loss, val_accuracy = self._evaluate()
+        metrics = {
+            "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+        }
+        return self.end_epoch(metrics, time.perf_counter() - start, batches_end - start)
 
     def _train_epoch(self, epoch_index: int) -> tuple[float, float | None]:
         torch, config, model = self.torch, self.config, self.model
