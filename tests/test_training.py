@@ -267,9 +267,13 @@ def test_a_killed_training_process_is_reported(tmp_path):
     finally:
         run.close()
     assert run.outcome["type"] == "failed" and run.outcome["reason"] == "crash"
+    # The first epoch may have ended (and its checkpoint been written) before the kill landed.
+    checkpoint = tmp_path / "checkpoint.pt"
+    named = f"; the checkpoint of the last whole epoch is {checkpoint} (resume from the run folder)"
     assert run.outcome["message"] == (
         "the training process ended unexpectedly (exit code -9, SIGKILL); "
         f"metrics up to that point are in {tmp_path / 'metrics.jsonl'}"
+        + (named if checkpoint.exists() else "")
     )
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert sum(m["type"] == "batch" for m in logged) >= 2 and logged[-1]["type"] == "failed"
