@@ -23,54 +23,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from codegen.layers import LOWERINGS
+from codegen.layers.base import CF, CL, FLAT_CF, KEEP, Layout
 from codegen.names import Namespace, to_class_name
 from studio.analysis import Analysis, analyze
 from studio.catalog import LayerSpec, Shape, format_shape
-from studio.graph import Graph, Node
+from studio.graph import Node
 from studio.project import Project
 
-CL, CF, FLAT_CF = "cl", "cf", "flat_cf"
-
-# Kinds that PyTorch runs on channels-first tensors.
-CHANNELS_FIRST_KINDS = frozenset(
-    {
-        "Conv1D",
-        "Conv2D",
-        "Conv2DTranspose",
-        "DepthwiseConv2D",
-        "SeparableConv2D",
-        "MaxPooling1D",
-        "MaxPooling2D",
-        "AveragePooling1D",
-        "AveragePooling2D",
-        "GlobalAveragePooling1D",
-        "GlobalAveragePooling2D",
-        "GlobalMaxPooling1D",
-        "GlobalMaxPooling2D",
-        "UpSampling2D",
-        "ZeroPadding2D",
-        "Cropping2D",
-        "BatchNormalization",
-    }
-)
-# Kinds that keep whatever layout their input has (element-wise, or all inputs alike).
-LAYOUT_PRESERVING_KINDS = frozenset(
-    {"Activation", "Dropout", "Rescaling", "Add", "Subtract", "Multiply", "Average", "Maximum", "Concatenate"}
-)
-# Element-wise kinds a ``flat_cf`` vector may pass through on its way to Dense.
-FLAT_PASS_THROUGH_KINDS = frozenset({"Activation", "Dropout", "Rescaling"})
+__all__ = ["CF", "CL", "FLAT_CF", "CodegenError", "LayerPlan", "Layout", "ModelPlan", "build_plan"]
 
 
 class CodegenError(ValueError):
     """The project cannot be turned into code (it has errors)."""
-
-
-@dataclass
-class Layout:
-    """How PyTorch holds one tensor. ``source`` is the pre-flatten shape of a ``flat_cf`` vector."""
-
-    kind: str
-    source: Shape | None = None
 
 
 @dataclass
@@ -83,7 +48,6 @@ class LayerPlan:
     shape: Shape
     layout: Layout = field(default_factory=lambda: Layout(CL))
     input_layout: str | None = None  # the layout this layer needs its inputs in (None: any)
-    flatten_in_torch_order: bool = False  # Flatten only
 
     @property
     def id(self) -> str:
@@ -123,9 +87,30 @@ class ModelPlan:
 
     def __post_init__(self) -> None:
         self._by_id = {layer.id: layer for layer in self.layers}
+        self._consumers: dict[str, list[LayerPlan]] = {}
+        for layer in self.layers:
+            for source in dict.fromkeys(layer.inputs):
+                self._consumers.setdefault(source, []).append(layer)
 
     def consumers(self, node_id: str) -> list[LayerPlan]:
-        return [layer for layer in self.layers if node_id in layer.inputs]
+        return self._consumers.get(node_id, [])
+
+    def only_flat_consumers(self, layer: LayerPlan, output_ids: set[str]) -> bool:
+        """True if every path from ``layer`` reaches a ``flat_cf`` consumer (Dense) through
+        single-input element-wise layers only, and none of them is a model output."""
+        pending = [layer]
+        while pending:
+            current = pending.pop()
+            consumers = self.consumers(current.id)
+            if current.id in output_ids or not consumers:
+                return False
+            for consumer in consumers:
+                flat = LOWERINGS[consumer.kind].flat
+                if flat == "pass" and len(consumer.inputs) == 1:
+                    pending.append(consumer)
+                elif flat != "consume":
+                    return False
+        return True
 
 
 def build_plan(project: Project, analysis: Analysis | None = None) -> ModelPlan:
@@ -163,7 +148,7 @@ def build_plan(project: Project, analysis: Analysis | None = None) -> ModelPlan:
         project=project,
     )
     plan.outputs = [plan.layer(node_id) for node_id in analysis.outputs]
-    _assign_layouts(plan, graph)
+    _assign_layouts(plan)
     return plan
 
 
@@ -173,52 +158,33 @@ def _model_name(name: str) -> str:
     return to_identifier(name.lower())
 
 
-def _assign_layouts(plan: ModelPlan, graph: Graph) -> None:
+def _assign_layouts(plan: ModelPlan) -> None:
+    """Each layer's PyTorch layout, as its lowering asks (see the module docstring)."""
     output_ids = {layer.id for layer in plan.outputs}
     for layer in plan.layers:
-        rank = len(layer.shape)
         if layer.spec.is_source:
-            layer.layout = Layout(CF if rank == 3 else CL)
+            layer.layout = Layout(CF if len(layer.shape) == 3 else CL)
             continue
-        first = plan.layer(layer.inputs[0]).layout
-        if layer.kind in CHANNELS_FIRST_KINDS:
-            layer.input_layout = CF
-            layer.layout = Layout(CF if rank >= 2 else CL)
-        elif layer.kind in LAYOUT_PRESERVING_KINDS:
-            layouts = {plan.layer(source).layout.kind for source in layer.inputs}
-            if len(layouts) == 1 and (first.kind != FLAT_CF or layer.kind in FLAT_PASS_THROUGH_KINDS):
-                layer.layout = Layout(first.kind, first.source)
-            else:
-                layer.input_layout = CL
-                layer.layout = Layout(CL)
-        elif layer.kind == "Flatten":
-            source_shape = layer.input_shapes[0]
-            if first.kind == CF and _only_dense_consumers(plan, layer, output_ids):
-                layer.flatten_in_torch_order = True
-                layer.layout = Layout(FLAT_CF, source_shape)
-            else:
-                layer.input_layout = CL
-                layer.layout = Layout(CL)
-        elif layer.kind == "Dense" and first.kind == FLAT_CF:
-            layer.layout = Layout(CL)  # the converter permutes this layer's input columns
+        lowering = LOWERINGS[layer.kind]
+        if lowering.assign_layout is not None:
+            lowering.assign_layout(plan, layer, output_ids)
         else:
-            layer.input_layout = CL
-            layer.layout = Layout(CL)
+            _default_layout(plan, layer, lowering.layout, lowering.flat)
 
 
-def _only_dense_consumers(plan: ModelPlan, layer: LayerPlan, output_ids: set[str]) -> bool:
-    """True if every path from ``layer`` reaches a Dense through element-wise layers only."""
-    if layer.id in output_ids:
-        return False
-    consumers = plan.consumers(layer.id)
-    if not consumers:
-        return False
-    for consumer in consumers:
-        if consumer.kind == "Dense":
-            continue
-        if consumer.kind in FLAT_PASS_THROUGH_KINDS and len(consumer.inputs) == 1:
-            if not _only_dense_consumers(plan, consumer, output_ids):
-                return False
-            continue
-        return False
-    return True
+def _default_layout(plan: ModelPlan, layer: LayerPlan, needs: str, flat: str | None) -> None:
+    first = plan.layer(layer.inputs[0]).layout
+    if needs == CF:
+        layer.input_layout = CF
+        layer.layout = Layout(CF if len(layer.shape) >= 2 else CL)
+        return
+    if needs == KEEP:
+        layouts = {plan.layer(source).layout.kind for source in layer.inputs}
+        if len(layouts) == 1 and (first.kind != FLAT_CF or flat == "pass"):
+            layer.layout = Layout(first.kind, first.source)
+            return
+    if flat == "consume" and first.kind == FLAT_CF:
+        layer.layout = Layout(CL)  # the weight converter permutes this layer's input columns
+        return
+    layer.input_layout = CL
+    layer.layout = Layout(CL)

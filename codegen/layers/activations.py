@@ -1,0 +1,62 @@
+"""The one table of activation functions: each catalog name with its spellings in every framework.
+
+The catalog's activations have the same meaning in both frameworks; where the
+defaults differ (leaky_relu's slope, gelu's approximation, softmax's axis) the
+PyTorch code always passes the value, so both compute the same function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codegen.layers.base import CF
+from codegen.writer import py
+
+
+@dataclass(frozen=True)
+class ActivationForms:
+    """How one catalog activation is spelled: the PyTorch function, the Keras names, and its range."""
+
+    torch: str | None  # the PyTorch function applied to a tensor; None: written out below
+    keras: tuple[str, ...]  # Keras activation names (serialized configs) that mean this function
+    nonneg: bool = False  # its output is never negative (zero padding then equals -inf for max pooling)
+
+
+ACTIVATIONS: dict[str, ActivationForms] = {
+    "linear": ActivationForms(None, ("linear",)),
+    "relu": ActivationForms("F.relu", ("relu",), nonneg=True),
+    "relu6": ActivationForms("F.relu6", ("relu6",), nonneg=True),
+    "leaky_relu": ActivationForms(None, ("leaky_relu",)),
+    "elu": ActivationForms(None, ("elu",)),
+    "gelu": ActivationForms("F.gelu", ("gelu",)),
+    "silu": ActivationForms("F.silu", ("silu", "swish")),
+    "sigmoid": ActivationForms("torch.sigmoid", ("sigmoid",), nonneg=True),
+    "tanh": ActivationForms("torch.tanh", ("tanh",)),
+    "softmax": ActivationForms(None, ("softmax",), nonneg=True),
+    "softplus": ActivationForms("F.softplus", ("softplus",), nonneg=True),
+    "hard_sigmoid": ActivationForms("F.hardsigmoid", ("hard_sigmoid",), nonneg=True),
+}
+
+# Keras activation names -> catalog names.
+KERAS_NAMES = {keras: name for name, forms in ACTIVATIONS.items() for keras in forms.keras}
+
+
+def is_nonneg(name: str) -> bool:
+    return ACTIVATIONS[name].nonneg
+
+
+def torch_activation(name: str, expr: str, layout: str, params: dict | None = None) -> str:
+    """``F.relu(x)`` and friends; softmax runs over the channel axis of the tensor's layout."""
+    params = params or {}
+    if name == "linear":
+        return expr
+    if name == "leaky_relu":
+        # PyTorch's default slope is 0.01, Keras's 0.2: always pass it.
+        return f"F.leaky_relu({expr}, {py(params.get('negative_slope', 0.2))})"
+    if name == "elu":
+        alpha = params.get("alpha", 1.0)
+        return f"F.elu({expr})" if alpha == 1.0 else f"F.elu({expr}, alpha={py(alpha)})"
+    if name == "softmax":
+        # Keras's softmax is over the last (channel) axis; PyTorch needs the dim named.
+        return f"torch.softmax({expr}, dim={1 if layout == CF else -1})"
+    return f"{ACTIVATIONS[name].torch}({expr})"

@@ -1,0 +1,91 @@
+"""MultiHeadAttention.
+
+Keras calls ``(query, value, key)``, PyTorch ``(query, key, value)``. Keras
+keeps per-head projection kernels ``(in, heads, key_dim)``; PyTorch packs
+them into ``in_proj_weight`` (or separate ``q/k/v_proj_weight`` when the key
+and value widths differ from the query's).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from codegen.layers.base import CL, Arrays, KerasLayer, Lowering, State, TorchCode, use_bias_arg
+from codegen.writer import py
+
+if TYPE_CHECKING:
+    from codegen.plan import LayerPlan, ModelPlan
+
+
+def query_value_key(inputs: list[str]) -> tuple[str, str, str]:
+    """The query, value and key of a call (value defaults to the query, key to the value)."""
+    query = inputs[0]
+    value = inputs[1] if len(inputs) > 1 else query
+    key = inputs[2] if len(inputs) > 2 else value
+    return query, value, key
+
+
+def _attention_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    params = layer.params
+    args = [f"num_heads={params['num_heads']}", f"key_dim={params['key_dim']}"]
+    if params["dropout"]:
+        args.append(f"dropout={py(params['dropout'])}")
+    query, value, key = query_value_key(sources)
+    call = f"({query}, {value})" if key == value else f"({query}, {value}, {key})"
+    return KerasLayer("layers.MultiHeadAttention", args + use_bias_arg(layer), call)
+
+
+def _attention_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    shapes = layer.input_shapes
+    embed = shapes[0][-1]
+    value_dim = shapes[1][-1] if len(shapes) > 1 else embed
+    key_dim = shapes[2][-1] if len(shapes) > 2 else value_dim
+    args = [str(embed), str(params["num_heads"])]
+    if params["dropout"]:
+        args.append(f"dropout={py(params['dropout'])}")
+    if not params["use_bias"]:
+        args.append("bias=False")
+    if key_dim != embed:
+        args.append(f"kdim={key_dim}")
+    if value_dim != embed:
+        args.append(f"vdim={value_dim}")
+    args.append("batch_first=True")
+    query, value, key = query_value_key(xs)
+    # Keras calls (query, value, key); torch takes (query, key, value).
+    step = f"self.{layer.ident}({query}, {key}, {value}, need_weights=False)"
+    return TorchCode(("nn.MultiheadAttention", args), [("{ident}, _", step)])
+
+
+def _attention_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    use_bias = layer.params["use_bias"]
+    step = 2 if use_bias else 1
+    query, key, value, output = (weights[i * step : (i + 1) * step] for i in range(4))
+    embed = output[0].shape[-1]
+
+    def projection(pair: Arrays) -> np.ndarray:
+        kernel = pair[0]  # (in, heads, key_dim) -> (heads*key_dim, in)
+        return kernel.reshape(kernel.shape[0], -1).T
+
+    state = {}
+    if key[0].shape[0] == embed and value[0].shape[0] == embed:
+        state["in_proj_weight"] = np.concatenate([projection(query), projection(key), projection(value)])
+    else:
+        state["q_proj_weight"] = projection(query)
+        state["k_proj_weight"] = projection(key)
+        state["v_proj_weight"] = projection(value)
+    out_kernel = output[0]  # (heads, key_dim, embed) -> (embed, heads*key_dim)
+    state["out_proj.weight"] = out_kernel.reshape(-1, embed).T
+    if use_bias:
+        state["in_proj_bias"] = np.concatenate(
+            [query[1].reshape(-1), key[1].reshape(-1), value[1].reshape(-1)]
+        )
+        state["out_proj.bias"] = output[1]
+    return state
+
+
+LOWERINGS = (
+    Lowering("MultiHeadAttention", _attention_keras, _attention_torch, CL, weights=_attention_weights),
+)

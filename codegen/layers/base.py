@@ -1,0 +1,210 @@
+"""What a lowering is: everything the studio knows about one layer kind beyond its catalog spec.
+
+A :class:`Lowering` owns, for one kind, its Keras emission, its PyTorch
+emission, the PyTorch layout it runs in, and the conversion of its Keras
+weights to the PyTorch ``state_dict``. Each family module (``core``,
+``convolution``, ...) also owns the import mappings that invert them: Keras
+class + config -> params, PyTorch module / function / tensor method -> layers,
+ONNX op -> layers, written next to the emission they invert.
+
+The plan, both emitters, the weight converter and the importers are generic
+walkers that ask the :class:`Lowerings` registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from codegen.writer import py
+
+if TYPE_CHECKING:
+    from codegen.plan import LayerPlan, ModelPlan
+
+# ----- PyTorch layouts --------------------------------------------------------------------
+# Keras is channels-last throughout. In the PyTorch program a tensor is:
+CL = "cl"  # channels-last: vectors (N, F), sequences (N, L, F) as RNNs, attention, Dense take them
+CF = "cf"  # channels-first: images (N, C, H, W), sequences (N, C, L) for Conv1D and pooling
+FLAT_CF = "flat_cf"  # torch.flatten of a channels-first tensor: features in (c, h, w) order
+KEEP = "keep"  # a lowering's layout: element-wise, it runs in whatever layout its inputs share
+
+
+@dataclass
+class Layout:
+    """How PyTorch holds one tensor. ``source`` is the pre-flatten shape of a ``flat_cf`` vector."""
+
+    kind: str
+    source: tuple[int, ...] | None = None
+
+
+Arrays = list[np.ndarray]
+State = dict[str, np.ndarray]
+
+
+@dataclass
+class KerasLayer:
+    """One layer's Keras code: ``func(*args, name=...)(call)``; ``call`` None means the first input."""
+
+    func: str  # "layers.Dense"
+    args: list[str] = field(default_factory=list)
+    call: str | None = None  # "([a, b])", "(query, value)"
+
+
+@dataclass
+class TorchCode:
+    """One layer's PyTorch code: an optional module for ``__init__`` and ``forward`` steps.
+
+    Each step is an expression assigned to the layer's variable in turn, or a
+    ``(target, expression)`` pair for tuple unpacking; ``{ident}`` stands for
+    the layer's variable.
+    """
+
+    module: tuple[str, list[str]] | None = None  # ("nn.Linear", ["64", "10"])
+    steps: list[str | tuple[str, str]] = field(default_factory=list)
+
+
+KerasEmit = Callable[["LayerPlan", list[str]], KerasLayer]
+TorchEmit = Callable[["LayerPlan", list[str]], TorchCode]
+WeightConverter = Callable[["LayerPlan", Arrays, "ModelPlan"], State]
+LayoutRule = Callable[["ModelPlan", "LayerPlan", set[str]], None]
+
+
+@dataclass(frozen=True)
+class Lowering:
+    """One kind's code generation.
+
+    ``layout`` is the PyTorch layout the kind needs its inputs in: ``CF``,
+    ``CL`` or ``KEEP``. ``flat`` says how it treats a ``flat_cf`` vector:
+    "pass" (element-wise, passes it on) or "consume" (Dense: the weight
+    converter permutes its input columns). ``assign_layout`` overrides the
+    rule altogether (Flatten).
+    """
+
+    kind: str
+    keras: KerasEmit
+    torch: TorchEmit
+    layout: str = CL
+    flat: str | None = None
+    weights: WeightConverter | None = None
+    assign_layout: LayoutRule | None = None
+
+
+@dataclass
+class Mapped:
+    """A Keras layer's config mapped onto the catalog: ``kind`` None is an identity."""
+
+    kind: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class KerasContext:
+    """What a Keras import mapping may need besides the config: the input shapes (batch included)."""
+
+    shapes: list[tuple | None]
+
+    @property
+    def rank(self) -> int | None:
+        shape = self.shapes[0] if self.shapes else None
+        return None if shape is None else len(shape)
+
+
+KerasMapping = Callable[[Mapping[str, Any], KerasContext], Mapped]
+
+
+class Unsupported(Exception):
+    """Raised inside an importer by a layer mapping: why one layer has no catalog equivalent.
+
+    The importer catches it and records the layer as unsupported; it never escapes an import.
+    """
+
+
+class Lowerings:
+    """The registry: lowerings by kind, and the import mappings by what they convert.
+
+    - ``keras_classes``: Keras class name -> mapping of its config;
+    - ``torch_modules``: ``nn.Module`` class name -> handler ``(walker, node, module, name)``;
+    - ``torch_functions``: qualified function name -> handler ``(walker, node, name)``;
+    - ``torch_methods``: tensor method name -> handler ``(walker, node, name)``;
+    - ``onnx_ops``: ONNX op type -> handler ``(walker, node, inputs, name, index)``.
+
+    Duplicate keys are refused: one kind, one class, one op has one lowering.
+    """
+
+    def __init__(self, families: Iterable[Any]) -> None:
+        self.kinds: dict[str, Lowering] = {}
+        self.keras_classes: dict[str, KerasMapping] = {}
+        self.torch_modules: dict[str, Callable] = {}
+        self.torch_functions: dict[str, Callable] = {}
+        self.torch_methods: dict[str, Callable] = {}
+        self.onnx_ops: dict[str, Callable] = {}
+        for family in families:
+            self._add(family)
+
+    def _add(self, family: Any) -> None:
+        name = family.__name__
+        _merge(self.kinds, {lowering.kind: lowering for lowering in family.LOWERINGS}, name)
+        for table in ("keras_classes", "torch_modules", "torch_functions", "torch_methods", "onnx_ops"):
+            _merge(getattr(self, table), getattr(family, table.upper(), {}), name)
+
+    def __getitem__(self, kind: str) -> Lowering:
+        try:
+            return self.kinds[kind]
+        except KeyError:
+            raise KeyError(f"no lowering for the layer kind {kind!r}") from None
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self.kinds
+
+
+def _merge(target: dict, entries: Mapping, family: str) -> None:
+    for key, value in entries.items():
+        if key in target:
+            raise ValueError(f"{family}: {key!r} is registered twice")
+        target[key] = value
+
+
+# ----- helpers shared by the family modules ---------------------------------------------------
+
+
+def as_tuple(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def compact(value) -> str:
+    """``(3, 3)`` -> ``3``, ``(3,)`` -> ``3``, ``(3, 5)`` -> ``(3, 5)``: one integer for a square window."""
+    values = as_tuple(value)
+    return py(values[0]) if len(set(values)) == 1 else py(values)
+
+
+def module_call(layer: LayerPlan, x: str) -> str:
+    return f"self.{layer.ident}({x})"
+
+
+def activation_arg(layer: LayerPlan) -> list[str]:
+    """The Keras ``activation=`` argument of a layer with a fused activation."""
+    name = layer.params.get("activation", "linear")
+    return [] if name == "linear" else [f"activation={py(name)}"]
+
+
+def use_bias_arg(layer: LayerPlan) -> list[str]:
+    return [] if layer.params.get("use_bias", True) else ["use_bias=False"]
+
+
+def kernel_and_bias(state_kernel: np.ndarray, weights: Arrays, bias_key: str = "bias") -> State:
+    """``{"weight": kernel}`` plus the bias, when the layer has one (it is always the second array)."""
+    state = {"weight": state_kernel}
+    if len(weights) > 1:
+        state[bias_key] = weights[1]
+    return state
+
+
+def scale_literal(scale: float) -> str:
+    """``1 / 255`` reads better than ``0.00392156862745098``."""
+    for divisor in (255, 127.5, 256):
+        if scale == 1 / divisor:
+            return f"1 / {py(divisor)}"
+    return py(scale)

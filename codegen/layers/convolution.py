@@ -1,0 +1,227 @@
+"""Convolutions: Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose.
+
+PyTorch runs them channels-first. Keras 'same' padding with strides (or an
+even kernel) pads the odd extra pixel at the end, where PyTorch's symmetric
+``padding`` cannot: those get an explicit ``F.pad``. Kernels move from Keras
+``(k..., in, out)`` to PyTorch ``(out, in, k...)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from codegen.layers.activations import torch_activation
+from codegen.layers.base import (
+    CF,
+    Arrays,
+    KerasLayer,
+    Lowering,
+    State,
+    TorchCode,
+    activation_arg,
+    as_tuple,
+    compact,
+    kernel_and_bias,
+    module_call,
+    use_bias_arg,
+)
+from codegen.layers.windows import keras_pads, pad_arg
+from codegen.writer import py
+
+if TYPE_CHECKING:
+    from codegen.plan import LayerPlan, ModelPlan
+
+
+# ----- shared --------------------------------------------------------------------------------
+
+
+def window_args(layer: LayerPlan) -> list[str]:
+    """Keras ``strides=``, ``padding=`` and ``dilation_rate=``, where they differ from the defaults."""
+    params, args = layer.params, []
+    strides = params.get("strides")
+    if strides is not None and set(as_tuple(strides)) != {1}:
+        args.append(f"strides={compact(strides)}")
+    if params.get("padding", "valid") != "valid":
+        args.append(f"padding={py(params['padding'])}")
+    dilation = params.get("dilation_rate")
+    if dilation is not None and set(as_tuple(dilation)) != {1}:
+        args.append(f"dilation_rate={compact(dilation)}")
+    return args
+
+
+def layer_pads(layer: LayerPlan, kernel: tuple, strides: tuple, dilation: tuple) -> list[tuple[int, int]]:
+    """The (before, after) padding Keras applies to this layer's input, per spatial axis."""
+    spatial = layer.input_shapes[0][:-1]
+    return keras_pads(spatial, layer.params["padding"], kernel, strides, dilation)
+
+
+def padding_steps(layer: LayerPlan, x: str, pads: list[tuple[int, int]]) -> tuple[list[str], str]:
+    """Explicit padding when Keras pads asymmetrically or with strides; returns (steps, padding arg)."""
+    if all(pair == (0, 0) for pair in pads):
+        return [], ""
+    stride_one = set(as_tuple(layer.params.get("strides", 1))) == {1}
+    if layer.params["padding"] == "same" and stride_one:
+        return [], 'padding="same"'
+    # Keras puts the odd extra pixel at the end; PyTorch's padding= is symmetric: pad explicitly.
+    return [f"F.pad({x}, {pad_arg(pads)})"], ""
+
+
+def torch_window_args(strides: tuple, padding: str, dilation: tuple) -> list[str]:
+    """A PyTorch convolution's stride, padding and dilation arguments, where they differ from the defaults."""
+    args = [f"stride={compact(strides)}"] if set(strides) != {1} else []
+    args += [padding] if padding else []
+    return args + ([f"dilation={compact(dilation)}"] if set(dilation) != {1} else [])
+
+
+# ----- Conv1D, Conv2D, DepthwiseConv2D -------------------------------------------------------
+
+
+def _conv_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    params = layer.params
+    args = [str(params["filters"]), compact(params["kernel_size"])]
+    return KerasLayer(
+        f"layers.{layer.kind}", args + window_args(layer) + activation_arg(layer) + use_bias_arg(layer)
+    )
+
+
+def _depthwise_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    params = layer.params
+    args = [compact(params["kernel_size"])] + window_args(layer)
+    if params["depth_multiplier"] != 1:
+        args.append(f"depth_multiplier={params['depth_multiplier']}")
+    return KerasLayer("layers.DepthwiseConv2D", args + activation_arg(layer) + use_bias_arg(layer))
+
+
+def _conv_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    rank = len(layer.shape) - 1
+    kernel = as_tuple(params["kernel_size"])
+    strides = as_tuple(params["strides"])
+    dilation = as_tuple(params["dilation_rate"])
+    channels = layer.input_shapes[0][-1]
+    groups, out_channels = 1, params.get("filters")
+    if "depth_multiplier" in params:  # depthwise: one group per input channel
+        groups, out_channels = channels, channels * params["depth_multiplier"]
+    pads = layer_pads(layer, kernel, strides, dilation)
+    steps, padding = padding_steps(layer, xs[0], pads)
+    module_args = [
+        str(channels),
+        str(out_channels),
+        compact(kernel),
+        *torch_window_args(strides, padding, dilation),
+    ]
+    if groups != 1:
+        module_args.append(f"groups={groups}")
+    if not params["use_bias"]:
+        module_args.append("bias=False")
+    source = "{ident}" if steps else xs[0]
+    steps.append(torch_activation(params["activation"], module_call(layer, source), CF))
+    return TorchCode((f"nn.Conv{rank}d", module_args), steps)
+
+
+def _conv_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    kernel = weights[0]  # (k..., in, out) -> (out, in, k...)
+    rank = kernel.ndim
+    return kernel_and_bias(kernel.transpose(rank - 1, rank - 2, *range(rank - 2)), weights)
+
+
+def depthwise_kernel(kernel: np.ndarray) -> np.ndarray:
+    """(kh, kw, C, M) -> (C*M, 1, kh, kw): channel c's m-th filter is output c*M + m in both."""
+    kh, kw, channels, multiplier = kernel.shape
+    return kernel.reshape(kh, kw, 1, channels * multiplier).transpose(3, 2, 0, 1)
+
+
+def _depthwise_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    return kernel_and_bias(depthwise_kernel(weights[0]), weights)
+
+
+# ----- SeparableConv2D -----------------------------------------------------------------------
+
+
+def _separable_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    params = layer.params
+    args = [str(params["filters"]), compact(params["kernel_size"])] + window_args(layer)
+    if params["depth_multiplier"] != 1:
+        args.append(f"depth_multiplier={params['depth_multiplier']}")
+    return KerasLayer("layers.SeparableConv2D", args + activation_arg(layer) + use_bias_arg(layer))
+
+
+def _separable_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    kernel, strides, dilation = params["kernel_size"], params["strides"], params["dilation_rate"]
+    channels = layer.input_shapes[0][-1]
+    middle = channels * params["depth_multiplier"]
+    pads = layer_pads(layer, kernel, strides, dilation)
+    steps, padding = padding_steps(layer, xs[0], pads)
+    depthwise = [str(channels), str(middle), compact(kernel), *torch_window_args(strides, padding, dilation)]
+    depthwise += [f"groups={channels}", "bias=False"]
+    pointwise = [str(middle), str(params["filters"]), "1"] + ([] if params["use_bias"] else ["bias=False"])
+    module = ("nn.Sequential", [f"nn.Conv2d({', '.join(depthwise)})", f"nn.Conv2d({', '.join(pointwise)})"])
+    source = "{ident}" if steps else xs[0]
+    steps.append(torch_activation(params["activation"], module_call(layer, source), CF))
+    return TorchCode(module, steps)
+
+
+def _separable_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    state = {"0.weight": depthwise_kernel(weights[0]), "1.weight": weights[1].transpose(3, 2, 0, 1)}
+    if len(weights) > 2:
+        state["1.bias"] = weights[2]
+    return state
+
+
+# ----- Conv2DTranspose -----------------------------------------------------------------------
+
+
+def _conv_transpose_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    kernel, strides = params["kernel_size"], params["strides"]
+    in_h, in_w, channels = layer.input_shapes[0]
+    args = [str(channels), str(params["filters"]), compact(kernel)]
+    if set(strides) != {1}:
+        args.append(f"stride={compact(strides)}")
+    # Keras 'valid' gives (n-1)*s + max(k, s); torch (n-1)*s + k, so add output_padding.
+    # Keras 'same' gives n*s, cropping the full output at floor/ceil((k-s)/2).
+    padding, output_padding, crops = [], [], []
+    for k, s in zip(kernel, strides, strict=True):
+        extra = max(s - k, 0)
+        crop = max(k - s, 0) if params["padding"] == "same" else 0
+        if crop % 2 == 0:
+            padding.append(crop // 2)
+            crops.append((0, 0))
+        else:
+            padding.append(0)
+            crops.append((crop // 2, crop - crop // 2))
+        output_padding.append(extra)
+    if any(padding):
+        args.append(f"padding={compact(tuple(padding))}")
+    if any(output_padding):
+        args.append(f"output_padding={compact(tuple(output_padding))}")
+    if not params["use_bias"]:
+        args.append("bias=False")
+    steps = [module_call(layer, xs[0])]
+    if any(crop != (0, 0) for crop in crops):
+        # An odd crop: Keras crops the extra pixel at the end, which padding= cannot express.
+        full_h = (in_h - 1) * strides[0] + kernel[0] + output_padding[0] - 2 * padding[0]
+        full_w = (in_w - 1) * strides[1] + kernel[1] + output_padding[1] - 2 * padding[1]
+        (top, bottom), (left, right) = crops
+        steps.append(f"{{ident}}[:, :, {top}:{full_h - bottom}, {left}:{full_w - right}]")
+    if params["activation"] != "linear":
+        steps.append(torch_activation(params["activation"], "{ident}", CF))
+    return TorchCode(("nn.ConvTranspose2d", args), steps)
+
+
+def _conv_transpose_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    return kernel_and_bias(
+        weights[0].transpose(3, 2, 0, 1), weights
+    )  # (kh, kw, out, in) -> (in, out, kh, kw)
+
+
+LOWERINGS = (
+    Lowering("Conv1D", _conv_keras, _conv_torch, CF, weights=_conv_weights),
+    Lowering("Conv2D", _conv_keras, _conv_torch, CF, weights=_conv_weights),
+    Lowering("DepthwiseConv2D", _depthwise_keras, _conv_torch, CF, weights=_depthwise_weights),
+    Lowering("SeparableConv2D", _separable_keras, _separable_torch, CF, weights=_separable_weights),
+    Lowering("Conv2DTranspose", _conv_keras, _conv_transpose_torch, CF, weights=_conv_transpose_weights),
+)

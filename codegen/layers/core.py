@@ -1,0 +1,90 @@
+"""Core layers: Dense, Activation, Dropout."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from codegen.layers.activations import torch_activation
+from codegen.layers.base import (
+    CL,
+    FLAT_CF,
+    KEEP,
+    Arrays,
+    KerasLayer,
+    Lowering,
+    State,
+    TorchCode,
+    activation_arg,
+    kernel_and_bias,
+    module_call,
+    use_bias_arg,
+)
+from codegen.writer import py
+
+if TYPE_CHECKING:
+    from codegen.plan import LayerPlan, ModelPlan
+
+
+# ----- Dense ---------------------------------------------------------------------------------
+
+
+def _dense_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer(
+        "layers.Dense", [str(layer.params["units"]), *activation_arg(layer), *use_bias_arg(layer)]
+    )
+
+
+def _dense_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    args = [str(layer.input_shapes[0][-1]), str(params["units"])]
+    if not params["use_bias"]:
+        args.append("bias=False")
+    step = torch_activation(params["activation"], module_call(layer, xs[0]), CL)
+    return TorchCode(("nn.Linear", args), [step])
+
+
+def _dense_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    kernel = weights[0]  # (in, units), rows in Keras's channels-last order
+    source = plan.layer(layer.inputs[0])
+    if source.layout.kind == FLAT_CF:
+        # torch flattened (c, h, w); Keras (h, w, c): reorder the input rows.
+        shape = source.layout.source
+        rank = len(shape)
+        kernel = kernel.reshape(*shape, -1).transpose(rank - 1, *range(rank - 1), rank).reshape(kernel.shape)
+    return kernel_and_bias(kernel.T, weights)
+
+
+# ----- Activation ----------------------------------------------------------------------------
+
+
+def _activation_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    params = layer.params
+    name = params["activation"]
+    if name == "leaky_relu":
+        return KerasLayer("layers.LeakyReLU", [f"negative_slope={py(params['negative_slope'])}"])
+    if name == "elu" and params["alpha"] != 1.0:
+        return KerasLayer("layers.ELU", [f"alpha={py(params['alpha'])}"])
+    return KerasLayer("layers.Activation", [py(name)])
+
+
+def _activation_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    return TorchCode(steps=[torch_activation(params["activation"], xs[0], layer.layout.kind, params)])
+
+
+# ----- Dropout -------------------------------------------------------------------------------
+
+
+def _dropout_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer("layers.Dropout", [py(layer.params["rate"])])
+
+
+def _dropout_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    return TorchCode(("nn.Dropout", [py(layer.params["rate"])]), [module_call(layer, xs[0])])
+
+
+LOWERINGS = (
+    Lowering("Dense", _dense_keras, _dense_torch, CL, flat="consume", weights=_dense_weights),
+    Lowering("Activation", _activation_keras, _activation_torch, KEEP, flat="pass"),
+    Lowering("Dropout", _dropout_keras, _dropout_torch, KEEP, flat="pass"),
+)

@@ -1,0 +1,69 @@
+"""Merges: Add, Subtract, Multiply, Average, Maximum and Concatenate (inputs alike in layout)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from codegen.layers.base import CF, KEEP, KerasLayer, Lowering, TorchCode
+
+if TYPE_CHECKING:
+    from codegen.plan import LayerPlan
+
+
+def _merge_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer(f"layers.{layer.kind}", [], f"([{', '.join(sources)}])")
+
+
+def _add(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    return TorchCode(steps=[" + ".join(xs)])
+
+
+def _subtract(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    return TorchCode(steps=[f"{xs[0]} - {xs[1]}"])
+
+
+def _multiply(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    return TorchCode(steps=[" * ".join(xs)])
+
+
+def _average(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    return TorchCode(steps=[f"({' + '.join(xs)}) / {len(xs)}"])
+
+
+def _maximum(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    # Keras's maximum sends the gradient of a tie to the earlier input (torch.maximum
+    # would split it), so chain torch.where the way Keras chains its maximum.
+    steps = [f"torch.where({xs[0]} >= {xs[1]}, {xs[0]}, {xs[1]})"]
+    steps += [f"torch.where({{ident}} >= {x}, {{ident}}, {x})" for x in xs[2:]]
+    return TorchCode(steps=steps)
+
+
+def torch_axis(keras_axis: int, rank: int, layout: str) -> int:
+    """The torch dim of a Keras axis (batch included) for a tensor of ``rank`` non-batch axes."""
+    index = keras_axis - 1 if keras_axis > 0 else rank + keras_axis  # 0-based, batch excluded
+    if layout == CF and rank >= 2:
+        index = 0 if index == rank - 1 else index + 1
+    dim = index + 1
+    return -1 if dim == rank else dim
+
+
+def _concatenate_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    axis = layer.params["axis"]
+    return KerasLayer(
+        "layers.Concatenate", [] if axis == -1 else [f"axis={axis}"], f"([{', '.join(sources)}])"
+    )
+
+
+def _concatenate_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    dim = torch_axis(layer.params["axis"], len(layer.shape), layer.layout.kind)
+    return TorchCode(steps=[f"torch.cat([{', '.join(xs)}], dim={dim})"])
+
+
+LOWERINGS = (
+    Lowering("Add", _merge_keras, _add, KEEP),
+    Lowering("Subtract", _merge_keras, _subtract, KEEP),
+    Lowering("Multiply", _merge_keras, _multiply, KEEP),
+    Lowering("Average", _merge_keras, _average, KEEP),
+    Lowering("Maximum", _merge_keras, _maximum, KEEP),
+    Lowering("Concatenate", _concatenate_keras, _concatenate_torch, KEEP),
+)

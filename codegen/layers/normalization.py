@@ -1,0 +1,65 @@
+"""Normalization: BatchNormalization (channels-first in PyTorch) and LayerNormalization (last axis)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from codegen.layers.base import CF, CL, Arrays, KerasLayer, Lowering, State, TorchCode, module_call
+from codegen.writer import py
+
+if TYPE_CHECKING:
+    from codegen.plan import LayerPlan, ModelPlan
+
+
+def _batch_norm_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    params = layer.params
+    args = [f"momentum={py(params['momentum'])}", f"epsilon={py(params['epsilon'])}"]
+    if not params["center"]:
+        args += ["center=False", "scale=False"]
+    return KerasLayer("layers.BatchNormalization", args)
+
+
+def _batch_norm_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    rank = len(layer.shape)
+    name = "nn.BatchNorm2d" if rank == 3 else "nn.BatchNorm1d"
+    # PyTorch's momentum weighs the new batch, Keras's the running value: torch = 1 - keras.
+    momentum = round(1 - params["momentum"], 12)
+    args = [str(layer.shape[-1]), f"eps={py(params['epsilon'])}", f"momentum={py(momentum)}"]
+    if not params["center"]:
+        args.append("affine=False")
+    return TorchCode((name, args), [module_call(layer, xs[0])])
+
+
+def _batch_norm_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    names = ["weight", "bias"] if layer.params["center"] else []
+    return dict(zip([*names, "running_mean", "running_var"], weights, strict=True))
+
+
+def _layer_norm_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    params = layer.params
+    args = [f"epsilon={py(params['epsilon'])}"]
+    args += [] if params["center"] else ["center=False"]
+    args += [] if params["scale"] else ["scale=False"]
+    return KerasLayer("layers.LayerNormalization", args)
+
+
+def _layer_norm_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    args = [str(layer.shape[-1]), f"eps={py(params['epsilon'])}"]
+    if not params["scale"]:
+        args.append("elementwise_affine=False")
+    elif not params["center"]:
+        args.append("bias=False")
+    return TorchCode(("nn.LayerNorm", args), [module_call(layer, xs[0])])
+
+
+def _layer_norm_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    names = (["weight"] if layer.params["scale"] else []) + (["bias"] if layer.params["center"] else [])
+    return dict(zip(names, weights, strict=True))
+
+
+LOWERINGS = (
+    Lowering("BatchNormalization", _batch_norm_keras, _batch_norm_torch, CF, weights=_batch_norm_weights),
+    Lowering("LayerNormalization", _layer_norm_keras, _layer_norm_torch, CL, weights=_layer_norm_weights),
+)

@@ -1,0 +1,84 @@
+"""Pooling: MaxPooling1D/2D, AveragePooling1D/2D and the global poolings.
+
+PyTorch pools channels-first. Keras 'same' pooling pads with -inf for max
+(explicit ``F.pad(..., value=-inf)``) and averages over the valid cells only
+(``count_include_pad=False`` where PyTorch's symmetric padding can express
+it, else a division by the pooled mask of ones).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from codegen.layers.base import CF, KerasLayer, Lowering, TorchCode, compact, module_call
+from codegen.layers.convolution import layer_pads
+from codegen.layers.windows import pad_arg
+from codegen.writer import py
+
+if TYPE_CHECKING:
+    from codegen.plan import LayerPlan
+
+
+def _pooling_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    params = layer.params
+    args = [compact(params["pool_size"])]
+    strides = params["strides"]
+    if strides is not None and strides != params["pool_size"]:
+        args.append(f"strides={compact(strides)}")
+    if params["padding"] != "valid":
+        args.append(f"padding={py(params['padding'])}")
+    return KerasLayer(f"layers.{layer.kind}", args)
+
+
+def _pooling_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    rank = len(layer.shape) - 1
+    pool = params["pool_size"]
+    strides = params["strides"] or pool
+    pads = layer_pads(layer, pool, strides, (1,) * rank)
+    args = [compact(pool)]
+    if strides != pool:
+        args.append(f"stride={compact(strides)}")
+    is_max = layer.kind.startswith("Max")
+    name = f"nn.{'Max' if is_max else 'Avg'}Pool{rank}d"
+    call = module_call(layer, xs[0])
+    if all(pair == (0, 0) for pair in pads):
+        return TorchCode((name, args), [call])
+    if is_max:
+        # Keras pads max pooling with -inf (never chosen); PyTorch's padding= would too, but only symmetrically.
+        return TorchCode(
+            (name, args), [module_call(layer, f'F.pad({xs[0]}, {pad_arg(pads)}, value=float("-inf"))')]
+        )
+    symmetric = all(before == after for before, after in pads)
+    if symmetric and all(before <= k // 2 for (before, _), k in zip(pads, pool, strict=True)):
+        args += [f"padding={compact(tuple(before for before, _ in pads))}", "count_include_pad=False"]
+        return TorchCode((name, args), [call])
+    # Keras averages over the valid cells only: divide by the pooled mask of ones.
+    pad = pad_arg(pads)
+    step = f"{module_call(layer, f'F.pad({xs[0]}, {pad})')} / {module_call(layer, f'F.pad(torch.ones_like({xs[0]}), {pad})')}"
+    return TorchCode((name, args), [step])
+
+
+def _global_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer(f"layers.{layer.kind}")
+
+
+def _global_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    rank = len(layer.input_shapes[0]) - 1
+    dims = "2" if rank == 1 else py(tuple(range(2, rank + 2)))
+    reduce = "mean" if "Average" in layer.kind else "amax"
+    return TorchCode(steps=[f"{xs[0]}.{reduce}(dim={dims})"])
+
+
+LOWERINGS = (
+    *(
+        Lowering(f"{op}Pooling{rank}D", _pooling_keras, _pooling_torch, CF)
+        for op in ("Max", "Average")
+        for rank in (1, 2)
+    ),
+    *(
+        Lowering(f"Global{op}Pooling{rank}D", _global_keras, _global_torch, CF)
+        for op in ("Max", "Average")
+        for rank in (1, 2)
+    ),
+)

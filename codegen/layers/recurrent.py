@@ -1,0 +1,111 @@
+"""Embedding and the recurrent layers: SimpleRNN, LSTM, GRU (optionally bidirectional).
+
+PyTorch runs them ``batch_first=True``. Keras returns the last step's output,
+PyTorch's ``h_n``; GRU gates are ordered (z, r, h) in Keras and (r, z, n) in
+PyTorch; Keras keeps one bias where PyTorch adds ``bias_ih`` and ``bias_hh``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from codegen.layers.base import CL, Arrays, KerasLayer, Lowering, State, TorchCode, module_call
+from codegen.writer import py
+
+if TYPE_CHECKING:
+    from codegen.plan import LayerPlan, ModelPlan
+
+
+# ----- Embedding -----------------------------------------------------------------------------
+
+
+def _embedding_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer("layers.Embedding", [str(layer.params["input_dim"]), str(layer.params["output_dim"])])
+
+
+def _embedding_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    module = ("nn.Embedding", [str(params["input_dim"]), str(params["output_dim"])])
+    return TorchCode(module, [module_call(layer, xs[0])])
+
+
+def _embedding_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    return {"weight": weights[0]}
+
+
+# ----- SimpleRNN, LSTM, GRU ------------------------------------------------------------------
+
+TORCH_RNN_MODULES = {"SimpleRNN": "nn.RNN", "LSTM": "nn.LSTM", "GRU": "nn.GRU"}
+
+
+def _recurrent_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    params = layer.params
+    args = [str(params["units"])]
+    if params.get("activation", "tanh") != "tanh":
+        args.append(f"activation={py(params['activation'])}")
+    if params["return_sequences"]:
+        args.append("return_sequences=True")
+    if params["bidirectional"]:
+        return KerasLayer("layers.Bidirectional", [f"layers.{layer.kind}({', '.join(args)})"])
+    return KerasLayer(f"layers.{layer.kind}", args)
+
+
+def _recurrent_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    args = [str(layer.input_shapes[0][-1]), str(params["units"]), "batch_first=True"]
+    if params.get("activation", "tanh") != "tanh":
+        args.append(f"nonlinearity={py(params['activation'])}")
+    if params["bidirectional"]:
+        args.append("bidirectional=True")
+    module = (TORCH_RNN_MODULES[layer.kind], args)
+    call = module_call(layer, xs[0])
+    if params["return_sequences"]:
+        return TorchCode(module, [("{ident}, _", call)])
+    # Keras returns the final state: torch's h_n, whose last entries are the
+    # forward and (when bidirectional) backward directions of the last layer.
+    target = "_, ({ident}, _)" if layer.kind == "LSTM" else "_, {ident}"
+    final = "torch.cat([{ident}[-2], {ident}[-1]], dim=1)" if params["bidirectional"] else "{ident}[-1]"
+    return TorchCode(module, [(target, call), final])
+
+
+def gru_gates(matrix: np.ndarray) -> np.ndarray:
+    """Keras orders GRU gates (z, r, h); torch (r, z, n): swap the first two blocks of the last axis.
+
+    The swap is its own inverse, so it converts in both directions.
+    """
+    z, r, h = np.split(matrix, 3, axis=-1)
+    return np.concatenate([r, z, h], axis=-1)
+
+
+def _rnn_direction(layer: LayerPlan, weights: Arrays, suffix: str) -> State:
+    kernel, recurrent, bias = weights
+    if layer.kind == "GRU":
+        kernel, recurrent = gru_gates(kernel), gru_gates(recurrent)
+        bias_ih, bias_hh = gru_gates(bias[0]), gru_gates(bias[1])
+    else:
+        # Keras has one bias; torch adds bias_ih and bias_hh, so the second is zero.
+        bias_ih, bias_hh = bias, np.zeros_like(bias)
+    return {
+        f"weight_ih_l0{suffix}": kernel.T,
+        f"weight_hh_l0{suffix}": recurrent.T,
+        f"bias_ih_l0{suffix}": bias_ih,
+        f"bias_hh_l0{suffix}": bias_hh,
+    }
+
+
+def _recurrent_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    state = _rnn_direction(layer, weights[:3], "")
+    if layer.params["bidirectional"]:
+        state.update(_rnn_direction(layer, weights[3:], "_reverse"))
+    return state
+
+
+LOWERINGS = (
+    Lowering("Embedding", _embedding_keras, _embedding_torch, CL, weights=_embedding_weights),
+    *(
+        Lowering(kind, _recurrent_keras, _recurrent_torch, CL, weights=_recurrent_weights)
+        for kind in TORCH_RNN_MODULES
+    ),
+)

@@ -1,0 +1,147 @@
+"""Reshaping: Flatten, Reshape, Permute, UpSampling2D, ZeroPadding2D, Cropping2D, Rescaling.
+
+Flatten is the one layout subtlety: PyTorch flattens ``(c, h, w)``, Keras
+``(h, w, c)``. When every consumer of the flattened vector is a Dense layer
+(possibly through element-wise layers), PyTorch flattens its channels-first
+tensor as it is and the weight converter permutes that Dense layer's input
+columns; otherwise the tensor is permuted to channels-last first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from codegen.layers.base import (
+    CF,
+    CL,
+    FLAT_CF,
+    KEEP,
+    KerasLayer,
+    Layout,
+    Lowering,
+    TorchCode,
+    compact,
+    module_call,
+    scale_literal,
+)
+from codegen.writer import py
+
+if TYPE_CHECKING:
+    from codegen.plan import LayerPlan, ModelPlan
+
+
+# ----- Flatten -------------------------------------------------------------------------------
+
+
+def _flatten_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer("layers.Flatten")
+
+
+def _flatten_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    if len(layer.input_shapes[0]) == 1:
+        return TorchCode(steps=[xs[0]])
+    return TorchCode(steps=[f"torch.flatten({xs[0]}, 1)"])
+
+
+def _flatten_layout(plan: ModelPlan, layer: LayerPlan, output_ids: set[str]) -> None:
+    source = plan.layer(layer.inputs[0]).layout
+    if source.kind == CF and plan.only_flat_consumers(layer, output_ids):
+        layer.layout = Layout(FLAT_CF, layer.input_shapes[0])
+    else:
+        layer.input_layout = CL
+        layer.layout = Layout(CL)
+
+
+# ----- Reshape, Permute ----------------------------------------------------------------------
+
+
+def _reshape_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer("layers.Reshape", [py(tuple(layer.params["target_shape"]))])
+
+
+def _reshape_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    dims = ", ".join(str(dim) for dim in layer.shape)
+    return TorchCode(steps=[f"{xs[0]}.reshape(-1, {dims})"])
+
+
+def _permute_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer("layers.Permute", [py(tuple(layer.params["dims"]))])
+
+
+def _permute_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    return TorchCode(steps=[f"{xs[0]}.permute{py((0, *layer.params['dims']))}"])
+
+
+# ----- UpSampling2D, ZeroPadding2D, Cropping2D -----------------------------------------------
+
+
+def _up_sampling_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    params = layer.params
+    args = [] if params["size"] == (2, 2) else [f"size={compact(params['size'])}"]
+    if params["interpolation"] != "nearest":
+        args.append(f"interpolation={py(params['interpolation'])}")
+    return KerasLayer("layers.UpSampling2D", args)
+
+
+def _up_sampling_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    size = params["size"]
+    scale = str(size[0]) if size[0] == size[1] else py(size)
+    args = [f"scale_factor={scale}", f"mode={py(params['interpolation'])}"]
+    if params["interpolation"] == "bilinear":
+        args.append("align_corners=False")  # Keras's bilinear resize samples at half-pixel centres
+    return TorchCode(("nn.Upsample", args), [module_call(layer, xs[0])])
+
+
+def _pairs(values: tuple) -> str:
+    top, bottom, left, right = values
+    return py(((top, bottom), (left, right)))
+
+
+def _zero_padding_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer("layers.ZeroPadding2D", [f"padding={_pairs(layer.params['padding'])}"])
+
+
+def _zero_padding_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    top, bottom, left, right = layer.params["padding"]
+    return TorchCode(("nn.ZeroPad2d", [py((left, right, top, bottom))]), [module_call(layer, xs[0])])
+
+
+def _cropping_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer("layers.Cropping2D", [f"cropping={_pairs(layer.params['cropping'])}"])
+
+
+def _cropping_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    top, bottom, left, right = layer.params["cropping"]
+    height, width, _ = layer.input_shapes[0]
+    return TorchCode(steps=[f"{xs[0]}[:, :, {top}:{height - bottom}, {left}:{width - right}]"])
+
+
+# ----- Rescaling -----------------------------------------------------------------------------
+
+
+def _rescaling_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    params = layer.params
+    args = [scale_literal(params["scale"])]
+    if params["offset"]:
+        args.append(f"offset={py(params['offset'])}")
+    return KerasLayer("layers.Rescaling", args)
+
+
+def _rescaling_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    expr = f"{xs[0]} * {scale_literal(params['scale'])}" if params["scale"] != 1 else xs[0]
+    if params["offset"]:
+        expr = f"{expr} + {py(params['offset'])}"
+    return TorchCode(steps=[expr])
+
+
+LOWERINGS = (
+    Lowering("Flatten", _flatten_keras, _flatten_torch, assign_layout=_flatten_layout),
+    Lowering("Reshape", _reshape_keras, _reshape_torch, CL),
+    Lowering("Permute", _permute_keras, _permute_torch, CL),
+    Lowering("UpSampling2D", _up_sampling_keras, _up_sampling_torch, CF),
+    Lowering("ZeroPadding2D", _zero_padding_keras, _zero_padding_torch, CF),
+    Lowering("Cropping2D", _cropping_keras, _cropping_torch, CF),
+    Lowering("Rescaling", _rescaling_keras, _rescaling_torch, KEEP, flat="pass"),
+)
