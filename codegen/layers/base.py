@@ -122,6 +122,33 @@ class Unsupported(Exception):
     """
 
 
+# ----- channels-first sources (PyTorch, ONNX) ------------------------------------------------
+# A source tensor is the project layer that computes it and its *form*: how the
+# source's axes relate to the Keras tensor's (see ``studio.interop.channels_first``).
+SAME = "same"  # the same axes in the same order (vectors, sequences)
+SQUEEZED = "squeezed"  # a global pooling that kept its unit axes in the source, (N, C, 1, 1)
+# CF: the Keras tensor with its channels moved to axis 1; FLAT_CF: flattened channels-first.
+
+
+@dataclass(frozen=True)
+class Tensor:
+    layer: str
+    form: str = SAME
+    nonneg: bool = False  # every value >= 0 (after a ReLU): zero padding then equals -inf padding for max
+    ones: int = 0  # SQUEEZED: how many unit axes the source keeps after the channels
+    flat_source: tuple[int, ...] | None = None  # FLAT_CF: the Keras shape that was flattened
+
+
+# The channels-first graph an importer builds into (``studio.interop.channels_first.ChannelsFirstGraph``):
+# ``add(kind, name, inputs, params, weights, source_kind, form, nonneg)``, ``to_cf``, ``to_same``,
+# ``as_vector``, ``keras_shape``, ``source_shape``, ``window_padding``, ``dense_kernel``.
+SourceGraph = Any
+
+
+class AlreadyReported(Unsupported):
+    """The builder already recorded this layer's problem (invalid parameters): record nothing more."""
+
+
 class Lowerings:
     """The registry: lowerings by kind, and the import mappings by what they convert.
 

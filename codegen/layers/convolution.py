@@ -8,6 +8,7 @@ even kernel) pads the odd extra pixel at the end, where PyTorch's symmetric
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,8 +19,11 @@ from codegen.layers.base import (
     Arrays,
     KerasLayer,
     Lowering,
+    SourceGraph,
     State,
+    Tensor,
     TorchCode,
+    Unsupported,
     activation_arg,
     as_tuple,
     compact,
@@ -225,3 +229,146 @@ LOWERINGS = (
     Lowering("SeparableConv2D", _separable_keras, _separable_torch, CF, weights=_separable_weights),
     Lowering("Conv2DTranspose", _conv_keras, _conv_transpose_torch, CF, weights=_conv_transpose_weights),
 )
+
+
+# ----- Keras import: class + config -> params ------------------------------------------------
+
+KERAS_CLASSES: dict = {}
+
+
+# ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------
+# Weights arrive in the PyTorch / ONNX layout (the two agree) and leave in Keras layout.
+
+
+def conv_layer(
+    graph: SourceGraph,
+    x: Tensor,
+    name: str,
+    source_kind: str,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    groups: int,
+) -> Tensor:
+    """Conv1D, Conv2D or DepthwiseConv2D for a convolution with weight ``(out, in / groups, k...)``."""
+    rank = weight.ndim - 2
+    if rank not in (1, 2):
+        raise Unsupported(f"a {rank}-D convolution; the catalog has 1-D and 2-D convolutions")
+    x = graph.to_cf(x, name)
+    channels = graph.keras_shape(x)[-1]
+    out_channels = weight.shape[0]
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    x, padding = graph.window_padding(x, pads, kernel, strides, dilations, name, "conv")
+    common = {"padding": padding, "use_bias": bias is not None}
+    if rank == 1:
+        if groups != 1:
+            raise Unsupported(f"groups={groups}: the catalog has no grouped or depthwise 1-D convolution")
+        kind = "Conv1D"
+        params = {
+            "filters": out_channels,
+            "kernel_size": kernel[0],
+            "strides": int(strides[0]),
+            "dilation_rate": int(dilations[0]),
+            **common,
+        }
+        weights = [weight.transpose(2, 1, 0)]
+    elif groups == 1:
+        kind = "Conv2D"
+        params = {
+            "filters": out_channels,
+            "kernel_size": kernel,
+            "strides": tuple(strides),
+            "dilation_rate": tuple(dilations),
+            **common,
+        }
+        weights = [weight.transpose(2, 3, 1, 0)]
+    elif groups == channels and out_channels % channels == 0 and weight.shape[1] == 1:
+        kind = "DepthwiseConv2D"
+        multiplier = out_channels // channels
+        params = {
+            "kernel_size": kernel,
+            "strides": tuple(strides),
+            "dilation_rate": tuple(dilations),
+            "depth_multiplier": multiplier,
+            **common,
+        }
+        weights = [weight.transpose(2, 3, 1, 0).reshape(*kernel, channels, multiplier)]
+    else:
+        raise Unsupported(
+            f"groups={groups}: grouped convolutions have no catalog equivalent (only groups=1 and depthwise)"
+        )
+    if bias is not None:
+        weights.append(bias)
+    return graph.add(kind, name, [x], params, weights, source_kind=source_kind)
+
+
+def conv_transpose_layer(
+    graph: SourceGraph,
+    x: Tensor,
+    name: str,
+    source_kind: str,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    strides: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    output_padding: Sequence[int],
+) -> Tensor:
+    """Conv2DTranspose (+ Cropping2D) for weight ``(in, out, kh, kw)``, pads (begin, end) per axis.
+
+    The source's output is the full transposed convolution ``(n-1)*s + k`` cropped
+    by ``begin`` and ``end - output_padding``; Keras 'valid' gives the full output
+    (for k >= s), and 'same' crops ``((k-s)//2, (k-s) - (k-s)//2)``.
+    """
+    if weight.ndim != 4:
+        raise Unsupported("only 2-D transposed convolutions are in the catalog")
+    x = graph.to_cf(x, name)
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    crops = []
+    for k, s, (before, after), extra in zip(kernel, strides, pads, output_padding, strict=True):
+        if k < s:
+            if (before, after, extra) != (0, 0, s - k):
+                raise Unsupported(
+                    f"kernel {k} < stride {s} with pads or output_padding that Keras cannot express"
+                )
+            crops.append((0, 0))
+            continue
+        if after - extra < 0 or before < 0:
+            raise Unsupported(f"output_padding {extra} larger than the padding {after}")
+        crops.append((before, after - extra))
+    same = [((k - s) // 2, (k - s) - (k - s) // 2) for k, s in zip(kernel, strides, strict=True)]
+    padding = "valid"
+    if all(k >= s for k, s in zip(kernel, strides, strict=True)) and crops == same and crops != [(0, 0)] * 2:
+        padding, crops = "same", [(0, 0), (0, 0)]
+    params = {
+        "filters": int(weight.shape[1]),
+        "kernel_size": kernel,
+        "strides": tuple(strides),
+        "padding": padding,
+        "use_bias": bias is not None,
+    }
+    weights = [weight.transpose(2, 3, 1, 0)] + ([bias] if bias is not None else [])
+    result = graph.add("Conv2DTranspose", name, [x], params, weights, source_kind=source_kind)
+    if crops != [(0, 0), (0, 0)]:
+        (top, bottom), (left, right) = crops
+        result = graph.add(
+            "Cropping2D",
+            f"{name}_crop",
+            [result],
+            {"cropping": [top, bottom, left, right]},
+            source_kind=source_kind,
+        )
+    return result
+
+
+# ----- PyTorch import: module, function, tensor method -> layers -------------------------------
+
+TORCH_MODULES: dict = {}
+TORCH_FUNCTIONS: dict = {}
+TORCH_METHODS: dict = {}
+
+
+# ----- ONNX import: op -> layers ---------------------------------------------------------------
+
+ONNX_OPS: dict = {}

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from codegen.layers.activations import torch_activation
 from codegen.layers.base import (
+    CF,
     CL,
     FLAT_CF,
     KEEP,
+    SAME,
+    SQUEEZED,
     Arrays,
     KerasLayer,
     Lowering,
+    SourceGraph,
     State,
+    Tensor,
     TorchCode,
+    Unsupported,
     activation_arg,
     kernel_and_bias,
     module_call,
@@ -88,3 +96,52 @@ LOWERINGS = (
     Lowering("Activation", _activation_keras, _activation_torch, KEEP, flat="pass"),
     Lowering("Dropout", _dropout_keras, _dropout_torch, KEEP, flat="pass"),
 )
+
+
+# ----- Keras import: class + config -> params ------------------------------------------------
+
+KERAS_CLASSES: dict = {}
+
+
+# ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------
+# Weights arrive in the PyTorch / ONNX layout (the two agree) and leave in Keras layout.
+
+
+def dense_layer(
+    graph: SourceGraph,
+    x: Tensor,
+    name: str,
+    source_kind: str,
+    kernel: np.ndarray,
+    bias: np.ndarray | None,
+) -> Tensor:
+    """Dense for a kernel ``(in, units)`` (rows in the source's order) on the source's last axis."""
+    x = graph.as_vector(x, name) if len(graph.source_shape(x)) == 1 else graph.to_same(x, name)
+    if graph.source_shape(x)[-1] != kernel.shape[0]:
+        raise Unsupported(f"a weight of shape {kernel.shape} for {graph.source_shape(x)[-1]} input features")
+    units = int(kernel.shape[1])
+    weights = [graph.dense_kernel(kernel, x)] + ([bias.reshape(units)] if bias is not None else [])
+    params = {"units": units, "use_bias": bias is not None}
+    return graph.add("Dense", name, [x], params, weights, source_kind=source_kind, form=SAME)
+
+
+def check_softmax_axis(graph: SourceGraph, x: Tensor, axis: int) -> None:
+    """The catalog's softmax runs over the channels: axis 1 of a channels-first source, else the last."""
+    shape = graph.source_shape(x)
+    rank = len(shape) + 1
+    axis = axis + rank if axis < 0 else axis
+    if x.form == FLAT_CF or (x.form in (CF, SQUEEZED) and axis == 1) or (x.form == SAME and axis == rank - 1):
+        return
+    raise Unsupported(f"softmax over axis {axis}; the catalog's softmax is over the channel axis")
+
+
+# ----- PyTorch import: module, function, tensor method -> layers -------------------------------
+
+TORCH_MODULES: dict = {}
+TORCH_FUNCTIONS: dict = {}
+TORCH_METHODS: dict = {}
+
+
+# ----- ONNX import: op -> layers ---------------------------------------------------------------
+
+ONNX_OPS: dict = {}

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from codegen.layers.base import CF, CL, Arrays, KerasLayer, Lowering, State, TorchCode, module_call
+import numpy as np
+
+from codegen.layers.base import (
+    CF,
+    CL,
+    Arrays,
+    KerasLayer,
+    Lowering,
+    SourceGraph,
+    State,
+    Tensor,
+    TorchCode,
+    module_call,
+)
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -63,3 +76,45 @@ LOWERINGS = (
     Lowering("BatchNormalization", _batch_norm_keras, _batch_norm_torch, CF, weights=_batch_norm_weights),
     Lowering("LayerNormalization", _layer_norm_keras, _layer_norm_torch, CL, weights=_layer_norm_weights),
 )
+
+
+# ----- Keras import: class + config -> params ------------------------------------------------
+
+KERAS_CLASSES: dict = {}
+
+
+# ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------
+# Weights arrive in the PyTorch / ONNX layout (the two agree) and leave in Keras layout.
+
+
+def batch_norm_layer(
+    graph: SourceGraph,
+    x: Tensor,
+    name: str,
+    source_kind: str,
+    scale: np.ndarray | None,
+    bias: np.ndarray | None,
+    mean: np.ndarray,
+    variance: np.ndarray,
+    epsilon: float,
+    keras_momentum: float,
+) -> Tensor:
+    """BatchNormalization over the channel axis (axis 1 of the source)."""
+    rank = len(graph.source_shape(x))
+    x = graph.to_cf(x, name) if rank >= 2 else graph.as_vector(x, name)
+    affine = scale is not None
+    params = {"momentum": keras_momentum, "epsilon": epsilon, "center": affine, "scale": affine}
+    weights = ([scale, bias] if affine else []) + [mean, variance]
+    return graph.add("BatchNormalization", name, [x], params, weights, source_kind=source_kind)
+
+
+# ----- PyTorch import: module, function, tensor method -> layers -------------------------------
+
+TORCH_MODULES: dict = {}
+TORCH_FUNCTIONS: dict = {}
+TORCH_METHODS: dict = {}
+
+
+# ----- ONNX import: op -> layers ---------------------------------------------------------------
+
+ONNX_OPS: dict = {}

@@ -8,9 +8,21 @@ it, else a division by the pooled mask of ones).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from codegen.layers.base import CF, KerasLayer, Lowering, TorchCode, compact, module_call
+from codegen.layers.base import (
+    CF,
+    SQUEEZED,
+    KerasLayer,
+    Lowering,
+    SourceGraph,
+    Tensor,
+    TorchCode,
+    Unsupported,
+    compact,
+    module_call,
+)
 from codegen.layers.convolution import layer_pads
 from codegen.layers.windows import pad_arg
 from codegen.writer import py
@@ -82,3 +94,66 @@ LOWERINGS = (
         for rank in (1, 2)
     ),
 )
+
+
+# ----- Keras import: class + config -> params ------------------------------------------------
+
+KERAS_CLASSES: dict = {}
+
+
+# ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------
+# Weights arrive in the PyTorch / ONNX layout (the two agree) and leave in Keras layout.
+
+
+def pooling_layer(
+    graph: SourceGraph,
+    x: Tensor,
+    name: str,
+    source_kind: str,
+    is_max: bool,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    count_include_pad: bool = False,
+    ceil_mode: bool = False,
+) -> Tensor:
+    """MaxPooling / AveragePooling 1D or 2D, its padding made Keras-exact or refused."""
+    x = graph.to_cf(x, name)
+    rank = len(graph.keras_shape(x)) - 1
+    if rank not in (1, 2) or len(kernel) != rank:
+        raise Unsupported(f"a {len(kernel)}-D pooling on a rank-{rank + 2} tensor")
+    if ceil_mode:
+        spatial = graph.keras_shape(x)[:-1]
+        for size, k, s, (before, after) in zip(spatial, kernel, strides, pads, strict=True):
+            if (size + before + after - k) % s:
+                raise Unsupported("ceil_mode adds a partial window here; Keras pools whole windows only")
+    mode = "max" if is_max else ("avg_include" if count_include_pad else "avg_exclude")
+    x, padding = graph.window_padding(x, pads, kernel, strides, (1,) * rank, name, mode)
+    kind = f"{'Max' if is_max else 'Average'}Pooling{rank}D"
+    params = {"pool_size": tuple(kernel), "strides": tuple(strides), "padding": padding}
+    return graph.add(kind, name, [x], params, source_kind=source_kind, nonneg=x.nonneg)
+
+
+def global_pooling_layer(
+    graph: SourceGraph, x: Tensor, name: str, source_kind: str, is_max: bool, keep_dims: bool
+) -> Tensor:
+    """Global pooling over every spatial axis; with ``keep_dims`` the source keeps unit axes."""
+    x = graph.to_cf(x, name)
+    rank = len(graph.keras_shape(x)) - 1
+    if rank not in (1, 2):
+        raise Unsupported(f"a {rank}-D global pooling; the catalog has 1-D and 2-D")
+    kind = f"Global{'Max' if is_max else 'Average'}Pooling{rank}D"
+    result = graph.add(kind, name, [x], source_kind=source_kind, form=SQUEEZED, nonneg=x.nonneg)
+    return Tensor(result.layer, SQUEEZED, x.nonneg, ones=rank if keep_dims else 0)
+
+
+# ----- PyTorch import: module, function, tensor method -> layers -------------------------------
+
+TORCH_MODULES: dict = {}
+TORCH_FUNCTIONS: dict = {}
+TORCH_METHODS: dict = {}
+
+
+# ----- ONNX import: op -> layers ---------------------------------------------------------------
+
+ONNX_OPS: dict = {}

@@ -109,3 +109,24 @@ LOWERINGS = (
         for kind in TORCH_RNN_MODULES
     ),
 )
+
+
+# ----- Keras import: class + config -> params ------------------------------------------------
+
+KERAS_CLASSES: dict = {}
+
+
+# ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------
+# Weights arrive in the PyTorch / ONNX layout (the two agree) and leave in Keras layout.
+
+
+# ----- PyTorch import: module, function, tensor method -> layers -------------------------------
+
+TORCH_MODULES: dict = {}
+TORCH_FUNCTIONS: dict = {}
+TORCH_METHODS: dict = {}
+
+
+# ----- ONNX import: op -> layers ---------------------------------------------------------------
+
+ONNX_OPS: dict = {}

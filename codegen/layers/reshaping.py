@@ -19,7 +19,10 @@ from codegen.layers.base import (
     KerasLayer,
     Layout,
     Lowering,
+    SourceGraph,
+    Tensor,
     TorchCode,
+    Unsupported,
     compact,
     module_call,
     scale_literal,
@@ -145,3 +148,50 @@ LOWERINGS = (
     Lowering("Cropping2D", _cropping_keras, _cropping_torch, CF),
     Lowering("Rescaling", _rescaling_keras, _rescaling_torch, KEEP, flat="pass"),
 )
+
+
+# ----- Keras import: class + config -> params ------------------------------------------------
+
+KERAS_CLASSES: dict = {}
+
+
+# ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------
+# Weights arrive in the PyTorch / ONNX layout (the two agree) and leave in Keras layout.
+
+
+def crop_layer(
+    graph: SourceGraph, x: Tensor, name: str, source_kind: str, bounds: dict[int, tuple[int, int]]
+) -> Tensor:
+    """Cropping2D for a slice ``start:end`` (step 1) of source axes, given as {axis: (start, end)}."""
+    source = graph.source_shape(x)
+    crops = {}
+    for axis, (start, end) in bounds.items():
+        size = source[axis - 1] if 0 < axis <= len(source) else None
+        if size is None:
+            raise Unsupported(f"slices axis {axis} (the batch, or out of range)")
+        start = max(0, min(size, start + size if start < 0 else start))
+        end = max(0, min(size, end + size if end < 0 else end))
+        if (start, end) != (0, size):
+            crops[axis] = (start, size - end)
+    if not crops:
+        return x
+    if x.form != CF or len(source) != 3 or any(axis not in (2, 3) for axis in crops):
+        raise Unsupported(
+            "slices a tensor; the catalog only crops the height and width of images (Cropping2D)"
+        )
+    top, bottom = crops.get(2, (0, 0))
+    left, right = crops.get(3, (0, 0))
+    params = {"cropping": [top, bottom, left, right]}
+    return graph.add("Cropping2D", name, [x], params, source_kind=source_kind, nonneg=x.nonneg)
+
+
+# ----- PyTorch import: module, function, tensor method -> layers -------------------------------
+
+TORCH_MODULES: dict = {}
+TORCH_FUNCTIONS: dict = {}
+TORCH_METHODS: dict = {}
+
+
+# ----- ONNX import: op -> layers ---------------------------------------------------------------
+
+ONNX_OPS: dict = {}

@@ -5,6 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from codegen.layers.base import Unsupported  # raised by the lowerings' import mappings
+
+__all__ = [
+    "CodeExecutionRefused",
+    "InteropError",
+    "ModelFileError",
+    "Unsupported",
+    "UnsupportedLayer",
+    "UnsupportedModelError",
+    "WeightsError",
+]
+
 
 class InteropError(Exception):
     """Base class: a model could not be imported or exported."""
@@ -48,10 +60,3 @@ class UnsupportedModelError(InteropError):
         lines = [f"{source} cannot be imported: {count} unsupported {noun}"]
         lines += [f"  - {problem}" for problem in self.problems]
         super().__init__("\n".join(lines))
-
-
-class Unsupported(Exception):
-    """Raised inside an importer by a layer mapper: why one layer has no catalog equivalent.
-
-    The importer catches it and records an :class:`UnsupportedLayer`; it never escapes an import.
-    """

@@ -30,24 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from codegen.layers.base import CF, FLAT_CF, SAME, SQUEEZED, AlreadyReported, Tensor
+from codegen.layers.convolution import conv_layer, conv_transpose_layer
+from codegen.layers.core import check_softmax_axis, dense_layer
+from codegen.layers.normalization import batch_norm_layer
+from codegen.layers.pooling import global_pooling_layer, pooling_layer
+from codegen.layers.reshaping import crop_layer
 from studio.interop.builder import GraphBuilder, ImportedModel, TensorInfo
-from studio.interop.channels_first import (
-    CF,
-    FLAT_CF,
-    SAME,
-    SQUEEZED,
-    AlreadyReported,
-    ChannelsFirstGraph,
-    Tensor,
-    batch_norm_layer,
-    check_softmax_axis,
-    conv_layer,
-    conv_transpose_layer,
-    crop_layer,
-    dense_layer,
-    global_pooling_layer,
-    pooling_layer,
-)
+from studio.interop.channels_first import ChannelsFirstGraph
 from studio.interop.errors import (
     CodeExecutionRefused,
     InteropError,
