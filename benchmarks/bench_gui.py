@@ -207,9 +207,9 @@ def run_for(seconds: float) -> None:
 
 def stall(window, seconds: float, rate: float | None) -> dict:
     """The lag probe over ``seconds``, with FakeRun streaming ``rate`` batches/s (None: idle)."""
+    from studio.training.run_metrics import RunRecord
     from widgets.app import process_events_for
     from widgets.fake_run import FakeRun
-    from widgets.run_metrics import RunRecord
 
     panel = window.training
     probe = LagProbe()

@@ -73,7 +73,7 @@ def keras_baseline(model: str, epochs: int, results) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from codegen.verify import load_module
+    from codegen.runtime import load_module
 
     session = _session(model, "keras", epochs)
     data, config = session.data, session.config
@@ -107,7 +107,7 @@ def keras_baseline(model: str, epochs: int, results) -> None:
 def torch_baseline(model: str, epochs: int, results, dataloader: bool = False) -> None:
     import torch
 
-    from codegen.verify import load_module, to_torch_layout
+    from codegen.runtime import load_module, to_torch_layout
     from studio.training import recipes
 
     session = _session(model, "pytorch", epochs)
@@ -271,7 +271,7 @@ class _TorchLoop:
     """The hand-written loop of torch_baseline, one epoch at a time."""
 
     def __init__(self, torch, session) -> None:
-        from codegen.verify import load_module, to_torch_layout
+        from codegen.runtime import load_module, to_torch_layout
         from studio.training import recipes
 
         data, config = session.data, session.config

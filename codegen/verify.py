@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from codegen import generate
-from codegen.plan import CF, FLAT_CF, Layout, ModelPlan
+from codegen.layers import LOWERINGS
+from codegen.plan import ModelPlan
+from codegen.runtime import load_module, to_keras_layout, to_torch_layout
 from codegen.weights import keras_to_torch_state, load_torch_state, torch_counts
 from studio.project import Project
 
@@ -98,14 +99,6 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def load_module(source: str, name: str) -> types.ModuleType:
-    """Execute generated source as a module: the models are built from this very text."""
-    module = types.ModuleType(name)
-    module.__file__ = f"<generated {name}>"
-    exec(compile(source, module.__file__, "exec"), module.__dict__)  # our own generated code
-    return module
-
-
 def compare(a: np.ndarray, b: np.ndarray) -> Comparison:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
@@ -124,22 +117,6 @@ def _combine(comparisons: list[Comparison]) -> Comparison:
     return max(comparisons, key=lambda c: (not c.ok, c.max_abs))
 
 
-def to_torch_layout(array: np.ndarray, layout: Layout) -> np.ndarray:
-    if layout.kind == CF and array.ndim >= 3:
-        return np.ascontiguousarray(np.moveaxis(array, -1, 1))
-    return array
-
-
-def to_keras_layout(array: np.ndarray, layout: Layout) -> np.ndarray:
-    if layout.kind == CF and array.ndim >= 3:
-        return np.moveaxis(array, 1, -1)
-    if layout.kind == FLAT_CF:
-        shape = layout.source
-        channels_first = array.reshape(len(array), shape[-1], *shape[:-1])
-        return np.moveaxis(channels_first, 1, -1).reshape(len(array), -1)
-    return array
-
-
 def random_inputs(plan: ModelPlan, batch: int, rng: np.random.Generator) -> list[np.ndarray]:
     arrays = []
     for layer in plan.inputs:
@@ -148,7 +125,7 @@ def random_inputs(plan: ModelPlan, batch: int, rng: np.random.Generator) -> list
             vocab = min(
                 consumer.params["input_dim"]
                 for consumer in plan.consumers(layer.id)
-                if consumer.kind == "Embedding"
+                if consumer.spec.takes_token_ids
             )
             arrays.append(rng.integers(0, vocab, size=shape).astype(np.int32))
         else:
@@ -384,10 +361,10 @@ def _sgd_step(
 
 
 def _is_extra_rnn_bias(plan: ModelPlan, key: str) -> bool:
-    """torch's bias_hh of SimpleRNN/LSTM, which Keras does not have (GRU has both biases)."""
+    """A torch weight that Keras does not have (SimpleRNN/LSTM ``bias_hh``): its lowering names it."""
     ident, _, name = key.partition(".")
     layer = next((layer for layer in plan.layers if layer.ident == ident), None)
-    return layer is not None and layer.kind in ("SimpleRNN", "LSTM") and name.startswith("bias_hh")
+    return layer is not None and name.startswith(LOWERINGS[layer.kind].torch_only_weights)
 
 
 def _disable_dropout(models: _Models) -> None:

@@ -154,7 +154,7 @@ def _input_count_text(minimum: int, maximum: int | None) -> str:
 def _check_dtypes(graph: Graph, node_id: str, sources: list, edges: list[Edge], result: Analysis) -> bool:
     """Only Embedding takes integer token ids, and Embedding takes nothing else."""
     node = graph.node(node_id)
-    wants_ids = node.kind == "Embedding"
+    wants_ids = graph.registry.get(node.kind).takes_token_ids
     for source, edge in zip(sources, edges, strict=True):
         is_ids = result.dtypes.get(source) == "int32"
         if is_ids != wants_ids:

@@ -429,7 +429,7 @@ def keras_builder():
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from codegen import generate
-    from codegen.verify import load_module
+    from codegen.runtime import load_module
 
     def build(project: Project):
         code = generate(project, "keras")

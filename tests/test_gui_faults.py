@@ -23,10 +23,10 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
 from studio.project import load_project
+from studio.training.run_metrics import scan_runs
 from widgets import edits
 from widgets.errors import ExceptionHook, start_error_log
 from widgets.recovery import recovery_path, remove_stale_temporaries
-from widgets.run_metrics import scan_runs
 
 REPO = Path(__file__).resolve().parents[1]
 LENET = REPO / "assets" / "examples" / "lenet_digits.layers.json"

@@ -18,9 +18,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QFileDialog
 
 from studio.project import load_project
+from studio.training.run_metrics import FrameworkMetrics, RunRecord, load_run_folder, scan_runs
 from widgets.fake_run import FakeRun
 from widgets.model_import import PythonModelDialog, module_candidates, parse_shape
-from widgets.run_metrics import FrameworkMetrics, RunRecord, load_run_folder, scan_runs
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
 LENET = EXAMPLES / "lenet_digits.layers.json"

@@ -18,7 +18,8 @@ import torch  # noqa: E402
 
 from codegen import generate  # noqa: E402
 from codegen.plan import build_plan  # noqa: E402
-from codegen.verify import load_module, random_inputs, to_keras_layout, to_torch_layout  # noqa: E402
+from codegen.runtime import load_module, to_keras_layout, to_torch_layout  # noqa: E402
+from codegen.verify import random_inputs  # noqa: E402
 from studio.interop import (  # noqa: E402
     InteropError,
     WeightsError,

@@ -188,7 +188,7 @@ def test_layout_changes_concat_and_matmul(tmp_path):
 @pytest.mark.parametrize("example", ["resnet_digits", "lenet_digits", "conv_autoencoder", "mlp_iris"])
 def test_studio_export_imports_back(example, tmp_path):
     from codegen import generate
-    from codegen.verify import load_module
+    from codegen.runtime import load_module
 
     project = load_project(os.path.join(EXAMPLES, f"{example}.layers.json"))
     code = generate(project, "keras")

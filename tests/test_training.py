@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen.verify import load_module
+from codegen.runtime import load_module
 from studio.cli import main
 from studio.project import project_to_dict
 from studio.training import BothRun, RunConfig, TrainingRun, compare_frameworks, detect_devices

@@ -1,7 +1,7 @@
 """Drive one training run from the GUI thread without ever blocking it.
 
 A :class:`RunDriver` polls ``run.poll()`` on a QTimer and puts every message
-into the run's :class:`~widgets.run_metrics.RunRecord` (numpy buffers); the
+into the run's :class:`~studio.training.run_metrics.RunRecord` (numpy buffers); the
 plots redraw on their own timer. ``TrainingRun.stop()`` and ``close()`` wait
 for the training process, so they run on a short-lived worker thread while
 the timer keeps watching; nothing touches the run object from two threads
@@ -21,7 +21,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from widgets.run_metrics import RunRecord
+from studio.training.run_metrics import RunRecord
 
 log = logging.getLogger(__name__)
 

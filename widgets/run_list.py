@@ -7,7 +7,7 @@ import math
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
-from widgets.run_metrics import FRAMEWORK_TITLES, RunRecord
+from studio.training.run_metrics import FRAMEWORK_TITLES, RunRecord
 
 NUMBER_ROLE = Qt.ItemDataRole.UserRole + 1
 COLUMNS = ("Run", "Framework", "Status", "Epochs", "Val loss", "Val acc")

@@ -42,12 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.project import ProjectError
-from widgets import commands
-from widgets.device_list import DeviceDetector
-from widgets.document import Document
-from widgets.run_driver import RunDriver
-from widgets.run_list import RunList, figure
-from widgets.run_metrics import (
+from studio.training.run_metrics import (
     FRAMEWORK_TITLES,
     FrameworkMetrics,
     RunRecord,
@@ -55,6 +50,11 @@ from widgets.run_metrics import (
     scan_runs,
     write_csv,
 )
+from widgets import commands
+from widgets.device_list import DeviceDetector
+from widgets.document import Document
+from widgets.run_driver import RunDriver
+from widgets.run_list import RunList, figure
 from widgets.theme import LIGHT, Theme
 from widgets.training_form import FRAMEWORK_CHOICES, TrainingForm
 

@@ -1,6 +1,6 @@
 """Live loss and accuracy plots (pyqtgraph), redrawn from numpy buffers on a 50 ms timer.
 
-Messages only fill buffers (:mod:`widgets.run_metrics`); :meth:`TrainingPlots.redraw`
+Messages only fill buffers (:mod:`studio.training.run_metrics`); :meth:`TrainingPlots.redraw`
 hands the filled part of each buffer to its curve, and only for the curves
 whose run changed since the last redraw. Curves downsample to the pixels
 (``mode='peak'``, clipped to the view), so a long run costs the same per
@@ -24,7 +24,7 @@ from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
-from widgets.run_metrics import FRAMEWORK_TITLES, FrameworkMetrics, RunRecord
+from studio.training.run_metrics import FRAMEWORK_TITLES, FrameworkMetrics, RunRecord
 from widgets.theme import LIGHT, Theme
 
 REDRAW_MS = 50

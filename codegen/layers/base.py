@@ -90,6 +90,10 @@ class Lowering:
     flat: str | None = None
     weights: WeightConverter | None = None
     assign_layout: LayoutRule | None = None
+    # Prefixes of PyTorch state entries that Keras has no counterpart for (left out of comparisons).
+    torch_only_weights: tuple[str, ...] = ()
+    # A documented reason why training curves differ between the frameworks (``studio compare``).
+    training_note: str | None = None
 
 
 @dataclass

@@ -94,7 +94,14 @@ def _dropout_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
 LOWERINGS = (
     Lowering("Dense", _dense_keras, _dense_torch, CL, flat="consume", weights=_dense_weights),
     Lowering("Activation", _activation_keras, _activation_torch, KEEP, flat="pass"),
-    Lowering("Dropout", _dropout_keras, _dropout_torch, KEEP, flat="pass"),
+    Lowering(
+        "Dropout",
+        _dropout_keras,
+        _dropout_torch,
+        KEEP,
+        flat="pass",
+        training_note="the model has Dropout: each framework draws its own masks, so the curves differ",
+    ),
 )
 
 

@@ -73,7 +73,15 @@ def _layer_norm_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> S
 
 
 LOWERINGS = (
-    Lowering("BatchNormalization", _batch_norm_keras, _batch_norm_torch, CF, weights=_batch_norm_weights),
+    Lowering(
+        "BatchNormalization",
+        _batch_norm_keras,
+        _batch_norm_torch,
+        CF,
+        weights=_batch_norm_weights,
+        training_note="BatchNormalization: torch updates its running variance with the unbiased batch "
+        "variance, Keras with the biased one, so validation losses drift slightly",
+    ),
     Lowering("LayerNormalization", _layer_norm_keras, _layer_norm_torch, CL, weights=_layer_norm_weights),
 )
 

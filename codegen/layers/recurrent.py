@@ -105,7 +105,15 @@ def _recurrent_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> St
 LOWERINGS = (
     Lowering("Embedding", _embedding_keras, _embedding_torch, CL, weights=_embedding_weights),
     *(
-        Lowering(kind, _recurrent_keras, _recurrent_torch, CL, weights=_recurrent_weights)
+        Lowering(
+            kind,
+            _recurrent_keras,
+            _recurrent_torch,
+            CL,
+            weights=_recurrent_weights,
+            # Keras keeps one bias; torch's bias_hh starts at zero and has no Keras counterpart.
+            torch_only_weights=() if kind == "GRU" else ("bias_hh",),
+        )
         for kind in TORCH_RNN_MODULES
     ),
 )

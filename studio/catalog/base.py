@@ -150,6 +150,8 @@ class LayerSpec:
     max_inputs: ClassVar[int | None] = 1  # None: any number (merges)
     # Names used for the ports in the UI, e.g. ("query", "value", "key").
     input_names: ClassVar[tuple[str, ...]] = ()
+    # True for kinds that take integer token ids (int32) rather than float values.
+    takes_token_ids: ClassVar[bool] = False
 
     @property
     def is_source(self) -> bool:

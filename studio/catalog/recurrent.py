@@ -12,6 +12,7 @@ from studio.catalog.params import BoolParam, ChoiceParam, IntParam
 class Embedding(LayerSpec):
     key = "Embedding"
     category = "Sequence"
+    takes_token_ids = True
     doc = (
         "Maps each token id of a (steps,) sequence to a learned vector of output_dim features. "
         "mask_zero is not supported: torch has no masks."

@@ -227,7 +227,7 @@ class GraphBuilder:
             if layer.kind != "Input":
                 continue
             consumers = [other for other in layers if layer.name in other.inputs]
-            if consumers and all(other.kind == "Embedding" for other in consumers):
+            if consumers and all(CATALOG.get(other.kind).takes_token_ids for other in consumers):
                 layer.params = {**layer.params, "dtype": "int32"}
 
     def _check_analysis(self, project: Project, layers: list[PendingLayer], ids: dict[str, str]) -> None:

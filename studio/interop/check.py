@@ -60,7 +60,7 @@ def run_exported(
     ``inputs``: Keras layout, in the order of the project's Input layers.
     """
     from codegen import generate
-    from codegen.verify import load_module, to_keras_layout, to_torch_layout
+    from codegen.runtime import load_module, to_keras_layout, to_torch_layout
 
     code = generate(project, framework)
     plan = code.plan

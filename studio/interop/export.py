@@ -81,7 +81,7 @@ def layer_weights(plan, weights: Mapping[str, Sequence[np.ndarray]]) -> dict[str
 
 def build_keras_model(project: Project, weights: WeightsSource):
     """The generated Keras model, with ``weights`` set layer by layer."""
-    from codegen.verify import load_module
+    from codegen.runtime import load_module
 
     import_keras()
     code = _generate(project, "keras")
@@ -97,7 +97,7 @@ def build_keras_model(project: Project, weights: WeightsSource):
 
 def build_torch_model(project: Project, weights: WeightsSource):
     """The generated PyTorch model in eval mode, with ``weights`` converted and loaded."""
-    from codegen.verify import load_module
+    from codegen.runtime import load_module
     from codegen.weights import keras_to_torch_state, load_torch_state
 
     import_torch()
@@ -170,7 +170,8 @@ def export_keras_model(project: Project, weights: WeightsSource, out_path: str |
 def example_inputs(project: Project, batch: int = 2, seed: int = 0) -> tuple[list[np.ndarray], list]:
     """A random batch for the project: (Keras-layout arrays, PyTorch tensors)."""
     from codegen.plan import build_plan
-    from codegen.verify import random_inputs, to_torch_layout
+    from codegen.runtime import to_torch_layout
+    from codegen.verify import random_inputs
 
     torch = import_torch()
     plan = build_plan(project)

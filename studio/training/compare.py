@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from codegen.layers import LOWERINGS
 from studio.training import messages
 from studio.training.config import RunConfig
 from studio.training.run import BothRun
@@ -107,13 +108,11 @@ def comparison_notes(config: RunConfig) -> list[str]:
     """Known, documented reasons why the two curves may differ by more than rounding."""
     notes = []
     kinds = _layer_kinds(config)
-    if "Dropout" in kinds or "SpatialDropout2D" in kinds:
-        notes.append("the model has Dropout: each framework draws its own masks, so the curves differ")
-    if "BatchNormalization" in kinds:
-        notes.append(
-            "BatchNormalization: torch updates its running variance with the unbiased batch variance, "
-            "Keras with the biased one, so validation losses drift slightly"
-        )
+    notes += [
+        lowering.training_note
+        for kind, lowering in LOWERINGS.kinds.items()
+        if kind in kinds and lowering.training_note
+    ]
     if config.optimizer in ("adam", "adamw", "rmsprop"):
         notes.append(
             f"{config.optimizer}: Keras and PyTorch apply epsilon at different places "

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from codegen import GeneratedCode
-from codegen.verify import load_module
+from codegen.runtime import load_module
 from codegen.weights import keras_to_torch_state
 from studio.datasets import batch_indices
 from studio.training import recipes

@@ -10,7 +10,7 @@ import numpy as np
 
 from codegen import GeneratedCode
 from codegen.plan import CF, ModelPlan
-from codegen.verify import load_module
+from codegen.runtime import load_module
 from codegen.weights import load_torch_state
 from studio.training.rundir import atomic_target
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from codegen.plan import CF
-from codegen.verify import load_module, to_torch_layout
+from codegen.runtime import load_module, to_torch_layout
 from codegen.weights import torch_counts
 from studio.datasets import batch_indices
 from studio.training import recipes

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from studio.training.rundir import CONFIG as CONFIG_FILE
+from studio.training.rundir import METRICS as METRICS_FILE
 from studio.training.rundir import RunFolder
 
 FRAMEWORK_TITLES = {"keras": "Keras", "pytorch": "PyTorch"}
-METRICS_FILE = "metrics.jsonl"
-CONFIG_FILE = "config.json"
 EMA_SMOOTHING = 0.9  # weight of the past in the smoothed batch loss (TensorBoard's default 0.6 is jumpier)
 MAX_METRICS_BYTES = 50_000_000  # past runs with larger logs are skipped when listing
 TERMINAL = ("finished", "failed", "stopped")

@@ -1,0 +1,37 @@
+"""Running generated programs: load their source as a module, and move arrays between layouts.
+
+The models that the studio trains, verifies and exports are built from this
+very source text, never from a parallel implementation.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+from codegen.layers.base import CF, FLAT_CF, Layout
+
+
+def load_module(source: str, name: str) -> types.ModuleType:
+    """Execute generated source as a module: the models are built from this very text."""
+    module = types.ModuleType(name)
+    module.__file__ = f"<generated {name}>"
+    exec(compile(source, module.__file__, "exec"), module.__dict__)  # our own generated code
+    return module
+
+
+def to_torch_layout(array: np.ndarray, layout: Layout) -> np.ndarray:
+    if layout.kind == CF and array.ndim >= 3:
+        return np.ascontiguousarray(np.moveaxis(array, -1, 1))
+    return array
+
+
+def to_keras_layout(array: np.ndarray, layout: Layout) -> np.ndarray:
+    if layout.kind == CF and array.ndim >= 3:
+        return np.moveaxis(array, 1, -1)
+    if layout.kind == FLAT_CF:
+        shape = layout.source
+        channels_first = array.reshape(len(array), shape[-1], *shape[:-1])
+        return np.moveaxis(channels_first, 1, -1).reshape(len(array), -1)
+    return array
