@@ -3,6 +3,8 @@
 The model's *config* is walked, not its Python objects: the functional
 config lists every layer with its class, its parameters and the tensors it
 was called on (``inbound_nodes``), which is the stable, documented form.
+Each layer's class and config become catalog params through the layer
+families' ``KERAS_CLASSES`` (``codegen.layers.LOWERINGS.keras_classes``).
 Files are loaded with ``safe_mode=True``, so a ``Lambda`` layer (Python code
 stored in the file) is refused by Keras itself; a JSON config is only
 parsed, never deserialized.
