@@ -12,7 +12,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codegen.layers.base import CL, Arrays, KerasLayer, Lowering, State, TorchCode, use_bias_arg
+from codegen.layers.base import (
+    CL,
+    Arrays,
+    KerasLayer,
+    Lowering,
+    Mapped,
+    State,
+    TorchCode,
+    Unsupported,
+    use_bias_arg,
+)
+from codegen.layers.keras_config import KerasCall, require
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -93,7 +104,40 @@ LOWERINGS = (
 
 # ----- Keras import: class + config -> params ------------------------------------------------
 
-KERAS_CLASSES: dict = {}
+
+def _attention_from_keras(cfg, context) -> Mapped:
+    key_dim = int(cfg["key_dim"])
+    value_dim = cfg.get("value_dim")
+    if value_dim is not None and int(value_dim) != key_dim:
+        raise Unsupported(f"value_dim={value_dim} differs from key_dim={key_dim} (the catalog uses key_dim)")
+    if cfg.get("output_shape") is not None:
+        raise Unsupported(f"output_shape={cfg['output_shape']!r}: the output has the query's features")
+    axes = cfg.get("attention_axes")
+    if axes is not None and list(axes) not in ([1], [-2]):
+        raise Unsupported(f"attention_axes={axes!r}: the catalog attends over the steps axis only")
+    require(cfg, "use_gate", False, "the catalog's MultiHeadAttention has no gate")
+    if cfg.get("sliding_window") is not None:
+        raise Unsupported(f"sliding_window={cfg['sliding_window']!r}: the catalog attends over all steps")
+    return Mapped(
+        "MultiHeadAttention",
+        {
+            "num_heads": int(cfg["num_heads"]),
+            "key_dim": key_dim,
+            "use_bias": bool(cfg.get("use_bias", True)),
+            "dropout": float(cfg.get("dropout", 0.0)),
+        },
+    )
+
+
+KERAS_CLASSES: dict = {"MultiHeadAttention": _attention_from_keras}
+
+# The inverse of ``query_value_key``: Keras may pass the inputs by keyword; a key equal to the
+# value, or a value equal to the query, is the default and left out. The flags it cannot take.
+KERAS_CALLS = {
+    "MultiHeadAttention": KerasCall(
+        ("query", "value", "key"), flags=("use_causal_mask", "return_attention_scores")
+    )
+}
 
 
 # ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------

@@ -19,6 +19,7 @@ from codegen.layers.base import (
     Arrays,
     KerasLayer,
     Lowering,
+    Mapped,
     SourceGraph,
     State,
     Tensor,
@@ -31,6 +32,7 @@ from codegen.layers.base import (
     module_call,
     use_bias_arg,
 )
+from codegen.layers.keras_config import activation_name, channels_last, ints, one
 from codegen.layers.windows import keras_pads, pad_arg
 from codegen.writer import py
 
@@ -233,7 +235,89 @@ LOWERINGS = (
 
 # ----- Keras import: class + config -> params ------------------------------------------------
 
-KERAS_CLASSES: dict = {}
+
+def _no_groups(cfg) -> None:
+    groups = int(cfg.get("groups", 1) or 1)
+    if groups != 1:
+        raise Unsupported(f"groups={groups}: grouped convolutions have no catalog equivalent")
+
+
+def _conv_from_keras(kind: str, rank: int):
+    """Conv1D, Conv2D, SeparableConv2D: the inverse of ``_conv_keras`` / ``_separable_keras``."""
+
+    def mapping(cfg, context) -> Mapped:
+        channels_last(cfg)
+        _no_groups(cfg)
+        params = {
+            "filters": int(cfg["filters"]),
+            "padding": cfg.get("padding", "valid"),
+            "activation": activation_name(cfg.get("activation")),
+            "use_bias": bool(cfg.get("use_bias", True)),
+        }
+        if rank == 1:
+            params |= {
+                "kernel_size": one(cfg["kernel_size"]),
+                "strides": one(cfg.get("strides", 1)),
+                "dilation_rate": one(cfg.get("dilation_rate", 1)),
+            }
+        else:
+            params |= {
+                "kernel_size": ints(cfg["kernel_size"], 2),
+                "strides": ints(cfg.get("strides", 1), 2),
+                "dilation_rate": ints(cfg.get("dilation_rate", 1), 2),
+            }
+        if kind == "SeparableConv2D":
+            params["depth_multiplier"] = int(cfg.get("depth_multiplier", 1))
+        return Mapped(kind, params)
+
+    return mapping
+
+
+def _conv_transpose_from_keras(cfg, context) -> Mapped:
+    channels_last(cfg)
+    if set(ints(cfg.get("dilation_rate", 1), 2)) != {1}:
+        raise Unsupported(
+            f"dilation_rate={cfg['dilation_rate']!r}: the catalog's Conv2DTranspose has no dilation"
+        )
+    if cfg.get("output_padding") is not None:
+        raise Unsupported(f"output_padding={cfg['output_padding']!r}: the catalog's Conv2DTranspose has none")
+    _no_groups(cfg)
+    return Mapped(
+        "Conv2DTranspose",
+        {
+            "filters": int(cfg["filters"]),
+            "kernel_size": ints(cfg["kernel_size"], 2),
+            "strides": ints(cfg.get("strides", 1), 2),
+            "padding": cfg.get("padding", "valid"),
+            "activation": activation_name(cfg.get("activation")),
+            "use_bias": bool(cfg.get("use_bias", True)),
+        },
+    )
+
+
+def _depthwise_from_keras(cfg, context) -> Mapped:
+    channels_last(cfg)
+    return Mapped(
+        "DepthwiseConv2D",
+        {
+            "kernel_size": ints(cfg["kernel_size"], 2),
+            "strides": ints(cfg.get("strides", 1), 2),
+            "padding": cfg.get("padding", "valid"),
+            "depth_multiplier": int(cfg.get("depth_multiplier", 1)),
+            "dilation_rate": ints(cfg.get("dilation_rate", 1), 2),
+            "activation": activation_name(cfg.get("activation")),
+            "use_bias": bool(cfg.get("use_bias", True)),
+        },
+    )
+
+
+KERAS_CLASSES: dict = {
+    "Conv1D": _conv_from_keras("Conv1D", 1),
+    "Conv2D": _conv_from_keras("Conv2D", 2),
+    "SeparableConv2D": _conv_from_keras("SeparableConv2D", 2),
+    "Conv2DTranspose": _conv_transpose_from_keras,
+    "DepthwiseConv2D": _depthwise_from_keras,
+}
 
 
 # ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------

@@ -17,6 +17,7 @@ from codegen.layers.base import (
     Arrays,
     KerasLayer,
     Lowering,
+    Mapped,
     SourceGraph,
     State,
     Tensor,
@@ -27,6 +28,7 @@ from codegen.layers.base import (
     module_call,
     use_bias_arg,
 )
+from codegen.layers.keras_config import activation_name, last_axis
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -107,7 +109,78 @@ LOWERINGS = (
 
 # ----- Keras import: class + config -> params ------------------------------------------------
 
-KERAS_CLASSES: dict = {}
+
+def _dense_from_keras(cfg, context) -> Mapped:
+    if cfg.get("lora_rank"):
+        raise Unsupported(f"lora_rank={cfg['lora_rank']}: LoRA adapters have no catalog equivalent")
+    return Mapped(
+        "Dense",
+        {
+            "units": int(cfg["units"]),
+            "activation": activation_name(cfg.get("activation")),
+            "use_bias": bool(cfg.get("use_bias", True)),
+        },
+    )
+
+
+def _activation_from_keras(cfg, context) -> Mapped:
+    name = activation_name(cfg.get("activation"))
+    if name == "linear":
+        return Mapped(None)
+    return Mapped("Activation", {"activation": name})
+
+
+def _relu_from_keras(cfg, context) -> Mapped:
+    max_value = cfg.get("max_value")
+    slope = float(cfg.get("negative_slope", 0.0) or 0.0)
+    threshold = float(cfg.get("threshold", 0.0) or 0.0)
+    if threshold != 0.0:
+        raise Unsupported(f"threshold={threshold}: the catalog's relu has no threshold")
+    if max_value is None and slope == 0.0:
+        return Mapped("Activation", {"activation": "relu"})
+    if max_value is not None and float(max_value) == 6.0 and slope == 0.0:
+        return Mapped("Activation", {"activation": "relu6"})
+    if max_value is None:
+        return Mapped("Activation", {"activation": "leaky_relu", "negative_slope": slope})
+    raise Unsupported(
+        f"max_value={max_value}, negative_slope={slope}: the catalog has relu, relu6 (max_value=6) and leaky_relu"
+    )
+
+
+def _leaky_relu_from_keras(cfg, context) -> Mapped:
+    slope = cfg.get("negative_slope", cfg.get("alpha", 0.3))
+    return Mapped("Activation", {"activation": "leaky_relu", "negative_slope": float(slope)})
+
+
+def _elu_from_keras(cfg, context) -> Mapped:
+    return Mapped("Activation", {"activation": "elu", "alpha": float(cfg.get("alpha", 1.0))})
+
+
+def _softmax_from_keras(cfg, context) -> Mapped:
+    last_axis(cfg.get("axis", -1), context, "softmax")
+    return Mapped("Activation", {"activation": "softmax"})
+
+
+def _dropout_from_keras(cfg, context) -> Mapped:
+    if cfg.get("noise_shape") is not None:
+        raise Unsupported(f"noise_shape={cfg['noise_shape']!r}: the catalog's Dropout drops single values")
+    return Mapped("Dropout", {"rate": float(cfg.get("rate", 0.5))})
+
+
+def _identity_from_keras(cfg, context) -> Mapped:
+    return Mapped(None)
+
+
+KERAS_CLASSES: dict = {
+    "Dense": _dense_from_keras,
+    "Activation": _activation_from_keras,
+    "ReLU": _relu_from_keras,
+    "LeakyReLU": _leaky_relu_from_keras,
+    "ELU": _elu_from_keras,
+    "Softmax": _softmax_from_keras,
+    "Dropout": _dropout_from_keras,
+    "Identity": _identity_from_keras,
+}
 
 
 # ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from codegen.layers.base import CF, KEEP, KerasLayer, Lowering, TorchCode
+from codegen.layers.base import CF, KEEP, KerasLayer, Lowering, Mapped, TorchCode
 
 if TYPE_CHECKING:
     from codegen.plan import LayerPlan
@@ -71,7 +71,22 @@ LOWERINGS = (
 
 # ----- Keras import: class + config -> params ------------------------------------------------
 
-KERAS_CLASSES: dict = {}
+
+def _merge_from_keras(kind: str):
+    def mapping(cfg, context) -> Mapped:
+        return Mapped(kind)
+
+    return mapping
+
+
+def _concatenate_from_keras(cfg, context) -> Mapped:
+    return Mapped("Concatenate", {"axis": int(cfg.get("axis", -1))})
+
+
+KERAS_CLASSES: dict = {
+    **{kind: _merge_from_keras(kind) for kind in ("Add", "Subtract", "Multiply", "Average", "Maximum")},
+    "Concatenate": _concatenate_from_keras,
+}
 
 
 # ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------

@@ -12,12 +12,15 @@ from codegen.layers.base import (
     Arrays,
     KerasLayer,
     Lowering,
+    Mapped,
     SourceGraph,
     State,
     Tensor,
     TorchCode,
+    Unsupported,
     module_call,
 )
+from codegen.layers.keras_config import last_axis
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -88,7 +91,40 @@ LOWERINGS = (
 
 # ----- Keras import: class + config -> params ------------------------------------------------
 
-KERAS_CLASSES: dict = {}
+
+def _batch_norm_from_keras(cfg, context) -> Mapped:
+    last_axis(cfg.get("axis", -1), context, "BatchNormalization")
+    if cfg.get("renorm"):
+        raise Unsupported("renorm=True: batch renormalization has no catalog equivalent")
+    return Mapped(
+        "BatchNormalization",
+        {
+            "momentum": float(cfg.get("momentum", 0.99)),
+            "epsilon": float(cfg.get("epsilon", 1e-3)),
+            "center": bool(cfg.get("center", True)),
+            "scale": bool(cfg.get("scale", True)),
+        },
+    )
+
+
+def _layer_norm_from_keras(cfg, context) -> Mapped:
+    last_axis(cfg.get("axis", -1), context, "LayerNormalization")
+    if cfg.get("rms_scaling"):
+        raise Unsupported("rms_scaling=True: RMS normalization has no catalog equivalent")
+    return Mapped(
+        "LayerNormalization",
+        {
+            "epsilon": float(cfg.get("epsilon", 1e-3)),
+            "center": bool(cfg.get("center", True)),
+            "scale": bool(cfg.get("scale", True)),
+        },
+    )
+
+
+KERAS_CLASSES: dict = {
+    "BatchNormalization": _batch_norm_from_keras,
+    "LayerNormalization": _layer_norm_from_keras,
+}
 
 
 # ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------

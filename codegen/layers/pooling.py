@@ -16,6 +16,7 @@ from codegen.layers.base import (
     SQUEEZED,
     KerasLayer,
     Lowering,
+    Mapped,
     SourceGraph,
     Tensor,
     TorchCode,
@@ -24,6 +25,7 @@ from codegen.layers.base import (
     module_call,
 )
 from codegen.layers.convolution import layer_pads
+from codegen.layers.keras_config import channels_last, ints
 from codegen.layers.windows import pad_arg
 from codegen.writer import py
 
@@ -98,7 +100,46 @@ LOWERINGS = (
 
 # ----- Keras import: class + config -> params ------------------------------------------------
 
-KERAS_CLASSES: dict = {}
+
+def _pooling_from_keras(kind: str, rank: int):
+    def mapping(cfg, context) -> Mapped:
+        channels_last(cfg)
+        pool = ints(cfg.get("pool_size", 2), rank)
+        strides = cfg.get("strides")
+        return Mapped(
+            kind,
+            {
+                "pool_size": pool,
+                "strides": pool if strides is None else ints(strides, rank),
+                "padding": cfg.get("padding", "valid"),
+            },
+        )
+
+    return mapping
+
+
+def _global_from_keras(kind: str):
+    def mapping(cfg, context) -> Mapped:
+        channels_last(cfg)
+        if cfg.get("keepdims"):
+            raise Unsupported("keepdims=True: the catalog's global poolings return (channels,)")
+        return Mapped(kind)
+
+    return mapping
+
+
+KERAS_CLASSES: dict = {
+    **{
+        f"{op}Pooling{rank}D": _pooling_from_keras(f"{op}Pooling{rank}D", rank)
+        for op in ("Max", "Average")
+        for rank in (1, 2)
+    },
+    **{
+        f"Global{op}Pooling{rank}D": _global_from_keras(f"Global{op}Pooling{rank}D")
+        for op in ("Max", "Average")
+        for rank in (1, 2)
+    },
+}
 
 
 # ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------

@@ -7,11 +7,23 @@ PyTorch; Keras keeps one bias where PyTorch adds ``bias_ih`` and ``bias_hh``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codegen.layers.base import CL, Arrays, KerasLayer, Lowering, State, TorchCode, module_call
+from codegen.layers.base import (
+    CL,
+    Arrays,
+    KerasLayer,
+    Lowering,
+    Mapped,
+    State,
+    TorchCode,
+    Unsupported,
+    module_call,
+)
+from codegen.layers.keras_config import require
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -121,7 +133,81 @@ LOWERINGS = (
 
 # ----- Keras import: class + config -> params ------------------------------------------------
 
-KERAS_CLASSES: dict = {}
+
+def _embedding_from_keras(cfg, context) -> Mapped:
+    if cfg.get("mask_zero"):
+        raise Unsupported("mask_zero=True: masks have no catalog (or PyTorch) equivalent")
+    if cfg.get("lora_rank"):
+        raise Unsupported(f"lora_rank={cfg['lora_rank']}: LoRA adapters have no catalog equivalent")
+    return Mapped("Embedding", {"input_dim": int(cfg["input_dim"]), "output_dim": int(cfg["output_dim"])})
+
+
+def _recurrent_from_keras(kind: str):
+    """SimpleRNN, LSTM, GRU: only what PyTorch's modules compute too."""
+
+    def mapping(cfg, context) -> Mapped:
+        for key in ("return_state", "go_backwards", "stateful"):
+            require(cfg, key, False, "the catalog's recurrent layers do not have it")
+        require(cfg, "use_bias", True, "the catalog's recurrent layers always have a bias")
+        for key in ("dropout", "recurrent_dropout"):
+            if float(cfg.get(key, 0.0) or 0.0) != 0.0:
+                raise Unsupported(f"{key}={cfg[key]}: the catalog's recurrent layers have no dropout")
+        activation = cfg.get("activation", "tanh")
+        if kind == "SimpleRNN":
+            if activation not in ("tanh", "relu"):
+                raise Unsupported(
+                    f"activation={activation!r}: SimpleRNN has tanh or relu (torch nonlinearity)"
+                )
+        elif activation != "tanh":
+            raise Unsupported(f"activation={activation!r}: PyTorch's {kind} uses tanh only")
+        if kind != "SimpleRNN" and cfg.get("recurrent_activation", "sigmoid") != "sigmoid":
+            raise Unsupported(
+                f"recurrent_activation={cfg['recurrent_activation']!r}: PyTorch's {kind} uses sigmoid only"
+            )
+        if kind == "GRU" and cfg.get("reset_after", True) is not True:
+            raise Unsupported("reset_after=False: PyTorch implements only reset_after=True")
+        params = {
+            "units": int(cfg["units"]),
+            "return_sequences": bool(cfg.get("return_sequences", False)),
+            "bidirectional": False,
+        }
+        if kind == "SimpleRNN":
+            params["activation"] = activation
+        return Mapped(kind, params)
+
+    return mapping
+
+
+_RECURRENT_FROM_KERAS = {kind: _recurrent_from_keras(kind) for kind in TORCH_RNN_MODULES}
+
+
+def _bidirectional_from_keras(cfg, context) -> Mapped:
+    """``layers.Bidirectional(layers.LSTM(...))``: the wrapped layer with ``bidirectional`` set."""
+    if cfg.get("merge_mode", "concat") != "concat":
+        raise Unsupported(
+            f"merge_mode={cfg.get('merge_mode')!r}: the catalog's bidirectional layers concatenate"
+        )
+    inner = cfg.get("layer") or {}
+    kind = str(inner.get("class_name"))
+    if kind not in _RECURRENT_FROM_KERAS:
+        raise Unsupported(f"wraps a {kind}; the catalog has bidirectional LSTM, GRU and SimpleRNN")
+    mapping = _RECURRENT_FROM_KERAS[kind]
+    mapped = mapping(inner.get("config") or {}, context)
+    backward = cfg.get("backward_layer")
+    if isinstance(backward, Mapping):
+        # Keras stores the backward copy with go_backwards=True: compare the rest.
+        back = mapping({**(backward.get("config") or {}), "go_backwards": False}, context)
+        if str(backward.get("class_name")) != kind or back.params != mapped.params:
+            raise Unsupported("its backward layer differs from the forward one")
+    mapped.params["bidirectional"] = True
+    return mapped
+
+
+KERAS_CLASSES: dict = {
+    "Embedding": _embedding_from_keras,
+    **_RECURRENT_FROM_KERAS,
+    "Bidirectional": _bidirectional_from_keras,
+}
 
 
 # ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------

@@ -9,6 +9,7 @@ columns; otherwise the tensor is permuted to channels-last first.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from codegen.layers.base import (
@@ -19,6 +20,7 @@ from codegen.layers.base import (
     KerasLayer,
     Layout,
     Lowering,
+    Mapped,
     SourceGraph,
     Tensor,
     TorchCode,
@@ -27,6 +29,7 @@ from codegen.layers.base import (
     module_call,
     scale_literal,
 )
+from codegen.layers.keras_config import channels_last, four_sides, ints
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -152,7 +155,54 @@ LOWERINGS = (
 
 # ----- Keras import: class + config -> params ------------------------------------------------
 
-KERAS_CLASSES: dict = {}
+
+def _flatten_from_keras(cfg, context) -> Mapped:
+    channels_last(cfg)
+    return Mapped("Flatten")
+
+
+def _reshape_from_keras(cfg, context) -> Mapped:
+    return Mapped("Reshape", {"target_shape": [int(dim) for dim in cfg["target_shape"]]})
+
+
+def _permute_from_keras(cfg, context) -> Mapped:
+    return Mapped("Permute", {"dims": [int(dim) for dim in cfg["dims"]]})
+
+
+def _up_sampling_from_keras(cfg, context) -> Mapped:
+    channels_last(cfg)
+    return Mapped(
+        "UpSampling2D",
+        {"size": ints(cfg.get("size", 2), 2), "interpolation": cfg.get("interpolation", "nearest")},
+    )
+
+
+def _zero_padding_from_keras(cfg, context) -> Mapped:
+    channels_last(cfg)
+    return Mapped("ZeroPadding2D", {"padding": four_sides(cfg.get("padding", 1))})
+
+
+def _cropping_from_keras(cfg, context) -> Mapped:
+    channels_last(cfg)
+    return Mapped("Cropping2D", {"cropping": four_sides(cfg.get("cropping", 0))})
+
+
+def _rescaling_from_keras(cfg, context) -> Mapped:
+    scale, offset = cfg.get("scale", 1.0), cfg.get("offset", 0.0)
+    if not all(isinstance(value, (int, float)) and math.isfinite(value) for value in (scale, offset)):
+        raise Unsupported(f"scale={scale!r}, offset={offset!r}: the catalog's Rescaling takes two numbers")
+    return Mapped("Rescaling", {"scale": float(scale), "offset": float(offset)})
+
+
+KERAS_CLASSES: dict = {
+    "Flatten": _flatten_from_keras,
+    "Reshape": _reshape_from_keras,
+    "Permute": _permute_from_keras,
+    "UpSampling2D": _up_sampling_from_keras,
+    "ZeroPadding2D": _zero_padding_from_keras,
+    "Cropping2D": _cropping_from_keras,
+    "Rescaling": _rescaling_from_keras,
+}
 
 
 # ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------

@@ -3,6 +3,8 @@
 The model's *config* is walked, not its Python objects: the functional
 config lists every layer with its class, its parameters and the tensors it
 was called on (``inbound_nodes``), which is the stable, documented form.
+Each layer's class and config become catalog params through the layer
+families' ``KERAS_CLASSES`` (``codegen.layers.LOWERINGS.keras_classes``).
 Files are loaded with ``safe_mode=True``, so a ``Lambda`` layer (Python code
 stored in the file) is refused by Keras itself; a JSON config is only
 parsed, never deserialized.
@@ -14,36 +16,25 @@ file's layout, so they are stored as they are.
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from codegen.layers import FAMILIES, LOWERINGS
+from codegen.layers.base import KerasContext, Mapped
+from codegen.layers.keras_config import KerasCall
 from studio.interop.builder import GraphBuilder, ImportedModel, TensorInfo
 from studio.interop.errors import ModelFileError, Unsupported, UnsupportedLayer, UnsupportedModelError
 from studio.interop.frameworks import import_keras
 
-# Keras activation names -> catalog names (the same function in both frameworks).
-KERAS_ACTIVATIONS = {
-    "linear": "linear",
-    "relu": "relu",
-    "relu6": "relu6",
-    "leaky_relu": "leaky_relu",
-    "elu": "elu",
-    "gelu": "gelu",
-    "silu": "silu",
-    "swish": "silu",
-    "sigmoid": "sigmoid",
-    "tanh": "tanh",
-    "softmax": "softmax",
-    "softplus": "softplus",
-    "hard_sigmoid": "hard_sigmoid",
+# Layers Keras may call with their inputs by keyword, by class name (see ``KerasCall``).
+KERAS_CALLS: dict[str, KerasCall] = {
+    name: call for family in FAMILIES for name, call in getattr(family, "KERAS_CALLS", {}).items()
 }
 MODEL_CLASSES = frozenset({"Functional", "Model", "Sequential"})
 TRAINING_ONLY_KEYS = (
@@ -65,24 +56,6 @@ TRAINING_ONLY_KEYS = (
     "gamma_constraint",
     "embeddings_constraint",
 )
-
-
-@dataclass
-class Mapped:
-    kind: str | None  # None: an identity, its output is its input
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class LayerContext:
-    """What a mapper may need besides the config: the input shapes (batch included)."""
-
-    shapes: list[tuple | None]
-
-    @property
-    def rank(self) -> int | None:
-        shape = self.shapes[0] if self.shapes else None
-        return None if shape is None else len(shape)
 
 
 # ----- loading ------------------------------------------------------------------------
@@ -413,7 +386,7 @@ class _Walker:
 
     def _add(self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list) -> None:
         try:
-            mapped = map_keras_layer(class_name, cfg, LayerContext(shapes))
+            mapped = map_keras_layer(class_name, cfg, KerasContext(shapes))
         except Unsupported as error:
             self.builder.unsupported(keras_name, class_name, str(error))
             return
@@ -436,8 +409,8 @@ class _Walker:
         if mapped.kind is None:
             self.output_of[keras_name] = sources[0]
             return
-        if mapped.kind == "MultiHeadAttention":
-            sources = _attention_sources(sources)
+        if class_name in KERAS_CALLS:
+            sources = _without_defaults(sources)
         weights = None
         if self.weights is not None:
             weights = list(self.weights.get(keras_name, []))
@@ -550,12 +523,15 @@ def _layer_label(layer: Any) -> tuple[str, str]:
     return str(name), str(layer.get("class_name") or "?")
 
 
-def _attention_sources(sources: list[str]) -> list[str]:
-    """(query, value, key) with the defaults Keras applies left out: one input means self-attention."""
-    if len(sources) == 3 and sources[2] == sources[1]:
-        sources = sources[:2]
-    if len(sources) == 2 and sources[1] == sources[0]:
-        sources = sources[:1]
+def _without_defaults(sources: list[str]) -> list[str]:
+    """A keyword-called layer's inputs, less the trailing ones that repeat the one before (Keras's defaults).
+
+    For (query, value, key): a key equal to the value is left out, then a value equal to the
+    query; one input means self-attention.
+    """
+    sources = list(sources)
+    while len(sources) > 1 and sources[-1] == sources[-2]:
+        sources.pop()
     return sources
 
 
@@ -577,16 +553,17 @@ def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], li
     tensors: list[dict] = []
     _collect_tensors(node.get("args", []), tensors)
     kwargs = dict(node.get("kwargs") or {})
-    if class_name == "MultiHeadAttention":
-        named = {key: kwargs.pop(key) for key in ("query", "value", "key") if _is_tensor(kwargs.get(key))}
-        slots = list(tensors) + [None] * 3
-        for index, key in enumerate(("query", "value", "key")):
+    call = KERAS_CALLS.get(class_name)
+    if call is not None:  # input tensors passed by keyword take their place in the call's order
+        named = {key: kwargs.pop(key) for key in call.inputs if _is_tensor(kwargs.get(key))}
+        slots = list(tensors) + [None] * len(call.inputs)
+        for index, key in enumerate(call.inputs):
             if key in named:
                 slots[index] = named[key]
-        tensors = [slot for slot in slots[:3] if slot is not None]
-        for key in ("use_causal_mask", "return_attention_scores"):
+        tensors = [slot for slot in slots[: len(call.inputs)] if slot is not None]
+        for key in call.flags:
             if kwargs.pop(key, False):
-                raise Unsupported(f"is called with {key}=True, which the catalog's MultiHeadAttention lacks")
+                raise Unsupported(f"is called with {key}=True, which the catalog's {class_name} lacks")
     if kwargs.pop("training", None):
         raise Unsupported("is called with training=True (always in training mode)")
     for key, value in kwargs.items():
@@ -637,19 +614,19 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-# ----- layer mappers ------------------------------------------------------------------
+# ----- layer mappings -----------------------------------------------------------------
 
 
-def map_keras_layer(class_name: str, cfg: Mapping[str, Any], context: LayerContext) -> Mapped:
+def map_keras_layer(class_name: str, cfg: Mapping[str, Any], context: KerasContext) -> Mapped:
     if class_name == "Lambda":
         raise Unsupported(_LAMBDA_REASON)
     if class_name in MODEL_CLASSES:
         raise Unsupported("a nested model; import it on its own, or rebuild the model without nesting")
-    mapper = KERAS_LAYERS.get(class_name)
-    if mapper is None:
+    mapping = LOWERINGS.keras_classes.get(class_name)
+    if mapping is None:
         raise Unsupported("this layer class has no catalog equivalent")
     _check_dtype(cfg)
-    return mapper(cfg, context)
+    return mapping(cfg, context)
 
 
 def _check_dtype(cfg: Mapping[str, Any]) -> None:
@@ -657,430 +634,3 @@ def _check_dtype(cfg: Mapping[str, Any]) -> None:
     name = dtype.get("config", {}).get("name") if isinstance(dtype, Mapping) else dtype
     if name not in (None, "float32"):
         raise Unsupported(f"dtype policy {name!r}; the catalog computes in float32")
-
-
-def activation_name(value: Any) -> str:
-    """A Keras activation (a name, or its serialized form) as a catalog activation name."""
-    if isinstance(value, Mapping) and str(value.get("module", "")).startswith("keras"):
-        value = value.get("config")
-    if value is None:
-        return "linear"
-    if not isinstance(value, str) or value not in KERAS_ACTIVATIONS:
-        supported = ", ".join(sorted(KERAS_ACTIVATIONS))
-        raise Unsupported(f"activation {value!r} has no catalog equivalent (supported: {supported})")
-    return KERAS_ACTIVATIONS[value]
-
-
-def _channels_last(cfg: Mapping[str, Any]) -> None:
-    if cfg.get("data_format") not in (None, "channels_last"):
-        raise Unsupported(
-            f"data_format={cfg.get('data_format')!r}; the catalog is channels-last (the Keras default)"
-        )
-
-
-def _ints(value: Any, length: int) -> tuple[int, ...]:
-    if isinstance(value, int):
-        return (value,) * length
-    return tuple(int(item) for item in value)
-
-
-def _one(value: Any) -> int:
-    return int(value[0]) if isinstance(value, (list, tuple)) else int(value)
-
-
-def _require(cfg: Mapping[str, Any], key: str, expected: Any, why: str) -> None:
-    value = cfg.get(key, expected)
-    if value != expected:
-        raise Unsupported(f"{key}={value!r}: {why}")
-
-
-def _dense(cfg, context) -> Mapped:
-    if cfg.get("lora_rank"):
-        raise Unsupported(f"lora_rank={cfg['lora_rank']}: LoRA adapters have no catalog equivalent")
-    return Mapped(
-        "Dense",
-        {
-            "units": int(cfg["units"]),
-            "activation": activation_name(cfg.get("activation")),
-            "use_bias": bool(cfg.get("use_bias", True)),
-        },
-    )
-
-
-def _conv(kind: str, rank: int) -> Callable[[Mapping, LayerContext], Mapped]:
-    def mapper(cfg, context) -> Mapped:
-        _channels_last(cfg)
-        groups = int(cfg.get("groups", 1) or 1)
-        if groups != 1:
-            raise Unsupported(f"groups={groups}: grouped convolutions have no catalog equivalent")
-        params: dict[str, Any] = {
-            "filters": int(cfg["filters"]),
-            "padding": cfg.get("padding", "valid"),
-            "activation": activation_name(cfg.get("activation")),
-            "use_bias": bool(cfg.get("use_bias", True)),
-        }
-        if rank == 1:
-            params |= {
-                "kernel_size": _one(cfg["kernel_size"]),
-                "strides": _one(cfg.get("strides", 1)),
-                "dilation_rate": _one(cfg.get("dilation_rate", 1)),
-            }
-        else:
-            params |= {
-                "kernel_size": _ints(cfg["kernel_size"], 2),
-                "strides": _ints(cfg.get("strides", 1), 2),
-                "dilation_rate": _ints(cfg.get("dilation_rate", 1), 2),
-            }
-        if kind == "SeparableConv2D":
-            params["depth_multiplier"] = int(cfg.get("depth_multiplier", 1))
-        return Mapped(kind, params)
-
-    return mapper
-
-
-def _conv_transpose(cfg, context) -> Mapped:
-    _channels_last(cfg)
-    if set(_ints(cfg.get("dilation_rate", 1), 2)) != {1}:
-        raise Unsupported(
-            f"dilation_rate={cfg['dilation_rate']!r}: the catalog's Conv2DTranspose has no dilation"
-        )
-    if cfg.get("output_padding") is not None:
-        raise Unsupported(f"output_padding={cfg['output_padding']!r}: the catalog's Conv2DTranspose has none")
-    if int(cfg.get("groups", 1) or 1) != 1:
-        raise Unsupported(f"groups={cfg['groups']}: grouped convolutions have no catalog equivalent")
-    return Mapped(
-        "Conv2DTranspose",
-        {
-            "filters": int(cfg["filters"]),
-            "kernel_size": _ints(cfg["kernel_size"], 2),
-            "strides": _ints(cfg.get("strides", 1), 2),
-            "padding": cfg.get("padding", "valid"),
-            "activation": activation_name(cfg.get("activation")),
-            "use_bias": bool(cfg.get("use_bias", True)),
-        },
-    )
-
-
-def _depthwise(cfg, context) -> Mapped:
-    _channels_last(cfg)
-    return Mapped(
-        "DepthwiseConv2D",
-        {
-            "kernel_size": _ints(cfg["kernel_size"], 2),
-            "strides": _ints(cfg.get("strides", 1), 2),
-            "padding": cfg.get("padding", "valid"),
-            "depth_multiplier": int(cfg.get("depth_multiplier", 1)),
-            "dilation_rate": _ints(cfg.get("dilation_rate", 1), 2),
-            "activation": activation_name(cfg.get("activation")),
-            "use_bias": bool(cfg.get("use_bias", True)),
-        },
-    )
-
-
-def _pooling(kind: str, rank: int) -> Callable[[Mapping, LayerContext], Mapped]:
-    def mapper(cfg, context) -> Mapped:
-        _channels_last(cfg)
-        pool = _ints(cfg.get("pool_size", 2), rank)
-        strides = cfg.get("strides")
-        return Mapped(
-            kind,
-            {
-                "pool_size": pool,
-                "strides": pool if strides is None else _ints(strides, rank),
-                "padding": cfg.get("padding", "valid"),
-            },
-        )
-
-    return mapper
-
-
-def _global_pooling(kind: str) -> Callable[[Mapping, LayerContext], Mapped]:
-    def mapper(cfg, context) -> Mapped:
-        _channels_last(cfg)
-        if cfg.get("keepdims"):
-            raise Unsupported("keepdims=True: the catalog's global poolings return (channels,)")
-        return Mapped(kind)
-
-    return mapper
-
-
-def _last_axis(axis: Any, context: LayerContext, what: str) -> None:
-    """Normalization and softmax over the last axis only, as the catalog defines them."""
-    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
-    rank = context.rank
-    if len(axes) == 1 and (axes[0] == -1 or (rank is not None and axes[0] == rank - 1)):
-        return
-    raise Unsupported(f"axis={axis!r}: the catalog's {what} works on the last (channel) axis only")
-
-
-def _batch_norm(cfg, context) -> Mapped:
-    _last_axis(cfg.get("axis", -1), context, "BatchNormalization")
-    if cfg.get("renorm"):
-        raise Unsupported("renorm=True: batch renormalization has no catalog equivalent")
-    return Mapped(
-        "BatchNormalization",
-        {
-            "momentum": float(cfg.get("momentum", 0.99)),
-            "epsilon": float(cfg.get("epsilon", 1e-3)),
-            "center": bool(cfg.get("center", True)),
-            "scale": bool(cfg.get("scale", True)),
-        },
-    )
-
-
-def _layer_norm(cfg, context) -> Mapped:
-    _last_axis(cfg.get("axis", -1), context, "LayerNormalization")
-    if cfg.get("rms_scaling"):
-        raise Unsupported("rms_scaling=True: RMS normalization has no catalog equivalent")
-    return Mapped(
-        "LayerNormalization",
-        {
-            "epsilon": float(cfg.get("epsilon", 1e-3)),
-            "center": bool(cfg.get("center", True)),
-            "scale": bool(cfg.get("scale", True)),
-        },
-    )
-
-
-def _activation_layer(cfg, context) -> Mapped:
-    name = activation_name(cfg.get("activation"))
-    if name == "linear":
-        return Mapped(None)
-    return Mapped("Activation", {"activation": name})
-
-
-def _relu(cfg, context) -> Mapped:
-    max_value = cfg.get("max_value")
-    slope = float(cfg.get("negative_slope", 0.0) or 0.0)
-    threshold = float(cfg.get("threshold", 0.0) or 0.0)
-    if threshold != 0.0:
-        raise Unsupported(f"threshold={threshold}: the catalog's relu has no threshold")
-    if max_value is None and slope == 0.0:
-        return Mapped("Activation", {"activation": "relu"})
-    if max_value is not None and float(max_value) == 6.0 and slope == 0.0:
-        return Mapped("Activation", {"activation": "relu6"})
-    if max_value is None:
-        return Mapped("Activation", {"activation": "leaky_relu", "negative_slope": slope})
-    raise Unsupported(
-        f"max_value={max_value}, negative_slope={slope}: the catalog has relu, relu6 (max_value=6) and leaky_relu"
-    )
-
-
-def _leaky_relu(cfg, context) -> Mapped:
-    slope = cfg.get("negative_slope", cfg.get("alpha", 0.3))
-    return Mapped("Activation", {"activation": "leaky_relu", "negative_slope": float(slope)})
-
-
-def _elu(cfg, context) -> Mapped:
-    return Mapped("Activation", {"activation": "elu", "alpha": float(cfg.get("alpha", 1.0))})
-
-
-def _softmax(cfg, context) -> Mapped:
-    _last_axis(cfg.get("axis", -1), context, "softmax")
-    return Mapped("Activation", {"activation": "softmax"})
-
-
-def _dropout(cfg, context) -> Mapped:
-    if cfg.get("noise_shape") is not None:
-        raise Unsupported(f"noise_shape={cfg['noise_shape']!r}: the catalog's Dropout drops single values")
-    return Mapped("Dropout", {"rate": float(cfg.get("rate", 0.5))})
-
-
-def _embedding(cfg, context) -> Mapped:
-    if cfg.get("mask_zero"):
-        raise Unsupported("mask_zero=True: masks have no catalog (or PyTorch) equivalent")
-    if cfg.get("lora_rank"):
-        raise Unsupported(f"lora_rank={cfg['lora_rank']}: LoRA adapters have no catalog equivalent")
-    return Mapped("Embedding", {"input_dim": int(cfg["input_dim"]), "output_dim": int(cfg["output_dim"])})
-
-
-def _recurrent(kind: str) -> Callable[[Mapping, LayerContext], Mapped]:
-    def mapper(cfg, context) -> Mapped:
-        for key in ("return_state", "go_backwards", "stateful"):
-            _require(cfg, key, False, "the catalog's recurrent layers do not have it")
-        _require(cfg, "use_bias", True, "the catalog's recurrent layers always have a bias")
-        for key in ("dropout", "recurrent_dropout"):
-            if float(cfg.get(key, 0.0) or 0.0) != 0.0:
-                raise Unsupported(f"{key}={cfg[key]}: the catalog's recurrent layers have no dropout")
-        activation = cfg.get("activation", "tanh")
-        if kind == "SimpleRNN":
-            if activation not in ("tanh", "relu"):
-                raise Unsupported(
-                    f"activation={activation!r}: SimpleRNN has tanh or relu (torch nonlinearity)"
-                )
-        elif activation != "tanh":
-            raise Unsupported(f"activation={activation!r}: PyTorch's {kind} uses tanh only")
-        if kind != "SimpleRNN" and cfg.get("recurrent_activation", "sigmoid") != "sigmoid":
-            raise Unsupported(
-                f"recurrent_activation={cfg['recurrent_activation']!r}: PyTorch's {kind} uses sigmoid only"
-            )
-        if kind == "GRU" and cfg.get("reset_after", True) is not True:
-            raise Unsupported("reset_after=False: PyTorch implements only reset_after=True")
-        params: dict[str, Any] = {
-            "units": int(cfg["units"]),
-            "return_sequences": bool(cfg.get("return_sequences", False)),
-            "bidirectional": False,
-        }
-        if kind == "SimpleRNN":
-            params["activation"] = activation
-        return Mapped(kind, params)
-
-    return mapper
-
-
-def _bidirectional(cfg, context) -> Mapped:
-    if cfg.get("merge_mode", "concat") != "concat":
-        raise Unsupported(
-            f"merge_mode={cfg.get('merge_mode')!r}: the catalog's bidirectional layers concatenate"
-        )
-    inner = cfg.get("layer") or {}
-    kind = str(inner.get("class_name"))
-    if kind not in ("LSTM", "GRU", "SimpleRNN"):
-        raise Unsupported(f"wraps a {kind}; the catalog has bidirectional LSTM, GRU and SimpleRNN")
-    mapped = _recurrent(kind)(inner.get("config") or {}, context)
-    backward = cfg.get("backward_layer")
-    if isinstance(backward, Mapping):
-        back = _recurrent(kind)(_forward_view(backward.get("config") or {}), context)
-        if str(backward.get("class_name")) != kind or back.params != mapped.params:
-            raise Unsupported("its backward layer differs from the forward one")
-    mapped.params["bidirectional"] = True
-    return mapped
-
-
-def _forward_view(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    return {**cfg, "go_backwards": False}
-
-
-def _attention(cfg, context) -> Mapped:
-    key_dim = int(cfg["key_dim"])
-    value_dim = cfg.get("value_dim")
-    if value_dim is not None and int(value_dim) != key_dim:
-        raise Unsupported(f"value_dim={value_dim} differs from key_dim={key_dim} (the catalog uses key_dim)")
-    if cfg.get("output_shape") is not None:
-        raise Unsupported(f"output_shape={cfg['output_shape']!r}: the output has the query's features")
-    axes = cfg.get("attention_axes")
-    if axes is not None and list(axes) not in ([1], [-2]):
-        raise Unsupported(f"attention_axes={axes!r}: the catalog attends over the steps axis only")
-    for key in ("use_gate",):
-        _require(cfg, key, False, "the catalog's MultiHeadAttention has no gate")
-    if cfg.get("sliding_window") is not None:
-        raise Unsupported(f"sliding_window={cfg['sliding_window']!r}: the catalog attends over all steps")
-    return Mapped(
-        "MultiHeadAttention",
-        {
-            "num_heads": int(cfg["num_heads"]),
-            "key_dim": key_dim,
-            "use_bias": bool(cfg.get("use_bias", True)),
-            "dropout": float(cfg.get("dropout", 0.0)),
-        },
-    )
-
-
-def _merge(kind: str) -> Callable[[Mapping, LayerContext], Mapped]:
-    def mapper(cfg, context) -> Mapped:
-        return Mapped(kind)
-
-    return mapper
-
-
-def _concatenate(cfg, context) -> Mapped:
-    return Mapped("Concatenate", {"axis": int(cfg.get("axis", -1))})
-
-
-def _flatten(cfg, context) -> Mapped:
-    _channels_last(cfg)
-    return Mapped("Flatten")
-
-
-def _reshape(cfg, context) -> Mapped:
-    return Mapped("Reshape", {"target_shape": [int(dim) for dim in cfg["target_shape"]]})
-
-
-def _permute(cfg, context) -> Mapped:
-    return Mapped("Permute", {"dims": [int(dim) for dim in cfg["dims"]]})
-
-
-def _up_sampling(cfg, context) -> Mapped:
-    _channels_last(cfg)
-    return Mapped(
-        "UpSampling2D",
-        {"size": _ints(cfg.get("size", 2), 2), "interpolation": cfg.get("interpolation", "nearest")},
-    )
-
-
-def _four_sides(value: Any) -> tuple[int, int, int, int]:
-    """Keras's ZeroPadding2D / Cropping2D forms -> (top, bottom, left, right)."""
-    if isinstance(value, int):
-        return (value,) * 4
-    first, second = value
-    if isinstance(first, int) and isinstance(second, int):
-        return first, first, second, second
-    (top, bottom), (left, right) = first, second
-    return int(top), int(bottom), int(left), int(right)
-
-
-def _zero_padding(cfg, context) -> Mapped:
-    _channels_last(cfg)
-    return Mapped("ZeroPadding2D", {"padding": _four_sides(cfg.get("padding", 1))})
-
-
-def _cropping(cfg, context) -> Mapped:
-    _channels_last(cfg)
-    return Mapped("Cropping2D", {"cropping": _four_sides(cfg.get("cropping", 0))})
-
-
-def _rescaling(cfg, context) -> Mapped:
-    scale, offset = cfg.get("scale", 1.0), cfg.get("offset", 0.0)
-    if not all(isinstance(value, (int, float)) and math.isfinite(value) for value in (scale, offset)):
-        raise Unsupported(f"scale={scale!r}, offset={offset!r}: the catalog's Rescaling takes two numbers")
-    return Mapped("Rescaling", {"scale": float(scale), "offset": float(offset)})
-
-
-def _identity(cfg, context) -> Mapped:
-    return Mapped(None)
-
-
-KERAS_LAYERS: dict[str, Callable[[Mapping, LayerContext], Mapped]] = {
-    "Dense": _dense,
-    "Conv1D": _conv("Conv1D", 1),
-    "Conv2D": _conv("Conv2D", 2),
-    "SeparableConv2D": _conv("SeparableConv2D", 2),
-    "Conv2DTranspose": _conv_transpose,
-    "DepthwiseConv2D": _depthwise,
-    "MaxPooling1D": _pooling("MaxPooling1D", 1),
-    "MaxPooling2D": _pooling("MaxPooling2D", 2),
-    "AveragePooling1D": _pooling("AveragePooling1D", 1),
-    "AveragePooling2D": _pooling("AveragePooling2D", 2),
-    "GlobalAveragePooling1D": _global_pooling("GlobalAveragePooling1D"),
-    "GlobalAveragePooling2D": _global_pooling("GlobalAveragePooling2D"),
-    "GlobalMaxPooling1D": _global_pooling("GlobalMaxPooling1D"),
-    "GlobalMaxPooling2D": _global_pooling("GlobalMaxPooling2D"),
-    "BatchNormalization": _batch_norm,
-    "LayerNormalization": _layer_norm,
-    "Activation": _activation_layer,
-    "ReLU": _relu,
-    "LeakyReLU": _leaky_relu,
-    "ELU": _elu,
-    "Softmax": _softmax,
-    "Dropout": _dropout,
-    "Embedding": _embedding,
-    "SimpleRNN": _recurrent("SimpleRNN"),
-    "LSTM": _recurrent("LSTM"),
-    "GRU": _recurrent("GRU"),
-    "Bidirectional": _bidirectional,
-    "MultiHeadAttention": _attention,
-    "Add": _merge("Add"),
-    "Subtract": _merge("Subtract"),
-    "Multiply": _merge("Multiply"),
-    "Average": _merge("Average"),
-    "Maximum": _merge("Maximum"),
-    "Concatenate": _concatenate,
-    "Flatten": _flatten,
-    "Reshape": _reshape,
-    "Permute": _permute,
-    "UpSampling2D": _up_sampling,
-    "ZeroPadding2D": _zero_padding,
-    "Cropping2D": _cropping,
-    "Rescaling": _rescaling,
-    "Identity": _identity,
-}

@@ -1,0 +1,179 @@
+"""Every kind's Keras emission and Keras import mapping are inverses.
+
+For each catalog kind (and a few non-default parameter choices per family):
+project -> generated Keras program -> model built from that source -> ``.keras``
+file -> the studio's Keras importer -> the same layers, kinds and params.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+from codegen import generate  # noqa: E402
+from codegen.verify import load_module  # noqa: E402
+from studio.catalog import CATALOG  # noqa: E402
+from studio.interop import import_model, keras_import  # noqa: E402
+from studio.project import Project  # noqa: E402
+from tests.graph_builders import make_project  # noqa: E402
+
+# A small input each kind accepts, by kind.
+VECTOR, SEQUENCE, IMAGE = [6], [5, 6], [8, 8, 3]
+INPUT_SHAPES = {
+    "Dense": VECTOR,
+    "Activation": VECTOR,
+    "Dropout": VECTOR,
+    "Rescaling": VECTOR,
+    "Conv1D": SEQUENCE,
+    "MaxPooling1D": SEQUENCE,
+    "AveragePooling1D": SEQUENCE,
+    "GlobalAveragePooling1D": SEQUENCE,
+    "GlobalMaxPooling1D": SEQUENCE,
+    "LayerNormalization": SEQUENCE,
+    "SimpleRNN": SEQUENCE,
+    "LSTM": SEQUENCE,
+    "GRU": SEQUENCE,
+    "MultiHeadAttention": [4, 64],  # num_heads * key_dim features
+    "Reshape": SEQUENCE,
+    "Permute": SEQUENCE,
+    "Embedding": [5],
+}
+MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Concatenate")
+
+
+def single(kind: str, params: dict | None = None, shape: list[int] | None = None) -> Project:
+    """Input -> kind (two inputs for a merge)."""
+    shape = shape or INPUT_SHAPES.get(kind, IMAGE)
+    dtype = "int32" if kind == "Embedding" else "float32"
+    rows = [("x", "Input", {"shape": shape, "dtype": dtype})]
+    if kind in MERGES:
+        rows += [("y", "Input", {"shape": shape}), ("layer", kind, params or {}, "x", "y")]
+    else:
+        rows.append(("layer", kind, params or {}, "x"))
+    return make_project(*rows)
+
+
+def attention(params: dict, *shapes: list[int]) -> Project:
+    """MultiHeadAttention called on (query, value[, key])."""
+    names = ["query", "value", "key"][: len(shapes)]
+    rows = [(name, "Input", {"shape": shape}) for name, shape in zip(names, shapes, strict=True)]
+    return make_project(*rows, ("attention", "MultiHeadAttention", params, *names))
+
+
+# Every kind with its default params (Input is in every case).
+CASES: dict[str, Project] = {kind: single(kind) for kind in CATALOG.keys() if kind != "Input"}
+
+# Non-default parameters, family by family.
+EXTRA = {
+    # core
+    "dense-relu-no-bias": single("Dense", {"units": 3, "activation": "relu", "use_bias": False}),
+    "activation-leaky-0.3": single("Activation", {"activation": "leaky_relu", "negative_slope": 0.3}),
+    "activation-elu-0.5": single("Activation", {"activation": "elu", "alpha": 0.5}),
+    "activation-silu": single("Activation", {"activation": "silu"}),
+    "dropout-0.25": single("Dropout", {"rate": 0.25}),
+    # convolution
+    "conv1d-causal-dilated": single(
+        "Conv1D", {"filters": 4, "kernel_size": 2, "padding": "causal", "dilation_rate": 2}
+    ),
+    "conv1d-strides-same-tanh": single(
+        "Conv1D", {"filters": 3, "strides": 2, "padding": "same", "activation": "tanh"}
+    ),
+    "conv2d-strides-same-no-bias": single(
+        "Conv2D",
+        {"filters": 4, "kernel_size": [3, 2], "strides": 2, "padding": "same", "use_bias": False},
+    ),
+    "conv2d-dilated-relu": single("Conv2D", {"filters": 2, "dilation_rate": 2, "activation": "relu"}),
+    "conv2d-transpose-strides-same": single(
+        "Conv2DTranspose", {"filters": 3, "strides": 2, "padding": "same", "use_bias": False}
+    ),
+    "depthwise-multiplier-strides": single(
+        "DepthwiseConv2D", {"depth_multiplier": 2, "strides": 2, "padding": "same", "activation": "relu"}
+    ),
+    "separable-dilated-no-bias": single(
+        "SeparableConv2D",
+        {"filters": 5, "depth_multiplier": 2, "dilation_rate": 2, "padding": "same", "use_bias": False},
+    ),
+    # pooling
+    "max-pool-2d-overlapping-same": single("MaxPooling2D", {"pool_size": 3, "strides": 2, "padding": "same"}),
+    "average-pool-1d-strides-1": single("AveragePooling1D", {"pool_size": 3, "strides": 1}),
+    # normalization
+    "batch-norm-no-affine": single(
+        "BatchNormalization", {"momentum": 0.9, "epsilon": 1e-5, "center": False, "scale": False}
+    ),
+    "layer-norm-no-center": single("LayerNormalization", {"epsilon": 1e-6, "center": False}),
+    "layer-norm-no-affine": single("LayerNormalization", {"center": False, "scale": False}),
+    # recurrent
+    "embedding-small": single("Embedding", {"input_dim": 50, "output_dim": 8}),
+    "simple-rnn-relu-sequences": single(
+        "SimpleRNN", {"units": 4, "activation": "relu", "return_sequences": True}
+    ),
+    "lstm-bidirectional-sequences": single(
+        "LSTM", {"units": 4, "bidirectional": True, "return_sequences": True}
+    ),
+    "gru-bidirectional": single("GRU", {"units": 3, "bidirectional": True}),
+    # attention
+    "attention-cross-no-bias": attention(
+        {"num_heads": 2, "key_dim": 3, "use_bias": False, "dropout": 0.1}, [4, 6], [5, 7]
+    ),
+    "attention-query-value-key": attention({"num_heads": 1, "key_dim": 6}, [4, 6], [5, 7], [5, 3]),
+    # merging
+    "concatenate-steps-axis": make_project(
+        ("x", "Input", {"shape": [4, 3]}),
+        ("y", "Input", {"shape": [5, 3]}),
+        ("layer", "Concatenate", {"axis": 1}, "x", "y"),
+    ),
+    "add-three": make_project(
+        ("x", "Input", {"shape": [6]}),
+        ("y", "Input", {"shape": [6]}),
+        ("z", "Input", {"shape": [6]}),
+        ("layer", "Add", {}, "x", "y", "z"),
+    ),
+    # reshaping
+    "reshape-2d": single("Reshape", {"target_shape": [3, -1]}),
+    "permute-3d": single("Permute", {"dims": [3, 1, 2]}, shape=[2, 3, 4]),
+    "up-sampling-bilinear": single("UpSampling2D", {"size": [2, 3], "interpolation": "bilinear"}),
+    "zero-padding-sides": single("ZeroPadding2D", {"padding": [1, 2, 3, 4]}),
+    "cropping-sides": single("Cropping2D", {"cropping": [1, 0, 2, 1]}),
+    "rescaling-offset": single("Rescaling", {"scale": 0.5, "offset": -1.0}),
+}
+assert not set(EXTRA) & set(CASES)
+CASES |= EXTRA
+
+
+def test_every_kind_has_a_case():
+    kinds = {node.kind for project in CASES.values() for node in project.graph.nodes}
+    assert kinds == set(CATALOG.keys())
+
+
+def layers(project: Project) -> dict[str, tuple[str, dict, list[str]]]:
+    """name -> (kind, params in the catalog's normalised form, input names) of every layer."""
+    graph = project.graph
+    result = {}
+    for node in graph.nodes:
+        params = CATALOG.get(node.kind).validate_params(node.params)
+        if params.get("strides", 0) is None:  # a pooling's strides None means "the pool size"
+            params["strides"] = params["pool_size"]
+        inputs = [graph.node(source).name for source in graph.inputs_of(node.id) if source is not None]
+        result[node.name] = (node.kind, params, inputs)
+    return result
+
+
+@pytest.fixture
+def no_hdf5_check(monkeypatch):
+    """Our own files: skip the HDF5 safety check, a child process per file (see test_fuzz_model_files)."""
+    monkeypatch.setattr(keras_import, "hdf5_problem", lambda path: None)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_keras_program_imports_back_as_the_same_project(case, tmp_path, no_hdf5_check):
+    project = CASES[case]
+    code = generate(project, "keras")
+    model = load_module(code.source, code.filename[:-3]).build_model()
+    path = tmp_path / "model.keras"
+    model.save(path)
+    imported = import_model(path, with_weights=False)
+    assert layers(imported.project) == layers(project)
