@@ -157,6 +157,7 @@ class Lowerings:
     """The registry: lowerings by kind, and the import mappings by what they convert.
 
     - ``keras_classes``: Keras class name -> mapping of its config;
+    - ``keras_calls``: Keras class name -> how it takes its inputs by keyword (``keras_config.KerasCall``);
     - ``torch_modules``: ``nn.Module`` class name -> handler ``(walker, node, module, name)``;
     - ``torch_functions``: qualified function name -> handler ``(walker, node, name)``;
     - ``torch_methods``: tensor method name -> handler ``(walker, node, name)``;
@@ -172,13 +173,22 @@ class Lowerings:
         self.torch_functions: dict[str, Callable] = {}
         self.torch_methods: dict[str, Callable] = {}
         self.onnx_ops: dict[str, Callable] = {}
+        self.keras_calls: dict[str, Any] = {}
         for family in families:
             self._add(family)
 
     def _add(self, family: Any) -> None:
         name = family.__name__
         _merge(self.kinds, {lowering.kind: lowering for lowering in family.LOWERINGS}, name)
-        for table in ("keras_classes", "torch_modules", "torch_functions", "torch_methods", "onnx_ops"):
+        tables = (
+            "keras_classes",
+            "keras_calls",
+            "torch_modules",
+            "torch_functions",
+            "torch_methods",
+            "onnx_ops",
+        )
+        for table in tables:
             _merge(getattr(self, table), getattr(family, table.upper(), {}), name)
 
     def __getitem__(self, kind: str) -> Lowering:

@@ -25,17 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from codegen.layers import FAMILIES, LOWERINGS
+from codegen.layers import LOWERINGS
 from codegen.layers.base import KerasContext, Mapped
-from codegen.layers.keras_config import KerasCall
 from studio.interop.builder import GraphBuilder, ImportedModel, TensorInfo
 from studio.interop.errors import ModelFileError, Unsupported, UnsupportedLayer, UnsupportedModelError
 from studio.interop.frameworks import import_keras
 
-# Layers Keras may call with their inputs by keyword, by class name (see ``KerasCall``).
-KERAS_CALLS: dict[str, KerasCall] = {
-    name: call for family in FAMILIES for name, call in getattr(family, "KERAS_CALLS", {}).items()
-}
 MODEL_CLASSES = frozenset({"Functional", "Model", "Sequential"})
 TRAINING_ONLY_KEYS = (
     "kernel_regularizer",
@@ -409,7 +404,7 @@ class _Walker:
         if mapped.kind is None:
             self.output_of[keras_name] = sources[0]
             return
-        if class_name in KERAS_CALLS:
+        if class_name in LOWERINGS.keras_calls:
             sources = _without_defaults(sources)
         weights = None
         if self.weights is not None:
@@ -553,7 +548,7 @@ def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], li
     tensors: list[dict] = []
     _collect_tensors(node.get("args", []), tensors)
     kwargs = dict(node.get("kwargs") or {})
-    call = KERAS_CALLS.get(class_name)
+    call = LOWERINGS.keras_calls.get(class_name)
     if call is not None:  # input tensors passed by keyword take their place in the call's order
         named = {key: kwargs.pop(key) for key in call.inputs if _is_tensor(kwargs.get(key))}
         slots = list(tensors) + [None] * len(call.inputs)
