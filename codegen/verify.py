@@ -34,7 +34,13 @@ from codegen.runtime import load_module, to_keras_layout, to_torch_layout
 from codegen.weights import keras_to_torch_state, load_torch_state, torch_counts
 from studio.project import Project
 
-TOLERANCE = 1e-4
+# Two arrays agree when, element by element, |a - b| <= ATOL * scale + RTOL * |a|, where ``a`` is
+# the reference (Keras) and ``scale`` its largest magnitude. Both terms scale with the outputs, so
+# tiny outputs (a model ending in Rescaling(1e-5)) cannot hide a wrong program under an absolute
+# tolerance, and huge ones are not failed by float32 rounding.
+ATOL = 1e-4
+RTOL = 1e-4
+TOLERANCE = ATOL  # kept for readers of the old name
 LEARNING_RATE = 0.1
 
 
@@ -42,10 +48,11 @@ LEARNING_RATE = 0.1
 class Comparison:
     max_abs: float
     max_rel: float  # max |a - b| relative to the largest |a|
+    excess: float = 0.0  # the largest |a - b| / (ATOL * scale + RTOL * |a|): above 1 fails
 
     @property
     def ok(self) -> bool:
-        return self.max_abs <= TOLERANCE or self.max_rel <= TOLERANCE
+        return self.excess <= 1.0
 
 
 @dataclass
@@ -99,22 +106,29 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def compare(a: np.ndarray, b: np.ndarray) -> Comparison:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+def compare(reference: np.ndarray, other: np.ndarray) -> Comparison:
+    """How far ``other`` is from ``reference``, element by element (see ATOL and RTOL)."""
+    a, b = np.asarray(reference, dtype=np.float64), np.asarray(other, dtype=np.float64)
     if a.shape != b.shape:
-        return Comparison(float("inf"), float("inf"))
+        return Comparison(float("inf"), float("inf"), float("inf"))
     if a.size == 0:
         return Comparison(0.0, 0.0)
-    diff = float(np.max(np.abs(a - b)))
-    scale = float(np.max(np.abs(a)))
-    return Comparison(diff, diff / scale if scale > 0 else diff)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        same = bool(np.array_equal(a, b, equal_nan=True))
+        return Comparison(0.0, 0.0) if same else Comparison(float("inf"), float("inf"), float("inf"))
+    diff = np.abs(a - b)
+    magnitude = np.abs(a)
+    scale = max(float(magnitude.max()), np.finfo(np.float32).tiny)
+    allowed = ATOL * scale + RTOL * magnitude
+    max_diff = float(diff.max())
+    return Comparison(max_diff, max_diff / scale, float(np.max(diff / allowed)))
 
 
 def _combine(comparisons: list[Comparison]) -> Comparison:
     """The worst of several comparisons: a failing one first, then the largest difference."""
     if not comparisons:
         return Comparison(0.0, 0.0)
-    return max(comparisons, key=lambda c: (not c.ok, c.max_abs))
+    return max(comparisons, key=lambda c: (c.excess, c.max_abs))
 
 
 def random_inputs(plan: ModelPlan, batch: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -143,28 +157,49 @@ def _import_frameworks():
     return keras, tf, torch
 
 
-class _Models:
-    """Both models built from the generated source, with identical weights."""
+class ProgramMismatch(ValueError):
+    """A given program does not fit the project: it cannot be built, or its weights do not map."""
 
-    def __init__(self, project: Project) -> None:
+
+class _Models:
+    """Both models, each built from a program's source (the generated ones by default), with identical weights."""
+
+    def __init__(
+        self, project: Project, rng: np.random.Generator, sources: dict[str, str] | None = None
+    ) -> None:
         keras, _, torch = _import_frameworks()
         keras_code = generate(project, "keras")
         torch_code = generate(project, "pytorch", keras_code.plan.analysis)
+        sources = sources or {}
         self.plan = keras_code.plan
-        self.keras_model = load_module(keras_code.source, keras_code.filename[:-3]).build_model()
-        self.torch_model = load_module(torch_code.source, torch_code.filename[:-3]).build_model()
         self.keras, self.torch = keras, torch
+        self.keras_model = _build(sources.get("keras", keras_code.source), keras_code.filename, "Keras")
+        self.torch_model = _build(sources.get("pytorch", torch_code.source), torch_code.filename, "PyTorch")
+        _break_constant_weights(self.keras_model, rng)
         self.copy_weights()
 
     def keras_weights(self) -> dict[str, list[np.ndarray]]:
-        return {
-            layer.ident: self.keras_model.get_layer(layer.ident).get_weights()
-            for layer in self.plan.layers
-            if not layer.spec.is_source
-        }
+        weights = {}
+        for layer in self.plan.layers:
+            if layer.spec.is_source:
+                continue
+            try:
+                weights[layer.ident] = self.keras_model.get_layer(layer.ident).get_weights()
+            except ValueError:
+                raise ProgramMismatch(
+                    f"the Keras program has no layer named {layer.ident!r} ({layer.kind} '{layer.node.name}')"
+                ) from None
+        return weights
 
     def copy_weights(self) -> None:
-        load_torch_state(self.torch_model, keras_to_torch_state(self.plan, self.keras_weights()))
+        try:
+            load_torch_state(self.torch_model, keras_to_torch_state(self.plan, self.keras_weights()))
+        except (ValueError, RuntimeError) as error:
+            if isinstance(error, ProgramMismatch):
+                raise
+            raise ProgramMismatch(
+                f"the PyTorch program's weights do not fit the project: {_first_line(error)}"
+            ) from None
 
     def run_keras(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         outputs = self.keras_model(inputs if len(inputs) > 1 else inputs[0], training=False)
@@ -186,17 +221,72 @@ class _Models:
         ]
 
 
+def _build(source: str, filename: str, framework: str):
+    """``build_model()`` of a program's source; a program that fails to build is a mismatch, named."""
+    try:
+        return load_module(source, filename[:-3]).build_model()
+    except Exception as error:  # the program is the user's: any error means it does not fit
+        raise ProgramMismatch(
+            f"the {framework} program fails to build: {type(error).__name__}: {_first_line(error)}"
+        ) from None
+
+
+def _run(framework: str, run, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    try:
+        return run(inputs)
+    except Exception as error:  # a given program may fail on the project's inputs: say so, by name
+        raise ProgramMismatch(
+            f"the {framework} program fails on a batch of the project's inputs: "
+            f"{type(error).__name__}: {_first_line(error)}"
+        ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def _break_constant_weights(model, rng: np.random.Generator) -> None:
+    """Give weights that start constant (biases, batch-norm statistics, scales) random values.
+
+    Keras starts biases at 0 (an LSTM's forget gate at 1) and normalisation statistics at 0 and 1,
+    where a wrong conversion or a changed epsilon, bias or momentum would go unseen. Each such
+    value v becomes v + U(-1/2, 1/2) * max(|v|, 0.2), which keeps variances and scales positive.
+    """
+    for variable in model.weights:
+        value = np.asarray(variable)
+        if not np.issubdtype(value.dtype, np.floating) or not value.size or value.size > 1_000_000:
+            continue  # seed states are integers; large kernels start random already
+        if np.unique(value).size <= 2:
+            noise = rng.uniform(-0.5, 0.5, size=value.shape) * np.maximum(np.abs(value), 0.2)
+            variable.assign((value + noise).astype(value.dtype))
+
+
 def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def verify_project(project: Project, seed: int = 0, batch: int = 4) -> VerifyReport:
-    models = _Models(project)
-    plan = models.plan
+def verify_project(
+    project: Project, seed: int = 0, batch: int = 4, sources: dict[str, str] | None = None
+) -> VerifyReport:
+    """Prove the project's two programs equivalent, or say where they differ.
+
+    ``sources`` replaces a generated program by the given one ({"keras": ..., "pytorch": ...}), e.g.
+    one the user has edited. Raises ProgramMismatch when a program cannot be built or its weights
+    do not map onto the project's layers.
+    """
+    if batch < 1:
+        raise ValueError(f"the batch size must be a positive integer. Received: {batch}")
     rng = np.random.default_rng(seed)
+    models = _Models(project, rng, sources)
+    plan = models.plan
     inputs = random_inputs(plan, batch, rng)
-    keras_out = models.run_keras(inputs)
-    torch_out = models.run_torch(inputs)
+    keras_out = _run("Keras", models.run_keras, inputs)
+    torch_out = _run("PyTorch", models.run_torch, inputs)
+    if len(keras_out) != len(torch_out):
+        raise ProgramMismatch(
+            f"the Keras program gives {len(keras_out)} outputs, the PyTorch one {len(torch_out)}"
+        )
     outputs = _combine([compare(k, t) for k, t in zip(keras_out, torch_out, strict=True)])
 
     report = VerifyReport(

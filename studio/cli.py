@@ -70,18 +70,58 @@ def cmd_verify(args: argparse.Namespace) -> int:
     import json
 
     from codegen import CodegenError
-    from codegen.verify import verify_project
+    from codegen.verify import ProgramMismatch, verify_project
 
     project = _load(args.project)
     if project is None:
         return UNREADABLE
+    sources = {}
+    for framework, path in (("keras", args.keras), ("pytorch", args.pytorch)):
+        if path is not None:
+            source = _read_program(path, f"--{framework}")
+            if source is None:
+                return UNREADABLE
+            sources[framework] = source
     try:
-        report = verify_project(project, seed=args.seed, batch=args.batch_size)
-    except CodegenError as error:
+        report = verify_project(project, seed=args.seed, batch=args.batch_size, sources=sources)
+    except (CodegenError, ProgramMismatch) as error:
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(error)}, indent=2))
         print(f"error: {error}", file=sys.stderr)
         return PROBLEMS
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return OK if report.ok else PROBLEMS
+
+
+MAX_PROGRAM_BYTES = 10_000_000
+
+
+def _read_program(path: str, flag: str) -> str | None:
+    """The text of a Python program given on the command line, or None after saying why not."""
+    from pathlib import Path
+
+    file = Path(path).expanduser()
+    try:
+        if not file.is_file():
+            raise OSError("no such file (or not a regular file)")
+        if file.stat().st_size > MAX_PROGRAM_BYTES:
+            raise OSError(f"larger than {MAX_PROGRAM_BYTES // 1_000_000} MB; a program is far smaller")
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        print(f"error: {flag} {path}: cannot read the program: {reason}", file=sys.stderr)
+        return None
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse then exits 2 naming the flag)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer. Received: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer. Received: {value}")
+    return value
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -222,7 +262,19 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("project")
     verify.add_argument("--json", action="store_true", help="print the figures as JSON")
     verify.add_argument("--seed", type=int, default=0, help="seed of the random batch (default 0)")
-    verify.add_argument("--batch-size", type=int, default=4, help="size of the random batch (default 4)")
+    verify.add_argument(
+        "--batch-size", type=positive_int, default=4, help="size of the random batch (default 4)"
+    )
+    verify.add_argument(
+        "--keras",
+        metavar="FILE.py",
+        help="check this Keras program (e.g. an edited export) instead of the generated one; it is run",
+    )
+    verify.add_argument(
+        "--pytorch",
+        metavar="FILE.py",
+        help="check this PyTorch program instead of the generated one; it is run",
+    )
     verify.set_defaults(func=cmd_verify)
 
     export = commands.add_parser("export", help="write the generated Keras or PyTorch program")
