@@ -188,8 +188,8 @@ def _global_pooling_from_onnx(walker, node, inputs, name, index):
     return global_pooling_layer(walker.graph, walker.data(inputs), name, node.op_type, is_max, keep_dims=True)
 
 
-def _reduce_mean_from_onnx(walker, node, inputs, name, index):
-    """The mean over every spatial axis of an image: a global average pooling."""
+def _reduce_from_onnx(walker, node, inputs, name, index):
+    """ReduceMean / ReduceMax over every spatial axis of an image: a global pooling."""
     x = walker.data(inputs)
     attrs = walker.attrs(node)
     axes = attrs.get("axes")
@@ -197,12 +197,13 @@ def _reduce_mean_from_onnx(walker, node, inputs, name, index):
         axes = walker.constant(inputs, 1, "axes").tolist()
     rank = len(walker.graph.source_shape(x)) + 1
     axes = positive_axes(axes or [], rank)
+    what = "maximum" if node.op_type == "ReduceMax" else "mean"
     if x.form != CF or axes != list(range(2, rank)):
         raise Unsupported(
-            f"a mean over axes {axes}; the catalog has the mean over all spatial axes (global pooling)"
+            f"a {what} over axes {axes}; the catalog has the {what} over all spatial axes (global pooling)"
         )
     keep = bool(attrs.get("keepdims", 1))
-    return global_pooling_layer(walker.graph, x, name, node.op_type, False, keep_dims=keep)
+    return global_pooling_layer(walker.graph, x, name, node.op_type, what == "maximum", keep_dims=keep)
 
 
 ONNX_OPS: dict = {
@@ -210,5 +211,6 @@ ONNX_OPS: dict = {
     "AveragePool": _pooling_from_onnx,
     "GlobalAveragePool": _global_pooling_from_onnx,
     "GlobalMaxPool": _global_pooling_from_onnx,
-    "ReduceMean": _reduce_mean_from_onnx,
+    "ReduceMean": _reduce_from_onnx,
+    "ReduceMax": _reduce_from_onnx,
 }

@@ -109,7 +109,7 @@ def _first_line(error: BaseException) -> str:
 # layer name ("layer1.0.add"), where a module's own operator is not ("layer1.0.conv1").
 FUNCTIONAL_OPS = frozenset(
     {"Add", "Sub", "Mul", "Div", "Max", "Sum", "Mean", "Concat", "Flatten", "Reshape", "Transpose", "Squeeze"}
-    | {"Unsqueeze", "Pad", "ReduceMean", "Gather"}
+    | {"Unsqueeze", "Pad", "ReduceMean", "ReduceMax", "Gather"}
 )
 
 
