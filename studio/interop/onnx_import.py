@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from codegen.layers import LOWERINGS
-from codegen.layers.base import CF, FLAT_CF, SAME, SQUEEZED, AlreadyReported, Tensor
-from studio.interop.builder import GraphBuilder, ImportedModel, TensorInfo
-from studio.interop.channels_first import ChannelsFirstGraph
+from codegen.layers.base import CF, SAME, Tensor
+from studio.interop.builder import GraphBuilder, ImportedModel
 from studio.interop.errors import ModelFileError, Unsupported
 from studio.interop.frameworks import import_onnx
+from studio.interop.source_walker import BROKEN, SourceWalker
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,6 @@ class ShapeValue:
     """A 1-D integer tensor computed from shapes; None marks the (unknown) batch size."""
 
     dims: tuple[int | None, ...]
-
-
-_BROKEN = object()  # the value of a tensor whose producer was unsupported
 
 
 def import_onnx_file(path: str | Path, with_weights: bool = True, name: str | None = None) -> ImportedModel:
@@ -127,18 +124,21 @@ def layer_name(node, index: int) -> str:
     return ".".join(kept) or f"{op.lower()}_{index}"
 
 
-class _Converter:
+class _Converter(SourceWalker):
+    """Walks an ONNX graph; the families' ONNX_OPS convert its operators (see codegen.layers.onnx_source)."""
+
+    unreadable = "its attributes or inputs could not be read"
+
     def __init__(self, model, builder: GraphBuilder, with_weights: bool) -> None:
+        super().__init__(builder)
         onnx = import_onnx()
         self.onnx = onnx
         self.model = model
-        self.builder = builder
-        self.graph = ChannelsFirstGraph(builder)
         self.with_weights = with_weights
         self.opset = next(
             (entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 13
         )
-        self.values: dict[str, Any] = {}  # name -> Tensor, np.ndarray (constant), ShapeValue or _BROKEN
+        # self.values: tensor name -> Tensor, np.ndarray (constant), ShapeValue or BROKEN
         self.shapes = self._inferred_shapes()
         self.consumers: dict[str, list] = {}
         for node in model.graph.node:
@@ -147,8 +147,6 @@ class _Converter:
         self.graph_outputs = {output.name for output in model.graph.output}
         self.skip: set[int] = set()
         self.used_weights: dict[str, int] = {}
-        self.input_infos: list[TensorInfo] = []
-        self.output_infos: list[TensorInfo] = []
         for initializer in model.graph.initializer:
             try:
                 self.values[initializer.name] = onnx.numpy_helper.to_array(initializer)
@@ -189,32 +187,11 @@ class _Converter:
 
     def _node(self, node, index: int) -> None:
         name = layer_name(node, index)
-        inputs = [self.values.get(item, _BROKEN) if item else None for item in node.input]
-        if any(value is _BROKEN for value in inputs):
-            self._mark_broken(node)
-            return
-        handler = HANDLERS.get(node.op_type)
-        try:
-            if (
-                all(value is None or not isinstance(value, Tensor) for value in inputs)
-                and node.op_type in FOLDABLE
-            ):
-                results = FOLDABLE[node.op_type](self, node, inputs)
-            elif handler is None:
-                raise Unsupported("this ONNX operator has no catalog equivalent")
-            else:
-                results = handler(self, node, inputs, name, index)
-        except AlreadyReported:
-            self._mark_broken(node)
-            return
-        except Unsupported as error:
-            self.builder.unsupported(name, node.op_type, str(error))
-            self._mark_broken(node)
-            return
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
-            # A malformed or unexpected operator: reported like an unsupported one, never a traceback.
-            reason = f"its attributes or inputs could not be read ({type(error).__name__}: {error})"
-            self.builder.unsupported(name, node.op_type, reason)
+        inputs = [self.values.get(item, BROKEN) if item else None for item in node.input]
+        results = BROKEN
+        if not any(value is BROKEN for value in inputs):
+            results = self.convert(name, node.op_type, lambda: self._dispatch(node, inputs, name, index))
+        if results is BROKEN:
             self._mark_broken(node)
             return
         if not isinstance(results, (list, tuple)):
@@ -222,9 +199,20 @@ class _Converter:
         for output, value in zip(node.output, results, strict=False):
             self.values[output] = value
 
+    def _dispatch(self, node, inputs: list, name: str, index: int):
+        if (
+            all(value is None or not isinstance(value, Tensor) for value in inputs)
+            and node.op_type in FOLDABLE
+        ):
+            return FOLDABLE[node.op_type](self, node, inputs)
+        handler = HANDLERS.get(node.op_type)
+        if handler is None:
+            raise Unsupported("this ONNX operator has no catalog equivalent")
+        return handler(self, node, inputs, name, index)
+
     def _mark_broken(self, node) -> None:
         for output in node.output:
-            self.values[output] = _BROKEN
+            self.values[output] = BROKEN
 
     def _input(self, graph_input) -> None:
         onnx = self.onnx
@@ -237,7 +225,7 @@ class _Converter:
                 "input",
                 f"shape {dims} has an unknown size; the catalog needs fixed sizes besides the batch",
             )
-            self.values[name] = _BROKEN
+            self.values[name] = BROKEN
             return
         try:
             elem = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
@@ -248,18 +236,12 @@ class _Converter:
             self.builder.unsupported(
                 name, "input", f"element type {found}; the catalog takes float or integer inputs"
             )
-            self.values[name] = _BROKEN
+            self.values[name] = BROKEN
             return
         dtype = "int32" if np.issubdtype(elem, np.integer) else "float32"
         rest = dims[1:]
         form = self._input_form(name, len(dims))
-        shape = [*rest[1:], rest[0]] if form == CF else rest
-        node = self.builder.add("Input", name, {"shape": shape, "dtype": dtype}, source_kind="input")
-        if node is None:
-            self.values[name] = _BROKEN
-            return
-        self.values[name] = Tensor(node, form)
-        self.input_infos.append(TensorInfo(name, node, channels_first=form == CF))
+        self.add_input(name, name, [*rest[1:], rest[0]] if form == CF else rest, dtype, form)
 
     def _input_form(self, name: str, rank: int) -> str:
         consumers = self.consumers.get(name, [])
@@ -278,23 +260,7 @@ class _Converter:
         return SAME
 
     def _output(self, name: str) -> None:
-        value = self.values.get(name, _BROKEN)
-        if value is _BROKEN:
-            return
-        if not isinstance(value, Tensor):
-            self.builder.unsupported(name, "output", "the output is a constant, not computed from the inputs")
-            return
-        try:
-            if value.form == SQUEEZED and value.ones:
-                value = self.graph.to_cf(value, name)
-            elif value.form == FLAT_CF:
-                value = self.graph.to_same(value, name)
-        except AlreadyReported:
-            return
-        except Unsupported as error:
-            self.builder.unsupported(name, "output", str(error))
-            return
-        self.output_infos.append(TensorInfo(name, value.layer, channels_first=value.form == CF))
+        self.add_output(name, self.values.get(name, BROKEN))
 
     # ----- helpers --------------------------------------------------------------------
 
