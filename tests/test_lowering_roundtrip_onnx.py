@@ -219,7 +219,7 @@ def expected_layers(project: Project) -> list[Entry]:
                 params["padding"] = "valid"
                 crops = (full[0] // 2, full[0] - full[0] // 2, full[1] // 2, full[1] - full[1] // 2)
         elif kind == "Cropping2D":
-            kind, crops = None, params["cropping"]
+            kind, crops = None, tuple(params["cropping"])
         elif kind == "Rescaling" and params["scale"] != 1 and params["offset"]:
             inputs = [out.add("Rescaling", {"scale": params["scale"], "offset": 0.0}, inputs)]
             params["scale"] = 1.0
