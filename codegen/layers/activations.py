@@ -20,25 +20,28 @@ class ActivationForms:
     torch: str | None  # the PyTorch function applied to a tensor; None: written out below
     keras: tuple[str, ...]  # Keras activation names (serialized configs) that mean this function
     nonneg: bool = False  # its output is never negative (zero padding then equals -inf for max pooling)
+    onnx: str | None = None  # the ONNX operator that computes it (its attributes are read in core.py)
 
 
 ACTIVATIONS: dict[str, ActivationForms] = {
     "linear": ActivationForms(None, ("linear",)),
-    "relu": ActivationForms("F.relu", ("relu",), nonneg=True),
+    "relu": ActivationForms("F.relu", ("relu",), nonneg=True, onnx="Relu"),
     "relu6": ActivationForms("F.relu6", ("relu6",), nonneg=True),
-    "leaky_relu": ActivationForms(None, ("leaky_relu",)),
-    "elu": ActivationForms(None, ("elu",)),
-    "gelu": ActivationForms("F.gelu", ("gelu",)),
+    "leaky_relu": ActivationForms(None, ("leaky_relu",), onnx="LeakyRelu"),
+    "elu": ActivationForms(None, ("elu",), onnx="Elu"),
+    "gelu": ActivationForms("F.gelu", ("gelu",), onnx="Gelu"),
     "silu": ActivationForms("F.silu", ("silu", "swish")),
-    "sigmoid": ActivationForms("torch.sigmoid", ("sigmoid",), nonneg=True),
-    "tanh": ActivationForms("torch.tanh", ("tanh",)),
-    "softmax": ActivationForms(None, ("softmax",), nonneg=True),
-    "softplus": ActivationForms("F.softplus", ("softplus",), nonneg=True),
-    "hard_sigmoid": ActivationForms("F.hardsigmoid", ("hard_sigmoid",), nonneg=True),
+    "sigmoid": ActivationForms("torch.sigmoid", ("sigmoid",), nonneg=True, onnx="Sigmoid"),
+    "tanh": ActivationForms("torch.tanh", ("tanh",), onnx="Tanh"),
+    "softmax": ActivationForms(None, ("softmax",), nonneg=True, onnx="Softmax"),
+    "softplus": ActivationForms("F.softplus", ("softplus",), nonneg=True, onnx="Softplus"),
+    "hard_sigmoid": ActivationForms("F.hardsigmoid", ("hard_sigmoid",), nonneg=True, onnx="HardSigmoid"),
 }
 
 # Keras activation names -> catalog names.
 KERAS_NAMES = {keras: name for name, forms in ACTIVATIONS.items() for keras in forms.keras}
+# ONNX operators -> catalog names.
+ONNX_NAMES = {forms.onnx: name for name, forms in ACTIVATIONS.items() if forms.onnx}
 
 
 def is_nonneg(name: str) -> bool:

@@ -454,5 +454,58 @@ TORCH_METHODS: dict = {}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
+# Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
 
-ONNX_OPS: dict = {}
+
+def _conv_from_onnx(walker, node, inputs, name, index):
+    x = walker.data(inputs)
+    weight = walker.weight(node, inputs, 1, "weight")
+    bias = walker.weight(node, inputs, 2, "bias")
+    rank = weight.ndim - 2
+    if rank not in (1, 2):
+        raise Unsupported(f"a {rank}-D convolution; the catalog has 1-D and 2-D convolutions")
+    x = walker.graph.to_cf(x, name)
+    window = walker.window(node, x, rank, kernel=weight.shape[2:])
+    groups = int(window["attrs"].get("group", 1))
+    return conv_layer(
+        walker.graph,
+        x,
+        name,
+        node.op_type,
+        weight,
+        bias,
+        window["strides"],
+        window["dilations"],
+        window["pads"],
+        groups,
+    )
+
+
+def _conv_transpose_from_onnx(walker, node, inputs, name, index):
+    x = walker.data(inputs)
+    weight = walker.weight(node, inputs, 1, "weight")
+    bias = walker.weight(node, inputs, 2, "bias")
+    attrs = walker.attrs(node)
+    if weight.ndim != 4:
+        raise Unsupported("only 2-D transposed convolutions are in the catalog")
+    if int(attrs.get("group", 1)) != 1:
+        raise Unsupported(f"group={attrs['group']}: grouped convolutions have no catalog equivalent")
+    if set(attrs.get("dilations", [1, 1])) != {1}:
+        raise Unsupported(f"dilations={list(attrs['dilations'])}: the catalog's Conv2DTranspose has none")
+    if "output_shape" in attrs or attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        raise Unsupported("output_shape or auto_pad SAME: the importer needs explicit pads")
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    return conv_transpose_layer(
+        walker.graph,
+        x,
+        name,
+        node.op_type,
+        weight,
+        bias,
+        list(attrs.get("strides", [1, 1])),
+        list(zip(pads[:2], pads[2:], strict=True)),
+        list(attrs.get("output_padding", [0, 0])),
+    )
+
+
+ONNX_OPS: dict = {"Conv": _conv_from_onnx, "ConvTranspose": _conv_transpose_from_onnx}

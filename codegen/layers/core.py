@@ -223,5 +223,95 @@ TORCH_METHODS: dict = {}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
+# Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
 
-ONNX_OPS: dict = {}
+import math  # noqa: E402 - the ONNX section's own imports, kept with it
+
+from codegen.layers.activations import ONNX_NAMES, is_nonneg  # noqa: E402
+
+
+def _gemm_from_onnx(walker, node, inputs, name, index):
+    x = walker.data(inputs)
+    matrix = walker.weight(node, inputs, 1, "weight")
+    bias = walker.weight(node, inputs, 2, "bias")
+    attrs = walker.attrs(node)
+    if attrs.get("transA", 0):
+        raise Unsupported("transA=1 transposes the batch")
+    kernel = (matrix.T if attrs.get("transB", 0) else matrix) * float(attrs.get("alpha", 1.0))
+    if bias is not None:
+        bias = np.broadcast_to(bias * float(attrs.get("beta", 1.0)), (kernel.shape[1],)).copy()
+    return dense_layer(walker.graph, x, name, node.op_type, kernel, bias)
+
+
+def _matmul_from_onnx(walker, node, inputs, name, index):
+    x = walker.data(inputs)
+    if isinstance(inputs[1], Tensor):
+        raise Unsupported("multiplies two computed tensors; the catalog's Dense needs a constant weight")
+    kernel = walker.weight(node, inputs, 1, "weight")
+    if kernel.ndim != 2:
+        raise Unsupported(f"a weight of shape {kernel.shape}; Dense needs a matrix")
+    fused = walker.bias_add(node, kernel.shape[1])  # (the Add of a constant bias, the bias) or None
+    result = dense_layer(walker.graph, x, name, node.op_type, kernel, None if fused is None else fused[1])
+    if fused is not None:
+        walker.fuse(fused[0], result)
+    return result
+
+
+def _activation_from_onnx(walker, node, inputs, name, index):
+    x = walker.data(inputs)
+    op = node.op_type
+    attrs = walker.attrs(node)
+    params = _clip_from_onnx(walker, inputs, attrs) if op == "Clip" else {"activation": ONNX_NAMES[op]}
+    activation = params["activation"]
+    if activation == "leaky_relu":
+        params["negative_slope"] = float(attrs.get("alpha", 0.01))
+    elif activation == "elu":
+        params["alpha"] = float(attrs.get("alpha", 1.0))
+    elif activation == "gelu" and attrs.get("approximate", "none") != "none":
+        raise Unsupported("approximate='tanh': the catalog's gelu is the exact form")
+    elif activation == "hard_sigmoid":
+        alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+        if not (math.isclose(alpha, 1 / 6, rel_tol=1e-6) and math.isclose(beta, 0.5)):
+            raise Unsupported(f"alpha={alpha}, beta={beta}: the catalog's hard_sigmoid is relu6(x + 3) / 6")
+    elif activation == "softmax":
+        _softmax_axis_from_onnx(walker, x, attrs)
+    return walker.graph.add("Activation", name, [x], params, source_kind=op, nonneg=is_nonneg(activation))
+
+
+def _clip_from_onnx(walker, inputs, attrs) -> dict:
+    if walker.opset >= 11:
+        low = walker.constant(inputs, 1, "minimum")
+        high = walker.constant(inputs, 2, "maximum")
+        low = None if low is None else float(low)
+        high = None if high is None else float(high)
+    else:
+        low, high = attrs.get("min"), attrs.get("max")
+    if low == 0.0 and high == 6.0:
+        return {"activation": "relu6"}
+    if low == 0.0 and (high is None or math.isinf(high)):
+        return {"activation": "relu"}
+    raise Unsupported(f"clips to [{low}, {high}]; the catalog has relu ([0, inf)) and relu6 ([0, 6])")
+
+
+def _softmax_axis_from_onnx(walker, x: Tensor, attrs: dict) -> None:
+    shape = walker.graph.source_shape(x)
+    rank = len(shape) + 1
+    axis = int(attrs.get("axis", -1 if walker.opset >= 13 else 1))
+    axis = axis + rank if axis < 0 else axis
+    if walker.opset < 13 and 0 < axis < rank - 1 and math.prod(shape[axis - 1 :]) != shape[axis - 1]:
+        # Before opset 13, softmax ran over every axis from `axis` on, flattened together.
+        raise Unsupported(f"softmax over the flattened axes {axis} and after; the catalog's is over one axis")
+    check_softmax_axis(walker.graph, x, axis)
+
+
+def _identity_from_onnx(walker, node, inputs, name, index):
+    return inputs[0]  # Identity, and Dropout at inference
+
+
+ONNX_OPS: dict = {
+    "Gemm": _gemm_from_onnx,
+    "MatMul": _matmul_from_onnx,
+    **{op: _activation_from_onnx for op in (*ONNX_NAMES, "Clip")},
+    "Identity": _identity_from_onnx,
+    "Dropout": _identity_from_onnx,
+}

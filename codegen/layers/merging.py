@@ -101,5 +101,51 @@ TORCH_METHODS: dict = {}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
+# Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
 
-ONNX_OPS: dict = {}
+import numpy as np  # noqa: E402 - the ONNX section's own imports, kept with it
+
+from codegen.layers.base import Tensor, Unsupported  # noqa: E402
+from codegen.layers.reshaping import rescaling_from_onnx  # noqa: E402
+
+# ONNX element-wise operators of same-shaped tensors -> catalog merges (Div has none).
+ONNX_MERGES = {
+    "Add": "Add",
+    "Sub": "Subtract",
+    "Mul": "Multiply",
+    "Max": "Maximum",
+    "Sum": "Add",
+    "Mean": "Average",
+}
+
+
+def _merge_from_onnx(walker, node, inputs, name, index):
+    """A merge of computed tensors; with one scalar constant, a Rescaling."""
+    op = node.op_type
+    tensors = [value for value in inputs if isinstance(value, Tensor)]
+    constants = [value for value in inputs if isinstance(value, np.ndarray)]
+    if len(tensors) == len(inputs):
+        if op not in ONNX_MERGES:
+            raise Unsupported("an element-wise operation the catalog has no merge for")
+        if op in ("Sub",) and len(tensors) != 2:
+            raise Unsupported("Sub takes two inputs")
+        return walker.graph.merge(ONNX_MERGES[op], tensors, name, op)
+    if len(tensors) == 1 and len(constants) == 1 and len(inputs) == 2 and constants[0].size == 1:
+        return rescaling_from_onnx(walker, node, inputs, name, float(constants[0].reshape(())))
+    shapes = [tuple(value.shape) for value in constants]
+    raise Unsupported(
+        f"combines a tensor with a constant of shape {shapes[0] if shapes else '?'} (broadcasting)"
+    )
+
+
+def _concat_from_onnx(walker, node, inputs, name, index):
+    if not all(isinstance(value, Tensor) for value in inputs):
+        raise Unsupported("concatenates a constant with computed tensors")
+    axis = int(walker.attrs(node).get("axis", 1))
+    return walker.graph.concatenate(inputs, axis, name, node.op_type)
+
+
+ONNX_OPS: dict = {
+    **{op: _merge_from_onnx for op in ("Add", "Sub", "Mul", "Div", "Max", "Sum", "Mean")},
+    "Concat": _concat_from_onnx,
+}

@@ -160,5 +160,22 @@ TORCH_METHODS: dict = {}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
+# Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
 
-ONNX_OPS: dict = {}
+from codegen.layers.base import Unsupported  # noqa: E402 - the ONNX section's own imports, kept with it
+
+
+def _batch_norm_from_onnx(walker, node, inputs, name, index):
+    x = walker.data(inputs)
+    attrs = walker.attrs(node)
+    if attrs.get("training_mode", 0) or len([o for o in node.output if o]) > 1:
+        raise Unsupported("training-mode batch normalization (it also outputs running statistics)")
+    arrays = [
+        walker.weight(node, inputs, i, what)
+        for i, what in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance"))
+    ]
+    epsilon, momentum = float(attrs.get("epsilon", 1e-5)), float(attrs.get("momentum", 0.9))
+    return batch_norm_layer(walker.graph, x, name, node.op_type, *arrays, epsilon, momentum)
+
+
+ONNX_OPS: dict = {"BatchNormalization": _batch_norm_from_onnx}

@@ -196,5 +196,62 @@ TORCH_METHODS: dict = {}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
+# Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
 
-ONNX_OPS: dict = {}
+from codegen.layers.onnx_source import positive_axes  # noqa: E402 - the ONNX section's own imports
+
+
+def _pooling_from_onnx(walker, node, inputs, name, index):
+    x = walker.graph.to_cf(walker.data(inputs), name)
+    if len([output for output in node.output if output]) > 1:
+        raise Unsupported("returns the indices of the maxima too")
+    rank = len(walker.graph.keras_shape(x)) - 1
+    window = walker.window(node, x, rank)
+    attrs = window["attrs"]
+    if set(window["dilations"]) != {1}:
+        raise Unsupported(f"dilations={window['dilations']}: the catalog's poolings have none")
+    return pooling_layer(
+        walker.graph,
+        x,
+        name,
+        node.op_type,
+        node.op_type == "MaxPool",
+        window["kernel"],
+        window["strides"],
+        window["pads"],
+        count_include_pad=bool(attrs.get("count_include_pad", 0)),
+        ceil_mode=bool(attrs.get("ceil_mode", 0)),
+    )
+
+
+def _global_pooling_from_onnx(walker, node, inputs, name, index):
+    is_max = node.op_type == "GlobalMaxPool"
+    return global_pooling_layer(walker.graph, walker.data(inputs), name, node.op_type, is_max, keep_dims=True)
+
+
+def _reduce_from_onnx(walker, node, inputs, name, index):
+    """ReduceMean / ReduceMax over every spatial axis of an image: a global pooling."""
+    x = walker.data(inputs)
+    attrs = walker.attrs(node)
+    axes = attrs.get("axes")
+    if axes is None and len(inputs) > 1 and inputs[1] is not None:
+        axes = walker.constant(inputs, 1, "axes").tolist()
+    rank = len(walker.graph.source_shape(x)) + 1
+    axes = positive_axes(axes or [], rank)
+    what = "maximum" if node.op_type == "ReduceMax" else "mean"
+    if x.form != CF or axes != list(range(2, rank)):
+        raise Unsupported(
+            f"a {what} over axes {axes}; the catalog has the {what} over all spatial axes (global pooling)"
+        )
+    keep = bool(attrs.get("keepdims", 1))
+    return global_pooling_layer(walker.graph, x, name, node.op_type, what == "maximum", keep_dims=keep)
+
+
+ONNX_OPS: dict = {
+    "MaxPool": _pooling_from_onnx,
+    "AveragePool": _pooling_from_onnx,
+    "GlobalAveragePool": _global_pooling_from_onnx,
+    "GlobalMaxPool": _global_pooling_from_onnx,
+    "ReduceMean": _reduce_from_onnx,
+    "ReduceMax": _reduce_from_onnx,
+}

@@ -222,5 +222,21 @@ TORCH_METHODS: dict = {}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
+# Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
 
-ONNX_OPS: dict = {}
+from codegen.layers.base import SAME, Tensor, Unsupported  # noqa: E402 - the ONNX section's own imports
+
+
+def _gather_from_onnx(walker, node, inputs, name, index):
+    """A lookup of computed indices in a constant 2-D table: an Embedding."""
+    table, indices = inputs[0], inputs[1]
+    if not (isinstance(table, np.ndarray) and isinstance(indices, Tensor)):
+        raise Unsupported("gathers from a computed tensor; only an embedding table lookup is in the catalog")
+    if int(walker.attrs(node).get("axis", 0)) != 0 or table.ndim != 2:
+        raise Unsupported("a gather that is not a lookup in a 2-D embedding table")
+    table = walker.weight(node, inputs, 0, "table")
+    params = {"input_dim": table.shape[0], "output_dim": table.shape[1]}
+    return walker.graph.add("Embedding", name, [indices], params, [table], source_kind="Gather", form=SAME)
+
+
+ONNX_OPS: dict = {"Gather": _gather_from_onnx}

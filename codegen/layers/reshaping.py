@@ -243,5 +243,181 @@ TORCH_METHODS: dict = {}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
+# Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
 
-ONNX_OPS: dict = {}
+from codegen.layers.onnx_source import positive_axes, resolve_target  # noqa: E402 - the section's own
+
+
+def _flatten_from_onnx(walker, node, inputs, name, index):
+    x = walker.data(inputs)
+    axis = int(walker.attrs(node).get("axis", 1))
+    rank = len(walker.graph.source_shape(x)) + 1
+    if (axis + rank if axis < 0 else axis) != 1:
+        raise Unsupported(f"axis={axis}: the catalog flattens everything but the batch")
+    return walker.graph.flatten(x, name, node.op_type, walker.only_dense_after(node.output[0]))
+
+
+def _reshape_from_onnx(walker, node, inputs, name, index):
+    x = walker.data(inputs)
+    source = walker.graph.source_shape(x)
+    dims = walker.dims(inputs, 1, "shape")
+    allow_zero = int(walker.attrs(node).get("allowzero", 0))
+    full = (None, *source)
+    resolved = []
+    for position, dim in enumerate(dims):
+        if dim == 0 and not allow_zero:
+            dim = full[position] if position < len(full) else 0
+        resolved.append(dim)
+    target = resolve_target(resolved, source)
+    return walker.graph.reshape(x, target, name, node.op_type, walker.only_dense_after(node.output[0]))
+
+
+def _squeeze_from_onnx(walker, node, inputs, name, index):
+    """Squeeze and Unsqueeze: a Reshape that drops or adds unit axes."""
+    x = walker.data(inputs)
+    source = list(walker.graph.source_shape(x))
+    rank = len(source) + 1
+    axes = walker.attrs(node).get("axes")
+    if axes is None and len(inputs) > 1 and inputs[1] is not None:
+        axes = walker.constant(inputs, 1, "axes").tolist()
+    full: list[int | None] = [None, *source]
+    if node.op_type == "Squeeze":
+        axes = positive_axes(axes if axes is not None else [i for i, d in enumerate(full) if d == 1], rank)
+        if 0 in axes:
+            raise Unsupported("squeezes the batch axis")
+        target = [dim for position, dim in enumerate(full) if position not in axes][1:]
+    else:
+        axes = positive_axes(axes or [], rank + len(axes or []))
+        if 0 in axes:
+            raise Unsupported("adds an axis before the batch")
+        target = list(full)
+        for axis in axes:
+            target.insert(axis, 1)
+        target = target[1:]
+    return walker.graph.reshape(x, target, name, node.op_type, walker.only_dense_after(node.output[0]))
+
+
+def rescaling_from_onnx(walker, node, inputs, name: str, constant: float) -> Tensor:
+    """A Mul, Add, Sub or Div of a tensor and a scalar constant (``merging`` hands it over)."""
+    op = node.op_type
+    x = inputs[0] if isinstance(inputs[0], Tensor) else inputs[1]
+    tensor_first = isinstance(inputs[0], Tensor)
+    if op == "Mul":
+        scale, offset = constant, 0.0
+    elif op == "Add":
+        scale, offset = 1.0, constant
+    elif op == "Sub":
+        scale, offset = (1.0, -constant) if tensor_first else (-1.0, constant)
+    elif op == "Div" and tensor_first and constant != 0:
+        scale, offset = 1.0 / constant, 0.0
+    else:
+        raise Unsupported(f"{op} with a constant has no catalog equivalent")
+    nonneg = x.nonneg and scale >= 0 and offset >= 0
+    return walker.graph.add(
+        "Rescaling", name, [x], {"scale": scale, "offset": offset}, source_kind=op, nonneg=nonneg
+    )
+
+
+def _transpose_from_onnx(walker, node, inputs, name, index):
+    x = walker.data(inputs)
+    rank = len(walker.graph.source_shape(x)) + 1
+    perm = list(walker.attrs(node).get("perm", list(reversed(range(rank)))))
+    return walker.graph.transpose(x, perm, name, node.op_type)
+
+
+def _pad_from_onnx(walker, node, inputs, name, index):
+    x = walker.data(inputs)
+    attrs = walker.attrs(node)
+    if attrs.get("mode", "constant") != "constant":
+        raise Unsupported(f"mode={attrs['mode']!r}; the catalog pads with zeros only")
+    if walker.opset >= 11:
+        pads = walker.constant(inputs, 1, "pads").tolist()
+        value = walker.constant(inputs, 2, "constant value")
+        if len(inputs) > 3 and inputs[3] is not None:
+            raise Unsupported("pads selected axes only (the axes input)")
+        value = 0.0 if value is None else float(value.reshape(()))
+    else:
+        pads, value = list(attrs.get("pads", [])), float(attrs.get("value", 0.0))
+    if value != 0.0:
+        raise Unsupported(f"pads with {value}; the catalog pads with zeros only")
+    x = walker.graph.to_cf(x, name)
+    rank = len(pads) // 2
+    begins, ends = pads[:rank], pads[rank:]
+    if rank != 4 or begins[:2] != [0, 0] or ends[:2] != [0, 0]:
+        raise Unsupported(f"pads {pads}: the catalog pads the height and width of an image only")
+    if min(pads) < 0:
+        raise Unsupported(f"negative pads {pads} (cropping)")
+    padding = [begins[2], ends[2], begins[3], ends[3]]
+    return walker.graph.add(
+        "ZeroPadding2D", name, [x], {"padding": padding}, source_kind="Pad", nonneg=x.nonneg
+    )
+
+
+def _slice_from_onnx(walker, node, inputs, name, index):
+    x = walker.data(inputs)
+    rank = len(walker.graph.source_shape(x)) + 1
+    if walker.opset >= 10:
+        starts = walker.constant(inputs, 1, "starts").tolist()
+        ends = walker.constant(inputs, 2, "ends").tolist()
+        axes = walker.constant(inputs, 3, "axes")
+        steps = walker.constant(inputs, 4, "steps")
+        axes = list(range(len(starts))) if axes is None else axes.tolist()
+        steps = [1] * len(starts) if steps is None else steps.tolist()
+    else:
+        attrs = walker.attrs(node)
+        starts, ends = list(attrs["starts"]), list(attrs["ends"])
+        axes, steps = list(attrs.get("axes", range(len(starts)))), [1] * len(starts)
+    if any(step != 1 for step in steps):
+        raise Unsupported(f"slices with steps {steps}; the catalog crops contiguous ranges only")
+    bounds = {
+        (a + rank if a < 0 else a): (int(start), int(end))
+        for a, start, end in zip(axes, starts, ends, strict=True)
+    }
+    return crop_layer(walker.graph, x, name, node.op_type, bounds)
+
+
+def _resize_from_onnx(walker, node, inputs, name, index):
+    x = walker.graph.to_cf(walker.data(inputs), name)
+    attrs = walker.attrs(node)
+    mode = attrs.get("mode", "nearest")
+    transform = attrs.get("coordinate_transformation_mode", "half_pixel")
+    if (
+        mode == "nearest"
+        and transform == "asymmetric"
+        and attrs.get("nearest_mode", "round_prefer_floor") == "floor"
+    ):
+        interpolation = "nearest"
+    elif mode == "linear" and transform in ("half_pixel", "pytorch_half_pixel"):
+        interpolation = "bilinear"
+    else:
+        raise Unsupported(
+            f"mode={mode!r}, coordinate_transformation_mode={transform!r}: the catalog's UpSampling2D is nearest "
+            "(asymmetric, floor) or bilinear (half-pixel)"
+        )
+    height, width, channels = walker.graph.keras_shape(x)
+    scales = walker.constant(inputs, 2, "scales") if len(inputs) > 2 else None
+    sizes = walker.constant(inputs, 3, "sizes") if len(inputs) > 3 else None
+    if scales is not None and scales.size:
+        factors = [float(f) for f in scales.reshape(-1)]
+    elif sizes is not None and sizes.size:
+        factors = [1.0, 1.0, sizes.reshape(-1)[2] / height, sizes.reshape(-1)[3] / width]
+    else:
+        raise Unsupported("neither scales nor sizes are constants")
+    if factors[:2] != [1.0, 1.0] or not all(f.is_integer() and f >= 1 for f in factors[2:]):
+        raise Unsupported(
+            f"scales {factors}; the catalog's UpSampling2D scales height and width by whole factors"
+        )
+    params = {"size": [int(factors[2]), int(factors[3])], "interpolation": interpolation}
+    return walker.graph.add("UpSampling2D", name, [x], params, source_kind="Resize", nonneg=x.nonneg)
+
+
+ONNX_OPS: dict = {
+    "Flatten": _flatten_from_onnx,
+    "Reshape": _reshape_from_onnx,
+    "Squeeze": _squeeze_from_onnx,
+    "Unsqueeze": _squeeze_from_onnx,
+    "Transpose": _transpose_from_onnx,
+    "Pad": _pad_from_onnx,
+    "Slice": _slice_from_onnx,
+    "Resize": _resize_from_onnx,
+}

@@ -1,0 +1,93 @@
+"""The generic part of an importer that walks a channels-first source graph (ONNX, torch.fx).
+
+A walker converts the source's nodes in order. Each node's value goes into
+:attr:`SourceWalker.values` under the source's key for it: a
+:class:`~codegen.layers.base.Tensor` for a computed tensor, anything else the
+source-specific code needs (constants, shapes), or :data:`BROKEN` when the node
+could not be converted. :meth:`SourceWalker.convert` runs one node's conversion
+and turns its failures into entries of ``builder.unsupported``, so an import
+reports every unsupported node at once and never raises a traceback;
+:meth:`add_input` and :meth:`add_output` map the source's inputs and outputs
+onto the project's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from codegen.layers.base import CF, FLAT_CF, SQUEEZED, AlreadyReported, Tensor, Unsupported
+from studio.interop.builder import GraphBuilder, TensorInfo
+from studio.interop.channels_first import ChannelsFirstGraph
+
+BROKEN = object()  # the value of a node whose conversion failed (reported once, where it failed)
+
+
+class Broken(Exception):
+    """An input of this node is BROKEN: its problem was already reported."""
+
+
+class SourceWalker:
+    """The values table, per-node error handling, inputs and outputs of a source import."""
+
+    # Why a node that raised an unexpected error is unsupported: the source's words for its inputs.
+    unreadable = "its inputs could not be read"
+
+    def __init__(self, builder: GraphBuilder) -> None:
+        self.builder = builder
+        self.graph = ChannelsFirstGraph(builder)
+        self.values: dict[Any, Any] = {}
+        self.input_infos: list[TensorInfo] = []
+        self.output_infos: list[TensorInfo] = []
+
+    def value(self, key) -> Any:
+        """The converted value under ``key``; Broken where its producer failed (or is unknown)."""
+        value = self.values.get(key, BROKEN)
+        if value is BROKEN:
+            raise Broken()
+        return value
+
+    def convert(self, name: str, source_kind: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``; on failure BROKEN, with the problem reported as layer ``name`` of ``source_kind``."""
+        try:
+            return compute()
+        except (AlreadyReported, Broken):
+            return BROKEN
+        except Unsupported as error:
+            self.builder.unsupported(name, source_kind, str(error))
+            return BROKEN
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+            # A malformed or unexpected node: reported like an unsupported one, never a traceback.
+            self.builder.unsupported(
+                name, source_kind, f"{self.unreadable} ({type(error).__name__}: {error})"
+            )
+            return BROKEN
+
+    def add_input(self, key, name: str, shape: list[int], dtype: str, form: str) -> None:
+        """A project Input for a source input of Keras ``shape`` (batch excluded), held in ``form``."""
+        layer = self.builder.add("Input", name, {"shape": shape, "dtype": dtype}, source_kind="input")
+        if layer is None:
+            self.values[key] = BROKEN
+            return
+        self.values[key] = Tensor(layer, form)
+        self.input_infos.append(TensorInfo(name, layer, channels_first=form == CF))
+
+    def add_output(self, label: str, value: Any) -> None:
+        """A model output: its layer, in the form a consumer of the project expects (unit axes kept)."""
+        if value is BROKEN:
+            return
+        if not isinstance(value, Tensor):
+            self.builder.unsupported(
+                label, "output", "the output is a constant, not computed from the inputs"
+            )
+            return
+        tensor = self.convert(label, "output", lambda: self._output_form(value, label))
+        if tensor is not BROKEN:
+            self.output_infos.append(TensorInfo(label, tensor.layer, channels_first=tensor.form == CF))
+
+    def _output_form(self, tensor: Tensor, label: str) -> Tensor:
+        if tensor.form == SQUEEZED and tensor.ones:
+            return self.graph.to_cf(tensor, label)
+        if tensor.form == FLAT_CF:
+            return self.graph.to_same(tensor, label)
+        return tensor
