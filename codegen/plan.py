@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from codegen.layers import LOWERINGS
 from codegen.layers.base import CF, CL, FLAT_CF, KEEP, Layout
-from codegen.names import Namespace, to_class_name
+from codegen.names import PROGRAM_NAMES, Namespace, to_class_name, to_identifier
 from studio.analysis import Analysis, analyze
 from studio.catalog import LayerSpec, Shape, format_shape
 from studio.graph import Node
@@ -120,7 +120,9 @@ def build_plan(project: Project, analysis: Analysis | None = None) -> ModelPlan:
         first = analysis.errors[0].message
         more = len(analysis.errors) - 1
         raise CodegenError(f"the model has errors: {first}" + (f" (and {more} more)" if more else ""))
+    # One namespace per program: the model class first, then one identifier per layer.
     namespace = Namespace()
+    class_name = namespace.claim(to_class_name(project.name))
     layers = []
     for node_id in analysis.order:
         if node_id not in analysis.live:
@@ -139,7 +141,7 @@ def build_plan(project: Project, analysis: Analysis | None = None) -> ModelPlan:
         )
     plan = ModelPlan(
         name=project.name,
-        class_name=to_class_name(project.name),
+        class_name=class_name,
         model_name=_model_name(project.name),
         layers=layers,
         inputs=[layer for layer in layers if layer.spec.is_source],
@@ -153,9 +155,8 @@ def build_plan(project: Project, analysis: Analysis | None = None) -> ModelPlan:
 
 
 def _model_name(name: str) -> str:
-    from codegen.names import to_identifier
-
-    return to_identifier(name.lower())
+    """The Keras model's ``name=`` and the file name's stem: a string, not a name in the program."""
+    return to_identifier(name.lower(), PROGRAM_NAMES)
 
 
 def _assign_layouts(plan: ModelPlan) -> None:

@@ -466,8 +466,11 @@ def _arguments(plan: ModelPlan, default_out: str) -> list[str]:
     ]
     if keras:
         flags.insert(5, ['"--strategy"', 'default="none"', 'choices=["none", "mirrored", "multi-worker"]'])
+    description = f"Train {plan.name}."
+    if "%(prog)" in description:  # argparse %-formats such a description: keep its % signs
+        description = description.replace("%", "%%")
     block = Block(1)
-    block.statement("parser = argparse.ArgumentParser", [f"description={py(f'Train {plan.name}.')}"])
+    block.statement("parser = argparse.ArgumentParser", [f"description={py(description)}"])
     for flag in flags:
         block.statement("parser.add_argument", flag)
     block.line("args = parser.parse_args()")
