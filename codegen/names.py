@@ -7,7 +7,7 @@ gets a prefix, reserved names get a trailing ``_``, and clashes get ``_1``,
 shadows a name the program needs.
 
 Reserved: Python keywords, soft keywords and builtins; every name the
-generated programs define, import or use as a local (:data:`PROGRAM_NAMES`);
+generated programs define or import, or use beside the layers (:data:`PROGRAM_NAMES`);
 every attribute of ``torch.nn.Module`` (a layer is ``self.<ident>`` in the
 PyTorch module, and ``self.training = nn.Linear(...)`` breaks ``train()``);
 and the public attributes of Keras models and layers (a layer's ident is its
@@ -26,18 +26,16 @@ import unicodedata
 BUILTINS = frozenset(dir(builtins))
 KEYWORDS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist)
 
-# Every name the generated programs bind or read besides the layers' own (codegen/program.py):
-# imports, module-level functions and classes, arguments and locals.
+# The names a layer's identifier could clash with (codegen/program.py): every module-level name of
+# the generated programs (imports, functions, classes), and the names that the functions whose
+# locals are the layers (``build_model``, ``forward``) use besides them. Locals of other functions
+# (``main``'s ``x``, ``model``, ``loss``) live in other scopes and are free for layers.
 PROGRAM_NAMES = frozenset(
     """
     DataLoader DistributedDataParallel DistributedSampler F ProbabilityCrossEntropy TensorDataset
     argparse contextlib datasets dist keras layers nn np os tf torch
     build_model distribution_scope evaluate load_data main model_outputs setup_device split_batch
-    __init__ forward self probabilities target
-    a args batch correct count data device distributed epoch hits inputs loader loss loss_fn mean
-    model o optimizer order output outputs pairs parser path requested sampler split std t targets
-    tensor total_loss train train_loader train_set val val_acc val_loader val_loss val_set weights
-    x x_train x_val y y_train y_val
+    self probabilities target
     """.split()
 )
 

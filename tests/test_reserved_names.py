@@ -124,18 +124,30 @@ def test_keras_attributes_cover_the_public_names_of_models_and_layers():
     assert not missing, f"add to KERAS_MODEL_ATTRIBUTES in codegen/names.py: {sorted(missing)}"
 
 
+# The functions whose locals are the layers' identifiers.
+LAYER_SCOPES = ("build_model", "forward")
+
+
 def _program_names(source: str) -> set[str]:
-    """Every name a program binds, reads, defines, imports or takes as an argument."""
+    """The names a layer's identifier could shadow or be shadowed by: every module-level name
+    (imports, functions, classes, assignments), and every name read or bound in the functions
+    whose locals are the layers (``build_model``, ``forward``)."""
+    tree = ast.parse(source)
     names = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Name):
-            names.add(node.id)
-        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
             names.add(node.name)
-        elif isinstance(node, ast.arg):
-            names.add(node.arg)
         elif isinstance(node, ast.Import | ast.ImportFrom):
             names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+        else:
+            names.update(name.id for name in ast.walk(node) if isinstance(name, ast.Name))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name in LAYER_SCOPES:
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Name):
+                    names.add(inner.id)
+                elif isinstance(inner, ast.arg):
+                    names.add(inner.arg)
     return names
 
 
