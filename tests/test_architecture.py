@@ -111,3 +111,41 @@ def test_importing_the_core_loads_no_framework_and_no_qt():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# A kind's knowledge lives in its catalog spec and its lowering (codegen/layers/<family>.py), with at
+# most one more production file that may name it (issue 12: before, Embedding was named in 10 files).
+KINDS_IN_ONE_PLACE = (
+    "Conv2D",
+    "Conv1D",
+    "Dense",
+    "LSTM",
+    "GRU",
+    "Embedding",
+    "BatchNormalization",
+    "MultiHeadAttention",
+)
+
+
+def files_naming(kind: str) -> list[str]:
+    """Production files that name ``kind`` as a quoted string (the kind itself, not a longer name)."""
+    quoted = (f'"{kind}"', f"'{kind}'")
+    return [
+        str(path.relative_to(ROOT))
+        for path in modules("studio", "codegen", "widgets")
+        if any(text in path.read_text(encoding="utf-8") for text in quoted)
+    ]
+
+
+@pytest.mark.parametrize("kind", KINDS_IN_ONE_PLACE)
+def test_a_kind_is_named_in_at_most_three_production_files(kind):
+    files = files_naming(kind)
+    assert len(files) <= 3, f"{kind} is named in {len(files)} files: {files}"
+
+
+def test_every_catalog_kind_has_a_lowering():
+    from codegen.layers import LOWERINGS
+    from studio.catalog import CATALOG
+
+    kinds = {spec.key for spec in CATALOG if not spec.is_source}
+    assert kinds == set(LOWERINGS.kinds)
