@@ -20,21 +20,45 @@ class ActivationForms:
     torch: str | None  # the PyTorch function applied to a tensor; None: written out below
     keras: tuple[str, ...]  # Keras activation names (serialized configs) that mean this function
     nonneg: bool = False  # its output is never negative (zero padding then equals -inf for max pooling)
+    torch_modules: tuple[str, ...] = ()  # nn.Module classes that compute it (PyTorch import)
+    torch_functions: tuple[str, ...] = ()  # functions of torch.nn.functional or torch that compute it
 
 
 ACTIVATIONS: dict[str, ActivationForms] = {
     "linear": ActivationForms(None, ("linear",)),
-    "relu": ActivationForms("F.relu", ("relu",), nonneg=True),
-    "relu6": ActivationForms("F.relu6", ("relu6",), nonneg=True),
-    "leaky_relu": ActivationForms(None, ("leaky_relu",)),
-    "elu": ActivationForms(None, ("elu",)),
-    "gelu": ActivationForms("F.gelu", ("gelu",)),
-    "silu": ActivationForms("F.silu", ("silu", "swish")),
-    "sigmoid": ActivationForms("torch.sigmoid", ("sigmoid",), nonneg=True),
-    "tanh": ActivationForms("torch.tanh", ("tanh",)),
-    "softmax": ActivationForms(None, ("softmax",), nonneg=True),
-    "softplus": ActivationForms("F.softplus", ("softplus",), nonneg=True),
-    "hard_sigmoid": ActivationForms("F.hardsigmoid", ("hard_sigmoid",), nonneg=True),
+    "relu": ActivationForms(
+        "F.relu", ("relu",), nonneg=True, torch_modules=("ReLU",), torch_functions=("relu", "relu_")
+    ),
+    "relu6": ActivationForms(
+        "F.relu6",
+        ("relu6",),
+        nonneg=True,
+        torch_modules=("ReLU6", "Hardtanh"),
+        torch_functions=("relu6", "hardtanh"),
+    ),
+    "leaky_relu": ActivationForms(
+        None, ("leaky_relu",), torch_modules=("LeakyReLU",), torch_functions=("leaky_relu", "leaky_relu_")
+    ),
+    "elu": ActivationForms(None, ("elu",), torch_modules=("ELU",), torch_functions=("elu",)),
+    "gelu": ActivationForms("F.gelu", ("gelu",), torch_modules=("GELU",), torch_functions=("gelu",)),
+    "silu": ActivationForms("F.silu", ("silu", "swish"), torch_modules=("SiLU",), torch_functions=("silu",)),
+    "sigmoid": ActivationForms(
+        "torch.sigmoid", ("sigmoid",), nonneg=True, torch_modules=("Sigmoid",), torch_functions=("sigmoid",)
+    ),
+    "tanh": ActivationForms("torch.tanh", ("tanh",), torch_modules=("Tanh",), torch_functions=("tanh",)),
+    "softmax": ActivationForms(
+        None, ("softmax",), nonneg=True, torch_modules=("Softmax",), torch_functions=("softmax",)
+    ),
+    "softplus": ActivationForms(
+        "F.softplus", ("softplus",), nonneg=True, torch_modules=("Softplus",), torch_functions=("softplus",)
+    ),
+    "hard_sigmoid": ActivationForms(
+        "F.hardsigmoid",
+        ("hard_sigmoid",),
+        nonneg=True,
+        torch_modules=("Hardsigmoid",),
+        torch_functions=("hardsigmoid",),
+    ),
 }
 
 # Keras activation names -> catalog names.
