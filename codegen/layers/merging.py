@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from codegen.layers.base import CF, KEEP, KerasLayer, Lowering, Tensor, TorchCode, Unsupported
@@ -133,6 +134,30 @@ def _torch_cat(walker, node, name):
     return walker.graph.concatenate(tensors, int(dim), name, walker.source_kind(node))
 
 
+@dataclass(frozen=True)
+class _AtLeast:
+    """``a >= b`` of two tensors: only the condition of ``torch.where`` can use it."""
+
+    left: Tensor
+    right: Tensor
+
+    def __repr__(self) -> str:
+        return "a comparison of two tensors (a >= b)"
+
+
+def _torch_greater_equal(walker, node, name):
+    return _AtLeast(walker.tensor(node.args[0]), walker.tensor(node.args[1]))
+
+
+def _torch_where(walker, node, name):
+    """``torch.where(a >= b, a, b)``: the maximum of two tensors, the way the emission writes Maximum."""
+    condition = walker.value(walker.argument(node, 0, "condition"))
+    chosen = [walker.tensor(walker.argument(node, i, key)) for i, key in ((1, "input"), (2, "other"))]
+    if not isinstance(condition, _AtLeast) or [condition.left, condition.right] != chosen:
+        raise Unsupported("selects between tensors; the catalog has torch.where(a >= b, a, b) (Maximum)")
+    return walker.graph.merge("Maximum", chosen, name, walker.source_kind(node))
+
+
 def _concatenate_parts(items: list) -> Tensor | None:
     """Parts of one layer's outputs concatenated back (a bidirectional RNN's two final states)."""
     if not items or not all(isinstance(item, Multi) for item in items):
@@ -154,6 +179,8 @@ TORCH_FUNCTIONS: dict = {
     "torch.sub": _binary("Subtract"),
     "torch.mul": _binary("Multiply"),
     "torch.maximum": _torch_maximum,
+    "operator.ge": _torch_greater_equal,
+    "torch.where": _torch_where,
     "torch.cat": _torch_cat,
     "torch.concat": _torch_cat,
 }

@@ -24,7 +24,7 @@ from codegen.layers.base import (
     module_call,
 )
 from codegen.layers.convolution import layer_pads
-from codegen.layers.torch_source import pair, pair_none
+from codegen.layers.torch_source import Padded, pair, pair_none
 from codegen.layers.windows import pad_arg
 from codegen.writer import py
 
@@ -165,9 +165,10 @@ def _torch_pool(walker, node, module, name):
     kernel = pair(module.kernel_size, rank)
     strides = pair(module.stride if module.stride is not None else module.kernel_size, rank)
     pads = [(p, p) for p in pair(module.padding, rank)]
+    x, pads = _pooling_input(walker, node.args[0], kind.startswith("Max"), pads)
     return pooling_layer(
         walker.graph,
-        walker.tensor(node.args[0]),
+        x,
         name,
         kind,
         kind.startswith("Max"),
@@ -199,13 +200,23 @@ def _pool_function(is_max: bool, rank: int):
             ceil, include = literal(node, 4, "ceil_mode", False), literal(node, 5, "count_include_pad", True)
             if literal(node, 6, "divisor_override", None):
                 raise Unsupported("divisor_override has no catalog equivalent")
-        x = walker.tensor(node.args[0])
+        x, pads = _pooling_input(walker, node.args[0], is_max, pads)
         kind = walker.source_kind(node)
         return pooling_layer(
             walker.graph, x, name, kind, is_max, kernel, strides, pads, bool(include), bool(ceil)
         )
 
     return handler
+
+
+def _pooling_input(walker, arg, is_max: bool, pads: list) -> tuple[Tensor, list]:
+    """The pooling's input, and its padding with a ``-inf`` padding before it (how the emission
+    writes a max pooling's 'same' padding) folded in."""
+    value = walker.value(arg)
+    if is_max and isinstance(value, Padded) and value.value == float("-inf") and len(value.pads) == len(pads):
+        pads = [(a + c, b + d) for (a, b), (c, d) in zip(pads, value.pads, strict=True)]
+        return value.tensor, pads
+    return walker.tensor(arg), pads
 
 
 def _torch_adaptive_pool(walker, node, module, name):
@@ -245,19 +256,26 @@ def _adaptive_pool(walker, arg, name: str, kind: str, output_size) -> Tensor:
     return pooling_layer(graph, x, name, kind, is_max, window, window, [(0, 0)] * rank)
 
 
-def _torch_mean(walker, node, name):
-    """``torch.mean(x, dims, keepdim)`` / ``x.mean(...)`` over every spatial axis: global average pooling."""
-    x = walker.tensor(node.args[0])
-    dims = walker.literal(node, 1, "dim", None)
-    keep = bool(walker.literal(node, 2, "keepdim", False))
-    rank = len(walker.graph.source_shape(x)) + 1
-    dims = [dims] if isinstance(dims, int) else list(dims or [])
-    dims = sorted(d + rank if d < 0 else d for d in dims)
-    if x.form != CF or dims != list(range(2, rank)):
-        raise Unsupported(
-            f"a mean over dims {dims}; the catalog has the mean over all spatial axes (global pooling)"
-        )
-    return global_pooling_layer(walker.graph, x, name, walker.source_kind(node), False, keep_dims=keep)
+def _global_reduction(is_max: bool):
+    """``x.mean(dims, keepdim)`` / ``x.amax(...)`` (and ``torch.mean`` / ``torch.amax``) over every
+    spatial axis: global average or max pooling."""
+    reduction = "max" if is_max else "mean"
+
+    def handler(walker, node, name):
+        x = walker.tensor(node.args[0])
+        dims = walker.literal(node, 1, "dim", None)
+        keep = bool(walker.literal(node, 2, "keepdim", False))
+        rank = len(walker.graph.source_shape(x)) + 1
+        dims = [dims] if isinstance(dims, int) else list(dims or [])
+        dims = sorted(d + rank if d < 0 else d for d in dims)
+        if x.form != CF or dims != list(range(2, rank)):
+            raise Unsupported(
+                f"a {reduction} over dims {dims}; the catalog has the {reduction} over all spatial axes "
+                "(global pooling)"
+            )
+        return global_pooling_layer(walker.graph, x, name, walker.source_kind(node), is_max, keep_dims=keep)
+
+    return handler
 
 
 TORCH_MODULES: dict = {
@@ -270,7 +288,8 @@ TORCH_MODULES: dict = {
     "AdaptiveMaxPool2d": _torch_adaptive_pool,
 }
 TORCH_FUNCTIONS: dict = {
-    "torch.mean": _torch_mean,
+    "torch.mean": _global_reduction(is_max=False),
+    "torch.amax": _global_reduction(is_max=True),
     "torch.nn.functional.adaptive_avg_pool2d": _adaptive_pool_function(is_max=False),
     "torch.nn.functional.adaptive_max_pool2d": _adaptive_pool_function(is_max=True),
     "torch.nn.functional.max_pool1d": _pool_function(is_max=True, rank=1),
@@ -278,7 +297,7 @@ TORCH_FUNCTIONS: dict = {
     "torch.nn.functional.avg_pool1d": _pool_function(is_max=False, rank=1),
     "torch.nn.functional.avg_pool2d": _pool_function(is_max=False, rank=2),
 }
-TORCH_METHODS: dict = {"mean": _torch_mean}
+TORCH_METHODS: dict = {"mean": _global_reduction(is_max=False), "amax": _global_reduction(is_max=True)}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------

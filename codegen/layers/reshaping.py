@@ -27,7 +27,7 @@ from codegen.layers.base import (
     module_call,
     scale_literal,
 )
-from codegen.layers.torch_source import Aux, Multi, describe
+from codegen.layers.torch_source import Aux, Multi, Padded, describe
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -252,6 +252,8 @@ def _torch_pad(walker, node, name):
     pads = list(walker.literal(node, 1, "pad"))
     mode = walker.literal(node, 2, "mode", "constant")
     value = walker.literal(node, 3, "value", None)
+    if mode == "constant" and value == float("-inf"):
+        return _padded_for_pooling(graph, x, pads, value)
     if mode != "constant" or value not in (None, 0, 0.0):
         raise Unsupported(f"mode={mode!r}, value={value!r}: the catalog pads with zeros only")
     if len(graph.keras_shape(x)) != 3 or len(pads) not in (2, 4) or min(pads) < 0:
@@ -259,6 +261,16 @@ def _torch_pad(walker, node, name):
     left, right, top, bottom = [*pads, 0, 0][:4]
     params = {"padding": [top, bottom, left, right]}
     return graph.add("ZeroPadding2D", name, [x], params, source_kind="F.pad", nonneg=x.nonneg)
+
+
+def _padded_for_pooling(graph: SourceGraph, x: Tensor, pads: list, value: float) -> Padded:
+    """``F.pad(x, pads, value=-inf)`` of every spatial axis: left for the max pooling that follows."""
+    rank = len(graph.keras_shape(x)) - 1
+    if len(pads) != 2 * rank or min(pads) < 0:
+        raise Unsupported(f"pads {pads} with {value}: only the spatial axes before a max pooling")
+    # F.pad lists the last axis first.
+    per_axis = tuple((int(pads[2 * i]), int(pads[2 * i + 1])) for i in reversed(range(rank)))
+    return Padded(x, per_axis, value)
 
 
 def _torch_upsample(walker, node, module, name):
@@ -357,6 +369,8 @@ def rescale_by(
         scale, offset = 1.0 / number, 0.0
     else:
         raise Unsupported(f"{operation.lower()} with a number has no catalog equivalent")
+    if (scale, offset) == (1.0, 0.0):  # x * 1, x + 0: nothing to compute
+        return x
     nonneg = x.nonneg and scale >= 0 and offset >= 0
     params = {"scale": scale, "offset": offset}
     return walker.graph.add(

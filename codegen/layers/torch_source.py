@@ -70,6 +70,21 @@ def _is_last_step(index: tuple) -> bool:
     return len(index) in (2, 3) and index[0] == full and index[1] == -1 and all(i == full for i in index[2:])
 
 
+@dataclass(frozen=True)
+class Padded:
+    """A tensor padded with a value no catalog layer pads with (``-inf`` before a max pooling).
+
+    Only a window operation that follows can take it, folding ``pads`` into its own padding.
+    """
+
+    tensor: Tensor
+    pads: tuple[tuple[int, int], ...]  # (before, after) per spatial axis, in the source's order
+    value: float
+
+    def __repr__(self) -> str:
+        return f"a tensor padded with {self.value} (only a pooling that follows can take it)"
+
+
 def resolve(value):
     """A :class:`Multi` resolved to its tensor; any other value unchanged."""
     return value.resolve() if isinstance(value, Multi) else value

@@ -5,13 +5,14 @@ A PyTorch model is Python code: importing ``model.py:Net`` *executes*
 given (the CLI's ``--allow-code``, the GUI's confirmation). Weights in a
 separate file load with ``torch.load(weights_only=True)``.
 
-The traced graph is mapped node by node: ``call_module`` (Conv2d, BatchNorm2d,
-ReLU, MaxPool2d, AdaptiveAvgPool2d, Linear, Flatten, Dropout, Embedding, LSTM,
-GRU, RNN, MultiheadAttention, ...), ``call_function`` (``operator.add``,
-``torch.cat``, ``torch.flatten``, ``F.relu``, ...) and ``call_method``
-(``x.view``, ``x.flatten``, ``x.mean``, ...). Shapes come from running the
-traced model once on a random batch of the given input shapes (channels-first,
-as PyTorch has them; the project's Input is channels-last).
+The traced graph is walked node by node: ``call_module`` (``nn.Conv2d``,
+``nn.LSTM``, ...), ``call_function`` (``operator.add``, ``torch.cat``,
+``F.relu``, ...) and ``call_method`` (``x.view``, ``x.mean``, ...) nodes go to
+the handlers the layer families register (``TORCH_MODULES``,
+``TORCH_FUNCTIONS``, ``TORCH_METHODS`` in ``codegen.layers``), next to the
+PyTorch emission they invert. Shapes come from running the traced model once
+on a random batch of the given input shapes (channels-first, as PyTorch has
+them; the project's Input is channels-last).
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def function_handlers() -> dict[Callable, Callable]:
     import_torch()
     table: dict[Callable, Callable] = {}
     for path, handler in LOWERINGS.torch_functions.items():
-        function = _resolve_path(path)
+        function = resolve_path(path)
         if function is None:
             continue
         if table.get(function, handler) is not handler:
@@ -200,7 +201,7 @@ def function_handlers() -> dict[Callable, Callable]:
     return table
 
 
-def _resolve_path(path: str) -> Any:
+def resolve_path(path: str) -> Any:
     """``torch.nn.functional.relu`` -> the function: the longest importable module, then attributes."""
     parts = path.split(".")
     for split in range(len(parts) - 1, 0, -1):
