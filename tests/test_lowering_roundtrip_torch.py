@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import networkx as nx
 import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
 
 import codegen
 from codegen.layers import LOWERINGS
@@ -18,6 +21,7 @@ from codegen.layers.activations import ACTIVATIONS
 from codegen.layers.base import CF
 from codegen.verify import load_module
 from studio.catalog import CATALOG
+from studio.interop import UnsupportedModelError
 from studio.interop.torch_import import import_torch_model, resolve_path
 from tests.graph_builders import chain, make_project
 
@@ -241,3 +245,40 @@ def test_what_comes_back_instead(key):
     _reason, project, kinds = {**NOT_ROUND_TRIPS, **EQUIVALENT_FORMS}[key]
     imported = round_trip(project)
     assert [kind for kind, _ in layers(imported.project)] == kinds
+
+
+# PyTorch spellings of activations: (module or function, the catalog activation or None: refused).
+SPELLINGS = {
+    "ReLU6": (nn.ReLU6(), "relu6"),
+    "Hardtanh(0, 6)": (nn.Hardtanh(0, 6), "relu6"),
+    "Hardtanh": (nn.Hardtanh(), None),
+    "F.hardtanh(0, 6)": (lambda x: F.hardtanh(x, 0.0, 6.0), "relu6"),
+    "F.hardtanh": (F.hardtanh, None),
+    "torch.relu_": (lambda x: torch.relu_(x * 2), "relu"),
+    "x.sigmoid()": (lambda x: x.sigmoid(), "sigmoid"),
+    "F.softplus(beta=2)": (lambda x: F.softplus(x, beta=2), None),
+    "GELU(tanh)": (nn.GELU("tanh"), None),
+    "F.leaky_relu": (lambda x: F.leaky_relu(x, 0.3), "leaky_relu"),
+}
+
+
+@pytest.mark.parametrize("key", list(SPELLINGS))
+def test_pytorch_spellings_of_activations(key):
+    """Modules, functions and tensor methods all read the one activation table."""
+    function, expected = SPELLINGS[key]
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.act = function if isinstance(function, nn.Module) else None
+
+        def forward(self, x):
+            return self.act(x) if self.act is not None else function(x)
+
+    if expected is None:
+        with pytest.raises(UnsupportedModelError):
+            import_torch_model(Net(), [VECTOR])
+        return
+    imported = import_torch_model(Net(), [VECTOR])
+    activations = [params for kind, params in layers(imported.project) if kind == "Activation"]
+    assert [params["activation"] for params in activations] == [expected]

@@ -149,10 +149,12 @@ _MODULE_ACTIVATIONS = {cls: name for name, forms in ACTIVATIONS.items() for cls 
 _FUNCTION_ACTIVATIONS = {fn: name for name, forms in ACTIVATIONS.items() for fn in forms.torch_functions}
 
 
-def _activation_layer(walker, x: Tensor, name: str, source_kind: str, spelling: str, read) -> Tensor:
-    """An Activation layer for ``spelling`` (``ReLU``, ``leaky_relu``, ...); ``read(key, index, default)``
-    reads its arguments (a module's attribute, a call's argument)."""
-    activation = _MODULE_ACTIVATIONS.get(spelling) or _FUNCTION_ACTIVATIONS[spelling]
+def _activation_layer(
+    walker, x: Tensor, name: str, source_kind: str, activation: str, read, clips: bool = False
+) -> Tensor:
+    """An Activation layer; ``read(key, index, default)`` reads the PyTorch arguments (a module's
+    attribute, or a call's argument by position or keyword). ``clips``: a hardtanh, relu6 only
+    with the bounds (0, 6)."""
     params = {"activation": activation}
     if activation == "leaky_relu":
         params["negative_slope"] = float(read("negative_slope", 1, 0.01))
@@ -171,7 +173,7 @@ def _activation_layer(walker, x: Tensor, name: str, source_kind: str, spelling: 
         if dim is None:
             dim = _implicit_softmax_dim(walker, x)
         check_softmax_axis(walker.graph, x, int(dim))
-    if spelling in ("Hardtanh", "hardtanh"):  # relu6 only with these bounds
+    if clips:
         low, high = read("min_val", 1, -1.0), read("max_val", 2, 1.0)
         if (low, high) != (0.0, 6.0):
             raise Unsupported(f"clips to [{low}, {high}]; the catalog has relu6 ([0, 6])")
@@ -188,7 +190,11 @@ def _implicit_softmax_dim(walker, x: Tensor) -> int:
 def _torch_activation_module(walker, node, module, name):
     kind = type(module).__name__
     x = walker.tensor(node.args[0])
-    result = _activation_layer(walker, x, name, kind, kind, lambda key, index, default: getattr(module, key))
+
+    def read(key, index, default):
+        return getattr(module, key)
+
+    result = _activation_layer(walker, x, name, kind, _MODULE_ACTIVATIONS[kind], read, kind == "Hardtanh")
     if kind == "Softplus":
         walker.builder.note(
             "Softplus: PyTorch is linear above threshold=20, Keras is exact (differences < 1e-8)"
@@ -206,7 +212,9 @@ def _torch_activation_function(walker, node, name, function: str | None = None):
     def read(key, index, default):
         return walker.literal(node, index, key, default)
 
-    return _activation_layer(walker, x, name, walker.source_kind(node), function, read)
+    activation = _FUNCTION_ACTIVATIONS[function]
+    source_kind = walker.source_kind(node)
+    return _activation_layer(walker, x, name, source_kind, activation, read, function == "hardtanh")
 
 
 def _torch_activation_method(walker, node, name):
