@@ -66,11 +66,15 @@ CASES = {
     "Conv1D": [
         ("valid", chain(SEQUENCE, ("Conv1D", {"filters": 3, "kernel_size": 3}))),
         ("same", chain(SEQUENCE, ("Conv1D", {"filters": 3, "kernel_size": 3, "padding": "same"}))),
+        # PyTorch pads the odd extra step explicitly (F.pad): the importer folds it back.
+        ("same_strided", chain(SEQUENCE, ("Conv1D", {"filters": 2, "strides": 2, "padding": "same"}))),
     ],
     "Conv2D": [
         ("valid", chain(IMAGE, ("Conv2D", {"filters": 4, "kernel_size": (3, 3)}))),
         ("same", chain(IMAGE, ("Conv2D", {"filters": 4, "padding": "same", "use_bias": False}))),
         ("strided", chain(IMAGE, ("Conv2D", {"filters": 2, "strides": (2, 2)}))),
+        ("same_strided", chain(IMAGE, ("Conv2D", {"filters": 2, "strides": (2, 2), "padding": "same"}))),
+        ("same_even", chain(IMAGE, ("Conv2D", {"filters": 2, "kernel_size": (2, 2), "padding": "same"}))),
     ],
     "Conv2DTranspose": [
         ("valid", chain(IMAGE, ("Conv2DTranspose", {"filters": 2}))),
@@ -174,11 +178,6 @@ EQUIVALENT_FORMS = {
         chain(VECTOR, ("Dense", {"units": 3, "activation": "relu"})),
         ["Input", "Dense", "Activation"],
     ),
-    "strided_same_convolution": (
-        "PyTorch pads the odd extra pixel explicitly",
-        chain(IMAGE, ("Conv2D", {"filters": 2, "strides": (2, 2), "padding": "same"})),
-        ["Input", "ZeroPadding2D", "Conv2D"],
-    ),
     "strided_same_transposed_convolution": (
         "PyTorch crops the 'valid' output explicitly",
         chain(IMAGE, ("Conv2DTranspose", {"filters": 2, "strides": (2, 2), "padding": "same"})),
@@ -190,9 +189,8 @@ EQUIVALENT_FORMS = {
         ["Input", "Rescaling", "Rescaling"],
     ),
 }
-# Not imported at all (yet): AveragePooling with padding='same' and strides, which PyTorch
-# divides by the pooled mask of ones (torch.ones_like); Conv1D with padding='same' and
-# strides, whose explicit F.pad of a sequence has no catalog layer.
+# Not imported at all (yet): AveragePooling with padding='same' where PyTorch's symmetric
+# padding cannot express it, which PyTorch divides by the pooled mask of ones (torch.ones_like).
 
 
 def layers(project) -> list[tuple[str, dict]]:

@@ -31,7 +31,7 @@ from codegen.layers.base import (
     module_call,
     use_bias_arg,
 )
-from codegen.layers.torch_source import array, pair, torch_pads
+from codegen.layers.torch_source import array, fold_padding, pair, torch_pads
 from codegen.layers.windows import keras_pads, pad_arg
 from codegen.writer import py
 
@@ -370,8 +370,13 @@ def _torch_conv(walker, node, module, name):
     if module.padding_mode != "zeros":
         raise Unsupported(f"padding_mode={module.padding_mode!r}; the catalog pads with zeros")
     rank = len(module.kernel_size)
-    x = walker.graph.to_cf(walker.tensor(node.args[0]), name)
     pads = torch_pads(module.padding, module.kernel_size, module.dilation)
+    x, folded = fold_padding(walker.value(node.args[0]), pads, 0.0)  # F.pad with zeros before it
+    if x is None:
+        x = walker.tensor(node.args[0])
+    else:
+        pads = folded
+    x = walker.graph.to_cf(x, name)
     return conv_layer(
         walker.graph,
         x,

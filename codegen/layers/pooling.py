@@ -24,7 +24,7 @@ from codegen.layers.base import (
     module_call,
 )
 from codegen.layers.convolution import layer_pads
-from codegen.layers.torch_source import Padded, pair, pair_none
+from codegen.layers.torch_source import fold_padding, pair, pair_none
 from codegen.layers.windows import pad_arg
 from codegen.writer import py
 
@@ -210,12 +210,11 @@ def _pool_function(is_max: bool, rank: int):
 
 
 def _pooling_input(walker, arg, is_max: bool, pads: list) -> tuple[Tensor, list]:
-    """The pooling's input, and its padding with a ``-inf`` padding before it (how the emission
-    writes a max pooling's 'same' padding) folded in."""
-    value = walker.value(arg)
-    if is_max and isinstance(value, Padded) and value.value == float("-inf") and len(value.pads) == len(pads):
-        pads = [(a + c, b + d) for (a, b), (c, d) in zip(pads, value.pads, strict=True)]
-        return value.tensor, pads
+    """The pooling's input and padding; a max pooling takes a ``-inf`` padding before it."""
+    if is_max:
+        x, folded = fold_padding(walker.value(arg), pads, float("-inf"))
+        if x is not None:
+            return x, folded
     return walker.tensor(arg), pads
 
 

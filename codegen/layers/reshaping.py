@@ -246,31 +246,31 @@ def _torch_zero_pad(walker, node, module, name):
 
 
 def _torch_pad(walker, node, name):
-    """``F.pad(x, (left, right, top, bottom))`` with zeros: ZeroPadding2D."""
+    """``F.pad(x, pads)`` with zeros (ZeroPadding2D, or folded into a convolution that follows) or
+    with ``-inf`` (folded into a max pooling that follows, how the emission writes 'same')."""
     graph = walker.graph
     x = graph.to_cf(walker.tensor(node.args[0]), name)
-    pads = list(walker.literal(node, 1, "pad"))
+    pads = [int(p) for p in walker.literal(node, 1, "pad")]
     mode = walker.literal(node, 2, "mode", "constant")
     value = walker.literal(node, 3, "value", None)
-    if mode == "constant" and value == float("-inf"):
-        return _padded_for_pooling(graph, x, pads, value)
-    if mode != "constant" or value not in (None, 0, 0.0):
+    if mode != "constant" or value not in (None, 0, 0.0, float("-inf")):
         raise Unsupported(f"mode={mode!r}, value={value!r}: the catalog pads with zeros only")
-    if len(graph.keras_shape(x)) != 3 or len(pads) not in (2, 4) or min(pads) < 0:
-        raise Unsupported(f"pads {pads}: the catalog pads the height and width of an image only")
-    left, right, top, bottom = [*pads, 0, 0][:4]
-    params = {"padding": [top, bottom, left, right]}
-    return graph.add("ZeroPadding2D", name, [x], params, source_kind="F.pad", nonneg=x.nonneg)
-
-
-def _padded_for_pooling(graph: SourceGraph, x: Tensor, pads: list, value: float) -> Padded:
-    """``F.pad(x, pads, value=-inf)`` of every spatial axis: left for the max pooling that follows."""
+    value = float(value or 0)
     rank = len(graph.keras_shape(x)) - 1
-    if len(pads) != 2 * rank or min(pads) < 0:
-        raise Unsupported(f"pads {pads} with {value}: only the spatial axes before a max pooling")
-    # F.pad lists the last axis first.
-    per_axis = tuple((int(pads[2 * i]), int(pads[2 * i + 1])) for i in reversed(range(rank)))
-    return Padded(x, per_axis, value)
+    per_axis = None
+    if len(pads) == 2 * rank and min(pads) >= 0:  # F.pad lists the last axis first
+        per_axis = tuple((pads[2 * i], pads[2 * i + 1]) for i in reversed(range(rank)))
+
+    def create() -> Tensor:
+        if value != 0:
+            raise Unsupported(f"pads with {value}; only a max pooling that follows can take that padding")
+        if rank != 2 or len(pads) not in (2, 4) or min(pads) < 0:
+            raise Unsupported(f"pads {pads}: the catalog pads the height and width of an image only")
+        left, right, top, bottom = [*pads, 0, 0][:4]
+        params = {"padding": [top, bottom, left, right]}
+        return graph.add("ZeroPadding2D", name, [x], params, source_kind="F.pad", nonneg=x.nonneg)
+
+    return Padded(x, per_axis, value, create)
 
 
 def _torch_upsample(walker, node, module, name):
@@ -306,6 +306,8 @@ def _torch_getitem(walker, node, name):
     """``value[index]``: a part of a layer's outputs, an item of a size, or a crop of an image."""
     container = walker.value(node.args[0])
     index = walker.value(node.args[1])
+    if isinstance(container, Padded):
+        container = container.resolve()
     if isinstance(container, Multi):
         return container.index(index)
     if isinstance(container, Aux):
@@ -338,7 +340,7 @@ def _torch_getattr(walker, node, name):
     """``x.shape`` of a tensor: its traced shape, a non-tensor value."""
     target = walker.value(node.args[0])
     attribute = node.args[1]
-    if isinstance(target, Tensor) and attribute == "shape":
+    if isinstance(target, (Tensor, Padded)) and attribute == "shape":
         return Aux(walker.meta.get(node.args[0]))
     raise Unsupported(f"reads the attribute .{attribute}")
 

@@ -70,24 +70,51 @@ def _is_last_step(index: tuple) -> bool:
     return len(index) in (2, 3) and index[0] == full and index[1] == -1 and all(i == full for i in index[2:])
 
 
-@dataclass(frozen=True)
 class Padded:
-    """A tensor padded with a value no catalog layer pads with (``-inf`` before a max pooling).
+    """``F.pad(x, ...)`` with a constant, kept until its use is known.
 
-    Only a window operation that follows can take it, folding ``pads`` into its own padding.
+    A convolution (zeros) or a max pooling (``-inf``) that follows folds ``pads``
+    into its own padding; any other use gets the layer ``create()`` makes
+    (ZeroPadding2D, made once) or its refusal.
     """
 
-    tensor: Tensor
-    pads: tuple[tuple[int, int], ...]  # (before, after) per spatial axis, in the source's order
-    value: float
+    def __init__(
+        self,
+        tensor: Tensor,
+        pads: tuple[tuple[int, int], ...] | None,
+        value: float,
+        create: Callable[[], Tensor],
+    ) -> None:
+        self.tensor = tensor
+        self.pads = pads  # (before, after) per spatial axis in the source's order; None: not all of them
+        self.value = value
+        self.create = create
+        self._layer: Tensor | None = None
+
+    def folds_into(self, value: float, rank: int) -> bool:
+        """A window operation of ``rank`` spatial axes that pads with ``value`` can take the padding."""
+        return self.value == value and self.pads is not None and len(self.pads) == rank
+
+    def resolve(self) -> Tensor:
+        if self._layer is None:
+            self._layer = self.create()
+        return self._layer
 
     def __repr__(self) -> str:
-        return f"a tensor padded with {self.value} (only a pooling that follows can take it)"
+        return f"a tensor padded with {self.value}"
+
+
+def fold_padding(value, pads: list[tuple[int, int]], pad_value: float) -> tuple[Tensor | None, list]:
+    """A window operation's input, when it is a :class:`Padded` it can take: the unpadded tensor and
+    its own ``pads`` with that padding added; else ``(None, pads)``."""
+    if isinstance(value, Padded) and value.folds_into(pad_value, len(pads)):
+        return value.tensor, [(a + c, b + d) for (a, b), (c, d) in zip(pads, value.pads, strict=True)]
+    return None, pads
 
 
 def resolve(value):
-    """A :class:`Multi` resolved to its tensor; any other value unchanged."""
-    return value.resolve() if isinstance(value, Multi) else value
+    """A :class:`Multi` or a :class:`Padded` resolved to its tensor; any other value unchanged."""
+    return value.resolve() if isinstance(value, (Multi, Padded)) else value
 
 
 class Pending:

@@ -30,7 +30,7 @@ from typing import Any
 
 from codegen.layers import LOWERINGS
 from codegen.layers.base import CF, FLAT_CF, SAME, SQUEEZED, AlreadyReported, Tensor
-from codegen.layers.torch_source import Aux, Multi, describe
+from codegen.layers.torch_source import Aux, describe, resolve
 from studio.interop.builder import GraphBuilder, ImportedModel, TensorInfo
 from studio.interop.channels_first import ChannelsFirstGraph
 from studio.interop.errors import (
@@ -426,8 +426,7 @@ class _Converter:
 
     def tensor(self, arg) -> Tensor:
         value = self.value(arg)
-        if isinstance(value, Multi):
-            value = value.resolve()
+        value = resolve(value)  # a part of a layer's outputs, a padding not taken by a window
         if not isinstance(value, Tensor):
             raise Unsupported(f"expects a tensor computed from the inputs, received {describe(value)}")
         return value
