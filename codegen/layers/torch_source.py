@@ -8,8 +8,9 @@ first argument and use it by duck typing:
 - ``walker.graph``: the channels-first graph to add layers to (see ``SourceGraph``);
 - ``walker.builder``: the project builder (``note(...)``);
 - ``walker.meta``: fx node -> its traced shape, batch included;
-- ``walker.value(arg)``, ``walker.tensor(arg)``: an fx argument converted (a
-  :class:`Tensor`, an :class:`Aux`, a :class:`Multi`, a literal);
+- ``walker.value(arg)``: an fx argument converted (a :class:`Tensor`, an
+  :class:`Aux`, a :class:`Multi`, a :class:`Padded`, a literal);
+  ``walker.tensor(arg)``: the same, resolved to a :class:`Tensor` or refused;
 - ``walker.argument(node, index, name, default)``, ``walker.literal(...)``:
   a call's argument by position or keyword, as an fx argument or as a value;
 - ``walker.out_shape(node)``: the node's output shape, batch excluded;
