@@ -20,22 +20,65 @@ class ActivationForms:
     torch: str | None  # the PyTorch function applied to a tensor; None: written out below
     keras: tuple[str, ...]  # Keras activation names (serialized configs) that mean this function
     nonneg: bool = False  # its output is never negative (zero padding then equals -inf for max pooling)
+    torch_modules: tuple[str, ...] = ()  # nn.Module classes that compute it (PyTorch import)
+    torch_functions: tuple[str, ...] = ()  # functions of torch.nn.functional or torch that compute it
     onnx: str | None = None  # the ONNX operator that computes it (its attributes are read in core.py)
 
 
 ACTIVATIONS: dict[str, ActivationForms] = {
     "linear": ActivationForms(None, ("linear",)),
-    "relu": ActivationForms("F.relu", ("relu",), nonneg=True, onnx="Relu"),
-    "relu6": ActivationForms("F.relu6", ("relu6",), nonneg=True),
-    "leaky_relu": ActivationForms(None, ("leaky_relu",), onnx="LeakyRelu"),
-    "elu": ActivationForms(None, ("elu",), onnx="Elu"),
-    "gelu": ActivationForms("F.gelu", ("gelu",), onnx="Gelu"),
-    "silu": ActivationForms("F.silu", ("silu", "swish")),
-    "sigmoid": ActivationForms("torch.sigmoid", ("sigmoid",), nonneg=True, onnx="Sigmoid"),
-    "tanh": ActivationForms("torch.tanh", ("tanh",), onnx="Tanh"),
-    "softmax": ActivationForms(None, ("softmax",), nonneg=True, onnx="Softmax"),
-    "softplus": ActivationForms("F.softplus", ("softplus",), nonneg=True, onnx="Softplus"),
-    "hard_sigmoid": ActivationForms("F.hardsigmoid", ("hard_sigmoid",), nonneg=True, onnx="HardSigmoid"),
+    "relu": ActivationForms(
+        "F.relu", ("relu",), True, torch_modules=("ReLU",), torch_functions=("relu", "relu_"), onnx="Relu"
+    ),
+    "relu6": ActivationForms(
+        "F.relu6",
+        ("relu6",),
+        True,
+        torch_modules=("ReLU6", "Hardtanh"),
+        torch_functions=("relu6", "hardtanh"),
+    ),
+    "leaky_relu": ActivationForms(
+        None,
+        ("leaky_relu",),
+        torch_modules=("LeakyReLU",),
+        torch_functions=("leaky_relu", "leaky_relu_"),
+        onnx="LeakyRelu",
+    ),
+    "elu": ActivationForms(None, ("elu",), torch_modules=("ELU",), torch_functions=("elu",), onnx="Elu"),
+    "gelu": ActivationForms(
+        "F.gelu", ("gelu",), torch_modules=("GELU",), torch_functions=("gelu",), onnx="Gelu"
+    ),
+    "silu": ActivationForms("F.silu", ("silu", "swish"), torch_modules=("SiLU",), torch_functions=("silu",)),
+    "sigmoid": ActivationForms(
+        "torch.sigmoid",
+        ("sigmoid",),
+        True,
+        torch_modules=("Sigmoid",),
+        torch_functions=("sigmoid",),
+        onnx="Sigmoid",
+    ),
+    "tanh": ActivationForms(
+        "torch.tanh", ("tanh",), torch_modules=("Tanh",), torch_functions=("tanh",), onnx="Tanh"
+    ),
+    "softmax": ActivationForms(
+        None, ("softmax",), True, torch_modules=("Softmax",), torch_functions=("softmax",), onnx="Softmax"
+    ),
+    "softplus": ActivationForms(
+        "F.softplus",
+        ("softplus",),
+        True,
+        torch_modules=("Softplus",),
+        torch_functions=("softplus",),
+        onnx="Softplus",
+    ),
+    "hard_sigmoid": ActivationForms(
+        "F.hardsigmoid",
+        ("hard_sigmoid",),
+        True,
+        torch_modules=("Hardsigmoid",),
+        torch_functions=("hardsigmoid",),
+        onnx="HardSigmoid",
+    ),
 }
 
 # Keras activation names -> catalog names.

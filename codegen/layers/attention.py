@@ -8,22 +8,26 @@ and value widths differ from the query's).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from codegen.layers.base import (
     CL,
+    SAME,
     Arrays,
     KerasLayer,
     Lowering,
     Mapped,
     State,
+    Tensor,
     TorchCode,
     Unsupported,
     use_bias_arg,
 )
 from codegen.layers.keras_config import KerasCall, require
+from codegen.layers.torch_source import Multi, array
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -146,7 +150,65 @@ KERAS_CALLS = {
 
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
 
-TORCH_MODULES: dict = {}
+
+def _torch_attention(walker, node, module, name):
+    if not module.batch_first:
+        raise Unsupported("batch_first=False; the catalog's sequences are (batch, steps, features)")
+    if not module._qkv_same_embed_dim:
+        raise Unsupported(
+            "kdim or vdim differ from embed_dim; the catalog's projections have the query's size"
+        )
+    if module.bias_k is not None or module.add_zero_attn:
+        raise Unsupported("add_bias_kv or add_zero_attn have no catalog equivalent")
+    for key in ("key_padding_mask", "attn_mask"):
+        if node.kwargs.get(key) is not None:
+            raise Unsupported(f"is given {key}; the catalog's attention has no masks")
+    if node.kwargs.get("is_causal"):
+        raise Unsupported("is_causal=True; the catalog's attention has no causal mask")
+    query, key, value = (walker.graph.to_same(walker.tensor(node.args[i]), name) for i in range(3))
+    sources = [query, value, key]  # Keras's call order
+    if key == value:
+        sources = sources[:2]
+        if value == query:
+            sources = sources[:1]
+    embed, heads = module.embed_dim, module.num_heads
+    head_dim = embed // heads
+    w_in = array(module.in_proj_weight)
+    b_in = array(module.in_proj_bias)
+    weights = []
+    for index in range(3):  # query, key, value, in Keras's weight order
+        kernel = w_in[index * embed : (index + 1) * embed].T.reshape(embed, heads, head_dim)
+        weights.append(kernel)
+        if b_in is not None:
+            weights.append(b_in[index * embed : (index + 1) * embed].reshape(heads, head_dim))
+    weights.append(array(module.out_proj.weight).T.reshape(heads, head_dim, embed))
+    if module.out_proj.bias is not None:
+        weights.append(array(module.out_proj.bias))
+    params = {
+        "num_heads": heads,
+        "key_dim": head_dim,
+        "use_bias": b_in is not None,
+        "dropout": float(module.dropout),
+    }
+    tensor = walker.graph.add(
+        "MultiHeadAttention", name, sources, params, weights, source_kind="MultiheadAttention", form=SAME
+    )
+    return Multi(_AttentionOutputs(tensor))
+
+
+@dataclass(frozen=True)
+class _AttentionOutputs:
+    """``attn_output, attn_weights``: the catalog's layer gives the first."""
+
+    tensor: Tensor
+
+    def resolve(self, path: tuple) -> Tensor:
+        if path == (0,):
+            return self.tensor
+        raise Unsupported("uses the attention weights; the catalog's attention returns its output only")
+
+
+TORCH_MODULES: dict = {"MultiheadAttention": _torch_attention}
 TORCH_FUNCTIONS: dict = {}
 TORCH_METHODS: dict = {}
 

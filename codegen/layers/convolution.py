@@ -33,6 +33,7 @@ from codegen.layers.base import (
     use_bias_arg,
 )
 from codegen.layers.keras_config import activation_name, channels_last, ints, one
+from codegen.layers.torch_source import array, fold_padding, pair, torch_pads
 from codegen.layers.windows import keras_pads, pad_arg
 from codegen.writer import py
 
@@ -448,7 +449,56 @@ def conv_transpose_layer(
 
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
 
-TORCH_MODULES: dict = {}
+
+def _torch_conv(walker, node, module, name):
+    if module.padding_mode != "zeros":
+        raise Unsupported(f"padding_mode={module.padding_mode!r}; the catalog pads with zeros")
+    rank = len(module.kernel_size)
+    pads = torch_pads(module.padding, module.kernel_size, module.dilation)
+    x, folded = fold_padding(walker.value(node.args[0]), pads, 0.0)  # F.pad with zeros before it
+    if x is None:
+        x = walker.tensor(node.args[0])
+    else:
+        pads = folded
+    x = walker.graph.to_cf(x, name)
+    return conv_layer(
+        walker.graph,
+        x,
+        name,
+        type(module).__name__,
+        array(module.weight),
+        array(module.bias),
+        pair(module.stride, rank),
+        pair(module.dilation, rank),
+        pads,
+        module.groups,
+    )
+
+
+def _torch_conv_transpose(walker, node, module, name):
+    if module.groups != 1 or set(module.dilation) != {1}:
+        raise Unsupported("groups or dilation; the catalog's Conv2DTranspose has neither")
+    if module.padding_mode != "zeros":
+        raise Unsupported(f"padding_mode={module.padding_mode!r}; the catalog pads with zeros")
+    pads = [(int(p), int(p)) for p in pair(module.padding)]
+    return conv_transpose_layer(
+        walker.graph,
+        walker.tensor(node.args[0]),
+        name,
+        "ConvTranspose2d",
+        array(module.weight),
+        array(module.bias),
+        pair(module.stride),
+        pads,
+        pair(module.output_padding),
+    )
+
+
+TORCH_MODULES: dict = {
+    "Conv1d": _torch_conv,
+    "Conv2d": _torch_conv,
+    "ConvTranspose2d": _torch_conv_transpose,
+}
 TORCH_FUNCTIONS: dict = {}
 TORCH_METHODS: dict = {}
 

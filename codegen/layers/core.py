@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codegen.layers.activations import torch_activation
+from codegen.layers.activations import ACTIVATIONS, ONNX_NAMES, is_nonneg, torch_activation
 from codegen.layers.base import (
     CF,
     CL,
@@ -29,6 +30,7 @@ from codegen.layers.base import (
     use_bias_arg,
 )
 from codegen.layers.keras_config import activation_name, last_axis
+from codegen.layers.torch_source import array
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -217,17 +219,127 @@ def check_softmax_axis(graph: SourceGraph, x: Tensor, axis: int) -> None:
 
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
 
-TORCH_MODULES: dict = {}
-TORCH_FUNCTIONS: dict = {}
-TORCH_METHODS: dict = {}
+
+def _torch_linear(walker, node, module, name):
+    kernel = array(module.weight).T
+    return dense_layer(walker.graph, walker.tensor(node.args[0]), name, "Linear", kernel, array(module.bias))
+
+
+# The PyTorch spellings of the catalog's activations: nn.Module class / function name -> catalog name.
+_MODULE_ACTIVATIONS = {cls: name for name, forms in ACTIVATIONS.items() for cls in forms.torch_modules}
+_FUNCTION_ACTIVATIONS = {fn: name for name, forms in ACTIVATIONS.items() for fn in forms.torch_functions}
+
+
+def _activation_layer(
+    walker, x: Tensor, name: str, source_kind: str, activation: str, read, clips: bool = False
+) -> Tensor:
+    """An Activation layer; ``read(key, index, default)`` reads the PyTorch arguments (a module's
+    attribute, or a call's argument by position or keyword). ``clips``: a hardtanh, relu6 only
+    with the bounds (0, 6)."""
+    params = {"activation": activation}
+    if activation == "leaky_relu":
+        params["negative_slope"] = float(read("negative_slope", 1, 0.01))
+    elif activation == "elu":
+        params["alpha"] = float(read("alpha", 1, 1.0))
+    elif activation == "gelu":
+        approximate = read("approximate", 1, "none")
+        if approximate != "none":
+            raise Unsupported(f"approximate={approximate!r}; the catalog's gelu is the exact form")
+    elif activation == "softplus":
+        beta = read("beta", 1, 1)
+        if beta != 1:
+            raise Unsupported(f"beta={beta}; the catalog's softplus has beta 1")
+    elif activation == "softmax":
+        dim = read("dim", 1, None)
+        if dim is None:
+            dim = _implicit_softmax_dim(walker, x)
+        check_softmax_axis(walker.graph, x, int(dim))
+    if clips:
+        low, high = read("min_val", 1, -1.0), read("max_val", 2, 1.0)
+        if (low, high) != (0.0, 6.0):
+            raise Unsupported(f"clips to [{low}, {high}]; the catalog has relu6 ([0, 6])")
+    nonneg = is_nonneg(activation)
+    return walker.graph.add("Activation", name, [x], params, source_kind=source_kind, nonneg=nonneg)
+
+
+def _implicit_softmax_dim(walker, x: Tensor) -> int:
+    """The axis PyTorch's softmax picks when none is given (with a deprecation warning)."""
+    rank = len(walker.graph.source_shape(x)) + 1
+    return 0 if rank in (0, 1, 3) else 1
+
+
+def _torch_activation_module(walker, node, module, name):
+    kind = type(module).__name__
+    x = walker.tensor(node.args[0])
+
+    def read(key, index, default):
+        return getattr(module, key)
+
+    result = _activation_layer(walker, x, name, kind, _MODULE_ACTIVATIONS[kind], read, kind == "Hardtanh")
+    if kind == "Softplus":
+        walker.builder.note(
+            "Softplus: PyTorch is linear above threshold=20, Keras is exact (differences < 1e-8)"
+        )
+    return result
+
+
+def _torch_activation_function(walker, node, name, function: str | None = None):
+    """``F.relu(x)``, ``torch.sigmoid(x)``, ...; a tensor method (``x.relu()``) passes its name."""
+    x = walker.tensor(node.args[0])
+    function = function or getattr(node.target, "__name__", str(node.target))
+    if function not in _FUNCTION_ACTIVATIONS:
+        raise Unsupported("this activation has no catalog equivalent")
+
+    def read(key, index, default):
+        return walker.literal(node, index, key, default)
+
+    activation = _FUNCTION_ACTIVATIONS[function]
+    source_kind = walker.source_kind(node)
+    return _activation_layer(walker, x, name, source_kind, activation, read, function == "hardtanh")
+
+
+def _torch_activation_method(walker, node, name):
+    return _torch_activation_function(walker, node, name, node.target)
+
+
+def _torch_identity(walker, node, module, name):
+    return walker.tensor(node.args[0])
+
+
+def _torch_dropout(walker, node, module, name):
+    x = walker.tensor(node.args[0])
+    params = {"rate": float(module.p)}
+    return walker.graph.add("Dropout", name, [x], params, source_kind="Dropout", nonneg=x.nonneg)
+
+
+def _torch_dropout_function(walker, node, name):
+    x = walker.tensor(node.args[0])
+    rate = float(walker.literal(node, 1, "p", 0.5))
+    return walker.graph.add(
+        "Dropout", name, [x], {"rate": rate}, source_kind=walker.source_kind(node), nonneg=x.nonneg
+    )
+
+
+TORCH_MODULES: dict = {
+    "Linear": _torch_linear,
+    **{cls: _torch_activation_module for cls in _MODULE_ACTIVATIONS},
+    "Identity": _torch_identity,
+    "Dropout": _torch_dropout,
+}
+TORCH_FUNCTIONS: dict = {
+    # An activation function is looked up in torch.nn.functional and in torch (where it exists there).
+    **{
+        f"{namespace}.{function}": _torch_activation_function
+        for function in _FUNCTION_ACTIVATIONS
+        for namespace in ("torch.nn.functional", "torch")
+    },
+    "torch.nn.functional.dropout": _torch_dropout_function,
+}
+TORCH_METHODS: dict = {method: _torch_activation_method for method in ("relu", "sigmoid", "tanh", "softmax")}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
 # Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
-
-import math  # noqa: E402 - the ONNX section's own imports, kept with it
-
-from codegen.layers.activations import ONNX_NAMES, is_nonneg  # noqa: E402
 
 
 def _gemm_from_onnx(walker, node, inputs, name, index):

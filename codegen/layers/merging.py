@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import operator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from codegen.layers.base import CF, KEEP, KerasLayer, Lowering, Mapped, TorchCode
+import numpy as np
+
+from codegen.layers.base import CF, KEEP, KerasLayer, Lowering, Mapped, Tensor, TorchCode, Unsupported
+from codegen.layers.reshaping import rescale_by, rescaling_from_onnx
+from codegen.layers.torch_source import Aux, Multi, describe, resolve
 
 if TYPE_CHECKING:
     from codegen.plan import LayerPlan
@@ -95,18 +101,112 @@ KERAS_CLASSES: dict = {
 
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
 
+
+def _binary(operation: str):
+    """``a + b``, ``torch.sub(a, b)``, ``x.mul(y)``, ...: a merge of two tensors, a Rescaling of a
+    tensor and a number, or plain arithmetic on two non-tensor values (sizes)."""
+
+    def handler(walker, node, name):
+        left, right = walker.value(node.args[0]), walker.value(node.args[1])
+        if "alpha" in node.kwargs and node.kwargs["alpha"] != 1:
+            raise Unsupported(f"alpha={node.kwargs['alpha']} has no catalog equivalent")
+        left, right = resolve(left), resolve(right)
+        if isinstance(left, Tensor) and isinstance(right, Tensor):
+            return walker.graph.merge(operation, [left, right], name, walker.source_kind(node))
+        if isinstance(left, Aux) and isinstance(right, Aux):
+            return Aux(_AUX_OPERATIONS[operation](left.value, right.value))
+        number = right if isinstance(left, Tensor) else left
+        tensor = left if isinstance(left, Tensor) else right
+        number = number.value if isinstance(number, Aux) else number
+        if not isinstance(tensor, Tensor) or not isinstance(number, (int, float)):
+            raise Unsupported(f"combines a tensor with {describe(number)} (broadcasting)")
+        return rescale_by(walker, node, name, operation, tensor, float(number), tensor_first=tensor is left)
+
+    return handler
+
+
+_AUX_OPERATIONS = {
+    "Add": operator.add,
+    "Subtract": operator.sub,
+    "Multiply": operator.mul,
+    "Divide": operator.truediv,
+    "Maximum": max,
+}
+
+
+def _torch_maximum(walker, node, name):
+    tensors = [walker.tensor(arg) for arg in node.args[:2]]
+    return walker.graph.merge("Maximum", tensors, name, walker.source_kind(node))
+
+
+def _torch_cat(walker, node, name):
+    items = list(walker.value(walker.argument(node, 0, "tensors")))
+    dim = walker.literal(node, 1, "dim", 0)
+    final = _concatenate_parts(items)
+    if final is not None and dim in (1, -1):
+        return final
+    tensors = [resolve(item) for item in items]
+    if not all(isinstance(t, Tensor) for t in tensors):
+        raise Unsupported("concatenates values that are not computed tensors")
+    return walker.graph.concatenate(tensors, int(dim), name, walker.source_kind(node))
+
+
+@dataclass(frozen=True)
+class _AtLeast:
+    """``a >= b`` of two tensors: only the condition of ``torch.where`` can use it."""
+
+    left: Tensor
+    right: Tensor
+
+    def __repr__(self) -> str:
+        return "a comparison of two tensors (a >= b)"
+
+
+def _torch_greater_equal(walker, node, name):
+    return _AtLeast(walker.tensor(node.args[0]), walker.tensor(node.args[1]))
+
+
+def _torch_where(walker, node, name):
+    """``torch.where(a >= b, a, b)``: the maximum of two tensors, the way the emission writes Maximum."""
+    condition = walker.value(walker.argument(node, 0, "condition"))
+    chosen = [walker.tensor(walker.argument(node, i, key)) for i, key in ((1, "input"), (2, "other"))]
+    if not isinstance(condition, _AtLeast) or [condition.left, condition.right] != chosen:
+        raise Unsupported("selects between tensors; the catalog has torch.where(a >= b, a, b) (Maximum)")
+    return walker.graph.merge("Maximum", chosen, name, walker.source_kind(node))
+
+
+def _concatenate_parts(items: list) -> Tensor | None:
+    """Parts of one layer's outputs concatenated back (a bidirectional RNN's two final states)."""
+    if not items or not all(isinstance(item, Multi) for item in items):
+        return None
+    owner = items[0].owner
+    if any(item.owner is not owner for item in items) or not hasattr(owner, "concatenate"):
+        return None
+    return owner.concatenate([item.path for item in items])
+
+
 TORCH_MODULES: dict = {}
-TORCH_FUNCTIONS: dict = {}
-TORCH_METHODS: dict = {}
+TORCH_FUNCTIONS: dict = {
+    "operator.add": _binary("Add"),
+    "operator.iadd": _binary("Add"),
+    "operator.sub": _binary("Subtract"),
+    "operator.mul": _binary("Multiply"),
+    "operator.truediv": _binary("Divide"),
+    "torch.add": _binary("Add"),
+    "torch.sub": _binary("Subtract"),
+    "torch.mul": _binary("Multiply"),
+    "torch.maximum": _torch_maximum,
+    "operator.ge": _torch_greater_equal,
+    "torch.where": _torch_where,
+    "torch.cat": _torch_cat,
+    "torch.concat": _torch_cat,
+}
+TORCH_METHODS: dict = {"add": _binary("Add"), "sub": _binary("Subtract"), "mul": _binary("Multiply")}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
 # Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
 
-import numpy as np  # noqa: E402 - the ONNX section's own imports, kept with it
-
-from codegen.layers.base import Tensor, Unsupported  # noqa: E402
-from codegen.layers.reshaping import rescaling_from_onnx  # noqa: E402
 
 # ONNX element-wise operators of same-shaped tensors -> catalog merges (Div has none).
 ONNX_MERGES = {

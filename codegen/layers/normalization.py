@@ -21,6 +21,7 @@ from codegen.layers.base import (
     module_call,
 )
 from codegen.layers.keras_config import last_axis
+from codegen.layers.torch_source import array
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -154,15 +155,51 @@ def batch_norm_layer(
 
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
 
-TORCH_MODULES: dict = {}
+
+def _torch_batch_norm(walker, node, module, name):
+    if module.momentum is None:
+        raise Unsupported("momentum=None (a cumulative average) has no catalog equivalent")
+    if not module.track_running_stats:
+        raise Unsupported("track_running_stats=False normalizes with batch statistics at inference too")
+    return batch_norm_layer(
+        walker.graph,
+        walker.tensor(node.args[0]),
+        name,
+        type(module).__name__,
+        array(module.weight) if module.affine else None,
+        array(module.bias) if module.affine else None,
+        array(module.running_mean),
+        array(module.running_var),
+        float(module.eps),
+        round(1.0 - float(module.momentum), 12),
+    )
+
+
+def _torch_layer_norm(walker, node, module, name):
+    graph = walker.graph
+    x = graph.to_same(walker.tensor(node.args[0]), name)
+    if len(module.normalized_shape) != 1 or module.normalized_shape[0] != graph.source_shape(x)[-1]:
+        raise Unsupported(
+            f"normalized_shape={tuple(module.normalized_shape)}: the catalog normalizes the last axis"
+        )
+    affine = module.elementwise_affine
+    has_bias = affine and module.bias is not None
+    params = {"epsilon": float(module.eps), "scale": affine, "center": has_bias}
+    weights = ([array(module.weight)] if affine else []) + ([array(module.bias)] if has_bias else [])
+    return graph.add("LayerNormalization", name, [x], params, weights, source_kind="LayerNorm")
+
+
+TORCH_MODULES: dict = {
+    "BatchNorm1d": _torch_batch_norm,
+    "BatchNorm2d": _torch_batch_norm,
+    "LayerNorm": _torch_layer_norm,
+}
 TORCH_FUNCTIONS: dict = {}
 TORCH_METHODS: dict = {}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
 # Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
-
-from codegen.layers.base import Unsupported  # noqa: E402 - the ONNX section's own imports, kept with it
 
 
 def _batch_norm_from_onnx(walker, node, inputs, name, index):

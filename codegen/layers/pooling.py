@@ -26,6 +26,8 @@ from codegen.layers.base import (
 )
 from codegen.layers.convolution import layer_pads
 from codegen.layers.keras_config import channels_last, ints
+from codegen.layers.onnx_source import positive_axes
+from codegen.layers.torch_source import fold_padding, pair, pair_none
 from codegen.layers.windows import pad_arg
 from codegen.writer import py
 
@@ -190,15 +192,157 @@ def global_pooling_layer(
 
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
 
-TORCH_MODULES: dict = {}
-TORCH_FUNCTIONS: dict = {}
-TORCH_METHODS: dict = {}
+
+def _torch_pool(walker, node, module, name):
+    kind = type(module).__name__
+    rank = 2 if kind.endswith("2d") else 1
+    if kind.startswith("Max"):
+        if module.return_indices or set(pair(module.dilation, rank)) != {1}:
+            raise Unsupported("return_indices or dilation; the catalog's MaxPooling has neither")
+        include = False
+    else:
+        if getattr(module, "divisor_override", None):
+            raise Unsupported("divisor_override has no catalog equivalent")
+        include = bool(module.count_include_pad)
+    kernel = pair(module.kernel_size, rank)
+    strides = pair(module.stride if module.stride is not None else module.kernel_size, rank)
+    pads = [(p, p) for p in pair(module.padding, rank)]
+    x, pads = _pooling_input(walker, node.args[0], kind.startswith("Max"), pads)
+    return pooling_layer(
+        walker.graph,
+        x,
+        name,
+        kind,
+        kind.startswith("Max"),
+        kernel,
+        strides,
+        pads,
+        count_include_pad=include,
+        ceil_mode=bool(module.ceil_mode),
+    )
+
+
+def _pool_function(is_max: bool, rank: int):
+    """``F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)`` and the
+    average ones, ``F.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor)``."""
+
+    def handler(walker, node, name):
+        literal = walker.literal
+        kernel = pair(literal(node, 1, "kernel_size"), rank)
+        stride = literal(node, 2, "stride", None)
+        strides = kernel if stride in (None, [], ()) else pair(stride, rank)
+        pads = [(p, p) for p in pair(literal(node, 3, "padding", 0), rank)]
+        if is_max:
+            if set(pair(literal(node, 4, "dilation", 1), rank)) != {1} or literal(
+                node, 6, "return_indices", False
+            ):
+                raise Unsupported("dilation or return_indices; the catalog's MaxPooling has neither")
+            ceil, include = literal(node, 5, "ceil_mode", False), False
+        else:
+            ceil, include = literal(node, 4, "ceil_mode", False), literal(node, 5, "count_include_pad", True)
+            if literal(node, 6, "divisor_override", None):
+                raise Unsupported("divisor_override has no catalog equivalent")
+        x, pads = _pooling_input(walker, node.args[0], is_max, pads)
+        kind = walker.source_kind(node)
+        return pooling_layer(
+            walker.graph, x, name, kind, is_max, kernel, strides, pads, bool(include), bool(ceil)
+        )
+
+    return handler
+
+
+def _pooling_input(walker, arg, is_max: bool, pads: list) -> tuple[Tensor, list]:
+    """The pooling's input and padding; a max pooling takes a ``-inf`` padding before it."""
+    if is_max:
+        x, folded = fold_padding(walker.value(arg), pads, float("-inf"))
+        if x is not None:
+            return x, folded
+    return walker.tensor(arg), pads
+
+
+def _torch_adaptive_pool(walker, node, module, name):
+    return _adaptive_pool(walker, node.args[0], name, type(module).__name__, module.output_size)
+
+
+def _adaptive_pool_function(is_max: bool):
+    """``F.adaptive_max_pool2d(x, output_size)``, ``F.adaptive_avg_pool2d(x, output_size)``."""
+
+    def handler(walker, node, name):
+        size = walker.literal(node, 1, "output_size")
+        kind = "AdaptiveMaxPool2d" if is_max else "AdaptiveAvgPool2d"
+        return _adaptive_pool(walker, node.args[0], name, kind, size)
+
+    return handler
+
+
+def _adaptive_pool(walker, arg, name: str, kind: str, output_size) -> Tensor:
+    """An adaptive pooling: global pooling to size 1, else whole windows that tile the input."""
+    graph = walker.graph
+    x = graph.to_cf(walker.tensor(arg), name)
+    spatial = graph.keras_shape(x)[:-1]
+    rank = len(spatial)
+    wanted = tuple(
+        spatial[i] if size is None else int(size) for i, size in enumerate(pair_none(output_size, rank))
+    )
+    is_max = "Max" in kind
+    if all(size == 1 for size in wanted):
+        return global_pooling_layer(graph, x, name, kind, is_max, keep_dims=True)
+    if wanted == tuple(spatial):
+        return x
+    if any(size % out for size, out in zip(spatial, wanted, strict=True)):
+        raise Unsupported(
+            f"output size {wanted} does not divide the input {tuple(spatial)}: windows would overlap"
+        )
+    window = tuple(size // out for size, out in zip(spatial, wanted, strict=True))
+    return pooling_layer(graph, x, name, kind, is_max, window, window, [(0, 0)] * rank)
+
+
+def _global_reduction(is_max: bool):
+    """``x.mean(dims, keepdim)`` / ``x.amax(...)`` (and ``torch.mean`` / ``torch.amax``) over every
+    spatial axis: global average or max pooling."""
+    reduction = "max" if is_max else "mean"
+
+    def handler(walker, node, name):
+        x = walker.tensor(node.args[0])
+        dims = walker.literal(node, 1, "dim", None)
+        keep = bool(walker.literal(node, 2, "keepdim", False))
+        rank = len(walker.graph.source_shape(x)) + 1
+        dims = [dims] if isinstance(dims, int) else list(dims or [])
+        dims = sorted(d + rank if d < 0 else d for d in dims)
+        if x.form != CF or dims != list(range(2, rank)):
+            raise Unsupported(
+                f"a {reduction} over dims {dims}; the catalog has the {reduction} over all spatial axes "
+                "(global pooling)"
+            )
+        return global_pooling_layer(walker.graph, x, name, walker.source_kind(node), is_max, keep_dims=keep)
+
+    return handler
+
+
+TORCH_MODULES: dict = {
+    "MaxPool1d": _torch_pool,
+    "MaxPool2d": _torch_pool,
+    "AvgPool1d": _torch_pool,
+    "AvgPool2d": _torch_pool,
+    "AdaptiveAvgPool1d": _torch_adaptive_pool,
+    "AdaptiveAvgPool2d": _torch_adaptive_pool,
+    "AdaptiveMaxPool2d": _torch_adaptive_pool,
+}
+TORCH_FUNCTIONS: dict = {
+    "torch.mean": _global_reduction(is_max=False),
+    "torch.amax": _global_reduction(is_max=True),
+    "torch.nn.functional.adaptive_avg_pool2d": _adaptive_pool_function(is_max=False),
+    "torch.nn.functional.adaptive_max_pool2d": _adaptive_pool_function(is_max=True),
+    "torch.nn.functional.max_pool1d": _pool_function(is_max=True, rank=1),
+    "torch.nn.functional.max_pool2d": _pool_function(is_max=True, rank=2),
+    "torch.nn.functional.avg_pool1d": _pool_function(is_max=False, rank=1),
+    "torch.nn.functional.avg_pool2d": _pool_function(is_max=False, rank=2),
+}
+TORCH_METHODS: dict = {"mean": _global_reduction(is_max=False), "amax": _global_reduction(is_max=True)}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
 # Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
-
-from codegen.layers.onnx_source import positive_axes  # noqa: E402 - the ONNX section's own imports
 
 
 def _pooling_from_onnx(walker, node, inputs, name, index):

@@ -8,22 +8,26 @@ PyTorch; Keras keeps one bias where PyTorch adds ``bias_ih`` and ``bias_hh``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from codegen.layers.base import (
     CL,
+    SAME,
     Arrays,
     KerasLayer,
     Lowering,
     Mapped,
     State,
+    Tensor,
     TorchCode,
     Unsupported,
     module_call,
 )
 from codegen.layers.keras_config import require
+from codegen.layers.torch_source import Multi, Pending, array
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -216,15 +220,119 @@ KERAS_CLASSES: dict = {
 
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
 
-TORCH_MODULES: dict = {}
+
+def _torch_embedding(walker, node, module, name):
+    x = walker.tensor(node.args[0])
+    if module.max_norm is not None:
+        raise Unsupported("max_norm renormalizes rows at lookup; the catalog's Embedding does not")
+    if module.padding_idx is not None:
+        walker.builder.note(
+            f"'{name}': padding_idx={module.padding_idx} is dropped (it only keeps that row's gradient at zero)"
+        )
+    params = {"input_dim": module.num_embeddings, "output_dim": module.embedding_dim}
+    weights = [array(module.weight)]
+    return walker.graph.add("Embedding", name, [x], params, weights, source_kind="Embedding", form=SAME)
+
+
+# nn.RNN -> SimpleRNN, nn.LSTM -> LSTM, nn.GRU -> GRU: the inverse of the emission's table.
+_RNN_KINDS = {module.removeprefix("nn."): kind for kind, module in TORCH_RNN_MODULES.items()}
+
+
+def _torch_recurrent(walker, node, module, name):
+    kind = _RNN_KINDS[type(module).__name__]
+    if module.num_layers != 1:
+        raise Unsupported(f"num_layers={module.num_layers}; stack one-layer {kind}s instead")
+    if not module.batch_first:
+        raise Unsupported("batch_first=False; the catalog's sequences are (batch, steps, features)")
+    if not module.bias:
+        raise Unsupported("bias=False; Keras recurrent layers always have a bias")
+    if getattr(module, "proj_size", 0):
+        raise Unsupported(f"proj_size={module.proj_size} has no catalog equivalent")
+    if len(node.args) > 1 and node.args[1] is not None:
+        raise Unsupported("is given an initial state; the catalog's layers start from zeros")
+    x = walker.graph.to_same(walker.tensor(node.args[0]), name)
+    directions = 2 if module.bidirectional else 1
+
+    def create(mode: str) -> Tensor:
+        params = {
+            "units": module.hidden_size,
+            "return_sequences": mode == "sequences",
+            "bidirectional": directions == 2,
+        }
+        if kind == "SimpleRNN":
+            params["activation"] = module.nonlinearity
+        weights = []
+        for suffix in ("", "_reverse")[:directions]:
+            weights += _torch_rnn_weights(module, kind, suffix)
+        source_kind = type(module).__name__
+        return walker.graph.add(kind, name, [x], params, weights, source_kind=source_kind, form=SAME)
+
+    return Multi(_RnnOutputs(Pending(create), kind, directions))
+
+
+def _torch_rnn_weights(module, kind: str, suffix: str) -> list[np.ndarray]:
+    w_ih = array(getattr(module, f"weight_ih_l0{suffix}")).T
+    w_hh = array(getattr(module, f"weight_hh_l0{suffix}")).T
+    b_ih = array(getattr(module, f"bias_ih_l0{suffix}"))
+    b_hh = array(getattr(module, f"bias_hh_l0{suffix}"))
+    if kind == "GRU":
+        return [gru_gates(w_ih), gru_gates(w_hh), np.stack([gru_gates(b_ih), gru_gates(b_hh)])]
+    return [w_ih, w_hh, b_ih + b_hh]  # Keras has one bias: the two add up
+
+
+@dataclass(frozen=True)
+class _RnnOutputs:
+    """``output, h_n`` (``output, (h_n, c_n)`` for an LSTM): the layer is made when one is used."""
+
+    pending: Pending
+    kind: str
+    directions: int
+
+    def resolve(self, path: tuple) -> Tensor:
+        if path == (0,):
+            return self.pending.get("sequences")
+        if path == (0, "last") and self.directions == 1:
+            return self.pending.get("final")
+        state = self._state()
+        if path[: len(state)] == state and len(path) == len(state) + 1 and self.directions == 1:
+            if path[-1] in (-1, 0):
+                return self.pending.get("final")
+        if path == (1, 1) and self.kind == "LSTM":
+            raise Unsupported(
+                "uses the LSTM cell state; Keras layers in the catalog return the hidden state only"
+            )
+        raise Unsupported(
+            f"uses the {self.kind} outputs in a way the catalog cannot express (index {path}); "
+            "use output[:, -1] (one direction), h_n[-1], or torch.cat([h_n[-2], h_n[-1]], dim=1) "
+            "for both directions"
+        )
+
+    def concatenate(self, paths: list[tuple]) -> Tensor | None:
+        """``torch.cat([h_n[-2], h_n[-1]], dim=1)`` of a bidirectional RNN: its final output."""
+        if len(paths) != 2 or self.directions != 2:
+            return None
+        state = self._state()
+        first, second = paths
+        ends = (first[-1], second[-1])
+        if first[:-1] == state and second[:-1] == state and ends in ((-2, -1), (0, 1)):
+            return self.pending.get("final")
+        return None
+
+    def _state(self) -> tuple:
+        """The index path of ``h_n``."""
+        return (1, 0) if self.kind == "LSTM" else (1,)
+
+
+TORCH_MODULES: dict = {
+    "Embedding": _torch_embedding,
+    **{module: _torch_recurrent for module in _RNN_KINDS},
+}
 TORCH_FUNCTIONS: dict = {}
 TORCH_METHODS: dict = {}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
 # Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
-
-from codegen.layers.base import SAME, Tensor, Unsupported  # noqa: E402 - the ONNX section's own imports
 
 
 def _gather_from_onnx(walker, node, inputs, name, index):

@@ -30,6 +30,8 @@ from codegen.layers.base import (
     scale_literal,
 )
 from codegen.layers.keras_config import channels_last, four_sides, ints
+from codegen.layers.onnx_source import positive_axes, resolve_target
+from codegen.layers.torch_source import Aux, Multi, Padded, describe
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -237,15 +239,225 @@ def crop_layer(
 
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
 
-TORCH_MODULES: dict = {}
-TORCH_FUNCTIONS: dict = {}
-TORCH_METHODS: dict = {}
+
+def _torch_flatten_module(walker, node, module, name):
+    x = walker.tensor(node.args[0])
+    rank = len(walker.graph.source_shape(x)) + 1
+    end = module.end_dim + rank if module.end_dim < 0 else module.end_dim
+    if module.start_dim != 1 or end != rank - 1:
+        raise Unsupported(
+            f"start_dim={module.start_dim}, end_dim={module.end_dim}: the catalog flattens all but the batch"
+        )
+    return walker.graph.flatten(x, name, "Flatten", walker.only_dense_after(node))
+
+
+def _torch_flatten(walker, node, name):
+    """``torch.flatten(x, start_dim, end_dim)`` and ``x.flatten(...)``: Flatten, or a Reshape."""
+    graph = walker.graph
+    x = walker.tensor(node.args[0])
+    start = walker.literal(node, 1, "start_dim", 0)
+    end = walker.literal(node, 2, "end_dim", -1)
+    rank = len(graph.source_shape(x)) + 1
+    if start == 1 and (end + rank if end < 0 else end) == rank - 1:
+        return graph.flatten(x, name, walker.source_kind(node), walker.only_dense_after(node))
+    if start == 0:
+        raise Unsupported("flattens the batch axis")
+    return graph.reshape(x, list(walker.out_shape(node)), name, walker.source_kind(node), False)
+
+
+def _torch_reshape(walker, node, name):
+    """``x.view(...)``, ``x.reshape(...)``, ``x.squeeze()``, ...: a Reshape to the traced shape."""
+    x = walker.tensor(node.args[0])
+    target = walker.out_shape(node)
+    return walker.graph.reshape(
+        x, list(target), name, walker.source_kind(node), walker.only_dense_after(node)
+    )
+
+
+def _torch_transpose(walker, node, name):
+    """``x.permute(...)`` and ``x.transpose(a, b)``: a Permute."""
+    x = walker.tensor(node.args[0])
+    rank = len(walker.graph.source_shape(x)) + 1
+    method = node.target if isinstance(node.target, str) else node.target.__name__
+    if method == "permute":
+        dims = node.args[1:] if len(node.args) > 2 else walker.literal(node, 1, "dims")
+        perm = [int(walker.value(d)) % rank for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
+    else:
+        first, second = (int(walker.literal(node, i, key)) % rank for i, key in ((1, "dim0"), (2, "dim1")))
+        perm = list(range(rank))
+        perm[first], perm[second] = perm[second], perm[first]
+    return walker.graph.transpose(x, perm, name, walker.source_kind(node))
+
+
+def _torch_zero_pad(walker, node, module, name):
+    left, right, top, bottom = (int(p) for p in module.padding)
+    x = walker.graph.to_cf(walker.tensor(node.args[0]), name)
+    params = {"padding": [top, bottom, left, right]}
+    return walker.graph.add("ZeroPadding2D", name, [x], params, source_kind="ZeroPad2d", nonneg=x.nonneg)
+
+
+def _torch_pad(walker, node, name):
+    """``F.pad(x, pads)`` with zeros (ZeroPadding2D, or folded into a convolution that follows) or
+    with ``-inf`` (folded into a max pooling that follows, how the emission writes 'same')."""
+    graph = walker.graph
+    x = graph.to_cf(walker.tensor(node.args[0]), name)
+    pads = [int(p) for p in walker.literal(node, 1, "pad")]
+    mode = walker.literal(node, 2, "mode", "constant")
+    value = walker.literal(node, 3, "value", None)
+    if mode != "constant" or value not in (None, 0, 0.0, float("-inf")):
+        raise Unsupported(f"mode={mode!r}, value={value!r}: the catalog pads with zeros only")
+    value = float(value or 0)
+    rank = len(graph.keras_shape(x)) - 1
+    per_axis = None
+    if len(pads) == 2 * rank and min(pads) >= 0:  # F.pad lists the last axis first
+        per_axis = tuple((pads[2 * i], pads[2 * i + 1]) for i in reversed(range(rank)))
+
+    def create() -> Tensor:
+        if value != 0:
+            raise Unsupported(f"pads with {value}; only a max pooling that follows can take that padding")
+        if rank != 2 or len(pads) not in (2, 4) or min(pads) < 0:
+            raise Unsupported(f"pads {pads}: the catalog pads the height and width of an image only")
+        left, right, top, bottom = [*pads, 0, 0][:4]
+        params = {"padding": [top, bottom, left, right]}
+        return graph.add("ZeroPadding2D", name, [x], params, source_kind="F.pad", nonneg=x.nonneg)
+
+    return Padded(x, per_axis, value, create)
+
+
+def _torch_upsample(walker, node, module, name):
+    align_corners = getattr(module, "align_corners", None)
+    return _upsample(walker, node, name, module.mode, module.scale_factor, align_corners)
+
+
+def _torch_interpolate(walker, node, name):
+    literal = walker.literal
+    mode = literal(node, 3, "mode", "nearest")
+    return _upsample(
+        walker, node, name, mode, literal(node, 2, "scale_factor"), literal(node, 4, "align_corners")
+    )
+
+
+def _upsample(walker, node, name: str, mode: str, scale_factor, align_corners) -> Tensor:
+    """UpSampling2D by the whole factors the traced output shape shows."""
+    x = walker.graph.to_cf(walker.tensor(node.args[0]), name)
+    if mode not in ("nearest", "bilinear") or (mode == "bilinear" and align_corners):
+        raise Unsupported(
+            f"mode={mode!r}, align_corners={align_corners}: the catalog has nearest and bilinear"
+        )
+    height, width, _ = walker.graph.keras_shape(x)
+    out = walker.out_shape(node)
+    factors = (out[1] / height, out[2] / width)
+    if not all(factor.is_integer() for factor in factors):
+        raise Unsupported(f"scales by {factors}; the catalog's UpSampling2D takes whole factors")
+    params = {"size": [int(f) for f in factors], "interpolation": mode}
+    return walker.graph.add("UpSampling2D", name, [x], params, source_kind="Upsample", nonneg=x.nonneg)
+
+
+def _torch_getitem(walker, node, name):
+    """``value[index]``: a part of a layer's outputs, an item of a size, or a crop of an image."""
+    container = walker.value(node.args[0])
+    index = walker.value(node.args[1])
+    if isinstance(container, Padded):
+        container = container.resolve()
+    if isinstance(container, Multi):
+        return container.index(index)
+    if isinstance(container, Aux):
+        try:
+            return Aux(container.value[index])
+        except Exception:
+            raise Unsupported(f"indexes {container.value!r} with {index!r}") from None
+    if isinstance(container, Tensor):
+        return _crop(walker, container, index, name, walker.source_kind(node))
+    raise Unsupported(f"indexes {describe(container)}")
+
+
+def _crop(walker, x: Tensor, index, name: str, source_kind: str) -> Tensor:
+    """``x[:, :, a:b, c:d]``: Cropping2D of a channels-first image."""
+    items = index if isinstance(index, tuple) else (index,)
+    if not all(isinstance(item, slice) and item.step in (None, 1) for item in items):
+        raise Unsupported(f"indexes a tensor with {index!r}; the catalog only crops images (Cropping2D)")
+    if items and items[0] != slice(None):
+        raise Unsupported("slices the batch axis")
+    bounds = {}
+    for axis, item in enumerate(items):
+        if item != slice(None):
+            start = 0 if item.start is None else int(item.start)
+            end = 2**62 if item.stop is None else int(item.stop)
+            bounds[axis] = (start, end)
+    return crop_layer(walker.graph, x, name, source_kind, bounds)
+
+
+def _torch_getattr(walker, node, name):
+    """``x.shape`` of a tensor: its traced shape, a non-tensor value."""
+    target = walker.value(node.args[0])
+    attribute = node.args[1]
+    if isinstance(target, (Tensor, Padded)) and attribute == "shape":
+        return Aux(walker.meta.get(node.args[0]))
+    raise Unsupported(f"reads the attribute .{attribute}")
+
+
+def _torch_size(walker, node, name):
+    shape = walker.meta.get(node.args[0])
+    if shape is None:
+        raise Unsupported("the size of a value that is not a tensor")
+    dim = walker.literal(node, 1, "dim", None)
+    return Aux(shape if dim is None else shape[dim])
+
+
+def _torch_passthrough(walker, node, name):
+    return walker.tensor(node.args[0])
+
+
+def rescale_by(
+    walker, node, name: str, operation: str, x: Tensor, number: float, tensor_first: bool
+) -> Tensor:
+    """``x * 2``, ``x - 1``, ``1 - x``, ``x / 255``: a Rescaling (``operation`` is Add, Subtract, ...)."""
+    if operation == "Multiply":
+        scale, offset = number, 0.0
+    elif operation == "Add":
+        scale, offset = 1.0, number
+    elif operation == "Subtract":
+        scale, offset = (1.0, -number) if tensor_first else (-1.0, number)
+    elif operation == "Divide" and tensor_first and number != 0:
+        scale, offset = 1.0 / number, 0.0
+    else:
+        raise Unsupported(f"{operation.lower()} with a number has no catalog equivalent")
+    if (scale, offset) == (1.0, 0.0):  # x * 1, x + 0: nothing to compute
+        return x
+    nonneg = x.nonneg and scale >= 0 and offset >= 0
+    params = {"scale": scale, "offset": offset}
+    return walker.graph.add(
+        "Rescaling", name, [x], params, source_kind=walker.source_kind(node), nonneg=nonneg
+    )
+
+
+TORCH_MODULES: dict = {
+    "Flatten": _torch_flatten_module,
+    "ZeroPad2d": _torch_zero_pad,
+    "Upsample": _torch_upsample,
+}
+TORCH_FUNCTIONS: dict = {
+    "operator.getitem": _torch_getitem,
+    "builtins.getattr": _torch_getattr,
+    "torch.flatten": _torch_flatten,
+    "torch.nn.functional.pad": _torch_pad,
+    "torch.nn.functional.interpolate": _torch_interpolate,
+}
+TORCH_METHODS: dict = {
+    "view": _torch_reshape,
+    "reshape": _torch_reshape,
+    "squeeze": _torch_reshape,
+    "unsqueeze": _torch_reshape,
+    "flatten": _torch_flatten,
+    "size": _torch_size,
+    "contiguous": _torch_passthrough,
+    "permute": _torch_transpose,
+    "transpose": _torch_transpose,
+}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
 # Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
-
-from codegen.layers.onnx_source import positive_axes, resolve_target  # noqa: E402 - the section's own
 
 
 def _flatten_from_onnx(walker, node, inputs, name, index):
