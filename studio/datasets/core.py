@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,7 @@ class Dataset:
     feature_names: list[str] | None = None
     normalization: dict[str, Any] | None = None
     source: str = ""
+    notes: list[str] = field(default_factory=list)  # what fitting did to the data, said to the user
 
     def __post_init__(self) -> None:
         where = f"dataset {self.name!r}"

@@ -38,9 +38,11 @@ def fit_to_model(
     if loss not in LOSSES:
         raise DatasetError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
     input_shape, output_shape = tuple(input_shape), tuple(output_shape)
-    x_train, x_val = _fit_inputs(dataset, input_shape, input_name, input_dtype)
+    x_train, x_val, notes = _fit_inputs(dataset, input_shape, input_name, input_dtype)
     y_train, y_val = (_fit_targets(dataset, y, output_shape, loss) for y in (dataset.y_train, dataset.y_val))
-    return dataclasses.replace(dataset, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
+    return dataclasses.replace(
+        dataset, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, notes=[*dataset.notes, *notes]
+    )
 
 
 def is_trivial_reshape(have: tuple[int, ...], want: tuple[int, ...]) -> bool:
@@ -54,9 +56,19 @@ def is_trivial_reshape(have: tuple[int, ...], want: tuple[int, ...]) -> bool:
 
 def _fit_inputs(
     dataset: Dataset, want: tuple[int | None, ...], input_name: str, input_dtype: str | None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     have = dataset.input_shape
     x_train, x_val = dataset.x_train, dataset.x_val
+    notes = []
+    if is_channels_first_of(have, want):
+        # Unambiguous: the samples are the model's channels-last input with the channels moved first.
+        x_train = np.ascontiguousarray(np.moveaxis(x_train, 1, -1))
+        x_val = np.ascontiguousarray(np.moveaxis(x_val, 1, -1))
+        notes.append(
+            f"dataset {dataset.name!r} holds channels-first samples {have}; they were transposed to the "
+            f"model's channels-last input {tuple(want)}"
+        )
+        have = tuple(x_train.shape[1:])
     if not _matches(have, want):
         problem = (
             f"dataset {dataset.name!r} has samples of shape {have} but the model's input "
@@ -78,7 +90,16 @@ def _fit_inputs(
         x_train, x_val = x_train.astype(np.float32, copy=False), x_val.astype(np.float32, copy=False)
     elif input_dtype is not None:
         raise DatasetError(f"input_dtype must be 'float32' or 'int32'. Received: {input_dtype!r}")
-    return x_train, x_val
+    return x_train, x_val, notes
+
+
+def is_channels_first_of(have: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
+    """True when ``have`` is the channels-first form of the channels-last image shape ``want``
+    and cannot be read as channels-last (single-channel data reshapes without mixing axes)."""
+    if len(want) < 3 or len(have) != len(want) or None in want or want[-1] == 1:
+        return False
+    channels_first = (want[-1], *want[:-1])
+    return have == channels_first and have != tuple(want)
 
 
 def _matches(have: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
@@ -90,10 +111,10 @@ def _input_hint(have: tuple[int, ...], want: tuple[int | None, ...]) -> str:
         return ""
     size_have, size_want = math.prod(have), math.prod(want)
     if size_have == size_want:
-        return (
-            f"; both hold {size_have} values, but reshaping would mix axes "
-            "(shapes are channels-last: height, width, channels)"
-        )
+        layouts = "shapes are channels-last: height, width, channels"
+        if len(want) >= 3:
+            layouts += f"; channels-first data would have shape {(want[-1], *want[:-1])} and is transposed"
+        return f"; both hold {size_have} values, but reshaping would mix axes ({layouts})"
     return f" ({size_have} values per sample, the model takes {size_want})"
 
 

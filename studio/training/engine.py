@@ -59,7 +59,7 @@ class Engine:
         self.peak_memory: float | None = None
         self.gpu_peak_memory: float | None = None
         self.files: dict[str, str] = {"config": str(folder.config), "metrics": str(folder.metrics)}
-        self.warnings: list[str] = []
+        self.warnings: list[str] = list(session.data.notes)  # e.g. channels-first data transposed
         self.checkpoints = CheckpointWriter(self.write_checkpoint, CHECKPOINT_INTERVAL)
 
     # ----- what a framework engine provides ----------------------------------------------
