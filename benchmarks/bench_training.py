@@ -79,7 +79,7 @@ def keras_baseline(model: str, epochs: int, results) -> None:
     data, config = session.data, session.config
     code = session.code["keras"]
     net = load_module(code.source, "baseline").build_model()
-    from studio.training import recipes
+    from codegen import recipes
 
     net.compile(
         optimizer=recipes.keras_optimizer(keras, config.optimizer, config.learning_rate),
@@ -107,8 +107,8 @@ def keras_baseline(model: str, epochs: int, results) -> None:
 def torch_baseline(model: str, epochs: int, results, dataloader: bool = False) -> None:
     import torch
 
+    from codegen import recipes
     from codegen.runtime import load_module, to_torch_layout
-    from studio.training import recipes
 
     session = _session(model, "pytorch", epochs)
     data, config = session.data, session.config
@@ -271,8 +271,8 @@ class _TorchLoop:
     """The hand-written loop of torch_baseline, one epoch at a time."""
 
     def __init__(self, torch, session) -> None:
+        from codegen import recipes
         from codegen.runtime import load_module, to_torch_layout
-        from studio.training import recipes
 
         data, config = session.data, session.config
         self.torch, self.size = torch, config.batch_size

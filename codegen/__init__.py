@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from codegen.plan import CodegenError, ModelPlan, build_plan
 from codegen.program import keras_program, torch_program
 from studio.analysis import Analysis
-from studio.project import Project
-
-FRAMEWORKS = ("keras", "pytorch")
+from studio.project import FRAMEWORKS, Project
 
 
 @dataclass(frozen=True)

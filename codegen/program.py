@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from codegen.keras_emitter import emit_build_model
 from codegen.plan import CF, ModelPlan
+from codegen.recipes import (
+    keras_loss_source,
+    keras_optimizer_source,
+    torch_loss_source,
+    torch_optimizer_source,
+)
 from codegen.torch_emitter import emit_module
 from codegen.writer import Block, docstring_text, py
 from studio.project import TrainingSettings
@@ -24,32 +30,6 @@ SKLEARN_DATASETS = {
     "moons": ("make_moons", "datasets.make_moons(1000, noise=0.2, random_state=0)", True),
     "circles": ("make_circles", "datasets.make_circles(1000, noise=0.1, factor=0.5, random_state=0)", True),
     "regression": ("make_regression", "datasets.make_regression(1000, 8, noise=5.0, random_state=0)", True),
-}
-
-KERAS_LOSSES = {
-    "cross_entropy": "keras.losses.SparseCategoricalCrossentropy(from_logits={logits})",
-    "binary_cross_entropy": "keras.losses.BinaryCrossentropy(from_logits={logits})",
-    "mse": "keras.losses.MeanSquaredError()",
-    "mae": "keras.losses.MeanAbsoluteError()",
-}
-TORCH_LOSSES = {
-    "cross_entropy": "nn.CrossEntropyLoss()",
-    "binary_cross_entropy": "nn.BCEWithLogitsLoss()",
-    "mse": "nn.MSELoss()",
-    "mae": "nn.L1Loss()",
-}
-# Both frameworks are given the same hyper-parameters (see keras-vs-pytorch.md, optimizers).
-KERAS_OPTIMIZERS = {
-    "adam": "keras.optimizers.Adam(args.lr, epsilon=1e-7)",
-    "adamw": "keras.optimizers.AdamW(args.lr, weight_decay=0.01, epsilon=1e-7)",
-    "sgd": "keras.optimizers.SGD(args.lr, momentum=0.9)",
-    "rmsprop": "keras.optimizers.RMSprop(args.lr, rho=0.9, epsilon=1e-7)",
-}
-TORCH_OPTIMIZERS = {
-    "adam": "torch.optim.Adam(model.parameters(), lr=args.lr, eps=1e-7)",
-    "adamw": "torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, eps=1e-7)",
-    "sgd": "torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)",
-    "rmsprop": "torch.optim.RMSprop(model.parameters(), lr=args.lr, alpha=0.9, eps=1e-7)",
 }
 
 
@@ -71,7 +51,7 @@ def _torch_loss(plan: ModelPlan) -> list[str]:
     else:
         note = []
     if _ends_in_logits(plan):
-        return [*note, f"    loss_fn = {TORCH_LOSSES[loss]}"]
+        return [*note, f"    loss_fn = {torch_loss_source(loss)}"]
     if loss == "binary_cross_entropy":
         return ["    loss_fn = nn.BCELoss()"]
     # The model ends in softmax: cross-entropy on probabilities, clipped as Keras clips them.
@@ -424,8 +404,8 @@ def keras_program(plan: ModelPlan) -> str:
         "    with distribution_scope(args):",
         "        model = build_model()",
         "        model.compile(",
-        f"            optimizer={KERAS_OPTIMIZERS[training.optimizer]},",
-        f"            loss={KERAS_LOSSES[training.loss].format(logits=logits)},",
+        f"            optimizer={keras_optimizer_source(training.optimizer)},",
+        f"            loss={keras_loss_source(training.loss, logits)},",
         f"            metrics={metrics},",
         "        )",
         "        model.fit(",
@@ -538,7 +518,7 @@ def torch_program(plan: ModelPlan) -> str:
         "    model = build_model().to(device)",
         "    if distributed:",
         "        model = DistributedDataParallel(model)",
-        f"    optimizer = {TORCH_OPTIMIZERS[training.optimizer]}",
+        f"    optimizer = {torch_optimizer_source(training.optimizer)}",
         *_torch_loss(plan),
         "    for epoch in range(args.epochs):",
         "        if sampler is not None:",

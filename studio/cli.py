@@ -233,6 +233,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from studio.project import FRAMEWORKS
+
     parser = argparse.ArgumentParser(
         prog="studio",
         description="Layer Studio: design neural networks visually, with equivalent Keras and PyTorch code.",
@@ -279,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write the generated Keras or PyTorch program")
     export.add_argument("project")
-    export.add_argument("--framework", required=True, choices=("keras", "pytorch"))
+    export.add_argument("--framework", required=True, choices=FRAMEWORKS)
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
     export.add_argument(
         "--weights-out",
@@ -300,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train the model in Keras or PyTorch; exit 0 if done, 1 if the run failed, 2 if unreadable",
     )
     train.add_argument("project")
-    train.add_argument("--framework", required=True, choices=("keras", "pytorch"))
+    train.add_argument("--framework", required=True, choices=FRAMEWORKS)
     _training_arguments(train)
     train.add_argument("--patience", type=int, help="stop after this many epochs without a better val_loss")
     train.add_argument(

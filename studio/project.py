@@ -51,6 +51,10 @@ EXTENSION = ".layers.json"
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 MIGRATIONS: dict[int, Migration] = {}
 
+# The frameworks the studio generates code for and trains in: the one list (with their titles),
+# used by the code generators, the training engine, interop, the CLI and the GUI.
+FRAMEWORK_TITLES = {"keras": "Keras", "pytorch": "PyTorch"}
+FRAMEWORKS = tuple(FRAMEWORK_TITLES)
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "mae")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 TARGETS = ("labels", "inputs")

@@ -152,7 +152,15 @@ def _tiny_dataset(tmp_path: Path, project) -> Path:
     return path
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name.split(".")[0])
+# The fast tier (-m "not slow") runs one script per framework: the iris MLP's.
+@pytest.mark.parametrize(
+    "example",
+    [
+        pytest.param(path, marks=() if path.name.startswith("mlp_iris.") else pytest.mark.slow)
+        for path in EXAMPLES
+    ],
+    ids=lambda path: path.name.split(".")[0],
+)
 @pytest.mark.parametrize("framework", ["keras", "pytorch"])
 def test_generated_training_script_runs_one_epoch(tmp_path, example, framework):
     project = load_project(example)
@@ -200,6 +208,7 @@ def _run_script(tmp_path: Path, command: list[str]) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.slow
 def test_pytorch_script_trains_under_torchrun_with_two_cpu_processes(tmp_path):
     project = load_project(ROOT / "assets/examples/lenet_digits.layers.json")
     code = generate(project, "pytorch")
@@ -225,6 +234,7 @@ def test_pytorch_script_trains_under_torchrun_with_two_cpu_processes(tmp_path):
     assert (tmp_path / "model.pt").exists()  # written once, by rank 0
 
 
+@pytest.mark.slow
 def test_keras_script_trains_under_a_mirrored_strategy(tmp_path):
     project = load_project(ROOT / "assets/examples/mlp_iris.layers.json")
     code = generate(project, "keras")
@@ -239,6 +249,7 @@ def test_keras_script_trains_under_a_mirrored_strategy(tmp_path):
     assert (tmp_path / "model.keras").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("activation", "loss", "units"),
     [
@@ -272,6 +283,7 @@ def test_scripts_for_models_ending_in_probabilities_or_logits_train_and_pass_ruf
         assert result.returncode == 0, result.stderr[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
 def test_scripts_for_models_with_several_inputs_and_outputs_train(tmp_path, loss):
     project = make_project(
@@ -308,6 +320,7 @@ def test_scripts_for_models_with_several_inputs_and_outputs_train(tmp_path, loss
         assert result.returncode == 0, result.stderr[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("head", "loss", "accuracy"),
     [

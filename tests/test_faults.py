@@ -68,6 +68,7 @@ def batches_after_epoch(run: TrainingRun, epoch: int) -> int:
 # ----- the training process is killed mid-epoch --------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", ["pytorch", "keras"])
 def test_a_run_killed_mid_epoch_keeps_its_metrics_and_last_checkpoint_and_resumes(tmp_path, framework):
     folder = tmp_path / "killed"
@@ -114,6 +115,7 @@ def test_a_run_killed_mid_epoch_keeps_its_metrics_and_last_checkpoint_and_resume
     assert resumed.outcome["summary"]["epochs_completed"] == saved + 1
 
 
+@pytest.mark.slow
 def test_the_cli_reports_a_killed_training_process(tmp_path, capsys):
     out = tmp_path / "run"
 

@@ -106,6 +106,7 @@ GOOD_CSV = (
 ).encode()
 
 
+@pytest.mark.slow
 @fuzz_settings("CSV")
 @given(
     table=csv_tables() | st.tuples(damaged_bytes(GOOD_CSV), st.none()),

@@ -215,6 +215,7 @@ def test_malformed_keras_json_configs_import_or_say_why(model, data):
     import_file(raw, f"{model}.json", "Keras JSON config")
 
 
+@pytest.mark.slow
 @fuzz_settings("Keras .keras file")
 @given(model=st.sampled_from(["small_cnn", "small_rnn"]), data=st.data())
 def test_malformed_keras_archives_import_or_say_why(model, data):
@@ -228,6 +229,7 @@ def test_malformed_keras_archives_import_or_say_why(model, data):
     import_file(raw, f"{model}.keras", "Keras .keras file")
 
 
+@pytest.mark.slow
 @fuzz_settings("Keras .h5 file")
 @given(model=st.sampled_from(["small_cnn", "small_rnn"]), data=st.data())
 def test_malformed_keras_h5_files_import_or_say_why(model, data):

@@ -240,6 +240,7 @@ def test_damaged_project_files_load_or_say_why(name, data):
     load_file(raw, "project file bytes")
 
 
+@pytest.mark.slow
 @fuzz_settings("project documents")
 @given(name=st.sampled_from(sorted(EXAMPLES)), data=st.data(), ascii_only=st.booleans())
 def test_edited_project_documents_load_or_say_why(name, data, ascii_only):
@@ -268,6 +269,7 @@ def test_deeply_nested_documents_are_refused_or_read(name, data):
     assert isinstance(result, ProjectError) or "@@raw" not in dumps_project(result)
 
 
+@pytest.mark.slow
 @fuzz_settings("layer parameters")
 @given(drawn=one_layer_projects())
 def test_layer_parameters_at_and_beyond_their_bounds(drawn):

@@ -44,6 +44,7 @@ def open_copy(window, folder: Path) -> Path:
 # ----- the training process is killed -----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_killed_training_process_is_reported_and_its_run_folder_kept(main_window, qtbot, tmp_path):
     panel = main_window.training
     panel.runs_root = tmp_path / "runs"

@@ -83,6 +83,7 @@ def test_one_epoch_updates_the_plots_and_the_run_list(window, qtbot, tmp_path):
     assert len(again) == 1 and again[0].frameworks["pytorch"].status == "finished"
 
 
+@pytest.mark.slow
 def test_stop_ends_the_run_and_resets_the_buttons(window, qtbot):
     open_example(window, LENET, epochs=200)
     panel = show_panel(window, qtbot)
@@ -114,6 +115,7 @@ def test_a_failed_run_is_explained_in_the_panel(window, qtbot):
     assert window.isVisible() and panel.train_button.isEnabled()
 
 
+@pytest.mark.slow
 def test_both_frameworks_side_by_side_draw_two_curves(window, qtbot, tmp_path):
     open_example(window, IRIS, epochs=1)
     panel = show_panel(window, qtbot)
@@ -135,6 +137,7 @@ def test_both_frameworks_side_by_side_draw_two_curves(window, qtbot, tmp_path):
     assert both is not None and set(both.frameworks) == {"keras", "pytorch"}
 
 
+@pytest.mark.slow
 def test_closing_the_window_stops_a_run(window, qtbot, dialogs):
     open_example(window, LENET, epochs=200)
     panel = show_panel(window, qtbot)
@@ -271,6 +274,7 @@ def test_devices_are_detected_without_blocking(window, qtbot):
 # ----- verify and import -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_verify_button_proves_lenet_equivalent(window, qtbot):
     open_example(window, LENET)
     view = window.code_view
@@ -305,6 +309,7 @@ TINY_TORCH_MODEL = """
 """
 
 
+@pytest.mark.slow
 def test_import_a_pytorch_model_from_the_file_menu(window, qtbot, monkeypatch, tmp_path):
     model = tmp_path / "tiny.py"
     model.write_text(textwrap.dedent(TINY_TORCH_MODEL), encoding="utf-8")
@@ -374,6 +379,7 @@ def test_an_unreadable_model_file_is_explained(window, qtbot, dialogs, tmp_path)
     assert window.document.project is before
 
 
+@pytest.mark.slow
 def test_runs_made_by_the_cli_beside_the_project_are_listed(window, qtbot, tmp_path, monkeypatch, capsys):
     from studio.cli import main
 

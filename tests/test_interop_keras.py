@@ -93,6 +93,7 @@ def _identity_layers(model) -> set[str]:
     }
 
 
+@pytest.mark.slow
 def test_resnet50(tmp_path):
     keras.utils.set_random_seed(0)
     model = keras.applications.ResNet50(
@@ -122,6 +123,7 @@ def test_resnet50(tmp_path):
         assert all(lower - upper >= DEFAULT_NODE_SIZE[1] for upper, lower in zip(ys, ys[1:], strict=False))
 
 
+@pytest.mark.slow
 def test_mobilenet_v2(tmp_path):
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(
@@ -138,6 +140,7 @@ def test_mobilenet_v2(tmp_path):
     assert graph.find("block_1_pad").params["padding"] == (0, 1, 0, 1)
 
 
+@pytest.mark.slow
 def test_vgg16_nested_as_a_base_with_a_sequential_head(tmp_path):
     """Transfer learning as users write it: the application and the head are models used as layers."""
     keras.utils.set_random_seed(0)

@@ -130,6 +130,7 @@ def test_small_cnn_exported_by_pytorch(keep_batch_norm, tmp_path):
     assert imported.inputs[0].channels_first
 
 
+@pytest.mark.slow
 def test_resnet18_exported_by_pytorch(tmp_path):
     namespace: dict = {}
     exec(compile(RESNET_SOURCE, "resnet.py", "exec"), namespace)  # the test's own source

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest  # noqa: E402
 
 from codegen import generate  # noqa: E402
-from codegen.verify import load_module  # noqa: E402
+from codegen.runtime import load_module  # noqa: E402
 from studio.catalog import CATALOG  # noqa: E402
 from studio.interop import import_model, keras_import  # noqa: E402
 from studio.project import Project  # noqa: E402

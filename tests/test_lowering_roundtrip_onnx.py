@@ -43,7 +43,7 @@ import torch
 from codegen import generate
 from codegen.layers.convolution import layer_pads, padding_steps
 from codegen.plan import build_plan
-from codegen.verify import load_module
+from codegen.runtime import load_module
 from studio.catalog import CATALOG
 from studio.interop import UnsupportedModelError
 from studio.interop.onnx_import import import_onnx_file

@@ -19,7 +19,7 @@ import codegen
 from codegen.layers import LOWERINGS
 from codegen.layers.activations import ACTIVATIONS
 from codegen.layers.base import CF
-from codegen.verify import load_module
+from codegen.runtime import load_module
 from studio.catalog import CATALOG
 from studio.interop import UnsupportedModelError
 from studio.interop.torch_import import import_torch_model, resolve_path

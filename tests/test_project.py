@@ -104,6 +104,7 @@ def folder(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("projects")
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(project=random_projects)
 def test_save_then_load_is_the_identity(project, folder):

@@ -183,6 +183,7 @@ def test_onnx_gives_the_trained_models_outputs(runs, framework):
 # ----- resume -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_resumed_runs_continue_where_they_stopped(runs, tmp_path):
     """4 epochs + 2 resumed epochs give the same losses as 6 epochs in one go."""
     resumed, straight = {}, {}
@@ -217,6 +218,7 @@ def test_resumed_runs_continue_where_they_stopped(runs, tmp_path):
 # ----- stopping, failures -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_after_patience_epochs_without_a_better_val_loss(tmp_path):
     """A too-large learning rate makes val_loss wander, so patience runs out long before 20 epochs."""
     config = RunConfig.from_project(
@@ -232,6 +234,7 @@ def test_early_stopping_ends_after_patience_epochs_without_a_better_val_loss(tmp
     assert {m["kind"] for m in of_type(run, "checkpoint")} == {"final", "best"}
 
 
+@pytest.mark.slow
 def test_stop_ends_the_run_within_two_seconds_and_keeps_the_metrics(tmp_path):
     config = RunConfig.from_project(
         EXAMPLES / "lenet_digits.layers.json", "keras", epochs=200, out_dir=str(tmp_path)
@@ -284,6 +287,7 @@ NAN = re.compile(
 )
 
 
+@pytest.mark.slow
 def test_a_diverging_loss_stops_the_run_naming_the_step(tmp_path):
     project = chain(
         [8],
@@ -321,6 +325,7 @@ def test_a_dataset_that_does_not_fit_is_rejected_before_training(tmp_path):
     assert "(4,)" in message and "(None, 5)" in message, message
 
 
+@pytest.mark.slow
 def test_an_absent_device_is_named(tmp_path):
     config = RunConfig.from_project(iris_mlp(), "pytorch", device="cuda:99", out_dir=str(tmp_path))
     run = train(config)
@@ -329,6 +334,7 @@ def test_an_absent_device_is_named(tmp_path):
     assert run.outcome["message"].startswith("cuda:99 is not available: PyTorch sees ")
 
 
+@pytest.mark.slow
 def test_an_exception_in_the_training_process_comes_back_readable(tmp_path):
     previous = tmp_path / "previous"
     previous.mkdir()
@@ -347,6 +353,7 @@ def test_an_exception_in_the_training_process_comes_back_readable(tmp_path):
 # ----- compare ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compare_curves_agree_for_sgd(tmp_path):
     config = RunConfig.from_project(
         iris_mlp(optimizer="sgd", learning_rate=0.05, epochs=2), "keras", out_dir=str(tmp_path)
@@ -362,6 +369,7 @@ def test_compare_curves_agree_for_sgd(tmp_path):
         assert summary["epoch_time"] > 0 and summary["samples_per_s"] > 0 and summary["peak_memory_mb"] > 0
 
 
+@pytest.mark.slow
 def test_an_autoencoder_trains_in_both_frameworks_alike(tmp_path):
     """Channels-first outputs in PyTorch, target "inputs": the same curve as Keras."""
     config = RunConfig.from_project(
@@ -377,6 +385,7 @@ def test_an_autoencoder_trains_in_both_frameworks_alike(tmp_path):
 # ----- CLI, devices -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_trains_end_to_end(tmp_path, capsys):
     code = main(
         ["train", str(IRIS_EXAMPLE), "--framework", "pytorch", "--epochs", "2", "--out", str(tmp_path)]
@@ -397,6 +406,7 @@ def test_cli_exit_codes_for_bad_input(tmp_path, capsys):
     assert "error: the dataset cannot be loaded" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_detect_devices_lists_the_cpu_first():
     devices = detect_devices()
     assert devices[0].id == "cpu"

@@ -14,15 +14,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import torch  # noqa: E402
 
-from codegen.program import KERAS_LOSSES, KERAS_OPTIMIZERS, TORCH_LOSSES, TORCH_OPTIMIZERS  # noqa: E402
+from codegen import recipes  # noqa: E402
 from studio.project import LOSSES, OPTIMIZERS  # noqa: E402
-from studio.training import recipes  # noqa: E402
 
 LR = 0.03
 
 
 def _script_keras(expression: str):
-    """Evaluate one of codegen.program's expressions as the generated script would."""
+    """Evaluate one of codegen.recipes's expressions as the generated script would."""
     return eval(expression, {"keras": keras, "args": SimpleNamespace(lr=LR)})  # our own constant table
 
 
@@ -37,7 +36,7 @@ def _without_name(config: dict) -> dict:
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_keras_optimizers_match_the_generated_scripts(name):
     ours = recipes.keras_optimizer(keras, name, LR).get_config()
-    script = _script_keras(KERAS_OPTIMIZERS[name]).get_config()
+    script = _script_keras(recipes.keras_optimizer_source(name)).get_config()
     assert _without_name(ours) == _without_name(script)
 
 
@@ -45,7 +44,7 @@ def test_keras_optimizers_match_the_generated_scripts(name):
 def test_torch_optimizers_match_the_generated_scripts(name):
     model = torch.nn.Linear(3, 2)
     ours = recipes.torch_optimizer(torch, name, model.parameters(), LR)
-    script = _script_torch(TORCH_OPTIMIZERS[name], model)
+    script = _script_torch(recipes.torch_optimizer_source(name), model)
     assert type(ours) is type(script)
     assert ours.defaults == script.defaults
 
@@ -54,7 +53,7 @@ def test_torch_optimizers_match_the_generated_scripts(name):
 @pytest.mark.parametrize("logits", [True, False])
 def test_keras_losses_match_the_generated_scripts(loss, logits):
     ours = recipes.keras_loss(keras, loss, logits)
-    script = _script_keras(KERAS_LOSSES[loss].format(logits=logits))
+    script = _script_keras(recipes.keras_loss_source(loss, logits))
     assert type(ours) is type(script)
     assert _without_name(ours.get_config()) == _without_name(script.get_config())
 
@@ -69,7 +68,7 @@ def test_torch_logit_losses_match_the_generated_scripts(loss):
     else:
         target = torch.from_numpy(rng.uniform(0, 1, (6, 3)).astype(np.float32))
     ours = recipes.torch_loss(torch, loss, logits=True)(output, target)
-    script = _script_torch(TORCH_LOSSES[loss], None)(output, target)
+    script = _script_torch(recipes.torch_loss_source(loss), None)(output, target)
     assert ours.item() == pytest.approx(script.item(), rel=1e-6)
 
 

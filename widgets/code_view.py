@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from widgets.codegen_bridge import FRAMEWORKS, CodeResult, generate_code
+from studio.project import FRAMEWORK_TITLES
+from widgets.codegen_bridge import CodeResult, generate_code
 from widgets.document import Document
 from widgets.highlighter import PythonHighlighter
 from widgets.theme import LIGHT, Theme
@@ -45,7 +46,7 @@ class CodeView(QWidget):
         self.editors: dict[str, QPlainTextEdit] = {}
         self.highlighters: dict[str, PythonHighlighter] = {}
         self.results: dict[str, CodeResult] = {}
-        for framework, title in FRAMEWORKS.items():
+        for framework, title in FRAMEWORK_TITLES.items():
             self.editors[framework] = self._make_editor(framework)
             self.tabs.addTab(self.editors[framework], title)
         self.copy_button = QToolButton(text="Copy", toolTip="Copy the code of this tab to the clipboard")
@@ -107,14 +108,14 @@ class CodeView(QWidget):
     # ----- content -------------------------------------------------------------------
 
     def current_framework(self) -> str:
-        return list(FRAMEWORKS)[self.tabs.currentIndex()]
+        return list(FRAMEWORK_TITLES)[self.tabs.currentIndex()]
 
     def text(self, framework: str) -> str:
         return self.editors[framework].toPlainText()
 
     def regenerate(self) -> None:
         self.timer.stop()
-        for framework in FRAMEWORKS:
+        for framework in FRAMEWORK_TITLES:
             result = generate_code(self.document.project, self.document.analysis, framework)
             self.results[framework] = result
             editor = self.editors[framework]
@@ -184,7 +185,10 @@ class CodeView(QWidget):
             suggestion = f"{_slug(self.document.display_name)}_{framework}.py"
             folder = self.document.path.parent if self.document.path else Path.home()
             path, _ = QFileDialog.getSaveFileName(
-                self, f"Export {FRAMEWORKS[framework]} code", str(folder / suggestion), "Python source (*.py)"
+                self,
+                f"Export {FRAMEWORK_TITLES[framework]} code",
+                str(folder / suggestion),
+                "Python source (*.py)",
             )
             if not path:
                 return None

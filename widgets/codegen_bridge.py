@@ -11,11 +11,10 @@ import traceback
 from dataclasses import dataclass
 
 from studio.analysis import ERROR, Analysis
-from studio.project import Project
+from studio.project import FRAMEWORK_TITLES, Project
 
 log = logging.getLogger(__name__)
 
-FRAMEWORKS = {"keras": "Keras", "pytorch": "PyTorch"}
 UNAVAILABLE = "Code generation is not available yet."
 
 
@@ -53,7 +52,7 @@ def generate_code(project: Project, analysis: Analysis, framework: str) -> CodeR
     except Exception as error:  # noqa: BLE001 - shown in the view rather than crashing the app
         if codegen_error is not None and isinstance(error, codegen_error):
             return CodeResult(
-                _comment([f"Cannot generate {FRAMEWORKS[framework]} code:", "", str(error)]), False
+                _comment([f"Cannot generate {FRAMEWORK_TITLES[framework]} code:", "", str(error)]), False
             )
         log.exception("code generation failed for %s", framework)
         detail = traceback.format_exception_only(type(error), error)[-1].strip()

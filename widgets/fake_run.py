@@ -29,7 +29,6 @@ class FakeRun:
         self._start: float | None = None
         self._sent = 0
         self._outcome = False
-        self._stopped = False
 
     @property
     def is_running(self) -> bool:

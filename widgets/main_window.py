@@ -22,6 +22,7 @@ from widgets.icons import app_icon
 from widgets.inspector import Inspector
 from widgets.menus import build_actions, build_menus, canvas_context_actions, shortcut_rows
 from widgets.model_import import ModelImporter
+from widgets.node_geometry import LEFT_TO_RIGHT, TOP_TO_BOTTOM
 from widgets.palette import Palette
 from widgets.problems_panel import ProblemsPanel
 from widgets.recovery import default_recovery_dir
@@ -208,8 +209,10 @@ class MainWindow(QMainWindow):
             self.restoreState(state, STATE_VERSION)
         self.actions["dark"].setChecked(self.settings.value("theme", "light") == DARK.name)
         self.set_dark(self.actions["dark"].isChecked())
-        orientation = self.settings.value("canvas/orientation", "LR")
-        self.scene.set_orientation(orientation if orientation in ("LR", "TB") else "LR")
+        orientation = self.settings.value("canvas/orientation", LEFT_TO_RIGHT)
+        self.scene.set_orientation(
+            orientation if orientation in (LEFT_TO_RIGHT, TOP_TO_BOTTOM) else LEFT_TO_RIGHT
+        )
 
     def _save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
-from widgets.codegen_bridge import FRAMEWORKS
+from studio.project import FRAMEWORK_TITLES
+from widgets.node_geometry import LEFT_TO_RIGHT, TOP_TO_BOTTOM
 
 if TYPE_CHECKING:
     from widgets.main_window import MainWindow
@@ -63,14 +64,18 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
         "zoom_out": _action(window, "Zoom &Out", view.zoom_out, Key.ZoomOut),
         "zoom_reset": _action(window, "&Actual Size", view.reset_zoom, "Ctrl+1"),
         "fit": _action(window, "&Fit to Window", view.fit_all, "Ctrl+0"),
-        "arrange_lr": _action(window, "Arrange &Left to Right", lambda: canvas.arrange("LR"), "Ctrl+L"),
-        "arrange_tb": _action(window, "Arrange &Top to Bottom", lambda: canvas.arrange("TB"), "Ctrl+Shift+L"),
+        "arrange_lr": _action(
+            window, "Arrange &Left to Right", lambda: canvas.arrange(LEFT_TO_RIGHT), "Ctrl+L"
+        ),
+        "arrange_tb": _action(
+            window, "Arrange &Top to Bottom", lambda: canvas.arrange(TOP_TO_BOTTOM), "Ctrl+Shift+L"
+        ),
         "dark": _action(window, "&Dark Theme", window.set_dark, "Ctrl+Shift+D", checkable=True),
         "reset_layout": _action(window, "&Reset Panels", window.reset_layout),
         "shortcuts": _action(window, "&Keyboard Shortcuts", window.show_shortcuts, Key.HelpContents),
         "about": _action(window, "&About Layer Studio", window.show_about),
     }
-    for framework, title in FRAMEWORKS.items():
+    for framework, title in FRAMEWORK_TITLES.items():
         actions[f"export_{framework}"] = _action(
             window, f"{title} Code…", lambda fw=framework: window.export_code(fw)
         )
@@ -124,7 +129,7 @@ def build_menus(window: MainWindow, actions: dict[str, QAction]) -> None:
     file_menu.addSeparator()
     file_menu.addAction(actions["import_model"])
     export = file_menu.addMenu("&Export")
-    export.addActions([actions[f"export_{framework}"] for framework in FRAMEWORKS])
+    export.addActions([actions[f"export_{framework}"] for framework in FRAMEWORK_TITLES])
     export.addSeparator()
     export.addActions(
         [actions[name] for name in ("export_keras_weights", "export_pytorch_weights", "export_onnx")]

@@ -60,7 +60,6 @@ class RunDriver(QObject):
         self._worker_result: list[dict[str, Any]] = []
         self._stop_requested = False
         self._finished = False
-        self.messages_received = 0
 
     # ----- control -------------------------------------------------------------------
 
@@ -113,7 +112,6 @@ class RunDriver(QObject):
             self._worker = None
             received, self._worker_result = self._worker_result, []
             self.record.add_messages(received)
-            self.messages_received += len(received)
             self.updated.emit()
             self._end()
             return
@@ -128,7 +126,6 @@ class RunDriver(QObject):
             log.exception("polling the training run failed")
             received = [{"type": "failed", "framework": self.record.kind, "message": str(error)}]
         if received:
-            self.messages_received += len(received)
             self.record.add_messages(received)
             self.updated.emit()
 

@@ -24,7 +24,6 @@ class Theme:
     grid_minor: str
     grid_major: str
     node_fill: str
-    node_header: str
     node_border: str
     node_text: str
     node_muted: str
@@ -67,7 +66,6 @@ LIGHT = Theme(
     grid_minor="#eceef2",
     grid_major="#dde1e7",
     node_fill="#ffffff",
-    node_header="#f1f3f6",
     node_border="#b9c0ca",
     node_text="#1f2328",
     node_muted="#5b636e",
@@ -105,7 +103,6 @@ DARK = Theme(
     grid_minor="#222428",
     grid_major="#2b2e33",
     node_fill="#2a2d32",
-    node_header="#33373d",
     node_border="#4a4f57",
     node_text="#eceef1",
     node_muted="#a4abb5",
@@ -128,8 +125,6 @@ DARK = Theme(
     plot_pytorch="#58a6ff",
     plot_grid_alpha=0.22,
 )
-
-THEMES = {theme.name: theme for theme in (LIGHT, DARK)}
 
 
 def build_palette(theme: Theme) -> QPalette:

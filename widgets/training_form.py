@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.project import LOSSES, OPTIMIZERS, TrainingSettings
+from studio.project import FRAMEWORK_TITLES, LOSSES, OPTIMIZERS, TrainingSettings
 from widgets.device_list import DeviceCombo
 
 CHOOSE_FILE = "\0file"
@@ -36,7 +36,7 @@ DATA_FILE_FILTER = (
     "Data files (*.csv *.tsv *.txt *.npz *-ubyte *-ubyte.gz *.idx *.idx.gz);;"
     "CSV tables (*.csv *.tsv *.txt);;NumPy archives (*.npz);;IDX images (*-ubyte *-ubyte.gz);;All files (*)"
 )
-FRAMEWORK_CHOICES = {"keras": "Keras", "pytorch": "PyTorch", "both": "Both, side by side"}
+FRAMEWORK_CHOICES = {**FRAMEWORK_TITLES, "both": "Both, side by side"}
 LOSS_TITLES = {
     "cross_entropy": "cross-entropy",
     "binary_cross_entropy": "binary CE",

@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.project import ProjectError
+from studio.project import FRAMEWORKS, ProjectError
 from studio.training.run_metrics import (
     FRAMEWORK_TITLES,
     FrameworkMetrics,
@@ -497,9 +497,7 @@ class TrainingPanel(QWidget):
             return ""
         from studio.training.compare import loss_curve_difference
 
-        keras, torch = (
-            record.frameworks[name].batches.column(FrameworkMetrics.BLOSS) for name in ("keras", "pytorch")
-        )
+        keras, torch = (record.frameworks[name].batches.column(FrameworkMetrics.BLOSS) for name in FRAMEWORKS)
         gap, step = loss_curve_difference(keras.tolist(), torch.tolist())
         if gap is None:
             return ""

@@ -116,11 +116,6 @@ ACTIVATIONS = (
     "hard_sigmoid",
 )
 
-# The slope that the fused `activation="leaky_relu"` uses: keras.activations.leaky_relu's
-# default. PyTorch's default is 0.01, so the PyTorch code always passes it.
-FUSED_LEAKY_RELU_SLOPE = 0.2
-
-
 def activation_param(default: str = "linear") -> ChoiceParam:
     return ChoiceParam(
         "activation",

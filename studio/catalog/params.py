@@ -10,7 +10,7 @@ expected and what was received, in the Keras style::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -197,28 +197,3 @@ class IntTupleParam(Param):
         if self.nullable:
             text += ", or null"
         return text
-
-
-@dataclass(frozen=True)
-class ParamSet:
-    """The ordered parameters of one layer kind."""
-
-    params: tuple[Param, ...] = field(default_factory=tuple)
-
-    def __iter__(self):
-        return iter(self.params)
-
-    def __len__(self) -> int:
-        return len(self.params)
-
-    def names(self) -> list[str]:
-        return [param.name for param in self.params]
-
-    def get(self, name: str) -> Param:
-        for param in self.params:
-            if param.name == name:
-                return param
-        raise KeyError(name)
-
-    def defaults(self) -> dict[str, Any]:
-        return {param.name: param.validate(param.default) for param in self.params}

@@ -10,8 +10,7 @@ import numpy as np
 
 from studio.catalog.base import format_shape
 from studio.datasets.core import Dataset, DatasetError
-
-LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "mae")
+from studio.project import LOSSES
 
 
 def fit_to_model(

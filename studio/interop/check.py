@@ -22,7 +22,7 @@ import numpy as np
 from studio.interop.builder import ImportedModel, TensorInfo
 from studio.interop.export import export_weights
 from studio.interop.frameworks import import_keras, import_torch
-from studio.project import Project
+from studio.project import FRAMEWORKS, Project
 
 TOLERANCE = 1e-4
 
@@ -42,13 +42,6 @@ def to_project_layout(array: np.ndarray, info: TensorInfo) -> np.ndarray:
     array = np.asarray(array)
     if info.channels_first and array.ndim >= 3:
         return np.ascontiguousarray(np.moveaxis(array, 1, -1))
-    return array
-
-
-def to_source_layout(array: np.ndarray, info: TensorInfo) -> np.ndarray:
-    array = np.asarray(array)
-    if info.channels_first and array.ndim >= 3:
-        return np.ascontiguousarray(np.moveaxis(array, -1, 1))
     return array
 
 
@@ -95,7 +88,7 @@ def reproduction_errors(
     source_inputs: Sequence[np.ndarray],
     source_outputs: Sequence[np.ndarray],
     folder: str | os.PathLike,
-    frameworks: Sequence[str] = ("keras", "pytorch"),
+    frameworks: Sequence[str] = FRAMEWORKS,
 ) -> dict[str, float]:
     """Export the weights for each framework into ``folder``, run, and return the worst difference each.
 

@@ -29,9 +29,8 @@ import numpy as np
 from studio.interop.errors import InteropError, WeightsError
 from studio.interop.frameworks import import_keras, import_torch
 from studio.interop.weights_file import load_weights, write_atomic
-from studio.project import Project
+from studio.project import FRAMEWORKS, Project
 
-FRAMEWORKS = ("keras", "pytorch")
 TOLERANCE = 1e-4
 WeightsSource = Mapping[str, Sequence[np.ndarray]] | str | os.PathLike
 

@@ -13,9 +13,15 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from studio.project import Project, ProjectError, TrainingSettings, load_project, project_to_dict
+from studio.project import (
+    FRAMEWORKS,
+    Project,
+    ProjectError,
+    TrainingSettings,
+    load_project,
+    project_to_dict,
+)
 
-FRAMEWORKS = ("keras", "pytorch")
 DEVICE_WORDS = ("auto", "cpu", "gpu", "cuda", "mps")
 
 # The fields that TrainingSettings also has; they default to the project's values.

@@ -9,7 +9,7 @@ MAX_LINES, MAX_CHARS = 4, 600
 
 
 class TrainingError(Exception):
-    """A run cannot go on. ``str(error)`` is the readable message; ``reason`` is one of messages.REASONS."""
+    """A run cannot go on. ``str(error)`` is the readable message; ``reason``: see studio.training.messages."""
 
     def __init__(self, message: str, reason: str = "error") -> None:
         super().__init__(message)

@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from codegen import GeneratedCode
+from codegen import GeneratedCode, recipes
 from codegen.runtime import load_module
 from codegen.weights import keras_to_torch_state
 from studio.datasets import batch_indices
-from studio.training import recipes
 from studio.training.devices import DeviceError, resolve_device, tensorflow_devices
 from studio.training.engine import Engine
 from studio.training.errors import StopRequested, TrainingError

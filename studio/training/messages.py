@@ -15,7 +15,7 @@ batch       epoch, step (batch within the epoch), global_step, loss (the batch's
 epoch       epoch, train_loss, train_accuracy, val_loss, val_accuracy (None when
             not measured), epoch_time (s)
 checkpoint  path, kind ("best" | "final")
-finished    summary (see :func:`summary_keys`)
+finished    summary (its keys are listed below)
 failed      message (readable, one or a few lines), details (traceback text, for
             the log only), reason ("project" | "dataset" | "device" | "nan" |
             "crash" | "error")
@@ -25,17 +25,35 @@ stopped     summary (as in finished, for the part that ran)
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 STARTED, BATCH, EPOCH, CHECKPOINT = "started", "batch", "epoch", "checkpoint"
 FINISHED, FAILED, STOPPED = "finished", "failed", "stopped"
-TYPES = (STARTED, BATCH, EPOCH, CHECKPOINT, FINISHED, FAILED, STOPPED)
 TERMINAL = frozenset({FINISHED, FAILED, STOPPED})
 
-# Why a run failed: the CLI exits 2 for the first two, 1 for the others.
-REASONS = ("project", "dataset", "device", "nan", "crash", "error")
+# Why a run failed ("reason"): project, dataset, device, nan, crash or error.
+# The CLI exits 2 for the first two, 1 for the others.
+
+# The keys of a finished/stopped summary:
+#   framework: "keras" | "pytorch"
+#   run_dir
+#   epochs_completed: the epoch counter, counting epochs of resumed runs too
+#   best_epoch: by val_loss (train_loss without validation data); None if no epoch ended
+#   best_loss
+#   final: {"train_loss", "train_accuracy", "val_loss", "val_accuracy"} of the last epoch
+#   stopped_early: early stopping ended the run
+#   wall_time: seconds, from the process start
+#   train_time: seconds spent on training batches in this run (validation excluded)
+#   first_epoch_time: seconds of this run's first epoch (includes tracing/compilation)
+#   epoch_time: mean seconds per epoch (with validation), the first left out when there are more
+#   samples_per_s: training samples per second over the same epochs' batches
+#   peak_memory_mb: peak resident memory of the training process
+#   gpu_peak_memory_mb: peak accelerator memory, None on the CPU
+#   params: {"trainable", "non_trainable"} in the framework's own count
+#   device
+#   files: {"final", "best", "onnx", "code", "metrics", "config"}: paths that exist
+#   warnings: readable notes (e.g. the ONNX export failed)
 
 
 def _message(message_type: str, framework: str, **fields: Any) -> dict[str, Any]:
@@ -95,34 +113,6 @@ def stopped(framework: str, summary: dict[str, Any]) -> dict[str, Any]:
 
 def failed(framework: str, message: str, details: str = "", reason: str = "error") -> dict[str, Any]:
     return _message(FAILED, framework, message=message, details=details, reason=reason)
-
-
-def summary_keys() -> tuple[str, ...]:
-    """The keys of a finished/stopped summary."""
-    return (
-        "framework",  # "keras" | "pytorch"
-        "run_dir",
-        "epochs_completed",  # the epoch counter, counting epochs of resumed runs too
-        "best_epoch",  # by val_loss (train_loss without validation data); None if no epoch ended
-        "best_loss",
-        "final",  # {"train_loss", "train_accuracy", "val_loss", "val_accuracy"} of the last epoch
-        "stopped_early",  # early stopping ended the run
-        "wall_time",  # seconds, from the process start
-        "train_time",  # seconds spent on training batches in this run (validation excluded)
-        "first_epoch_time",  # seconds of this run's first epoch (includes tracing/compilation)
-        "epoch_time",  # mean seconds per epoch (with validation), the first left out when there are more
-        "samples_per_s",  # training samples per second over the same epochs' batches
-        "peak_memory_mb",  # peak resident memory of the training process
-        "gpu_peak_memory_mb",  # peak accelerator memory, None on the CPU
-        "params",  # {"trainable", "non_trainable"} in the framework's own count
-        "device",
-        "files",  # {"final", "best", "onnx", "code", "metrics", "config"}: paths that exist
-        "warnings",  # readable notes (e.g. the ONNX export failed)
-    )
-
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
 
 
 def format_message(message: dict[str, Any]) -> str:

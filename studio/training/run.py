@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from studio.training import messages
-from studio.training.config import RunConfig
+from studio.training.config import FRAMEWORKS, RunConfig
 from studio.training.rundir import RunFolder, prepare_run
 
 STOP_GRACE = 2.0  # seconds a stopping process gets before it is terminated
@@ -235,7 +235,7 @@ class BothRun:
     def __init__(self, config: RunConfig, parallel: bool = True, keep_batches: bool = True) -> None:
         self.parallel = parallel
         self.runs: dict[str, TrainingRun] = {}
-        for framework in ("keras", "pytorch"):
+        for framework in FRAMEWORKS:
             changes: dict[str, Any] = {"framework": framework, "same_start": True}
             if config.out_dir is not None:
                 changes["out_dir"] = os.path.join(config.out_dir, framework)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from studio.project import FRAMEWORKS
 from studio.training.rundir import CONFIG as CONFIG_FILE
 from studio.training.rundir import METRICS as METRICS_FILE
 from studio.training.rundir import RunFolder
@@ -227,12 +228,11 @@ class RunRecord:
     frameworks: dict[str, FrameworkMetrics] = field(default_factory=dict)
     folder: str | None = None  # the run folder ("both": the folder holding keras/ and pytorch/)
     live: bool = False  # started in this session and not ended yet
-    loaded: bool = False  # read back from a folder
     visible: bool = True
 
     @classmethod
     def create(cls, number: int, label: str, kind: str, folder: str | None = None) -> RunRecord:
-        names = ("keras", "pytorch") if kind == "both" else (kind,)
+        names = FRAMEWORKS if kind == "both" else (kind,)
         return cls(number, label, kind, {name: FrameworkMetrics(name) for name in names}, folder)
 
     def add_messages(self, messages: list[dict[str, Any]]) -> None:
@@ -298,10 +298,6 @@ class RunRecord:
                 if path and Path(path).is_file():
                     return Path(path)
         return None
-
-    def write_csv(self, path: str | os.PathLike) -> int:
-        """Every batch and epoch row of every framework; returns the number of data rows."""
-        return write_csv([self], path)
 
 
 CSV_COLUMNS = (
@@ -412,7 +408,6 @@ def load_run_folder(folder: Path, number: int) -> RunRecord | None:
                 metrics.outcome = {"type": "stopped", "framework": name, "summary": {}}
     except OSError:
         return None
-    record.loaded = True
     record.visible = False
     return record
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from codegen import recipes
 from codegen.plan import CF
 from codegen.runtime import load_module, to_torch_layout
 from codegen.weights import torch_counts
 from studio.datasets import batch_indices
-from studio.training import recipes
 from studio.training.devices import DeviceError, resolve_device, torch_devices
 from studio.training.engine import Engine
 from studio.training.errors import TrainingError

@@ -1,0 +1,72 @@
+"""Names that vulture takes for dead code but that are used (read by tests/test_dead_code.py, never run).
+
+vulture matches by name: ``_.name`` keeps every attribute or method called
+``name``, a bare ``NAME`` every variable, function or class of that name.
+Keep an entry only with its reason; delete what is really unused instead.
+"""
+
+# ----- found by name ------------------------------------------------------------------
+
+# codegen.layers.Lowerings reads each family module's tables with getattr, and the
+# importers look kinds up in the merged registry.
+KERAS_CLASSES
+TORCH_MODULES
+TORCH_FUNCTIONS
+TORCH_METHODS
+ONNX_OPS
+KERAS_CALLS
+_.keras_classes
+_.torch_modules
+_.torch_functions
+_.torch_methods
+_.onnx_ops
+
+# RunRecord.add dispatches each message to _on_<type>.
+_._on_started
+_._on_batch
+_._on_epoch
+_._on_checkpoint
+_._on_failed
+
+# ----- called by a framework ------------------------------------------------------------
+
+# keras.callbacks.Callback hooks, and the flag Keras reads to end fit().
+_.on_epoch_begin
+_.on_train_batch_end
+_.on_epoch_end
+_.stop_training
+
+# Qt virtual methods overridden in widgets/.
+_.closeEvent
+_.contextMenuEvent
+_.drawBackground
+_.eventFilter
+_.highlightBlock
+_.mergeWith
+_.mimeTypes
+_.redo
+_.stepBy
+_.supportedDragActions
+_.textFromValue
+_.valueFromText
+_.wheelEvent
+
+# ----- API that the tests and benchmarks use ----------------------------------------------
+
+_.defaults  # LayerSpec.defaults: tests/test_catalog_*.py
+_.set_param  # Graph.set_param: tests/test_graph.py, tests/test_project.py
+_.source_name  # TensorInfo.source_name: the source model's tensor name, tests/test_interop_onnx.py
+reproduction_errors  # studio.interop.check: the real-architecture import tests
+_.read_config  # RunFolder.read_config: tests/test_training.py
+FakeRun  # widgets/fake_run.py: tests/test_gui_training.py, benchmarks/bench_gui.py
+_.redraw_count  # TrainingPlots: benchmarks/bench_gui.py
+_.curve_points  # TrainingPlots: tests/test_gui_training.py
+_.error_text  # Inspector: tests/test_gui_inspector.py
+_.problem_count  # ProblemsPanel: tests/test_gui_window.py
+_.node_items  # GraphScene: tests/test_gui_canvas.py
+_.edge_item  # GraphScene: tests/test_gui_canvas.py
+
+# FrameworkMetrics column numbers, named for every column of the buffers.
+BSTEP
+BRATE
+ETIME
