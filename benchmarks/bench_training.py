@@ -78,11 +78,12 @@ def keras_baseline(model: str, epochs: int, results) -> None:
     session = _session(model, "keras", epochs)
     data, config = session.data, session.config
     code = session.code["keras"]
-    net = load_module(code.source, "baseline").build_model()
+    program = load_module(code.source, "baseline")
+    net = program.build_model()
     from codegen import recipes
 
     net.compile(
-        optimizer=recipes.keras_optimizer(keras, config.optimizer, config.learning_rate),
+        optimizer=program.make_optimizer(config.learning_rate),
         loss=recipes.keras_loss(keras, config.loss, session.logits),
         metrics=recipes.keras_metrics(keras, config.loss, session.logits, session.classification),
     )
@@ -113,8 +114,9 @@ def torch_baseline(model: str, epochs: int, results, dataloader: bool = False) -
     session = _session(model, "pytorch", epochs)
     data, config = session.data, session.config
     code = session.code["pytorch"]
-    net = load_module(code.source, "baseline").build_model()
-    optimizer = recipes.torch_optimizer(torch, config.optimizer, net.parameters(), config.learning_rate)
+    program = load_module(code.source, "baseline")
+    net = program.build_model()
+    optimizer = program.make_optimizer(net.parameters(), config.learning_rate)
     loss_fn = recipes.torch_loss(torch, config.loss, session.logits)
     layout = session.input.layout
     x_train = torch.from_numpy(np.ascontiguousarray(to_torch_layout(data.x_train, layout)))
@@ -276,10 +278,9 @@ class _TorchLoop:
 
         data, config = session.data, session.config
         self.torch, self.size = torch, config.batch_size
-        self.net = load_module(session.code["pytorch"].source, "baseline").build_model()
-        self.optimizer = recipes.torch_optimizer(
-            torch, config.optimizer, self.net.parameters(), config.learning_rate
-        )
+        program = load_module(session.code["pytorch"].source, "baseline")
+        self.net = program.build_model()
+        self.optimizer = program.make_optimizer(self.net.parameters(), config.learning_rate)
         self.loss_fn = recipes.torch_loss(torch, config.loss, session.logits)
         layout = session.input.layout
         self.x_train = torch.from_numpy(np.ascontiguousarray(to_torch_layout(data.x_train, layout)))

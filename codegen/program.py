@@ -12,9 +12,9 @@ from codegen.keras_emitter import emit_build_model
 from codegen.plan import CF, ModelPlan
 from codegen.recipes import (
     keras_loss_source,
-    keras_optimizer_source,
+    keras_optimizer_lines,
     torch_loss_source,
-    torch_optimizer_source,
+    torch_optimizer_lines,
 )
 from codegen.torch_emitter import emit_module
 from codegen.writer import Block, docstring_text, py
@@ -119,10 +119,9 @@ def _load_data(plan: ModelPlan, framework: str) -> list[str]:
         _, loader, standardize = known
         lines += [
             "    if path:",
-            "        with np.load(path) as data:",
-            '            x, y = data["x"], data["y"]',
+            *_read_npz(plan, indent=2),
             "    else:",
-            f"        x, y = {loader}",
+            f"        x, {'_' if training.target == 'inputs' else 'y'} = {loader}",
         ]
         if training.dataset == "digits":
             lines.append("        x = x / 16.0")
@@ -130,31 +129,60 @@ def _load_data(plan: ModelPlan, framework: str) -> list[str]:
         standardize = False
         lines += [
             "    if not path:",
-            *_raise_missing_data(training.dataset),
-            "    with np.load(path) as data:",
-            '        x, y = data["x"], data["y"]',
+            *_raise_missing_data(plan),
+            *_read_npz(plan, indent=1),
+        ]
+    if len(shape) == 3 and shape[-1] != 1 and (shape[-1], *shape[:-1]) != shape:
+        channels_first = (shape[-1], *shape[:-1])
+        lines += [
+            f"    if x.shape[1:] == {py(channels_first)}:  # channels-first images: the model takes channels-last",
+            "        x = x.transpose(0, 2, 3, 1)",
         ]
     lines += [
         f'    x = x.astype("{dtype}").reshape((-1, {", ".join(map(str, shape))}))',
     ]
     lines += _targets(plan)
     lines += [
-        f"    order = np.random.default_rng({training.seed}).permutation(len(x))",
-        "    x, y = x[order], y[order]",
-        f"    split = int(len(x) * {py(1 - training.validation_split)})",
-        "    x_train, x_val = x[:split], x[split:]",
+        *_split(training, "len(x)"),
+        "    x_train, x_val = x[train], x[val]",
     ]
     if standardize:
         lines += [
-            "    mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-7",
-            "    x_train, x_val = (x_train - mean) / std, (x_val - mean) / std",
+            "    # Standardised with the training split's statistics, as the studio does.",
+            '    statistics = x_train.astype("float64")',
+            "    mean, std = statistics.mean(axis=0), statistics.std(axis=0)",
+            "    std[std < 1e-12] = 1.0  # a constant feature stays at zero",
+            '    x_train = ((x_train - mean) / std).astype("float32")',
+            '    x_val = ((x_val - mean) / std).astype("float32")',
         ]
     if framework == "pytorch" and layer.layout.kind == CF and len(shape) == 3:
         lines.append("    # PyTorch convolutions take channels-first images: (N, C, H, W).")
         lines.append("    x_train, x_val = x_train.transpose(0, 3, 1, 2), x_val.transpose(0, 3, 1, 2)")
-    y_train, y_val = ("x_train", "x_val") if training.target == "inputs" else ("y[:split]", "y[split:]")
+    y_train, y_val = ("x_train", "x_val") if training.target == "inputs" else ("y[train]", "y[val]")
     lines.append(f"    return (x_train, {y_train}), (x_val, {y_val})")
     return lines
+
+
+def _read_npz(plan: ModelPlan, indent: int) -> list[str]:
+    """Read ``x`` (and ``y``, unless the model learns to reproduce its input) from the .npz at ``path``."""
+    pad = "    " * indent
+    if plan.project.training.target == "inputs":
+        return [f"{pad}with np.load(path) as data:", f'{pad}    x = data["x"]']
+    return [f"{pad}with np.load(path) as data:", f'{pad}    x, y = data["x"], data["y"]']
+
+
+def _split(training: TrainingSettings, count: str) -> list[str]:
+    """``train`` and ``val`` indices: the studio's rule (studio.datasets.core.split_indices), so that
+    the studio and both scripts validate on the very same samples."""
+    lines = [f"    order = np.random.default_rng({training.seed}).permutation({count})"]
+    if training.validation_split == 0:
+        return [*lines, "    train, val = order, order[:0]"]
+    return [
+        *lines,
+        "    # The first round(n * validation_split) shuffled samples validate (at least one, never all).",
+        f"    n_val = min(max(round(len(order) * {py(training.validation_split)}), 1), len(order) - 1)",
+        "    train, val = order[n_val:], order[:n_val]",
+    ]
 
 
 def _uses_sklearn(plan: ModelPlan) -> bool:
@@ -207,9 +235,7 @@ def _load_data_multi(plan: ModelPlan, framework: str) -> list[str]:
         *targets,
         "        ]",
         *to_channels_first,
-        f"    order = np.random.default_rng({training.seed}).permutation(len(x[0]))",
-        f"    split = int(len(order) * {py(1 - training.validation_split)})",
-        "    train, val = order[:split], order[split:]",
+        *_split(training, "len(x[0])"),
         "    x_train, x_val = [a[train] for a in x], [a[val] for a in x]",
         "    y_train, y_val = [a[train] for a in y], [a[val] for a in y]",
         "    return (x_train, y_train), (x_val, y_val)",
@@ -340,10 +366,13 @@ def _evaluate(plan: ModelPlan, classification: bool) -> list[str]:
     return [*head, *body, "    return total_loss / count, correct / count"]
 
 
-def _raise_missing_data(dataset: str) -> list[str]:
+def _raise_missing_data(plan: ModelPlan) -> list[str]:
+    training = plan.project.training
+    arrays = "x" if training.target == "inputs" else "x and y"
     block = Block(2)
     block.statement(
-        "raise SystemExit", [py(f"pass --data FILE.npz with arrays x and y ({dataset} is not built in)")]
+        "raise SystemExit",
+        [py(f"pass --data FILE.npz with arrays {arrays} ({training.dataset} is not built in)")],
     )
     return block.lines
 
@@ -386,6 +415,9 @@ def keras_program(plan: ModelPlan) -> str:
         *_load_data(plan, "keras"),
         "",
         "",
+        *keras_optimizer_lines(training.optimizer),
+        "",
+        "",
         "def distribution_scope(args):",
         '    """A tf.distribute strategy for several GPUs or hosts, else a device scope."""',
         '    if args.strategy == "mirrored":',
@@ -404,7 +436,7 @@ def keras_program(plan: ModelPlan) -> str:
         "    with distribution_scope(args):",
         "        model = build_model()",
         "        model.compile(",
-        f"            optimizer={keras_optimizer_source(training.optimizer)},",
+        "            optimizer=make_optimizer(args.lr),",
         f"            loss={keras_loss_source(training.loss, logits)},",
         f"            metrics={metrics},",
         "        )",
@@ -487,6 +519,9 @@ def torch_program(plan: ModelPlan) -> str:
         "",
         "",
         *_probability_loss_class(plan),
+        *torch_optimizer_lines(training.optimizer),
+        "",
+        "",
         *_evaluate(plan, classification),
         "",
         "",
@@ -518,7 +553,7 @@ def torch_program(plan: ModelPlan) -> str:
         "    model = build_model().to(device)",
         "    if distributed:",
         "        model = DistributedDataParallel(model)",
-        f"    optimizer = {torch_optimizer_source(training.optimizer)}",
+        "    optimizer = make_optimizer(model.parameters(), args.lr)",
         *_torch_loss(plan),
         "    for epoch in range(args.epochs):",
         "        if sampler is not None:",

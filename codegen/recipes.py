@@ -30,12 +30,80 @@ RHO = 0.9
 WEIGHT_DECAY = 0.01
 
 
+# torch.optim's Adam and RMSprop apply epsilon where Keras does not, so an Adam run drifts apart
+# from its Keras twin and an RMSprop layer can move 100 times further. The PyTorch programs get
+# these small optimizers instead, which compute Keras's update rules exactly (in float32, as Keras).
+KERAS_ADAM = '''class KerasAdam(torch.optim.Optimizer):
+    """Adam (and AdamW) as Keras computes it, which torch.optim.Adam does not reproduce.
+
+    Keras folds the bias corrections into the step size and adds epsilon to the
+    uncorrected sqrt(v): w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps);
+    torch adds epsilon to the corrected sqrt(v_hat). AdamW first decays the weights,
+    w -= w * weight_decay * lr, as both do.
+    """
+
+    def __init__(self, params, lr, epsilon=1e-7, weight_decay=0.0):
+        defaults = {"lr": lr, "epsilon": epsilon, "weight_decay": weight_decay}
+        super().__init__(params, defaults)
+        self.beta_1, self.beta_2 = 0.9, 0.999  # Keras's and torch's defaults
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            lr, beta_1, beta_2 = group["lr"], self.beta_1, self.beta_2
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(p)
+                    state["v"] = torch.zeros_like(p)
+                state["step"] += 1
+                if group["weight_decay"]:
+                    p.sub_(p * group["weight_decay"] * lr)
+                m, v = state["m"], state["v"]
+                m.add_((p.grad - m) * (1 - beta_1))
+                v.add_((p.grad.square() - v) * (1 - beta_2))
+                # Keras computes the step size in the weights' float32, the betas' powers too.
+                step = torch.tensor(state["step"], dtype=p.dtype)
+                beta_1_power = torch.tensor(beta_1, dtype=p.dtype) ** step
+                beta_2_power = torch.tensor(beta_2, dtype=p.dtype) ** step
+                alpha = lr * torch.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+                p.sub_(m * alpha / (v.sqrt() + group["epsilon"]))
+'''
+
+KERAS_RMSPROP = '''class KerasRMSprop(torch.optim.Optimizer):
+    """RMSprop as Keras computes it: w -= lr * g / sqrt(v + eps), where torch.optim.RMSprop
+    divides by sqrt(v) + eps. v = rho * v + (1 - rho) * g^2 in both."""
+
+    def __init__(self, params, lr, rho=0.9, epsilon=1e-7):
+        super().__init__(params, {"lr": lr, "rho": rho, "epsilon": epsilon})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            lr, rho = group["lr"], group["rho"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["v"] = torch.zeros_like(p)
+                v = state["v"]
+                v.mul_(rho).add_(p.grad.square() * (1 - rho))
+                p.sub_(p.grad * lr / (v + group["epsilon"]).sqrt())
+'''
+
+
 @dataclass(frozen=True)
 class Optimizer:
     keras: str  # class in keras.optimizers, called as (learning_rate, **keras_args)
     keras_args: dict[str, float]
-    torch: str  # class in torch.optim, called as (parameters, lr=learning_rate, **torch_args)
+    torch: str  # the PyTorch class, called as (parameters, lr=learning_rate, **torch_args)
     torch_args: dict[str, float]
+    torch_class: str = ""  # the program's own class, when torch.optim has none that matches Keras
+    why: str = ""  # a comment in the PyTorch program: why this class and these arguments
 
 
 @dataclass(frozen=True)
@@ -46,16 +114,32 @@ class Loss:
 
 
 OPTIMIZERS = {
-    "adam": Optimizer("Adam", {"epsilon": EPSILON}, "Adam", {"eps": EPSILON}),
+    "adam": Optimizer(
+        "Adam", {"epsilon": EPSILON}, "KerasAdam", {"epsilon": EPSILON}, KERAS_ADAM, "Keras's Adam update"
+    ),
     "adamw": Optimizer(
         "AdamW",
+        # Keras's default weight decay is 0.004, torch's 0.01: both programs pass the same value.
         {"weight_decay": WEIGHT_DECAY, "epsilon": EPSILON},
-        "AdamW",
-        {"weight_decay": WEIGHT_DECAY, "eps": EPSILON},
+        "KerasAdam",
+        {"epsilon": EPSILON, "weight_decay": WEIGHT_DECAY},
+        KERAS_ADAM,
+        "Keras's AdamW update, with the Keras program's weight decay",
     ),
-    "sgd": Optimizer("SGD", {"momentum": MOMENTUM}, "SGD", {"momentum": MOMENTUM}),
+    "sgd": Optimizer(
+        "SGD",
+        {"momentum": MOMENTUM},
+        "torch.optim.SGD",
+        {"momentum": MOMENTUM},
+        why="torch's momentum (b = m*b + g; w -= lr*b) is Keras's (v = m*v - lr*g; w += v) at one lr",
+    ),
     "rmsprop": Optimizer(
-        "RMSprop", {"rho": RHO, "epsilon": EPSILON}, "RMSprop", {"alpha": RHO, "eps": EPSILON}
+        "RMSprop",
+        {"rho": RHO, "epsilon": EPSILON},
+        "KerasRMSprop",
+        {"rho": RHO, "epsilon": EPSILON},
+        KERAS_RMSPROP,
+        "Keras's RMSprop update, rho 0.9 and epsilon 1e-7 (torch's defaults are 0.99 and 1e-8)",
     ),
 }
 
@@ -87,16 +171,27 @@ def _keywords(values: dict[str, float]) -> str:
     return "".join(f", {key}={repr(value).replace('e-0', 'e-')}" for key, value in values.items())
 
 
-def keras_optimizer_source(name: str) -> str:
-    """``keras.optimizers.Adam(args.lr, epsilon=1e-7)``."""
+def keras_optimizer_lines(name: str) -> list[str]:
+    """``make_optimizer(learning_rate)`` of a Keras program."""
     recipe = _optimizer(name)
-    return f"keras.optimizers.{recipe.keras}(args.lr{_keywords(recipe.keras_args)})"
+    return [
+        "def make_optimizer(learning_rate):",
+        f'    """{recipe.keras}, with the hyper-parameters the PyTorch program uses too."""',
+        f"    return keras.optimizers.{recipe.keras}(learning_rate{_keywords(recipe.keras_args)})",
+    ]
 
 
-def torch_optimizer_source(name: str) -> str:
-    """``torch.optim.Adam(model.parameters(), lr=args.lr, eps=1e-7)``."""
+def torch_optimizer_lines(name: str) -> list[str]:
+    """``make_optimizer(parameters, learning_rate)`` of a PyTorch program, after its own class if any."""
     recipe = _optimizer(name)
-    return f"torch.optim.{recipe.torch}(model.parameters(), lr=args.lr{_keywords(recipe.torch_args)})"
+    own_class = [*recipe.torch_class.splitlines(), "", ""] if recipe.torch_class else []
+    return [
+        *own_class,
+        "def make_optimizer(parameters, learning_rate):",
+        f'    """The Keras program\'s {recipe.keras}, step for step."""',
+        f"    # {recipe.why}.",
+        f"    return {recipe.torch}(parameters, lr=learning_rate{_keywords(recipe.torch_args)})",
+    ]
 
 
 def keras_loss_source(name: str, logits: bool) -> str:
@@ -111,16 +206,6 @@ def torch_loss_source(name: str) -> str:
 
 
 # ----- objects for the training engine ------------------------------------------------
-
-
-def keras_optimizer(keras: Any, name: str, learning_rate: float) -> Any:
-    recipe = _optimizer(name)
-    return getattr(keras.optimizers, recipe.keras)(learning_rate, **recipe.keras_args)
-
-
-def torch_optimizer(torch: Any, name: str, parameters: Any, learning_rate: float) -> Any:
-    recipe = _optimizer(name)
-    return getattr(torch.optim, recipe.torch)(parameters, lr=learning_rate, **recipe.torch_args)
 
 
 def keras_loss(keras: Any, loss: str, logits: bool) -> Any:

@@ -49,9 +49,9 @@ def import_keras():
     return keras, tf
 
 
-def build_keras_model(keras, code: GeneratedCode, seed: int):
+def build_keras_model(keras, code: GeneratedCode, seed: int, module=None):
     """The model of the generated Keras source, initialised from ``seed``."""
-    module = load_module(code.source, code.filename[:-3])
+    module = module or load_module(code.source, code.filename[:-3])
     keras.utils.set_random_seed(seed)
     return module.build_model()
 
@@ -65,9 +65,11 @@ class KerasEngine(Engine):
         self._scope = contextlib.ExitStack()
         self._scope.enter_context(self.keras.device(self.device))
         config, session = self.config, self.session
-        self.model = build_keras_model(self.keras, session.code["keras"], config.seed)
+        code = session.code["keras"]
+        program = load_module(code.source, code.filename[:-3])
+        self.model = build_keras_model(self.keras, code, config.seed, program)
         self.model.compile(
-            optimizer=recipes.keras_optimizer(self.keras, config.optimizer, config.learning_rate),
+            optimizer=program.make_optimizer(config.learning_rate),  # the exported program's own
             loss=recipes.keras_loss(self.keras, config.loss, session.logits),
             metrics=recipes.keras_metrics(self.keras, config.loss, session.logits, session.classification),
         )

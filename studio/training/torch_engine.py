@@ -63,9 +63,8 @@ class TorchEngine(Engine):
         else:
             self.init = "torch-seed"
         self.model.to(self.device)
-        self.optimizer = recipes.torch_optimizer(
-            torch, config.optimizer, self.model.parameters(), config.learning_rate
-        )
+        # The exported program's own optimizer: Keras's update rule (codegen.recipes).
+        self.optimizer = module.make_optimizer(self.model.parameters(), config.learning_rate)
         if checkpoint is not None:
             self.optimizer.load_state_dict(checkpoint["optimizer"])
             for group in self.optimizer.param_groups:
