@@ -542,7 +542,8 @@ def test_malformed_keras_layer_entries_are_reported_per_layer(tmp_path):
     message = str(caught.value)
     assert message.startswith("small_rnn.json cannot be imported")
     assert (
-        "InputLayer 'steps': its config could not be read (ValueError: invalid literal for int()" in message
+        "  - InputLayer (1): steps: its config could not be read (ValueError: invalid literal for int()"
+        in message
     )
     document = json.loads(keras_files()["small_cnn.json"])
     document["config"]["output_layers"] = 5  # the model's own structure, not one layer's

@@ -268,7 +268,7 @@ def test_lambda_layers_are_refused_by_safe_mode(suffix, tmp_path, capsys):
     assert [(p.name, p.source_kind) for p in caught.value.problems] == [("double", "Lambda")]
     assert "safe mode" in str(caught.value)
     assert cmd_import(_import_args(str(path), tmp_path / "lambda.layers.json")) == 1
-    assert "Lambda 'double'" in capsys.readouterr().err
+    assert "  - Lambda (1): double: " in capsys.readouterr().err
     assert not (tmp_path / "lambda.layers.json").exists()
 
 

@@ -264,6 +264,36 @@ def test_unsupported_operators_are_all_listed(tmp_path):
     assert "non-negative" in problems["pool"].reason
 
 
+def test_every_unsupported_kind_is_listed_with_counts_even_downstream(tmp_path, capsys):
+    from studio.interop.commands import cmd_import, parse_import_args
+
+    nodes = [
+        helper.make_node("LRN", ["x"], ["a"], name="lrn_a", size=3),
+        helper.make_node("Erf", ["a"], ["b"], name="erf"),
+        helper.make_node("LRN", ["b"], ["c"], name="lrn_b", size=3),
+        helper.make_node("Sign", ["c"], ["d"], name="sign"),
+        helper.make_node("Relu", ["d"], ["y"], name="relu"),  # supported: it only consumes a failure
+    ]
+    path = tmp_path / "chain.onnx"
+    onnx.save(handmade_model(nodes, {}), str(path))
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(path)
+    problems = [(p.source_kind, p.name) for p in caught.value.problems]
+    assert problems == [("LRN", "lrn_a"), ("Erf", "erf"), ("LRN", "lrn_b"), ("Sign", "sign")]
+    lines = [
+        "chain.onnx cannot be imported: 4 unsupported layers",
+        "  - LRN (2): lrn_a, lrn_b: this ONNX operator has no catalog equivalent",
+        "  - Erf (1): erf: this ONNX operator has no catalog equivalent",
+        "  - Sign (1): sign: this ONNX operator has no catalog equivalent",
+    ]
+    assert str(caught.value).splitlines() == lines
+    output = tmp_path / "chain.layers.json"
+    assert cmd_import(parse_import_args([str(path), "-o", str(output)])) != 0
+    err = capsys.readouterr().err
+    assert "\n".join(lines) in err and "nothing was written" in err
+    assert [item.name for item in tmp_path.iterdir()] == ["chain.onnx"]  # nothing written
+
+
 @pytest.mark.parametrize("key", list(ZOO))
 def test_layer_zoo_exported_by_pytorch(key, tmp_path):
     net, shape = ZOO[key]

@@ -290,6 +290,40 @@ def test_unsupported_modules_are_all_listed():
     assert "GroupNorm" in problems["norm"]
 
 
+class ThreeUnsupportedKinds(nn.Module):
+    """GroupNorm twice, torch.abs and Tensor.exp, each downstream of another unsupported node."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.norm_a = nn.GroupNorm(2, 4)
+        self.norm_b = nn.GroupNorm(2, 4)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = torch.abs(self.norm_a(self.conv(x)))
+        x = self.norm_b(x).exp()
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def test_every_unsupported_kind_is_listed_with_counts_even_downstream():
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_torch_model(ThreeUnsupportedKinds().eval(), [(4, 6, 6)], source="net.py:Net")
+    problems = [(p.source_kind, p.name) for p in caught.value.problems]
+    assert problems == [
+        ("GroupNorm", "norm_a"),
+        ("torch.abs", "abs"),
+        ("GroupNorm", "norm_b"),
+        ("Tensor.exp", "exp"),
+    ]
+    assert str(caught.value).splitlines() == [
+        "net.py:Net cannot be imported: 4 unsupported layers",
+        "  - GroupNorm (2): norm_a, norm_b: nn.GroupNorm has no catalog equivalent",
+        "  - torch.abs (1): abs: this function has no catalog equivalent",
+        "  - Tensor.exp (1): exp: the tensor method .exp() has no catalog equivalent",
+    ]
+
+
 def test_max_pool_padding_without_relu_is_refused():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(3, 2, padding=1)).eval()
     with pytest.raises(UnsupportedModelError) as caught:

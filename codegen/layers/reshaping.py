@@ -392,12 +392,12 @@ def _torch_getattr(walker, node, name):
     target = walker.value(node.args[0])
     attribute = node.args[1]
     if isinstance(target, (Tensor, Padded)) and attribute == "shape":
-        return Aux(walker.meta.get(node.args[0]))
+        return Aux(walker.shapes.get(node.args[0]))
     raise Unsupported(f"reads the attribute .{attribute}")
 
 
 def _torch_size(walker, node, name):
-    shape = walker.meta.get(node.args[0])
+    shape = walker.shapes.get(node.args[0])
     if shape is None:
         raise Unsupported("the size of a value that is not a tensor")
     dim = walker.literal(node, 1, "dim", None)

@@ -7,7 +7,7 @@ first argument and use it by duck typing:
 - ``walker.torch``: the torch module (for ``isinstance`` checks);
 - ``walker.graph``: the channels-first graph to add layers to (see ``SourceGraph``);
 - ``walker.builder``: the project builder (``note(...)``);
-- ``walker.meta``: fx node -> its traced shape, batch included;
+- ``walker.shapes``: fx node -> its traced shape, batch included;
 - ``walker.value(arg)``: an fx argument converted (a :class:`Tensor`, an
   :class:`Aux`, a :class:`Multi`, a :class:`Padded`, a literal);
   ``walker.tensor(arg)``: the same, resolved to a :class:`Tensor` or refused;

@@ -50,6 +50,14 @@ class UnsupportedModelError(InteropError):
     """The model uses layers or parameters that the catalog cannot express.
 
     ``problems`` lists every such layer, so the user sees all of them at once.
+
+    The message groups them by source kind, with counts, in the order they were found::
+
+        model.onnx cannot be imported: 5 unsupported layers
+          - LSTM (2): lstm_1, lstm_2: <the reason they share>
+          - Conv (3):
+              conv_1: <its reason>
+              conv_2, conv_3: <their reason>
     """
 
     def __init__(self, problems: Sequence[UnsupportedLayer], source: str = "the model") -> None:
@@ -58,5 +66,18 @@ class UnsupportedModelError(InteropError):
         count = len(self.problems)
         noun = "layer" if count == 1 else "layers"
         lines = [f"{source} cannot be imported: {count} unsupported {noun}"]
-        lines += [f"  - {problem}" for problem in self.problems]
+        kinds: dict[str, list[UnsupportedLayer]] = {}
+        for problem in self.problems:
+            kinds.setdefault(problem.source_kind, []).append(problem)
+        for kind, found in kinds.items():
+            reasons: dict[str, list[str]] = {}  # reason -> the layers it is given for
+            for problem in found:
+                reasons.setdefault(problem.reason, []).append(problem.name)
+            heading = f"  - {kind} ({len(found)}):"
+            if len(reasons) == 1:
+                ((reason, names),) = reasons.items()
+                lines.append(f"{heading} {', '.join(names)}: {reason}")
+            else:
+                lines.append(heading)
+                lines += [f"      {', '.join(names)}: {reason}" for reason, names in reasons.items()]
         super().__init__("\n".join(lines))

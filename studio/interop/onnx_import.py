@@ -139,7 +139,7 @@ class _Converter(SourceWalker):
             (entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 13
         )
         # self.values: tensor name -> Tensor, np.ndarray (constant), ShapeValue or BROKEN
-        self.shapes = self._inferred_shapes()
+        self._infer_shapes()  # self.shapes: tensor name -> inferred shape, None for an unknown size
         self.consumers: dict[str, list] = {}
         for node in model.graph.node:
             for name in node.input:
@@ -156,20 +156,18 @@ class _Converter(SourceWalker):
                     f"cannot be read: {_first_line(error)})"
                 ) from None
 
-    def _inferred_shapes(self) -> dict[str, tuple]:
+    def _infer_shapes(self) -> None:
         try:
             inferred = self.onnx.shape_inference.infer_shapes(self.model)
         except Exception:  # inference is a help, not a requirement
             inferred = self.model
-        shapes = {}
         graph = inferred.graph
         for info in [*graph.input, *graph.value_info, *graph.output]:
             tensor_type = info.type.tensor_type
             if tensor_type.HasField("shape"):
-                shapes[info.name] = tuple(
+                self.shapes[info.name] = tuple(
                     dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim
                 )
-        return shapes
 
     # ----- walking ------------------------------------------------------------------
 
@@ -182,15 +180,12 @@ class _Converter(SourceWalker):
                 continue
             self._node(node, index)
         for output in self.model.graph.output:
-            self._output(output.name)
+            self.add_output(output.name, output.name)
         self.builder.check()
 
     def _node(self, node, index: int) -> None:
         name = layer_name(node, index)
-        inputs = [self.values.get(item, BROKEN) if item else None for item in node.input]
-        results = BROKEN
-        if not any(value is BROKEN for value in inputs):
-            results = self.convert(name, node.op_type, lambda: self._dispatch(node, inputs, name, index))
+        results = self.convert_node(node, name, lambda: self._dispatch(node, name, index))
         if results is BROKEN:
             self._mark_broken(node)
             return
@@ -199,7 +194,16 @@ class _Converter(SourceWalker):
         for output, value in zip(node.output, results, strict=False):
             self.values[output] = value
 
-    def _dispatch(self, node, inputs: list, name: str, index: int):
+    def source_kind(self, node) -> str:
+        return node.op_type
+
+    def kind_problem(self, node) -> str | None:
+        if node.op_type in HANDLERS or node.op_type in FOLDABLE:
+            return None
+        return "this ONNX operator has no catalog equivalent"
+
+    def _dispatch(self, node, name: str, index: int):
+        inputs = [self.value(item) if item else None for item in node.input]  # Broken: skipped
         if (
             all(value is None or not isinstance(value, Tensor) for value in inputs)
             and node.op_type in FOLDABLE
@@ -258,9 +262,6 @@ class _Converter(SourceWalker):
         ):
             return CF
         return SAME
-
-    def _output(self, name: str) -> None:
-        self.add_output(name, self.values.get(name, BROKEN))
 
     # ----- helpers --------------------------------------------------------------------
 

@@ -4,11 +4,18 @@ A walker converts the source's nodes in order. Each node's value goes into
 :attr:`SourceWalker.values` under the source's key for it: a
 :class:`~codegen.layers.base.Tensor` for a computed tensor, anything else the
 source-specific code needs (constants, shapes), or :data:`BROKEN` when the node
-could not be converted. :meth:`SourceWalker.convert` runs one node's conversion
-and turns its failures into entries of ``builder.unsupported``, so an import
-reports every unsupported node at once and never raises a traceback;
+could not be converted. :meth:`SourceWalker.convert_node` runs one node's
+conversion and turns its failures into entries of ``builder.unsupported``, so an
+import reports every unsupported node at once and never raises a traceback;
 :meth:`add_input` and :meth:`add_output` map the source's inputs and outputs
-onto the project's.
+onto the project's. :attr:`SourceWalker.shapes` holds the shapes the source
+itself knows (traced or inferred, batch included).
+
+A subclass (one per source) walks its nodes, names them (the project layer
+name, the source kind of messages) and says which node kinds have no catalog
+equivalent at all (:meth:`kind_problem`): those are reported even downstream
+of another unsupported node, so the user sees the whole list at once, while a
+node that merely consumes a failed value is not reported again.
 """
 
 from __future__ import annotations
@@ -37,8 +44,21 @@ class SourceWalker:
         self.builder = builder
         self.graph = ChannelsFirstGraph(builder)
         self.values: dict[Any, Any] = {}
+        self.shapes: dict[Any, tuple] = {}  # source key -> the source's own shape of it, batch included
         self.input_infos: list[TensorInfo] = []
         self.output_infos: list[TensorInfo] = []
+
+    # ----- what each source defines ---------------------------------------------------
+
+    def source_kind(self, node) -> str:
+        """How the node is named in messages and as a layer's source (``Conv2d``, ``Conv``)."""
+        raise NotImplementedError
+
+    def kind_problem(self, node) -> str | None:
+        """Why the node's kind alone has no catalog equivalent; None where it may have one."""
+        return None
+
+    # ----- converting -----------------------------------------------------------------
 
     def value(self, key) -> Any:
         """The converted value under ``key``; Broken where its producer failed (or is unknown)."""
@@ -46,6 +66,21 @@ class SourceWalker:
         if value is BROKEN:
             raise Broken()
         return value
+
+    def convert_node(self, node, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` for ``node``, reported as layer ``name`` where it fails (the value is then BROKEN).
+
+        A node whose kind has no catalog equivalent is reported even when one of
+        its inputs failed; otherwise such a node is only skipped (``Broken``).
+        """
+
+        def checked():
+            problem = self.kind_problem(node)
+            if problem is not None:
+                raise Unsupported(problem)
+            return compute()
+
+        return self.convert(name, self.source_kind(node), checked)
 
     def convert(self, name: str, source_kind: str, compute: Callable[[], Any]) -> Any:
         """``compute()``; on failure BROKEN, with the problem reported as layer ``name`` of ``source_kind``."""
@@ -63,6 +98,8 @@ class SourceWalker:
             )
             return BROKEN
 
+    # ----- inputs and outputs ---------------------------------------------------------
+
     def add_input(self, key, name: str, shape: list[int], dtype: str, form: str) -> None:
         """A project Input for a source input of Keras ``shape`` (batch excluded), held in ``form``."""
         layer = self.builder.add("Input", name, {"shape": shape, "dtype": dtype}, source_kind="input")
@@ -72,18 +109,19 @@ class SourceWalker:
         self.values[key] = Tensor(layer, form)
         self.input_infos.append(TensorInfo(name, layer, channels_first=form == CF))
 
-    def add_output(self, label: str, value: Any) -> None:
-        """A model output: its layer, in the form a consumer of the project expects (unit axes kept)."""
-        if value is BROKEN:
-            return
-        if not isinstance(value, Tensor):
-            self.builder.unsupported(
-                label, "output", "the output is a constant, not computed from the inputs"
-            )
-            return
-        tensor = self.convert(label, "output", lambda: self._output_form(value, label))
+    def add_output(self, label: str, key) -> None:
+        """A model output, the value under ``key``: its layer, in the form a consumer of the project
+        expects (unit axes kept). Nothing is reported where that value is BROKEN."""
+        tensor = self.convert(label, "output", lambda: self._output_form(self.output_tensor(key), label))
         if tensor is not BROKEN:
             self.output_infos.append(TensorInfo(label, tensor.layer, channels_first=tensor.form == CF))
+
+    def output_tensor(self, key) -> Tensor:
+        """The tensor under ``key`` that a model output is; Unsupported for anything else."""
+        value = self.value(key)
+        if not isinstance(value, Tensor):
+            raise Unsupported("the output is a constant, not computed from the inputs")
+        return value
 
     def _output_form(self, tensor: Tensor, label: str) -> Tensor:
         if tensor.form == SQUEEZED and tensor.ones:

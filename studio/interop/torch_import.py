@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from codegen.layers import LOWERINGS
-from codegen.layers.base import CF, FLAT_CF, SAME, SQUEEZED, AlreadyReported, Tensor
+from codegen.layers.base import CF, SAME, Tensor
 from codegen.layers.torch_source import Aux, describe, resolve
-from studio.interop.builder import GraphBuilder, ImportedModel, TensorInfo
-from studio.interop.channels_first import ChannelsFirstGraph
+from studio.interop.builder import GraphBuilder, ImportedModel
 from studio.interop.errors import (
     CodeExecutionRefused,
     InteropError,
@@ -42,6 +41,7 @@ from studio.interop.errors import (
     UnsupportedModelError,
 )
 from studio.interop.frameworks import import_torch
+from studio.interop.source_walker import SourceWalker
 
 BATCH = 2  # the batch of the shape-tracing run: 2 tells the batch axis from a unit axis
 
@@ -177,9 +177,6 @@ def import_torch_model(
     )
 
 
-_BROKEN = object()
-
-
 @functools.cache
 def function_handlers() -> dict[Callable, Callable]:
     """Handlers of ``call_function`` nodes, keyed by the function object fx recorded.
@@ -217,23 +214,22 @@ def resolve_path(path: str) -> Any:
     return None
 
 
-class _Converter:
+class _Converter(SourceWalker):
     """The walker: runs the traced graph node by node, dispatching to the families' handlers.
 
     Its public methods and attributes are what the handlers use (see ``codegen.layers.torch_source``).
     """
 
+    unreadable = "its arguments could not be read"
+
     def __init__(self, traced, builder: GraphBuilder, input_shapes: list[tuple[int, ...]]) -> None:
+        super().__init__(builder)
         self.torch = import_torch()
         self.traced = traced
-        self.builder = builder
-        self.graph = ChannelsFirstGraph(builder)
         self.input_shapes = input_shapes
-        self.values: dict[Any, Any] = {}
+        # self.values: fx node -> Tensor, numpy array (a constant), Aux, Multi, Padded or BROKEN
+        # self.shapes: fx node -> its traced shape (ShapeProp), batch included
         self.module_calls: dict[str, int] = {}
-        self.input_infos: list[TensorInfo] = []
-        self.output_infos: list[TensorInfo] = []
-        self.meta: dict[Any, tuple] = {}
 
     # ----- running ------------------------------------------------------------------
 
@@ -271,7 +267,7 @@ class _Converter:
         for node in self.traced.graph.nodes:
             meta = node.meta.get("tensor_meta")
             if meta is not None and hasattr(meta, "shape"):
-                self.meta[node] = tuple(meta.shape)
+                self.shapes[node] = tuple(meta.shape)
 
     def _takes_token_ids(self, node) -> bool:
         torch = self.torch
@@ -293,20 +289,7 @@ class _Converter:
             self._outputs(node.args[0])
             return
         name = self._name(node)
-        try:
-            value = self._dispatch(node, name)
-        except AlreadyReported:
-            value = _BROKEN
-        except _Broken:
-            value = _BROKEN
-        except Unsupported as error:
-            self.builder.unsupported(name, self.source_kind(node), str(error))
-            value = _BROKEN
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
-            reason = f"its arguments could not be read ({type(error).__name__}: {error})"
-            self.builder.unsupported(name, self.source_kind(node), reason)
-            value = _BROKEN
-        self.values[node] = value
+        self.values[node] = self.convert_node(node, name, lambda: self._dispatch(node, name))
 
     def _name(self, node) -> str:
         """A module's path (``layer1.0.conv1``); a function call inside a module: ``layer1.0.add``."""
@@ -331,27 +314,32 @@ class _Converter:
             return f"Tensor.{node.target}"
         return node.op
 
+    def kind_problem(self, node) -> str | None:
+        """A module class, function or tensor method no family handles (known before any argument)."""
+        if node.op == "get_attr":
+            return None
+        if node.op == "call_module":
+            kind = type(self.module(node)).__name__
+            return None if kind in LOWERINGS.torch_modules else f"nn.{kind} has no catalog equivalent"
+        if node.op == "call_function":
+            return None if node.target in function_handlers() else "this function has no catalog equivalent"
+        if node.op == "call_method":
+            if node.target in LOWERINGS.torch_methods:
+                return None
+            return f"the tensor method .{node.target}() has no catalog equivalent"
+        return f"a {node.op} node"
+
     def _dispatch(self, node, name: str):
+        """The node's value, by its handler (``kind_problem`` found one); Broken if an argument is."""
         if node.op == "get_attr":
             return self._get_attr(node)
         if node.op == "call_module":
             module = self.module(node)
-            handler = LOWERINGS.torch_modules.get(type(module).__name__)
-            if handler is None:
-                raise Unsupported(f"nn.{type(module).__name__} has no catalog equivalent")
             self._count_call(node, module)
-            return handler(self, node, module, name)
+            return LOWERINGS.torch_modules[type(module).__name__](self, node, module, name)
         if node.op == "call_function":
-            handler = function_handlers().get(node.target)
-            if handler is None:
-                raise Unsupported("this function has no catalog equivalent")
-            return handler(self, node, name)
-        if node.op == "call_method":
-            handler = LOWERINGS.torch_methods.get(node.target)
-            if handler is None:
-                raise Unsupported(f"the tensor method .{node.target}() has no catalog equivalent")
-            return handler(self, node, name)
-        raise Unsupported(f"a {node.op} node")
+            return function_handlers()[node.target](self, node, name)
+        return LOWERINGS.torch_methods[node.target](self, node, name)
 
     def _count_call(self, node, module) -> None:
         count = self.module_calls.get(node.target, 0) + 1
@@ -379,14 +367,7 @@ class _Converter:
             form = CF
         keras_shape = [*shape[1:], shape[0]] if form == CF else list(shape)
         dtype = "int32" if self._takes_token_ids(node) else "float32"
-        layer = self.builder.add(
-            "Input", node.target, {"shape": keras_shape, "dtype": dtype}, source_kind="input"
-        )
-        if layer is None:
-            self.values[node] = _BROKEN
-            return
-        self.values[node] = Tensor(layer, form)
-        self.input_infos.append(TensorInfo(node.target, layer, channels_first=form == CF))
+        self.add_input(node, node.target, keras_shape, dtype, form)
 
     def _feeds_channels_first(self, node) -> bool:
         nn = self.torch.nn
@@ -396,19 +377,10 @@ class _Converter:
     def _outputs(self, value) -> None:
         items = list(value) if isinstance(value, (tuple, list)) else [value]
         for index, item in enumerate(items):
-            label = f"output {index + 1}" if len(items) > 1 else "output"
-            try:
-                tensor = self.tensor(item)
-                if tensor.form == SQUEEZED and tensor.ones:
-                    tensor = self.graph.to_cf(tensor, f"{label}")
-                elif tensor.form == FLAT_CF:
-                    tensor = self.graph.to_same(tensor, f"{label}")
-            except (_Broken, AlreadyReported):
-                continue
-            except Unsupported as error:
-                self.builder.unsupported(label, "output", str(error))
-                continue
-            self.output_infos.append(TensorInfo(label, tensor.layer, channels_first=tensor.form == CF))
+            self.add_output(f"output {index + 1}" if len(items) > 1 else "output", item)
+
+    def output_tensor(self, key) -> Tensor:
+        return self.tensor(key)
 
     # ----- argument access ------------------------------------------------------------
 
@@ -416,10 +388,7 @@ class _Converter:
         """The converted value of an fx argument (nodes resolved, literals kept)."""
         fx = self.torch.fx
         if isinstance(arg, fx.Node):
-            value = self.values.get(arg, _BROKEN)
-            if value is _BROKEN:
-                raise _Broken()
-            return value
+            return super().value(arg)  # Broken where its producer failed
         if isinstance(arg, (list, tuple)):
             return type(arg)(self.value(item) for item in arg)
         return arg
@@ -441,7 +410,7 @@ class _Converter:
         return value.value if isinstance(value, Aux) else value
 
     def out_shape(self, node) -> tuple[int, ...]:
-        shape = self.meta.get(node)
+        shape = self.shapes.get(node)
         if shape is None:
             raise Unsupported("its output shape is unknown (not a tensor)")
         if not shape or shape[0] != BATCH:
@@ -454,7 +423,3 @@ class _Converter:
         return bool(users) and all(
             user.op == "call_module" and isinstance(self.module(user), nn.Linear) for user in users
         )
-
-
-class _Broken(Exception):
-    """An input of this node was unsupported (already reported)."""
