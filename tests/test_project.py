@@ -59,7 +59,9 @@ def assert_same_project(a: Project, b: Project) -> None:
     assert a.graph.edges == b.graph.edges
     assert a.graph.declared_outputs == b.graph.declared_outputs
     for node_a, node_b in zip(a.graph.nodes, b.graph.nodes, strict=True):
-        assert node_a.position == pytest.approx(node_b.position, abs=0.005 + 1e-9)  # saved to 2 decimals (0.125 -> 0.12)
+        assert node_a.position == pytest.approx(
+            node_b.position, abs=0.005 + 1e-9
+        )  # saved to 2 decimals (0.125 -> 0.12)
 
 
 # ----- round trips ------------------------------------------------------------------------

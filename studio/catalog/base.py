@@ -116,6 +116,7 @@ ACTIVATIONS = (
     "hard_sigmoid",
 )
 
+
 def activation_param(default: str = "linear") -> ChoiceParam:
     return ChoiceParam(
         "activation",
