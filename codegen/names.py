@@ -35,7 +35,7 @@ PROGRAM_NAMES = frozenset(
     DataLoader DistributedDataParallel DistributedSampler F ProbabilityCrossEntropy TensorDataset
     argparse contextlib datasets dist keras layers nn np os tf torch
     build_model distribution_scope evaluate load_data main model_outputs setup_device split_batch
-    make_optimizer KerasAdam KerasRMSprop
+    make_optimizer make_loss train_step KerasAdam KerasRMSprop
     self probabilities target
     """.split()
 )

@@ -42,20 +42,49 @@ def _ends_in_logits(plan: ModelPlan) -> bool:
 
 
 def _torch_loss(plan: ModelPlan) -> list[str]:
-    """``loss_fn = ...``: on logits as torch expects, or on probabilities when the model ends in them."""
+    """``make_loss()``: on logits as torch expects, or on probabilities when the model ends in them."""
     loss = plan.project.training.loss
-    if any(_classes_last(plan, layer) for layer in plan.outputs):
-        note = [
-            "    # The model gives (N, L, classes); the loss wants the classes on axis 1: movedim(-1, 1)."
-        ]
-    else:
-        note = []
     if _ends_in_logits(plan):
-        return [*note, f"    loss_fn = {torch_loss_source(loss)}"]
-    if loss == "binary_cross_entropy":
-        return ["    loss_fn = nn.BCELoss()"]
-    # The model ends in softmax: cross-entropy on probabilities, clipped as Keras clips them.
-    return [*note, "    loss_fn = ProbabilityCrossEntropy()"]
+        expression = torch_loss_source(loss)
+    elif loss == "binary_cross_entropy":
+        expression = "nn.BCELoss()"
+    else:  # the model ends in softmax: cross-entropy on probabilities, clipped as Keras clips them
+        expression = "ProbabilityCrossEntropy()"
+    return [
+        "def make_loss():",
+        '    """The Keras program\'s loss, computed the same way."""',
+        f"    return {expression}",
+    ]
+
+
+def _train_step(plan: ModelPlan) -> list[str]:
+    """``train_step(...)``: one optimizer step on one batch, as main() and `studio verify` run it."""
+    if _is_multi(plan):
+        return [
+            "def train_step(model, optimizer, loss_fn, inputs, targets):",
+            '    """One optimizer step on one batch (lists of inputs and targets); returns the loss."""',
+            "    optimizer.zero_grad()",
+            "    outputs = model_outputs(model, inputs)",
+            "    loss = sum(loss_fn(o, t) for o, t in zip(outputs, targets, strict=True))",
+            "    loss.backward()",
+            "    optimizer.step()",
+            "    return loss",
+        ]
+    note = (
+        ["    # The model gives (N, L, classes); the loss wants the classes on axis 1: movedim(-1, 1)."]
+        if _classes_last(plan, plan.outputs[0])
+        else []
+    )
+    return [
+        "def train_step(model, optimizer, loss_fn, x, y):",
+        '    """One optimizer step on one batch; returns the loss."""',
+        "    optimizer.zero_grad()",
+        *note,
+        f"    loss = loss_fn({_single_output(plan)}, y)",
+        "    loss.backward()",
+        "    optimizer.step()",
+        "    return loss",
+    ]
 
 
 def _probability_loss_class(plan: ModelPlan) -> list[str]:
@@ -314,20 +343,12 @@ def _train_steps(plan: ModelPlan) -> list[str]:
     if not _is_multi(plan):
         return [
             "        for x, y in train_loader:",
-            "            x, y = x.to(device), y.to(device)",
-            "            optimizer.zero_grad()",
-            f"            loss = loss_fn({_single_output(plan)}, y)",
-            "            loss.backward()",
-            "            optimizer.step()",
+            "            train_step(model, optimizer, loss_fn, x.to(device), y.to(device))",
         ]
     return [
         "        for batch in train_loader:",
         "            inputs, targets = split_batch(batch, device)",
-        "            optimizer.zero_grad()",
-        "            outputs = model_outputs(model, inputs)",
-        "            loss = sum(loss_fn(o, t) for o, t in zip(outputs, targets, strict=True))",
-        "            loss.backward()",
-        "            optimizer.step()",
+        "            train_step(model, optimizer, loss_fn, inputs, targets)",
     ]
 
 
@@ -418,6 +439,11 @@ def keras_program(plan: ModelPlan) -> str:
         *keras_optimizer_lines(training.optimizer),
         "",
         "",
+        "def make_loss():",
+        '    """The loss, which the PyTorch program computes the same way."""',
+        f"    return {keras_loss_source(training.loss, logits)}",
+        "",
+        "",
         "def distribution_scope(args):",
         '    """A tf.distribute strategy for several GPUs or hosts, else a device scope."""',
         '    if args.strategy == "mirrored":',
@@ -437,7 +463,7 @@ def keras_program(plan: ModelPlan) -> str:
         "        model = build_model()",
         "        model.compile(",
         "            optimizer=make_optimizer(args.lr),",
-        f"            loss={keras_loss_source(training.loss, logits)},",
+        "            loss=make_loss(),",
         f"            metrics={metrics},",
         "        )",
         "        model.fit(",
@@ -522,7 +548,13 @@ def torch_program(plan: ModelPlan) -> str:
         *torch_optimizer_lines(training.optimizer),
         "",
         "",
+        *_torch_loss(plan),
+        "",
+        "",
         *_evaluate(plan, classification),
+        "",
+        "",
+        *_train_step(plan),
         "",
         "",
         "def setup_device(requested):",
@@ -554,7 +586,7 @@ def torch_program(plan: ModelPlan) -> str:
         "    if distributed:",
         "        model = DistributedDataParallel(model)",
         "    optimizer = make_optimizer(model.parameters(), args.lr)",
-        *_torch_loss(plan),
+        "    loss_fn = make_loss()",
         "    for epoch in range(args.epochs):",
         "        if sampler is not None:",
         "            sampler.set_epoch(epoch)",

@@ -65,10 +65,10 @@ KERAS_ADAM = '''class KerasAdam(torch.optim.Optimizer):
                 m, v = state["m"], state["v"]
                 m.add_((p.grad - m) * (1 - beta_1))
                 v.add_((p.grad.square() - v) * (1 - beta_2))
-                # Keras computes the step size in the weights' float32, the betas' powers too.
+                # Keras computes the step size in the weights' dtype, from float32 betas.
                 step = torch.tensor(state["step"], dtype=p.dtype)
-                beta_1_power = torch.tensor(beta_1, dtype=p.dtype) ** step
-                beta_2_power = torch.tensor(beta_2, dtype=p.dtype) ** step
+                beta_1_power = torch.tensor(beta_1, dtype=torch.float32).to(p.dtype) ** step
+                beta_2_power = torch.tensor(beta_2, dtype=torch.float32).to(p.dtype) ** step
                 alpha = lr * torch.sqrt(1 - beta_2_power) / (1 - beta_1_power)
                 p.sub_(m * alpha / (v.sqrt() + group["epsilon"]))
 '''

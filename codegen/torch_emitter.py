@@ -50,6 +50,7 @@ def emit_module(plan: ModelPlan) -> list[str]:
         if code.module:
             func, args = code.module
             init.statement(f"self.{layer.ident} = {func}", args)
+        init.extend(line.replace("{ident}", layer.ident) for line in code.init)
         for step in code.steps:
             target, expr = step if isinstance(step, tuple) else ("{ident}", step)
             _assign(forward, target.replace("{ident}", layer.ident), expr.replace("{ident}", layer.ident))

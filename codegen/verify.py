@@ -6,14 +6,18 @@
 4. Compare parameter counts with each other and with the catalog's rules.
 5. Take one SGD step from identical weights on the same batch and MSE loss;
    compare the loss and the updated weights.
+6. (``verify_training``) Run each program's own optimizer, loss and ``train_step``
+   for N steps from identical weights on identical batches, in float64, and
+   compare every layer's weights after each step.
+
+Weights that start constant (biases, normalisation statistics) are randomised
+first, so that a wrong conversion or a changed epsilon cannot hide behind them.
 
 Documented exceptions:
 - torch RNNs keep two biases (``bias_ih``, ``bias_hh``) where Keras keeps one:
-  the counts differ by design (each is checked against its own rule), the
-  Keras bias goes to ``bias_ih`` and ``bias_hh`` starts at zero. After a step
-  ``bias_hh`` has moved by the same gradient as ``bias_ih``; Keras has no
-  counterpart, so it is left out of the step comparison.
-- Dropout is switched off for the step (the frameworks draw different masks).
+  the PyTorch program keeps ``bias_hh`` at zero and frozen, so the same one
+  bias trains; the torch count lists it as non-trainable.
+- Dropout is switched off for the steps (the frameworks draw different masks).
 - BatchNormalization's running variance: torch updates it with the unbiased
   batch variance, Keras with the biased one, so it is reported, not compared.
 """
@@ -22,13 +26,13 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from codegen import generate
-from codegen.layers import LOWERINGS
 from codegen.plan import ModelPlan
 from codegen.runtime import load_module, to_keras_layout, to_torch_layout
 from codegen.weights import keras_to_torch_state, load_torch_state, torch_counts
@@ -42,6 +46,10 @@ ATOL = 1e-4
 RTOL = 1e-4
 TOLERANCE = ATOL  # kept for readers of the old name
 LEARNING_RATE = 0.1
+# The training check: after each of the programs' own steps, every layer's weights may differ by
+# at most this much, relative to the layer's largest weight.
+DRIFT_TOLERANCE = 1e-5
+OPTIMIZER_NAMES = ("sgd", "adam", "adamw", "rmsprop")
 
 
 @dataclass
@@ -53,6 +61,44 @@ class Comparison:
     @property
     def ok(self) -> bool:
         return self.excess <= 1.0
+
+
+@dataclass
+class TrainingCheck:
+    """The programs' own training steps from identical weights on identical batches."""
+
+    optimizer: str
+    steps: int
+    learning_rate: float
+    layers: dict[str, float]  # layer -> its largest relative weight drift over the steps
+    losses: dict[str, list[float]]  # framework -> the loss of each step
+    first_divergence: str | None = None  # the first step and layer beyond DRIFT_TOLERANCE
+
+    @property
+    def ok(self) -> bool:
+        return self.first_divergence is None
+
+    @property
+    def worst_layer(self) -> tuple[str, float] | None:
+        return max(self.layers.items(), key=lambda item: item[1]) if self.layers else None
+
+    def to_dict(self) -> dict[str, Any]:
+        worst = self.worst_layer
+        return {
+            **asdict(self),
+            "ok": self.ok,
+            "worst_layer": worst[0] if worst else None,
+            "worst_drift": worst[1] if worst else 0.0,
+        }
+
+    def format(self) -> str:
+        worst = self.worst_layer
+        where = f"; worst layer {worst[0]} drifted {worst[1]:.2g}" if worst else ""
+        verdict = "equivalent" if self.ok else f"diverged: {self.first_divergence}"
+        return (
+            f"Training ({self.optimizer}, {self.steps} steps, lr {self.learning_rate:g}, the programs' own "
+            f"optimizer and loss): {verdict}{where} (tolerance {DRIFT_TOLERANCE:g} relative)"
+        )
 
 
 @dataclass
@@ -70,15 +116,21 @@ class VerifyReport:
     running_var_max_abs: float | None = None
     first_divergence: str | None = None
     notes: list[str] = field(default_factory=list)
+    training: list[TrainingCheck] = field(default_factory=list)
+    mains: dict[str, str | None] = field(
+        default_factory=dict
+    )  # framework -> None if main() ran, else why not
 
     @property
     def ok(self) -> bool:
-        return self.counts_ok and self.outputs.ok and self.step_ok
+        trained = all(check.ok for check in self.training) and not any(self.mains.values())
+        return self.counts_ok and self.outputs.ok and self.step_ok and trained
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["ok"] = self.ok
         data["outputs"]["ok"] = self.outputs.ok
+        data["training"] = [check.to_dict() for check in self.training]
         return data
 
     def format(self) -> str:
@@ -102,6 +154,11 @@ class VerifyReport:
             )
         if self.first_divergence:
             lines.append(f"First layer whose output differs: {self.first_divergence}")
+        lines += [check.format() for check in self.training]
+        for framework, problem in self.mains.items():
+            lines.append(
+                f"{framework} program's main(), one tiny epoch: {problem or 'ran and saved its model'}"
+            )
         lines += [f"Note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -165,7 +222,11 @@ class _Models:
     """Both models, each built from a program's source (the generated ones by default), with identical weights."""
 
     def __init__(
-        self, project: Project, rng: np.random.Generator, sources: dict[str, str] | None = None
+        self,
+        project: Project,
+        rng: np.random.Generator,
+        sources: dict[str, str] | None = None,
+        dtype: type = np.float32,
     ) -> None:
         keras, _, torch = _import_frameworks()
         keras_code = generate(project, "keras")
@@ -173,8 +234,13 @@ class _Models:
         sources = sources or {}
         self.plan = keras_code.plan
         self.keras, self.torch = keras, torch
-        self.keras_model = _build(sources.get("keras", keras_code.source), keras_code.filename, "Keras")
-        self.torch_model = _build(sources.get("pytorch", torch_code.source), torch_code.filename, "PyTorch")
+        self.keras_program = _load("Keras", sources.get("keras", keras_code.source), keras_code.filename)
+        self.torch_program = _load("PyTorch", sources.get("pytorch", torch_code.source), torch_code.filename)
+        self.dtype = dtype
+        self.keras_model = _build("Keras", self.keras_program)  # in keras.config.floatx()
+        self.torch_model = _build("PyTorch", self.torch_program).to(
+            torch.float64 if dtype == np.float64 else torch.float32
+        )
         _break_constant_weights(self.keras_model, rng)
         self.copy_weights()
 
@@ -191,9 +257,13 @@ class _Models:
                 ) from None
         return weights
 
+    def expected_torch_state(self) -> dict[str, np.ndarray]:
+        """The Keras model's weights, converted to the PyTorch program's state_dict."""
+        return keras_to_torch_state(self.plan, self.keras_weights(), self.dtype)
+
     def copy_weights(self) -> None:
         try:
-            load_torch_state(self.torch_model, keras_to_torch_state(self.plan, self.keras_weights()))
+            load_torch_state(self.torch_model, self.expected_torch_state())
         except (ValueError, RuntimeError) as error:
             if isinstance(error, ProgramMismatch):
                 raise
@@ -207,7 +277,7 @@ class _Models:
 
     def torch_inputs(self, inputs: list[np.ndarray]) -> list:
         return [
-            self.torch.from_numpy(to_torch_layout(array, layer.layout))
+            self.torch.from_numpy(np.ascontiguousarray(to_torch_layout(array, layer.layout)))
             for array, layer in zip(inputs, self.plan.inputs, strict=True)
         ]
 
@@ -221,10 +291,20 @@ class _Models:
         ]
 
 
-def _build(source: str, filename: str, framework: str):
-    """``build_model()`` of a program's source; a program that fails to build is a mismatch, named."""
+def _load(framework: str, source: str, filename: str):
+    """A program's module; a program that fails to load is a mismatch, named."""
     try:
-        return load_module(source, filename[:-3]).build_model()
+        return load_module(source, filename[:-3])
+    except Exception as error:  # the program is the user's: any error means it does not fit
+        raise ProgramMismatch(
+            f"the {framework} program fails to build: {type(error).__name__}: {_first_line(error)}"
+        ) from None
+
+
+def _build(framework: str, program):
+    """``build_model()`` of a program; one that fails is a mismatch, named."""
+    try:
+        return program.build_model()
     except Exception as error:  # the program is the user's: any error means it does not fit
         raise ProgramMismatch(
             f"the {framework} program fails to build: {type(error).__name__}: {_first_line(error)}"
@@ -267,13 +347,20 @@ def _as_list(value) -> list:
 
 
 def verify_project(
-    project: Project, seed: int = 0, batch: int = 4, sources: dict[str, str] | None = None
+    project: Project,
+    seed: int = 0,
+    batch: int = 4,
+    sources: dict[str, str] | None = None,
+    optimizers: Sequence[str] = (),
+    steps: int = 5,
+    run_main: bool = False,
 ) -> VerifyReport:
     """Prove the project's two programs equivalent, or say where they differ.
 
     ``sources`` replaces a generated program by the given one ({"keras": ..., "pytorch": ...}), e.g.
-    one the user has edited. Raises ProgramMismatch when a program cannot be built or its weights
-    do not map onto the project's layers.
+    one the user has edited. ``optimizers`` adds a training check of ``steps`` steps per optimizer
+    (:func:`verify_training`); ``run_main`` runs each program's main() for one tiny epoch. Raises
+    ProgramMismatch when a program cannot be built or its weights do not map onto the project.
     """
     if batch < 1:
         raise ValueError(f"the batch size must be a positive integer. Received: {batch}")
@@ -306,13 +393,17 @@ def verify_project(
         and report.torch["parameters"] == report.catalog["torch_trainable"]
         and report.torch["buffers"] == report.catalog["torch_non_trainable"]
     )
-    if report.catalog["trainable"] != report.catalog["torch_trainable"]:
+    if report.catalog["non_trainable"] != report.catalog["torch_non_trainable"]:
         report.notes.append(
-            "torch RNNs keep bias_ih and bias_hh where Keras keeps one bias: counts differ by design"
+            "torch RNNs keep bias_ih and bias_hh where Keras keeps one bias: the PyTorch program keeps "
+            "bias_hh at zero and frozen, so it counts as non-trainable there"
         )
     if not outputs.ok:
         report.first_divergence = first_divergence(models, inputs)
     _sgd_step(models, inputs, rng, report)
+    report.training = [verify_training(project, name, steps, seed, batch, sources) for name in optimizers]
+    if run_main:
+        report.mains = run_mains(project, sources)
     return report
 
 
@@ -439,7 +530,7 @@ def _sgd_step(
             means.append(compare(value, actual[key]))
         elif key.endswith("running_var"):
             variances.append(compare(value, actual[key]).max_abs)
-        elif key in parameters and not _is_extra_rnn_bias(plan, key):
+        elif key in parameters:
             weights.append(compare(value, actual[key]))
     report.step_weights = _combine(weights)
     if means:
@@ -448,13 +539,6 @@ def _sgd_step(
     report.step_ok = (
         loss_ok and report.step_weights.ok and (report.running_mean is None or report.running_mean.ok)
     )
-
-
-def _is_extra_rnn_bias(plan: ModelPlan, key: str) -> bool:
-    """A torch weight that Keras does not have (SimpleRNN/LSTM ``bias_hh``): its lowering names it."""
-    ident, _, name = key.partition(".")
-    layer = next((layer for layer in plan.layers if layer.ident == ident), None)
-    return layer is not None and name.startswith(LOWERINGS[layer.kind].torch_only_weights)
 
 
 def _disable_dropout(models: _Models) -> None:
@@ -469,3 +553,192 @@ def _disable_dropout(models: _Models) -> None:
             module.p = 0.0
         if isinstance(module, models.torch.nn.MultiheadAttention):
             module.dropout = 0.0
+
+
+# ----- the programs' own training steps ------------------------------------------------------
+
+
+def verify_training(
+    project: Project,
+    optimizer: str,
+    steps: int = 5,
+    seed: int = 0,
+    batch: int = 4,
+    sources: dict[str, str] | None = None,
+) -> TrainingCheck:
+    """Run each program's own optimizer and loss for ``steps`` steps from identical weights on
+    identical batches, comparing every layer's weights after each step.
+
+    The generated programs are made for ``optimizer``; given ``sources`` keep their own. Both run
+    in float64, so that float32 rounding, which Adam amplifies on near-zero gradients, cannot pass
+    for a difference, nor hide one. Dropout is off (the frameworks draw different masks);
+    BatchNormalization's running variance is left out (torch updates it with the unbiased variance).
+    """
+    keras, _, _ = _import_frameworks()
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")  # new layers' dtype, once a policy has been cached
+    try:
+        return _train_both(project, optimizer, steps, seed, batch, sources)
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+
+
+def _train_both(
+    project: Project, optimizer: str, steps: int, seed: int, batch: int, sources: dict[str, str] | None
+) -> TrainingCheck:
+    trial = Project(
+        project.graph, project.name, project.description, replace(project.training, optimizer=optimizer)
+    )
+    rng = np.random.default_rng(seed)
+    models = _Models(trial, rng, sources, dtype=np.float64)
+    plan, torch = models.plan, models.torch
+    _disable_dropout(models)
+    learning_rate = trial.training.learning_rate
+    keras_program, torch_program = models.keras_program, models.torch_program
+    keras_optimizer = _call("Keras", keras_program, "make_optimizer", learning_rate)
+    models.keras_model.compile(optimizer=keras_optimizer, loss=_call("Keras", keras_program, "make_loss"))
+    parameters = models.torch_model.parameters()
+    torch_optimizer = _call("PyTorch", torch_program, "make_optimizer", parameters, learning_rate)
+    loss_fn = _call("PyTorch", torch_program, "make_loss")
+    check = TrainingCheck(optimizer, steps, learning_rate, {}, {"keras": [], "pytorch": []})
+    models.torch_model.train()
+    several = len(plan.inputs) > 1 or len(plan.outputs) > 1
+    for step in range(1, steps + 1):
+        inputs = [_as_float64(array) for array in random_inputs(plan, batch, rng)]
+        targets = [_as_float64(array) for array in _random_targets(plan, batch, rng)]
+        batch_keras = (_one_or_list(inputs), _one_or_list(targets))
+        keras_loss = _call("Keras", models.keras_model, "train_on_batch", *batch_keras)
+        torch_inputs = models.torch_inputs(inputs)
+        torch_targets = [
+            torch.from_numpy(array if array.dtype == np.int64 else to_torch_layout(array, layer.layout))
+            for array, layer in zip(targets, plan.outputs, strict=True)
+        ]
+        batch_torch = (torch_inputs, torch_targets) if several else (torch_inputs[0], torch_targets[0])
+        step_args = (models.torch_model, torch_optimizer, loss_fn, *batch_torch)
+        torch_loss = _call("PyTorch", torch_program, "train_step", *step_args)
+        check.losses["keras"].append(float(np.asarray(keras_loss).reshape(-1)[0]))
+        check.losses["pytorch"].append(float(torch_loss.item()))
+        for label, drift in _layer_drifts(models).items():
+            check.layers[label] = max(check.layers.get(label, 0.0), drift)
+            if drift > DRIFT_TOLERANCE and check.first_divergence is None:
+                check.first_divergence = f"step {step}, {label} (weights differ by {drift:.2g} relative)"
+    return check
+
+
+def _call(framework: str, program, function: str, *args):
+    """``program.function(*args)``; a program that lacks it or fails in it is a mismatch, named."""
+    try:
+        return getattr(program, function)(*args)
+    except Exception as error:  # the program may be the user's: say what failed, where
+        raise ProgramMismatch(
+            f"the {framework} program's {function}() fails: {type(error).__name__}: {_first_line(error)}"
+        ) from None
+
+
+def _as_float64(array: np.ndarray) -> np.ndarray:
+    return array.astype(np.float64) if array.dtype == np.float32 else array
+
+
+def _one_or_list(arrays: list[np.ndarray]):
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+def _random_targets(plan: ModelPlan, batch: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Targets for each output, as the project's loss takes them (class ids, 0/1 or values)."""
+    loss = plan.project.training.loss
+    targets = []
+    for layer in plan.outputs:
+        shape = (batch, *layer.shape)
+        if loss == "cross_entropy":
+            targets.append(rng.integers(0, layer.shape[-1], size=shape[:-1]).astype(np.int64))
+        elif loss == "binary_cross_entropy":
+            targets.append(rng.integers(0, 2, size=shape).astype(np.float32))
+        else:
+            targets.append(rng.standard_normal(shape).astype(np.float32))
+    return targets
+
+
+def _layer_drifts(models: _Models) -> dict[str, float]:
+    """Each layer's largest weight difference, relative to its largest weight (Keras's, converted)."""
+    plan = models.plan
+    expected = models.expected_torch_state()
+    actual = {key: value.detach().numpy() for key, value in models.torch_model.state_dict().items()}
+    layers = {layer.ident: layer for layer in plan.layers}
+    drifts: dict[str, float] = {}
+    for key, value in expected.items():
+        if key.endswith("running_var"):
+            continue
+        layer = layers[key.partition(".")[0]]
+        label = f"{layer.kind} '{layer.node.name}'"
+        drifts[label] = max(drifts.get(label, 0.0), compare(value, actual[key]).max_rel)
+    return drifts
+
+
+# ----- the programs' own main() -------------------------------------------------------------
+
+
+def run_mains(
+    project: Project, sources: dict[str, str] | None = None, timeout: float = 600
+) -> dict[str, str | None]:
+    """Run each program's ``main()`` for one tiny epoch in a temporary folder, on a small .npz that
+    fits the model: proof that its data loading, training loop and saving run. Returns, per
+    framework, None when it ran, else the last line it printed on stderr."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    keras_code = generate(project, "keras")
+    codes = {"keras": keras_code, "pytorch": generate(project, "pytorch", keras_code.plan.analysis)}
+    results: dict[str, str | None] = {}
+    with tempfile.TemporaryDirectory(prefix="layer-studio-main-") as folder:
+        data = Path(folder) / "data.npz"
+        np.savez(data, **_tiny_dataset(keras_code.plan))
+        environment = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+        for framework, code in codes.items():
+            program = Path(folder) / code.filename
+            program.write_text((sources or {}).get(framework, code.source), encoding="utf-8")
+            out = Path(folder) / ("model.keras" if framework == "keras" else "model.pt")
+            command = [
+                sys.executable,
+                str(program),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--data",
+                str(data),
+            ]
+            try:
+                done = subprocess.run(
+                    [*command, "--out", str(out)],
+                    cwd=folder,
+                    env=environment,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired:
+                results[framework] = f"main() did not finish within {timeout:.0f} s"
+                continue
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            if done.returncode != 0:
+                results[framework] = f"main() failed (exit {done.returncode}): {lines[-1] if lines else ''}"
+            elif not out.exists():
+                results[framework] = f"main() ran but did not save {out.name}"
+            else:
+                results[framework] = None
+    return results
+
+
+def _tiny_dataset(plan: ModelPlan, samples: int = 16) -> dict[str, np.ndarray]:
+    """Arrays that fit the model, named as its program's --data reads them."""
+    rng = np.random.default_rng(0)
+    inputs = random_inputs(plan, samples, rng)
+    targets = _random_targets(plan, samples, rng)
+    if len(plan.inputs) == 1 and len(plan.outputs) == 1:
+        return {"x": inputs[0], "y": targets[0]}
+    arrays = {f"x_{layer.ident}": array for layer, array in zip(plan.inputs, inputs, strict=True)}
+    arrays |= {f"y_{layer.ident}": array for layer, array in zip(plan.outputs, targets, strict=True)}
+    return arrays

@@ -34,13 +34,15 @@ def load_torch_state(model, state: State) -> None:
 
 
 def torch_counts(model) -> tuple[int, int]:
-    """(parameters, buffers without ``num_batches_tracked``): the catalog's torch counting rule."""
-    parameters = sum(p.numel() for p in model.parameters())
+    """(trainable, non-trainable): parameters that train, then frozen parameters and buffers
+    without ``num_batches_tracked``; the catalog's torch counting rule."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     buffers = sum(b.numel() for name, b in model.named_buffers() if not name.endswith("num_batches_tracked"))
-    return int(parameters), int(buffers)
+    return int(trainable), int(frozen + buffers)
 
 
-def keras_to_torch_state(plan: ModelPlan, keras_weights: dict[str, Arrays]) -> State:
+def keras_to_torch_state(plan: ModelPlan, keras_weights: dict[str, Arrays], dtype=np.float32) -> State:
     """The full torch state (numpy arrays) from each layer's Keras weights, keyed by layer ident."""
     state: State = {}
     for layer in plan.layers:
@@ -51,5 +53,5 @@ def keras_to_torch_state(plan: ModelPlan, keras_weights: dict[str, Arrays]) -> S
         if converter is None:
             raise ValueError(f"no weight converter for {layer.kind} '{layer.node.name}'")
         for name, array in converter(layer, weights, plan).items():
-            state[f"{layer.ident}.{name}"] = np.ascontiguousarray(array, dtype=np.float32)
+            state[f"{layer.ident}.{name}"] = np.ascontiguousarray(array, dtype=dtype)
     return state

@@ -83,7 +83,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 return UNREADABLE
             sources[framework] = source
     try:
-        report = verify_project(project, seed=args.seed, batch=args.batch_size, sources=sources)
+        from studio.project import OPTIMIZERS
+
+        optimizers = OPTIMIZERS if args.optimizer == "all" else [args.optimizer or project.training.optimizer]
+        report = verify_project(
+            project,
+            seed=args.seed,
+            batch=args.batch_size,
+            sources=sources,
+            optimizers=optimizers,
+            steps=args.steps,
+            run_main=not args.skip_main,
+        )
     except (CodegenError, ProgramMismatch) as error:
         if args.json:
             print(json.dumps({"ok": False, "error": str(error)}, indent=2))
@@ -233,7 +244,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from studio.project import FRAMEWORKS
+    from studio.project import FRAMEWORKS, OPTIMIZERS
 
     parser = argparse.ArgumentParser(
         prog="studio",
@@ -276,6 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--pytorch",
         metavar="FILE.py",
         help="check this PyTorch program instead of the generated one; it is run",
+    )
+    verify.add_argument(
+        "--optimizer",
+        choices=[*OPTIMIZERS, "all"],
+        help="train with this optimizer in both programs (default: the project's); all: each in turn",
+    )
+    verify.add_argument(
+        "--steps", type=positive_int, default=5, help="training steps per optimizer to compare (default 5)"
+    )
+    verify.add_argument(
+        "--skip-main", action="store_true", help="do not run each program's main() for one tiny epoch"
     )
     verify.set_defaults(func=cmd_verify)
 

@@ -78,7 +78,7 @@ class Verifier(QObject):
             self.finished.emit(self.result)
             return
         self.result = None
-        self.process.start(["-m", "studio", "verify", str(path), "--json"])
+        self.process.start(["-m", "studio", "verify", str(path), "--json", "--skip-main"])
         self.started.emit()
 
     def kill(self) -> None:

@@ -64,6 +64,7 @@ class TorchCode:
 
     module: tuple[str, list[str]] | None = None  # ("nn.Linear", ["64", "10"])
     steps: list[str | tuple[str, str]] = field(default_factory=list)
+    init: list[str] = field(default_factory=list)  # statements after the module, in ``__init__``
 
 
 KerasEmit = Callable[["LayerPlan", list[str]], KerasLayer]
@@ -90,8 +91,6 @@ class Lowering:
     flat: str | None = None
     weights: WeightConverter | None = None
     assign_layout: LayoutRule | None = None
-    # Prefixes of PyTorch state entries that Keras has no counterpart for (left out of comparisons).
-    torch_only_weights: tuple[str, ...] = ()
     # A documented reason why training curves differ between the frameworks (``studio compare``).
     training_note: str | None = None
 

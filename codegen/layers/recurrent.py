@@ -76,14 +76,30 @@ def _recurrent_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     if params["bidirectional"]:
         args.append("bidirectional=True")
     module = (TORCH_RNN_MODULES[layer.kind], args)
+    init = _one_bias(layer)
     call = module_call(layer, xs[0])
     if params["return_sequences"]:
-        return TorchCode(module, [("{ident}, _", call)])
+        return TorchCode(module, [("{ident}, _", call)], init)
     # Keras returns the final state: torch's h_n, whose last entries are the
     # forward and (when bidirectional) backward directions of the last layer.
     target = "_, ({ident}, _)" if layer.kind == "LSTM" else "_, {ident}"
     final = "torch.cat([{ident}[-2], {ident}[-1]], dim=1)" if params["bidirectional"] else "{ident}[-1]"
-    return TorchCode(module, [(target, call), final])
+    return TorchCode(module, [(target, call), final], init)
+
+
+def _one_bias(layer: LayerPlan) -> list[str]:
+    """SimpleRNN and LSTM have one bias in Keras, two in torch (bias_ih + bias_hh): bias_hh stays
+    zero and frozen, so that training moves one bias (two trainable biases would move twice as far)."""
+    if layer.kind == "GRU":
+        return []  # Keras's GRU (reset_after) keeps both biases, as torch does
+    suffixes = ("", "_reverse") if layer.params["bidirectional"] else ("",)
+    lines = ["# Keras has one bias where torch adds bias_ih and bias_hh: keep bias_hh at zero, frozen."]
+    for suffix in suffixes:
+        lines += [
+            f"nn.init.zeros_(self.{{ident}}.bias_hh_l0{suffix})",
+            f"self.{{ident}}.bias_hh_l0{suffix}.requires_grad_(False)",
+        ]
+    return lines
 
 
 def gru_gates(matrix: np.ndarray) -> np.ndarray:
@@ -121,15 +137,7 @@ def _recurrent_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> St
 LOWERINGS = (
     Lowering("Embedding", _embedding_keras, _embedding_torch, CL, weights=_embedding_weights),
     *(
-        Lowering(
-            kind,
-            _recurrent_keras,
-            _recurrent_torch,
-            CL,
-            weights=_recurrent_weights,
-            # Keras keeps one bias; torch's bias_hh starts at zero and has no Keras counterpart.
-            torch_only_weights=() if kind == "GRU" else ("bias_hh",),
-        )
+        Lowering(kind, _recurrent_keras, _recurrent_torch, CL, weights=_recurrent_weights)
         for kind in TORCH_RNN_MODULES
     ),
 )

@@ -59,11 +59,11 @@ class _Recurrent(LayerSpec):
 
     category = "Sequence"
     gates: ClassVar[int]
-    # Bias vectors per gate block in Keras. torch always keeps two, bias_ih and
-    # bias_hh, which add up to one effective bias: the weights convert with
-    # b_ih = Keras bias and b_hh = 0, but the counts differ by design.
+    # Bias vectors per gate block in Keras. torch always keeps two, bias_ih and bias_hh, which
+    # add up to one effective bias. Where Keras has one (SimpleRNN, LSTM), the PyTorch program
+    # keeps bias_hh at zero and frozen, so that training moves one bias, as in Keras: it counts
+    # as non-trainable there.
     keras_biases: ClassVar[int] = 1
-    torch_biases: ClassVar[int] = 2
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
         steps, _ = expect_rank(inputs, 2, "sequence (steps, features)")
@@ -74,7 +74,9 @@ class _Recurrent(LayerSpec):
         return self._count(params, inputs, self.keras_biases)
 
     def count_torch_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
-        return self._count(params, inputs, self.torch_biases)
+        trainable = self._count(params, inputs, self.keras_biases)
+        frozen = self.gates * params["units"] * self._directions(params) if self.keras_biases == 1 else 0
+        return ParamCount(trainable.trainable, frozen)
 
     def _count(self, params: Mapping[str, Any], inputs: Sequence[Shape], biases: int) -> ParamCount:
         _, features = expect_rank(inputs, 2, "sequence (steps, features)")
