@@ -5,7 +5,7 @@ its class and arguments in each framework. The generated programs write it
 as source text (``keras_optimizer_source`` ...); the studio's training engine
 builds the same objects (``keras_optimizer`` ...), so what the studio trains
 is what the exported scripts train (tests/test_training_recipes.py). Both
-frameworks get the same hyper-parameters (see keras-vs-pytorch.md, optimizers).
+frameworks get the same hyper-parameters and update rules (codegen/DIFFERENCES.md, optimizers).
 
 Two deliberate refinements of the engine over the scripts:
 
@@ -67,8 +67,8 @@ KERAS_ADAM = '''class KerasAdam(torch.optim.Optimizer):
                 v.add_((p.grad.square() - v) * (1 - beta_2))
                 # Keras computes the step size in the weights' dtype, from float32 betas.
                 step = torch.tensor(state["step"], dtype=p.dtype)
-                beta_1_power = torch.tensor(beta_1, dtype=torch.float32).to(p.dtype) ** step
-                beta_2_power = torch.tensor(beta_2, dtype=torch.float32).to(p.dtype) ** step
+                betas = torch.tensor([beta_1, beta_2], dtype=torch.float32).to(p.dtype)
+                beta_1_power, beta_2_power = betas**step
                 alpha = lr * torch.sqrt(1 - beta_2_power) / (1 - beta_1_power)
                 p.sub_(m * alpha / (v.sqrt() + group["epsilon"]))
 '''

@@ -2,7 +2,7 @@
 
 Each layer's lowering converts its Keras weights (``layer.get_weights()``,
 numpy arrays in Keras order) to the PyTorch entries for that layer, keyed
-without the module prefix. Layouts follow keras-vs-pytorch.md.
+without the module prefix. Layouts follow codegen/DIFFERENCES.md.
 """
 
 from __future__ import annotations

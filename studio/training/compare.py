@@ -113,11 +113,6 @@ def comparison_notes(config: RunConfig) -> list[str]:
         for kind, lowering in LOWERINGS.kinds.items()
         if kind in kinds and lowering.training_note
     ]
-    if config.optimizer in ("adam", "adamw", "rmsprop"):
-        notes.append(
-            f"{config.optimizer}: Keras and PyTorch apply epsilon at different places "
-            "(see keras-vs-pytorch.md), so the curves drift apart slowly; sgd is exact up to rounding"
-        )
     return notes
 
 
