@@ -49,7 +49,6 @@ LEARNING_RATE = 0.1
 # The training check: after each of the programs' own steps, every layer's weights may differ by
 # at most this much, relative to the layer's largest weight.
 DRIFT_TOLERANCE = 1e-5
-OPTIMIZER_NAMES = ("sgd", "adam", "adamw", "rmsprop")
 
 
 @dataclass
