@@ -85,14 +85,37 @@ def test_edits_in_a_burst_regenerate_once(qtbot, valid_document, monkeypatch):
 
 
 def test_invalid_graph_shows_the_problems(qtbot, valid_document, monkeypatch):
+    """Without valid code to keep, the tab explains what is wrong."""
     fake_codegen(monkeypatch, echo_generate)
+    valid_document.graph.disconnect(valid_document.graph.nodes[1].id, 0)
     view = make_view(qtbot, valid_document)
-    with qtbot.waitSignal(view.regenerated, timeout=1000):
-        valid_document.graph.disconnect(valid_document.graph.nodes[1].id, 0)
     text = view.text("keras")
     assert text.startswith("# The model cannot be turned into code")
     assert "not connected" in text
-    assert not view.results["keras"].ok
+    assert not view.results["keras"].ok and not view.is_stale("keras")
+    assert view.banner.isHidden()
+
+
+def test_an_error_keeps_the_last_valid_code_dimmed_under_a_banner(qtbot, valid_document, monkeypatch):
+    fake_codegen(monkeypatch, echo_generate)
+    view = make_view(qtbot, valid_document)
+    view.show()
+    valid_code = view.text("keras")
+    assert valid_code.startswith("# keras") and view.banner.isHidden()
+    with qtbot.waitSignal(view.regenerated, timeout=1000):
+        valid_document.graph.disconnect(valid_document.graph.nodes[1].id, 0)
+    assert view.text("keras") == valid_code and view.text("pytorch").startswith("# pytorch")
+    assert view.is_stale("keras") and not view.results["keras"].ok
+    assert view.editors["keras"].viewport().graphicsEffect() is not None  # dimmed
+    assert view.banner.isVisible()
+    assert "last valid code" in view.banner.text() and "not connected" in view.banner.text()
+    assert not view.copy_button.isEnabled()  # what is copied or exported is always current
+    with qtbot.waitSignal(view.problemLinkActivated, timeout=1000):
+        view.banner.linkActivated.emit("problem")
+    with qtbot.waitSignal(view.regenerated, timeout=1000):
+        valid_document.graph.connect(valid_document.graph.nodes[0].id, valid_document.graph.nodes[1].id)
+    assert not view.is_stale("keras") and view.banner.isHidden()
+    assert view.editors["keras"].viewport().graphicsEffect() is None
 
 
 def test_codegen_error_is_shown(qtbot, valid_document, monkeypatch):

@@ -25,7 +25,8 @@ _LAYOUT_ONLY = {"node_moved"}
 def blank_project() -> Project:
     """An empty model with one Input, ready for the first layer."""
     project = Project()
-    project.graph.add_node("Input", position=(0.0, 0.0))
+    # 8×8×1: the samples of the default dataset (digits), so that a first model trains as it is
+    project.graph.add_node("Input", params={"shape": (8, 8, 1)}, position=(0.0, 0.0))
     return project
 
 

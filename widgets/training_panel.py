@@ -50,9 +50,10 @@ from studio.training.run_metrics import (
     scan_runs,
     write_csv,
 )
-from widgets import commands
+from widgets import commands, edits
 from widgets.device_list import DeviceDetector
 from widgets.document import Document
+from widgets.preflight import InputMismatch, dims, input_mismatch
 from widgets.run_driver import RunDriver
 from widgets.run_list import RunList, figure
 from widgets.theme import LIGHT, Theme
@@ -143,6 +144,9 @@ class TrainingPanel(QWidget):
         self.error.setFrameShape(QFrame.Shape.StyledPanel)
         self.error.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.error.hide()
+        self.fix_button = QPushButton(objectName="preflightFix")
+        self.fix_button.hide()
+        self._fix = None  # what the fix button does
 
         self.log_scale = QCheckBox("Log scale", objectName="logScaleCheck")
         self.log_scale.setToolTip("Show the loss on a logarithmic axis")
@@ -186,12 +190,17 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.form)
         layout.addLayout(controls)
         layout.addWidget(self.status)
-        layout.addWidget(self.error)
+        error_row = QHBoxLayout()
+        error_row.setSpacing(6)
+        error_row.addWidget(self.error, 1)
+        error_row.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(error_row)
         layout.addLayout(plot_bar)
         layout.addWidget(self.splitter, 1)
 
     def _connect(self) -> None:
         self.train_button.clicked.connect(self.start)
+        self.fix_button.clicked.connect(self._apply_fix)
         self.stop_button.clicked.connect(self.stop)
         self.settings_toggle.toggled.connect(self._show_settings)
         self.log_scale.toggled.connect(self.set_log_scale)
@@ -299,6 +308,11 @@ class TrainingPanel(QWidget):
         self.clear_error()
         if not self.document.analysis.is_valid:
             self.show_error("The model has problems; fix them before training (see the Problems panel).")
+            return False
+        mismatch = input_mismatch(self.document.project)
+        if mismatch is not None:
+            self.show_error(mismatch.message, fix=(mismatch.fix_text, lambda: self.fit_input(mismatch)))
+            self.message.emit(mismatch.message)
             return False
         framework = self.form.framework_choice()
         try:
@@ -505,13 +519,30 @@ class TrainingPanel(QWidget):
             return ""
         return f"Largest batch-loss gap Keras vs PyTorch: {gap:.3g} (step {step} of {min(len(keras), len(torch))})"
 
-    def show_error(self, text: str) -> None:
+    def show_error(self, text: str, fix: tuple[str, object] | None = None) -> None:
+        """Show ``text``; with ``fix`` (a button's text and what it does), offer to fix it."""
         self.error.setText(text)
         self.error.show()
+        self._fix = fix[1] if fix else None
+        self.fix_button.setText(fix[0] if fix else "")
+        self.fix_button.setVisible(fix is not None)
 
     def clear_error(self) -> None:
         self.error.clear()
         self.error.hide()
+        self._fix = None
+        self.fix_button.hide()
+
+    def _apply_fix(self) -> None:
+        fix = self._fix
+        self.clear_error()
+        if fix is not None:
+            fix()
+
+    def fit_input(self, mismatch: InputMismatch) -> None:
+        """Give the model's Input the dataset's sample shape (one undoable edit)."""
+        edits.set_params(self.document, mismatch.node_id, {"shape": mismatch.have})
+        self.message.emit(f"Input {mismatch.input_name!r} set to {dims(mismatch.have)}.")
 
     def _update_controls(self) -> None:
         running = self.is_running

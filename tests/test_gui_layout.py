@@ -1,0 +1,163 @@
+"""The canvas-first window: sizes, toolbar, workspaces, remembered panels, find, preflight."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QToolButton
+
+from widgets import edits
+from widgets.fake_run import FakeRun
+from widgets.main_window import DESIGN, TRAINING, MainWindow
+
+SIZES = {(1400, 900): (0.60, 300), (1024, 700): (0.50, 150)}  # canvas share, plot height
+
+
+def lay_out(window, qtbot, width: int, height: int) -> None:
+    window.resize(width, height)
+    window.default_layout()
+    qtbot.waitUntil(lambda: window.width() == width and window.height() == height, timeout=2000)
+    QTest.qWait(50)
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_the_canvas_and_the_plots_get_most_of_the_window(main_window, qtbot, size):
+    canvas_share, plot_height = SIZES[size]
+    window = main_window
+    lay_out(window, qtbot, *size)
+    viewport = window.view.viewport()
+    assert viewport.width() * viewport.height() >= canvas_share * size[0] * size[1]
+    palette = window.palette_widget
+    widest = max(palette.tree.fontMetrics().horizontalAdvance(i.text(0)) for i in palette.kind_items())
+    assert palette.tree.viewport().width() >= widest + palette.tree.indentation()  # labels whole
+
+    window.show_training()
+    panel = window.training
+    qtbot.waitUntil(lambda: panel.plots is not None, timeout=5000)
+    panel.detector.kill()
+    QTest.qWait(50)
+    assert all(dock.isHidden() for dock in window.docks.values())
+    assert panel.width() == window.width()  # the plots get the full width
+    assert panel.plots.loss_widget.height() >= plot_height
+    window.show_design()
+    assert window.view.isVisible() and window.docks["inspector"].isVisible()
+
+
+def test_the_toolbar_holds_the_everyday_actions(main_window):
+    names = {button.objectName() for button in main_window.toolbar.findChildren(QToolButton)}
+    for name in ("new", "open", "save", "undo", "redo", "fit", "verify", "train", "stop_training"):
+        assert f"toolbar_{name}" in names
+    train = main_window.toolbar.findChild(QToolButton, "toolbar_train")
+    assert train.text() == "Train" and train.isVisible()
+    selector = main_window.framework_selector
+    selector.setCurrentIndex(selector.findData("pytorch"))
+    assert main_window.training.form.framework_choice() == "pytorch"
+    main_window.training.form.set_framework("both")
+    assert selector.currentData() == "both"
+
+
+def test_the_toolbar_train_button_trains_in_the_training_workspace(main_window, qtbot, tmp_path):
+    window = main_window
+    graph = window.document.graph
+    edits.add_node_after(window.document, "Flatten", (200, 0), graph.input_nodes[0])
+    edits.add_node_after(window.document, "Dense", (400, 0), graph.find("flatten").id)
+    window.training.runs_root = tmp_path / "runs"
+    started = []
+
+    def fake_run(framework, resume_from=None):
+        started.append(framework)
+        return FakeRun(framework, epochs=1, batches_per_epoch=10, rate=5000), str(tmp_path / "run")
+
+    window.training._make_run = fake_run
+    QTest.mouseClick(window.toolbar.findChild(QToolButton, "toolbar_train"), Qt.MouseButton.LeftButton)
+    assert started == ["keras"] and window.current_workspace == TRAINING
+    window.training.detector.kill()
+    qtbot.waitUntil(lambda: not window.training.is_running, timeout=5000)
+    assert window.training.records[-1].status == "finished"
+
+
+def test_a_dataset_that_does_not_fit_the_input_is_caught_before_a_run_starts(main_window, qtbot):
+    window = main_window
+    document = window.document
+    input_id = document.graph.input_nodes[0]
+    edits.set_params(document, input_id, {"shape": (28, 28, 1)})
+    edits.add_node_after(document, "Flatten", (200, 0), input_id)
+    edits.add_node_after(document, "Dense", (400, 0), document.graph.find("flatten").id)
+    panel = window.training
+    panel._make_run = lambda *args, **kwargs: pytest.fail("no run may start")
+    assert document.analysis.is_valid
+    assert not panel.start()
+    assert "'digits' has samples of shape 8×8×1" in panel.error.text()
+    assert "takes 28×28×1" in panel.error.text()
+    assert panel.fix_button.isVisibleTo(panel) and panel.fix_button.text() == "Set Input to 8×8×1"
+    panel.fix_button.click()
+    assert tuple(document.graph.node(input_id).params["shape"]) == (8, 8, 1)
+    assert panel.error.isHidden() and panel.fix_button.isHidden()
+    document.undo_stack.undo()
+    assert tuple(document.graph.node(input_id).params["shape"]) == (28, 28, 1)
+
+
+def test_the_blank_project_fits_the_default_dataset(main_window):
+    from widgets.preflight import input_mismatch
+
+    assert main_window.document.project.training.dataset == "digits"
+    assert input_mismatch(main_window.document.project) is None
+
+
+def test_panels_and_workspace_are_remembered(main_window, qtbot, qt_settings, tmp_path):
+    main_window.docks["codeView"].hide()
+    main_window._save_settings()
+    other = MainWindow(settings=qt_settings, recovery_dir=tmp_path / "recovery", examples_dir=tmp_path)
+    qtbot.addWidget(other)
+    other.show()
+    assert other.docks["codeView"].isHidden() and other.docks["inspector"].isVisible()
+    other.show_training()
+    other.training.detector.kill()
+    other._save_settings()
+    other.files.autosaver.stop()
+    third = MainWindow(settings=qt_settings, recovery_dir=tmp_path / "recovery", examples_dir=tmp_path)
+    qtbot.addWidget(third)
+    third.show()
+    third.training.detector.kill()
+    assert third.current_workspace == TRAINING
+    third.show_design()  # the panels come back as they were left
+    assert third.docks["codeView"].isHidden() and third.docks["inspector"].isVisible()
+    assert third.current_workspace == DESIGN
+    for window in (other, third):
+        window.files.autosaver.stop()
+        window.document.mark_saved(tmp_path / "x.layers.json")
+
+
+def test_find_a_layer_by_name_or_kind(main_window):
+    window = main_window
+    document = window.document
+    edits.add_node_after(document, "Flatten", (200, 0), document.graph.input_nodes[0])
+    edits.add_node_after(document, "Dense", (400, 0), document.graph.find("flatten").id)
+    edits.add_node_after(document, "Dense", (600, 0), document.graph.find("dense").id)
+    window.actions["find"].trigger()
+    assert window.find_bar.hasFocus()
+    QTest.keyClicks(window.find_bar, "dense")
+    QTest.keyClick(window.find_bar, Qt.Key.Key_Return)
+    assert window.scene.selected_node_ids() == [document.graph.find("dense").id]
+    QTest.keyClick(window.find_bar, Qt.Key.Key_Return)
+    assert window.scene.selected_node_ids() == [document.graph.find("dense_1").id]
+    window.find_bar.clear()
+    QTest.keyClicks(window.find_bar, "flatten")
+    QTest.keyClick(window.find_bar, Qt.Key.Key_Return)
+    assert window.scene.selected_node_ids() == [document.graph.find("flatten").id]
+    window.find_bar.setText("conv")
+    assert window.find_bar.find_next() is None
+
+
+def test_jump_to_problem_selects_and_shows_the_layer(main_window):
+    window = main_window
+    document = window.document
+    far = document.graph.add_node("Dense", name="far", position=(5000, 3000)).id  # not connected
+    assert window.jump_to_problem() == far
+    assert window.scene.selected_node_ids() == [far]
+    center = window.view.mapToScene(window.view.viewport().rect().center())
+    assert window.scene.node_item(far).sceneBoundingRect().contains(center)
+    document.graph.remove_node(far)
+    edits.add_node_after(document, "Flatten", (200, 0), document.graph.input_nodes[0])
+    assert window.jump_to_problem() is None
