@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QToolButton
 
 from widgets import edits
+from widgets.document import Document
 from widgets.fake_run import FakeRun
 from widgets.main_window import DESIGN, TRAINING, MainWindow
 
@@ -161,3 +164,65 @@ def test_jump_to_problem_selects_and_shows_the_layer(main_window):
     document.graph.remove_node(far)
     edits.add_node_after(document, "Flatten", (200, 0), document.graph.input_nodes[0])
     assert window.jump_to_problem() is None
+
+
+# ----- readable graphs -----------------------------------------------------------------
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "assets" / "examples").glob("*.layers.json"))
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_example_opens_whole_at_a_readable_zoom(main_window, qtbot, size):
+    from PySide6.QtCore import QRectF, QSizeF
+
+    from widgets.templates import Template
+    from widgets.view import READABLE_ZOOM
+
+    window = main_window
+    lay_out(window, qtbot, *size)
+    assert len(EXAMPLES) >= 6
+    for path in EXAMPLES:
+        assert window.files.new_from(Template(path.stem, "", path))
+        visible = window.view.mapToScene(window.view.viewport().rect()).boundingRect()
+        for item in window.scene.node_items():
+            assert visible.contains(item.sceneBoundingRect()), f"{path.name}: {item.node.name} not in view"
+        assert window.view.zoom() >= READABLE_ZOOM, path.name
+        bodies = [QRectF(item.pos(), QSizeF(*item.size)) for item in window.scene.node_items()]
+        assert not any(a.intersects(b) for i, a in enumerate(bodies) for b in bodies[i + 1 :]), path.name
+
+
+def test_orientation_belongs_to_each_project(main_window, tmp_path):
+    from studio.project import save_project
+
+    window = main_window
+    edits.add_node_after(window.document, "Flatten", (200, 0), window.document.graph.input_nodes[0])
+    window.canvas_actions.arrange("TB")
+    assert window.scene.orientation == "TB"
+    top_down = tmp_path / "tb.layers.json"
+    save_project(window.document.project, top_down)
+    window.document.set_project(Document().project)  # a new project lays out left to right
+    assert window.scene.orientation == "LR"
+    assert window.files.open_path(top_down, ask=False, offer_recovery=False)
+    assert window.scene.orientation == "TB"
+
+
+def test_edges_are_routed_around_nodes_they_would_pass(main_window):
+    from PySide6.QtCore import QPointF
+
+    window = main_window
+    document = window.document
+    graph = document.graph
+    first = graph.input_nodes[0]
+    edits.set_params(document, first, {"shape": (8,)})
+    chain = [first]
+    for index in range(3):
+        chain.append(edits.add_node_after(document, "Dense", (240.0 * (index + 1), 0.0), chain[-1]))
+    merge = edits.add_node_after(document, "Add", (960.0, 0.0), chain[-1])
+    edits.connect(document, first, merge, 1)  # a skip edge along the chain's line
+    skip = window.scene.edge_item(merge, 1)
+    path = skip.path()
+    for node_id in chain[1:]:
+        body = window.scene.node_item(node_id).sceneBoundingRect().adjusted(8, 8, -8, -8)
+        samples = [path.pointAtPercent(step / 200) for step in range(201)]
+        assert not any(body.contains(QPointF(point)) for point in samples), graph.node(node_id).name

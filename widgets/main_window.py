@@ -30,6 +30,7 @@ from widgets.code_view import CodeView
 from widgets.document import Document
 from widgets.file_controller import FileController
 from widgets.find_bar import FindBar
+from widgets.fit_layout import orientation_of
 from widgets.icons import app_icon
 from widgets.inspector import Inspector
 from widgets.menus import build_actions, build_menus, build_toolbar, canvas_context_actions, shortcut_rows
@@ -59,7 +60,7 @@ DOCK_TITLES = {
 }
 STATE_VERSION = 3  # 3: training is a workspace, not a dock
 DESIGN, TRAINING = "design", "training"
-RIGHT_WIDTH = (240, 270)  # inspector, code and problems: the least, the most
+RIGHT_WIDTH = (230, 260)  # inspector, code and problems: the least, the most
 RIGHT_SHARE = 0.2  # of the window's width, within RIGHT_WIDTH
 SIDE_MINIMUM = 200  # a dock's contents may be narrower than they ask for
 
@@ -255,15 +256,12 @@ class MainWindow(QMainWindow):
             self.set_workspace(TRAINING)
         self.actions["dark"].setChecked(self.settings.value("theme", "light") == DARK.name)
         self.set_dark(self.actions["dark"].isChecked())
-        orientation = self.settings.value("canvas/orientation", "LR")
-        self.scene.set_orientation(orientation if orientation in ("LR", "TB") else "LR")
 
     def _save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         design = self._design_state if self.current_workspace == TRAINING else None
         self.settings.setValue("window/state", design or self.saveState(STATE_VERSION))
         self.settings.setValue("window/workspace", self.current_workspace)
-        self.settings.setValue("canvas/orientation", self.scene.orientation)
 
     # ----- appearance ----------------------------------------------------------------
 
@@ -308,8 +306,17 @@ class MainWindow(QMainWindow):
         return True  # the blank project with one Input is already open
 
     def _on_project_replaced(self) -> None:
+        """Each project keeps its own orientation (read from its layout), and opens fitted."""
         self._update_title()
+        self.scene.set_orientation(orientation_of(self.document.graph))
         self.view.fit_readable()
+
+    def canvas_size(self) -> tuple[int, int]:
+        """The canvas viewport's size; before the window is first laid out, an estimate."""
+        if self.view.isVisible():
+            return self.view.viewport().width(), self.view.viewport().height()
+        right = min(RIGHT_WIDTH[1], max(RIGHT_WIDTH[0], int(self.width() * RIGHT_SHARE)))
+        return self.width() - self.palette_widget.preferred_width() - right, self.height() - 80
 
     def _update_training_actions(self) -> None:
         running = self.training.is_running

@@ -210,7 +210,7 @@ def build_toolbar(window: MainWindow, actions: dict[str, QAction]) -> QToolBar:
     bar = QToolBar("Main toolbar", window)
     bar.setObjectName("mainToolbar")
     bar.setMovable(False)
-    bar.setIconSize(QSize(18, 18))
+    bar.setIconSize(QSize(16, 16))
     bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
     style = window.style()
     for name in TOOLBAR:

@@ -98,7 +98,7 @@ class Palette(QWidget):
         scroll_bar = self.tree.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
         margins = self.layout().contentsMargins()
         frame = 2 * self.tree.frameWidth()
-        return text + self.tree.indentation() + scroll_bar + frame + margins.left() + margins.right() + 4
+        return text + self.tree.indentation() + scroll_bar + frame + margins.left() + margins.right() + 12
 
     def kind_items(self) -> list[QTreeWidgetItem]:
         items = []

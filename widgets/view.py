@@ -11,7 +11,7 @@ from widgets.scene import GraphScene
 MIN_ZOOM = 0.08
 MAX_ZOOM = 3.0
 MAX_FIT_ZOOM = 1.0
-READABLE_ZOOM = 0.75  # below this, a layer's name, shape and parameter count cannot be read
+READABLE_ZOOM = 0.4  # from here on a node shows at least its name, kind and shape (as a badge)
 ZOOM_STEP = 1.2
 FIT_MARGIN = 40.0
 
