@@ -23,8 +23,6 @@ from studio.templates import blank_project
 _LAYOUT_ONLY = {"node_moved"}
 
 
-
-
 class Document(QObject):
     projectReplaced = Signal()  # a new project was opened: rebuild everything
     analysisChanged = Signal()  # shapes, parameter counts or problems may have changed

@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QMenu, QSizePolicy, QStyle, QToolBar, QToolButton, QWidget
 
 from widgets.codegen_bridge import FRAMEWORKS
+from widgets.training_panel import explain
 
 if TYPE_CHECKING:
     from widgets.main_window import MainWindow
@@ -258,15 +259,15 @@ def framework_selector(window: MainWindow) -> QComboBox:
 
 
 def _enable_run_exports(window: MainWindow, actions: dict[str, QAction]) -> None:
-    """Weights and ONNX come from the selected run's folder: enabled when it has them."""
+    """Weights and ONNX come from the selected run's folder: enabled when it has them, else it says why."""
     record = window.training.selected_record()
-    actions["export_keras_weights"].setEnabled(
-        record is not None and record.weights_file("keras") is not None
-    )
-    actions["export_pytorch_weights"].setEnabled(
-        record is not None and record.weights_file("pytorch") is not None
-    )
-    actions["export_onnx"].setEnabled(record is not None and record.onnx_file() is not None)
+    for name, export in (
+        ("export_keras_weights", "keras"),
+        ("export_pytorch_weights", "pytorch"),
+        ("export_onnx", "onnx"),
+    ):
+        reason = "no run yet: train the model first" if record is None else record.unavailable(export)
+        explain(actions[name], reason)
 
 
 def fill_recent_menu(window: MainWindow) -> None:
