@@ -154,3 +154,27 @@ def test_highlighter_colours_python(qtbot):
     assert document.findBlockByNumber(2).userState() == 1  # inside a docstring
     assert third.userState() == 0  # closed again
     assert third.layout().formats()[0].format.foreground() == highlighter.formats["string"].foreground()
+
+
+def test_verify_shows_its_stages_and_can_be_cancelled(qtbot, valid_document, monkeypatch):
+    fake_codegen(monkeypatch, echo_generate)
+    view = make_view(qtbot, valid_document)
+    view.show()
+    process = view.verifier.process
+    real_start = process.start
+    monkeypatch.setattr(process, "start", lambda arguments: real_start(["-c", "import time; time.sleep(60)"]))
+    view.verify()
+    panel = view.verify_panel
+    assert view.verifier.is_running and not view.verify_button.isEnabled()
+    assert panel.busy.isVisible() and panel.cancel_button.isVisible()
+    assert panel.title.text().startswith("Verifying…")
+    assert "import TensorFlow and PyTorch" in panel.details.text()
+    started = time.monotonic()
+    with qtbot.waitSignal(view.verified, timeout=3000) as signal:
+        panel.cancel_button.click()
+    assert time.monotonic() - started < 2.0
+    result = signal.args[0]
+    assert result.cancelled and result.verdict == "Cancelled"
+    assert not view.verifier.is_running
+    assert view.verify_button.isEnabled() and view.verify_button.text() == "Verify"
+    assert not panel.busy.isVisible() and "Cancelled" in panel.title.text()

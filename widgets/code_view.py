@@ -76,6 +76,7 @@ class CodeView(QWidget):
         self.verifier = Verifier(self)
         self.verifier.finished.connect(self._on_verified)
         self.verify_panel = VerifyPanel()
+        self.verify_panel.cancelRequested.connect(self.verifier.cancel)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
