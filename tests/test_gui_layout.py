@@ -226,3 +226,21 @@ def test_edges_are_routed_around_nodes_they_would_pass(main_window):
         body = window.scene.node_item(node_id).sceneBoundingRect().adjusted(8, 8, -8, -8)
         samples = [path.pointAtPercent(step / 200) for step in range(201)]
         assert not any(body.contains(QPointF(point)) for point in samples), graph.node(node_id).name
+
+
+def test_the_diagram_exports_as_png_and_svg(main_window, tmp_path):
+    from PySide6.QtGui import QImage
+
+    window = main_window
+    document = window.document
+    edits.add_node_after(document, "Flatten", (200, 0), document.graph.input_nodes[0])
+    edits.add_node_after(document, "Dense", (400, 0), document.graph.find("flatten").id)
+    window.scene.select_nodes([document.graph.find("dense").id])
+    png = window.export_diagram(str(tmp_path / "model.png"))
+    image = QImage(str(png))
+    nodes = window.scene.nodes_rect()
+    assert image.width() >= 2 * nodes.width() and image.height() >= 2 * nodes.height()
+    svg = window.export_diagram(str(tmp_path / "model.svg")).read_text(encoding="utf-8")
+    assert "<svg" in svg and all(name in svg for name in ("input", "flatten", "dense"))
+    assert window.scene.selected_node_ids() == [document.graph.find("dense").id]  # as it was
+    assert not window.scene.plain_background

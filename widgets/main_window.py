@@ -368,6 +368,28 @@ class MainWindow(QMainWindow):
             return
         self.code_view.export_current()
 
+    def export_diagram(self, path: str | None = None) -> Path | None:
+        """Save the diagram as PNG or SVG (asked for with a file dialog when ``path`` is None)."""
+        from PySide6.QtWidgets import QFileDialog
+
+        from widgets.diagram_export import export_diagram
+
+        if path is None:
+            folder = self.document.path.parent if self.document.path else Path.home()
+            suggestion = folder / f"{self.document.display_name}.svg"
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export diagram", str(suggestion), "SVG drawing (*.svg);;PNG image (*.png)"
+            )
+            if not path:
+                return None
+        try:
+            target = export_diagram(self.scene, path)
+        except OSError as error:
+            QMessageBox.warning(self, "Export failed", str(error))
+            return None
+        self.show_message(f"Diagram saved to {target}")
+        return target
+
     # ----- dialogs -------------------------------------------------------------------
 
     def show_about(self) -> None:

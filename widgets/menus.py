@@ -93,6 +93,12 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
                 window, "Trained PyTorch Weights (.pt)…", lambda: training.export_weights("pytorch")
             ),
             "export_onnx": _action(window, "Trained Model as ONNX…", lambda: training.export_onnx()),
+            "export_diagram": _action(
+                window,
+                "&Diagram (PNG or SVG)…",
+                window.export_diagram,
+                tip="Save the model's diagram as a picture",
+            ),
             "train": _action(
                 window, "&Train", window.start_training, "F5", "Train the model with the training settings"
             ),
@@ -151,6 +157,7 @@ def build_menus(window: MainWindow, actions: dict[str, QAction]) -> None:
     file_menu.addAction(actions["import_model"])
     export = file_menu.addMenu("&Export")
     export.addActions([actions[f"export_{framework}"] for framework in FRAMEWORKS])
+    export.addAction(actions["export_diagram"])
     export.addSeparator()
     export.addActions(
         [actions[name] for name in ("export_keras_weights", "export_pytorch_weights", "export_onnx")]

@@ -45,6 +45,7 @@ class GraphScene(QGraphicsScene):
         self.document = document
         self.theme: Theme = LIGHT
         self.orientation = LEFT_TO_RIGHT
+        self.plain_background = False
         self.highlighted_port: PortRef | None = None
         self._nodes: dict[str, NodeItem] = {}
         self._edges: dict[tuple[str, int], EdgeItem] = {}
@@ -181,6 +182,8 @@ class GraphScene(QGraphicsScene):
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
         painter.fillRect(rect, QColor(self.theme.canvas))
+        if self.plain_background:  # an exported diagram
+            return
         scale = painter.worldTransform().m11()
         if scale > 0.55:
             self._draw_grid(painter, rect, GRID, self.theme.grid_minor)
