@@ -244,3 +244,34 @@ def test_the_diagram_exports_as_png_and_svg(main_window, tmp_path):
     assert "<svg" in svg and all(name in svg for name in ("input", "flatten", "dense"))
     assert window.scene.selected_node_ids() == [document.graph.find("dense").id]  # as it was
     assert not window.scene.plain_background
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_every_template_fits_its_default_dataset(path):
+    from studio.project import load_project
+    from studio.templates import blank_project
+    from widgets.preflight import input_mismatch
+
+    assert input_mismatch(load_project(path)) is None
+    assert input_mismatch(blank_project()) is None
+
+
+def test_the_minimap_shows_where_the_view_is_and_moves_it(main_window, qtbot):
+    window = main_window
+    document = window.document
+    edits.set_params(document, document.graph.input_nodes[0], {"shape": (8,)})
+    previous = document.graph.input_nodes[0]
+    for index in range(12):
+        previous = edits.add_node_after(document, "Dense", (240.0 * (index + 1), 0.0), previous)
+    view, minimap = window.view, window.view.minimap
+    view.fit_all()
+    qtbot.waitUntil(lambda: not minimap.isVisible(), timeout=2000)
+    view.reset_zoom()
+    view.center_on_node(document.graph.input_nodes[0])
+    qtbot.waitUntil(minimap.isVisible, timeout=2000)
+    assert minimap.geometry().bottomRight().x() <= view.viewport().geometry().right()
+    last = window.scene.node_item(previous).sceneBoundingRect().center()
+    QTest.mouseClick(minimap.viewport(), Qt.MouseButton.LeftButton, pos=minimap.mapFromScene(last))
+    center = view.mapToScene(view.viewport().rect().center())
+    assert abs(center.x() - last.x()) < 60 and window.scene.node_item(previous).isVisible()
+    assert minimap.visible_rect().contains(last)
