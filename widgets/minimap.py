@@ -30,12 +30,13 @@ class Minimap(QGraphicsView):
         self.setToolTip("The whole model: click or drag to move the view")
         self._timer = QTimer(self, singleShot=True, interval=REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
-        view.scene().changed.connect(lambda *args: self._timer.start())
-        view.horizontalScrollBar().valueChanged.connect(lambda *args: self._timer.start())
-        view.verticalScrollBar().valueChanged.connect(lambda *args: self._timer.start())
+        # bound methods: the connections end with the map (the scene may outlive it)
+        view.scene().changed.connect(self.schedule)
+        view.horizontalScrollBar().valueChanged.connect(self.schedule)
+        view.verticalScrollBar().valueChanged.connect(self.schedule)
         self.hide()
 
-    def schedule(self) -> None:
+    def schedule(self, *args) -> None:
         self._timer.start()
 
     def refresh(self) -> None:
