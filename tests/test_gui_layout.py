@@ -275,3 +275,10 @@ def test_the_minimap_shows_where_the_view_is_and_moves_it(main_window, qtbot):
     center = view.mapToScene(view.viewport().rect().center())
     assert abs(center.x() - last.x()) < 60 and window.scene.node_item(previous).isVisible()
     assert minimap.visible_rect().contains(last)
+
+
+def test_clicking_the_validity_in_the_status_bar_shows_the_problem(main_window):
+    window = main_window
+    far = window.document.graph.add_node("Dense", name="far", position=(5000, 3000)).id
+    QTest.mouseClick(window.status_summary.validity, Qt.MouseButton.LeftButton)
+    assert window.scene.selected_node_ids() == [far]

@@ -231,6 +231,7 @@ class MainWindow(QMainWindow):
         self.problems.nodeActivated.connect(self.select_and_center)
         self.find_bar.found.connect(self.select_and_center)
         self.code_view.problemLinkActivated.connect(self.jump_to_problem)
+        self.status_summary.problemsClicked.connect(self.jump_to_problem)
         self.find_bar.message.connect(self.show_message)
         self.scene.nodeActivated.connect(self._edit_node)
         self.scene.message.connect(self.show_message)

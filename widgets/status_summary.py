@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from widgets.document import Document
@@ -9,6 +11,8 @@ from widgets.theme import LIGHT, Theme
 
 
 class StatusSummary(QWidget):
+    problemsClicked = Signal()  # the validity was clicked while the model has problems
+
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("statusSummary")
@@ -17,6 +21,7 @@ class StatusSummary(QWidget):
         self.layers = QLabel(objectName="layerCount")
         self.params = QLabel(objectName="paramCount")
         self.validity = QLabel(objectName="validity")
+        self.validity.mousePressEvent = self._on_validity_clicked
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 6, 0)
         layout.setSpacing(16)
@@ -28,6 +33,10 @@ class StatusSummary(QWidget):
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self.refresh()
+
+    def _on_validity_clicked(self, event: QMouseEvent) -> None:
+        if self.document.analysis.problems:
+            self.problemsClicked.emit()
 
     def refresh(self) -> None:
         analysis = self.document.analysis
@@ -43,4 +52,7 @@ class StatusSummary(QWidget):
         else:
             text, color = "✓ Valid", self.theme.ok
         self.validity.setText(text)
+        problems = bool(analysis.problems)
+        self.validity.setCursor(Qt.CursorShape.PointingHandCursor if problems else Qt.CursorShape.ArrowCursor)
+        self.validity.setToolTip("Click to show the next layer with a problem (F8)" if problems else "")
         self.validity.setStyleSheet(f"color: {color}; font-weight: 600;")

@@ -345,7 +345,7 @@ class TrainingPanel(QWidget):
         mismatch = input_mismatch(self.document.project)
         if mismatch is not None:
             self.show_error(mismatch.message, fix=(mismatch.fix_text, lambda: self.fit_input(mismatch)))
-            self.message.emit(mismatch.message)
+            self.message.emit(f"Cannot train yet: {mismatch.fix_text} (see the Training workspace).")
             return False
         framework = self.form.framework_choice()
         try:
