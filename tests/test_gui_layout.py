@@ -282,3 +282,21 @@ def test_clicking_the_validity_in_the_status_bar_shows_the_problem(main_window):
     far = window.document.graph.add_node("Dense", name="far", position=(5000, 3000)).id
     QTest.mouseClick(window.status_summary.validity, Qt.MouseButton.LeftButton)
     assert window.scene.selected_node_ids() == [far]
+
+
+def test_counts_are_pluralised(main_window):
+    from widgets.text import counted
+
+    assert [counted(n, "layer") for n in (0, 1, 2, 12345)] == [
+        "0 layers",
+        "1 layer",
+        "2 layers",
+        "12,345 layers",
+    ]
+    window = main_window
+    window.document.graph.add_node("Dense", name="far", position=(500, 0))
+    errors = len(window.document.analysis.errors)
+    assert errors >= 1
+    hint = window.inspector.widget().text()  # the project at a glance
+    assert "2 layers" in hint and f"{counted(errors, 'error')}</p>" in hint and "(s)" not in hint
+    assert window.status_summary.validity.text() == f"✗ Invalid: {counted(errors, 'error')}"

@@ -33,6 +33,7 @@ from widgets.document import Document
 from widgets.icons import category_icon
 from widgets.param_editors import ParamEditor, editor_for
 from widgets.scene import GraphScene
+from widgets.text import counted
 
 
 class _WheelGuard(QObject):
@@ -120,8 +121,9 @@ class Inspector(QScrollArea):
         parts = [f"<h3 style='margin:0'>{_escape(self.document.display_name)}</h3>"]
         if project.description:
             parts.append(f"<p>{_escape(project.description)}</p>")
-        status = "valid" if analysis.is_valid else f"{len(analysis.errors)} error(s)"
-        parts.append(f"<p>{layers} layers · {analysis.total_params.total:,} parameters · {status}</p>")
+        status = "valid" if analysis.is_valid else counted(len(analysis.errors), "error")
+        params = counted(analysis.total_params.total, "parameter")
+        parts.append(f"<p>{counted(layers, 'layer')} · {params} · {status}</p>")
         if selected > 1:
             parts.append(f"<p><b>{selected} layers selected.</b> Select one layer to edit it.</p>")
         else:

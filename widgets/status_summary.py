@@ -7,6 +7,7 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from widgets.document import Document
+from widgets.text import counted
 from widgets.theme import LIGHT, Theme
 
 
@@ -41,14 +42,14 @@ class StatusSummary(QWidget):
     def refresh(self) -> None:
         analysis = self.document.analysis
         count = len(self.document.graph)
-        self.layers.setText(f"{count} layer{'s' if count != 1 else ''}")
-        self.params.setText(f"{analysis.total_params.total:,} parameters")
+        self.layers.setText(counted(count, "layer"))
+        self.params.setText(counted(analysis.total_params.total, "parameter"))
         errors = len(analysis.errors)
         warnings = len(analysis.problems) - errors
         if errors:
-            text, color = f"✗ Invalid: {errors} error{'s' if errors != 1 else ''}", self.theme.error
+            text, color = f"✗ Invalid: {counted(errors, 'error')}", self.theme.error
         elif warnings:
-            text, color = f"✓ Valid, {warnings} warning{'s' if warnings != 1 else ''}", self.theme.warning
+            text, color = f"✓ Valid, {counted(warnings, 'warning')}", self.theme.warning
         else:
             text, color = "✓ Valid", self.theme.ok
         self.validity.setText(text)
