@@ -300,3 +300,22 @@ def test_counts_are_pluralised(main_window):
     hint = window.inspector.widget().text()  # the project at a glance
     assert "2 layers" in hint and f"{counted(errors, 'error')}</p>" in hint and "(s)" not in hint
     assert window.status_summary.validity.text() == f"✗ Invalid: {counted(errors, 'error')}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_every_template_trains_on_its_default_dataset(main_window, qtbot, tmp_path, path):
+    from widgets.templates import Template
+
+    window = main_window
+    panel = window.training
+    panel.runs_root = tmp_path / "runs"
+    panel.interactive = False
+    assert window.files.new_from(Template(path.stem, "", path))
+    panel.edit_setting("epochs", 1)
+    panel.form.set_framework("pytorch")
+    assert panel.start(), panel.error.text()
+    panel.detector.kill()
+    qtbot.waitUntil(lambda: not panel.is_running, timeout=180_000)
+    record = panel.records[-1]
+    assert record.status == "finished", record.errors()
