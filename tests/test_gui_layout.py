@@ -319,3 +319,12 @@ def test_every_template_trains_on_its_default_dataset(main_window, qtbot, tmp_pa
     qtbot.waitUntil(lambda: not panel.is_running, timeout=180_000)
     record = panel.records[-1]
     assert record.status == "finished", record.errors()
+
+
+def test_the_preflight_knows_every_builtin_datasets_sample_shape():
+    from studio.datasets import list_builtin, load_dataset
+    from widgets.preflight import BUILTIN_SAMPLE_SHAPES
+
+    assert set(BUILTIN_SAMPLE_SHAPES) == set(list_builtin())
+    for name, shape in BUILTIN_SAMPLE_SHAPES.items():
+        assert load_dataset(name).input_shape == shape, name

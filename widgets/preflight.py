@@ -12,6 +12,19 @@ from dataclasses import dataclass
 
 from studio.project import Project
 
+# One sample of each built-in dataset (tests/test_gui_layout.py checks it against the loaders), so that
+# pressing Train need not load the dataset (and scikit-learn) in the window's thread.
+BUILTIN_SAMPLE_SHAPES = {
+    "digits": (8, 8, 1),
+    "iris": (4,),
+    "wine": (13,),
+    "breast_cancer": (30,),
+    "moons": (2,),
+    "circles": (2,),
+    "spirals": (2,),
+    "regression": (8,),
+}
+
 
 @dataclass(frozen=True)
 class InputMismatch:
@@ -40,20 +53,15 @@ def dims(shape) -> str:
 def input_mismatch(project: Project) -> InputMismatch | None:
     """The mismatch between a built-in dataset and the model's single Input, or None when it fits
     (or when this quick check does not apply: files, downloads, several inputs)."""
-    from studio.datasets import list_builtin, load_for_training
-    from studio.datasets.core import DatasetError
     from studio.datasets.fitting import is_trivial_reshape
 
     settings = project.training
     graph = project.graph
-    if settings.dataset not in list_builtin() or len(graph.input_nodes) != 1:
+    have = BUILTIN_SAMPLE_SHAPES.get(settings.dataset)
+    if have is None or len(graph.input_nodes) != 1:
         return None
     node = graph.node(graph.input_nodes[0])
     want = tuple(node.params.get("shape", ()))
-    try:
-        have = tuple(load_for_training(settings).input_shape)
-    except DatasetError:
-        return None  # the training process reports it, with the same words as the CLI
     fits = len(have) == len(want) and all(w is None or h == w for h, w in zip(have, want, strict=True))
     if fits or (None not in want and is_trivial_reshape(have, want)):
         return None
