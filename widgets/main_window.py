@@ -198,10 +198,8 @@ class MainWindow(QMainWindow):
         self._check_workspace_actions()
 
     def _check_workspace_actions(self) -> None:
-        actions = getattr(self, "actions", None)
-        if actions:
-            actions["show_design"].setChecked(self.current_workspace == DESIGN)
-            actions["show_training"].setChecked(self.current_workspace == TRAINING)
+        self.actions["show_design"].setChecked(self.current_workspace == DESIGN)
+        self.actions["show_training"].setChecked(self.current_workspace == TRAINING)
 
     def show_training(self) -> None:
         self.set_workspace(TRAINING)

@@ -235,7 +235,8 @@ def build_toolbar(window: MainWindow, actions: dict[str, QAction]) -> QToolBar:
         if name in TOOLBAR_TEXT:
             action.setIconText(TOOLBAR_TEXT[name])
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-    bar.addWidget(framework_selector(window))
+    window.framework_selector = framework_selector(window)
+    bar.addWidget(window.framework_selector)
     bar.addSeparator()
     for name in ("show_design", "show_training"):
         bar.addAction(actions[name])
@@ -261,7 +262,6 @@ def framework_selector(window: MainWindow) -> QComboBox:
     combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
     combo.currentIndexChanged.connect(form_combo.setCurrentIndex)
     form_combo.currentIndexChanged.connect(combo.setCurrentIndex)
-    window.framework_selector = combo
     return combo
 
 
