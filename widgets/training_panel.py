@@ -285,6 +285,8 @@ class TrainingPanel(QWidget):
 
     def _on_project_replaced(self) -> None:
         """Another project: the dashboard lists its runs (a run still training stays listed)."""
+        if not self.is_running:
+            self.clear_error()  # it was about the other project
         for record in [record for record in self.records if not record.live]:
             self.runs.remove(record)
         if self.plots is not None:
