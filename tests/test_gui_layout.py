@@ -328,3 +328,26 @@ def test_the_preflight_knows_every_builtin_datasets_sample_shape():
     assert set(BUILTIN_SAMPLE_SHAPES) == set(list_builtin())
     for name, shape in BUILTIN_SAMPLE_SHAPES.items():
         assert load_dataset(name).input_shape == shape, name
+
+
+def test_an_edge_is_rerouted_when_a_node_moves_onto_it(main_window):
+    from PySide6.QtCore import QPointF
+
+    window = main_window
+    document = window.document
+    graph = document.graph
+    first = graph.input_nodes[0]
+    edits.set_params(document, first, {"shape": (8,)})
+    dense = edits.add_node_after(document, "Dense", (900.0, 0.0), first)
+    lonely = edits.add_node(document, "Dense", (400.0, 400.0))
+    edge = window.scene.edge_item(dense, 0)
+
+    def crosses(node_id: str) -> bool:
+        body = window.scene.node_item(node_id).sceneBoundingRect().adjusted(8, 8, -8, -8)
+        return any(body.contains(QPointF(edge.path().pointAtPercent(step / 200))) for step in range(201))
+
+    assert not crosses(lonely)
+    edits.move_nodes(document, {lonely: ((400.0, 400.0), (400.0, 0.0))})  # onto the edge's line
+    assert not crosses(lonely)
+    document.undo_stack.undo()
+    assert edge.path().boundingRect().height() < 60  # straight again once the node has gone
