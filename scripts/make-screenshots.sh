@@ -17,7 +17,7 @@ out=assets/screenshots
 examples=assets/examples
 mkdir -p "$out"
 
-"$studio" gui "$examples/lenet_digits.layers.json" --screenshot "$out/main-window-lenet.png"
+"$studio" gui "$examples/lenet_digits.layers.json" --screenshot "$out/main-window-lenet.png" --size 1400x900
 # A layer selected and centred: the canvas shows the branches, the inspector its parameters.
 "$python" -m widgets.screenshots "$examples/resnet_digits.layers.json" "$out/residual-cnn.png" --select conv2d_5
 "$python" -m widgets.screenshots "$examples/transformer_encoder.layers.json" "$out/transformer-block.png" \
@@ -27,4 +27,6 @@ mkdir -p "$out"
     --train-epochs 6 --framework both
 "$python" -m widgets.screenshots "$examples/mlp_iris.layers.json" "$out/training-dashboard-dark.png" \
     --train-epochs 15 --framework both --dark
+# A small window, dark: the canvas still gets half of it, the model fitted as badges.
+"$python" -m widgets.screenshots "$examples/resnet_digits.layers.json" "$out/small-window-dark.png" --size 1024x700 --dark
 ls -l "$out"

@@ -31,7 +31,47 @@ def _load(path: str):
 def cmd_gui(args: argparse.Namespace) -> int:
     from widgets.app import run_app
 
-    return run_app(args.project, screenshot=args.screenshot)
+    return run_app(args.project, screenshot=args.screenshot, size=args.size)
+
+
+def window_size(text: str) -> tuple[int, int]:
+    """``1400x900`` -> (1400, 900); argparse reports anything else in one line."""
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()) or not (
+        320 <= int(width) <= 10000 and 240 <= int(height) <= 10000
+    ):
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT in pixels, such as 1400x900. Received: {text!r}"
+        )
+    return int(width), int(height)
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from studio.project import EXTENSION, ProjectError, save_project
+    from studio.templates import create_project, list_templates
+
+    if args.list:
+        for template in list_templates():
+            print(f"{template.name}\t{template.title}: {template.description}")
+        return OK
+    if args.path is None:
+        print("error: give the new project's path (or --list to see the templates)", file=sys.stderr)
+        return UNREADABLE
+    path = Path(args.path if args.path.endswith(EXTENSION) else args.path + EXTENSION)
+    if path.exists():
+        print(f"error: {path} already exists; choose another path", file=sys.stderr)
+        return UNREADABLE
+    try:
+        project = create_project(args.template)
+        save_project(project, path)
+    except ProjectError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return UNREADABLE
+    except OSError as error:
+        print(f"error: cannot write {path}: {error.strerror or error}", file=sys.stderr)
+        return UNREADABLE
+    print(f"wrote {path} (template {args.template})")
+    return OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -257,7 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
     gui = commands.add_parser("gui", help="open the desktop app (the default)")
     gui.add_argument("project", nargs="?", help="project file to open")
     gui.add_argument("--screenshot", metavar="FILE.png", help="save a screenshot of the window and exit")
+    gui.add_argument(
+        "--size", metavar="WxH", type=window_size, help="window size in pixels, such as 1400x900"
+    )
     gui.set_defaults(func=cmd_gui)
+
+    new = commands.add_parser("new", help="write a new project from a template (--list shows them)")
+    new.add_argument("path", nargs="?", help="the project file to write (.layers.json is added)")
+    new.add_argument("--template", default="blank", help="template name (default: blank)")
+    new.add_argument("--list", action="store_true", help="print the templates, one a line, name first")
+    new.set_defaults(func=cmd_new)
 
     check = commands.add_parser(
         "check", help="validate a project; exit 0 if valid, 1 if not, 2 if unreadable"

@@ -40,6 +40,7 @@ _.stop_training
 _.closeEvent
 _.contextMenuEvent
 _.drawBackground
+_.drawForeground
 _.eventFilter
 _.highlightBlock
 _.mergeWith
@@ -70,3 +71,6 @@ _.edge_item  # GraphScene: tests/test_gui_canvas.py
 BSTEP
 BRATE
 ETIME
+
+# The run list's last context menu, which tests/test_gui_dashboard.py opens and reads.
+_.last_menu

@@ -85,14 +85,37 @@ def test_edits_in_a_burst_regenerate_once(qtbot, valid_document, monkeypatch):
 
 
 def test_invalid_graph_shows_the_problems(qtbot, valid_document, monkeypatch):
+    """Without valid code to keep, the tab explains what is wrong."""
     fake_codegen(monkeypatch, echo_generate)
+    valid_document.graph.disconnect(valid_document.graph.nodes[1].id, 0)
     view = make_view(qtbot, valid_document)
-    with qtbot.waitSignal(view.regenerated, timeout=1000):
-        valid_document.graph.disconnect(valid_document.graph.nodes[1].id, 0)
     text = view.text("keras")
     assert text.startswith("# The model cannot be turned into code")
     assert "not connected" in text
-    assert not view.results["keras"].ok
+    assert not view.results["keras"].ok and not view.is_stale("keras")
+    assert view.banner.isHidden()
+
+
+def test_an_error_keeps_the_last_valid_code_dimmed_under_a_banner(qtbot, valid_document, monkeypatch):
+    fake_codegen(monkeypatch, echo_generate)
+    view = make_view(qtbot, valid_document)
+    view.show()
+    valid_code = view.text("keras")
+    assert valid_code.startswith("# keras") and view.banner.isHidden()
+    with qtbot.waitSignal(view.regenerated, timeout=1000):
+        valid_document.graph.disconnect(valid_document.graph.nodes[1].id, 0)
+    assert view.text("keras") == valid_code and view.text("pytorch").startswith("# pytorch")
+    assert view.is_stale("keras") and not view.results["keras"].ok
+    assert view.editors["keras"].viewport().graphicsEffect() is not None  # dimmed
+    assert view.banner.isVisible()
+    assert "last valid code" in view.banner.text() and "not connected" in view.banner.text()
+    assert not view.copy_button.isEnabled()  # what is copied or exported is always current
+    with qtbot.waitSignal(view.problemLinkActivated, timeout=1000):
+        view.banner.linkActivated.emit("problem")
+    with qtbot.waitSignal(view.regenerated, timeout=1000):
+        valid_document.graph.connect(valid_document.graph.nodes[0].id, valid_document.graph.nodes[1].id)
+    assert not view.is_stale("keras") and view.banner.isHidden()
+    assert view.editors["keras"].viewport().graphicsEffect() is None
 
 
 def test_codegen_error_is_shown(qtbot, valid_document, monkeypatch):
@@ -131,3 +154,27 @@ def test_highlighter_colours_python(qtbot):
     assert document.findBlockByNumber(2).userState() == 1  # inside a docstring
     assert third.userState() == 0  # closed again
     assert third.layout().formats()[0].format.foreground() == highlighter.formats["string"].foreground()
+
+
+def test_verify_shows_its_stages_and_can_be_cancelled(qtbot, valid_document, monkeypatch):
+    fake_codegen(monkeypatch, echo_generate)
+    view = make_view(qtbot, valid_document)
+    view.show()
+    process = view.verifier.process
+    real_start = process.start
+    monkeypatch.setattr(process, "start", lambda arguments: real_start(["-c", "import time; time.sleep(60)"]))
+    view.verify()
+    panel = view.verify_panel
+    assert view.verifier.is_running and not view.verify_button.isEnabled()
+    assert panel.busy.isVisible() and panel.cancel_button.isVisible()
+    assert panel.title.text().startswith("Verifying…")
+    assert "import TensorFlow and PyTorch" in panel.details.text()
+    started = time.monotonic()
+    with qtbot.waitSignal(view.verified, timeout=3000) as signal:
+        panel.cancel_button.click()
+    assert time.monotonic() - started < 2.0
+    result = signal.args[0]
+    assert result.cancelled and result.verdict == "Cancelled"
+    assert not view.verifier.is_running
+    assert view.verify_button.isEnabled() and view.verify_button.text() == "Verify"
+    assert not panel.busy.isVisible() and "Cancelled" in panel.title.text()

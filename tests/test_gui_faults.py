@@ -237,7 +237,7 @@ def test_an_exception_in_a_slot_is_shown_logged_and_the_app_lives_on(
         def broken_layout(*args, **kwargs):
             raise RuntimeError("the layout exploded")
 
-        monkeypatch.setattr("widgets.canvas_actions.layered_layout", broken_layout)
+        monkeypatch.setattr("widgets.canvas_actions.fitted_layout", broken_layout)
         undo_steps = main_window.document.undo_stack.count()
         main_window.actions["arrange_lr"].trigger()  # Qt calls the slot; the error reaches the hook
     finally:

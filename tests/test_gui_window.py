@@ -35,14 +35,15 @@ def patch_dialog(monkeypatch, name: str, path: Path | None) -> None:
 def test_docks_have_stable_names_and_default_places(main_window):
     window = main_window
     areas = {name: window.dockWidgetArea(dock) for name, dock in window.docks.items()}
-    assert set(areas) == {"palette", "inspector", "codeView", "trainingPanel", "problems"}
+    assert set(areas) == {"palette", "inspector", "codeView", "problems"}
     assert areas["palette"] == Qt.DockWidgetArea.LeftDockWidgetArea
     assert areas["inspector"] == Qt.DockWidgetArea.RightDockWidgetArea
-    assert areas["trainingPanel"] == Qt.DockWidgetArea.RightDockWidgetArea
-    assert areas["problems"] == Qt.DockWidgetArea.BottomDockWidgetArea
-    assert window.docks["codeView"] in window.tabifiedDockWidgets(window.docks["trainingPanel"])
-    assert isinstance(window.centralWidget(), QGraphicsView)
-    assert window.centralWidget().objectName() == "canvas"
+    assert areas["codeView"] == Qt.DockWidgetArea.RightDockWidgetArea
+    assert areas["problems"] == Qt.DockWidgetArea.RightDockWidgetArea
+    assert window.docks["codeView"] in window.tabifiedDockWidgets(window.docks["problems"])
+    assert window.centralWidget().objectName() == "workspace"
+    assert window.centralWidget().currentWidget() is window.view
+    assert window.view.objectName() == "canvas"
     assert window.findChild(QGraphicsView, "canvas") is window.view
 
 

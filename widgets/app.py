@@ -76,14 +76,74 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+# The libraries Qt's xcb platform plugin loads (Qt >= 6.5), and the Debian/Ubuntu packages that hold them.
+XCB_LIBRARIES = {
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+}
+
+
+def uses_xcb() -> bool:
+    """Whether Qt will open the window through X11 (its xcb plugin)."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform:
+        return platform.startswith("xcb")
+    return (
+        sys.platform.startswith("linux")
+        and bool(os.environ.get("DISPLAY"))
+        and not os.environ.get("WAYLAND_DISPLAY")
+    )
+
+
+def missing_xcb_packages() -> list[str]:
+    """The packages of the xcb plugin's libraries that cannot be loaded (Qt would abort without them)."""
+    import ctypes
+
+    missing = []
+    for library, package in XCB_LIBRARIES.items():
+        try:
+            ctypes.CDLL(library)
+        except OSError:
+            missing.append(package)
+    return missing
+
+
+def xcb_problem() -> str | None:
+    """One line that says which system packages to install, or None when nothing is missing."""
+    if not uses_xcb():
+        return None
+    missing = missing_xcb_packages()
+    if not missing:
+        return None
+    return (
+        "error: Qt cannot open a window on this X11 display: system libraries are missing. "
+        f"Install them with: sudo apt-get install {' '.join(missing)} "
+        "(or use --screenshot FILE.png, which needs no display)"
+    )
+
+
 def run_app(
-    project_path: str | os.PathLike | None = None, screenshot: str | os.PathLike | None = None
+    project_path: str | os.PathLike | None = None,
+    screenshot: str | os.PathLike | None = None,
+    size: tuple[int, int] | None = None,
 ) -> int:
     """Open the main window (with ``project_path``, else the last project or an example).
 
     With ``screenshot``, save a PNG of the window once it is painted and return 0.
+    ``size`` is the window's size in pixels (else the last one, or one that suits the screen).
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    problem = xcb_problem() if screenshot is None else None
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     if not has_display():
         if screenshot is None:
             print(
@@ -99,6 +159,9 @@ def run_app(
     log_path = default_log_path()
     log_handler = start_error_log(log_path)
     window = create_main_window(restore_layout=screenshot is None)
+    if size is not None:
+        window.resize(*size)
+        window.default_layout()  # the panels' share of this size
     hook = ExceptionHook(
         window, show_dialog=screenshot is None, log_path=log_path if log_handler else None
     ).install()

@@ -7,10 +7,10 @@ import json
 from PySide6.QtCore import QObject, QPointF, QRectF, Signal
 from PySide6.QtGui import QGuiApplication
 
-from studio.layout import layered_layout
 from widgets import edits
 from widgets.clipboard import fragment, from_mime, to_mime
 from widgets.document import Document
+from widgets.fit_layout import fitted_layout
 from widgets.node_geometry import LEFT_TO_RIGHT, NODE_HEIGHT, NODE_WIDTH
 from widgets.node_item import NodeItem
 from widgets.scene import GraphScene
@@ -116,13 +116,12 @@ class CanvasActions(QObject):
     # ----- layout --------------------------------------------------------------------
 
     def arrange(self, direction: str = LEFT_TO_RIGHT) -> None:
-        """Lay every node out in layers (one undo step), then show them all."""
+        """Lay every node out in layers, long chains wrapped to fit the view (one undo step); show them all."""
         self.scene.set_orientation(direction)
         graph = self.document.graph
         ids = [node.id for node in graph.nodes]
-        sizes = {node_id: self.scene.node_item(node_id).size for node_id in ids}
-        edges = [(edge.source, edge.target) for edge in graph.edges]
-        positions = layered_layout(ids, edges, sizes, direction)
+        viewport = self.view.viewport().size()
+        positions = fitted_layout(graph, (viewport.width(), viewport.height()), (direction,)).positions
         moves = {node_id: (graph.node(node_id).position, positions[node_id]) for node_id in ids}
         edits.move_nodes(self.document, moves, ARRANGE_TEXT[direction])
         self.view.fit_all()

@@ -1,5 +1,9 @@
 """Generated Keras and PyTorch code, one read-only tab each, refreshed shortly after each edit.
 
+When the graph has an error, the code is not lost: each tab keeps the last
+valid code, dimmed, under a banner that names the error (its link jumps to the
+layer). Without any valid code yet, the tab explains what is wrong instead.
+
 The Verify button proves the two programs equivalent in a child process
 (see :mod:`widgets.verify_panel`); the verdict shows in a strip under the code.
 """
@@ -9,11 +13,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog,
+    QGraphicsOpacityEffect,
     QHBoxLayout,
+    QLabel,
     QMessageBox,
     QPlainTextEdit,
     QTabWidget,
@@ -31,11 +37,14 @@ from widgets.verify_panel import Verifier, VerifyPanel, VerifyResult
 
 DEBOUNCE_MS = 60
 CODE_POINT_SIZE = 8.5  # 88-column generated code in about 600 pixels
+STALE_OPACITY = 0.45
+BANNER_LINES = 3  # of the explanation, in the banner
 
 
 class CodeView(QWidget):
     regenerated = Signal()
     verified = Signal(object)  # VerifyResult
+    problemLinkActivated = Signal()  # the banner's link: show the layer with the problem
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -46,6 +55,10 @@ class CodeView(QWidget):
         self.editors: dict[str, QPlainTextEdit] = {}
         self.highlighters: dict[str, PythonHighlighter] = {}
         self.results: dict[str, CodeResult] = {}
+        self.last_valid: dict[str, str] = {}  # the last generated code of each framework
+        self.banner = QLabel(objectName="codeBanner", wordWrap=True, visible=False)
+        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.banner.linkActivated.connect(lambda link: self.problemLinkActivated.emit())
         for framework, title in FRAMEWORK_TITLES.items():
             self.editors[framework] = self._make_editor(framework)
             self.tabs.addTab(self.editors[framework], title)
@@ -60,16 +73,19 @@ class CodeView(QWidget):
         self.copy_button.clicked.connect(self.copy_current)
         self.export_button.clicked.connect(lambda: self.export_current())
         self.verify_button.clicked.connect(self.verify)
-        self.tabs.setCornerWidget(self._buttons())
         self.tabs.currentChanged.connect(self._update_buttons)
         self.verifier = Verifier(self)
         self.verifier.finished.connect(self._on_verified)
         self.verify_panel = VerifyPanel()
+        self.verify_panel.cancelRequested.connect(self.verifier.cancel)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
+        layout.addWidget(self.banner)
         layout.addWidget(self.tabs, 1)
+        layout.addWidget(self._buttons())
         layout.addWidget(self.verify_panel)
+        self.set_theme(LIGHT)
         self.timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self.timer.timeout.connect(self.regenerate)
         document.analysisChanged.connect(self.timer.start)
@@ -93,8 +109,9 @@ class CodeView(QWidget):
     def _buttons(self) -> QWidget:
         box = QWidget()
         row = QHBoxLayout(box)
-        row.setContentsMargins(0, 0, 4, 0)
+        row.setContentsMargins(4, 2, 4, 2)
         row.setSpacing(2)
+        row.addStretch(1)
         row.addWidget(self.verify_button)
         row.addWidget(self.copy_button)
         row.addWidget(self.export_button)
@@ -104,6 +121,10 @@ class CodeView(QWidget):
         for highlighter in self.highlighters.values():
             highlighter.set_theme(theme)
         self.verify_panel.set_theme(theme)
+        self.banner.setStyleSheet(
+            f"QLabel#codeBanner {{ color: {theme.error}; border: 1px solid {theme.error}; "
+            "border-radius: 3px; padding: 4px; margin: 2px; }"
+        )
 
     # ----- content -------------------------------------------------------------------
 
@@ -113,19 +134,52 @@ class CodeView(QWidget):
     def text(self, framework: str) -> str:
         return self.editors[framework].toPlainText()
 
+    def is_stale(self, framework: str) -> bool:
+        """Whether the tab shows the last valid code rather than code of the model as it is."""
+        return not self.results[framework].ok and framework in self.last_valid
+
     def regenerate(self) -> None:
         self.timer.stop()
         for framework in FRAMEWORK_TITLES:
             result = generate_code(self.document.project, self.document.analysis, framework)
             self.results[framework] = result
+            if result.ok:
+                self.last_valid[framework] = result.text
             editor = self.editors[framework]
+            stale = self.is_stale(framework)
+            shows_code = result.ok or stale
             wrap = (
-                QPlainTextEdit.LineWrapMode.NoWrap if result.ok else QPlainTextEdit.LineWrapMode.WidgetWidth
+                QPlainTextEdit.LineWrapMode.NoWrap if shows_code else QPlainTextEdit.LineWrapMode.WidgetWidth
             )
             editor.setLineWrapMode(wrap)  # code keeps its lines; explanations wrap
-            self._show(editor, result.text)
+            self._show(editor, self.last_valid[framework] if stale else result.text)
+            self._dim(editor, stale)
+        self._update_banner()
         self._update_buttons()
         self.regenerated.emit()
+
+    @staticmethod
+    def _dim(editor: QPlainTextEdit, dimmed: bool) -> None:
+        if dimmed and editor.viewport().graphicsEffect() is None:
+            effect = QGraphicsOpacityEffect(editor.viewport())
+            effect.setOpacity(STALE_OPACITY)
+            editor.viewport().setGraphicsEffect(effect)
+        elif not dimmed and editor.viewport().graphicsEffect() is not None:
+            editor.viewport().setGraphicsEffect(None)
+
+    def _update_banner(self) -> None:
+        """Name the error above code kept from before it (hidden when the code is current)."""
+        stale = [framework for framework in FRAMEWORK_TITLES if self.is_stale(framework)]
+        if not stale:
+            self.banner.hide()
+            return
+        lines = [line.lstrip("# ").strip() for line in self.results[stale[0]].text.splitlines()]
+        lines = [line for line in lines if line]
+        reason = " ".join(lines[:BANNER_LINES]) + (" …" if len(lines) > BANNER_LINES else "")
+        link = " <a href='problem'>Show the layer</a>" if self.document.analysis.errors else ""
+        self.banner.setText(f"<b>Showing the last valid code.</b> {_html(reason)}{link}")
+        self.banner.setToolTip("\n".join(lines))
+        self.banner.show()
 
     @staticmethod
     def _show(editor: QPlainTextEdit, text: str) -> None:
@@ -201,6 +255,10 @@ class CodeView(QWidget):
             )
             return None
         return target
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _slug(name: str) -> str:

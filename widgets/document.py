@@ -17,16 +17,10 @@ from studio.analysis import Analysis, analyze
 from studio.events import GraphEvent, GraphEvents
 from studio.graph import Graph
 from studio.project import Project, TrainingSettings
+from studio.templates import blank_project
 
 # Edits that cannot change shapes, parameters or problems.
 _LAYOUT_ONLY = {"node_moved"}
-
-
-def blank_project() -> Project:
-    """An empty model with one Input, ready for the first layer."""
-    project = Project()
-    project.graph.add_node("Input", position=(0.0, 0.0))
-    return project
 
 
 class Document(QObject):

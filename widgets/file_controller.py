@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox, QWidget
 
 from studio.project import EXTENSION, Project, ProjectError, load_project, save_project
 from widgets.document import Document
+from widgets.fit_layout import fitted_layout
 from widgets.recovery import Autosaver, newer_recovery
 from widgets.templates import BLANK, Template, TemplateDialog, example_templates
 
@@ -84,8 +85,19 @@ class FileController(QObject):
         except ProjectError as error:
             self._error("Cannot open the template", str(error))
             return False
+        self.fit_to_window(project)
         self.document.set_project(project, None)
         return True
+
+    def fit_to_window(self, project: Project) -> None:
+        """Lay a new project (or an example) out to fit the canvas, so that it opens whole and readable.
+
+        A project of the user's own keeps the layout it was saved with."""
+        if not project.graph.nodes:
+            return
+        layout = fitted_layout(project.graph, self.window.canvas_size())
+        for node_id, position in layout.positions.items():
+            project.graph.move_node(node_id, position)
 
     def open(self) -> bool:
         if not self.maybe_save():
@@ -104,6 +116,8 @@ class FileController(QObject):
             if not Path(path).exists():
                 self._forget(path)
             return False
+        if Path(path).resolve().parent == Path(self.examples_dir).resolve():
+            self.fit_to_window(project)  # examples ship with one layout; they open fitted to this window
         if not (offer_recovery and self.recover(Path(path))):
             self.document.set_project(project, Path(path))
         self._remember(Path(path))

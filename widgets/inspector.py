@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -32,6 +33,7 @@ from widgets.document import Document
 from widgets.icons import category_icon
 from widgets.param_editors import ParamEditor, editor_for
 from widgets.scene import GraphScene
+from widgets.text import counted
 
 
 class _WheelGuard(QObject):
@@ -70,6 +72,7 @@ class Inspector(QScrollArea):
         self.setObjectName("inspectorWidget")
         self.setWidgetResizable(True)
         self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # a narrow dock wraps
         self.document = document
         self.scene = scene
         self.node_id: str | None = None
@@ -118,8 +121,9 @@ class Inspector(QScrollArea):
         parts = [f"<h3 style='margin:0'>{_escape(self.document.display_name)}</h3>"]
         if project.description:
             parts.append(f"<p>{_escape(project.description)}</p>")
-        status = "valid" if analysis.is_valid else f"{len(analysis.errors)} error(s)"
-        parts.append(f"<p>{layers} layers · {analysis.total_params.total:,} parameters · {status}</p>")
+        status = "valid" if analysis.is_valid else counted(len(analysis.errors), "error")
+        params = counted(analysis.total_params.total, "parameter")
+        parts.append(f"<p>{counted(layers, 'layer')} · {params} · {status}</p>")
         if selected > 1:
             parts.append(f"<p><b>{selected} layers selected.</b> Select one layer to edit it.</p>")
         else:
@@ -142,9 +146,9 @@ class Inspector(QScrollArea):
         spec = self.document.graph.spec(node_id)
         page = QWidget()
         layout = QVBoxLayout(page)
-        layout.setContentsMargins(10, 10, 10, 10)
+        layout.setContentsMargins(6, 8, 6, 8)
         layout.addLayout(self._title(spec))
-        doc = QLabel(spec.doc, wordWrap=True)
+        doc = QLabel(f"{spec.category}. {spec.doc}", wordWrap=True)
         doc.setEnabled(False)
         layout.addWidget(doc)
         layout.addLayout(self._form(node_id, spec))
@@ -167,17 +171,19 @@ class Inspector(QScrollArea):
         font.setBold(True)
         title.setFont(font)
         title.setObjectName("inspectorTitle")
-        category = QLabel(spec.category)
-        category.setEnabled(False)
+        title.setToolTip(f"{spec.key} ({spec.category})")
+        title.setMinimumWidth(0)
+        title.setSizePolicy(
+            QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred
+        )  # a long kind is cut, not the dock
         row.addWidget(icon)
-        row.addWidget(title)
-        row.addStretch(1)
-        row.addWidget(category)
+        row.addWidget(title, 1)
         return row
 
     def _form(self, node_id: str, spec) -> QFormLayout:
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # a narrow dock: fields under labels
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.name_edit = QLineEdit()
         self.name_edit.setObjectName("nameEdit")

@@ -1,28 +1,40 @@
-"""The main window: canvas in the middle; palette, inspector, code, training and problems in docks.
+"""The main window: the canvas is the screen; palette, inspector, code and problems are docks.
 
-Default layout: a narrow palette on the left, the inspector above the code on
-the right (wide enough for 88-column code), the training dashboard as a tab
-beside the code, problems under the canvas.
+Two workspaces share the centre: *Design* (the canvas, with the docks around
+it) and *Training* (the dashboard at full width; the docks step aside and come
+back as they were). A toolbar holds the everyday actions. Default layout: the
+palette on the left, the inspector above the code and problems (tabs) on the
+right, narrow enough that the canvas keeps most of the window.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QFontMetricsF, QGuiApplication, QKeySequence, QShortcut
-from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMessageBox, QWidget
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QToolBar,
+    QWidget,
+)
 
 from studio import __version__
+from studio.analysis import ERROR
 from widgets.canvas_actions import CanvasActions
 from widgets.code_view import CodeView
 from widgets.document import Document
 from widgets.file_controller import FileController
+from widgets.find_bar import FindBar
+from widgets.fit_layout import orientation_of
 from widgets.icons import app_icon
 from widgets.inspector import Inspector
-from widgets.menus import build_actions, build_menus, canvas_context_actions, shortcut_rows
+from widgets.menus import build_actions, build_menus, build_toolbar, canvas_context_actions, shortcut_rows
 from widgets.model_import import ModelImporter
-from widgets.node_geometry import LEFT_TO_RIGHT, TOP_TO_BOTTOM
 from widgets.palette import Palette
 from widgets.problems_panel import ProblemsPanel
 from widgets.recovery import default_recovery_dir
@@ -38,19 +50,19 @@ DOCK_AREAS = {
     "palette": Qt.DockWidgetArea.LeftDockWidgetArea,
     "inspector": Qt.DockWidgetArea.RightDockWidgetArea,
     "codeView": Qt.DockWidgetArea.RightDockWidgetArea,
-    "trainingPanel": Qt.DockWidgetArea.RightDockWidgetArea,
-    "problems": Qt.DockWidgetArea.BottomDockWidgetArea,
+    "problems": Qt.DockWidgetArea.RightDockWidgetArea,
 }
 DOCK_TITLES = {
     "palette": "Layers",
     "inspector": "Inspector",
     "codeView": "Code",
-    "trainingPanel": "Training",
     "problems": "Problems",
 }
-STATE_VERSION = 2  # 2: the training dock
-CODE_COLUMNS = 88  # the generated code keeps to 88 columns (a few lines run longer)
-PALETTE_WIDTH = 180
+STATE_VERSION = 3  # 3: training is a workspace, not a dock
+DESIGN, TRAINING = "design", "training"
+RIGHT_WIDTH = (230, 260)  # inspector, code and problems: the least, the most
+RIGHT_SHARE = 0.2  # of the window's width, within RIGHT_WIDTH
+SIDE_MINIMUM = 200  # a dock's contents may be narrower than they ask for
 
 
 def initial_size() -> tuple[int, int]:
@@ -87,9 +99,11 @@ class MainWindow(QMainWindow):
         self.canvas_actions = CanvasActions(self.document, self.scene, self.view, self)
         self.importer = ModelImporter(self)
         self.docks: dict[str, QDockWidget] = {}
+        self._design_state: bytes | None = None  # the docks as they were before the Training workspace
         self._create_docks()
         self.actions = build_actions(self)
         build_menus(self, self.actions)
+        self.toolbar: QToolBar = build_toolbar(self, self.actions)
         self.view.context_actions = canvas_context_actions(self.actions)
         QShortcut(QKeySequence("F"), self.view, self.view.fit_all, context=Qt.ShortcutContext.WidgetShortcut)
         self.statusBar().addPermanentWidget(self.status_summary)
@@ -104,23 +118,28 @@ class MainWindow(QMainWindow):
     def _create_views(self, runs_root: Path | None) -> None:
         self.scene = GraphScene(self.document, self)
         self.view = GraphView(self.scene)
-        self.setCentralWidget(self.view)
         self.palette_widget = Palette()
         self.inspector = Inspector(self.document, self.scene)
         self.code_view = CodeView(self.document)
         self.problems = ProblemsPanel(self.document)
         self.status_summary = StatusSummary(self.document)
+        self.find_bar = FindBar(self.document)
         self.training = TrainingPanel(self.document, self.settings, runs_root)
+        self.workspace = QStackedWidget(objectName="workspace")
+        self.workspace.addWidget(self.view)
+        self.workspace.addWidget(self.training)
+        self.setCentralWidget(self.workspace)
 
     def _create_docks(self) -> None:
         contents = {
             "palette": self.palette_widget,
             "inspector": self.inspector,
             "codeView": self.code_view,
-            "trainingPanel": self.training,
             "problems": self.problems,
         }
         for name, widget in contents.items():
+            if name != "palette":
+                widget.setMinimumWidth(SIDE_MINIMUM)
             dock = QDockWidget(DOCK_TITLES[name], self)
             dock.setObjectName(name)
             dock.setWidget(widget)
@@ -132,7 +151,8 @@ class MainWindow(QMainWindow):
             self.docks[name] = dock
 
     def default_layout(self) -> None:
-        """Palette left; inspector above code and training (tabs) on the right; problems under the canvas."""
+        """Palette left; inspector above code and problems (tabs) on the right; the canvas gets the rest."""
+        self.set_workspace(DESIGN)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         for name, dock in self.docks.items():
@@ -140,36 +160,59 @@ class MainWindow(QMainWindow):
             self.addDockWidget(DOCK_AREAS[name], dock)
             dock.show()
         self.splitDockWidget(self.docks["inspector"], self.docks["codeView"], Qt.Orientation.Vertical)
-        self.tabifyDockWidget(self.docks["codeView"], self.docks["trainingPanel"])
+        self.tabifyDockWidget(self.docks["codeView"], self.docks["problems"])
         self.docks["codeView"].raise_()
+        self.toolbar.show()
         width, height = self.width(), self.height()
-        palette = min(PALETTE_WIDTH, int(width * 0.15))
-        right = min(self.code_width(), int(width * 0.5))
+        palette = self.palette_widget.preferred_width()
+        right = min(RIGHT_WIDTH[1], max(RIGHT_WIDTH[0], int(width * RIGHT_SHARE)))
         self.resizeDocks([self.docks["palette"]], [palette], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["inspector"]], [right], Qt.Orientation.Horizontal)
         self.resizeDocks(
             [self.docks["inspector"], self.docks["codeView"]],
-            [int(height * 0.3), int(height * 0.7)],
+            [int(height * 0.45), int(height * 0.55)],
             Qt.Orientation.Vertical,
         )
-        self.resizeDocks([self.docks["problems"]], [int(height * 0.13)], Qt.Orientation.Vertical)
 
-    def code_width(self) -> int:
-        """Pixels for CODE_COLUMNS of code plus the editor's frame and scroll bar."""
-        editor = self.code_view.editors["keras"]
-        text = QFontMetricsF(editor.font()).horizontalAdvance("x" * CODE_COLUMNS)
-        return int(text + 2 * editor.document().documentMargin() + 24)
+    # ----- workspaces ----------------------------------------------------------------
+
+    @property
+    def current_workspace(self) -> str:
+        return TRAINING if self.workspace.currentWidget() is self.training else DESIGN
+
+    def set_workspace(self, name: str) -> None:
+        """Design: the canvas and the docks. Training: the dashboard alone, at full width."""
+        if name == self.current_workspace:
+            self._check_workspace_actions()
+            return
+        if name == TRAINING:
+            self._design_state = self.saveState(STATE_VERSION)
+            for dock in self.docks.values():
+                dock.hide()
+            self.workspace.setCurrentWidget(self.training)
+        else:
+            self.workspace.setCurrentWidget(self.view)
+            if self._design_state is not None:
+                self.restoreState(self._design_state, STATE_VERSION)
+            self._design_state = None
+        self._check_workspace_actions()
+
+    def _check_workspace_actions(self) -> None:
+        self.actions["show_design"].setChecked(self.current_workspace == DESIGN)
+        self.actions["show_training"].setChecked(self.current_workspace == TRAINING)
 
     def show_training(self) -> None:
-        dock = self.docks["trainingPanel"]
-        dock.show()
-        dock.raise_()
+        self.set_workspace(TRAINING)
+
+    def show_design(self) -> None:
+        self.set_workspace(DESIGN)
 
     def start_training(self) -> None:
         self.show_training()
         self.training.start()
 
     def verify(self) -> None:
+        self.show_design()
         self.docks["codeView"].show()
         self.docks["codeView"].raise_()
         self.code_view.verify()
@@ -184,13 +227,14 @@ class MainWindow(QMainWindow):
         self.document.analysisChanged.connect(self._update_problem_title)
         self.palette_widget.addRequested.connect(self.canvas_actions.add_from_palette)
         self.problems.nodeActivated.connect(self.select_and_center)
+        self.find_bar.found.connect(self.select_and_center)
+        self.code_view.problemLinkActivated.connect(self.jump_to_problem)
+        self.status_summary.problemsClicked.connect(self.jump_to_problem)
+        self.find_bar.message.connect(self.show_message)
         self.scene.nodeActivated.connect(self._edit_node)
         self.scene.message.connect(self.show_message)
         self.canvas_actions.message.connect(self.show_message)
         self.training.message.connect(self.show_message)
-        self.docks["trainingPanel"].visibilityChanged.connect(
-            lambda visible: visible and QTimer.singleShot(0, self.training, self.training.ready_if_seen)
-        )
         self.training.runStarted.connect(self._update_training_actions)
         self.training.runEnded.connect(self._update_training_actions)
         self.importer.message.connect(self.show_message)
@@ -207,17 +251,16 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if layout and state is not None:
             self.restoreState(state, STATE_VERSION)
+        if layout and self.settings.value("window/workspace") == TRAINING:
+            self.set_workspace(TRAINING)
         self.actions["dark"].setChecked(self.settings.value("theme", "light") == DARK.name)
         self.set_dark(self.actions["dark"].isChecked())
-        orientation = self.settings.value("canvas/orientation", LEFT_TO_RIGHT)
-        self.scene.set_orientation(
-            orientation if orientation in (LEFT_TO_RIGHT, TOP_TO_BOTTOM) else LEFT_TO_RIGHT
-        )
 
     def _save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState(STATE_VERSION))
-        self.settings.setValue("canvas/orientation", self.scene.orientation)
+        design = self._design_state if self.current_workspace == TRAINING else None
+        self.settings.setValue("window/state", design or self.saveState(STATE_VERSION))
+        self.settings.setValue("window/workspace", self.current_workspace)
 
     # ----- appearance ----------------------------------------------------------------
 
@@ -262,8 +305,17 @@ class MainWindow(QMainWindow):
         return True  # the blank project with one Input is already open
 
     def _on_project_replaced(self) -> None:
+        """Each project keeps its own orientation (read from its layout), and opens fitted."""
         self._update_title()
+        self.scene.set_orientation(orientation_of(self.document.graph))
         self.view.fit_readable()
+
+    def canvas_size(self) -> tuple[int, int]:
+        """The canvas viewport's size; before the window is first laid out, an estimate."""
+        if self.view.isVisible():
+            return self.view.viewport().width(), self.view.viewport().height()
+        right = min(RIGHT_WIDTH[1], max(RIGHT_WIDTH[0], int(self.width() * RIGHT_SHARE)))
+        return self.width() - self.palette_widget.preferred_width() - right, self.height() - 80
 
     def _update_training_actions(self) -> None:
         running = self.training.is_running
@@ -275,6 +327,27 @@ class MainWindow(QMainWindow):
     def select_and_center(self, node_id: str) -> None:
         self.scene.select_nodes([node_id])
         self.view.center_on_node(node_id)
+
+    def find_layer(self) -> None:
+        self.show_design()
+        self.find_bar.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.find_bar.selectAll()
+
+    def jump_to_problem(self) -> str | None:
+        """Select and show the layer of the next problem (errors first); None when there is none."""
+        problems = sorted(self.document.analysis.problems, key=lambda problem: problem.severity != ERROR)
+        node_ids = list(dict.fromkeys(problem.node_id for problem in problems if problem.node_id))
+        if not node_ids:
+            self.show_message("No layer has a problem.")
+            return None
+        selected = self.scene.selected_node_ids()
+        current = node_ids.index(selected[0]) if len(selected) == 1 and selected[0] in node_ids else -1
+        node_id = node_ids[(current + 1) % len(node_ids)]
+        self.show_design()
+        self.select_and_center(node_id)
+        message = next(p.message for p in problems if p.node_id == node_id)
+        self.show_message(f"{self.document.graph.node(node_id).name}: {message}")
+        return node_id
 
     def _edit_node(self, node_id: str) -> None:
         self.scene.select_nodes([node_id])
@@ -293,6 +366,28 @@ class MainWindow(QMainWindow):
             self.show_message("The model has problems; fix them to export code (see the Problems panel).")
             return
         self.code_view.export_current()
+
+    def export_diagram(self, path: str | None = None) -> Path | None:
+        """Save the diagram as PNG or SVG (asked for with a file dialog when ``path`` is None)."""
+        from PySide6.QtWidgets import QFileDialog
+
+        from widgets.diagram_export import export_diagram
+
+        if path is None:
+            folder = self.document.path.parent if self.document.path else Path.home()
+            suggestion = folder / f"{self.document.display_name}.svg"
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export diagram", str(suggestion), "SVG drawing (*.svg);;PNG image (*.png)"
+            )
+            if not path:
+                return None
+        try:
+            target = export_diagram(self.scene, path)
+        except OSError as error:
+            QMessageBox.warning(self, "Export failed", str(error))
+            return None
+        self.show_message(f"Diagram saved to {target}")
+        return target
 
     # ----- dialogs -------------------------------------------------------------------
 

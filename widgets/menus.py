@@ -6,11 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenu
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QComboBox, QMenu, QSizePolicy, QStyle, QToolBar, QToolButton, QWidget
 
 from studio.project import FRAMEWORK_TITLES
 from widgets.node_geometry import LEFT_TO_RIGHT, TOP_TO_BOTTOM
+from widgets.training_panel import explain
 
 if TYPE_CHECKING:
     from widgets.main_window import MainWindow
@@ -96,6 +98,12 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
                 window, "Trained PyTorch Weights (.pt)…", lambda: training.export_weights("pytorch")
             ),
             "export_onnx": _action(window, "Trained Model as ONNX…", lambda: training.export_onnx()),
+            "export_diagram": _action(
+                window,
+                "&Diagram (PNG or SVG)…",
+                window.export_diagram,
+                tip="Save the model's diagram as a picture",
+            ),
             "train": _action(
                 window, "&Train", window.start_training, "F5", "Train the model with the training settings"
             ),
@@ -107,9 +115,33 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
                 "F6",
                 "Prove the generated Keras and PyTorch models equivalent",
             ),
-            "show_training": _action(window, "Training &Dashboard", window.show_training, "Ctrl+Shift+T"),
+            "show_design": _action(
+                window, "&Design", window.show_design, "Ctrl+Shift+G", "The canvas, with the panels around it"
+            ),
+            "show_training": _action(
+                window,
+                "&Training",
+                window.show_training,
+                "Ctrl+Shift+T",
+                "The training dashboard, full width",
+            ),
+            "find": _action(
+                window, "&Find Layer…", window.find_layer, Key.Find, "Find a layer by name or kind"
+            ),
+            "next_problem": _action(
+                window,
+                "Next &Problem",
+                window.jump_to_problem,
+                "F8",
+                "Select and show the next problem's layer",
+            ),
         }
     )
+    workspaces = QActionGroup(window)
+    for name in ("show_design", "show_training"):
+        actions[name].setCheckable(True)
+        workspaces.addAction(actions[name])
+    actions["show_design"].setChecked(True)
     actions["undo"] = stack.createUndoAction(window, "&Undo")
     actions["undo"].setShortcuts(QKeySequence.keyBindings(Key.Undo))
     actions["redo"] = stack.createRedoAction(window, "&Redo")
@@ -130,6 +162,7 @@ def build_menus(window: MainWindow, actions: dict[str, QAction]) -> None:
     file_menu.addAction(actions["import_model"])
     export = file_menu.addMenu("&Export")
     export.addActions([actions[f"export_{framework}"] for framework in FRAMEWORK_TITLES])
+    export.addAction(actions["export_diagram"])
     export.addSeparator()
     export.addActions(
         [actions[name] for name in ("export_keras_weights", "export_pytorch_weights", "export_onnx")]
@@ -146,7 +179,10 @@ def build_menus(window: MainWindow, actions: dict[str, QAction]) -> None:
     edit.addActions([actions["select_all"], actions["rename"]])
 
     view = bar.addMenu("&View")
+    view.addActions([actions["show_design"], actions["show_training"]])
+    view.addSeparator()
     view.addActions([actions[name] for name in ("zoom_in", "zoom_out", "zoom_reset", "fit")])
+    view.addActions([actions["find"], actions["next_problem"]])
     view.addSeparator()
     view.addActions([actions["arrange_lr"], actions["arrange_tb"]])
     view.addSeparator()
@@ -160,23 +196,90 @@ def build_menus(window: MainWindow, actions: dict[str, QAction]) -> None:
     train.addActions([actions["train"], actions["stop_training"]])
     train.addSeparator()
     train.addAction(actions["verify"])
-    train.addSeparator()
-    train.addAction(actions["show_training"])
 
     help_menu = bar.addMenu("&Help")
     help_menu.addActions([actions["shortcuts"], actions["about"]])
 
 
+TOOLBAR_ICONS = {
+    "new": QStyle.StandardPixmap.SP_FileIcon,
+    "open": QStyle.StandardPixmap.SP_DialogOpenButton,
+    "save": QStyle.StandardPixmap.SP_DialogSaveButton,
+    "undo": QStyle.StandardPixmap.SP_ArrowBack,
+    "redo": QStyle.StandardPixmap.SP_ArrowForward,
+    "fit": QStyle.StandardPixmap.SP_TitleBarMaxButton,
+    "verify": QStyle.StandardPixmap.SP_DialogApplyButton,
+    "train": QStyle.StandardPixmap.SP_MediaPlay,
+    "stop_training": QStyle.StandardPixmap.SP_MediaStop,
+}
+TOOLBAR_TEXT = {"fit": "Fit", "verify": "Verify", "train": "Train", "stop_training": "Stop"}
+TOOLBAR = (
+    "new", "open", "save", None, "undo", "redo", None, "fit", None, "verify", "train", "stop_training",
+)  # fmt: skip
+
+
+def build_toolbar(window: MainWindow, actions: dict[str, QAction]) -> QToolBar:
+    """New, Open, Save, Undo, Redo, Fit, Verify, Train, Stop, the framework, and the two workspaces."""
+    bar = QToolBar("Main toolbar", window)
+    bar.setObjectName("mainToolbar")
+    bar.setMovable(False)
+    bar.setIconSize(QSize(16, 16))
+    bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+    style = window.style()
+    for name in TOOLBAR:
+        if name is None:
+            bar.addSeparator()
+            continue
+        action = actions[name]
+        action.setIcon(style.standardIcon(TOOLBAR_ICONS[name]))
+        bar.addAction(action)
+        button = bar.widgetForAction(action)
+        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        button.setToolTip(action.text().replace("&", "").rstrip("…") + (f" ({keys})" if keys else ""))
+        button.setObjectName(f"toolbar_{name}")
+        if name in TOOLBAR_TEXT:
+            action.setIconText(TOOLBAR_TEXT[name])
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    window.framework_selector = framework_selector(window)
+    bar.addWidget(window.framework_selector)
+    bar.addSeparator()
+    for name in ("show_design", "show_training"):
+        bar.addAction(actions[name])
+        button: QToolButton = bar.widgetForAction(actions[name])
+        button.setObjectName(f"toolbar_{name}")
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    spacer = QWidget()
+    spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    bar.addWidget(spacer)
+    window.find_bar.setMaximumWidth(200)
+    bar.addWidget(window.find_bar)
+    window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+    return bar
+
+
+def framework_selector(window: MainWindow) -> QComboBox:
+    """The framework to train with: the training form's choice, mirrored both ways."""
+    form_combo = window.training.form.framework
+    combo = QComboBox(objectName="frameworkSelector")
+    combo.setModel(form_combo.model())
+    combo.setCurrentIndex(form_combo.currentIndex())
+    combo.setToolTip("The framework to train with")
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+    combo.currentIndexChanged.connect(form_combo.setCurrentIndex)
+    form_combo.currentIndexChanged.connect(combo.setCurrentIndex)
+    return combo
+
+
 def _enable_run_exports(window: MainWindow, actions: dict[str, QAction]) -> None:
-    """Weights and ONNX come from the selected run's folder: enabled when it has them."""
+    """Weights and ONNX come from the selected run's folder: enabled when it has them, else it says why."""
     record = window.training.selected_record()
-    actions["export_keras_weights"].setEnabled(
-        record is not None and record.weights_file("keras") is not None
-    )
-    actions["export_pytorch_weights"].setEnabled(
-        record is not None and record.weights_file("pytorch") is not None
-    )
-    actions["export_onnx"].setEnabled(record is not None and record.onnx_file() is not None)
+    for name, export in (
+        ("export_keras_weights", "keras"),
+        ("export_pytorch_weights", "pytorch"),
+        ("export_onnx", "onnx"),
+    ):
+        reason = "no run yet: train the model first" if record is None else record.unavailable(export)
+        explain(actions[name], reason)
 
 
 def fill_recent_menu(window: MainWindow) -> None:

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.project import EXTENSION
+from studio.project import EXTENSION, ProjectError, load_project, save_project
 from widgets.studio_process import StudioProcess, last_error_line
 
 MODEL_FILTER = (
@@ -187,6 +187,15 @@ class ModelImporter(QObject):
             self._progress.deleteLater()
             self._progress = None
 
+    def _fit_to_window(self, output: Path) -> None:
+        """Lay the imported model out to fit the canvas (a long model wraps into rows), in its file."""
+        try:
+            project = load_project(output)
+            self.window.files.fit_to_window(project)
+            save_project(project, output)
+        except (ProjectError, OSError):
+            pass  # it opens as the import laid it out; open_path explains a file it cannot read
+
     def cancel(self) -> None:
         self.process.kill()
         self._close_progress()
@@ -196,6 +205,7 @@ class ModelImporter(QObject):
         self._close_progress()
         output = self._output
         if exit_code == 0 and output is not None and output.exists():
+            self._fit_to_window(output)
             if self.window.files.open_path(output, ask=False, offer_recovery=False):
                 summary = next((line for line in stdout.splitlines() if line.startswith("imported")), "")
                 self.message.emit(

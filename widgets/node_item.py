@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from widgets.scene import GraphScene
 
 CORNER = 7.0
-SIMPLE_DRAWING_BELOW = 0.45  # zoom level under which only the name is drawn, large
+SIMPLE_DRAWING_BELOW = 0.6  # zoom level under which a node is a badge: name, shape and kind, large
 OVERVIEW_POINT_SIZE = 7.5  # on-screen size of that name
 OVERVIEW_TEXT_BELOW = 0.16  # farther out still, nodes are plain blocks
 OVERVIEW_SHAPE_FROM = 0.3  # the output shape is shown under the name from this zoom on
@@ -272,7 +272,11 @@ class NodeItem(QGraphicsItem):
             return
         size = int(min(48.0, OVERVIEW_POINT_SIZE / lod))
         font, metrics = _overview_font(size)
-        shape = format_shape(self.canvas.document.analysis.shapes.get(self.node_id))
+        shape = self.canvas.document.analysis.shapes.get(self.node_id)
+        kind = self.canvas.document.graph.spec(self.node_id).key
+        shape = (
+            f"{'×'.join('?' if size is None else str(size) for size in shape)} · {kind}" if shape else kind
+        )
         key = (self.node.name, shape, size)
         if self._overview_text[0] != key:
             width = rect.width() - 12

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QAbstractItemView, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLineEdit,
+    QStyle,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from studio.catalog import CATALOG, Registry
 from widgets.clipboard import MIME_KIND
@@ -49,7 +57,7 @@ class Palette(QWidget):
         self._configure_tree()
         self._fill()
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(6)
         layout.addWidget(self.search)
         layout.addWidget(self.tree)
@@ -60,7 +68,7 @@ class Palette(QWidget):
     def _configure_tree(self) -> None:
         self.tree.setHeaderHidden(True)
         self.tree.setIndentation(12)
-        self.tree.setRootIsDecorated(True)
+        self.tree.setRootIsDecorated(False)  # a category is a heading; kind names get the room
         self.tree.setDragEnabled(True)
         self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -77,13 +85,20 @@ class Palette(QWidget):
             group.setToolTip(0, f"{category}: {len(specs)} layer kinds")
             for spec in specs:
                 item = QTreeWidgetItem(group, [spec.key])
-                item.setIcon(0, category_icon(category))
                 item.setToolTip(0, spec.summary())
                 item.setData(0, KIND_ROLE, spec.key)
                 item.setFlags(
                     Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled
                 )
         self.tree.expandAll()
+
+    def preferred_width(self) -> int:
+        """Pixels for the longest kind name, whole, beside a scroll bar."""
+        text = max(self.tree.fontMetrics().horizontalAdvance(item.text(0)) for item in self.kind_items())
+        scroll_bar = self.tree.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        margins = self.layout().contentsMargins()
+        frame = 2 * self.tree.frameWidth()
+        return text + self.tree.indentation() + scroll_bar + frame + margins.left() + margins.right() + 12
 
     def kind_items(self) -> list[QTreeWidgetItem]:
         items = []

@@ -66,6 +66,8 @@ class RunDriver(QObject):
     def start(self) -> None:
         """Start the run (raises what ``run.start()`` raises, e.g. ConfigError) and begin polling."""
         self.run.start()
+        if self.record.folder is None:  # known now: a run that fails at once is still listed once
+            self.record.folder = getattr(self.run, "run_dir", None)
         lower_priority(self.run)
         self.record.live = True
         self.timer.start()

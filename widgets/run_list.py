@@ -66,6 +66,12 @@ class RunList(QTreeWidget):
         self.refresh(record)
         self.setCurrentItem(item)
 
+    def remove(self, record: RunRecord) -> None:
+        item = self.item_for(record)
+        if item is not None:
+            self.takeTopLevelItem(self.indexOfTopLevelItem(item))
+        self.records.remove(record)
+
     def item_for(self, record: RunRecord) -> QTreeWidgetItem | None:
         for index in range(self.topLevelItemCount()):
             item = self.topLevelItem(index)

@@ -45,6 +45,7 @@ class GraphScene(QGraphicsScene):
         self.document = document
         self.theme: Theme = LIGHT
         self.orientation = LEFT_TO_RIGHT
+        self.plain_background = False
         self.highlighted_port: PortRef | None = None
         self._nodes: dict[str, NodeItem] = {}
         self._edges: dict[tuple[str, int], EdgeItem] = {}
@@ -109,9 +110,21 @@ class GraphScene(QGraphicsScene):
 
     def _on_node_moved(self, event: GraphEvent) -> None:
         item = self._nodes.get(event.node_id)
+        if item is None:
+            return
         position = QPointF(*event.data["position"])
-        if item is not None and item.pos() != position:
+        before = item.sceneBoundingRect()
+        if item.pos() != position:
             item.setPos(position)
+        self._reroute_edges_near(before)
+        if item.sceneBoundingRect() != before:
+            self._reroute_edges_near(item.sceneBoundingRect())
+
+    def _reroute_edges_near(self, rect: QRectF) -> None:
+        """Edges that passed the area a node left or entered: their way around nodes may change."""
+        for other in self.items(rect):
+            if isinstance(other, EdgeItem):
+                other.update_path()
 
     def _on_edge_added(self, event: GraphEvent) -> None:
         self._add_edge_item(Edge(event.data["source"], event.node_id, event.data["port"]))
@@ -181,6 +194,8 @@ class GraphScene(QGraphicsScene):
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
         painter.fillRect(rect, QColor(self.theme.canvas))
+        if self.plain_background:  # an exported diagram
+            return
         scale = painter.worldTransform().m11()
         if scale > 0.55:
             self._draw_grid(painter, rect, GRID, self.theme.grid_minor)

@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         if node is None:
             print(f"error: no layer named {args.select!r}", file=sys.stderr)
             return 2
-        window.select_and_center(node.id)
+        window.scene.select_nodes([node.id])  # and shown, if the fitted view does not show it yet
+        window.view.ensureVisible(window.scene.node_item(node.id).sceneBoundingRect())
     process_events_for(200)
     target = Path(args.output)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from widgets.document import Document
+from widgets.text import counted
 from widgets.theme import LIGHT, Theme
 
 
 class StatusSummary(QWidget):
+    problemsClicked = Signal()  # the validity was clicked while the model has problems
+
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("statusSummary")
@@ -17,6 +22,7 @@ class StatusSummary(QWidget):
         self.layers = QLabel(objectName="layerCount")
         self.params = QLabel(objectName="paramCount")
         self.validity = QLabel(objectName="validity")
+        self.validity.mousePressEvent = self._on_validity_clicked
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 6, 0)
         layout.setSpacing(16)
@@ -29,18 +35,25 @@ class StatusSummary(QWidget):
         self.theme = theme
         self.refresh()
 
+    def _on_validity_clicked(self, event: QMouseEvent) -> None:
+        if self.document.analysis.problems:
+            self.problemsClicked.emit()
+
     def refresh(self) -> None:
         analysis = self.document.analysis
         count = len(self.document.graph)
-        self.layers.setText(f"{count} layer{'s' if count != 1 else ''}")
-        self.params.setText(f"{analysis.total_params.total:,} parameters")
+        self.layers.setText(counted(count, "layer"))
+        self.params.setText(counted(analysis.total_params.total, "parameter"))
         errors = len(analysis.errors)
         warnings = len(analysis.problems) - errors
         if errors:
-            text, color = f"✗ Invalid: {errors} error{'s' if errors != 1 else ''}", self.theme.error
+            text, color = f"✗ Invalid: {counted(errors, 'error')}", self.theme.error
         elif warnings:
-            text, color = f"✓ Valid, {warnings} warning{'s' if warnings != 1 else ''}", self.theme.warning
+            text, color = f"✓ Valid, {counted(warnings, 'warning')}", self.theme.warning
         else:
             text, color = "✓ Valid", self.theme.ok
         self.validity.setText(text)
+        problems = bool(analysis.problems)
+        self.validity.setCursor(Qt.CursorShape.PointingHandCursor if problems else Qt.CursorShape.ArrowCursor)
+        self.validity.setToolTip("Click to show the next layer with a problem (F8)" if problems else "")
         self.validity.setStyleSheet(f"color: {color}; font-weight: 600;")

@@ -14,6 +14,7 @@ first shown (or a run starts), so they cost nothing at start-up.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import re
@@ -41,18 +42,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.project import FRAMEWORKS, ProjectError
+from studio.project import FRAMEWORKS, ProjectError, project_to_dict
 from studio.training.run_metrics import (
     FRAMEWORK_TITLES,
     FrameworkMetrics,
     RunRecord,
     format_eta,
+    model_of,
     scan_runs,
     write_csv,
 )
-from widgets import commands
+from widgets import commands, edits
 from widgets.device_list import DeviceDetector
 from widgets.document import Document
+from widgets.preflight import InputMismatch, dims, input_mismatch
 from widgets.run_driver import RunDriver
 from widgets.run_list import RunList, figure
 from widgets.theme import LIGHT, Theme
@@ -71,6 +74,21 @@ def default_runs_root(settings: QSettings | None = None) -> Path:
         return Path(str(configured))
     base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
     return Path(base or Path.home() / ".layer-studio") / "runs"
+
+
+def explain(action, reason: str | None) -> None:
+    """Enable ``action``, or disable it and say why (in its text, its tooltip and the status bar)."""
+    base = action.data() or action.text()
+    action.setData(base)
+    action.setEnabled(reason is None)
+    action.setText(base if reason is None else f"{base.rstrip('…')} — {reason}")
+    action.setToolTip("" if reason is None else reason)
+    action.setStatusTip("" if reason is None else reason)
+
+
+def _normal(value):
+    """JSON's view of ``value`` (tuples become lists), for comparing models."""
+    return json.loads(json.dumps(value))
 
 
 def _slug(name: str) -> str:
@@ -143,6 +161,9 @@ class TrainingPanel(QWidget):
         self.error.setFrameShape(QFrame.Shape.StyledPanel)
         self.error.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.error.hide()
+        self.fix_button = QPushButton(objectName="preflightFix")
+        self.fix_button.hide()
+        self._fix = None  # what the fix button does
 
         self.log_scale = QCheckBox("Log scale", objectName="logScaleCheck")
         self.log_scale.setToolTip("Show the loss on a logarithmic axis")
@@ -186,12 +207,17 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.form)
         layout.addLayout(controls)
         layout.addWidget(self.status)
-        layout.addWidget(self.error)
+        error_row = QHBoxLayout()
+        error_row.setSpacing(6)
+        error_row.addWidget(self.error, 1)
+        error_row.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(error_row)
         layout.addLayout(plot_bar)
         layout.addWidget(self.splitter, 1)
 
     def _connect(self) -> None:
         self.train_button.clicked.connect(self.start)
+        self.fix_button.clicked.connect(self._apply_fix)
         self.stop_button.clicked.connect(self.stop)
         self.settings_toggle.toggled.connect(self._show_settings)
         self.log_scale.toggled.connect(self.set_log_scale)
@@ -203,6 +229,7 @@ class TrainingPanel(QWidget):
         self.detector.detected.connect(self.form.device.set_devices)
         self.document.trainingChanged.connect(self._on_training_changed)
         self.document.pathChanged.connect(self._on_path_changed)
+        self.document.projectReplaced.connect(self._on_project_replaced)
         self.document.analysisChanged.connect(self._update_controls)
 
     def _show_settings(self, shown: bool) -> None:
@@ -237,18 +264,35 @@ class TrainingPanel(QWidget):
             self.load_past_runs()
 
     def load_past_runs(self) -> None:
-        """List the most recent runs (unchecked) of the runs folder and of the open project's
-        ``runs/`` folder, where ``studio train`` puts them."""
+        """List the open project's recent runs (unchecked): those in its ``runs/`` folder, where
+        ``studio train`` puts them, and those of the runs folder that trained a project of its name."""
         known = {Path(record.run_folder()).resolve() for record in self.records if record.run_folder()}
         folders = [self.runs_root]
         if self.document.path is not None:
             folders.append(self.document.path.parent / "runs")
         for folder in folders:
-            for record in scan_runs(folder, PAST_RUNS):
-                if Path(record.folder).resolve() not in known:
-                    known.add(Path(record.folder).resolve())
-                    record.number = self.runs.next_number()
-                    self.runs.add(record)
+            own_folder = folder != self.runs_root
+            for record in scan_runs(folder, PAST_RUNS * (1 if own_folder else 4)):
+                if Path(record.folder).resolve() in known or not (own_folder or self._is_ours(record)):
+                    continue
+                known.add(Path(record.folder).resolve())
+                record.number = self.runs.next_number()
+                self.runs.add(record)
+
+    def _is_ours(self, record: RunRecord) -> bool:
+        trained = record.trained_project()
+        return trained is not None and trained.get("name") == self.document.project.name
+
+    def _on_project_replaced(self) -> None:
+        """Another project: the dashboard lists its runs (a run still training stays listed)."""
+        if not self.is_running:
+            self.clear_error()  # it was about the other project
+        for record in [record for record in self.records if not record.live]:
+            self.runs.remove(record)
+        if self.plots is not None:
+            self.plots.show_records(self.visible_records())
+        if self._past_loaded:
+            self.load_past_runs()
 
     # ----- settings ------------------------------------------------------------------
 
@@ -300,6 +344,11 @@ class TrainingPanel(QWidget):
         if not self.document.analysis.is_valid:
             self.show_error("The model has problems; fix them before training (see the Problems panel).")
             return False
+        mismatch = input_mismatch(self.document.project)
+        if mismatch is not None:
+            self.show_error(mismatch.message, fix=(mismatch.fix_text, lambda: self.fit_input(mismatch)))
+            self.message.emit(f"Cannot train yet: {mismatch.fix_text} (see the Training workspace).")
+            return False
         framework = self.form.framework_choice()
         try:
             run, folder = self._make_run(framework)
@@ -310,10 +359,25 @@ class TrainingPanel(QWidget):
         return self.start_run(run, record)
 
     def can_resume(self, record: RunRecord) -> bool:
-        """A run that ended early (stopped, failed, killed) and left a checkpoint for each framework."""
-        if self.is_running or record.live or record.status not in ("stopped", "failed"):
-            return False
-        return all(metrics.checkpoint_file() is not None for metrics in record.frameworks.values())
+        return self.resume_unavailable(record) is None
+
+    def resume_unavailable(self, record: RunRecord) -> str | None:
+        """Why ``record`` cannot go on; None for a run that ended early (stopped, failed, killed),
+        left a checkpoint for each framework, and trained the model as it is now."""
+        if self.is_running:
+            return "a run is training"
+        if record.live or record.status not in ("stopped", "failed"):
+            return "the run finished" if record.status == "finished" else "the run is still training"
+        if not all(metrics.checkpoint_file() is not None for metrics in record.frameworks.values()):
+            return "the run left no checkpoint"
+        trained = record.trained_project()
+        try:
+            current = project_to_dict(self.document.project)
+        except ProjectError:
+            return "the project's training settings are invalid"
+        if trained is None or _normal(model_of(trained)) != _normal(model_of(current)):
+            return "the model changed since this run; its checkpoint no longer fits"
+        return None
 
     def resume(self, record: RunRecord) -> bool:
         """Continue ``record`` in its run folder, from its last checkpoint, up to the form's epochs."""
@@ -503,13 +567,30 @@ class TrainingPanel(QWidget):
             return ""
         return f"Largest batch-loss gap Keras vs PyTorch: {gap:.3g} (step {step} of {min(len(keras), len(torch))})"
 
-    def show_error(self, text: str) -> None:
+    def show_error(self, text: str, fix: tuple[str, object] | None = None) -> None:
+        """Show ``text``; with ``fix`` (a button's text and what it does), offer to fix it."""
         self.error.setText(text)
         self.error.show()
+        self._fix = fix[1] if fix else None
+        self.fix_button.setText(fix[0] if fix else "")
+        self.fix_button.setVisible(fix is not None)
 
     def clear_error(self) -> None:
         self.error.clear()
         self.error.hide()
+        self._fix = None
+        self.fix_button.hide()
+
+    def _apply_fix(self) -> None:
+        fix = self._fix
+        self.clear_error()
+        if fix is not None:
+            fix()
+
+    def fit_input(self, mismatch: InputMismatch) -> None:
+        """Give the model's Input the dataset's sample shape (one undoable edit)."""
+        edits.set_params(self.document, mismatch.node_id, {"shape": mismatch.have})
+        self.message.emit(f"Input {mismatch.input_name!r} set to {dims(mismatch.have)}.")
 
     def _update_controls(self) -> None:
         running = self.is_running
@@ -539,19 +620,21 @@ class TrainingPanel(QWidget):
 
     def _run_menu(self, record: RunRecord, position) -> None:
         menu = QMenu(self)
+        menu.setToolTipsVisible(True)
         folder = record.run_folder()
         menu.addAction(
             "Open Run Folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
         ).setEnabled(bool(folder))
         for framework, (title, _) in WEIGHT_FILES.items():
             action = menu.addAction(f"Export {title}…", lambda fw=framework: self.export_weights(fw))
-            action.setEnabled(record.weights_file(framework) is not None)
-        menu.addAction("Export ONNX Model…", lambda: self.export_onnx()).setEnabled(
-            record.onnx_file() is not None
-        )
+            explain(action, record.unavailable(framework))
+        explain(menu.addAction("Export ONNX Model…", lambda: self.export_onnx()), record.unavailable("onnx"))
         menu.addSeparator()
-        menu.addAction("Resume Training", lambda: self.resume(record)).setEnabled(self.can_resume(record))
-        menu.exec(position)
+        resume = menu.addAction("Resume Training", lambda: self.resume(record))
+        explain(resume, self.resume_unavailable(record))
+        self.last_menu = menu  # tests read its actions
+        if self.interactive:
+            menu.exec(position)
 
     # ----- files ---------------------------------------------------------------------
 

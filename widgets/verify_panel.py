@@ -10,13 +10,23 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from studio.project import Project, ProjectError, save_project
 from widgets.studio_process import StudioProcess, last_error_line
@@ -28,9 +38,12 @@ class VerifyResult:
     ok: bool
     report: dict[str, Any] = field(default_factory=dict)
     error: str = ""  # set when there is no report (the proof could not run)
+    cancelled: bool = False
 
     @property
     def verdict(self) -> str:
+        if self.cancelled:
+            return "Cancelled"
         if self.error:
             return "Could not verify"
         return "EQUIVALENT" if self.ok else "NOT EQUIVALENT"
@@ -84,6 +97,16 @@ class Verifier(QObject):
     def kill(self) -> None:
         self.process.kill()
         self._cleanup()
+
+    def cancel(self) -> None:
+        """Stop a running proof now; ``finished`` reports it as cancelled."""
+        if not self.is_running:
+            return
+        self.kill()
+        self.result = VerifyResult(
+            False, error="Verification cancelled; press Verify to run it again.", cancelled=True
+        )
+        self.finished.emit(self.result)
 
     def _on_done(self, exit_code: int, stdout: str, stderr: str) -> None:
         self._cleanup()
@@ -150,8 +173,18 @@ def report_html(result: VerifyResult, theme: Theme) -> str:
     return f"<table cellspacing='0' cellpadding='1'>{cells}</table>"
 
 
+STAGES = (
+    "Save a copy of the model",
+    "Start Python and import TensorFlow and PyTorch",
+    "Build both models from the generated code, copy the weights, compare outputs and one SGD step",
+)
+
+
 class VerifyPanel(QFrame):
-    """A closable strip under the code: the verdict in colour, the figures below it."""
+    """A closable strip under the code: while it runs, its stages, the time so far and Cancel;
+    then the verdict in colour, the figures below it."""
+
+    cancelRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -165,17 +198,27 @@ class VerifyPanel(QFrame):
         self.details.setWordWrap(True)
         self.details.setTextFormat(Qt.TextFormat.RichText)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton(text="✕", toolTip="Hide the verification result", autoRaise=True)
-        close.clicked.connect(self.hide)
+        self.busy = QProgressBar(objectName="verifyProgress", textVisible=False, maximumHeight=8)
+        self.busy.setRange(0, 0)  # how long the proof takes is not known
+        self.cancel_button = QPushButton("Cancel", objectName="verifyCancel")
+        self.cancel_button.setToolTip("Stop the verification")
+        self.cancel_button.clicked.connect(self.cancelRequested)
+        self.close_button = QToolButton(text="✕", toolTip="Hide the verification result", autoRaise=True)
+        self.close_button.clicked.connect(self.hide)
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.title, 1)
-        top.addWidget(close)
+        top.addWidget(self.cancel_button)
+        top.addWidget(self.close_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 4, 4, 6)
         layout.setSpacing(2)
         layout.addLayout(top)
+        layout.addWidget(self.busy)
         layout.addWidget(self.details)
+        self._started_at = 0.0
+        self.clock = QTimer(self, interval=500)
+        self.clock.timeout.connect(self._show_stages)
         self.hide()
 
     def set_theme(self, theme: Theme) -> None:
@@ -185,15 +228,28 @@ class VerifyPanel(QFrame):
     def show_running(self) -> None:
         self.result = None
         self.stale = False
-        self.title.setText("Verifying…")
+        self._started_at = time.monotonic()
         self.title.setStyleSheet("font-weight: 600;")
-        self.details.setText(
-            "Building both models from the generated code, comparing outputs, parameter counts and one "
-            "SGD step. This takes a few seconds."
-        )
+        self.busy.show()
+        self.cancel_button.show()
+        self.close_button.hide()
+        self._show_stages()
+        self.clock.start()
         self.show()
 
+    def _show_stages(self) -> None:
+        """The stages, the first done, the rest in the child process (it reports only its verdict)."""
+        seconds = int(time.monotonic() - self._started_at)
+        self.title.setText(f"Verifying… {seconds} s")
+        done, running = f"<span style='color:{self.theme.ok}'>✓</span>", "…"
+        rows = [f"{done} {STAGES[0]}", *(f"{running} {stage}" for stage in STAGES[1:])]
+        self.details.setText("<br>".join(rows) + "<br>This takes 5 to 30 seconds; Cancel stops it.")
+
     def show_result(self, result: VerifyResult) -> None:
+        self.clock.stop()
+        self.busy.hide()
+        self.cancel_button.hide()
+        self.close_button.show()
         self.result = result
         self.stale = False
         self._render()

@@ -6,12 +6,13 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt
 from PySide6.QtGui import QAction, QKeyEvent, QMouseEvent, QPainter, QTransform, QWheelEvent
 from PySide6.QtWidgets import QGraphicsView, QMenu, QWidget
 
+from widgets.minimap import Minimap
 from widgets.scene import GraphScene
 
 MIN_ZOOM = 0.08
 MAX_ZOOM = 3.0
 MAX_FIT_ZOOM = 1.0
-READABLE_ZOOM = 0.75  # below this, a layer's name, shape and parameter count cannot be read
+READABLE_ZOOM = 0.4  # from here on a node shows at least its name, kind and shape (as a badge)
 ZOOM_STEP = 1.2
 FIT_MARGIN = 40.0
 
@@ -24,6 +25,7 @@ class GraphView(QGraphicsView):
         self._pan_from: QPoint | None = None
         self._space_down = False
         self._configure()
+        self.minimap = Minimap(self)
 
     @property
     def graph_scene(self) -> GraphScene:
@@ -54,6 +56,15 @@ class GraphView(QGraphicsView):
         if target != self.zoom():
             self.scale(target / self.zoom(), target / self.zoom())
             self.resetCachedContent()
+            self.minimap.schedule()
+
+    def setTransform(self, matrix: QTransform, combine: bool = False) -> None:
+        super().setTransform(matrix, combine)
+        self.minimap.schedule()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.minimap.schedule()
 
     def zoom_in(self) -> None:
         self._zoom_centered(ZOOM_STEP)

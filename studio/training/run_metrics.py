@@ -288,6 +288,58 @@ class RunRecord:
             candidates.append(str(RunFolder(metrics.run_dir).weights("final", framework)))
         return next((Path(path) for path in candidates if path and Path(path).is_file()), None)
 
+    def warnings(self) -> list[str]:
+        """What the frameworks' summaries warned about (a failed ONNX export, for one)."""
+        found = []
+        for metrics in self.frameworks.values():
+            summary = (metrics.outcome or {}).get("summary") or {}
+            found += [str(text) for text in summary.get("warnings") or []]
+        return found
+
+    def unavailable(self, export: str) -> str | None:
+        """Why ``export`` ("keras", "pytorch" or "onnx") cannot be taken from this run; None if it can."""
+        if export == "onnx":
+            if "pytorch" not in self.frameworks:
+                return "ONNX models come from PyTorch runs; this run trained Keras only"
+            if self.onnx_file() is not None:
+                return None
+            failed = [text for text in self.warnings() if "ONNX" in text]
+            if failed:
+                return failed[0]
+            return self._not_saved("an ONNX model")
+        if export not in self.frameworks:
+            return f"this run did not train {FRAMEWORK_TITLES.get(export, export)}"
+        if self.weights_file(export) is not None:
+            return None
+        return self._not_saved(f"{FRAMEWORK_TITLES[export]} weights")
+
+    def _not_saved(self, what: str) -> str:
+        if self.status in ("running", "starting"):
+            return f"the run is still training; {what} will be saved when it ends"
+        if self.status == "failed":
+            return f"the run failed before it saved {what}"
+        return f"the run saved no {what}"
+
+    def trained_project(self) -> dict[str, Any] | None:
+        """The project as the run trained it (from its config file), if it can be read."""
+        folder = self.run_folder()
+        if not folder:
+            return None
+        for candidate in (Path(folder), *(Path(folder) / name for name in FRAMEWORK_TITLES)):
+            try:
+                config = json.loads((candidate / CONFIG_FILE).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            project = config.get("project") if isinstance(config, dict) else None
+            if isinstance(project, str):
+                try:
+                    project = json.loads(Path(project).read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    project = None
+            if isinstance(project, dict):
+                return project
+        return None
+
     def onnx_file(self) -> Path | None:
         """The ONNX model exported after training (PyTorch runs), if there is one."""
         for metrics in self.frameworks.values():
@@ -431,6 +483,17 @@ def scan_runs(root: Path, limit: int = 12, first_number: int = 1) -> list[RunRec
     for offset, record in enumerate(records):
         record.number = first_number + offset
     return records
+
+
+def model_of(project: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a project dict that make the model (layers, connections, outputs): not where
+    the nodes sit on the canvas, nor the training settings."""
+    nodes = [
+        {key: value for key, value in node.items() if key != "position"}
+        for node in project.get("nodes") or []
+        if isinstance(node, dict)
+    ]
+    return {"nodes": nodes, "edges": project.get("edges") or [], "outputs": project.get("outputs") or []}
 
 
 def format_eta(seconds: float | None) -> str:
