@@ -295,6 +295,7 @@ def test_verify_button_proves_lenet_equivalent(window, qtbot):
     )
     details = view.verify_panel.details.text()
     assert "13,706" in details and "max abs diff" in details and "SGD step" in details
+    assert "adam, 5 steps of each program's own optimizer and loss" in details  # the training check
     assert view.verify_button.isEnabled()
 
 

@@ -139,7 +139,7 @@ def report_html(result: VerifyResult, theme: Theme) -> str:
         (
             "Parameters",
             f"Keras {keras.get('trainable', 0):,} trainable + {keras.get('non_trainable', 0):,} fixed · "
-            f"PyTorch {torch.get('parameters', 0):,} + {torch.get('buffers', 0):,} buffers "
+            f"PyTorch {torch.get('parameters', 0):,} + {torch.get('buffers', 0):,} fixed "
             f"{mark[bool(report.get('counts_ok'))]}",
         ),
         (
@@ -156,6 +156,13 @@ def report_html(result: VerifyResult, theme: Theme) -> str:
     ]
     if report.get("first_divergence"):
         rows.append(("First divergence", escape(str(report["first_divergence"]))))
+    for check in report.get("training", []):
+        text = f"{check['optimizer']}, {check['steps']} steps of each program's own optimizer and loss"
+        if check.get("worst_layer"):
+            text += f"; largest weight drift {_figure(check['worst_drift'])} ({check['worst_layer']})"
+        if not check.get("ok"):
+            text += f"; diverged at {check.get('first_divergence')}"
+        rows.append(("Training", f"{escape(text, quote=False)} {mark[bool(check.get('ok'))]}"))
     if report.get("running_mean") is not None:
         rows.append(
             (
