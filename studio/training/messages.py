@@ -34,7 +34,7 @@ FINISHED, FAILED, STOPPED = "finished", "failed", "stopped"
 TYPES = (STARTED, BATCH, EPOCH, CHECKPOINT, FINISHED, FAILED, STOPPED)
 TERMINAL = frozenset({FINISHED, FAILED, STOPPED})
 
-# Why a run failed: the CLI exits 2 for the first two, 1 for the others.
+# Why a run failed: the CLI exits 2 for project, dataset and device (bad input), 1 for the others.
 REASONS = ("project", "dataset", "device", "nan", "crash", "error")
 
 
