@@ -220,14 +220,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from studio.training import ConfigError, compare_frameworks
-    from studio.training.console import ProgressPrinter, format_table
+    from studio.training.console import ProgressPrinter, format_comparison
 
+    for flag, value in (("--repeats", args.repeats), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            print(f"error: {flag}: expected a positive integer. Received: {value}", file=sys.stderr)
+            return UNREADABLE
     config = _run_config(args, "keras")
     if config is None:
         return UNREADABLE
     printer = ProgressPrinter(sys.stdout)
     try:
-        report = compare_frameworks(config, parallel=args.parallel, on_message=printer.handle)
+        report = compare_frameworks(
+            config,
+            parallel=args.parallel,
+            repeats=args.repeats,
+            threads=args.threads,
+            on_message=printer.handle,
+        )
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return UNREADABLE
@@ -237,15 +247,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if failed:
         reasons = {outcome.get("reason") for outcome in failed}
         return UNREADABLE if reasons & INPUT_REASONS else PROBLEMS
-    summaries = {framework: result.summary for framework, result in report.results.items()}
+    data = report.to_dict()
     difference = report.max_loss_difference
     gap = (
         "-" if difference is None else f"{difference:.3g} (step {report.at_step} of {report.steps_compared})"
     )
-    print(format_table(summaries))
+    how = "at once, sharing the cores" if report.parallel else "one after the other"
+    print(f"{len(report.rounds)} repeat(s), {how}, on {report.cores} cores")
+    print(format_comparison(data))
     print(f"max loss-curve difference: {gap}")
     for note in report.notes:
         print(f"note: {note}")
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {report.json_path} and {report.png_path}")
+    if args.json:
+        from studio.project import write_text_atomic
+
+        try:
+            write_text_atomic(Path(args.json), report.json_path.read_text(encoding="utf-8"))
+        except OSError as error:
+            print(f"error: cannot write {args.json}: {error.strerror}", file=sys.stderr)
+            return UNREADABLE
+        print(f"wrote {args.json}")
     return OK
 
 
@@ -328,7 +352,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("project")
     _training_arguments(compare)
-    compare.add_argument("--parallel", action="store_true", help="train both at once (timings then compete)")
+    compare.add_argument(
+        "--parallel",
+        action="store_true",
+        help="train both at once, each with half the cores (timings compete)",
+    )
+    compare.add_argument(
+        "--repeats", type=int, default=1, help="train each framework N times: median, min, max"
+    )
+    compare.add_argument(
+        "--threads",
+        type=int,
+        help="compute threads of each framework (default: every core; half of them with --parallel)",
+    )
+    compare.add_argument("--json", metavar="FILE", help="also write the figures (compare.json) to FILE")
     compare.set_defaults(func=cmd_compare)
 
     for command in commands.choices.values():
@@ -349,9 +386,12 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
     settings.add_argument("--loss", choices=("cross_entropy", "binary_cross_entropy", "mse", "mae"))
     settings.add_argument("--device", help="auto, cpu, gpu, cuda, cuda:N, gpu:N or mps")
     settings.add_argument("--seed", type=int, help="seed of the initial weights and the batch order")
-    parser.add_argument(
-        "--out", metavar="RUN_DIR", help="run folder (default: runs/<project>-<framework>-<time>)"
+    folder = (
+        "runs/<project>-compare-<time>"
+        if parser.prog.endswith("compare")
+        else "runs/<project>-<framework>-<time>"
     )
+    parser.add_argument("--out", metavar="RUN_DIR", help=f"run folder (default: {folder})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

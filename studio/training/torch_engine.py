@@ -12,8 +12,10 @@ Losses stay on the device until the stream sends a group of batch messages
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,10 @@ class TorchEngine(Engine):
 
         self.torch = torch
         config, session = self.config, self.session
+        if config.threads:
+            torch.set_num_threads(config.threads)
+            with contextlib.suppress(RuntimeError):  # allowed once, before any inter-op work
+                torch.set_num_interop_threads(config.threads)
         try:
             self.device = resolve_device(config.device, "pytorch", torch_devices(torch))
         except DeviceError as error:
@@ -138,7 +144,7 @@ class TorchEngine(Engine):
     def _train_epoch(self, epoch_index: int) -> tuple[float, float | None]:
         torch, config, model = self.torch, self.config, self.model
         model.train()
-        self.stream.start_epoch()
+        self.start_epoch()
         correct, count = torch.zeros((), dtype=torch.int64, device=self.device), 0
         order = batch_indices(len(self.x_train), config.batch_size, config.seed, epoch_index)
         batches = (self._batch(self.x_train, self.y_train, indices) for indices in order)
@@ -236,6 +242,37 @@ class TorchEngine(Engine):
 
     def measure_gpu_memory(self) -> float | None:
         return torch_gpu_peak_mb(self.torch, self.device)
+
+    def synchronize(self) -> None:
+        if self.device.startswith("cuda"):
+            self.torch.cuda.synchronize(self.device)
+
+    def thread_counts(self) -> dict[str, int]:
+        return {"intra_op": self.torch.get_num_threads(), "inter_op": self.torch.get_num_interop_threads()}
+
+    def model_bytes(self) -> dict[str, int]:
+        torch = self.torch
+        weights = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+        state = sum(
+            value.numel() * value.element_size()
+            for per_parameter in self.optimizer.state.values()
+            for value in per_parameter.values()
+            if torch.is_tensor(value)
+        )
+        return {"parameters": weights, "optimizer_state": state}
+
+    def inference_call(self, size: int) -> Callable[[], Any]:
+        torch = self.torch
+        x, _ = self._batch(self.x_train, self.y_train, np.arange(size) % len(self.x_train))
+        self.model.eval()
+
+        def predict() -> None:
+            with torch.no_grad():
+                output = self._forward(x)
+            if self.device != "cpu":
+                output.cpu()  # wait for the result
+
+        return predict
 
 
 def _cloned(value: Any) -> Any:
