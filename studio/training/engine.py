@@ -32,6 +32,10 @@ Batch = TypeVar("Batch")
 # loses at most about this much training, and tiny epochs do not pay for a file each.
 CHECKPOINT_INTERVAL = 1.0
 
+# The stop request and the caller's presence are looked at most this often (seconds): a stop
+# takes effect within a batch plus this, and a fast loop does not pay the check every batch.
+STOP_CHECK_INTERVAL = 0.02
+
 
 class Engine:
     framework = ""
@@ -53,6 +57,7 @@ class Engine:
         self.progress = Progress(self.config.epochs, self.config.early_stopping_patience)
         self._stop_event = stop_event
         self._parent_pid = parent_pid
+        self._next_stop_check = 0.0
         self.started_at = started_at if started_at is not None else time.perf_counter()
         self.device = "cpu"
         self.init = "keras-seed"
@@ -166,7 +171,12 @@ class Engine:
         )
 
     def check_stop(self) -> None:
-        """Raise StopRequested if the caller asked to stop, or is gone."""
+        """Raise StopRequested if the caller asked to stop, or is gone (looked at every
+        STOP_CHECK_INTERVAL seconds at most)."""
+        now = time.perf_counter()
+        if now < self._next_stop_check:
+            return
+        self._next_stop_check = now + STOP_CHECK_INTERVAL
         if self._stop_event is not None and self._stop_event.is_set():
             raise StopRequested
         if self._parent_pid is not None and os.getppid() != self._parent_pid:

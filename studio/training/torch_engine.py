@@ -145,7 +145,7 @@ class TorchEngine(Engine):
         torch, config, model = self.torch, self.config, self.model
         model.train()
         self.start_epoch()
-        correct, count = torch.zeros((), dtype=torch.int64, device=self.device), 0
+        accuracy = _Accuracy(torch, self.correct_fn, self.device) if self.session.classification else None
         order = batch_indices(len(self.x_train), config.batch_size, config.seed, epoch_index)
         batches = (self._batch(self.x_train, self.y_train, indices) for indices in order)
         for batch_index, (x, y) in enumerate(self.read_batches(epoch_index, batches)):
@@ -155,16 +155,15 @@ class TorchEngine(Engine):
             loss.backward()
             self.optimizer.step()
             self.batch_done(epoch_index, batch_index, loss.detach(), len(y))
-            if self.session.classification:
-                right, total = self.correct_fn(output.detach(), y)
-                correct += right
-                count += total
+            if accuracy is not None:
+                accuracy.add(output.detach(), y)
             if self.stream.due():
                 self.flush_stream()
+                if accuracy is not None:
+                    accuracy.count()
             self.check_stop()
         self.flush_stream()
-        accuracy = correct.item() / count if count else None
-        return self.stream.epoch_loss, accuracy
+        return self.stream.epoch_loss, None if accuracy is None else accuracy.value()
 
     def _evaluate(self) -> tuple[float | None, float | None]:
         """Loss and accuracy on the validation split, in eval mode (as Keras's evaluate)."""
@@ -273,6 +272,33 @@ class TorchEngine(Engine):
                 output.cpu()  # wait for the result
 
         return predict
+
+
+class _Accuracy:
+    """Training accuracy over an epoch, counted a group of batches at a time (when the loss stream
+    flushes) rather than with a few small tensor operations after every batch."""
+
+    def __init__(self, torch, correct_fn, device: str) -> None:
+        self.torch, self.correct_fn = torch, correct_fn
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.total = 0
+        self.pending: list[tuple[Any, Any]] = []  # (output, target) of batches not counted yet
+
+    def add(self, output, target) -> None:
+        self.pending.append((output, target))
+
+    def count(self) -> None:
+        if not self.pending:
+            return
+        outputs, targets = zip(*self.pending, strict=True)
+        self.pending = []
+        right, total = self.correct_fn(self.torch.cat(outputs), self.torch.cat(targets))
+        self.correct += right
+        self.total += total
+
+    def value(self) -> float | None:
+        self.count()
+        return self.correct.item() / self.total if self.total else None
 
 
 def _cloned(value: Any) -> Any:
