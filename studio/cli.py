@@ -1,8 +1,12 @@
 """The ``studio`` command line. ``studio`` alone opens the desktop app.
 
 Each sub-command is a small function taking the parsed arguments and
-returning the exit code. Heavy modules (Qt, torch, TensorFlow) are imported
-inside the commands that need them, so ``studio check`` stays fast.
+returning the exit code. Heavy modules (Qt, torch, TensorFlow, numpy,
+networkx, codegen) are imported inside the commands that need them, so
+``studio --help``, every ``studio COMMAND --help`` and ``studio check`` stay
+fast (``benchmarks/bench_cli.py``). Run-setting errors name the flag the
+user typed, and framework start-up chatter stays off stderr
+(:mod:`studio.frameworks`).
 """
 
 from __future__ import annotations
