@@ -10,10 +10,11 @@ Per framework: training seconds per epoch (training batches only: no
 validation, and the first step apart), the first step (tracing, compilation,
 first allocations), samples/s, inference latency at batch size 1 and at the
 training batch size, model memory (weights and buffers plus optimizer
-state), the final loss and validation accuracy. Between them: the largest
-absolute difference of the per-batch loss curves. With identical weights,
-batch order and no randomness inside the model, the curves differ by float
-rounding only, which grows slowly with the number of steps.
+state; on an accelerator also its peak, activations included), the final
+loss and validation accuracy. Between them: the largest absolute difference
+of the per-batch loss curves. With identical weights, batch order and no
+randomness inside the model, the curves differ by float rounding only,
+which grows slowly with the number of steps.
 
 The figures are saved as ``compare.json`` (see :meth:`CompareReport.to_dict`)
 and ``compare.png`` (loss curves and speed bars) in the compare folder.
@@ -240,6 +241,8 @@ def framework_figures(results: list[FrameworkResult]) -> dict[str, Any]:
         "model_bytes": memory.get("parameters", 0) + memory.get("optimizer_state", 0),
         "parameter_bytes": memory.get("parameters"),
         "optimizer_state_bytes": memory.get("optimizer_state"),
+        # the accelerator's peak (weights, optimizer state and activations); None on the CPU
+        "device_peak_bytes": _mib_to_bytes(first.get("gpu_peak_memory_mb")),
         "parameters": params.get("trainable", 0) + params.get("non_trainable", 0),
         "final_loss": _finite(first["final"].get("train_loss")),
         "val_loss": _finite(first["final"].get("val_loss")),
@@ -331,6 +334,10 @@ def _load_average() -> float | None:
         return round(os.getloadavg()[0], 2)
     except (OSError, AttributeError):  # not on every platform
         return None
+
+
+def _mib_to_bytes(mib: float | None) -> int | None:
+    return None if mib is None else round(mib * 2**20)
 
 
 def _finite(value: float | None) -> float | None:
