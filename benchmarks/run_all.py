@@ -54,6 +54,9 @@ BENCHMARKS = (
     ),
     Benchmark("gui", "benchmarks.bench_gui", "GUI: start-up, event-loop stalls, edits, memory"),
     Benchmark("training", "benchmarks.bench_training", "Training overhead against hand-written loops"),
+    Benchmark(
+        "cli", "benchmarks.bench_cli", "CLI: `studio --help` and each command's help, in fresh processes"
+    ),
 )
 DEFAULT_OUT = REPO / "benchmarks" / "results.md"
 ERROR_TAIL_LINES = 40

@@ -1,21 +1,55 @@
 """The ``studio`` command line. ``studio`` alone opens the desktop app.
 
 Each sub-command is a small function taking the parsed arguments and
-returning the exit code. Heavy modules (Qt, torch, TensorFlow) are imported
-inside the commands that need them, so ``studio check`` stays fast.
+returning the exit code. Heavy modules (Qt, torch, TensorFlow, numpy,
+networkx, codegen) are imported inside the commands that need them, so
+``studio --help``, every ``studio COMMAND --help`` and ``studio check`` stay
+fast (``benchmarks/bench_cli.py``). Run-setting errors name the flag the
+user typed, and framework start-up chatter stays off stderr
+(:mod:`studio.frameworks`).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from studio import __version__
+from studio.frameworks import import_quietly, set_quiet_environment
 
 # Exit codes shared by the commands.
 OK, PROBLEMS, UNREADABLE = 0, 1, 2
+
+# Why a run can fail before it trains: bad input, so the exit code is 2.
+INPUT_REASONS = frozenset({"project", "dataset", "device"})
+
+# The command-line flag of each run setting, for error messages.
+FLAGS = {
+    "dataset": "--dataset",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "learning_rate": "--lr",
+    "optimizer": "--optimizer",
+    "loss": "--loss",
+    "seed": "--seed",
+    "device": "--device",
+    "out_dir": "--out",
+    "early_stopping_patience": "--patience",
+    "resume_from": "--resume",
+    "same_start": "--same-start",
+}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" after each option that has a default worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _load(path: str):
@@ -115,6 +149,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     project = _load(args.project)
     if project is None:
         return UNREADABLE
+    import_quietly("tensorflow")
     sources = {}
     for framework, path in (("keras", args.keras), ("pytorch", args.pytorch)):
         if path is not None:
@@ -199,8 +234,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.weights_out:
         from studio.interop.commands import export_weights_command
 
+        if args.framework == "keras":
+            import_quietly("tensorflow")
+
         return export_weights_command(args.project, args.framework, args.weights_out, args.weights)
     return OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from studio.interop.commands import cmd_import as import_command
+
+    if Path(args.model).suffix.lower() in (".keras", ".h5", ".hdf5", ".json"):
+        import_quietly("tensorflow")  # Keras files: TensorFlow's start-up lines stay off stderr
+    return import_command(args)
 
 
 def _run_config(args: argparse.Namespace, framework: str):
@@ -224,9 +270,24 @@ def _run_config(args: argparse.Namespace, framework: str):
     }
     try:
         return RunConfig.from_project(args.project, framework, **overrides)
-    except (ProjectError, ConfigError) as error:
+    except ProjectError as error:
         print(f"error: {error}", file=sys.stderr)
-        return None
+    except ConfigError as error:
+        given = {field for field, value in overrides.items() if value is not None}
+        print(f"error: {in_cli_terms(str(error), given, args.project)}", file=sys.stderr)
+    return None
+
+
+def in_cli_terms(message: str, given: set[str], project: str) -> str:
+    """A run-setting error as the user knows it: ``config.epochs: ...`` becomes ``--epochs: ...`` when
+    the value came from that flag, and ``PROJECT: training.epochs: ...`` when it came from the project."""
+    match = re.match(r"config\.(\w+)(.*)", message, re.DOTALL)
+    if match is None:
+        return message
+    field, rest = match.groups()
+    if field in given and field in FLAGS:
+        return f"{FLAGS[field]}{rest}"
+    return f"{project}: training.{field}{rest}"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -245,7 +306,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     outcome = follow(run, ProgressPrinter(sys.stdout))
     if outcome is None or outcome["type"] == "failed":
         reason = outcome.get("reason") if outcome else None
-        return UNREADABLE if reason in ("project", "dataset") else PROBLEMS
+        return UNREADABLE if reason in INPUT_REASONS else PROBLEMS
     summary = outcome["summary"]
     print(format_table({config.framework: summary}))
     print(format_files(summary))
@@ -254,14 +315,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from studio.training import ConfigError, compare_frameworks
-    from studio.training.console import ProgressPrinter, format_table
+    from studio.training.console import ProgressPrinter, format_comparison
 
+    for flag, value in (("--repeats", args.repeats), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            print(f"error: {flag}: expected a positive integer. Received: {value}", file=sys.stderr)
+            return UNREADABLE
     config = _run_config(args, "keras")
     if config is None:
         return UNREADABLE
     printer = ProgressPrinter(sys.stdout)
     try:
-        report = compare_frameworks(config, parallel=args.parallel, on_message=printer.handle)
+        report = compare_frameworks(
+            config,
+            parallel=args.parallel,
+            repeats=args.repeats,
+            threads=args.threads,
+            on_message=printer.handle,
+        )
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return UNREADABLE
@@ -270,16 +341,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
     failed = [result.outcome for result in report.results.values() if not result.ok]
     if failed:
         reasons = {outcome.get("reason") for outcome in failed}
-        return UNREADABLE if reasons & {"project", "dataset"} else PROBLEMS
-    summaries = {framework: result.summary for framework, result in report.results.items()}
+        return UNREADABLE if reasons & INPUT_REASONS else PROBLEMS
+    data = report.to_dict()
     difference = report.max_loss_difference
     gap = (
         "-" if difference is None else f"{difference:.3g} (step {report.at_step} of {report.steps_compared})"
     )
-    print(format_table(summaries))
+    how = "at once, sharing the cores" if report.parallel else "one after the other"
+    print(f"{len(report.rounds)} repeat(s), {how}, on {report.cores} cores")
+    print(format_comparison(data))
     print(f"max loss-curve difference: {gap}")
     for note in report.notes:
         print(f"note: {note}")
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {report.json_path} and {report.png_path}")
+    if args.json:
+        from studio.project import write_text_atomic
+
+        try:
+            write_text_atomic(Path(args.json), report.json_path.read_text(encoding="utf-8"))
+        except OSError as error:
+            print(f"error: cannot write {args.json}: {error.strerror}", file=sys.stderr)
+            return UNREADABLE
+        print(f"wrote {args.json}")
     return OK
 
 
@@ -323,10 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("project")
     verify.add_argument("--json", action="store_true", help="print the figures as JSON")
-    verify.add_argument("--seed", type=int, default=0, help="seed of the random batch (default 0)")
-    verify.add_argument(
-        "--batch-size", type=positive_int, default=4, help="size of the random batch (default 4)"
-    )
+    verify.add_argument("--seed", type=int, default=0, help="seed of the random batch")
+    verify.add_argument("--batch-size", type=positive_int, default=4, help="size of the random batch")
     verify.add_argument(
         "--keras",
         metavar="FILE.py",
@@ -343,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train with this optimizer in both programs (default: the project's); all: each in turn",
     )
     verify.add_argument(
-        "--steps", type=positive_int, default=5, help="training steps per optimizer to compare (default 5)"
+        "--steps", type=positive_int, default=5, help="training steps per optimizer to compare"
     )
     verify.add_argument(
         "--skip-main", action="store_true", help="do not run each program's main() for one tiny epoch"
@@ -366,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from studio.interop.commands import add_import_parser
 
-    add_import_parser(commands)
+    add_import_parser(commands).set_defaults(func=cmd_import)
 
     train = commands.add_parser(
         "train",
@@ -375,7 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("project")
     train.add_argument("--framework", required=True, choices=FRAMEWORKS)
     _training_arguments(train)
-    train.add_argument("--patience", type=int, help="stop after this many epochs without a better val_loss")
+    train.add_argument(
+        "--patience",
+        type=int,
+        help="stop after this many epochs without a better val_loss; 0 = never (default: the project's setting)",
+    )
     train.add_argument(
         "--resume", metavar="RUN_DIR", help="continue the run in this folder from its checkpoint"
     )
@@ -392,27 +479,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("project")
     _training_arguments(compare)
-    compare.add_argument("--parallel", action="store_true", help="train both at once (timings then compete)")
+    compare.add_argument(
+        "--parallel",
+        action="store_true",
+        help="train both at once, each with half the cores (timings compete)",
+    )
+    compare.add_argument(
+        "--repeats", type=int, default=1, help="train each framework N times: median, min, max"
+    )
+    compare.add_argument(
+        "--threads",
+        type=int,
+        help="compute threads of each framework (default: every core; half of them with --parallel)",
+    )
+    compare.add_argument("--json", metavar="FILE", help="also write the figures (compare.json) to FILE")
     compare.set_defaults(func=cmd_compare)
+
+    for command in commands.choices.values():
+        command.formatter_class = HelpFormatter
     return parser
 
 
 def _training_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by `train` and `compare`; each defaults to the project's training settings."""
-    parser.add_argument("--dataset", metavar="NAME|PATH", help="built-in dataset name or data file/folder")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float, help="learning rate")
-    parser.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop"))
-    parser.add_argument("--loss", choices=("cross_entropy", "binary_cross_entropy", "mse", "mae"))
-    parser.add_argument("--device", help="auto (default), cpu, gpu, cuda:N, gpu:N or mps")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument(
-        "--out", metavar="RUN_DIR", help="run folder (default: runs/<project>-<framework>-<time>)"
+    settings = parser.add_argument_group(
+        "training settings", "each defaults to the project's own setting (see `studio summary`)"
     )
+    settings.add_argument("--dataset", metavar="NAME|PATH", help="built-in dataset name or data file/folder")
+    settings.add_argument("--epochs", type=int, help="number of epochs")
+    settings.add_argument("--batch-size", type=int, help="samples per training batch")
+    settings.add_argument("--lr", type=float, help="learning rate")
+    settings.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop"))
+    settings.add_argument("--loss", choices=("cross_entropy", "binary_cross_entropy", "mse", "mae"))
+    settings.add_argument("--device", help="auto, cpu, gpu, cuda, cuda:N, gpu:N or mps")
+    settings.add_argument("--seed", type=int, help="seed of the initial weights and the batch order")
+    folder = (
+        "runs/<project>-compare-<time>"
+        if parser.prog.endswith("compare")
+        else "runs/<project>-<framework>-<time>"
+    )
+    parser.add_argument("--out", metavar="RUN_DIR", help=f"run folder (default: {folder})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    set_quiet_environment()  # before any framework import, here or in a child process
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

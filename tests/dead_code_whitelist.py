@@ -74,3 +74,7 @@ ETIME
 
 # The run list's last context menu, which tests/test_gui_dashboard.py opens and reads.
 _.last_menu
+
+# argparse reads a parser's formatter_class; a module __getattr__ is Python's lazy-import hook.
+_.formatter_class
+__getattr__

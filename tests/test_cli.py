@@ -226,3 +226,77 @@ def test_the_files_the_cli_reads_are_left_unchanged(tmp_path, capsys):
         cli.main([command[0], str(path), *command[1:]])
     capsys.readouterr()
     assert path.read_bytes() == before == dumps_project(load_project(path)).encode()
+
+
+# ----- a CLI that feels native -------------------------------------------------------------
+
+FRAMEWORK_MODULES = ("torch", "tensorflow", "keras", "onnx")
+
+# Runs the CLI's help, then prints which framework modules the process loaded.
+HELP_PROBE = f"""
+import sys
+from studio.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(sorted(name for name in {FRAMEWORK_MODULES!r} if name in sys.modules))
+"""
+
+
+def test_no_help_text_imports_a_framework():
+    for words in ([], *([command] for command in cli.build_parser()._subparsers._group_actions[0].choices)):
+        result = run(sys.executable, "-c", HELP_PROBE, *words, "--help")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"usage: studio {' '.join(words)}".rstrip())
+        assert result.stdout.rstrip().endswith("\n[]"), (words, result.stdout[-200:])
+
+
+def test_help_texts_show_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["verify", "--help"])
+    out = capsys.readouterr().out
+    assert "seed of the random batch (default: 0)" in out
+    assert "size of the random batch (default: 4)" in out
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "each defaults to the project's own setting" in out
+    assert "(default: None)" not in out and "(default: False)" not in out
+
+
+def test_a_bad_setting_is_named_by_its_flag_or_its_project_field(tmp_path, capsys):
+    assert cli.main(["train", MLP, "--framework", "keras", "--epochs", "0"]) == cli.UNREADABLE
+    err = capsys.readouterr().err
+    assert err == "error: --epochs: expected a positive integer. Received: 0\n"
+    assert cli.main(["compare", MLP, "--batch-size", "-2"]) == cli.UNREADABLE
+    assert capsys.readouterr().err.startswith("error: --batch-size: expected")
+    assert cli.main(["train", MLP, "--framework", "keras", "--device", "tpu"]) == cli.UNREADABLE
+    assert capsys.readouterr().err.startswith("error: --device: expected auto, cpu")
+    data = json.loads(Path(MLP).read_text(encoding="utf-8"))
+    data["training"]["epochs"] = 0
+    bad = tmp_path / "bad.layers.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    assert cli.main(["train", str(bad), "--framework", "keras"]) == cli.UNREADABLE
+    err = capsys.readouterr().err
+    assert "training.epochs: expected a positive integer" in err and "config." not in err, err
+
+
+@pytest.mark.slow
+def test_verify_writes_no_framework_noise_to_stderr():
+    result = run(sys.executable, "-m", "studio", "verify", MLP)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+@pytest.mark.slow
+def test_cuda_on_a_machine_without_cuda_exits_2_with_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    arguments = ("train", MLP, "--framework", "pytorch", "--device", "cuda", "--out", str(tmp_path / "run"))
+    result = run(sys.executable, "-m", "studio", *arguments)
+    assert result.returncode == 2
+    assert result.stderr == "error: cuda is not available: PyTorch sees no CUDA device\n"
+    assert result.stdout == ""

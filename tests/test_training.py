@@ -367,6 +367,58 @@ def test_compare_curves_agree_for_sgd(tmp_path):
         summary = result.summary
         assert summary["params"]["trainable"] == 131
         assert summary["epoch_time"] > 0 and summary["samples_per_s"] > 0 and summary["peak_memory_mb"] > 0
+    # --parallel splits the cores: each framework gets the same half
+    half = max(1, (os.cpu_count() or 1) // 2)
+    threads = {fw: r.summary["threads"] for fw, r in report.results.items()}
+    assert threads["keras"] == threads["pytorch"] == {"intra_op": half, "inter_op": half}
+    saved = json.loads((tmp_path / "compare.json").read_text(encoding="utf-8"))
+    assert saved["parallel"] is True and saved["loss_curve_gap"]["steps_compared"] == 16
+
+
+COMPARE_KEYS = {
+    "threads",
+    "train_seconds_per_epoch",
+    "first_step_seconds",
+    "samples_per_second",
+    "inference_ms_per_batch",
+    "model_bytes",
+    "final_loss",
+    "val_accuracy",
+}
+
+
+@pytest.mark.slow
+def test_cli_compare_repeats_with_equal_threads_and_saves_json_and_png(tmp_path, capsys):
+    from PIL import Image
+
+    out, copy = tmp_path / "cmp", tmp_path / "figures.json"
+    arguments = ["compare", str(IRIS_EXAMPLE), "--epochs", "1", "--repeats", "2", "--threads", "1"]
+    assert main([*arguments, "--out", str(out), "--json", str(copy)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 repeat(s), one after the other" in printed and "train s/epoch (no validation)" in printed
+    data = json.loads(copy.read_text(encoding="utf-8"))
+    assert data == json.loads((out / "compare.json").read_text(encoding="utf-8"))
+    assert data["repeats"] == 2 and data["parallel"] is False
+    for framework in ("keras", "pytorch"):
+        figures = data[framework]
+        assert COMPARE_KEYS <= set(figures), framework
+        assert figures["threads"] == {"intra_op": 1, "inter_op": 1}
+        for key in ("train_seconds_per_epoch", "first_step_seconds", "samples_per_second"):
+            spread = figures[key]
+            assert 0 < spread["min"] <= spread["median"] <= spread["max"], (framework, key)
+        assert set(figures["inference_ms_per_batch"]) == {"1", "16"}  # the project's batch size
+        # weights of a 739-parameter MLP in float32, plus Adam's two moments of each
+        assert figures["parameter_bytes"] == 739 * 4
+        assert 739 * 8 <= figures["optimizer_state_bytes"] < 739 * 8 + 64
+        assert figures["model_bytes"] == figures["parameter_bytes"] + figures["optimizer_state_bytes"]
+        assert len(figures["run_dirs"]) == 2 and figures["final_loss"] > 0
+        assert 0 <= figures["val_accuracy"] <= 1
+    # both repeats trained the same batches from the same weights
+    assert data["loss_curve_gap"]["steps_compared"] == 8
+    assert any("Dropout" in note for note in data["notes"])  # the example's rate is 0.1
+    with Image.open(out / "compare.png") as image:
+        assert image.format == "PNG" and image.size == (1000, 420)
+        assert len(image.getcolors(maxcolors=1 << 20)) > 3  # curves and bars were drawn
 
 
 @pytest.mark.slow

@@ -275,3 +275,70 @@ def test_importing_the_engine_imports_no_framework():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# ----- compare: notes, spreads, warnings, the table ------------------------------------------
+
+
+def _compare_config(rate: float, optimizer: str = "adam") -> RunConfig:
+    from studio.project import project_to_dict
+    from tests.graph_builders import chain
+
+    project = chain([4], ("Dense", {"units": 8}), ("Dropout", {"rate": rate}), ("Dense", {"units": 3}))
+    return RunConfig.from_project(project_to_dict(project), "keras", optimizer=optimizer)
+
+
+def test_compare_notes_name_dropout_only_when_it_drops_something():
+    from studio.training.compare import comparison_notes
+
+    assert not any("Dropout" in note for note in comparison_notes(_compare_config(0.0, "sgd")))
+    assert comparison_notes(_compare_config(0.0, "sgd")) == []
+    assert any("Dropout" in note for note in comparison_notes(_compare_config(0.25, "sgd")))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "rmsprop"])
+def test_compare_notes_no_optimizer_gap_since_both_programs_use_kerass_update_rule(optimizer):
+    """The PyTorch program carries Keras's Adam and RMSprop rules (codegen.recipes): no gap to explain."""
+    from studio.training.compare import comparison_notes
+
+    assert comparison_notes(_compare_config(0.0, optimizer)) == []
+
+
+def test_spread_is_median_min_max_of_what_was_measured():
+    from studio.training.compare import spread
+
+    assert spread([3.0, 1.0, None, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0}
+    assert spread([None, None]) is None
+
+
+def test_a_busy_machine_is_warned_about():
+    from studio.training.compare import busy_warnings
+
+    assert busy_warnings({"before": 0.2, "after": 0.9}, cores=4) == []
+    [warning] = busy_warnings({"before": 0.2, "after": 2.5}, cores=4)
+    assert "busy" in warning and "2.5 on 4 cores" in warning
+    assert busy_warnings({"before": None, "after": None}, cores=4) == []
+
+
+def test_the_comparison_table_shows_spreads_and_memory():
+    from studio.training.console import format_comparison
+
+    figures = {
+        "threads": {"intra_op": 2, "inter_op": 2},
+        "device": "cpu",
+        "train_seconds_per_epoch": {"median": 0.5, "min": 0.4, "max": 0.7},
+        "first_step_seconds": {"median": 1.0, "min": 1.0, "max": 1.0},
+        "samples_per_second": {"median": 1000.0, "min": 900.0, "max": 1100.0},
+        "inference_ms_per_batch": {"1": {"median": 0.2, "min": 0.2, "max": 0.2}},
+        "model_bytes": 2048,
+        "parameters": 100,
+        "final_loss": 0.5,
+        "val_accuracy": None,
+    }
+    table = format_comparison({"keras": figures, "pytorch": dict(figures, threads={"intra_op": 1})})
+    lines = {line.split("  ")[0]: line for line in table.splitlines()}
+    assert lines["train s/epoch (no validation)"].count("0.5000 [0.4000–0.7000]") == 2
+    assert lines["threads (intra/inter-op)"].split()[-2:] == ["2/2", "1/default"]
+    assert lines["samples/s"].count("1,000 [900–1,100]") == 2
+    assert lines["model memory (KiB)"].split()[-2:] == ["2.0", "2.0"]
+    assert lines["inference ms, batch 1"].split()[-1] == "0.200"

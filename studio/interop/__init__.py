@@ -20,28 +20,49 @@ The frameworks are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from studio.interop.builder import ImportedModel, TensorInfo
-from studio.interop.errors import (
-    CodeExecutionRefused,
-    InteropError,
-    ModelFileError,
-    UnsupportedLayer,
-    UnsupportedModelError,
-    WeightsError,
-)
-from studio.interop.export import (
-    build_keras_model,
-    build_torch_model,
-    export_keras_model,
-    export_onnx,
-    export_torchscript,
-    export_weights,
-)
-from studio.interop.weights_file import load_weights, save_weights, weights_path_for
+if TYPE_CHECKING:
+    from studio.interop.builder import ImportedModel
+
+# The public names of the submodules, imported on first use (PEP 562), so that
+# importing the package (as `studio --help` does, for the import command's
+# options) does not load numpy, networkx and codegen.
+_LAZY = {
+    "studio.interop.builder": ("ImportedModel", "TensorInfo"),
+    "studio.interop.errors": (
+        "CodeExecutionRefused",
+        "InteropError",
+        "ModelFileError",
+        "UnsupportedLayer",
+        "UnsupportedModelError",
+        "WeightsError",
+    ),
+    "studio.interop.export": (
+        "build_keras_model",
+        "build_torch_model",
+        "export_keras_model",
+        "export_onnx",
+        "export_torchscript",
+        "export_weights",
+    ),
+    "studio.interop.weights_file": ("load_weights", "save_weights", "weights_path_for"),
+}
+_HOME = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5", ".json")
 
@@ -87,6 +108,8 @@ def import_model(
         )
     path = Path(source)
     suffix = path.suffix.lower()
+    from studio.interop.errors import ModelFileError
+
     if suffix == ".py":
         raise ModelFileError(f"{path}: name the model class or function too, e.g. {path}:MyModel")
     if suffix in KERAS_SUFFIXES:
@@ -109,6 +132,7 @@ def save_imported(imported: ImportedModel, project_path: str | os.PathLike) -> t
     The weights go first, then the project (each atomically); if the project
     cannot be written, the new weights file is removed again.
     """
+    from studio.interop.weights_file import save_weights, weights_path_for
     from studio.project import save_project
 
     project_path = Path(project_path)

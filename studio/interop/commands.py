@@ -16,11 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from studio.interop.export import export_weights
-
 OK, UNSUPPORTED, UNREADABLE = 0, 1, 2
 
-__all__ = ["add_import_parser", "cmd_import", "export_weights", "export_weights_command", "parse_import_args"]
+__all__ = ["add_import_parser", "cmd_import", "export_weights_command", "parse_import_args"]
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -168,7 +166,7 @@ def export_weights_command(
 
     ``weights`` defaults to the file beside the project (``<project>.weights.npz``).
     """
-    from studio.interop import InteropError, WeightsError, weights_path_for
+    from studio.interop import InteropError, WeightsError, export_weights, weights_path_for
     from studio.project import ProjectError, load_project
 
     try:

@@ -26,6 +26,7 @@ class CheckpointWriter:
         self._changed = threading.Condition()
         self._pending: Any = None
         self._busy = False
+        self._pausing = False  # the writer waits out min_interval and then takes the newest snapshot
         self._hurry = False  # flush() is waiting: no pause between writes
         self._last_write = -float("inf")
         self._error: BaseException | None = None
@@ -36,7 +37,8 @@ class CheckpointWriter:
         with self._changed:
             self._raise_error()
             self._pending = snapshot
-            self._changed.notify_all()
+            if not self._pausing:  # waking a pausing writer would only cost the training thread time
+                self._changed.notify_all()
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="checkpoint-writer", daemon=True)
             self._thread.start()
@@ -63,7 +65,9 @@ class CheckpointWriter:
                     pause = self._last_write + self.min_interval - time.monotonic()
                     if pause <= 0:
                         break
+                    self._pausing = True
                     self._changed.wait(pause)
+                    self._pausing = False
                 snapshot, self._pending, self._busy = self._pending, None, True
                 self._last_write = time.monotonic()
             try:

@@ -21,6 +21,8 @@ from studio.training.errors import readable_error
 from studio.training.rundir import RunFolder
 from studio.training.session import prepare_session
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
 
 def child_main(config_data: dict[str, Any], queue: Any, stop_event: Any, parent_pid: int | None) -> None:
     """Run one training run to its end; every outcome is a message on ``queue``."""
@@ -29,6 +31,8 @@ def child_main(config_data: dict[str, Any], queue: Any, stop_event: Any, parent_
     os.environ["KERAS_BACKEND"] = "tensorflow"  # the generated Keras programs target TensorFlow
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     config = RunConfig.from_dict(config_data)
+    if config.threads:  # before the framework is imported: its thread pools read these
+        os.environ.update({name: str(config.threads) for name in THREAD_VARIABLES})
     folder = RunFolder(config.out_dir)
     _redirect_output(folder.log)
     emitter = Emitter(queue, folder.metrics)

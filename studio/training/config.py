@@ -62,6 +62,8 @@ class RunConfig:
     runs_root: str = "runs"
     same_start: bool = False
     export_onnx: bool = True
+    threads: int = 0  # compute threads (intra- and inter-op) of the framework; 0: its own default
+    benchmark: bool = False  # after training, also measure inference latency (studio compare)
     base_dir: str | None = None  # relative dataset paths are taken from here (default: the project's folder)
 
     @classmethod
@@ -105,6 +107,11 @@ class RunConfig:
         if not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
             raise ConfigError(
                 f"config.early_stopping_patience: expected an integer >= 0 (0 = off). Received: {patience!r}"
+            )
+        threads = self.threads
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+            raise ConfigError(
+                f"config.threads: expected an integer >= 0 (0 = the framework's default). Received: {threads!r}"
             )
         if not isinstance(self.project, (str, dict)):
             raise ConfigError(

@@ -178,3 +178,58 @@ def format_files(summary: dict[str, Any]) -> str:
             lines.append(f"  {kind:5s} {files[kind]}")
     lines += [f"note: {warning}" for warning in summary.get("warnings", [])]
     return "\n".join(lines)
+
+
+def format_comparison(data: dict[str, Any]) -> str:
+    """The figures of compare.json as a table: one column per framework (median [min–max] over repeats)."""
+    names = [name for name in ("keras", "pytorch") if name in data]
+    sizes = list((data[names[0]].get("inference_ms_per_batch") or {}) if names else [])
+    rows: list[tuple[str, list[str]]] = [
+        ("threads (intra/inter-op)", [_threads(data[name].get("threads")) for name in names]),
+        ("device", [_number(data[name].get("device")) for name in names]),
+        (
+            "train s/epoch (no validation)",
+            [_spread(data[name].get("train_seconds_per_epoch"), 4) for name in names],
+        ),
+        ("first step (s)", [_spread(data[name].get("first_step_seconds"), 3) for name in names]),
+        ("samples/s", [_spread(data[name].get("samples_per_second"), 0) for name in names]),
+    ]
+    for size in sizes:
+        rows.append(
+            (
+                f"inference ms, batch {size}",
+                [_spread((data[name].get("inference_ms_per_batch") or {}).get(size), 3) for name in names],
+            )
+        )
+    rows += [
+        ("model memory (KiB)", [_kib(data[name].get("model_bytes")) for name in names]),
+        ("parameters", [f"{data[name].get('parameters', 0):,}" for name in names]),
+        ("final train loss", [_number(data[name].get("final_loss")) for name in names]),
+        ("val accuracy", [_number(data[name].get("val_accuracy")) for name in names]),
+    ]
+    label_width = max(len(label) for label, _ in rows)
+    widths = [max([len(name)] + [len(values[i]) for _, values in rows]) for i, name in enumerate(names)]
+    lines = [" " * label_width + "  " + "  ".join(n.rjust(w) for n, w in zip(names, widths, strict=True))]
+    for label, values in rows:
+        cells = "  ".join(value.rjust(width) for value, width in zip(values, widths, strict=True))
+        lines.append(label.ljust(label_width) + "  " + cells)
+    return "\n".join(lines)
+
+
+def _spread(figure: dict[str, float] | None, digits: int) -> str:
+    if not figure:
+        return "-"
+    median = f"{figure['median']:,.{digits}f}"
+    if figure["min"] == figure["max"]:
+        return median
+    return f"{median} [{figure['min']:,.{digits}f}–{figure['max']:,.{digits}f}]"
+
+
+def _threads(threads: dict[str, int] | None) -> str:
+    if not threads:
+        return "-"
+    return "/".join(str(threads.get(key) or "default") for key in ("intra_op", "inter_op"))
+
+
+def _kib(size: int | None) -> str:
+    return "-" if size is None else f"{size / 1024:,.1f}"

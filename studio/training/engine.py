@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import statistics
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from studio.training import messages
@@ -30,6 +31,10 @@ Batch = TypeVar("Batch")
 # The resume checkpoint is written after an epoch at most this often (seconds): a killed run
 # loses at most about this much training, and tiny epochs do not pay for a file each.
 CHECKPOINT_INTERVAL = 1.0
+
+# The stop request and the caller's presence are looked at most this often (seconds): a stop
+# takes effect within a batch plus this, and a fast loop does not pay the check every batch.
+STOP_CHECK_INTERVAL = 0.02
 
 
 class Engine:
@@ -52,10 +57,14 @@ class Engine:
         self.progress = Progress(self.config.epochs, self.config.early_stopping_patience)
         self._stop_event = stop_event
         self._parent_pid = parent_pid
+        self._next_stop_check = 0.0
         self.started_at = started_at if started_at is not None else time.perf_counter()
         self.device = "cpu"
         self.init = "keras-seed"
         self.timings: list[tuple[float, float, int]] = []  # per epoch: (epoch s, batches s, samples)
+        self._epoch_started = time.perf_counter()
+        self.first_step: tuple[float, int] | None = None  # (seconds, samples) of this run's first batch
+        self.inference_ms: dict[str, float] | None = None  # batch size -> median latency (benchmark runs)
         self.peak_memory: float | None = None
         self.gpu_peak_memory: float | None = None
         self.files: dict[str, str] = {"config": str(folder.config), "metrics": str(folder.metrics)}
@@ -96,6 +105,21 @@ class Engine:
     def measure_gpu_memory(self) -> float | None:
         return None
 
+    def thread_counts(self) -> dict[str, int]:
+        """{"intra_op", "inter_op"}: the framework's compute threads (0: its own default)."""
+        raise NotImplementedError
+
+    def model_bytes(self) -> dict[str, int]:
+        """{"parameters", "optimizer_state"}: bytes of the weights (and buffers) and of the optimizer's state."""
+        raise NotImplementedError
+
+    def inference_call(self, size: int) -> Callable[[], Any]:
+        """A call that predicts one batch of ``size`` training samples and waits for the result."""
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        """Wait for the accelerator's queued work (engines that run asynchronously override this)."""
+
     def flush_stream(self) -> None:
         self.stream.flush()
 
@@ -122,6 +146,8 @@ class Engine:
             self._keep_what_was_done()
             raise
         self.measure_memory()
+        if self.config.benchmark:
+            self.measure_inference()
         self.checkpoints.flush()
         self.save_all(onnx=self.config.export_onnx)
         self.emitter.emit(messages.finished(self.framework, self.summary()))
@@ -145,7 +171,12 @@ class Engine:
         )
 
     def check_stop(self) -> None:
-        """Raise StopRequested if the caller asked to stop, or is gone."""
+        """Raise StopRequested if the caller asked to stop, or is gone (looked at every
+        STOP_CHECK_INTERVAL seconds at most)."""
+        now = time.perf_counter()
+        if now < self._next_stop_check:
+            return
+        self._next_stop_check = now + STOP_CHECK_INTERVAL
         if self._stop_event is not None and self._stop_event.is_set():
             raise StopRequested
         if self._parent_pid is not None and os.getppid() != self._parent_pid:
@@ -168,8 +199,16 @@ class Engine:
                 ) from error
             yield batch
 
+    def start_epoch(self) -> None:
+        """At the start of each epoch's batches."""
+        self._epoch_started = time.perf_counter()
+        self.stream.start_epoch()
+
     def batch_done(self, epoch_index: int, batch_index: int, loss: Any, size: int) -> None:
         """After each training batch (0-based indices); ``loss`` may be a device scalar."""
+        if self.first_step is None:  # tracing, compilation and first allocations: timed apart
+            self.synchronize()
+            self.first_step = (time.perf_counter() - self._epoch_started, size)
         self.progress.global_step += 1
         self.stream.add(epoch_index + 1, batch_index + 1, self.progress.global_step, loss, size)
 
@@ -209,6 +248,23 @@ class Engine:
         self.peak_memory = peak_rss_mb()
         self.gpu_peak_memory = self.measure_gpu_memory()
 
+    def measure_inference(self) -> None:
+        """Median prediction latency at batch size 1 and at the training batch size."""
+        sizes = sorted({1, self.config.batch_size})
+        self.inference_ms = {str(size): median_ms(self.inference_call(size)) for size in sizes}
+
+    def steady_speed(self) -> tuple[float | None, float | None]:
+        """(samples/s, seconds per epoch) over this run's training batches after the first one,
+        validation left out; None without a second batch."""
+        if self.first_step is None:
+            return None, None
+        seconds = sum(t[1] for t in self.timings) - self.first_step[0]
+        samples = sum(t[2] for t in self.timings) - self.first_step[1]
+        if samples <= 0 or seconds <= 0:
+            return None, None
+        rate = samples / seconds
+        return rate, self.session.data.num_train / rate
+
     def save_all(self, onnx: bool) -> None:
         for kind in ("final", "best"):
             if self.save_weights(kind):
@@ -228,7 +284,7 @@ class Engine:
         last = progress.last
         steady = self.timings[1:] or self.timings  # the first epoch also traces/compiles: left out
         epoch_time = sum(t[0] for t in steady) / len(steady) if steady else None
-        batch_time, samples = sum(t[1] for t in steady), sum(t[2] for t in steady)
+        samples_per_s, train_epoch_time = self.steady_speed()
         return {
             "framework": self.framework,
             "run_dir": str(self.folder.path),
@@ -243,7 +299,12 @@ class Engine:
             "train_time": round(sum(t[1] for t in self.timings), 3),
             "first_epoch_time": round(self.timings[0][0], 4) if self.timings else None,
             "epoch_time": None if epoch_time is None else round(epoch_time, 4),
-            "samples_per_s": round(samples / batch_time, 1) if batch_time > 0 else None,
+            "samples_per_s": None if samples_per_s is None else round(samples_per_s, 1),
+            "train_epoch_time": None if train_epoch_time is None else round(train_epoch_time, 5),
+            "first_step_time": None if self.first_step is None else round(self.first_step[0], 5),
+            "inference_ms": self.inference_ms,
+            "threads": self.thread_counts(),
+            "model_bytes": self.model_bytes(),
             "peak_memory_mb": self.peak_memory,
             "gpu_peak_memory_mb": self.gpu_peak_memory,
             "params": self.param_counts(),
@@ -251,3 +312,17 @@ class Engine:
             "files": dict(self.files),
             "warnings": list(self.warnings),
         }
+
+
+def median_ms(call: Callable[[], Any], budget: float = 0.3, least: int = 5, most: int = 200) -> float:
+    """The median milliseconds of ``call`` after two warm-up calls: at least ``least`` calls, more
+    while ``budget`` seconds last (at most ``most``)."""
+    call()
+    call()
+    times: list[float] = []
+    deadline = time.perf_counter() + budget
+    while len(times) < least or (len(times) < most and time.perf_counter() < deadline):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times) * 1000, 4)

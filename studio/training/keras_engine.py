@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,9 @@ class KerasEngine(Engine):
 
     def setup(self) -> None:
         self.keras, self.tf = import_keras()
+        if self.config.threads:  # before TensorFlow's runtime starts
+            self.tf.config.threading.set_intra_op_parallelism_threads(self.config.threads)
+            self.tf.config.threading.set_inter_op_parallelism_threads(self.config.threads)
         self.device = _resolve(self.config.device, self.tf)
         self._scope = contextlib.ExitStack()
         self._scope.enter_context(self.keras.device(self.device))
@@ -202,6 +206,30 @@ class KerasEngine(Engine):
     def measure_gpu_memory(self) -> float | None:
         return tensorflow_gpu_peak_mb(self.tf, self.device)
 
+    def thread_counts(self) -> dict[str, int]:
+        threading = self.tf.config.threading
+        return {
+            "intra_op": threading.get_intra_op_parallelism_threads(),
+            "inter_op": threading.get_inter_op_parallelism_threads(),
+        }
+
+    def model_bytes(self) -> dict[str, int]:
+        optimizer = self.model.optimizer
+        return {
+            "parameters": sum(_nbytes(v) for v in self.model.weights),
+            "optimizer_state": sum(_nbytes(v) for v in optimizer.variables) if optimizer.built else 0,
+        }
+
+    def inference_call(self, size: int) -> Callable[[], Any]:
+        x_train = self.session.data.x_train
+        x = x_train[np.arange(size) % len(x_train)]
+
+        def predict() -> None:
+            with self.keras.device(self.device):
+                self.model.predict_on_batch(x)  # returns NumPy arrays: waits for the result
+
+        return predict
+
 
 def _resolve(requested: str, tf) -> str:
     try:
@@ -225,7 +253,7 @@ def _streaming_callback(engine: KerasEngine):
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.epoch_start = time.perf_counter()
             self.seen, self.total = 0, 0.0
-            self.engine.stream.start_epoch()
+            self.engine.start_epoch()
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             engine = self.engine
@@ -255,6 +283,10 @@ def _streaming_callback(engine: KerasEngine):
                 self.model.stop_training = True
 
     return StreamingCallback(engine)
+
+
+def _nbytes(variable: Any) -> int:
+    return int(np.prod(variable.shape)) * np.dtype(variable.dtype).itemsize
 
 
 def _number(value: Any) -> float | None:

@@ -47,7 +47,12 @@ TERMINAL = frozenset({FINISHED, FAILED, STOPPED})
 #   train_time: seconds spent on training batches in this run (validation excluded)
 #   first_epoch_time: seconds of this run's first epoch (includes tracing/compilation)
 #   epoch_time: mean seconds per epoch (with validation), the first left out when there are more
-#   samples_per_s: training samples per second over the same epochs' batches
+#   samples_per_s: training samples per second over this run's batches after the first one
+#   train_epoch_time: seconds per epoch at that speed: training batches only, no validation
+#   first_step_time: seconds of this run's first batch (tracing, compilation, first allocations)
+#   inference_ms: {"1": ms, "<batch_size>": ms}: median prediction latency; None unless benchmark
+#   threads: {"intra_op", "inter_op"}: the framework's compute threads (0: its own default)
+#   model_bytes: {"parameters", "optimizer_state"}: bytes of weights and buffers, of optimizer state
 #   peak_memory_mb: peak resident memory of the training process
 #   gpu_peak_memory_mb: peak accelerator memory, None on the CPU
 #   params: {"trainable", "non_trainable"} in the framework's own count

@@ -12,8 +12,10 @@ Losses stay on the device until the stream sends a group of batch messages
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,10 @@ class TorchEngine(Engine):
 
         self.torch = torch
         config, session = self.config, self.session
+        if config.threads:
+            torch.set_num_threads(config.threads)
+            with contextlib.suppress(RuntimeError):  # allowed once, before any inter-op work
+                torch.set_num_interop_threads(config.threads)
         try:
             self.device = resolve_device(config.device, "pytorch", torch_devices(torch))
         except DeviceError as error:
@@ -137,8 +143,8 @@ class TorchEngine(Engine):
     def _train_epoch(self, epoch_index: int) -> tuple[float, float | None]:
         torch, config, model = self.torch, self.config, self.model
         model.train()
-        self.stream.start_epoch()
-        correct, count = torch.zeros((), dtype=torch.int64, device=self.device), 0
+        self.start_epoch()
+        accuracy = _Accuracy(torch, self.correct_fn, self.device) if self.session.classification else None
         order = batch_indices(len(self.x_train), config.batch_size, config.seed, epoch_index)
         batches = (self._batch(self.x_train, self.y_train, indices) for indices in order)
         for batch_index, (x, y) in enumerate(self.read_batches(epoch_index, batches)):
@@ -148,16 +154,15 @@ class TorchEngine(Engine):
             loss.backward()
             self.optimizer.step()
             self.batch_done(epoch_index, batch_index, loss.detach(), len(y))
-            if self.session.classification:
-                right, total = self.correct_fn(output.detach(), y)
-                correct += right
-                count += total
+            if accuracy is not None:
+                accuracy.add(output.detach(), y)
             if self.stream.due():
                 self.flush_stream()
+                if accuracy is not None:
+                    accuracy.count()
             self.check_stop()
         self.flush_stream()
-        accuracy = correct.item() / count if count else None
-        return self.stream.epoch_loss, accuracy
+        return self.stream.epoch_loss, None if accuracy is None else accuracy.value()
 
     def _evaluate(self) -> tuple[float | None, float | None]:
         """Loss and accuracy on the validation split, in eval mode (as Keras's evaluate)."""
@@ -235,6 +240,64 @@ class TorchEngine(Engine):
 
     def measure_gpu_memory(self) -> float | None:
         return torch_gpu_peak_mb(self.torch, self.device)
+
+    def synchronize(self) -> None:
+        if self.device.startswith("cuda"):
+            self.torch.cuda.synchronize(self.device)
+
+    def thread_counts(self) -> dict[str, int]:
+        return {"intra_op": self.torch.get_num_threads(), "inter_op": self.torch.get_num_interop_threads()}
+
+    def model_bytes(self) -> dict[str, int]:
+        torch = self.torch
+        weights = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+        state = sum(
+            value.numel() * value.element_size()
+            for per_parameter in self.optimizer.state.values()
+            for value in per_parameter.values()
+            if torch.is_tensor(value)
+        )
+        return {"parameters": weights, "optimizer_state": state}
+
+    def inference_call(self, size: int) -> Callable[[], Any]:
+        torch = self.torch
+        x, _ = self._batch(self.x_train, self.y_train, np.arange(size) % len(self.x_train))
+        self.model.eval()
+
+        def predict() -> None:
+            with torch.no_grad():
+                output = self._forward(x)
+            if self.device != "cpu":
+                output.cpu()  # wait for the result
+
+        return predict
+
+
+class _Accuracy:
+    """Training accuracy over an epoch, counted a group of batches at a time (when the loss stream
+    flushes) rather than with a few small tensor operations after every batch."""
+
+    def __init__(self, torch, correct_fn, device: str) -> None:
+        self.torch, self.correct_fn = torch, correct_fn
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.total = 0
+        self.pending: list[tuple[Any, Any]] = []  # (output, target) of batches not counted yet
+
+    def add(self, output, target) -> None:
+        self.pending.append((output, target))
+
+    def count(self) -> None:
+        if not self.pending:
+            return
+        outputs, targets = zip(*self.pending, strict=True)
+        self.pending = []
+        right, total = self.correct_fn(self.torch.cat(outputs), self.torch.cat(targets))
+        self.correct += right
+        self.total += total
+
+    def value(self) -> float | None:
+        self.count()
+        return self.correct.item() / self.total if self.total else None
 
 
 def _cloned(value: Any) -> Any:
