@@ -351,6 +351,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"{len(report.rounds)} repeat(s), {how}, on {report.cores} cores")
     print(format_comparison(data))
     print(f"max loss-curve difference: {gap}")
+    if report.weight_drift:
+        layer, drift = max(report.weight_drift.items(), key=lambda item: item[1])
+        print(f"final weights: the largest drift is {drift:.3g} relative, in {layer}")
+    if report.verdict:
+        print(f"verdict: {report.verdict}")
     for note in report.notes:
         print(f"note: {note}")
     for warning in report.warnings:

@@ -373,6 +373,28 @@ def test_compare_curves_agree_for_sgd(tmp_path):
     assert threads["keras"] == threads["pytorch"] == {"intra_op": half, "inter_op": half}
     saved = json.loads((tmp_path / "compare.json").read_text(encoding="utf-8"))
     assert saved["parallel"] is True and saved["loss_curve_gap"]["steps_compared"] == 16
+    # the final weights, layer by layer: the same SGD steps from the same start end in the same place
+    assert len(report.weight_drift) == 2 and all(label.startswith("Dense '") for label in report.weight_drift)
+    assert max(report.weight_drift.values()) < 1e-5
+    assert report.verdict.startswith("equivalent within ") and saved["verdict"] == report.verdict
+
+
+def test_compare_verdict_names_the_layer_and_the_step_where_the_runs_part():
+    from studio.training.compare import CompareReport, FrameworkResult, verdict
+
+    def report(keras_losses, torch_losses, drift):
+        results = {
+            "keras": FrameworkResult("keras", {}, keras_losses, []),
+            "pytorch": FrameworkResult("pytorch", {}, torch_losses, []),
+        }
+        return CompareReport(results, None, None, len(keras_losses), weight_drift=drift)
+
+    same = report([1.0, 0.9, 0.8], [1.0, 0.9, 0.8], {"Dense 'a'": 2e-7})
+    assert verdict(same) == "equivalent within 2e-07"
+    parted = report([1.0, 0.9, 0.8], [1.0, 0.95, 0.9], {"Dense 'a'": 2e-7, "LSTM 'b'": 0.03})
+    assert verdict(parted) == (
+        "diverged at layer LSTM 'b': its final weights differ by 0.03 relative (the loss curves part after step 2)"
+    )
 
 
 COMPARE_KEYS = {

@@ -66,6 +66,8 @@ class CompareReport:
     at_step: int | None  # the global step (from 1) of the largest difference
     steps_compared: int
     notes: list[str] = field(default_factory=list)  # why the curves may differ by more than rounding
+    weight_drift: dict[str, float] = field(default_factory=dict)  # layer -> final weights' relative drift
+    verdict: str | None = None  # "equivalent within ..." or "diverged at ..."
     rounds: list[dict[str, FrameworkResult]] = field(default_factory=list)  # every repeat, the first too
     warnings: list[str] = field(default_factory=list)  # why the timings may be unreliable
     parallel: bool = False
@@ -104,6 +106,8 @@ class CompareReport:
             "at_step": self.at_step,
             "steps_compared": self.steps_compared,
         }
+        data["weight_drift"] = dict(self.weight_drift)
+        data["verdict"] = self.verdict
         data["notes"] = list(self.notes)
         data["warnings"] = list(self.warnings)
         return data
@@ -142,8 +146,69 @@ def compare_frameworks(
     report.load_average = {"before": load_before, "after": _load_average()}
     report.warnings = busy_warnings(report.load_average, cores)
     if report.ok:
+        report.weight_drift = final_weight_drift(config, report.results)
+        report.verdict = verdict(report)
         save_report(report)
     return report
+
+
+# The loss curves and the final weights agree when they differ by at most this much, relative.
+AGREEMENT = 1e-3
+
+
+def final_weight_drift(config: RunConfig, results: dict[str, FrameworkResult]) -> dict[str, float]:
+    """Each layer's largest difference between the two runs' final weights, relative to its largest
+    weight: the Keras weights converted to the PyTorch program's state_dict, as verify does."""
+    from codegen.verify import compare
+    from codegen.weights import keras_to_torch_state
+    from studio.frameworks import import_quietly
+    from studio.training.session import generate_code, read_project
+
+    paths = {name: result.summary.get("files", {}).get("final") for name, result in results.items()}
+    if not all(paths.values()):
+        return {}
+    import_quietly("tensorflow", "keras", "torch")
+    import keras
+    import torch
+
+    plan = generate_code(read_project(config))["keras"].plan
+    model = keras.saving.load_model(paths["keras"], safe_mode=True, compile=False)
+    weights = {
+        layer.ident: model.get_layer(layer.ident).get_weights()
+        for layer in plan.layers
+        if not layer.spec.is_source
+    }
+    expected = keras_to_torch_state(plan, weights)
+    actual = torch.load(paths["pytorch"], weights_only=True)
+    labels = {layer.ident: f"{layer.kind} '{layer.node.name}'" for layer in plan.layers}
+    drift: dict[str, float] = {}
+    for key, value in expected.items():
+        if key.endswith("running_var") or key not in actual:
+            continue  # torch's running variance is unbiased: documented, not compared
+        label = labels[key.partition(".")[0]]
+        drift[label] = max(drift.get(label, 0.0), compare(value, actual[key].numpy()).max_rel)
+    return drift
+
+
+def verdict(report: CompareReport) -> str | None:
+    """``equivalent within X`` when the curves and the final weights agree, else where they part."""
+    keras, torch = report.results["keras"].batch_losses, report.results["pytorch"].batch_losses
+    parted = next(
+        (
+            step
+            for step, (a, b) in enumerate(zip(keras, torch, strict=False), 1)
+            if abs(a - b) > AGREEMENT * max(abs(a), 1.0)
+        ),
+        None,
+    )
+    worst = max(report.weight_drift.items(), key=lambda item: item[1], default=None)
+    if worst is not None and worst[1] > AGREEMENT:
+        where = f" (the loss curves part after step {parted})" if parted else ""
+        return f"diverged at layer {worst[0]}: its final weights differ by {worst[1]:.2g} relative{where}"
+    if parted is not None:
+        return f"diverged after step {parted}: the losses differ by more than {AGREEMENT:g} relative"
+    within = max(worst[1] if worst else 0.0, report.max_loss_difference or 0.0)
+    return f"equivalent within {within:.2g}"
 
 
 def compare_folder(config: RunConfig) -> Path:
