@@ -43,6 +43,9 @@ def layer_code(plan: ModelPlan, layer: LayerPlan) -> TorchCode:
 
 def emit_module(plan: ModelPlan) -> list[str]:
     init, forward = Block(2), Block(2)
+    matched = plan.project.training.init == "matched"
+    if matched:
+        init.line('# training.init is "matched": the weights start as Keras initialises them.')
     for layer in plan.layers:
         if layer.spec.is_source:
             continue
@@ -50,7 +53,10 @@ def emit_module(plan: ModelPlan) -> list[str]:
         if code.module:
             func, args = code.module
             init.statement(f"self.{layer.ident} = {func}", args)
-        init.extend(line.replace("{ident}", layer.ident) for line in code.init)
+        keras_init = LOWERINGS[layer.kind].keras_init
+        extra = code.init + (keras_init(layer) if matched and keras_init is not None else [])
+        for line in extra:
+            _statement(init, line.replace("{ident}", layer.ident))
         for step in code.steps:
             target, expr = step if isinstance(step, tuple) else ("{ident}", step)
             _assign(forward, target.replace("{ident}", layer.ident), expr.replace("{ident}", layer.ident))
@@ -82,6 +88,15 @@ def _assign(block: Block, target: str, expr: str) -> None:
         block.line(")")
     else:
         block.statement(f"{target} = {head}", args)
+
+
+def _statement(block: Block, text: str) -> None:
+    """A statement or comment on one line if it fits, else a call exploded one argument per line."""
+    head, args = _split_call(text)
+    if len(INDENT * block.level + text) <= LINE_LENGTH or head is None:
+        block.line(text)
+    else:
+        block.statement(head, args)
 
 
 def _split_call(expr: str) -> tuple[str | None, list[str]]:

@@ -58,6 +58,8 @@ FRAMEWORKS = tuple(FRAMEWORK_TITLES)
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "mae")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 TARGETS = ("labels", "inputs")
+# How the PyTorch program initialises its weights: with PyTorch's own initialisers, or as Keras does.
+INITS = ("framework", "matched")
 MAX_SEED = 2**32 - 1  # numpy's limit, so Keras's (keras.utils.set_random_seed)
 
 
@@ -79,6 +81,8 @@ class TrainingSettings:
     seed: int = 0
     # "labels": learn the dataset's targets; "inputs": reconstruct the input (autoencoders).
     target: str = "labels"
+    # "framework": each program initialises as its framework does; "matched": PyTorch as Keras.
+    init: str = "framework"
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> TrainingSettings:
@@ -116,6 +120,8 @@ class TrainingSettings:
             raise fail("seed", f"an integer of at most {MAX_SEED}")
         if self.target not in TARGETS:
             raise fail("target", "one of " + ", ".join(TARGETS))
+        if self.init not in INITS:
+            raise fail("init", "one of " + ", ".join(INITS))
 
 
 @dataclass
@@ -127,6 +133,14 @@ class Project:
 
 
 # ----- writing ------------------------------------------------------------------------
+
+
+def _training_to_json(training: TrainingSettings) -> dict[str, Any]:
+    """The settings, leaving out ``init`` at its default so that older files stay as they were."""
+    data = asdict(training)
+    if data["init"] == "framework":
+        del data["init"]
+    return data
 
 
 def project_to_dict(project: Project) -> dict[str, Any]:
@@ -150,7 +164,7 @@ def project_to_dict(project: Project) -> dict[str, Any]:
         "version": FORMAT_VERSION,
         "name": project.name,
         "description": project.description,
-        "training": asdict(project.training),
+        "training": _training_to_json(project.training),
         "nodes": nodes,
         "edges": edges,
         "outputs": graph.declared_outputs,

@@ -24,7 +24,9 @@ from codegen.layers.base import (
     Tensor,
     TorchCode,
     Unsupported,
+    glorot_uniform,
     use_bias_arg,
+    zeros,
 )
 from codegen.layers.keras_config import KerasCall, require
 from codegen.layers.torch_source import Multi, array
@@ -74,6 +76,29 @@ def _attention_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     return TorchCode(("nn.MultiheadAttention", args), [("{ident}, _", step)])
 
 
+def _attention_keras_init(layer: LayerPlan) -> list[str]:
+    """Keras's glorot_uniform over each projection kernel, zero biases. Keras's einsum kernels take
+    their fans from the flattened input and output: (width, heads * key_dim), (heads * key_dim, embed)."""
+    shapes = layer.input_shapes
+    embed, heads = shapes[0][-1], layer.params["num_heads"]
+    key_dim = layer.params["key_dim"]
+    value_dim = shapes[1][-1] if len(shapes) > 1 else embed
+    widths = {"q": embed, "k": shapes[2][-1] if len(shapes) > 2 else value_dim, "v": value_dim}
+    packed = widths["k"] == embed and widths["v"] == embed
+    lines = []
+    for index, (name, width) in enumerate(widths.items()):
+        target = (
+            f"self.{{ident}}.in_proj_weight[{index * heads * key_dim}:{(index + 1) * heads * key_dim}]"
+            if packed
+            else f"self.{{ident}}.{name}_proj_weight"
+        )
+        lines.append(glorot_uniform(target, (width, heads * key_dim)))
+    lines.append(glorot_uniform("self.{ident}.out_proj.weight", (heads * key_dim, embed)))
+    if layer.params["use_bias"]:
+        lines += [zeros("self.{ident}.in_proj_bias"), zeros("self.{ident}.out_proj.bias")]
+    return lines
+
+
 def _attention_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
     use_bias = layer.params["use_bias"]
     step = 2 if use_bias else 1
@@ -102,7 +127,14 @@ def _attention_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> St
 
 
 LOWERINGS = (
-    Lowering("MultiHeadAttention", _attention_keras, _attention_torch, CL, weights=_attention_weights),
+    Lowering(
+        "MultiHeadAttention",
+        _attention_keras,
+        _attention_torch,
+        CL,
+        weights=_attention_weights,
+        keras_init=_attention_keras_init,
+    ),
 )
 
 

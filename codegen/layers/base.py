@@ -13,6 +13,7 @@ walkers that ask the :class:`Lowerings` registry.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,8 @@ class Lowering:
     flat: str | None = None
     weights: WeightConverter | None = None
     assign_layout: LayoutRule | None = None
+    # ``training.init = "matched"``: statements that initialise the PyTorch module as Keras does.
+    keras_init: Callable[[LayerPlan], list[str]] | None = None
     # A documented reason why training curves differ between the frameworks (``studio compare``).
     training_note: str | None = None
 
@@ -240,6 +243,23 @@ def kernel_and_bias(state_kernel: np.ndarray, weights: Arrays, bias_key: str = "
     if len(weights) > 1:
         state[bias_key] = weights[1]
     return state
+
+
+def glorot_uniform(target: str, kernel_shape: tuple[int, ...]) -> str:
+    """``nn.init.uniform_`` with Keras's glorot_uniform limit for a Keras kernel of ``kernel_shape``.
+
+    Keras's fans: the last two axes times the product of the others (the receptive field); the
+    limit is sqrt(6 / (fan_in + fan_out)). Computed here from the Keras shape, so that it is
+    Keras's limit whatever layout PyTorch keeps the weight in.
+    """
+    receptive = math.prod(kernel_shape[:-2]) if len(kernel_shape) > 2 else 1
+    fans = (kernel_shape[-2] + kernel_shape[-1]) * receptive
+    limit = f"{math.sqrt(6 / fans):.9g}"  # float32 holds no more
+    return f"nn.init.uniform_({target}, -{limit}, {limit})"
+
+
+def zeros(target: str) -> str:
+    return f"nn.init.zeros_({target})"
 
 
 def scale_literal(scale: float) -> str:

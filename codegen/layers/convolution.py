@@ -28,9 +28,11 @@ from codegen.layers.base import (
     activation_arg,
     as_tuple,
     compact,
+    glorot_uniform,
     kernel_and_bias,
     module_call,
     use_bias_arg,
+    zeros,
 )
 from codegen.layers.keras_config import activation_name, channels_last, ints, one
 from codegen.layers.torch_source import array, fold_padding, pair, torch_pads
@@ -144,6 +146,25 @@ def _depthwise_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> St
     return kernel_and_bias(depthwise_kernel(weights[0]), weights)
 
 
+def _kernel_init(layer: LayerPlan, last_axes: tuple[int, int]) -> list[str]:
+    """glorot_uniform over the Keras kernel ``(*window, *last_axes)``, and a zero bias."""
+    shape = (*as_tuple(layer.params["kernel_size"]), *last_axes)
+    lines = [glorot_uniform("self.{ident}.weight", shape)]
+    return lines + ([zeros("self.{ident}.bias")] if layer.params["use_bias"] else [])
+
+
+def _conv_keras_init(layer: LayerPlan) -> list[str]:
+    return _kernel_init(layer, (layer.input_shapes[0][-1], layer.params["filters"]))
+
+
+def _depthwise_keras_init(layer: LayerPlan) -> list[str]:
+    return _kernel_init(layer, (layer.input_shapes[0][-1], layer.params["depth_multiplier"]))
+
+
+def _conv_transpose_keras_init(layer: LayerPlan) -> list[str]:
+    return _kernel_init(layer, (layer.params["filters"], layer.input_shapes[0][-1]))  # (k..., out, in)
+
+
 # ----- SeparableConv2D -----------------------------------------------------------------------
 
 
@@ -176,6 +197,16 @@ def _separable_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> St
     if len(weights) > 2:
         state["1.bias"] = weights[2]
     return state
+
+
+def _separable_keras_init(layer: LayerPlan) -> list[str]:
+    params = layer.params
+    channels, multiplier = layer.input_shapes[0][-1], params["depth_multiplier"]
+    lines = [
+        glorot_uniform("self.{ident}[0].weight", (*params["kernel_size"], channels, multiplier)),
+        glorot_uniform("self.{ident}[1].weight", (1, 1, channels * multiplier, params["filters"])),
+    ]
+    return lines + ([zeros("self.{ident}[1].bias")] if params["use_bias"] else [])
 
 
 # ----- Conv2DTranspose -----------------------------------------------------------------------
@@ -226,11 +257,32 @@ def _conv_transpose_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) 
 
 
 LOWERINGS = (
-    Lowering("Conv1D", _conv_keras, _conv_torch, CF, weights=_conv_weights),
-    Lowering("Conv2D", _conv_keras, _conv_torch, CF, weights=_conv_weights),
-    Lowering("DepthwiseConv2D", _depthwise_keras, _conv_torch, CF, weights=_depthwise_weights),
-    Lowering("SeparableConv2D", _separable_keras, _separable_torch, CF, weights=_separable_weights),
-    Lowering("Conv2DTranspose", _conv_keras, _conv_transpose_torch, CF, weights=_conv_transpose_weights),
+    Lowering("Conv1D", _conv_keras, _conv_torch, CF, weights=_conv_weights, keras_init=_conv_keras_init),
+    Lowering("Conv2D", _conv_keras, _conv_torch, CF, weights=_conv_weights, keras_init=_conv_keras_init),
+    Lowering(
+        "DepthwiseConv2D",
+        _depthwise_keras,
+        _conv_torch,
+        CF,
+        weights=_depthwise_weights,
+        keras_init=_depthwise_keras_init,
+    ),
+    Lowering(
+        "SeparableConv2D",
+        _separable_keras,
+        _separable_torch,
+        CF,
+        weights=_separable_weights,
+        keras_init=_separable_keras_init,
+    ),
+    Lowering(
+        "Conv2DTranspose",
+        _conv_keras,
+        _conv_transpose_torch,
+        CF,
+        weights=_conv_transpose_weights,
+        keras_init=_conv_transpose_keras_init,
+    ),
 )
 
 

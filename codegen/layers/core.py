@@ -25,9 +25,11 @@ from codegen.layers.base import (
     TorchCode,
     Unsupported,
     activation_arg,
+    glorot_uniform,
     kernel_and_bias,
     module_call,
     use_bias_arg,
+    zeros,
 )
 from codegen.layers.keras_config import activation_name, last_axis
 from codegen.layers.torch_source import array
@@ -66,6 +68,11 @@ def _dense_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
     return kernel_and_bias(kernel.T, weights)
 
 
+def _dense_keras_init(layer: LayerPlan) -> list[str]:
+    kernel = glorot_uniform("self.{ident}.weight", (layer.input_shapes[0][-1], layer.params["units"]))
+    return [kernel, *([zeros("self.{ident}.bias")] if layer.params["use_bias"] else [])]
+
+
 # ----- Activation ----------------------------------------------------------------------------
 
 
@@ -96,7 +103,15 @@ def _dropout_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
 
 
 LOWERINGS = (
-    Lowering("Dense", _dense_keras, _dense_torch, CL, flat="consume", weights=_dense_weights),
+    Lowering(
+        "Dense",
+        _dense_keras,
+        _dense_torch,
+        CL,
+        flat="consume",
+        weights=_dense_weights,
+        keras_init=_dense_keras_init,
+    ),
     Lowering("Activation", _activation_keras, _activation_torch, KEEP, flat="pass"),
     Lowering(
         "Dropout",

@@ -24,6 +24,7 @@ from codegen.layers.base import (
     Tensor,
     TorchCode,
     Unsupported,
+    glorot_uniform,
     module_call,
 )
 from codegen.layers.keras_config import require
@@ -87,6 +88,32 @@ def _recurrent_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     return TorchCode(module, [(target, call), final], init)
 
 
+def _embedding_keras_init(layer: LayerPlan) -> list[str]:
+    return ["nn.init.uniform_(self.{ident}.weight, -0.05, 0.05)"]  # Keras's "uniform" embeddings
+
+
+GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+
+
+def _recurrent_keras_init(layer: LayerPlan) -> list[str]:
+    """Keras: glorot_uniform kernel, orthogonal recurrent kernel, zero biases (an LSTM's forget gate 1)."""
+    units, features = layer.params["units"], layer.input_shapes[0][-1]
+    gates = GATES[layer.kind]
+    suffixes = ("", "_reverse") if layer.params["bidirectional"] else ("",)
+    lines = []
+    for suffix in suffixes:
+        lines += [
+            glorot_uniform(f"self.{{ident}}.weight_ih_l0{suffix}", (features, gates * units)),
+            f"nn.init.orthogonal_(self.{{ident}}.weight_hh_l0{suffix})",
+            f"nn.init.zeros_(self.{{ident}}.bias_ih_l0{suffix})",
+        ]
+        if layer.kind == "GRU":  # (SimpleRNN and LSTM keep bias_hh at zero already: _one_bias)
+            lines.append(f"nn.init.zeros_(self.{{ident}}.bias_hh_l0{suffix})")
+        if layer.kind == "LSTM":  # unit_forget_bias: the gates are i, f, c, o in both
+            lines.append(f"nn.init.ones_(self.{{ident}}.bias_ih_l0{suffix}[{units}:{2 * units}])")
+    return lines
+
+
 def _one_bias(layer: LayerPlan) -> list[str]:
     """SimpleRNN and LSTM have one bias in Keras, two in torch (bias_ih + bias_hh): bias_hh stays
     zero and frozen, so that training moves one bias (two trainable biases would move twice as far)."""
@@ -135,9 +162,23 @@ def _recurrent_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> St
 
 
 LOWERINGS = (
-    Lowering("Embedding", _embedding_keras, _embedding_torch, CL, weights=_embedding_weights),
+    Lowering(
+        "Embedding",
+        _embedding_keras,
+        _embedding_torch,
+        CL,
+        weights=_embedding_weights,
+        keras_init=_embedding_keras_init,
+    ),
     *(
-        Lowering(kind, _recurrent_keras, _recurrent_torch, CL, weights=_recurrent_weights)
+        Lowering(
+            kind,
+            _recurrent_keras,
+            _recurrent_torch,
+            CL,
+            weights=_recurrent_weights,
+            keras_init=_recurrent_keras_init,
+        )
         for kind in TORCH_RNN_MODULES
     ),
 )

@@ -55,6 +55,7 @@ class RunConfig:
     validation_split: float = 0.2
     seed: int = 0
     target: str = "labels"
+    init: str = "framework"
     device: str = "auto"
     early_stopping_patience: int = 0
     resume_from: str | None = None
