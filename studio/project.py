@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.catalog import CATALOG, ParamError, Registry, UnknownKindError
-from studio.graph import Graph, GraphError
+from studio.graph import Graph, GraphError, first_cycle_edge
 
 FORMAT_NAME = "layer-studio"
 FORMAT_VERSION = 1
@@ -334,9 +334,16 @@ def _load_edges(graph: Graph, edges: Any) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or port < 0:
             raise ProjectError(f"{where}.port: expected an integer >= 0. Received: {port!r}")
         try:
-            graph.connect(item["from"], item["to"], port)
+            graph.connect(item["from"], item["to"], port, check_cycle=False)
         except GraphError as error:
             raise ProjectError(f"{where}: {error}") from None
+    # One cycle check for the whole list keeps loading linear; name the first edge that closes one.
+    index = first_cycle_edge([(item["from"], item["to"]) for item in edges])
+    if index is not None:
+        source, target = edges[index]["from"], edges[index]["to"]
+        raise ProjectError(
+            f"edges[{index}]: connecting {graph.label(source)} to {graph.label(target)} would create a cycle"
+        )
 
 
 def _load_outputs(graph: Graph, outputs: Any) -> None:
