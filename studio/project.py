@@ -29,18 +29,17 @@ the problem and where it is; saving is atomic.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from studio.catalog import CATALOG, ParamError, Registry, UnknownKindError
+from studio.files import PROJECT_LIMIT, limit, read_regular_file, write_bytes
 from studio.graph import Graph, GraphError, first_cycle_edge
 
 FORMAT_NAME = "layer-studio"
@@ -163,28 +162,9 @@ def save_project(project: Project, path: str | os.PathLike) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0o600): give it the old file's mode, or the usual one.
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_current_umask()
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
+    """Write ``text`` as UTF-8: a regular file is replaced atomically, a FIFO or a terminal written
+    through, anything else refused (see :mod:`studio.files`)."""
+    write_bytes(path, text.encode("utf-8"))
 
 
 def _dump(value: Any, indent: int) -> str:
@@ -220,7 +200,7 @@ def _is_flat(value: dict | list) -> bool:
 def load_project(path: str | os.PathLike, registry: Registry = CATALOG) -> Project:
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path, limit(PROJECT_LIMIT))
     except FileNotFoundError:
         raise ProjectError(f"{path}: no such file") from None
     except IsADirectoryError:

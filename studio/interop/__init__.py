@@ -24,6 +24,15 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from studio.files import (
+    MODEL_LIMIT,
+    PROJECT_LIMIT,
+    StagedOutput,
+    check_regular_file,
+    check_zip_declared_sizes,
+    limit,
+    too_large,
+)
 from studio.interop.builder import ImportedModel, TensorInfo
 from studio.interop.errors import (
     CodeExecutionRefused,
@@ -89,6 +98,8 @@ def import_model(
     suffix = path.suffix.lower()
     if suffix == ".py":
         raise ModelFileError(f"{path}: name the model class or function too, e.g. {path}:MyModel")
+    if suffix in KERAS_SUFFIXES or suffix == ".onnx":
+        check_model_file(path)
     if suffix in KERAS_SUFFIXES:
         from studio.interop.keras_import import import_keras_file
 
@@ -103,25 +114,63 @@ def import_model(
     )
 
 
+def check_model_file(path: Path) -> None:
+    """Refuse, before any loader opens it, a model file that is not a regular file or is too large.
+
+    A ``.keras`` archive is checked member by member from its directory (never inflated):
+    ``config.json`` may unpack to at most the project limit, every member to the model limit.
+    """
+    suffix = path.suffix.lower()
+    try:
+        check_regular_file(path, limit(PROJECT_LIMIT if suffix == ".json" else MODEL_LIMIT))
+        if suffix == ".keras":
+            check_zip_declared_sizes(path, limit(MODEL_LIMIT))
+            _check_keras_config_size(path)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+
+def _check_keras_config_size(path: Path) -> None:
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.filename.endswith(".json") and info.file_size > limit(PROJECT_LIMIT):
+                raise too_large(f"member {info.filename!r} unpacks to", info.file_size, limit(PROJECT_LIMIT))
+
+
 def save_imported(imported: ImportedModel, project_path: str | os.PathLike) -> tuple[Path, Path | None]:
     """Write the project and, when present, its weights beside it; returns both paths.
 
-    The weights go first, then the project (each atomically); if the project
-    cannot be written, the new weights file is removed again.
+    Both are written to temporary files first; only when both are whole do they replace
+    the old files (weights, then project), so a failure leaves any existing files as they were.
     """
-    from studio.project import save_project
+    from studio.project import dumps_project
 
     project_path = Path(project_path)
-    weights_path = None
-    if imported.weights is not None:
-        weights_path = weights_path_for(project_path)
-        save_weights(imported.weights, weights_path)
+    text = dumps_project(imported.project)  # refuses what loading would refuse, before any write
+    weights_path = weights_path_for(project_path) if imported.weights is not None else None
+    staged: list[StagedOutput] = []
     try:
-        save_project(imported.project, project_path)
-    except BaseException:
         if weights_path is not None:
-            weights_path.unlink(missing_ok=True)
+            staged.append(StagedOutput(weights_path, ".npz"))
+            save_weights(imported.weights, staged[-1].temp)
+        staged.append(StagedOutput(project_path))
+        staged[-1].temp.write_bytes(text.encode("utf-8"))
+    except BaseException:
+        for output in staged:
+            output.discard()
         raise
+    try:
+        for output in staged:
+            output.commit()
+    finally:
+        for output in staged:
+            output.discard()
     return project_path, weights_path
 
 
