@@ -48,8 +48,8 @@ def limit(default: int) -> int:
 
 
 def too_large(what: str, size: int, maximum: int) -> FileTooLargeError:
-    """The error for ``what`` (e.g. "the file", "member 'x'") of ``size`` bytes over ``maximum``."""
-    return FileTooLargeError(errno.EFBIG, f"{what} is {size:,} bytes; {limit_text(maximum)}")
+    """The error for ``what`` (e.g. "the file is", "member 'x' unpacks to") of ``size`` bytes over ``maximum``."""
+    return FileTooLargeError(errno.EFBIG, f"{what} {size:,} bytes; {limit_text(maximum)}")
 
 
 def limit_text(maximum: int) -> str:
@@ -82,7 +82,7 @@ def check_regular_file(path: str | os.PathLike, maximum: int | None) -> int:
     if not stat.S_ISREG(info.st_mode):
         raise NotRegularFileError(errno.EINVAL, f"is {kind_of(info.st_mode)}, not a regular file")
     if maximum is not None and info.st_size > maximum:
-        raise too_large("the file", info.st_size, maximum)
+        raise too_large("the file is", info.st_size, maximum)
     return info.st_size
 
 
@@ -92,7 +92,7 @@ def read_regular_file(path: str | os.PathLike, maximum: int) -> bytes:
     with open(path, "rb") as handle:
         data = handle.read(maximum + 1)  # a file that grew since stat() is still cut at the limit
     if len(data) > maximum:
-        raise too_large("the file", len(data), maximum)
+        raise too_large("the file is", len(data), maximum)
     return data
 
 
@@ -105,15 +105,23 @@ def _through(path: Path) -> tuple[Path, bool]:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         return Path(os.path.realpath(path)), False  # a new file, or the target of a dangling link
-    if stat.S_ISREG(mode):
-        return Path(os.path.realpath(path)), False  # replace a link's target, keeping the link
-    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+    resolved = os.path.realpath(path)
+    descriptor = _is_descriptor_link(path, resolved)
+    if stat.S_ISREG(mode) and not descriptor:
+        return Path(resolved), False  # replace a link's target, keeping the link
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or (descriptor and stat.S_ISREG(mode)):
         return path, True  # opened as given: /dev/stdout is a link that realpath cannot follow
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, "is a folder")
     raise NotRegularFileError(
         errno.EINVAL, f"is {kind_of(mode)}; only a regular file, a FIFO or a terminal is written"
     )
+
+
+def _is_descriptor_link(path: Path, resolved: str) -> bool:
+    """True for /dev/stdout, /dev/fd/N, /proc/self/fd/N: an open descriptor, even onto a regular
+    file (``> out.txt``), is written through, never replaced."""
+    return str(path).startswith(("/dev/", "/proc/")) or resolved.startswith("/proc/")
 
 
 class StagedOutput:
@@ -136,7 +144,10 @@ class StagedOutput:
     def commit(self) -> None:
         try:
             if self.through:
-                with open(self.temp, "rb") as source, open(self.target, "wb") as sink:
+                with (
+                    open(self.temp, "rb") as source,
+                    open(self.target, "ab") as sink,
+                ):  # append: never truncate a redirected stdout
                     shutil.copyfileobj(source, sink)
                 return
             with open(self.temp, "rb+") as handle:
@@ -243,5 +254,36 @@ def _check_npy_header(handle: BinaryIO, what: str, maximum: int) -> int:
         shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
     size = math.prod(shape) * dtype.itemsize
     if size > maximum:
-        raise too_large(f"{what} is too large to load: its shape {shape} of {dtype}", size, maximum)
+        raise too_large(f"{what} is too large to load: its shape {shape} of {dtype} is", size, maximum)
     return size
+
+
+def commit_all(staged: list[StagedOutput]) -> None:
+    """Commit several staged outputs as one change: if one fails, those already replaced get their
+    old files back (kept as hard links until the end), and every temporary file is removed."""
+    backups: dict[Path, Path | None] = {}
+    committed: list[Path] = []
+    try:
+        for output in staged:
+            backups[output.target] = None
+            if not output.through and output.target.is_file():
+                backups[output.target] = output.temp.with_name(output.temp.name + ".old")
+                os.link(output.target, backups[output.target])
+            output.commit()
+            committed.append(output.target)
+    except BaseException:
+        for target in committed:
+            with contextlib.suppress(OSError):
+                backup = backups[target]
+                if backup is None:
+                    os.unlink(target)
+                else:
+                    os.replace(backup, target)
+        raise
+    finally:
+        for output in staged:
+            output.discard()
+        for backup in backups.values():
+            if backup is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(backup)

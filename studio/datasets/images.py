@@ -221,7 +221,7 @@ def read_idx(path: Path) -> np.ndarray:
     dtype = np.dtype(IDX_TYPES[code])
     expected = math.prod(dims) * dtype.itemsize
     if expected > maximum:
-        declared = too_large(f"the header declares shape {dims} of {dtype.name}, which", expected, maximum)
+        declared = too_large(f"the header declares shape {dims} of {dtype.name}, which is", expected, maximum)
         raise DatasetError(f"{name}: {declared.strerror}")
     actual = len(raw) - header_size
     if actual != expected:

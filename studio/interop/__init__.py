@@ -30,6 +30,7 @@ from studio.files import (
     StagedOutput,
     check_regular_file,
     check_zip_declared_sizes,
+    commit_all,
     limit,
     too_large,
 )
@@ -147,7 +148,7 @@ def save_imported(imported: ImportedModel, project_path: str | os.PathLike) -> t
     """Write the project and, when present, its weights beside it; returns both paths.
 
     Both are written to temporary files first; only when both are whole do they replace
-    the old files (weights, then project), so a failure leaves any existing files as they were.
+    the old files, as one change: a failure at any step leaves the existing files as they were.
     """
     from studio.project import dumps_project
 
@@ -165,12 +166,7 @@ def save_imported(imported: ImportedModel, project_path: str | os.PathLike) -> t
         for output in staged:
             output.discard()
         raise
-    try:
-        for output in staged:
-            output.commit()
-    finally:
-        for output in staged:
-            output.discard()
+    commit_all(staged)
     return project_path, weights_path
 
 
