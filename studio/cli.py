@@ -71,12 +71,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from codegen import CodegenError
     from codegen.verify import verify_project
+    from studio.stack import call_with_deep_stack
 
     project = _load(args.project)
     if project is None:
         return UNREADABLE
     try:
-        report = verify_project(project, seed=args.seed, batch=args.batch_size)
+        report = call_with_deep_stack(verify_project, project, seed=args.seed, batch=args.batch_size)
     except CodegenError as error:
         print(f"error: {error}", file=sys.stderr)
         return PROBLEMS

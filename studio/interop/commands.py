@@ -170,6 +170,7 @@ def export_weights_command(
     """
     from studio.interop import InteropError, WeightsError, weights_path_for
     from studio.project import ProjectError, load_project
+    from studio.stack import call_with_deep_stack
 
     try:
         project = load_project(project_path)
@@ -178,7 +179,7 @@ def export_weights_command(
         return UNREADABLE
     weights_path = Path(weights) if weights else weights_path_for(project_path)
     try:
-        out = export_weights(project, framework, weights_path, weights_out)
+        out = call_with_deep_stack(export_weights, project, framework, weights_path, weights_out)
     except WeightsError as error:
         print(f"error: {error}", file=sys.stderr)
         return UNREADABLE
