@@ -8,11 +8,13 @@ inside the commands that need them, so ``studio check`` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from studio import __version__
+from studio.text import SafeStream
 
 # Exit codes shared by the commands.
 OK, PROBLEMS, UNREADABLE = 0, 1, 2
@@ -293,11 +295,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["gui"])
+    # Names and descriptions from files are printed: no escape sequence or lone surrogate gets through.
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`studio summary x | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+        return OK
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 if __name__ == "__main__":
