@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -275,3 +276,40 @@ def test_importing_the_engine_imports_no_framework():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_run_folder_in_use_is_refused_until_its_run_ends(tmp_path):
+    config = RunConfig.from_project(IRIS, "keras", out_dir=str(tmp_path / "run"))
+    _, folder = prepare_run(config)  # held: the run is under way
+    with pytest.raises(
+        ConfigError, match=rf"run is in use by another training run \(process {os.getpid()}\)"
+    ):
+        prepare_run(config)
+    with pytest.raises(ConfigError, match="in use by another training run"):
+        prepare_run(config.with_changes(out_dir=str(tmp_path / "run" / ".." / "run")))
+    folder.unlock()  # the run ended: the folder holds a run now, which is the next refusal
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        prepare_run(config)
+
+
+def test_a_second_process_training_into_the_same_folder_is_refused(tmp_path):
+    config = RunConfig.from_project(IRIS, "keras", out_dir=str(tmp_path / "run"))
+    _, folder = prepare_run(config)
+    command = [
+        sys.executable,
+        "-m",
+        "studio",
+        "train",
+        IRIS,
+        "--framework",
+        "keras",
+        "--out",
+        str(folder.path),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {folder.path} is in use by another training run (process {os.getpid()}); "
+        "wait for it to end, or choose another folder with --out"
+    )
+    folder.unlock()
