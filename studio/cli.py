@@ -18,6 +18,7 @@ from studio.text import SafeStream
 
 # Exit codes shared by the commands.
 OK, PROBLEMS, UNREADABLE = 0, 1, 2
+MAX_VERIFY_BATCH = 1024  # verify runs one random batch through both frameworks
 
 
 def _load(path: str):
@@ -75,6 +76,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from codegen.verify import verify_project
     from studio.stack import call_with_deep_stack
 
+    if not 1 <= args.batch_size <= MAX_VERIFY_BATCH or not 0 <= args.seed <= 2**32 - 1:
+        print(
+            f"error: verify takes --batch-size from 1 to {MAX_VERIFY_BATCH} and --seed from 0 to "
+            f"{2**32 - 1}. Received: --batch-size {args.batch_size}, --seed {args.seed}",
+            file=sys.stderr,
+        )
+        return UNREADABLE
     project = _load(args.project)
     if project is None:
         return UNREADABLE
@@ -144,6 +152,7 @@ def _run_config(args: argparse.Namespace, framework: str):
 def cmd_train(args: argparse.Namespace) -> int:
     from studio.training import ConfigError, TrainingRun
     from studio.training.console import ProgressPrinter, follow, format_files, format_table
+    from studio.training.messages import UNREADABLE_REASONS
 
     config = _run_config(args, args.framework)
     if config is None:
@@ -157,7 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     outcome = follow(run, ProgressPrinter(sys.stdout))
     if outcome is None or outcome["type"] == "failed":
         reason = outcome.get("reason") if outcome else None
-        return UNREADABLE if reason in ("project", "dataset") else PROBLEMS
+        return UNREADABLE if reason in UNREADABLE_REASONS else PROBLEMS
     summary = outcome["summary"]
     print(format_table({config.framework: summary}))
     print(format_files(summary))
@@ -167,6 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from studio.training import ConfigError, compare_frameworks
     from studio.training.console import ProgressPrinter, format_table
+    from studio.training.messages import UNREADABLE_REASONS
 
     config = _run_config(args, "keras")
     if config is None:
@@ -182,7 +192,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     failed = [result.outcome for result in report.results.values() if not result.ok]
     if failed:
         reasons = {outcome.get("reason") for outcome in failed}
-        return UNREADABLE if reasons & {"project", "dataset"} else PROBLEMS
+        return UNREADABLE if reasons & UNREADABLE_REASONS else PROBLEMS
     summaries = {framework: result.summary for framework, result in report.results.items()}
     difference = report.max_loss_difference
     gap = (

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.catalog import CATALOG, ParamError, Registry, UnknownKindError
+from studio.catalog.params import MAX_INT
 from studio.files import PROJECT_LIMIT, limit, read_regular_file, write_bytes
 from studio.graph import Graph, GraphError, first_cycle_edge
 
@@ -103,6 +104,8 @@ class TrainingSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise fail(name, "a positive integer")
+            if value > MAX_INT:  # beyond it numpy and the frameworks overflow
+                raise fail(name, f"a positive integer of at most {MAX_INT}")
         if not _is_number(self.validation_split) or not 0 <= self.validation_split < 1:
             raise fail("validation_split", "a number in [0, 1)")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from studio.training import messages
 from studio.training.checkpoints import CheckpointWriter
 from studio.training.emitter import BatchStream, Emitter
-from studio.training.errors import StopRequested, TrainingError, readable_error
+from studio.training.errors import StopRequested, TrainingError, readable_error, write_error
 from studio.training.memory import peak_rss_mb
 from studio.training.progress import EpochVerdict, Progress
 from studio.training.rundir import RunFolder
@@ -60,7 +60,7 @@ class Engine:
         self.gpu_peak_memory: float | None = None
         self.files: dict[str, str] = {"config": str(folder.config), "metrics": str(folder.metrics)}
         self.warnings: list[str] = []
-        self.checkpoints = CheckpointWriter(self.write_checkpoint, CHECKPOINT_INTERVAL)
+        self.checkpoints = CheckpointWriter(self._write_checkpoint_file, CHECKPOINT_INTERVAL)
 
     # ----- what a framework engine provides ----------------------------------------------
 
@@ -209,9 +209,20 @@ class Engine:
         self.peak_memory = peak_rss_mb()
         self.gpu_peak_memory = self.measure_gpu_memory()
 
+    def _write_checkpoint_file(self, snapshot: Any) -> None:
+        path = self.folder.checkpoint(self.framework)
+        try:
+            self.write_checkpoint(snapshot)
+        except OSError as error:
+            raise write_error(error, path) from None
+
     def save_all(self, onnx: bool) -> None:
         for kind in ("final", "best"):
-            if self.save_weights(kind):
+            try:
+                saved = self.save_weights(kind)
+            except OSError as error:
+                raise write_error(error, self.folder.weights(kind, self.framework)) from None
+            if saved:
                 path = str(self.folder.weights(kind, self.framework))
                 self.files[kind] = path
                 self.emitter.emit(messages.checkpoint(self.framework, path, kind))

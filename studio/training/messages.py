@@ -17,8 +17,8 @@ epoch       epoch, train_loss, train_accuracy, val_loss, val_accuracy (None when
 checkpoint  path, kind ("best" | "final")
 finished    summary (see :func:`summary_keys`)
 failed      message (readable, one or a few lines), details (traceback text, for
-            the log only), reason ("project" | "dataset" | "device" | "nan" |
-            "crash" | "error")
+            the log only), reason ("project" | "dataset" | "checkpoint" | "device" |
+            "nan" | "crash" | "error")
 stopped     summary (as in finished, for the part that ran)
 =========== =====================================================================
 """
@@ -34,8 +34,9 @@ FINISHED, FAILED, STOPPED = "finished", "failed", "stopped"
 TYPES = (STARTED, BATCH, EPOCH, CHECKPOINT, FINISHED, FAILED, STOPPED)
 TERMINAL = frozenset({FINISHED, FAILED, STOPPED})
 
-# Why a run failed: the CLI exits 2 for the first two, 1 for the others.
-REASONS = ("project", "dataset", "device", "nan", "crash", "error")
+# Why a run failed: the CLI exits 2 for the first three (an unreadable input), 1 for the others.
+REASONS = ("project", "dataset", "checkpoint", "device", "nan", "crash", "error")
+UNREADABLE_REASONS = frozenset(REASONS[:3])
 
 
 def _message(message_type: str, framework: str, **fields: Any) -> dict[str, Any]:
