@@ -89,7 +89,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         report = call_with_deep_stack(verify_project, project, seed=args.seed, batch=args.batch_size)
     except CodegenError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {args.project}: {error}", file=sys.stderr)
         return PROBLEMS
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return OK if report.ok else PROBLEMS
@@ -105,7 +105,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         code = generate(project, args.framework)
     except CodegenError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {args.project}: {error}", file=sys.stderr)
         return PROBLEMS
     if args.output in (None, "-"):
         sys.stdout.write(code.source)
