@@ -181,7 +181,10 @@ def test_export_to_standard_output(capsys):
 def test_export_of_an_invalid_project_exits_1_and_writes_nothing(invalid_project, tmp_path, capsys):
     target = tmp_path / "model.py"
     assert cli.main(["export", invalid_project, "--framework", "keras", "-o", str(target)]) == cli.PROBLEMS
-    assert f"error: {invalid_project}: the model has errors: Concatenate 'concatenate' input 2" in capsys.readouterr().err
+    assert (
+        f"error: {invalid_project}: the model has errors: Concatenate 'concatenate' input 2"
+        in capsys.readouterr().err
+    )
     assert not target.exists()
 
 
