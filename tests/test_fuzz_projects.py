@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 import tempfile
 from pathlib import Path
 
@@ -488,3 +489,59 @@ def test_a_huge_port_number_is_refused_on_load_without_allocating(port, tmp_path
             code, _, stderr = run_cli(argv)
             assert code == 2
             assert f"{path}: edges[9]: Concatenate 'cat' takes at most 1024 inputs" in stderr
+
+
+# ----- odd text in names (issue 17, class 7) -----------------------------------------------------
+
+UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+HOSTILE_PIECES = [
+    "%",
+    "%(prog)s",
+    "%s",
+    "%%",
+    "\x1b[2J",
+    "\x1b]0;title\x07",
+    "\x9b31m",
+    "\ud800",
+    "\u202e",
+    "{}",
+]
+odd_names = st.lists(st.sampled_from(HOSTILE_PIECES) | st.text(max_size=4), min_size=1, max_size=6).map(
+    "".join
+)
+
+
+@fuzz_settings("odd text")
+@given(project_name=odd_names, layer_name=odd_names)
+def test_odd_names_print_safely_and_the_exported_help_formats(project_name, layer_name):
+    import argparse
+
+    document = _document()
+    document["name"] = project_name
+    document["description"] = project_name
+    document["nodes"][6]["name"] = layer_name
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.layers.json"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        with case("odd text", Path(folder)):
+            outputs = _odd_text_outputs(path)
+        assert not any(UNPRINTABLE.search(text) for text in outputs[:2])
+        if outputs[2].startswith('"""'):  # exported: its argparse help must format
+            tree = ast.parse(outputs[2])
+            parsers = [
+                node
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "ArgumentParser"
+            ]
+            description = ast.literal_eval(parsers[0].keywords[0].value)
+            assert not UNPRINTABLE.search(description)
+            argparse.ArgumentParser(prog="model.py", description=description).format_help()
+
+
+def _odd_text_outputs(path: Path) -> list[str]:
+    outputs = []
+    for command in (["check"], ["summary"], ["export", "--framework", "pytorch"]):
+        code, stdout, stderr = run_cli([command[0], str(path), *command[1:]])
+        outputs.append(stdout + stderr)
+        event(f"{command[0]} exit {code}")
+    return outputs
