@@ -545,3 +545,14 @@ def _odd_text_outputs(path: Path) -> list[str]:
         outputs.append(stdout + stderr)
         event(f"{command[0]} exit {code}")
     return outputs
+
+
+def test_attention_weights_beyond_the_element_limit_are_an_analysis_error():
+    from tests.graph_builders import chain
+
+    project = chain([20_000, 64], ("MultiHeadAttention", {"num_heads": 4, "key_dim": 16}))
+    [error] = analyze(project.graph).errors
+    assert "attention weights of 4 heads x 20,000 x 20,000 steps would produce samples of more than" in (
+        error.message
+    )
+    assert analyze(chain([200, 64], ("MultiHeadAttention", {"num_heads": 4, "key_dim": 16})).graph).is_valid
