@@ -86,6 +86,9 @@ def import_model(
         from studio.interop.torch_import import import_torch_module
 
         path, entry = target
+        _check_input_file(path, limit(PROJECT_LIMIT))
+        if state_dict is not None:
+            _check_input_file(Path(state_dict), limit(MODEL_LIMIT))
         return import_torch_module(
             path,
             entry,
@@ -129,6 +132,16 @@ def check_model_file(path: Path) -> None:
             _check_keras_config_size(path)
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+
+def _check_input_file(path: Path, maximum: int) -> None:
+    """ModelFileError unless ``path`` is a regular file of at most ``maximum`` bytes."""
+    try:
+        check_regular_file(path, maximum)
+    except FileNotFoundError:
+        return  # the importer names a missing file itself
     except OSError as error:
         raise ModelFileError(f"{path}: cannot be read ({error.strerror or error})") from None
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from studio.files import DATA_LIMIT, check_regular_file, limit
 from studio.project import write_text_atomic
 from studio.training.config import ConfigError, RunConfig
 
@@ -144,7 +145,13 @@ def resume_folder(resume_from: str | os.PathLike, framework: str) -> RunFolder:
             f"cannot resume from {path.name}: pass a run folder or its checkpoint file "
             f"({' or '.join(CHECKPOINTS.values())})"
         )
-    if not folder.checkpoint(framework).exists():
+    checkpoint = folder.checkpoint(framework)
+    if checkpoint.exists() or checkpoint.is_symlink():
+        try:
+            check_regular_file(checkpoint, limit(DATA_LIMIT))  # a FIFO would block the reader
+        except OSError as error:
+            raise ConfigError(f"cannot resume from {checkpoint}: {error.strerror}") from None
+    if not checkpoint.exists():
         other = next((fw for fw in CHECKPOINTS if fw != framework and folder.checkpoint(fw).exists()), None)
         hint = f"; it holds a {other} checkpoint: resume it with --framework {other}" if other else ""
         raise ConfigError(

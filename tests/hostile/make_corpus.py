@@ -213,6 +213,16 @@ def _weights_bomb(path: Path) -> None:
         archive.writestr("dense/0.npy", huge_header_member((10**6, 10**6)))
 
 
+def _pickled_checkpoint(folder: Path) -> None:
+    """A torch checkpoint holding a Python object: loading it would need unpickling."""
+    import fractions
+
+    import torch
+
+    folder.mkdir(parents=True)
+    torch.save({"model": fractions.Fraction(1, 3)}, folder / "checkpoint.pt")
+
+
 def _npy(array: np.ndarray) -> bytes:
     import io
 
@@ -321,6 +331,42 @@ CASES: list[Case] = [
     # ----- classes 2 and 3: model files
     Case(".keras with a 64 MiB config.json", M + "bomb.keras", [IMPORT], (2,), make=_keras_bomb),
     Case("ONNX FIFO", M + "fifo.onnx", [IMPORT], (2,), make=_fifo),
+    Case(
+        "PyTorch model file FIFO",
+        M + "fifo.py",
+        [["import", "{target}:Net", "--allow-code", "-o", "{out}/imported.layers.json"]],
+        (2,),
+        make=_fifo,
+    ),
+    Case(
+        "resume from a FIFO checkpoint",
+        "runs/fifo",
+        [["train", str(IRIS), "--framework", "pytorch", "--resume", "{target}", "--out", "{out}/run"]],
+        (2,),
+        mentions="checkpoint.pt",
+        make=lambda path: _fifo(path / "checkpoint.pt"),
+    ),
+    Case(
+        "resume from a pickled checkpoint",
+        "runs/pickled",
+        [
+            [
+                "train",
+                str(IRIS),
+                "--framework",
+                "pytorch",
+                "--epochs",
+                "1",
+                "--resume",
+                "{target}",
+                "--out",
+                "{out}/run",
+            ]
+        ],
+        (2,),
+        mentions="checkpoint.pt: it holds pickled Python objects",
+        make=_pickled_checkpoint,
+    ),
     Case("H5 link to /dev/zero", M + "zero.h5", [IMPORT], (2,), make=_link("/dev/zero")),
     Case("ONNX of 2 GiB", M + "big.onnx", [IMPORT], (2,), make=_sparse(2 * 2**30)),
     Case(
