@@ -29,6 +29,10 @@ MAX_NAME_LENGTH = 100
 # The most inputs a merge with no fixed count (Add, Concatenate...) may take: ports are
 # numbered 0 to MAX_PORTS - 1. It bounds every list sized by a port number.
 MAX_PORTS = 1024
+# The most layers and connections one graph may hold: far beyond any model drawn by hand,
+# and what loads and analyses in seconds within a few hundred MiB.
+MAX_NODES = 100_000
+MAX_EDGES = 4 * MAX_NODES
 
 
 class GraphError(ValueError):
@@ -178,6 +182,8 @@ class Graph:
         node_id: str | None = None,
     ) -> Node:
         spec = self.registry.get(kind)
+        if len(self._g) >= MAX_NODES:
+            raise GraphError(f"a model may have at most {MAX_NODES:,} layers")
         name = self.unique_name(spec.default_name) if name is None else name
         self._check_name(name)
         if node_id is None:
@@ -250,6 +256,8 @@ class Graph:
         that adds many edges and then checks the whole graph once (see :func:`first_cycle_edge`).
         """
         self.check_connection(source, target, port, check_cycle=check_cycle)
+        if self._g.number_of_edges() >= MAX_EDGES:
+            raise GraphError(f"a model may have at most {MAX_EDGES:,} connections")
         if port is None:
             port = self.free_port(target)
         self._g.add_edge(source, target, key=port)

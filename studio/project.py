@@ -41,7 +41,7 @@ from typing import Any
 from studio.catalog import CATALOG, ParamError, Registry, UnknownKindError
 from studio.catalog.params import MAX_INT
 from studio.files import PROJECT_LIMIT, limit, read_regular_file, write_bytes
-from studio.graph import Graph, GraphError, first_cycle_edge
+from studio.graph import MAX_EDGES, MAX_NODES, Graph, GraphError, first_cycle_edge
 
 FORMAT_NAME = "layer-studio"
 FORMAT_VERSION = 1
@@ -283,6 +283,8 @@ def migrate(data: Any) -> dict[str, Any]:
 def _load_nodes(graph: Graph, nodes: Any) -> None:
     if not isinstance(nodes, list):
         raise ProjectError(f'"nodes" must be a list, found {_json_type(nodes)}')
+    if len(nodes) > MAX_NODES:
+        raise ProjectError(f'"nodes" lists {len(nodes):,} layers; a project may have at most {MAX_NODES:,}')
     for index, item in enumerate(nodes):
         where = f"nodes[{index}]"
         _expect_keys(item, where, required=("id", "kind", "name"), optional=("params", "position"))
@@ -307,6 +309,10 @@ def _load_nodes(graph: Graph, nodes: Any) -> None:
 def _load_edges(graph: Graph, edges: Any) -> None:
     if not isinstance(edges, list):
         raise ProjectError(f'"edges" must be a list, found {_json_type(edges)}')
+    if len(edges) > MAX_EDGES:
+        raise ProjectError(
+            f'"edges" lists {len(edges):,} connections; a project may have at most {MAX_EDGES:,}'
+        )
     for index, item in enumerate(edges):
         where = f"edges[{index}]"
         _expect_keys(item, where, required=("from", "to"), optional=("port",))

@@ -556,3 +556,18 @@ def test_attention_weights_beyond_the_element_limit_are_an_analysis_error():
         error.message
     )
     assert analyze(chain([200, 64], ("MultiHeadAttention", {"num_heads": 4, "key_dim": 16})).graph).is_valid
+
+
+def test_more_layers_or_connections_than_a_project_may_hold_are_refused_before_building():
+    from studio.graph import MAX_EDGES, MAX_NODES
+
+    document = _document()
+    document["nodes"] = document["nodes"] * (MAX_NODES // len(document["nodes"]) + 1)
+    with pytest.raises(
+        ProjectError, match=rf'"nodes" lists [0-9,]+ layers; a project may have at most {MAX_NODES:,}'
+    ):
+        loads_project(json.dumps(document))
+    document = _document()
+    document["edges"] = document["edges"] * (MAX_EDGES // len(document["edges"]) + 1)
+    with pytest.raises(ProjectError, match=rf"connections; a project may have at most {MAX_EDGES:,}"):
+        loads_project(json.dumps(document))
