@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from studio.catalog.params import MAX_INT, MAX_RANK
 from studio.interop.export import export_weights
 
 OK, UNSUPPORTED, UNREADABLE = 0, 1, 2
@@ -32,6 +33,10 @@ def _shape(text: str) -> tuple[int, ...]:
         )
     if not dims or min(dims) < 1:
         raise argparse.ArgumentTypeError(f"expected positive sizes, e.g. 3,224,224. Received: {text!r}")
+    if len(dims) > MAX_RANK or max(dims) > MAX_INT:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {MAX_RANK} sizes of at most {MAX_INT}. Received: {text[:40]!r}"
+        )
     return dims
 
 
