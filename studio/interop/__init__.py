@@ -20,6 +20,7 @@ The frameworks are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from pathlib import Path
 from studio.files import (
     MODEL_LIMIT,
     PROJECT_LIMIT,
+    NotRegularFileError,
     StagedOutput,
     check_regular_file,
     check_zip_declared_sizes,
@@ -170,11 +172,17 @@ def save_imported(imported: ImportedModel, project_path: str | os.PathLike) -> t
     weights_path = weights_path_for(project_path) if imported.weights is not None else None
     staged: list[StagedOutput] = []
     try:
+        staged.append(StagedOutput(project_path))
+        if weights_path is not None and staged[0].through:
+            raise NotRegularFileError(
+                errno.EINVAL,
+                "the weights file goes beside the project, which needs a regular file; "
+                "write the project to a file, or leave out --weights",
+            )
         if weights_path is not None:
             staged.append(StagedOutput(weights_path, ".npz"))
             save_weights(imported.weights, staged[-1].temp)
-        staged.append(StagedOutput(project_path))
-        staged[-1].temp.write_bytes(text.encode("utf-8"))
+        staged[0].temp.write_bytes(text.encode("utf-8"))
     except BaseException:
         for output in staged:
             output.discard()
