@@ -300,11 +300,42 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+PATH_ARGUMENTS = (
+    "project",
+    "output",
+    "out",
+    "resume",
+    "weights",
+    "weights_out",
+    "dataset",
+    "model",
+    "state_dict",
+)
+
+
+def _expand_home_folders(args: argparse.Namespace) -> str | None:
+    """Expand ``~`` and ``~user`` in path arguments (as a shell does when quoting kept it); the
+    error text for a user that does not exist, or None."""
+    for name in PATH_ARGUMENTS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.startswith("~"):
+            try:
+                setattr(args, name, str(Path(value).expanduser()))
+            except RuntimeError:
+                user = value.split("/", 1)[0]
+                return f"{value}: there is no user {user[1:]!r}, so {user} names no home folder"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["gui"])
+    problem = _expand_home_folders(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return UNREADABLE
     # Names and descriptions from files are printed: no escape sequence or lone surrogate gets through.
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)

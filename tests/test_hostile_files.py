@@ -267,3 +267,31 @@ def test_an_output_written_through_leaves_no_temporary_file(tmp_path):
     before = set(os.listdir(os.environ.get("TMPDIR", "/tmp")))
     write_bytes("/dev/null", b"x" * 10)
     assert set(os.listdir(os.environ.get("TMPDIR", "/tmp"))) - before == set()
+
+
+# ----- paths in the home folder of no user (class 10) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "~nosuchuser_x/model.layers.json"],
+        ["export", str(LENET), "--framework", "keras", "-o", "~nosuchuser_x/model.py"],
+        ["train", str(LENET), "--framework", "keras", "--out", "~nosuchuser_x/run"],
+        ["train", str(LENET), "--framework", "keras", "--dataset", "~nosuchuser_x/data.csv"],
+        ["import", "~nosuchuser_x/model.onnx"],
+    ],
+)
+def test_a_home_folder_of_no_user_is_one_clear_error(argv, capsys):
+    from studio.cli import main
+
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip().splitlines() == [
+        next(
+            f"error: {arg}: there is no user 'nosuchuser_x', so ~nosuchuser_x names no home folder"
+            for arg in argv
+            if arg.startswith("~")
+        )
+    ]
