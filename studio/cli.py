@@ -344,6 +344,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RecursionError) as error:  # a last line of defence: the limits should prevent it
+        what = "not enough memory" if isinstance(error, MemoryError) else "the model is nested too deeply"
+        subject = getattr(args, "project", None) or getattr(args, "model", None) or args.command
+        print(f"error: {subject}: {what} for `studio {args.command}`", file=sys.stderr)
+        return PROBLEMS
     except BrokenPipeError:  # the reader went away (`studio summary x | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
         return OK

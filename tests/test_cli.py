@@ -229,3 +229,12 @@ def test_the_files_the_cli_reads_are_left_unchanged(tmp_path, capsys):
         cli.main([command[0], str(path), *command[1:]])
     capsys.readouterr()
     assert path.read_bytes() == before == dumps_project(load_project(path)).encode()
+
+
+def test_running_out_of_memory_is_one_line_naming_the_project(monkeypatch, capsys):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr("studio.summary.format_summary", no_memory)
+    assert cli.main(["summary", MLP]) == cli.PROBLEMS
+    assert capsys.readouterr().err == f"error: {MLP}: not enough memory for `studio summary`\n"
