@@ -74,6 +74,7 @@ class Graph:
         self._outputs: list[str] = []
         # Name -> node id, so that checking a name is one lookup, not a scan of the graph.
         self._names: dict[str, str] = {}
+        self._edge_count = 0
         self._next_id = 1
         self._batch = _BatchState()
 
@@ -256,12 +257,13 @@ class Graph:
         that adds many edges and then checks the whole graph once (see :func:`first_cycle_edge`).
         """
         self.check_connection(source, target, port, check_cycle=check_cycle)
-        if self._g.number_of_edges() >= MAX_EDGES:
+        if self._edge_count >= MAX_EDGES:  # counted here: networkx counts edges by walking them all
             raise GraphError(f"a model may have at most {MAX_EDGES:,} connections")
         if port is None:
             port = self.free_port(target)
         self._g.add_edge(source, target, key=port)
         self._ports[target][port] = source
+        self._edge_count += 1
         self._emit("edge_added", target, source=source, port=port)
         return Edge(source, target, port)
 
@@ -317,6 +319,7 @@ class Graph:
         if source is None:
             raise GraphError(f"input {port + 1} of {self.label(target)} is not connected")
         self._g.remove_edge(source, target, key=port)
+        self._edge_count -= 1
         self._emit("edge_removed", target, source=source, port=port)
         return Edge(source, target, port)
 

@@ -512,3 +512,19 @@ def test_a_cycle_closed_by_the_last_of_many_edges_is_named():
     edges = [(f"n{i}", f"n{i + 1}") for i in range(20_000)] + [("n20000", "n5")]
     assert first_cycle_edge(edges) == 20_000
     assert first_cycle_edge(edges[:-1]) is None
+
+
+def test_the_connection_limit_counts_edges_added_and_removed(monkeypatch):
+    import studio.graph as graph_module
+
+    monkeypatch.setattr(graph_module, "MAX_EDGES", 2)
+    graph = make_graph(("x", "Input", {"shape": [4]}), ("a", "Add", {}, "x", "x"))
+    add = graph.find("a").id
+    graph.disconnect(add, 1)
+    graph.connect(graph.find("x").id, add, 1)
+    with pytest.raises(GraphError, match="a model may have at most 2 connections"):
+        graph.connect(graph.find("x").id, add, 2)
+    graph.remove_node(add)
+    other = graph.add_node("Add", name="b")
+    graph.connect(graph.find("x").id, other.id)
+    graph.connect(graph.find("x").id, other.id)

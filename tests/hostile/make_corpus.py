@@ -203,6 +203,35 @@ def _keras_bomb(path: Path) -> None:
         archive.writestr("model.weights.h5", b"")
 
 
+def _keras_weights_bomb(path: Path) -> None:
+    """A .keras archive whose weights member unpacks to 4 MiB (over a 1 MiB limit)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.0.0"}))
+        archive.writestr("config.json", "{}")
+        archive.writestr("model.weights.h5", bytes(4 * 2**20))
+
+
+def _onnx_chain(count: int) -> Callable[[Path], None]:
+    """A chain of ``count`` nameless Relu nodes (import must stay linear)."""
+
+    def make(path: Path) -> None:
+        import onnx
+        from onnx import TensorProto, helper
+
+        nodes = [helper.make_node("Relu", ["x" if i == 0 else f"t{i - 1}"], [f"t{i}"]) for i in range(count)]
+        graph = helper.make_graph(
+            nodes,
+            "chain",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+            [helper.make_tensor_value_info(f"t{count - 1}", TensorProto.FLOAT, [1, 16])],
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+    return make
+
+
 def _weights_bomb(path: Path) -> None:
     """An IRIS project beside a weights file whose entry declares 10^12 float64 values."""
     from tests.fuzzing import huge_header_member
@@ -280,6 +309,7 @@ CASES: list[Case] = [
         (2,),
         make=_chain(5000, back_edge=True),
     ),
+    Case("16,000 layers", P + "long.layers.json", [CHECK, SUMMARY], (0,), make=_chain(16_000)),
     Case(
         "3,000 Dropouts",
         P + "deep.layers.json",
@@ -331,6 +361,15 @@ CASES: list[Case] = [
     # ----- classes 2 and 3: model files
     Case(".keras with a 64 MiB config.json", M + "bomb.keras", [IMPORT], (2,), make=_keras_bomb),
     Case("ONNX FIFO", M + "fifo.onnx", [IMPORT], (2,), make=_fifo),
+    Case(
+        ".keras with a huge weights.h5",
+        M + "weights-bomb.keras",
+        [IMPORT],
+        (2,),
+        limit_mb=1,
+        make=_keras_weights_bomb,
+    ),
+    Case("5,000-node ONNX chain", M + "chain.onnx", [IMPORT], (0,), make=_onnx_chain(5000)),
     Case(
         "PyTorch model file FIFO",
         M + "fifo.py",
