@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from studio.catalog import ParamCount, Shape, ShapeError, format_shape
-from studio.catalog.base import check_param_count, check_size
+from studio.catalog.base import MAX_MODEL_PARAMS, check_param_count, check_size
 from studio.graph import Edge, Graph
 
 ERROR = "error"
@@ -205,6 +205,15 @@ def _check_inputs_and_outputs(graph: Graph, result: Analysis) -> None:
     reached_inputs = [node_id for node_id in graph.input_nodes if node_id in live]
     if graph.input_nodes and not reached_inputs:
         result.problems.append(Problem(ERROR, "no Input layer is connected to a model output"))
+    total = max(result.total_params.total, result.total_torch_params.total)
+    if total > MAX_MODEL_PARAMS:
+        result.problems.append(
+            Problem(
+                ERROR,
+                f"the model would have {total:,} weights; a model may have at most {MAX_MODEL_PARAMS:,} "
+                "(1 GiB of float32), so that verify, training and export can hold it",
+            )
+        )
 
 
 def _ancestors_of(nxg: nx.MultiDiGraph, targets: list[str]) -> set[str]:

@@ -571,3 +571,17 @@ def test_more_layers_or_connections_than_a_project_may_hold_are_refused_before_b
     document["edges"] = document["edges"] * (MAX_EDGES // len(document["edges"]) + 1)
     with pytest.raises(ProjectError, match=rf"connections; a project may have at most {MAX_EDGES:,}"):
         loads_project(json.dumps(document))
+
+
+def test_a_model_whose_layers_together_exceed_the_weight_limit_is_an_analysis_error():
+    from studio.catalog.base import MAX_MODEL_PARAMS
+    from tests.graph_builders import chain
+
+    layer = ("Dense", {"units": 8192, "use_bias": False})  # 8192 * 8192 = 2^26 weights each
+    project = chain([8192], *[layer] * 5)
+    errors = [problem.message for problem in analyze(project.graph).errors]
+    assert errors == [
+        f"the model would have {5 * 2**26:,} weights; a model may have at most {MAX_MODEL_PARAMS:,} "
+        "(1 GiB of float32), so that verify, training and export can hold it"
+    ]
+    assert analyze(chain([8192], *[layer] * 4).graph).is_valid

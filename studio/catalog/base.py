@@ -25,6 +25,7 @@ MAX_ELEMENTS = 2**28
 # The most weights one layer may have (1 GiB of float32): an allocation bound for
 # verify, training and weight export, far above any layer designed here.
 MAX_LAYER_PARAMS = 2**28
+MAX_MODEL_PARAMS = 2**28  # and the whole model, for the same reason
 
 
 class ShapeError(ValueError):
