@@ -90,3 +90,11 @@ def test_a_hostile_file_ends_cleanly_in_every_command(corpus, tmp_path, monkeypa
         assert (case.mentions or target.name) in errors[0], errors[0]
     elif code == 1:
         assert (case.mentions or target.name) in output, output[-2000:]
+
+
+@pytest.mark.slow
+def test_a_chain_of_3000_layers_verifies_in_both_frameworks(corpus):
+    """Keras recurses per layer: verify runs it on a deep stack (studio.stack), never RecursionError."""
+    code, stdout, stderr = run(["verify", str(corpus / "projects" / "deep.layers.json")])
+    assert code == 0, stderr[-2000:]
+    assert "Traceback" not in stdout + stderr
