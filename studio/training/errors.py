@@ -46,13 +46,18 @@ def write_error(error: OSError, path: str | os.PathLike) -> TrainingError:
     return TrainingError(text)
 
 
+def is_pickled(error: BaseException) -> bool:
+    """Whether a load failed because the file needs unpickling (torch then advises weights_only=False)."""
+    return type(error).__name__ == "UnpicklingError" or "weights_only" in str(error)
+
+
 def checkpoint_error(error: BaseException, path: str | os.PathLike) -> TrainingError:
     """A resume checkpoint that cannot be read: damaged, or holding pickled objects.
 
     Never relays the frameworks' own advice to load with ``weights_only=False``: a checkpoint
     that needs unpickling could run any code, and is never loaded.
     """
-    if type(error).__name__ == "UnpicklingError" or "weights_only" in str(error):
+    if is_pickled(error):
         problem = "it holds pickled Python objects, which are never loaded (they could run code)"
     else:
         first = (_shorten(str(error)).splitlines() or [""])[0].split(". ")[0]

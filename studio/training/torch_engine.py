@@ -25,7 +25,7 @@ from studio.datasets import batch_indices
 from studio.training import recipes
 from studio.training.devices import DeviceError, resolve_device, torch_devices
 from studio.training.engine import Engine
-from studio.training.errors import TrainingError, checkpoint_error
+from studio.training.errors import TrainingError, checkpoint_error, is_pickled
 from studio.training.initial import keras_initial_state
 from studio.training.memory import torch_gpu_peak_mb
 from studio.training.onnx_export import export_onnx
@@ -201,7 +201,8 @@ class TorchEngine(Engine):
         try:
             state = self.torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad file
-            raise checkpoint_error(error, path) from None
+            # The cause stays in the details, unless it is torch's advice to unpickle anyway.
+            raise checkpoint_error(error, path) from (None if is_pickled(error) else error)
         if not isinstance(state, dict):
             raise checkpoint_error(TypeError(f"it holds a {type(state).__name__}, not a dict"), path)
         return state
