@@ -1,6 +1,6 @@
 """Run every benchmark, each in its own process, and write one markdown report.
 
-    .venv/bin/python -m benchmarks [--quick] [--only codegen,gui,training] [--out PATH]
+    .venv/bin/python -m benchmarks [--quick] [--only codegen,loading,gui,training] [--out PATH]
 
 (``scripts/run-benchmarks.sh`` sets up the environment first, then runs this.)
 The report starts with the date, the machine and the versions measured, then
@@ -51,6 +51,11 @@ BENCHMARKS = (
         "codegen",
         "benchmarks.bench_codegen",
         "Validation, shape inference and code generation against graph size",
+    ),
+    Benchmark(
+        "loading",
+        "benchmarks.bench_loading",
+        "Loading and checking large inputs: projects, analysis, CSV headers, ONNX chains",
     ),
     Benchmark("gui", "benchmarks.bench_gui", "GUI: start-up, event-loop stalls, edits, memory"),
     Benchmark("training", "benchmarks.bench_training", "Training overhead against hand-written loops"),

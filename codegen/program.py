@@ -19,6 +19,7 @@ from codegen.recipes import (
 from codegen.torch_emitter import emit_module
 from codegen.writer import Block, docstring_text, py
 from studio.project import TrainingSettings
+from studio.text import terminal_safe
 
 # How each built-in dataset is loaded with scikit-learn inside a generated script:
 # the call returning (x, y), and whether its features are standardized.
@@ -499,20 +500,25 @@ def _arguments(plan: ModelPlan, default_out: str) -> list[str]:
             'default="auto"',
             f'help="{"auto, cpu or gpu" if keras else "auto, cpu, cuda:N or mps"}"',
         ],
-        ['"--data"', f"help={py(f'.npz file with arrays {data_arrays}')}"],
+        ['"--data"', f"help={py(_help_text(f'.npz file with arrays {data_arrays}'))}"],
         ['"--out"', f'default="{default_out}"'],
     ]
     if keras:
         flags.insert(5, ['"--strategy"', 'default="none"', 'choices=["none", "mirrored", "multi-worker"]'])
-    description = f"Train {plan.name}."
-    if "%(prog)" in description:  # argparse %-formats such a description: keep its % signs
-        description = description.replace("%", "%%")
     block = Block(1)
-    block.statement("parser = argparse.ArgumentParser", [f"description={py(description)}"])
+    description = py(_help_text(f"Train {plan.name}.", description=True))
+    block.statement("parser = argparse.ArgumentParser", [f"description={description}"])
     for flag in flags:
         block.statement("parser.add_argument", flag)
     block.line("args = parser.parse_args()")
     return block.lines
+
+
+def _help_text(text: str, description: bool = False) -> str:
+    """User text for an argparse help or description, printable. argparse %-formats every help
+    string, and a description only when it holds ``%(prog)``: double the % signs where it does."""
+    text = terminal_safe(text)
+    return text.replace("%", "%%") if not description or "%(prog)" in text else text
 
 
 def torch_program(plan: ModelPlan) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from studio.catalog import ParamCount, Shape, ShapeError, format_shape
-from studio.catalog.base import check_size
+from studio.catalog.base import MAX_MODEL_PARAMS, check_param_count, check_size
 from studio.graph import Edge, Graph
 
 ERROR = "error"
@@ -135,6 +135,8 @@ def _infer_node(graph: Graph, node_id: str, result: Analysis) -> None:
         check_size(shape)
         params = spec.count_params(node.params, input_shapes)
         torch_params = spec.count_torch_params(node.params, input_shapes)
+        check_param_count(params)
+        check_param_count(torch_params)
     except ShapeError as error:
         result.problems.append(Problem(ERROR, f"{label} {error}", node_id))
         return
@@ -188,10 +190,7 @@ def _check_inputs_and_outputs(graph: Graph, result: Analysis) -> None:
             )
         )
         return
-    nxg = graph.networkx()
-    live = set(result.outputs)
-    for output in result.outputs:
-        live |= nx.ancestors(nxg, output)
+    live = _ancestors_of(graph.networkx(), result.outputs)
     result.live = live
     for node in graph.nodes:
         if node.id in live:
@@ -206,3 +205,24 @@ def _check_inputs_and_outputs(graph: Graph, result: Analysis) -> None:
     reached_inputs = [node_id for node_id in graph.input_nodes if node_id in live]
     if graph.input_nodes and not reached_inputs:
         result.problems.append(Problem(ERROR, "no Input layer is connected to a model output"))
+    total = max(result.total_params.total, result.total_torch_params.total)
+    if total > MAX_MODEL_PARAMS:
+        result.problems.append(
+            Problem(
+                ERROR,
+                f"the model would have {total:,} weights; a model may have at most {MAX_MODEL_PARAMS:,} "
+                "(1 GiB of float32), so that verify, training and export can hold it",
+            )
+        )
+
+
+def _ancestors_of(nxg: nx.MultiDiGraph, targets: list[str]) -> set[str]:
+    """``targets`` and every node with a path to one of them: one walk for all targets."""
+    seen = set(targets)
+    stack = list(targets)
+    while stack:
+        for source in nxg.predecessors(stack.pop()):
+            if source not in seen:
+                seen.add(source)
+                stack.append(source)
+    return seen

@@ -12,6 +12,7 @@ user typed, and framework start-up chatter stays off stderr
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -19,12 +20,13 @@ from pathlib import Path
 
 from studio import __version__
 from studio.frameworks import import_quietly, set_quiet_environment
+from studio.text import SafeStream
 
 # Exit codes shared by the commands.
 OK, PROBLEMS, UNREADABLE = 0, 1, 2
+MAX_VERIFY_BATCH = 1024  # verify runs one random batch through both frameworks
 
 # Why a run can fail before it trains: bad input, so the exit code is 2.
-INPUT_REASONS = frozenset({"project", "dataset", "device"})
 
 # The command-line flag of each run setting, for error messages.
 FLAGS = {
@@ -145,7 +147,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from codegen import CodegenError
     from codegen.verify import ProgramMismatch, verify_project
+    from studio.stack import call_with_deep_stack
 
+    if not 1 <= args.batch_size <= MAX_VERIFY_BATCH or not 0 <= args.seed <= 2**32 - 1:
+        print(
+            f"error: verify takes --batch-size from 1 to {MAX_VERIFY_BATCH} and --seed from 0 to "
+            f"{2**32 - 1}. Received: --batch-size {args.batch_size}, --seed {args.seed}",
+            file=sys.stderr,
+        )
+        return UNREADABLE
     project = _load(args.project)
     if project is None:
         return UNREADABLE
@@ -161,7 +171,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from studio.project import OPTIMIZERS
 
         optimizers = OPTIMIZERS if args.optimizer == "all" else [args.optimizer or project.training.optimizer]
-        report = verify_project(
+        report = call_with_deep_stack(
+            verify_project,
             project,
             seed=args.seed,
             batch=args.batch_size,
@@ -173,7 +184,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except (CodegenError, ProgramMismatch) as error:
         if args.json:
             print(json.dumps({"ok": False, "error": str(error)}, indent=2))
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {args.project}: {error}", file=sys.stderr)
         return PROBLEMS
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return OK if report.ok else PROBLEMS
@@ -220,7 +231,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         code = generate(project, args.framework)
     except CodegenError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {args.project}: {error}", file=sys.stderr)
         return PROBLEMS
     if args.output in (None, "-"):
         sys.stdout.write(code.source)
@@ -293,6 +304,7 @@ def in_cli_terms(message: str, given: set[str], project: str) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from studio.training import ConfigError, TrainingRun
     from studio.training.console import ProgressPrinter, follow, format_files, format_table
+    from studio.training.messages import UNREADABLE_REASONS
 
     config = _run_config(args, args.framework)
     if config is None:
@@ -306,7 +318,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     outcome = follow(run, ProgressPrinter(sys.stdout))
     if outcome is None or outcome["type"] == "failed":
         reason = outcome.get("reason") if outcome else None
-        return UNREADABLE if reason in INPUT_REASONS else PROBLEMS
+        return UNREADABLE if reason in UNREADABLE_REASONS else PROBLEMS
     summary = outcome["summary"]
     print(format_table({config.framework: summary}))
     print(format_files(summary))
@@ -316,6 +328,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from studio.training import ConfigError, compare_frameworks
     from studio.training.console import ProgressPrinter, format_comparison
+    from studio.training.messages import UNREADABLE_REASONS
 
     for flag, value in (("--repeats", args.repeats), ("--threads", args.threads)):
         if value is not None and value < 1:
@@ -341,7 +354,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     failed = [result.outcome for result in report.results.values() if not result.ok]
     if failed:
         reasons = {outcome.get("reason") for outcome in failed}
-        return UNREADABLE if reasons & INPUT_REASONS else PROBLEMS
+        return UNREADABLE if reasons & UNREADABLE_REASONS else PROBLEMS
     data = report.to_dict()
     difference = report.max_loss_difference
     gap = (
@@ -526,17 +539,61 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="RUN_DIR", help=f"run folder (default: {folder})")
 
 
+PATH_ARGUMENTS = (
+    "project",
+    "output",
+    "out",
+    "resume",
+    "weights",
+    "weights_out",
+    "dataset",
+    "model",
+    "state_dict",
+)
+
+
+def _expand_home_folders(args: argparse.Namespace) -> str | None:
+    """Expand ``~`` and ``~user`` in path arguments (as a shell does when quoting kept it); the
+    error text for a user that does not exist, or None."""
+    for name in PATH_ARGUMENTS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.startswith("~"):
+            try:
+                setattr(args, name, str(Path(value).expanduser()))
+            except RuntimeError:
+                user = value.split("/", 1)[0]
+                return f"{value}: there is no user {user[1:]!r}, so {user} names no home folder"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     set_quiet_environment()  # before any framework import, here or in a child process
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["gui"])
+    problem = _expand_home_folders(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return UNREADABLE
+    # Names and descriptions from files are printed: no escape sequence or lone surrogate gets through.
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RecursionError) as error:  # a last line of defence: the limits should prevent it
+        what = "not enough memory" if isinstance(error, MemoryError) else "the model is nested too deeply"
+        subject = getattr(args, "project", None) or getattr(args, "model", None) or args.command
+        print(f"error: {subject}: {what} for `studio {args.command}`", file=sys.stderr)
+        return PROBLEMS
+    except BrokenPipeError:  # the reader went away (`studio summary x | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+        return OK
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 if __name__ == "__main__":

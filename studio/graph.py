@@ -26,6 +26,13 @@ from studio.catalog import CATALOG, LayerSpec, ParamError, Registry
 from studio.events import GraphEvent, GraphEvents
 
 MAX_NAME_LENGTH = 100
+# The most inputs a merge with no fixed count (Add, Concatenate...) may take: ports are
+# numbered 0 to MAX_PORTS - 1. It bounds every list sized by a port number.
+MAX_PORTS = 1024
+# The most layers and connections one graph may hold: far beyond any model drawn by hand,
+# and what loads and analyses in seconds within a few hundred MiB.
+MAX_NODES = 100_000
+MAX_EDGES = 4 * MAX_NODES
 
 
 class GraphError(ValueError):
@@ -65,6 +72,9 @@ class Graph:
         # Port -> source per node: the hot path of analysis reads this, not networkx views.
         self._ports: dict[str, dict[int, str]] = {}
         self._outputs: list[str] = []
+        # Name -> node id, so that checking a name is one lookup, not a scan of the graph.
+        self._names: dict[str, str] = {}
+        self._edge_count = 0
         self._next_id = 1
         self._batch = _BatchState()
 
@@ -96,7 +106,8 @@ class Graph:
 
     def find(self, name: str) -> Node | None:
         """The node called ``name``, if any."""
-        return next((node for node in self.nodes if node.name == name), None)
+        node_id = self._names.get(name)
+        return None if node_id is None else self.node(node_id)
 
     def label(self, node_id: str) -> str:
         """``Dense 'dense_1'``: how messages name a node."""
@@ -172,6 +183,8 @@ class Graph:
         node_id: str | None = None,
     ) -> Node:
         spec = self.registry.get(kind)
+        if len(self._g) >= MAX_NODES:
+            raise GraphError(f"a model may have at most {MAX_NODES:,} layers")
         name = self.unique_name(spec.default_name) if name is None else name
         self._check_name(name)
         if node_id is None:
@@ -187,6 +200,7 @@ class Graph:
         node = Node(node_id, kind, name, clean, _position(position))
         self._g.add_node(node_id, node=node)
         self._ports[node_id] = {}
+        self._names[name] = node_id
         self._bump_id(node_id)
         self._emit("node_added", node_id)
         return node
@@ -198,6 +212,7 @@ class Graph:
                 self.disconnect(edge.target, edge.port)
             if node_id in self._outputs:
                 self.set_outputs([out for out in self._outputs if out != node_id])
+            del self._names[self.node(node_id).name]
             self._g.remove_node(node_id)
             del self._ports[node_id]
             self._emit("node_removed", node_id)
@@ -209,6 +224,8 @@ class Graph:
         self._check_name(name)
         old = node.name
         node.name = name
+        del self._names[old]
+        self._names[name] = node_id
         self._emit("node_renamed", node_id, old=old, new=name)
 
     def move_node(self, node_id: str, position: tuple[float, float]) -> None:
@@ -233,17 +250,26 @@ class Graph:
         node.params = clean
         self._emit("params_changed", node_id, old=old, new=dict(clean))
 
-    def connect(self, source: str, target: str, port: int | None = None) -> Edge:
-        """Connect ``source``'s output to ``target``'s input ``port`` (the first free one by default)."""
-        self.check_connection(source, target, port)
+    def connect(self, source: str, target: str, port: int | None = None, *, check_cycle: bool = True) -> Edge:
+        """Connect ``source``'s output to ``target``'s input ``port`` (the first free one by default).
+
+        ``check_cycle=False`` skips the search for a path back (linear in the graph) for a loader
+        that adds many edges and then checks the whole graph once (see :func:`first_cycle_edge`).
+        """
+        self.check_connection(source, target, port, check_cycle=check_cycle)
+        if self._edge_count >= MAX_EDGES:  # counted here: networkx counts edges by walking them all
+            raise GraphError(f"a model may have at most {MAX_EDGES:,} connections")
         if port is None:
             port = self.free_port(target)
         self._g.add_edge(source, target, key=port)
         self._ports[target][port] = source
+        self._edge_count += 1
         self._emit("edge_added", target, source=source, port=port)
         return Edge(source, target, port)
 
-    def check_connection(self, source: str, target: str, port: int | None = None) -> None:
+    def check_connection(
+        self, source: str, target: str, port: int | None = None, *, check_cycle: bool = True
+    ) -> None:
         """Raise GraphError if connecting ``source`` to ``target`` is not allowed."""
         self.node(source)
         target_node = self.node(target)
@@ -256,6 +282,10 @@ class Graph:
             port = self.free_port(target)
         if not isinstance(port, int) or isinstance(port, bool) or port < 0:
             raise GraphError(f"input ports are numbered from 0. Received: port={port!r}")
+        if spec.max_inputs is None and port >= MAX_PORTS:
+            raise GraphError(
+                f"{self.label(target)} takes at most {MAX_PORTS} inputs; input {port + 1:,} does not exist"
+            )
         if spec.max_inputs is not None and port >= spec.max_inputs:
             count = spec.max_inputs
             raise GraphError(
@@ -271,7 +301,7 @@ class Graph:
             raise GraphError(
                 f"input {port + 1} of {self.label(target)} is already connected to {self.label(occupant)}"
             )
-        if nx.has_path(self._g, target, source):
+        if check_cycle and nx.has_path(self._g, target, source):
             raise GraphError(f"connecting {self.label(source)} to {self.label(target)} would create a cycle")
 
     def free_port(self, target: str) -> int:
@@ -289,6 +319,7 @@ class Graph:
         if source is None:
             raise GraphError(f"input {port + 1} of {self.label(target)} is not connected")
         self._g.remove_edge(source, target, key=port)
+        self._edge_count -= 1
         self._emit("edge_removed", target, source=source, port=port)
         return Edge(source, target, port)
 
@@ -306,7 +337,7 @@ class Graph:
 
     def unique_name(self, base: str) -> str:
         """Keras-style unique name: ``dense``, then ``dense_1``, ``dense_2``..."""
-        taken = {node.name for node in self.nodes}
+        taken = self._names
         if base not in taken:
             return base
         index = 1
@@ -332,12 +363,13 @@ class Graph:
             raise GraphError(f"the name {name!r} is already used by {self.label(self.find(name).id)}")
 
     def _new_id(self) -> str:
+        # _next_id stays one past the highest "n<digits>" id (see _bump_id), so this loop is short.
         while f"n{self._next_id}" in self._g:
             self._next_id += 1
         return f"n{self._next_id}"
 
     def _bump_id(self, node_id: str) -> None:
-        match = re.fullmatch(r"n(\d+)", node_id)
+        match = re.fullmatch(r"n([0-9]{1,18})", node_id)  # a longer number can never collide
         if match:
             self._next_id = max(self._next_id, int(match.group(1)) + 1)
 
@@ -348,6 +380,29 @@ class Graph:
             self._batch.reasons.append(event_type)
         else:
             self.events.changed(GraphEvent("changed", node_id, {"reasons": [event_type]}))
+
+
+def first_cycle_edge(edges: list[tuple[str, str]]) -> int | None:
+    """The index of the first edge that closes a cycle when ``edges`` are added in order, or None.
+
+    One acyclicity test of the whole list, then a binary search over prefixes: O(m log m),
+    where checking each edge as it is added would be O(m^2).
+    """
+
+    def has_cycle(count: int) -> bool:
+        prefix = nx.DiGraph(edges[:count])
+        return not nx.is_directed_acyclic_graph(prefix)
+
+    if not has_cycle(len(edges)):
+        return None
+    low, high = 1, len(edges)  # the shortest cycling prefix has length in [low, high]
+    while low < high:
+        middle = (low + high) // 2
+        if has_cycle(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low - 1
 
 
 def _position(position: Any) -> tuple[float, float]:

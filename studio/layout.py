@@ -6,7 +6,7 @@ Positions are the top-left corners of the nodes, laid out left to right
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 
 LAYER_GAP = 90.0  # free space between two layers
@@ -22,17 +22,20 @@ def longest_path_layers(node_ids: Sequence[str], edges: Iterable[tuple[str, str]
         predecessors[target].append(source)
         successors[source].append(target)
     pending = {node_id: len(predecessors[node_id]) for node_id in node_ids}
-    ready = [node_id for node_id in node_ids if pending[node_id] == 0]
+    ready = deque(node_id for node_id in node_ids if pending[node_id] == 0)
     layer = {node_id: 0 for node_id in ready}
     while ready:
-        node_id = ready.pop(0)
+        node_id = ready.popleft()
         for target in successors[node_id]:
             layer[target] = max(layer.get(target, 0), layer[node_id] + 1)
             pending[target] -= 1
             if pending[target] == 0:
                 ready.append(target)
-    for node_id in node_ids:  # nodes on a cycle (should not happen): put them last
-        layer.setdefault(node_id, max(layer.values(), default=-1) + 1)
+    last = max(layer.values(), default=-1)
+    for node_id in node_ids:  # nodes on a cycle (should not happen): put them last, one layer each
+        if node_id not in layer:
+            last += 1
+            layer[node_id] = last
     return layer
 
 
@@ -49,16 +52,15 @@ def order_layers(
     for source, target in edges:
         up[target].append(source)
         down[source].append(target)
+    # Each node's position within its layer, updated as each layer is reordered (linear per sweep).
+    rank = {node_id: index for nodes in layers for index, node_id in enumerate(nodes)}
     for sweep in range(SWEEPS):
         indices = range(1, count) if sweep % 2 == 0 else range(count - 2, -1, -1)
         neighbours = up if sweep % 2 == 0 else down
         for index in indices:
-            layers[index] = _by_barycenter(layers[index], neighbours, _rank(layers))
+            layers[index] = _by_barycenter(layers[index], neighbours, rank)
+            rank.update((node_id, position) for position, node_id in enumerate(layers[index]))
     return layers
-
-
-def _rank(layers: list[list[str]]) -> dict[str, int]:
-    return {node_id: index for nodes in layers for index, node_id in enumerate(nodes)}
 
 
 def _by_barycenter(

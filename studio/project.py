@@ -29,19 +29,19 @@ the problem and where it is; saving is atomic.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from studio.catalog import CATALOG, ParamError, Registry, UnknownKindError
-from studio.graph import Graph, GraphError
+from studio.catalog.params import MAX_INT
+from studio.files import PROJECT_LIMIT, limit, read_regular_file, write_bytes
+from studio.graph import MAX_EDGES, MAX_NODES, Graph, GraphError, first_cycle_edge
 
 FORMAT_NAME = "layer-studio"
 FORMAT_VERSION = 1
@@ -112,6 +112,8 @@ class TrainingSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise fail(name, "a positive integer")
+            if value > MAX_INT:  # beyond it numpy and the frameworks overflow
+                raise fail(name, f"a positive integer of at most {MAX_INT}")
         if not _is_number(self.validation_split) or not 0 <= self.validation_split < 1:
             raise fail("validation_split", "a number in [0, 1)")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
@@ -181,28 +183,9 @@ def save_project(project: Project, path: str | os.PathLike) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0o600): give it the old file's mode, or the usual one.
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_current_umask()
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
+    """Write ``text`` as UTF-8: a regular file is replaced atomically, a FIFO or a terminal written
+    through, anything else refused (see :mod:`studio.files`)."""
+    write_bytes(path, text.encode("utf-8"))
 
 
 def _dump(value: Any, indent: int) -> str:
@@ -238,7 +221,7 @@ def _is_flat(value: dict | list) -> bool:
 def load_project(path: str | os.PathLike, registry: Registry = CATALOG) -> Project:
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path, limit(PROJECT_LIMIT))
     except FileNotFoundError:
         raise ProjectError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -318,6 +301,8 @@ def migrate(data: Any) -> dict[str, Any]:
 def _load_nodes(graph: Graph, nodes: Any) -> None:
     if not isinstance(nodes, list):
         raise ProjectError(f'"nodes" must be a list, found {_json_type(nodes)}')
+    if len(nodes) > MAX_NODES:
+        raise ProjectError(f'"nodes" lists {len(nodes):,} layers; a project may have at most {MAX_NODES:,}')
     for index, item in enumerate(nodes):
         where = f"nodes[{index}]"
         _expect_keys(item, where, required=("id", "kind", "name"), optional=("params", "position"))
@@ -342,6 +327,10 @@ def _load_nodes(graph: Graph, nodes: Any) -> None:
 def _load_edges(graph: Graph, edges: Any) -> None:
     if not isinstance(edges, list):
         raise ProjectError(f'"edges" must be a list, found {_json_type(edges)}')
+    if len(edges) > MAX_EDGES:
+        raise ProjectError(
+            f'"edges" lists {len(edges):,} connections; a project may have at most {MAX_EDGES:,}'
+        )
     for index, item in enumerate(edges):
         where = f"edges[{index}]"
         _expect_keys(item, where, required=("from", "to"), optional=("port",))
@@ -352,9 +341,16 @@ def _load_edges(graph: Graph, edges: Any) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or port < 0:
             raise ProjectError(f"{where}.port: expected an integer >= 0. Received: {port!r}")
         try:
-            graph.connect(item["from"], item["to"], port)
+            graph.connect(item["from"], item["to"], port, check_cycle=False)
         except GraphError as error:
             raise ProjectError(f"{where}: {error}") from None
+    # One cycle check for the whole list keeps loading linear; name the first edge that closes one.
+    index = first_cycle_edge([(item["from"], item["to"]) for item in edges])
+    if index is not None:
+        source, target = edges[index]["from"], edges[index]["to"]
+        raise ProjectError(
+            f"edges[{index}]: connecting {graph.label(source)} to {graph.label(target)} would create a cycle"
+        )
 
 
 def _load_outputs(graph: Graph, outputs: Any) -> None:

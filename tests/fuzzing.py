@@ -49,6 +49,8 @@ WEIGHTS = {
     "project nesting": 0.15,
     "layer parameters": 1.5,
     "project via CLI": 0.3,
+    "project sizes": 0.3,
+    "odd text": 0.2,
     "CSV": 0.8,
     "NPZ dataset": 0.6,
     "IDX": 0.6,

@@ -181,7 +181,10 @@ def test_export_to_standard_output(capsys):
 def test_export_of_an_invalid_project_exits_1_and_writes_nothing(invalid_project, tmp_path, capsys):
     target = tmp_path / "model.py"
     assert cli.main(["export", invalid_project, "--framework", "keras", "-o", str(target)]) == cli.PROBLEMS
-    assert "error: the model has errors: Concatenate 'concatenate' input 2" in capsys.readouterr().err
+    assert (
+        f"error: {invalid_project}: the model has errors: Concatenate 'concatenate' input 2"
+        in capsys.readouterr().err
+    )
     assert not target.exists()
 
 
@@ -300,3 +303,12 @@ def test_cuda_on_a_machine_without_cuda_exits_2_with_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr == "error: cuda is not available: PyTorch sees no CUDA device\n"
     assert result.stdout == ""
+
+
+def test_running_out_of_memory_is_one_line_naming_the_project(monkeypatch, capsys):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr("studio.summary.format_summary", no_memory)
+    assert cli.main(["summary", MLP]) == cli.PROBLEMS
+    assert capsys.readouterr().err == f"error: {MLP}: not enough memory for `studio summary`\n"

@@ -185,6 +185,33 @@ def test_data_that_fails_mid_epoch_ends_the_run_naming_epoch_and_batch(tmp_path,
     assert checkpoint_epoch(tmp_path, framework) == 1
 
 
+@pytest.mark.parametrize("framework", ["pytorch", "keras"])
+def test_a_full_disk_while_training_names_the_file_and_the_fix(tmp_path, monkeypatch, framework):
+    """The disk fills when the first checkpoint is written (issue 17, class 10)."""
+    if framework == "pytorch":
+        from studio.training.torch_engine import TorchEngine as engine_class
+    else:
+        from studio.training.keras_engine import KerasEngine as engine_class
+
+    def disk_full(self, snapshot):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine_class, "write_checkpoint", disk_full)
+    config, folder = prepare_run(RunConfig.from_project(IRIS, framework, epochs=2, out_dir=str(tmp_path)))
+    emitter = Emitter(None, folder.metrics)
+    try:
+        train_and_report(config, folder, emitter)
+    finally:
+        emitter.close()
+
+    failed = logged(tmp_path)[-1]
+    assert failed["type"] == "failed"
+    assert failed["message"] == (
+        f"cannot write {folder.checkpoint(framework)}: No space left on device; the disk is full: "
+        "free some space, or train into a folder on another disk with --out"
+    )
+
+
 # ----- the checkpoint writer ---------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 import tempfile
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 
 from studio.analysis import analyze
 from studio.catalog import CATALOG, ParamError
+from studio.catalog.base import MAX_ELEMENTS, MAX_LAYER_PARAMS
 from studio.catalog.params import BoolParam, ChoiceParam, FloatParam, IntParam, IntTupleParam
 from studio.project import ProjectError, dumps_project, load_project, loads_project
 from studio.summary import format_summary
@@ -362,7 +364,7 @@ def test_shapes_too_large_for_any_framework_are_analysis_errors_not_crashes():
     document = _document({(0, "params"): {"shape": [2**31 - 1, 2**31 - 1, 1], "dtype": "float32"}})
     project = loads_project(json.dumps(document))
     analysis = analyze(project.graph)
-    assert any("samples of more than 1,099,511,627,776 elements" in p.message for p in analysis.errors)
+    assert any(f"samples of more than {MAX_ELEMENTS:,} elements" in p.message for p in analysis.errors)
     format_summary(project.graph)
     graph = loads_project(json.dumps(_document())).graph
     up = graph.add_node("UpSampling2D", params={"size": [2**31 - 1, 2**31 - 1]})
@@ -392,3 +394,196 @@ def test_a_seed_that_numpy_cannot_take_is_refused():
         loads_project(json.dumps(document))
     document["training"]["seed"] = 2**32 - 1
     assert loads_project(json.dumps(document)).training.seed == 2**32 - 1
+
+
+# ----- sizes read from the file (issue 17, class 1) ----------------------------------------
+
+SIZES = st.sampled_from([1, 2, 3, 1000, 2**16, 2**20, 2**28, 2**28 + 1, 2**31 - 1]) | st.integers(
+    1, 2**31 - 1
+)
+SIZING = {
+    "n1": ("shape", 3),
+    "n2": ("filters", None),
+    "n3": ("pool_size", 2),
+    "n4": ("kernel_size", 2),
+    "n7": ("units", None),
+}
+
+
+@st.composite
+def sized_documents(draw) -> dict:
+    """The LeNet example with one size (or shape item) pushed anywhere up to MAX_INT, and maybe a merge."""
+    document = _document()
+    node_id = draw(st.sampled_from(sorted(SIZING)))
+    name, length = SIZING[node_id]
+    node = next(node for node in document["nodes"] if node["id"] == node_id)
+    if length is None:
+        node["params"][name] = draw(SIZES)
+    else:
+        node["params"][name] = draw(st.lists(SIZES, min_size=length, max_size=length))
+        if node_id == "n1":
+            node["params"][name][-1] = 1
+    if draw(st.booleans()):
+        node["params"]["padding"] = draw(st.sampled_from(["same", "valid"]))
+    if draw(st.booleans()):
+        port = draw(st.sampled_from([1, 2, 1023, 1024, 10**8, 10**15]) | st.integers(1, 2**40))
+        document["nodes"].append({"id": "cat", "kind": "Concatenate", "name": "cat", "params": {}})
+        document["edges"] += [
+            {"from": "n7", "to": "cat", "port": 0},
+            {"from": "n9", "to": "cat", "port": port},
+        ]
+    return document
+
+
+@fuzz_settings("project sizes")
+@given(sized_documents())
+def test_a_project_that_checks_valid_can_be_generated_and_held_in_memory(document):
+    from codegen import generate
+
+    with case("project sizes"):
+        project = expect(lambda: loads_project(json.dumps(document)), ProjectError)
+        if isinstance(project, ProjectError):
+            event("refused on load")
+            return
+        analysis = analyze(project.graph)
+        event("valid" if analysis.is_valid else "refused by check")
+        format_summary(project.graph)
+        if not analysis.is_valid:
+            return
+        for node_id in analysis.order:
+            assert math.prod(analysis.shapes[node_id]) <= MAX_ELEMENTS
+            assert analysis.params[node_id].total <= MAX_LAYER_PARAMS
+        for framework in ("keras", "pytorch"):
+            assert generate(project, framework).source
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({(1, "params"): {"filters": 2**31 - 1}}, "samples of more than 268,435,456 elements"),
+        ({(6, "params"): {"units": 2**31 - 1}}, "samples of more than 268,435,456 elements"),
+        ({(6, "params"): {"units": 2**24}}, "weights; one layer may have at most 268,435,456"),
+        ({(0, "params"): {"shape": [8] * 70}}, "expected at most 8 integers"),
+        (
+            {(2, "params"): {"pool_size": [2**20, 2**20], "padding": "same"}},
+            "pool_size (1048576, 1048576) with padding 'same' would produce samples of more than",
+        ),
+    ],
+)
+def test_sizes_that_later_commands_cannot_hold_are_refused_by_check(change, expected, tmp_path):
+    path = tmp_path / "model.layers.json"
+    path.write_text(json.dumps(_document(change)))
+    code, stdout, stderr = run_cli(["check", str(path)])
+    assert code in (1, 2)
+    assert expected in stdout + stderr
+
+
+@pytest.mark.parametrize("port", [1024, 10**8, 10**15, 2**63])
+def test_a_huge_port_number_is_refused_on_load_without_allocating(port, tmp_path):
+    document = _document()
+    document["nodes"].append({"id": "cat", "kind": "Concatenate", "name": "cat", "params": {}})
+    document["edges"] += [{"from": "n7", "to": "cat", "port": 0}, {"from": "n9", "to": "cat", "port": port}]
+    path = tmp_path / "model.layers.json"
+    path.write_text(json.dumps(document))
+    with case("project sizes", tmp_path):
+        for command in ("check", "summary", "export"):
+            argv = [command, str(path)] + (["--framework", "keras"] if command == "export" else [])
+            code, _, stderr = run_cli(argv)
+            assert code == 2
+            assert f"{path}: edges[9]: Concatenate 'cat' takes at most 1024 inputs" in stderr
+
+
+# ----- odd text in names (issue 17, class 7) -----------------------------------------------------
+
+UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+HOSTILE_PIECES = [
+    "%",
+    "%(prog)s",
+    "%s",
+    "%%",
+    "\x1b[2J",
+    "\x1b]0;title\x07",
+    "\x9b31m",
+    "\ud800",
+    "\u202e",
+    "{}",
+]
+odd_names = st.lists(st.sampled_from(HOSTILE_PIECES) | st.text(max_size=4), min_size=1, max_size=6).map(
+    "".join
+)
+
+
+@fuzz_settings("odd text")
+@given(project_name=odd_names, layer_name=odd_names)
+def test_odd_names_print_safely_and_the_exported_help_formats(project_name, layer_name):
+    import argparse
+
+    document = _document()
+    document["name"] = project_name
+    document["description"] = project_name
+    document["nodes"][6]["name"] = layer_name
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.layers.json"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        with case("odd text", Path(folder)):
+            outputs = _odd_text_outputs(path)
+        assert not any(UNPRINTABLE.search(text) for text in outputs[:2])
+        if outputs[2].startswith('"""'):  # exported: its argparse help must format
+            tree = ast.parse(outputs[2])
+            parsers = [
+                node
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "ArgumentParser"
+            ]
+            description = ast.literal_eval(parsers[0].keywords[0].value)
+            assert not UNPRINTABLE.search(description)
+            argparse.ArgumentParser(prog="model.py", description=description).format_help()
+
+
+def _odd_text_outputs(path: Path) -> list[str]:
+    outputs = []
+    for command in (["check"], ["summary"], ["export", "--framework", "pytorch"]):
+        code, stdout, stderr = run_cli([command[0], str(path), *command[1:]])
+        outputs.append(stdout + stderr)
+        event(f"{command[0]} exit {code}")
+    return outputs
+
+
+def test_attention_weights_beyond_the_element_limit_are_an_analysis_error():
+    from tests.graph_builders import chain
+
+    project = chain([20_000, 64], ("MultiHeadAttention", {"num_heads": 4, "key_dim": 16}))
+    [error] = analyze(project.graph).errors
+    assert "attention weights of 4 heads x 20,000 x 20,000 steps would produce samples of more than" in (
+        error.message
+    )
+    assert analyze(chain([200, 64], ("MultiHeadAttention", {"num_heads": 4, "key_dim": 16})).graph).is_valid
+
+
+def test_more_layers_or_connections_than_a_project_may_hold_are_refused_before_building():
+    from studio.graph import MAX_EDGES, MAX_NODES
+
+    document = _document()
+    document["nodes"] = document["nodes"] * (MAX_NODES // len(document["nodes"]) + 1)
+    with pytest.raises(
+        ProjectError, match=rf'"nodes" lists [0-9,]+ layers; a project may have at most {MAX_NODES:,}'
+    ):
+        loads_project(json.dumps(document))
+    document = _document()
+    document["edges"] = document["edges"] * (MAX_EDGES // len(document["edges"]) + 1)
+    with pytest.raises(ProjectError, match=rf"connections; a project may have at most {MAX_EDGES:,}"):
+        loads_project(json.dumps(document))
+
+
+def test_a_model_whose_layers_together_exceed_the_weight_limit_is_an_analysis_error():
+    from studio.catalog.base import MAX_MODEL_PARAMS
+    from tests.graph_builders import chain
+
+    layer = ("Dense", {"units": 8192, "use_bias": False})  # 8192 * 8192 = 2^26 weights each
+    project = chain([8192], *[layer] * 5)
+    errors = [problem.message for problem in analyze(project.graph).errors]
+    assert errors == [
+        f"the model would have {5 * 2**26:,} weights; a model may have at most {MAX_MODEL_PARAMS:,} "
+        "(1 GiB of float32), so that verify, training and export can hold it"
+    ]
+    assert analyze(chain([8192], *[layer] * 4).graph).is_valid

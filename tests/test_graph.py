@@ -6,10 +6,12 @@ import math
 
 import networkx as nx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from studio.catalog import ParamError, UnknownKindError
 from studio.events import GraphEvents
-from studio.graph import MAX_NAME_LENGTH, Edge, Graph, GraphError
+from studio.graph import MAX_NAME_LENGTH, Edge, Graph, GraphError, first_cycle_edge
 from tests.graph_builders import make_graph
 
 
@@ -487,3 +489,42 @@ def test_callbacks_can_be_disconnected(graph):
     graph.events.node_added.disconnect(seen.append)
     graph.add_node("Dense")
     assert [event.node_id for event in seen] == ["n1"]
+
+
+# ----- one cycle check for a whole edge list (issue 17: linear project loading) ------------------
+
+
+def _first_cycle_edge_one_by_one(edges: list[tuple[str, str]]) -> int | None:
+    graph = nx.DiGraph()
+    for index, (source, target) in enumerate(edges):
+        if source == target or (target in graph and source in graph and nx.has_path(graph, target, source)):
+            return index
+        graph.add_edge(source, target)
+    return None
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcdef"), st.sampled_from("abcdef")), max_size=14))
+def test_the_first_edge_closing_a_cycle_is_the_one_found_edge_by_edge(edges):
+    assert first_cycle_edge(edges) == _first_cycle_edge_one_by_one(edges)
+
+
+def test_a_cycle_closed_by_the_last_of_many_edges_is_named():
+    edges = [(f"n{i}", f"n{i + 1}") for i in range(20_000)] + [("n20000", "n5")]
+    assert first_cycle_edge(edges) == 20_000
+    assert first_cycle_edge(edges[:-1]) is None
+
+
+def test_the_connection_limit_counts_edges_added_and_removed(monkeypatch):
+    import studio.graph as graph_module
+
+    monkeypatch.setattr(graph_module, "MAX_EDGES", 2)
+    graph = make_graph(("x", "Input", {"shape": [4]}), ("a", "Add", {}, "x", "x"))
+    add = graph.find("a").id
+    graph.disconnect(add, 1)
+    graph.connect(graph.find("x").id, add, 1)
+    with pytest.raises(GraphError, match="a model may have at most 2 connections"):
+        graph.connect(graph.find("x").id, add, 2)
+    graph.remove_node(add)
+    other = graph.add_node("Add", name="b")
+    graph.connect(graph.find("x").id, other.id)
+    graph.connect(graph.find("x").id, other.id)

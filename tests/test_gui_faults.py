@@ -264,3 +264,36 @@ def test_an_exception_in_a_slot_is_shown_logged_and_the_app_lives_on(
     main_window.actions["arrange_tb"].trigger()
     assert main_window.document.undo_stack.count() == undo_steps + 1
     assert main_window.isVisible()
+
+
+# ----- hostile files opened in the window (issue 17) -------------------------------------------
+
+
+def test_opening_a_fifo_a_device_or_a_huge_port_says_why_and_keeps_the_document(
+    main_window, tmp_path, dialogs
+):
+    import json
+    import os
+
+    path = open_copy(main_window, tmp_path)
+    fifo = tmp_path / "pipe.layers.json"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.layers.json"
+    zero.symlink_to("/dev/zero")
+    document = json.loads(LENET.read_text())
+    document["nodes"].append({"id": "cat", "kind": "Concatenate", "name": "cat", "params": {}})
+    document["edges"] += [{"from": "n7", "to": "cat", "port": 0}, {"from": "n9", "to": "cat", "port": 10**15}]
+    port = tmp_path / "port.layers.json"
+    port.write_text(json.dumps(document))
+
+    expected = [
+        (fifo, "cannot be read (is a FIFO (named pipe), not a regular file)"),
+        (zero, "cannot be read (is a character device, not a regular file)"),
+        (port, "Concatenate 'cat' takes at most 1024 inputs"),
+    ]
+    for hostile, reason in expected:
+        assert not main_window.files.open_path(hostile, ask=False, offer_recovery=False)
+        kind, title, text = dialogs.calls[-1]
+        assert (kind, title) == ("critical", "Cannot open the project")
+        assert text.startswith(str(hostile)) and reason in text
+        assert main_window.document.path == path  # the open document stays

@@ -404,3 +404,20 @@ def test_runs_made_by_the_cli_beside_the_project_are_listed(window, qtbot, tmp_p
     assert len(listed) == 1 and listed[0].status == "finished" and listed[0].kind == "pytorch"
     panel.load_past_runs()  # listing again adds nothing twice
     assert sum(record.run_folder() == str(cli_run) for record in panel.records) == 1
+
+
+def test_a_shape_too_long_or_too_large_is_not_a_shape():
+    assert parse_shape("9" * 5000) is None  # not parsed as an integer of 5,000 digits
+    assert parse_shape(",".join(["2"] * 9)) is None
+    assert parse_shape("3, 2147483648") is None
+    assert parse_shape("3, 2147483647") == [3, 2147483647]
+
+
+def test_the_python_import_dialog_does_not_open_a_fifo(qtbot, tmp_path):
+    import os
+
+    path = tmp_path / "model.py"
+    os.mkfifo(path)
+    dialog = PythonModelDialog(path)  # returns at once: a FIFO is never opened
+    qtbot.addWidget(dialog)
+    assert dialog.entry.text() == ""

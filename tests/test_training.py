@@ -336,9 +336,12 @@ def test_an_absent_device_is_named(tmp_path):
 
 @pytest.mark.slow
 def test_an_exception_in_the_training_process_comes_back_readable(tmp_path):
+    # A checkpoint that torch reads, but without the entries a resume needs: an unexpected KeyError.
+    import torch
+
     previous = tmp_path / "previous"
     previous.mkdir()
-    (previous / "checkpoint.pt").write_bytes(b"this is not a checkpoint")
+    torch.save({"unexpected": torch.zeros(1)}, previous / "checkpoint.pt")
     config = RunConfig.from_project(
         iris_mlp(), "pytorch", resume_from=str(previous), out_dir=str(tmp_path / "new")
     )
@@ -347,6 +350,23 @@ def test_an_exception_in_the_training_process_comes_back_readable(tmp_path):
     message = run.outcome["message"]
     assert "Traceback" not in message and message.count("\n") <= 4
     assert message.split(":")[0].endswith("Error"), message
+    assert "Traceback" in run.outcome["details"] and "checkpoint[" in run.outcome["details"]
+
+
+def test_a_damaged_checkpoint_is_named_and_its_cause_kept_in_the_details(tmp_path):
+    previous = tmp_path / "previous"
+    previous.mkdir()
+    (previous / "checkpoint.pt").write_bytes(b"this is not a checkpoint")
+    config = RunConfig.from_project(
+        iris_mlp(), "pytorch", resume_from=str(previous), out_dir=str(tmp_path / "new")
+    )
+    run = train(config)
+    assert run.outcome["type"] == "failed" and run.outcome["reason"] == "checkpoint"
+    message = run.outcome["message"]
+    assert "Traceback" not in message and message.count("\n") == 0
+    assert message.startswith(
+        f"cannot resume from the checkpoint {previous / 'checkpoint.pt'}: it is damaged"
+    )
     assert "Traceback" in run.outcome["details"] and "torch.load" in run.outcome["details"]
 
 
@@ -486,3 +506,20 @@ def test_detect_devices_lists_the_cpu_first():
     assert devices[0].id == "cpu"
     assert all(device.framework in ("keras", "pytorch", "both") for device in devices)
     assert detect_devices() == devices  # cached
+
+
+def test_a_pickled_checkpoint_is_refused_without_torch_advice_to_unpickle(tmp_path):
+    import fractions
+
+    import torch
+
+    previous = tmp_path / "previous"
+    previous.mkdir()
+    torch.save({"model": fractions.Fraction(1, 3)}, previous / "checkpoint.pt")
+    config = RunConfig.from_project(
+        iris_mlp(), "pytorch", resume_from=str(previous), out_dir=str(tmp_path / "new")
+    )
+    run = train(config)
+    assert run.outcome["reason"] == "checkpoint"
+    assert "it holds pickled Python objects, which are never loaded" in run.outcome["message"]
+    assert "weights_only" not in run.outcome["message"] + run.outcome["details"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -342,3 +343,119 @@ def test_the_comparison_table_shows_spreads_and_memory():
     assert lines["samples/s"].count("1,000 [900–1,100]") == 2
     assert lines["model memory (KiB)"].split()[-2:] == ["2.0", "2.0"]
     assert lines["inference ms, batch 1"].split()[-1] == "0.200"
+
+
+def test_a_run_folder_in_use_is_refused_until_its_run_ends(tmp_path):
+    config = RunConfig.from_project(IRIS, "keras", out_dir=str(tmp_path / "run"))
+    _, folder = prepare_run(config)  # held: the run is under way
+    with pytest.raises(
+        ConfigError, match=rf"run is in use by another training run \(process {os.getpid()}\)"
+    ):
+        prepare_run(config)
+    with pytest.raises(ConfigError, match="in use by another training run"):
+        prepare_run(config.with_changes(out_dir=str(tmp_path / "run" / ".." / "run")))
+    folder.unlock()  # the run ended: the folder holds a run now, which is the next refusal
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        prepare_run(config)
+
+
+def test_a_second_process_training_into_the_same_folder_is_refused(tmp_path):
+    config = RunConfig.from_project(IRIS, "keras", out_dir=str(tmp_path / "run"))
+    _, folder = prepare_run(config)
+    command = [
+        sys.executable,
+        "-m",
+        "studio",
+        "train",
+        IRIS,
+        "--framework",
+        "keras",
+        "--out",
+        str(folder.path),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {folder.path} is in use by another training run (process {os.getpid()}); "
+        "wait for it to end, or choose another folder with --out"
+    )
+    folder.unlock()
+
+
+# ----- errors that name the file and the fix (issue 17, class 10) ---------------------------------
+
+
+def test_a_full_disk_names_the_file_and_what_to_do():
+    from studio.training.errors import readable_error, write_error
+
+    error = OSError(28, "No space left on device", "/runs/a/checkpoint.pt")
+    message, reason = readable_error(error)
+    assert message == (
+        "cannot write /runs/a/checkpoint.pt: No space left on device; the disk is full: free some space, "
+        "or train into a folder on another disk with --out"
+    )
+    assert reason == "error"
+    assert str(write_error(OSError(13, "Permission denied"), "/runs/a/final.pt")) == (
+        "cannot write /runs/a/final.pt: Permission denied"
+    )
+
+
+def test_a_pickled_or_damaged_checkpoint_is_named_without_relaying_torch_advice(tmp_path):
+    import pickle
+
+    import torch
+
+    from studio.training.errors import checkpoint_error
+
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"x": Path("anything")}, path)  # a Python object: needs unpickling
+    with pytest.raises(pickle.UnpicklingError) as caught:
+        torch.load(path, weights_only=True)
+    assert "weights_only" in str(caught.value)  # torch advises loading it anyway; we must not relay that
+    error = checkpoint_error(caught.value, path)
+    assert str(error) == (
+        f"cannot resume from the checkpoint {path}: it holds pickled Python objects, which are never "
+        "loaded (they could run code); start a new run, or resume another run folder"
+    )
+    assert error.reason == "checkpoint" and "weights_only" not in str(error)
+    import zipfile
+
+    path.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(zipfile.BadZipFile) as caught:
+        zipfile.ZipFile(path)
+    assert str(checkpoint_error(caught.value, path)).startswith(
+        f"cannot resume from the checkpoint {path}: it is damaged or not a checkpoint (BadZipFile: "
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["keras", "pytorch"])
+def test_resuming_from_a_damaged_checkpoint_exits_2_naming_it(tmp_path, framework):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    checkpoint = folder / ("checkpoint.npz" if framework == "keras" else "checkpoint.pt")
+    checkpoint.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    command = [sys.executable, "-m", "studio", "train", str(IRIS), "--framework", framework]
+    command += ["--resume", str(folder), "--out", str(tmp_path / "new")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot resume from the checkpoint {checkpoint}: it is damaged")
+    assert "Traceback" not in result.stdout + result.stderr
+    assert checkpoint.read_bytes() == b"PK\x03\x04" + b"\x00" * 100
+
+
+def test_batch_size_and_epochs_beyond_the_integer_limit_are_config_errors():
+    with pytest.raises(
+        ConfigError, match=r"config.batch_size: expected a positive integer of at most 2147483647"
+    ):
+        RunConfig.from_project(IRIS, "keras", batch_size=10**20)
+    with pytest.raises(ConfigError, match=r"config.epochs: expected a positive integer of at most"):
+        RunConfig.from_project(IRIS, "keras", epochs=2**31)
+
+
+def test_a_home_folder_of_no_user_is_a_dataset_error():
+    from studio.datasets import DatasetError, load_dataset
+
+    with pytest.raises(DatasetError, match="there is no user 'nosuchuser_x', so ~nosuchuser_x names no home"):
+        load_dataset("~nosuchuser_x/data.csv")

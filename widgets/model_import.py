@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.catalog.params import MAX_INT, MAX_RANK
+from studio.files import PROJECT_LIMIT, limit, read_regular_file
 from studio.project import EXTENSION, ProjectError, load_project, save_project
 from widgets.studio_process import StudioProcess, last_error_line
 
@@ -50,8 +52,11 @@ def module_candidates(source: str) -> list[str]:
 def parse_shape(text: str) -> list[int] | None:
     if not SHAPE.match(text or ""):
         return None
-    dims = [int(part) for part in re.split(r"[,x×]", text) if part.strip()]
-    return dims if dims and min(dims) > 0 else None
+    parts = [part.strip() for part in re.split(r"[,x×]", text) if part.strip()]
+    if not parts or len(parts) > MAX_RANK or any(len(part) > 10 for part in parts):
+        return None  # more axes than any layer takes, or a size beyond any tensor
+    dims = [int(part) for part in parts]
+    return dims if min(dims) > 0 and max(dims) <= MAX_INT else None
 
 
 class PythonModelDialog(QDialog):
@@ -62,7 +67,9 @@ class PythonModelDialog(QDialog):
         self.setObjectName("pythonModelDialog")
         self.setWindowTitle("Import a PyTorch model")
         try:
-            candidates = module_candidates(path.read_text(encoding="utf-8", errors="replace"))
+            # Only a regular file of sensible size: a FIFO would block the window.
+            source = read_regular_file(path, limit(PROJECT_LIMIT)).decode("utf-8", errors="replace")
+            candidates = module_candidates(source)
         except OSError:
             candidates = []
         self.entry = QLineEdit(candidates[0] if candidates else "", objectName="entryEdit")

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from studio.catalog.base import LayerSpec, ParamCount, Shape, ShapeError, format_shape, use_bias_param
+from studio.catalog.base import (
+    LayerSpec,
+    ParamCount,
+    Shape,
+    ShapeError,
+    check_size,
+    format_shape,
+    use_bias_param,
+)
 from studio.catalog.params import FloatParam, IntParam
 
 
@@ -54,6 +62,13 @@ class MultiHeadAttention(LayerSpec):
                 f"feature size {query[-1]} (PyTorch's nn.MultiheadAttention needs "
                 "embed_dim = num_heads * head_dim)"
             )
+        scores = (heads, query[0], key[0])  # the attention weights, one matrix per head
+        try:
+            check_size(scores)
+        except ShapeError as error:
+            raise ShapeError(
+                f"attention weights of {heads} heads x {query[0]:,} x {key[0]:,} steps {error}"
+            ) from None
         return query
 
     def count_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:

@@ -14,13 +14,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from studio.catalog.params import MAX_INT, BoolParam, ChoiceParam, Param, ParamError
+from studio.catalog.params import MAX_INT, MAX_RANK, BoolParam, ChoiceParam, Param, ParamError
 
 Shape = tuple[int, ...]
 
-# The largest tensor analysis accepts: per axis, and per sample (batch excluded).
+# The largest tensor analysis accepts: per axis, and per sample (batch excluded): 2**28
+# float32 values are 1 GiB, so that `verify` and training can still hold a small batch.
 MAX_AXIS = MAX_INT
-MAX_ELEMENTS = 2**40
+MAX_ELEMENTS = 2**28
+# The most weights one layer may have (1 GiB of float32): an allocation bound for
+# verify, training and weight export, far above any layer designed here.
+MAX_LAYER_PARAMS = 2**28
+MAX_MODEL_PARAMS = 2**28  # and the whole model, for the same reason
 
 
 class ShapeError(ValueError):
@@ -77,6 +82,10 @@ def element_count(shape: Shape) -> int:
 
 def check_size(shape: Shape) -> None:
     """Raise ShapeError for a tensor too large for any framework (and for exact, printable sizes)."""
+    if len(shape) > MAX_RANK:
+        raise ShapeError(
+            f"would produce {len(shape)} axes besides the batch; at most {MAX_RANK} are supported"
+        )
     if any(dim > MAX_AXIS for dim in shape):
         longest = max(shape)
         raise ShapeError(
@@ -85,7 +94,15 @@ def check_size(shape: Shape) -> None:
     if element_count(shape) > MAX_ELEMENTS:
         raise ShapeError(
             f"would produce samples of more than {MAX_ELEMENTS:,} elements each "
-            f"({len(shape)} axes of up to {max(shape):,}); no framework can hold them"
+            f"({len(shape)} axes of up to {max(shape):,}); the limit keeps a batch within memory"
+        )
+
+
+def check_param_count(count: ParamCount) -> None:
+    """Raise ShapeError for a layer with more weights than MAX_LAYER_PARAMS."""
+    if count.total > MAX_LAYER_PARAMS:
+        raise ShapeError(
+            f"would have {count.total:,} weights; one layer may have at most {MAX_LAYER_PARAMS:,}"
         )
 
 

@@ -19,6 +19,7 @@ from studio.catalog.base import (
     Shape,
     ShapeError,
     activation_param,
+    check_size,
     conv_output_length,
     expect_rank,
     format_shape,
@@ -66,6 +67,15 @@ def window_output_shape(
         conv_output_length(size, kernel, stride, padding, rate)
         for size, kernel, stride, rate in zip(spatial, window, strides, dilation, strict=True)
     )
+    if padding in ("same", "causal"):
+        # The framework pads the input by the window's span: bound that tensor too.
+        spans = tuple((kernel - 1) * rate + 1 for kernel, rate in zip(window, dilation, strict=True))
+        try:
+            check_size((*(size + span - 1 for size, span in zip(spatial, spans, strict=True)), shape[-1]))
+        except ShapeError as error:
+            raise ShapeError(
+                f"{window_name} {format_dims(window)} with padding {padding!r} {error}"
+            ) from None
     if min(lengths) > 0:
         return lengths
     spans = tuple((kernel - 1) * rate + 1 for kernel, rate in zip(window, dilation, strict=True))

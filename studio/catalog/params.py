@@ -23,6 +23,10 @@ class ParamError(ValueError):
 # counts computed from it stay exact, printable integers.
 MAX_INT = 2**31 - 1
 
+# The most axes a shape parameter (an Input's shape, a Reshape target, a permutation) may
+# list, batch excluded: beyond what any layer here computes on, and what both frameworks run.
+MAX_RANK = 8
+
 
 @dataclass(frozen=True)
 class Param:
@@ -172,6 +176,11 @@ class IntTupleParam(Param):
             raise self._fail(self.describe(), value)
         if self.length is not None and len(value) != self.length:
             raise self._fail(self.describe(), value)
+        if len(value) > MAX_RANK:
+            raise ParamError(
+                f"expected at most {MAX_RANK} integers (axes besides the batch). "
+                f"Received: {self.name} with {len(value):,} items"
+            )
         items = []
         for item in value:
             if isinstance(item, float) and item.is_integer():

@@ -105,7 +105,11 @@ def load_dataset(
         if text in builtin.DESCRIPTIONS:
             return assemble(text, builtin.load_builtin(text, seed), source="built-in", **options)
         return assemble(text, downloads.load_keras(text), source="keras.datasets", **options)
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~name" of a user that does not exist, or no home folder
+        user = text.split("/", 1)[0]
+        raise DatasetError(f"{text}: there is no user {user[1:]!r}, so {user} names no home folder") from None
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
     if not path.exists():

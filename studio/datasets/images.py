@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import struct
 import zlib
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.datasets.core import DatasetError, Samples, check_finite, classification_task, integer_classes
+from studio.files import DATA_LIMIT, limit, limit_text, read_regular_file, too_large
 
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
@@ -41,6 +43,7 @@ def read_image_folder(folder: Path, image_size: tuple[int, int] | None = None) -
     height, width = image_size if image_size is not None else (headers[first][1][1], headers[first][1][0])
     grey = all(mode in _GREY_MODES for mode, _ in headers.values())
     channels = 1 if grey else 3
+    _check_decoded_sizes(headers, folder, len(headers) * height * width * channels * 4)
     x = np.empty((len(headers), height, width, channels), dtype=np.float32)
     y = np.empty(len(headers), dtype=np.int64)
     row = 0
@@ -105,6 +108,22 @@ def _peek(path: Path, folder: Path) -> tuple[str, tuple[int, int]]:
         raise DatasetError(f"{_relative(path, folder)}: not a readable image ({error})") from None
 
 
+def _check_decoded_sizes(headers: dict[Path, tuple[str, tuple[int, int]]], folder: Path, total: int) -> None:
+    """Refuse, from the headers alone, an image or a whole set too large to decode within the limit."""
+    maximum = limit(DATA_LIMIT)
+    for path, (_, (width, height)) in headers.items():
+        decoded = width * height * 4 * 2  # RGBA bytes, and the float32 copy of a resized grey image
+        if decoded > maximum:
+            raise DatasetError(
+                f"{_relative(path, folder)}: an image of {width:,}x{height:,} pixels needs {decoded:,} bytes "
+                f"to decode; {limit_text(maximum)}"
+            )
+    if total > maximum:
+        raise DatasetError(
+            f"{folder.name}/: the images need {total:,} bytes as float32; {limit_text(maximum)}"
+        )
+
+
 def _read_image(path: Path, folder: Path, size: tuple[int, int], grey: bool) -> np.ndarray:
     from PIL import Image
 
@@ -159,15 +178,27 @@ def read_idx(path: Path) -> np.ndarray:
     each dimension as a big-endian uint32; the data follows, big-endian.
     """
     name = path.name
+    maximum = limit(DATA_LIMIT)
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path, maximum)
     except OSError as error:
         raise DatasetError(f"{name}: cannot be read ({error.strerror})") from None
     if raw[:2] == b"\x1f\x8b":
         try:
-            raw = gzip.decompress(raw)
+            # Never more than the limit: a small .gz can unpack to terabytes.
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as unpacked:
+                head = unpacked.read(4 + 4 * 255)  # the longest IDX header
+                declared = _declared_idx_bytes(head)
+                if declared is not None and declared > maximum:
+                    raise DatasetError(f"{name}: the IDX data is {declared:,} bytes; {limit_text(maximum)}")
+                budget = maximum if declared is None else declared
+                raw = head + unpacked.read(max(0, budget + 1 - len(head)))
         except (OSError, EOFError, zlib.error) as error:
             raise DatasetError(f"{name}: a damaged gzip file ({error})") from None
+        if len(raw) > maximum:
+            raise DatasetError(
+                f"{name}: the gzip file unpacks to more than {maximum:,} bytes; {limit_text(maximum)}"
+            )
     if len(raw) < 4:
         raise DatasetError(
             f"{name}: not an IDX file (only {len(raw)} bytes, shorter than the 4-byte magic number)"
@@ -189,6 +220,9 @@ def read_idx(path: Path) -> np.ndarray:
     dims = struct.unpack(f">{ndim}I", raw[4:header_size])
     dtype = np.dtype(IDX_TYPES[code])
     expected = math.prod(dims) * dtype.itemsize
+    if expected > maximum:
+        declared = too_large(f"the header declares shape {dims} of {dtype.name}, which is", expected, maximum)
+        raise DatasetError(f"{name}: {declared.strerror}")
     actual = len(raw) - header_size
     if actual != expected:
         raise DatasetError(
@@ -202,6 +236,17 @@ def read_idx(path: Path) -> np.ndarray:
             f"{name}: the header declares shape {dims}, which cannot be read ({error})"
         ) from None
     return array.astype(dtype.newbyteorder("="))
+
+
+def _declared_idx_bytes(head: bytes) -> int | None:
+    """Header and data bytes that an IDX header declares, or None if ``head`` is no IDX header."""
+    if len(head) < 4 or head[0] or head[1] or head[2] not in IDX_TYPES or not head[3]:
+        return None
+    header_size = 4 + 4 * head[3]
+    if len(head) < header_size:
+        return None
+    dims = struct.unpack(f">{head[3]}I", head[4:header_size])
+    return header_size + math.prod(dims) * np.dtype(IDX_TYPES[head[2]]).itemsize
 
 
 def read_idx_pair(

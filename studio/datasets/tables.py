@@ -17,6 +17,15 @@ from studio.datasets.core import (
     encode_labels,
     integer_classes,
 )
+from studio.files import (
+    DATA_LIMIT,
+    FileTooLargeError,
+    NotRegularFileError,
+    check_npz_declared_sizes,
+    check_regular_file,
+    limit,
+    read_regular_file,
+)
 
 # A numeric target is read as class labels when every value is a whole number
 # written without a decimal point and there are at most this many of them.
@@ -44,18 +53,21 @@ def read_csv(path: Path, target: str | None = None, task: str | None = None) -> 
             f"{name} line {header_line}: expected a header row naming the columns, "
             f"found only numbers ({', '.join(header[:3])}, ...)"
         )
+    seen: set[str] = set()  # a set, not a scan of the columns before: linear in the header
     for index, column in enumerate(header):
         if not column:
             raise DatasetError(f"{name} line {header_line}: column {index + 1} has no name")
-        if column in header[:index]:
+        if column in seen:
             raise DatasetError(f"{name} line {header_line}: the column name {column!r} appears twice")
+        seen.add(column)
     if target is None:
         target_index = len(header) - 1
     elif target in header:
         target_index = header.index(target)
     else:
         raise DatasetError(
-            f"{name}: no column named {target!r} to use as the target (columns: {', '.join(header)})"
+            f"{name}: no column named {target!r} to use as the target "
+            f"(columns: {', '.join(header[:20])}{', ...' if len(header) > 20 else ''})"
         )
     data = rows[1:]
     if not data:
@@ -80,7 +92,7 @@ def read_csv(path: Path, target: str | None = None, task: str | None = None) -> 
 def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     """(line number, fields) of each non-blank row."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_regular_file(path, limit(DATA_LIMIT)).decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise DatasetError(f"{path.name}: not UTF-8 text (byte {error.start} is invalid)") from None
     except OSError as error:
@@ -176,7 +188,11 @@ def read_npz(path: Path, task: str | None = None) -> Samples:
     """Arrays ``x`` and ``y``, or a split given as ``x_train``, ``y_train``, ``x_val`` (or ``x_test``), ``y_val``."""
     name = path.name
     try:
+        check_regular_file(path, limit(DATA_LIMIT))
+        check_npz_declared_sizes(path, limit(DATA_LIMIT))
         archive = np.load(path, allow_pickle=False)
+    except (NotRegularFileError, FileTooLargeError) as error:
+        raise DatasetError(f"{name}: {error.strerror}") from None
     except (OSError, ValueError, RuntimeError, zipfile.BadZipFile, EOFError) as error:
         # RuntimeError: an encrypted member, or (NotImplementedError) an unknown zip version
         raise DatasetError(f"{name}: not a readable .npz archive ({error})") from None

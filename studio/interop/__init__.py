@@ -20,11 +20,24 @@ The frameworks are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from studio.files import (
+    MODEL_LIMIT,
+    PROJECT_LIMIT,
+    NotRegularFileError,
+    StagedOutput,
+    check_regular_file,
+    check_zip_declared_sizes,
+    commit_all,
+    limit,
+    too_large,
+)
 
 if TYPE_CHECKING:
     from studio.interop.builder import ImportedModel
@@ -97,6 +110,9 @@ def import_model(
         from studio.interop.torch_import import import_torch_module
 
         path, entry = target
+        _check_input_file(path, limit(PROJECT_LIMIT))
+        if state_dict is not None:
+            _check_input_file(Path(state_dict), limit(MODEL_LIMIT))
         return import_torch_module(
             path,
             entry,
@@ -112,6 +128,8 @@ def import_model(
 
     if suffix == ".py":
         raise ModelFileError(f"{path}: name the model class or function too, e.g. {path}:MyModel")
+    if suffix in KERAS_SUFFIXES or suffix == ".onnx":
+        check_model_file(path)
     if suffix in KERAS_SUFFIXES:
         from studio.interop.keras_import import import_keras_file
 
@@ -126,26 +144,79 @@ def import_model(
     )
 
 
+def check_model_file(path: Path) -> None:
+    """Refuse, before any loader opens it, a model file that is not a regular file or is too large.
+
+    A ``.keras`` archive is checked member by member from its directory (never inflated):
+    ``config.json`` may unpack to at most the project limit, every member to the model limit.
+    """
+    from studio.interop.errors import ModelFileError
+
+    suffix = path.suffix.lower()
+    try:
+        check_regular_file(path, limit(PROJECT_LIMIT if suffix == ".json" else MODEL_LIMIT))
+        if suffix == ".keras":
+            check_zip_declared_sizes(path, limit(MODEL_LIMIT))
+            _check_keras_config_size(path)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+
+def _check_input_file(path: Path, maximum: int) -> None:
+    """ModelFileError unless ``path`` is a regular file of at most ``maximum`` bytes."""
+    from studio.interop.errors import ModelFileError
+
+    try:
+        check_regular_file(path, maximum)
+    except FileNotFoundError:
+        return  # the importer names a missing file itself
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+
+def _check_keras_config_size(path: Path) -> None:
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.filename.endswith(".json") and info.file_size > limit(PROJECT_LIMIT):
+                raise too_large(f"member {info.filename!r} unpacks to", info.file_size, limit(PROJECT_LIMIT))
+
+
 def save_imported(imported: ImportedModel, project_path: str | os.PathLike) -> tuple[Path, Path | None]:
     """Write the project and, when present, its weights beside it; returns both paths.
 
-    The weights go first, then the project (each atomically); if the project
-    cannot be written, the new weights file is removed again.
+    Both are written to temporary files first; only when both are whole do they replace
+    the old files, as one change: a failure at any step leaves the existing files as they were.
     """
     from studio.interop.weights_file import save_weights, weights_path_for
-    from studio.project import save_project
+    from studio.project import dumps_project
 
     project_path = Path(project_path)
-    weights_path = None
-    if imported.weights is not None:
-        weights_path = weights_path_for(project_path)
-        save_weights(imported.weights, weights_path)
+    text = dumps_project(imported.project)  # refuses what loading would refuse, before any write
+    weights_path = weights_path_for(project_path) if imported.weights is not None else None
+    staged: list[StagedOutput] = []
     try:
-        save_project(imported.project, project_path)
-    except BaseException:
+        staged.append(StagedOutput(project_path))
+        if weights_path is not None and staged[0].through:
+            raise NotRegularFileError(
+                errno.EINVAL,
+                "the weights file goes beside the project, which needs a regular file; "
+                "write the project to a file, or leave out --weights",
+            )
         if weights_path is not None:
-            weights_path.unlink(missing_ok=True)
+            staged.append(StagedOutput(weights_path, ".npz"))
+            save_weights(imported.weights, staged[-1].temp)
+        staged[0].temp.write_bytes(text.encode("utf-8"))
+    except BaseException:
+        for output in staged:
+            output.discard()
         raise
+    commit_all(staged)
     return project_path, weights_path
 
 

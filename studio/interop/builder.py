@@ -84,6 +84,7 @@ class GraphBuilder:
         self.notes: list[str] = []
         self._taken: set[str] = set()
         self._shapes: dict[str, tuple[int, ...]] = {}
+        self._next_suffix: dict[str, int] = {}
 
     # ----- collecting -----------------------------------------------------------------
 
@@ -92,10 +93,11 @@ class GraphBuilder:
         text = re.sub(r"[\x00-\x1f\x7f]", "_", str(wanted)).strip()
         text = "".join(char for char in text if not 0xD800 <= ord(char) <= 0xDFFF)
         base = (text or fallback)[: MAX_NAME_LENGTH - 6]
-        candidate, index = base, 1
+        candidate, index = base, self._next_suffix.get(base, 1)
         while candidate in self._taken:
             candidate = f"{base}_{index}"
             index += 1
+        self._next_suffix[base] = index  # the next claim of ``base`` starts here: linear, not quadratic
         self._taken.add(candidate)
         return candidate
 
@@ -155,11 +157,21 @@ class GraphBuilder:
 
         Raises ShapeError when the layer cannot take its inputs.
         """
-        if name not in self._shapes:
-            layer = self.layers[name]
+        stack = [name]  # an explicit stack, not recursion: a chain may be thousands of layers deep
+        while stack:
+            current = stack[-1]
+            if current in self._shapes:
+                stack.pop()
+                continue
+            layer = self.layers[current]
+            missing = [source for source in layer.inputs if source not in self._shapes]
+            if missing:
+                stack.extend(missing)
+                continue
             spec = self.registry.get(layer.kind)
-            inputs = [self.shape(source) for source in layer.inputs]
-            self._shapes[name] = tuple(spec.output_shape(layer.params, inputs))
+            inputs = [self._shapes[source] for source in layer.inputs]
+            self._shapes[current] = tuple(spec.output_shape(layer.params, inputs))
+            stack.pop()
         return self._shapes[name]
 
     # ----- building -------------------------------------------------------------------
@@ -196,7 +208,8 @@ class GraphBuilder:
                     ids[layer.name] = node.id
                 for layer in layers:
                     for port, source in enumerate(layer.inputs):
-                        graph.connect(ids[source], ids[layer.name], port)
+                        # No search for cycles per edge (quadratic): analysis below reports any.
+                        graph.connect(ids[source], ids[layer.name], port, check_cycle=False)
                 graph.set_outputs([ids[name] for name in outputs])
         except (GraphError, ParamError) as error:  # what add() could not foresee: reported, not raised
             raise UnsupportedModelError(

@@ -16,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from studio.catalog.params import MAX_INT, MAX_RANK
+
 OK, UNSUPPORTED, UNREADABLE = 0, 1, 2
 
 __all__ = ["add_import_parser", "cmd_import", "export_weights_command", "parse_import_args"]
@@ -30,6 +32,10 @@ def _shape(text: str) -> tuple[int, ...]:
         )
     if not dims or min(dims) < 1:
         raise argparse.ArgumentTypeError(f"expected positive sizes, e.g. 3,224,224. Received: {text!r}")
+    if len(dims) > MAX_RANK or max(dims) > MAX_INT:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {MAX_RANK} sizes of at most {MAX_INT}. Received: {text[:40]!r}"
+        )
     return dims
 
 
@@ -168,6 +174,7 @@ def export_weights_command(
     """
     from studio.interop import InteropError, WeightsError, export_weights, weights_path_for
     from studio.project import ProjectError, load_project
+    from studio.stack import call_with_deep_stack
 
     try:
         project = load_project(project_path)
@@ -176,7 +183,7 @@ def export_weights_command(
         return UNREADABLE
     weights_path = Path(weights) if weights else weights_path_for(project_path)
     try:
-        out = export_weights(project, framework, weights_path, weights_out)
+        out = call_with_deep_stack(export_weights, project, framework, weights_path, weights_out)
     except WeightsError as error:
         print(f"error: {error}", file=sys.stderr)
         return UNREADABLE

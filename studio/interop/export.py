@@ -18,14 +18,13 @@ Each file is written atomically: to a temporary file beside it, then renamed.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from studio.files import staged_output
 from studio.interop.errors import InteropError, WeightsError
 from studio.interop.frameworks import import_keras, import_torch
 from studio.interop.weights_file import load_weights, write_atomic
@@ -137,20 +136,10 @@ def export_weights(
 
 
 def _save_via_temp(out_path: Path, suffix: str, save) -> None:
-    """``save(temp_path)`` for savers that need a path with a given suffix, then rename."""
-    directory = out_path.parent if str(out_path.parent) else Path(".")
-    descriptor, temp_name = tempfile.mkstemp(
-        prefix=f".{out_path.name}.", suffix=f".tmp{suffix}", dir=directory
-    )
-    os.close(descriptor)
-    try:
-        os.unlink(temp_name)  # some savers refuse to overwrite, or append to, an existing file
-        save(temp_name)
-        os.replace(temp_name, out_path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
+    """``save(temp_path)`` for savers that need a path with a given suffix, then commit it (studio.files)."""
+    with staged_output(out_path, suffix) as temp:
+        temp.unlink()  # some savers refuse to overwrite, or append to, an existing file
+        save(str(temp))
 
 
 # ----- trained-model formats ------------------------------------------------------------
@@ -247,14 +236,16 @@ def export_onnx(
             opset_version=opset,
         )
 
-    _save_via_temp(out_path, ".onnx", save)
-    expected = _as_arrays(model(*tensors))
-    difference = _onnxruntime_difference(out_path, input_names, tensors, expected)
-    if difference > TOLERANCE:
-        out_path.unlink(missing_ok=True)
-        raise InteropError(
-            f"the ONNX export differs from the PyTorch model under onnxruntime by {difference:.3g}; not written"
-        )
+    with staged_output(out_path, ".onnx") as temp:  # checked before it replaces anything
+        temp.unlink()
+        save(str(temp))
+        expected = _as_arrays(model(*tensors))
+        difference = _onnxruntime_difference(temp, input_names, tensors, expected)
+        if difference > TOLERANCE:
+            raise InteropError(
+                f"the ONNX export differs from the PyTorch model under onnxruntime by {difference:.3g}; "
+                "not written"
+            )
     return difference
 
 

@@ -18,15 +18,21 @@ no entries. All arrays are float32.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from studio.files import (
+    DATA_LIMIT,
+    FileTooLargeError,
+    check_npz_declared_sizes,
+    check_regular_file,
+    limit,
+    write_output,
+)
 from studio.interop.errors import WeightsError
 
 FORMAT_KEY = "__format__"
@@ -63,9 +69,16 @@ def load_weights(path: str | os.PathLike) -> Weights:
     """Read a weights file; raises WeightsError naming the problem."""
     path = Path(path)
     try:
-        archive = np.load(path, allow_pickle=False)
+        check_regular_file(path, limit(DATA_LIMIT))
     except FileNotFoundError:
         raise WeightsError(f"{path}: no such weights file") from None
+    except OSError as error:
+        raise WeightsError(f"{path}: cannot be read ({error.strerror})") from None
+    try:
+        check_npz_declared_sizes(path, limit(DATA_LIMIT), noun="entry")
+        archive = np.load(path, allow_pickle=False)
+    except FileTooLargeError as error:
+        raise WeightsError(f"{path}: an entry is too large to load ({error.strerror})") from None
     except (OSError, ValueError, RuntimeError, zipfile.BadZipFile, EOFError) as error:
         # RuntimeError: an encrypted member, or (NotImplementedError) an unknown zip version
         raise WeightsError(f"{path}: not a Layer Studio weights file ({_first_line(error)})") from None
@@ -112,20 +125,11 @@ def _read_archive(archive, path: Path) -> Weights:
 
 
 def write_atomic(path: Path, write, suffix: str = "") -> None:
-    """Call ``write(binary_handle)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=directory)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
+    """Call ``write(binary_handle)`` on a temporary file, then put it at ``path`` in one step.
+
+    A regular file is replaced by a rename; a FIFO or a terminal is written through (studio.files).
+    """
+    write_output(path, write, suffix)
 
 
 def _first_line(error: BaseException) -> str:

@@ -14,6 +14,7 @@ import time
 import traceback
 from typing import Any
 
+from studio.stack import call_with_deep_stack
 from studio.training import messages
 from studio.training.config import RunConfig
 from studio.training.emitter import Emitter
@@ -37,7 +38,8 @@ def child_main(config_data: dict[str, Any], queue: Any, stop_event: Any, parent_
     _redirect_output(folder.log)
     emitter = Emitter(queue, folder.metrics)
     try:
-        train_and_report(config, folder, emitter, stop_event, started_at, parent_pid)
+        # Keras recurses once per layer: a deep model needs a deep stack (studio.stack).
+        call_with_deep_stack(train_and_report, config, folder, emitter, stop_event, started_at, parent_pid)
     finally:
         emitter.close()
         _exit_now(queue)

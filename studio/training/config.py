@@ -186,5 +186,6 @@ def _read_project(
     if isinstance(project, dict):
         settings = TrainingSettings.from_dict(project.get("training", {}), "training")
         return project, settings, None
+    training = load_project(project).training  # errors name the file as the user gave it
     path = Path(project).resolve()
-    return str(path), load_project(path).training, str(path.parent)
+    return str(path), training, str(path.parent)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from studio.training import messages
 from studio.training.checkpoints import CheckpointWriter
 from studio.training.emitter import BatchStream, Emitter
-from studio.training.errors import StopRequested, TrainingError, readable_error
+from studio.training.errors import StopRequested, TrainingError, readable_error, write_error
 from studio.training.memory import peak_rss_mb
 from studio.training.progress import EpochVerdict, Progress
 from studio.training.rundir import RunFolder
@@ -69,7 +69,7 @@ class Engine:
         self.gpu_peak_memory: float | None = None
         self.files: dict[str, str] = {"config": str(folder.config), "metrics": str(folder.metrics)}
         self.warnings: list[str] = list(session.data.notes)  # e.g. channels-first data transposed
-        self.checkpoints = CheckpointWriter(self.write_checkpoint, CHECKPOINT_INTERVAL)
+        self.checkpoints = CheckpointWriter(self._write_checkpoint_file, CHECKPOINT_INTERVAL)
 
     # ----- what a framework engine provides ----------------------------------------------
 
@@ -265,9 +265,20 @@ class Engine:
         rate = samples / seconds
         return rate, self.session.data.num_train / rate
 
+    def _write_checkpoint_file(self, snapshot: Any) -> None:
+        path = self.folder.checkpoint(self.framework)
+        try:
+            self.write_checkpoint(snapshot)
+        except OSError as error:
+            raise write_error(error, path) from None
+
     def save_all(self, onnx: bool) -> None:
         for kind in ("final", "best"):
-            if self.save_weights(kind):
+            try:
+                saved = self.save_weights(kind)
+            except OSError as error:
+                raise write_error(error, self.folder.weights(kind, self.framework)) from None
+            if saved:
                 path = str(self.folder.weights(kind, self.framework))
                 self.files[kind] = path
                 self.emitter.emit(messages.checkpoint(self.framework, path, kind))

@@ -29,7 +29,7 @@ from codegen.weights import keras_to_torch_state
 from studio.datasets import batch_indices
 from studio.training.devices import DeviceError, resolve_device, tensorflow_devices
 from studio.training.engine import Engine
-from studio.training.errors import StopRequested, TrainingError
+from studio.training.errors import StopRequested, TrainingError, checkpoint_error, is_pickled
 from studio.training.memory import tensorflow_gpu_peak_mb
 from studio.training.onnx_export import export_onnx, torch_model_with_state
 from studio.training.progress import Progress
@@ -153,9 +153,14 @@ class KerasEngine(Engine):
 
     def _load_checkpoint(self) -> None:
         path = RunFolder(self.config.resume_from).checkpoint("keras")
-        with np.load(path, allow_pickle=False) as data:
+        try:
+            data = np.load(path, allow_pickle=False)
             meta = json.loads(str(data["meta"]))
             weights = [data[f"weight_{i}"] for i in range(len(self.model.get_weights()))]
+        except Exception as error:  # noqa: BLE001 - a bad zip, a missing entry, pickled objects...
+            # The cause stays in the details, unless it is torch's advice to unpickle anyway.
+            raise checkpoint_error(error, path) from (None if is_pickled(error) else error)
+        with data:
             try:
                 self.model.set_weights(weights)
             except (ValueError, KeyError) as error:

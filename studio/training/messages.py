@@ -17,8 +17,8 @@ epoch       epoch, train_loss, train_accuracy, val_loss, val_accuracy (None when
 checkpoint  path, kind ("best" | "final")
 finished    summary (its keys are listed below)
 failed      message (readable, one or a few lines), details (traceback text, for
-            the log only), reason ("project" | "dataset" | "device" | "nan" |
-            "crash" | "error")
+            the log only), reason ("project" | "dataset" | "checkpoint" | "device" |
+            "nan" | "crash" | "error")
 stopped     summary (as in finished, for the part that ran)
 =========== =====================================================================
 """
@@ -32,8 +32,9 @@ STARTED, BATCH, EPOCH, CHECKPOINT = "started", "batch", "epoch", "checkpoint"
 FINISHED, FAILED, STOPPED = "finished", "failed", "stopped"
 TERMINAL = frozenset({FINISHED, FAILED, STOPPED})
 
-# Why a run failed ("reason"): project, dataset, device, nan, crash or error.
-# The CLI exits 2 for the first two, 1 for the others.
+# Why a run failed: the CLI exits 2 for the first four (an unusable input), 1 for the others.
+REASONS = ("project", "dataset", "checkpoint", "device", "nan", "crash", "error")
+UNREADABLE_REASONS = frozenset(REASONS[:4])
 
 # The keys of a finished/stopped summary:
 #   framework: "keras" | "pytorch"

@@ -146,6 +146,7 @@ class TrainingRun:
                 received.append(message)
                 if message.get("type") in messages.TERMINAL and self.outcome is None:
                     self.outcome = message
+                    self._unlock()
         if self.keep_batches:
             self.messages += received
         else:
@@ -161,6 +162,7 @@ class TrainingRun:
         self._append_to_log(message)
         self.messages.append(message)
         self.outcome = message
+        self._unlock()
         return message
 
     def _crash_text(self) -> str:
@@ -202,7 +204,14 @@ class TrainingRun:
         except OSError:
             pass
 
+    def _unlock(self) -> None:
+        """Free the run folder for the next run (or a resume) once this one has ended."""
+        if self.folder is not None:
+            self.folder.unlock()
+
     def _release(self) -> None:
+        if self._process is None or not self._process.is_alive():
+            self._unlock()
         if self._queue is not None and (self._process is None or not self._process.is_alive()):
             self._queue.close()
             self._queue.join_thread()

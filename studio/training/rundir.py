@@ -23,7 +23,9 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+from studio.files import DATA_LIMIT, check_regular_file, limit
 from studio.project import write_text_atomic
 from studio.training.config import ConfigError, RunConfig
 
@@ -32,9 +34,42 @@ CHECKPOINTS = {"keras": "checkpoint.npz", "pytorch": "checkpoint.pt"}
 WEIGHT_SUFFIX = {"keras": ".keras", "pytorch": ".pt"}
 
 
+LOCK = ".run.lock"
+
+
 class RunFolder:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        self._lock: Any = None  # the open lock file while this process trains into the folder
+
+    def lock(self) -> None:
+        """Take the folder's lock (an flock on ``.run.lock``, freed when this process ends even
+        if it is killed); ConfigError naming the process that holds it."""
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): the check for an existing run still applies
+            return
+        handle = open(self.path / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held while the run lasts
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise ConfigError(
+                f"{self.path} is in use by another training run (process {holder}); wait for it to end, "
+                "or choose another folder with --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock = handle
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file frees the flock
+            self._lock = None
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -79,20 +114,24 @@ def prepare_run(config: RunConfig, now: float | None = None) -> tuple[RunConfig,
         path = Path(config.out_dir).resolve() if config.out_dir else folder.path
     elif config.out_dir is not None:
         path = Path(config.out_dir).resolve()
-        if (path / METRICS).exists() or (path / CONFIG).exists():
-            raise ConfigError(
-                f"{path} already holds a training run; choose another folder, or resume that run"
-            )
     else:
         path = _new_folder_name(Path(config.runs_root).resolve(), config, now)
     changes["out_dir"] = str(path)
     config = config.with_changes(**changes)
+    folder = RunFolder(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
+        folder.lock()  # before looking for an earlier run: two runs starting at once cannot both pass
+        if config.resume_from is None and ((path / METRICS).exists() or (path / CONFIG).exists()):
+            folder.unlock()
+            raise ConfigError(
+                f"{path} already holds a training run; choose another folder, or resume that run"
+            )
         write_text_atomic(path / CONFIG, config.to_json())
     except OSError as error:
+        folder.unlock()
         raise ConfigError(f"cannot create the run folder {path}: {error.strerror}") from None
-    return config, RunFolder(path)
+    return config, folder
 
 
 def resume_folder(resume_from: str | os.PathLike, framework: str) -> RunFolder:
@@ -106,7 +145,13 @@ def resume_folder(resume_from: str | os.PathLike, framework: str) -> RunFolder:
             f"cannot resume from {path.name}: pass a run folder or its checkpoint file "
             f"({' or '.join(CHECKPOINTS.values())})"
         )
-    if not folder.checkpoint(framework).exists():
+    checkpoint = folder.checkpoint(framework)
+    if checkpoint.exists() or checkpoint.is_symlink():
+        try:
+            check_regular_file(checkpoint, limit(DATA_LIMIT))  # a FIFO would block the reader
+        except OSError as error:
+            raise ConfigError(f"cannot resume from {checkpoint}: {error.strerror}") from None
+    if not checkpoint.exists():
         other = next((fw for fw in CHECKPOINTS if fw != framework and folder.checkpoint(fw).exists()), None)
         hint = f"; it holds a {other} checkpoint: resume it with --framework {other}" if other else ""
         raise ConfigError(

@@ -27,7 +27,7 @@ from codegen.weights import torch_counts
 from studio.datasets import batch_indices
 from studio.training.devices import DeviceError, resolve_device, torch_devices
 from studio.training.engine import Engine
-from studio.training.errors import TrainingError
+from studio.training.errors import TrainingError, checkpoint_error, is_pickled
 from studio.training.initial import keras_initial_state
 from studio.training.memory import torch_gpu_peak_mb
 from studio.training.onnx_export import export_onnx
@@ -202,7 +202,14 @@ class TorchEngine(Engine):
 
     def _read_checkpoint(self) -> dict[str, Any]:
         path = RunFolder(self.config.resume_from).checkpoint("pytorch")
-        return self.torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = self.torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad file
+            # The cause stays in the details, unless it is torch's advice to unpickle anyway.
+            raise checkpoint_error(error, path) from (None if is_pickled(error) else error)
+        if not isinstance(state, dict):
+            raise checkpoint_error(TypeError(f"it holds a {type(state).__name__}, not a dict"), path)
+        return state
 
     def _load_model_state(self, state: dict[str, Any]) -> None:
         try:
