@@ -233,6 +233,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     except CodegenError as error:
         print(f"error: {args.project}: {error}", file=sys.stderr)
         return PROBLEMS
+    if args.weights_out:  # the weights first: when they fail, no program is written either
+        from studio.interop.commands import export_weights_command
+
+        if args.framework == "keras":
+            import_quietly("tensorflow")
+        status = export_weights_command(args.project, args.framework, args.weights_out, args.weights)
+        if status != OK:
+            return status
     if args.output in (None, "-"):
         sys.stdout.write(code.source)
     else:
@@ -242,13 +250,6 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"error: cannot write {args.output}: {error.strerror}", file=sys.stderr)
             return UNREADABLE
         print(f"wrote {args.output}", file=sys.stderr)
-    if args.weights_out:
-        from studio.interop.commands import export_weights_command
-
-        if args.framework == "keras":
-            import_quietly("tensorflow")
-
-        return export_weights_command(args.project, args.framework, args.weights_out, args.weights)
     return OK
 
 

@@ -213,9 +213,12 @@ def test_no_command_opens_the_app(monkeypatch):
 
 
 def test_verify_json_on_the_mlp_example(capsys):
-    assert cli.main(["verify", MLP, "--json"]) == cli.OK
+    assert cli.main(["verify", MLP, "--json", "--skip-main"]) == cli.OK  # main() runs: test_verify_training
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True
+    [training] = report["training"]  # the project's own optimizer, 5 steps of each program's train_step
+    assert training["optimizer"] == "adam" and training["steps"] == 5 and training["ok"] is True
+    assert report["mains"] == {}
     assert report["model"] == "MLP on iris"
     assert report["counts_ok"] is True and report["outputs"]["ok"] is True
     assert report["keras"]["trainable"] == 739
@@ -312,3 +315,12 @@ def test_running_out_of_memory_is_one_line_naming_the_project(monkeypatch, capsy
     monkeypatch.setattr("studio.summary.format_summary", no_memory)
     assert cli.main(["summary", MLP]) == cli.PROBLEMS
     assert capsys.readouterr().err == f"error: {MLP}: not enough memory for `studio summary`\n"
+
+
+def test_export_with_weights_writes_nothing_unless_both_succeed(tmp_path, capsys):
+    program, weights = tmp_path / "model.py", tmp_path / "model.pt"
+    missing = tmp_path / "missing.weights.npz"
+    arguments = ["export", MLP, "--framework", "pytorch", "-o", str(program), "--weights-out", str(weights)]
+    assert cli.main([*arguments, "--weights", str(missing)]) == cli.UNREADABLE
+    assert str(missing) in capsys.readouterr().err
+    assert not program.exists() and not weights.exists()  # the program is not written alone

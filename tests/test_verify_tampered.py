@@ -114,7 +114,7 @@ def test_the_cli_checks_given_programs(tmp_path, capsys):
     for framework in ("keras", "pytorch"):
         programs[framework] = tmp_path / f"model_{framework}.py"
         programs[framework].write_text(generate(project(1e-5), framework).source, encoding="utf-8")
-    given = ["--keras", str(programs["keras"]), "--pytorch", str(programs["pytorch"])]
+    given = ["--keras", str(programs["keras"]), "--pytorch", str(programs["pytorch"]), "--skip-main"]
     assert main(["verify", str(path), *given]) == 0
 
     framework, old, new, layer = TAMPERS["torch-gelu-for-relu"]

@@ -77,6 +77,7 @@ def test_a_second_trainable_rnn_bias_is_caught():
     assert check.layers["LSTM 'lstm'"] > 100 * DRIFT_TOLERANCE
 
 
+@pytest.mark.slow
 def test_the_programs_main_runs_one_tiny_epoch_and_a_broken_one_is_named():
     project = example("mlp_iris")
     assert run_mains(project) == {"keras": None, "pytorch": None}
