@@ -83,6 +83,7 @@ def run(request, runs) -> TrainingRun:
 # ----- the stream ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_messages_arrive_in_order(run):
     kinds = [message["type"] for message in run.messages]
     assert run.outcome["type"] == "finished", run.outcome
@@ -97,6 +98,7 @@ def test_messages_arrive_in_order(run):
     assert all(m["framework"] == run.framework and m["samples_per_s"] > 0 for m in batches)
 
 
+@pytest.mark.slow
 def test_loss_goes_down(run):
     epochs = of_type(run, "epoch")
     assert epochs[-1]["train_loss"] < 0.7 * epochs[0]["train_loss"]
@@ -108,6 +110,7 @@ def test_loss_goes_down(run):
     assert summary["peak_memory_mb"] > 50 and summary["samples_per_s"] > 0
 
 
+@pytest.mark.slow
 def test_metrics_file_holds_every_message(run):
     lines = Path(run.run_dir, "metrics.jsonl").read_text().splitlines()
     logged = [json.loads(line) for line in lines]
@@ -115,6 +118,7 @@ def test_metrics_file_holds_every_message(run):
     assert logged[5] == run.messages[5]
 
 
+@pytest.mark.slow
 def test_both_frameworks_start_from_the_same_weights(runs):
     keras_started, torch_started = (of_type(runs[fw], "started")[0] for fw in ("keras", "pytorch"))
     assert keras_started["init"] == torch_started["init"] == "keras-seed"
@@ -129,6 +133,7 @@ def _iris_batch(count: int = 6) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((count, 4)).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_keras_weights_load_safely(runs):
     import keras
 
@@ -145,6 +150,7 @@ def test_keras_weights_load_safely(runs):
     )  # best = last
 
 
+@pytest.mark.slow
 def test_torch_weights_load_safely_into_the_generated_model(runs):
     import torch
 
@@ -158,6 +164,7 @@ def test_torch_weights_load_safely_into_the_generated_model(runs):
     assert output.shape == (6, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", ["keras", "pytorch"])
 def test_onnx_gives_the_trained_models_outputs(runs, framework):
     import onnxruntime
