@@ -302,3 +302,24 @@ def test_layer_zoo_exported_by_pytorch(key, tmp_path):
     path = tmp_path / f"{key}.onnx"
     export_torch(net().eval(), inputs, path)
     check_onnx_import(path, [inputs], tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "initializers"),
+    [
+        # ConstantOfShape declares 10^12 values: refused before anything is allocated
+        ([helper.make_node("ConstantOfShape", ["big"], ["k"], name="huge")], {"big": np.array([10**6] * 2)}),
+        # two constants that broadcast to 2^40 values
+        (
+            [helper.make_node("Add", ["col", "row"], ["k"], name="huge")],
+            {"col": np.zeros((2**20, 1), np.float32), "row": np.zeros((1, 2**20), np.float32)},
+        ),
+    ],
+    ids=["constant-of-shape", "broadcast"],
+)
+def test_constants_too_large_to_compute_are_refused_before_allocating(nodes, initializers, tmp_path):
+    nodes = [*nodes, helper.make_node("Add", ["x", "k"], ["y"], name="use")]
+    path = tmp_path / "model.onnx"
+    onnx.save(handmade_model(nodes, initializers), str(path))
+    with pytest.raises(UnsupportedModelError, match=r"huge.*larger than the 268,435,456 values"):
+        import_model(path)

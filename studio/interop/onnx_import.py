@@ -26,6 +26,7 @@ import numpy as np
 
 from codegen.layers import LOWERINGS
 from codegen.layers.base import CF, SAME, Tensor
+from studio.catalog.base import MAX_ELEMENTS
 from studio.interop.builder import GraphBuilder, ImportedModel
 from studio.interop.errors import ModelFileError, Unsupported
 from studio.interop.frameworks import import_onnx
@@ -456,8 +457,24 @@ def _fold_arithmetic(self: _Converter, node, inputs):
     operations = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
     if node.op_type not in operations:
         raise Unsupported("this operator on constants is not evaluated by the importer")
-    result = operations[node.op_type](*[np.asarray(v) for v in inputs])
+    arrays = [np.asarray(v) for v in inputs]
+    try:
+        _check_constant_size(np.broadcast_shapes(*(array.shape for array in arrays)))
+    except ValueError:
+        raise Unsupported(f"operands of shapes {[a.shape for a in arrays]} do not broadcast") from None
+    result = operations[node.op_type](*arrays)
     return result.astype(np.asarray(inputs[0]).dtype) if node.op_type == "Div" else result
+
+
+def _check_constant_size(shape) -> None:
+    """A constant the importer would compute must be a valid shape of at most MAX_ELEMENTS values."""
+    if any(dim < 0 for dim in shape):
+        raise Unsupported(f"a constant of negative shape {list(shape)}")
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise Unsupported(
+            f"a constant of shape {list(shape)} ({math.prod(shape):,} values) is larger than the "
+            f"{MAX_ELEMENTS:,} values a tensor may hold"
+        )
 
 
 def _fold_constant_of_shape(self: _Converter, node, inputs):
@@ -465,6 +482,7 @@ def _fold_constant_of_shape(self: _Converter, node, inputs):
     if any(dim is None for dim in dims):
         raise Unsupported("a constant whose shape depends on the batch size (such as an RNN's initial state)")
     shape = [int(dim) for dim in dims]
+    _check_constant_size(shape)  # the file declares the shape: check it before allocating
     value = self.attrs(node).get("value")
     fill = (
         self.onnx.numpy_helper.to_array(value).reshape(-1) if value is not None else np.zeros(1, np.float32)
