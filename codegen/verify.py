@@ -91,6 +91,8 @@ class TrainingCheck:
         }
 
     def format(self) -> str:
+        if self.steps == 0:
+            return f"Training ({self.optimizer}): the model has no weights to train"
         worst = self.worst_layer
         where = f"; worst layer {worst[0]} drifted {worst[1]:.2g}" if worst else ""
         verdict = "equivalent" if self.ok else f"diverged: {self.first_divergence}"
@@ -401,8 +403,10 @@ def verify_project(
         report.first_divergence = first_divergence(models, inputs)
     _sgd_step(models, inputs, rng, report)
     report.training = [verify_training(project, name, steps, seed, batch, sources) for name in optimizers]
-    if run_main:
+    if run_main and plan.analysis.total_params.trainable > 0:
         report.mains = run_mains(project, sources)
+    elif run_main:
+        report.notes.append("the model has no weights to train, so its programs' main() was not run")
     return report
 
 
@@ -596,6 +600,8 @@ def _train_both(
     _disable_dropout(models)
     learning_rate = trial.training.learning_rate
     keras_program, torch_program = models.keras_program, models.torch_program
+    if not any(parameter.requires_grad for parameter in models.torch_model.parameters()):
+        return TrainingCheck(optimizer, 0, learning_rate, {}, {"keras": [], "pytorch": []})  # nothing trains
     keras_optimizer = _call("Keras", keras_program, "make_optimizer", learning_rate)
     models.keras_model.compile(optimizer=keras_optimizer, loss=_call("Keras", keras_program, "make_loss"))
     parameters = models.torch_model.parameters()

@@ -181,10 +181,14 @@ def _check_keras_config_size(path: Path) -> None:
 
     if not zipfile.is_zipfile(path):
         return
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            if info.filename.endswith(".json") and info.file_size > limit(PROJECT_LIMIT):
-                raise too_large(f"member {info.filename!r} unpacks to", info.file_size, limit(PROJECT_LIMIT))
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except zipfile.BadZipFile:
+        return  # damaged: the Keras loader reports it
+    for info in members:
+        if info.filename.endswith(".json") and info.file_size > limit(PROJECT_LIMIT):
+            raise too_large(f"member {info.filename!r} unpacks to", info.file_size, limit(PROJECT_LIMIT))
 
 
 def save_imported(imported: ImportedModel, project_path: str | os.PathLike) -> tuple[Path, Path | None]:
