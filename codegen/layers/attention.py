@@ -241,10 +241,8 @@ class _AttentionOutputs:
 
 
 TORCH_MODULES: dict = {"MultiheadAttention": _torch_attention}
-TORCH_FUNCTIONS: dict = {}
-TORCH_METHODS: dict = {}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
-
-ONNX_OPS: dict = {}
+# None yet: torch.onnx writes attention out as MatMul, Softmax and Reshape nodes, which the
+# importer does not gather back into one MultiHeadAttention (issue 13).

@@ -551,8 +551,6 @@ TORCH_MODULES: dict = {
     "Conv2d": _torch_conv,
     "ConvTranspose2d": _torch_conv_transpose,
 }
-TORCH_FUNCTIONS: dict = {}
-TORCH_METHODS: dict = {}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------

@@ -185,7 +185,6 @@ def _concatenate_parts(items: list) -> Tensor | None:
     return owner.concatenate([item.path for item in items])
 
 
-TORCH_MODULES: dict = {}
 TORCH_FUNCTIONS: dict = {
     "operator.add": _binary("Add"),
     "operator.iadd": _binary("Add"),

@@ -194,8 +194,6 @@ TORCH_MODULES: dict = {
     "BatchNorm2d": _torch_batch_norm,
     "LayerNorm": _torch_layer_norm,
 }
-TORCH_FUNCTIONS: dict = {}
-TORCH_METHODS: dict = {}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------

@@ -376,8 +376,6 @@ TORCH_MODULES: dict = {
     "Embedding": _torch_embedding,
     **{module: _torch_recurrent for module in _RNN_KINDS},
 }
-TORCH_FUNCTIONS: dict = {}
-TORCH_METHODS: dict = {}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
