@@ -211,6 +211,34 @@ KERAS_CLASSES: dict = {
 # Weights arrive in the PyTorch / ONNX layout (the two agree) and leave in Keras layout.
 
 
+def rescaling_layer(
+    graph: SourceGraph,
+    x: Tensor,
+    name: str,
+    source_kind: str,
+    operation: str,
+    number: float,
+    tensor_first: bool,
+) -> Tensor:
+    """Rescaling for ``x * a``, ``x + a``, ``x - a``, ``a - x`` or ``x / a`` (``operation``: Multiply,
+    Add, Subtract, Divide); ``x * 1`` and ``x + 0`` compute nothing and give ``x`` back."""
+    if operation == "Multiply":
+        scale, offset = number, 0.0
+    elif operation == "Add":
+        scale, offset = 1.0, number
+    elif operation == "Subtract":
+        scale, offset = (1.0, -number) if tensor_first else (-1.0, number)
+    elif operation == "Divide" and tensor_first and number != 0:
+        scale, offset = 1.0 / number, 0.0
+    else:
+        raise Unsupported(f"{source_kind} with a number has no catalog equivalent")
+    if (scale, offset) == (1.0, 0.0):
+        return x
+    nonneg = x.nonneg and scale >= 0 and offset >= 0
+    params = {"scale": scale, "offset": offset}
+    return graph.add("Rescaling", name, [x], params, source_kind=source_kind, nonneg=nonneg)
+
+
 def crop_layer(
     graph: SourceGraph, x: Tensor, name: str, source_kind: str, bounds: dict[int, tuple[int, int]]
 ) -> Tensor:
@@ -411,24 +439,8 @@ def _torch_passthrough(walker, node, name):
 def rescale_by(
     walker, node, name: str, operation: str, x: Tensor, number: float, tensor_first: bool
 ) -> Tensor:
-    """``x * 2``, ``x - 1``, ``1 - x``, ``x / 255``: a Rescaling (``operation`` is Add, Subtract, ...)."""
-    if operation == "Multiply":
-        scale, offset = number, 0.0
-    elif operation == "Add":
-        scale, offset = 1.0, number
-    elif operation == "Subtract":
-        scale, offset = (1.0, -number) if tensor_first else (-1.0, number)
-    elif operation == "Divide" and tensor_first and number != 0:
-        scale, offset = 1.0 / number, 0.0
-    else:
-        raise Unsupported(f"{operation.lower()} with a number has no catalog equivalent")
-    if (scale, offset) == (1.0, 0.0):  # x * 1, x + 0: nothing to compute
-        return x
-    nonneg = x.nonneg and scale >= 0 and offset >= 0
-    params = {"scale": scale, "offset": offset}
-    return walker.graph.add(
-        "Rescaling", name, [x], params, source_kind=walker.source_kind(node), nonneg=nonneg
-    )
+    """``x * 2``, ``x - 1``, ``1 - x``, ``x / 255`` in PyTorch (``operation`` is Add, Subtract, ...)."""
+    return rescaling_layer(walker.graph, x, name, walker.source_kind(node), operation, number, tensor_first)
 
 
 TORCH_MODULES: dict = {
@@ -509,25 +521,15 @@ def _squeeze_from_onnx(walker, node, inputs, name, index):
     return walker.graph.reshape(x, target, name, node.op_type, walker.only_dense_after(node.output[0]))
 
 
+ONNX_ARITHMETIC = {"Mul": "Multiply", "Add": "Add", "Sub": "Subtract", "Div": "Divide"}
+
+
 def rescaling_from_onnx(walker, node, inputs, name: str, constant: float) -> Tensor:
     """A Mul, Add, Sub or Div of a tensor and a scalar constant (``merging`` hands it over)."""
-    op = node.op_type
     x = inputs[0] if isinstance(inputs[0], Tensor) else inputs[1]
+    operation = ONNX_ARITHMETIC.get(node.op_type, node.op_type)
     tensor_first = isinstance(inputs[0], Tensor)
-    if op == "Mul":
-        scale, offset = constant, 0.0
-    elif op == "Add":
-        scale, offset = 1.0, constant
-    elif op == "Sub":
-        scale, offset = (1.0, -constant) if tensor_first else (-1.0, constant)
-    elif op == "Div" and tensor_first and constant != 0:
-        scale, offset = 1.0 / constant, 0.0
-    else:
-        raise Unsupported(f"{op} with a constant has no catalog equivalent")
-    nonneg = x.nonneg and scale >= 0 and offset >= 0
-    return walker.graph.add(
-        "Rescaling", name, [x], {"scale": scale, "offset": offset}, source_kind=op, nonneg=nonneg
-    )
+    return rescaling_layer(walker.graph, x, name, node.op_type, operation, constant, tensor_first)
 
 
 def _transpose_from_onnx(walker, node, inputs, name, index):
