@@ -8,7 +8,9 @@ buffer code. Every test ends with nothing running (see conftest's leak check).
 from __future__ import annotations
 
 import csv
+import json
 import math
+import os
 import textwrap
 import time
 from pathlib import Path
@@ -140,6 +142,11 @@ def test_both_frameworks_side_by_side_draw_two_curves(window, qtbot, tmp_path):
     assert "Largest batch-loss gap Keras vs PyTorch" in panel.status.text()
     both = load_run_folder(Path(record.folder), 1)
     assert both is not None and set(both.frameworks) == {"keras", "pytorch"}
+    # side by side, neither framework starves the other: each ran on the same half of the cores
+    half = max(1, (os.cpu_count() or 1) // 2)
+    for framework in ("keras", "pytorch"):
+        config = json.loads((Path(record.folder) / framework / "config.json").read_text(encoding="utf-8"))
+        assert config["threads"] == half
 
 
 @pytest.mark.slow

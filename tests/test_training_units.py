@@ -459,3 +459,19 @@ def test_a_home_folder_of_no_user_is_a_dataset_error():
 
     with pytest.raises(DatasetError, match="there is no user 'nosuchuser_x', so ~nosuchuser_x names no home"):
         load_dataset("~nosuchuser_x/data.csv")
+
+
+def test_side_by_side_runs_split_the_cores_and_say_so(tmp_path):
+    from studio.training import BothRun
+
+    cores = os.cpu_count() or 1
+    config = RunConfig.from_project(IRIS, "keras", out_dir=str(tmp_path / "both"))
+    side_by_side = BothRun(config, parallel=True)
+    half = max(1, cores // 2)
+    assert {run.config.threads for run in side_by_side.runs.values()} == {half}
+    assert side_by_side.note == f"side by side, each framework on {half} of the {cores} cores"
+    one_after_the_other = BothRun(config, parallel=False)  # each may use every core in turn
+    assert {run.config.threads for run in one_after_the_other.runs.values()} == {0}
+    assert one_after_the_other.note == ""
+    pinned = BothRun(config.with_changes(threads=1), parallel=True)  # the user's choice stands
+    assert {run.config.threads for run in pinned.runs.values()} == {1}

@@ -417,7 +417,8 @@ class TrainingPanel(QWidget):
         self.runs.refresh_all()
         self.plots.show_records(self.visible_records())
         self.plots.start_live()
-        self.status.setText(f"Starting {FRAMEWORK_CHOICES.get(record.kind, record.kind)} training…")
+        note = f" ({run.note})" if getattr(run, "note", "") else ""
+        self.status.setText(f"Starting {FRAMEWORK_CHOICES.get(record.kind, record.kind)} training{note}…")
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
         self._update_controls()

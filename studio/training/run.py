@@ -244,8 +244,16 @@ class BothRun:
     def __init__(self, config: RunConfig, parallel: bool = True, keep_batches: bool = True) -> None:
         self.parallel = parallel
         self.runs: dict[str, TrainingRun] = {}
+        self.note = ""  # how the two share the machine, for the user
+        shared: dict[str, Any] = {}
+        if parallel and config.threads == 0:
+            # Side by side, each framework's default would take every core and starve the other
+            # (Keras once did 40 epochs to PyTorch's 7): each gets the same half.
+            cores = os.cpu_count() or 1
+            shared["threads"] = max(1, cores // 2)
+            self.note = f"side by side, each framework on {shared['threads']} of the {cores} cores"
         for framework in FRAMEWORKS:
-            changes: dict[str, Any] = {"framework": framework, "same_start": True}
+            changes: dict[str, Any] = {"framework": framework, "same_start": True, **shared}
             if config.out_dir is not None:
                 changes["out_dir"] = os.path.join(config.out_dir, framework)
             if config.resume_from is not None:  # a BothRun folder holds keras/ and pytorch/
