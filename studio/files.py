@@ -196,23 +196,28 @@ def _mode_for(target: Path) -> int:
 # ----- what archives declare --------------------------------------------------------------------
 
 
+def zip_members(path: str | os.PathLike) -> list:
+    """The members a zip archive's central directory declares; none for a file that is not a zip
+    archive or whose directory is damaged (the reader reports that). Nothing is inflated."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.infolist()
+    except zipfile.BadZipFile:
+        return []
+
+
 def check_zip_declared_sizes(path: str | os.PathLike, maximum: int) -> None:
     """Raise FileTooLargeError when a zip archive's members declare more than ``maximum`` bytes in all.
 
     Reads only the central directory, so a decompression bomb is refused before inflating.
     Not a zip file: nothing to check here (the reader reports it).
     """
-    import zipfile
-
-    if not zipfile.is_zipfile(path):
-        return
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except zipfile.BadZipFile:
-        return  # a damaged directory: nothing declared to check (the reader reports it)
     total = 0
-    for info in members:
+    for info in zip_members(path):
         if info.file_size > maximum:
             raise too_large(f"member {info.filename!r} unpacks to", info.file_size, maximum)
         total += info.file_size

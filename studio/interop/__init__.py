@@ -37,6 +37,7 @@ from studio.files import (
     commit_all,
     limit,
     too_large,
+    zip_members,
 )
 
 if TYPE_CHECKING:
@@ -177,16 +178,7 @@ def _check_input_file(path: Path, maximum: int) -> None:
 
 
 def _check_keras_config_size(path: Path) -> None:
-    import zipfile
-
-    if not zipfile.is_zipfile(path):
-        return
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except zipfile.BadZipFile:
-        return  # damaged: the Keras loader reports it
-    for info in members:
+    for info in zip_members(path):
         if info.filename.endswith(".json") and info.file_size > limit(PROJECT_LIMIT):
             raise too_large(f"member {info.filename!r} unpacks to", info.file_size, limit(PROJECT_LIMIT))
 

@@ -159,7 +159,7 @@ AGREEMENT = 1e-3
 def final_weight_drift(config: RunConfig, results: dict[str, FrameworkResult]) -> dict[str, float]:
     """Each layer's largest difference between the two runs' final weights, relative to its largest
     weight: the Keras weights converted to the PyTorch program's state_dict, as verify does."""
-    from codegen.verify import compare
+    from codegen.verify import layer_drifts
     from codegen.weights import keras_to_torch_state
     from studio.frameworks import import_quietly
     from studio.training.session import generate_code, read_project
@@ -178,16 +178,8 @@ def final_weight_drift(config: RunConfig, results: dict[str, FrameworkResult]) -
         for layer in plan.layers
         if not layer.spec.is_source
     }
-    expected = keras_to_torch_state(plan, weights)
     actual = torch.load(paths["pytorch"], weights_only=True)
-    labels = {layer.ident: f"{layer.kind} '{layer.node.name}'" for layer in plan.layers}
-    drift: dict[str, float] = {}
-    for key, value in expected.items():
-        if key.endswith("running_var") or key not in actual:
-            continue  # torch's running variance is unbiased: documented, not compared
-        label = labels[key.partition(".")[0]]
-        drift[label] = max(drift.get(label, 0.0), compare(value, actual[key].numpy()).max_rel)
-    return drift
+    return layer_drifts(plan, keras_to_torch_state(plan, weights), actual)
 
 
 def verdict(report: CompareReport) -> str | None:
