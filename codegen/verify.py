@@ -44,7 +44,6 @@ from studio.project import Project
 # tolerance, and huge ones are not failed by float32 rounding.
 ATOL = 1e-4
 RTOL = 1e-4
-TOLERANCE = ATOL  # kept for readers of the old name
 LEARNING_RATE = 0.1
 # The training check: after each of the programs' own steps, every layer's weights may differ by
 # at most this much, relative to the layer's largest weight.
