@@ -60,6 +60,9 @@ BENCHMARKS = (
     Benchmark("gui", "benchmarks.bench_gui", "GUI: start-up, event-loop stalls, edits, memory"),
     Benchmark("training", "benchmarks.bench_training", "Training overhead against hand-written loops"),
     Benchmark(
+        "warm", "benchmarks.bench_warm", "The warm framework process: Verify, first batch, memory, stalls"
+    ),
+    Benchmark(
         "cli", "benchmarks.bench_cli", "CLI: `studio --help` and each command's help, in fresh processes"
     ),
 )

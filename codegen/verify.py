@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -354,6 +354,7 @@ def verify_project(
     optimizers: Sequence[str] = (),
     steps: int = 5,
     run_main: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> VerifyReport:
     """Prove the project's two programs equivalent, or say where they differ.
 
@@ -361,13 +362,25 @@ def verify_project(
     one the user has edited. ``optimizers`` adds a training check of ``steps`` steps per optimizer
     (:func:`verify_training`); ``run_main`` runs each program's main() for one tiny epoch. Raises
     ProgramMismatch when a program cannot be built or its weights do not map onto the project.
+    ``progress(stage, stages, text)`` is called as each stage begins.
     """
     if batch < 1:
         raise ValueError(f"the batch size must be a positive integer. Received: {batch}")
+    stages = [
+        "Build both models from the generated code and copy the weights",
+        "Compare the outputs on a random batch",
+        "Take one SGD step in each program",
+        *(f"Train {steps} steps with {name} in each program" for name in optimizers),
+    ]
+    if run_main:
+        stages.append("Run each program's main() for one tiny epoch")
+    begin = _stage_reporter(stages, progress)
     rng = np.random.default_rng(seed)
+    begin(0)
     models = _Models(project, rng, sources)
     plan = models.plan
     inputs = random_inputs(plan, batch, rng)
+    begin(1)
     keras_out = _run("Keras", models.run_keras, inputs)
     torch_out = _run("PyTorch", models.run_torch, inputs)
     if len(keras_out) != len(torch_out):
@@ -400,13 +413,27 @@ def verify_project(
         )
     if not outputs.ok:
         report.first_divergence = first_divergence(models, inputs)
+    begin(2)
     _sgd_step(models, inputs, rng, report)
-    report.training = [verify_training(project, name, steps, seed, batch, sources) for name in optimizers]
+    for index, name in enumerate(optimizers):
+        begin(3 + index)
+        report.training.append(verify_training(project, name, steps, seed, batch, sources))
     if run_main and plan.analysis.total_params.trainable > 0:
+        begin(len(stages) - 1)
         report.mains = run_mains(project, sources)
     elif run_main:
         report.notes.append("the model has no weights to train, so its programs' main() was not run")
     return report
+
+
+def _stage_reporter(
+    stages: list[str], progress: Callable[[int, int, str], None] | None
+) -> Callable[[int], None]:
+    def begin(index: int) -> None:
+        if progress is not None:
+            progress(index + 1, len(stages), stages[index])
+
+    return begin
 
 
 def _catalog_counts(plan: ModelPlan) -> dict[str, int]:

@@ -180,6 +180,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             optimizers=optimizers,
             steps=args.steps,
             run_main=not args.skip_main,
+            progress=_print_progress if args.progress else None,
         )
     except (CodegenError, ProgramMismatch) as error:
         if args.json:
@@ -188,6 +189,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return PROBLEMS
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return OK if report.ok else PROBLEMS
+
+
+def _print_progress(stage: int, stages: int, text: str) -> None:
+    """A stage of the proof, for the GUI (studio.warm forwards these lines as they come)."""
+    print(f"progress: {stage}/{stages} {text}", file=sys.stderr, flush=True)
 
 
 MAX_PROGRAM_BYTES = 10_000_000
@@ -449,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument(
         "--skip-main", action="store_true", help="do not run each program's main() for one tiny epoch"
+    )
+    verify.add_argument(
+        "--progress", action="store_true", help="print each stage on stderr as it begins (progress: K/N ...)"
     )
     verify.set_defaults(func=cmd_verify)
 

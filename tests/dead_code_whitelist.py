@@ -78,3 +78,8 @@ _.last_menu
 # argparse reads a parser's formatter_class; a module __getattr__ is Python's lazy-import hook.
 _.formatter_class
 __getattr__
+
+# The warm framework process: io.TextIOBase's protocol, and figures the benchmark and tests read.
+_.writable  # studio.warm._ProgressStream: io.TextIOBase asks it
+_.ready_seconds  # WarmProcess: benchmarks/bench_warm.py
+_.warm_used  # Verifier: tests/test_warm_worker.py

@@ -175,6 +175,8 @@ def run_app(
             return 0 if save_screenshot(window, screenshot) else 1
         window.show()
         QTimer.singleShot(0, window.view.fit_readable)  # once the docks are laid out
+        if os.environ.get("STUDIO_WARM_WORKER", "1") != "0":
+            window.warm.start_soon()  # torch and TensorFlow, imported in the background (studio.warm)
         return app.exec()
     finally:
         hook.uninstall()

@@ -34,6 +34,7 @@ from widgets.document import Document
 from widgets.highlighter import PythonHighlighter
 from widgets.theme import LIGHT, Theme
 from widgets.verify_panel import Verifier, VerifyPanel, VerifyResult
+from widgets.warm_worker import WarmWorker
 
 DEBOUNCE_MS = 60
 CODE_POINT_SIZE = 8.5  # 88-column generated code in about 600 pixels
@@ -46,7 +47,9 @@ class CodeView(QWidget):
     verified = Signal(object)  # VerifyResult
     problemLinkActivated = Signal()  # the banner's link: show the layer with the problem
 
-    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, document: Document, parent: QWidget | None = None, warm: WarmWorker | None = None
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("codeViewWidget")
         self.document = document
@@ -74,10 +77,11 @@ class CodeView(QWidget):
         self.export_button.clicked.connect(lambda: self.export_current())
         self.verify_button.clicked.connect(self.verify)
         self.tabs.currentChanged.connect(self._update_buttons)
-        self.verifier = Verifier(self)
+        self.verifier = Verifier(self, warm)
         self.verifier.finished.connect(self._on_verified)
         self.verify_panel = VerifyPanel()
         self.verify_panel.cancelRequested.connect(self.verifier.cancel)
+        self.verifier.stage.connect(self.verify_panel.show_stage)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)

@@ -44,6 +44,7 @@ from widgets.templates import EXAMPLES_DIR, FIRST_EXAMPLE, Template
 from widgets.theme import DARK, LIGHT, apply_theme
 from widgets.training_panel import TrainingPanel
 from widgets.view import GraphView
+from widgets.warm_worker import WarmWorker
 
 DEFAULT_SIZE = (1400, 900)
 DOCK_AREAS = {
@@ -120,11 +121,12 @@ class MainWindow(QMainWindow):
         self.view = GraphView(self.scene)
         self.palette_widget = Palette()
         self.inspector = Inspector(self.document, self.scene)
-        self.code_view = CodeView(self.document)
+        self.warm = WarmWorker(self)  # started by the app once the window shows (start_soon)
+        self.code_view = CodeView(self.document, warm=self.warm)
         self.problems = ProblemsPanel(self.document)
         self.status_summary = StatusSummary(self.document)
         self.find_bar = FindBar(self.document)
-        self.training = TrainingPanel(self.document, self.settings, runs_root)
+        self.training = TrainingPanel(self.document, self.settings, runs_root, warm=self.warm)
         self.workspace = QStackedWidget(objectName="workspace")
         self.workspace.addWidget(self.view)
         self.workspace.addWidget(self.training)
@@ -430,6 +432,7 @@ class MainWindow(QMainWindow):
             return
         self.training.shutdown()
         self.code_view.shutdown()
+        self.warm.shutdown()
         self.importer.process.kill()
         self.files.autosaver.stop()
         self.files.autosaver.discard()

@@ -20,6 +20,7 @@ class StudioProcess(QObject):
     """One child process; ``done(exit_code, stdout, stderr)`` when it ends (exit code -1: it crashed)."""
 
     done = Signal(int, str, str)
+    stderrLine = Signal(str)  # each whole line the process writes to stderr, as it comes
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -32,7 +33,9 @@ class StudioProcess(QObject):
         self.process.setProcessEnvironment(environment)
         self.process.finished.connect(self._on_finished)
         self.process.errorOccurred.connect(self._on_error)
+        self.process.readyReadStandardError.connect(self._on_stderr)
         self._reported = False
+        self._stderr = ""  # what was read so far
 
     @property
     def is_running(self) -> bool:
@@ -40,6 +43,7 @@ class StudioProcess(QObject):
 
     def start(self, arguments: Sequence[str]) -> None:
         self._reported = False
+        self._stderr = ""
         self.process.setArguments(list(arguments))
         self.process.start()
 
@@ -52,8 +56,17 @@ class StudioProcess(QObject):
 
     def _read(self) -> tuple[str, str]:
         out = bytes(self.process.readAllStandardOutput().data()).decode("utf-8", "replace")
-        err = bytes(self.process.readAllStandardError().data()).decode("utf-8", "replace")
-        return out, err
+        self._on_stderr()
+        return out, self._stderr
+
+    def _on_stderr(self) -> None:
+        text = bytes(self.process.readAllStandardError().data()).decode("utf-8", "replace")
+        if not text:
+            return
+        complete = self._stderr.count("\n")
+        self._stderr += text
+        for line in self._stderr.split("\n")[complete:-1]:
+            self.stderrLine.emit(line)
 
     def _on_finished(self, exit_code: int, status: QProcess.ExitStatus) -> None:
         if self._reported:

@@ -60,6 +60,7 @@ from widgets.run_driver import RunDriver
 from widgets.run_list import RunList, figure
 from widgets.theme import LIGHT, Theme
 from widgets.training_form import FRAMEWORK_CHOICES, TrainingForm
+from widgets.warm_worker import WarmWorker
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +107,12 @@ class TrainingPanel(QWidget):
         settings: QSettings | None = None,
         runs_root: Path | None = None,
         parent: QWidget | None = None,
+        warm: WarmWorker | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("trainingPanelWidget")
         self.document = document
+        self.warm = warm  # its spare process, already warm, becomes the next single-framework run
         self.runs_root = Path(runs_root) if runs_root is not None else default_runs_root(settings)
         self.theme: Theme = LIGHT
         self.driver: RunDriver | None = None
@@ -436,7 +439,7 @@ class TrainingPanel(QWidget):
             config = RunConfig.from_project(project, first, resume_from=resume_from, **options)
             if framework == "both":
                 return BothRun(config, parallel=True), resume_from
-            return TrainingRun(config), None
+            return TrainingRun(config, warm=self._warm_process()), None
         self.runs_root.mkdir(parents=True, exist_ok=True)
         if framework == "both":
             stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -448,7 +451,14 @@ class TrainingPanel(QWidget):
             config = RunConfig.from_project(project, "keras", out_dir=str(folder), **options)
             return BothRun(config, parallel=True), str(folder)
         config = RunConfig.from_project(project, framework, **options)
-        return TrainingRun(config), None
+        return TrainingRun(config, warm=self._warm_process()), None
+
+    def _warm_process(self):
+        """The warm spare process for a run to take over, or None (the run then spawns its own).
+
+        Side-by-side runs always spawn both: one warm and one cold framework would not race fairly.
+        """
+        return self.warm.take_spare() if self.warm is not None else None
 
     def _label(self) -> str:
         name, dataset = self.document.display_name, Path(self.document.project.training.dataset).name

@@ -29,8 +29,10 @@ from PySide6.QtWidgets import (
 )
 
 from studio.project import Project, ProjectError, save_project
+from studio.warm import PROGRESS_PREFIX
 from widgets.studio_process import StudioProcess, last_error_line
 from widgets.theme import LIGHT, Theme
+from widgets.warm_worker import WarmWorker
 
 
 @dataclass
@@ -64,18 +66,26 @@ def parse_verify_output(exit_code: int, stdout: str, stderr: str) -> VerifyResul
 
 class Verifier(QObject):
     started = Signal()
+    stage = Signal(int, int, str)  # stage number (from 1), number of stages, what it does
     finished = Signal(object)  # VerifyResult
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, warm: WarmWorker | None = None) -> None:
         super().__init__(parent)
         self.process = StudioProcess(self)
         self.process.done.connect(self._on_done)
+        self.process.stderrLine.connect(self._on_line)
+        self.warm = warm
+        self._request: int | None = None  # the warm process's request id, while it runs there
+        if warm is not None:
+            warm.progress.connect(self._on_warm_progress)
+            warm.done.connect(self._on_warm_done)
         self._folder: str | None = None
         self.result: VerifyResult | None = None
+        self.warm_used = False  # the last proof ran in the warm process
 
     @property
     def is_running(self) -> bool:
-        return self.process.is_running
+        return self._request is not None or self.process.is_running
 
     def start(self, project: Project) -> None:
         if self.is_running:
@@ -91,10 +101,18 @@ class Verifier(QObject):
             self.finished.emit(self.result)
             return
         self.result = None
-        self.process.start(["-m", "studio", "verify", str(path), "--json", "--skip-main"])
+        argv = ["verify", str(path), "--json", "--skip-main", "--progress"]
+        self._request = self.warm.run_command(argv) if self.warm is not None else None
+        self.warm_used = self._request is not None
+        if self._request is None:  # not warm yet: a fresh process imports the frameworks first
+            self.stage.emit(0, 0, "Start Python and import TensorFlow and PyTorch")
+            self.process.start(["-m", "studio", *argv])
         self.started.emit()
 
     def kill(self) -> None:
+        if self._request is not None and self.warm is not None:
+            self.warm.cancel(self._request)
+        self._request = None
         self.process.kill()
         self._cleanup()
 
@@ -107,6 +125,26 @@ class Verifier(QObject):
             False, error="Verification cancelled; press Verify to run it again.", cancelled=True
         )
         self.finished.emit(self.result)
+
+    def _on_line(self, line: str) -> None:
+        if line.startswith(PROGRESS_PREFIX):
+            self._on_stage_text(line[len(PROGRESS_PREFIX) :])
+
+    def _on_warm_progress(self, request: int, text: str) -> None:
+        if request == self._request:
+            self._on_stage_text(text)
+
+    def _on_stage_text(self, text: str) -> None:
+        """``K/N what`` as the command prints it."""
+        counter, _, what = text.partition(" ")
+        stage, _, stages = counter.partition("/")
+        if stage.isdigit() and stages.isdigit():
+            self.stage.emit(int(stage), int(stages), what)
+
+    def _on_warm_done(self, request: int, exit_code: int, stdout: str, stderr: str) -> None:
+        if request == self._request:
+            self._request = None
+            self._on_done(exit_code, stdout, stderr)
 
     def _on_done(self, exit_code: int, stdout: str, stderr: str) -> None:
         self._cleanup()
@@ -180,13 +218,6 @@ def report_html(result: VerifyResult, theme: Theme) -> str:
     return f"<table cellspacing='0' cellpadding='1'>{cells}</table>"
 
 
-STAGES = (
-    "Save a copy of the model",
-    "Start Python and import TensorFlow and PyTorch",
-    "Build both models from the generated code, copy the weights, compare outputs and one SGD step",
-)
-
-
 class VerifyPanel(QFrame):
     """A closable strip under the code: while it runs, its stages, the time so far and Cancel;
     then the verdict in colour, the figures below it."""
@@ -206,7 +237,7 @@ class VerifyPanel(QFrame):
         self.details.setTextFormat(Qt.TextFormat.RichText)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.busy = QProgressBar(objectName="verifyProgress", textVisible=False, maximumHeight=8)
-        self.busy.setRange(0, 0)  # how long the proof takes is not known
+        self.stages: list[str] = []  # begun so far; the last one runs
         self.cancel_button = QPushButton("Cancel", objectName="verifyCancel")
         self.cancel_button.setToolTip("Stop the verification")
         self.cancel_button.clicked.connect(self.cancelRequested)
@@ -236,6 +267,8 @@ class VerifyPanel(QFrame):
         self.result = None
         self.stale = False
         self._started_at = time.monotonic()
+        self.stages = []
+        self.busy.setRange(0, 0)  # until the first stage says how many there are
         self.title.setStyleSheet("font-weight: 600;")
         self.busy.show()
         self.cancel_button.show()
@@ -244,13 +277,24 @@ class VerifyPanel(QFrame):
         self.clock.start()
         self.show()
 
+    def show_stage(self, stage: int, stages: int, text: str) -> None:
+        """Stage ``stage`` of ``stages`` has begun (0 of 0: a stage before the proof's own)."""
+        if self.result is not None:
+            return
+        self.stages.append(text)
+        if stages:
+            self.busy.setRange(0, stages)
+            self.busy.setValue(stage - 1)
+        self._show_stages()
+
     def _show_stages(self) -> None:
-        """The stages, the first done, the rest in the child process (it reports only its verdict)."""
+        """The stages so far: those done ticked, the running one last."""
         seconds = int(time.monotonic() - self._started_at)
         self.title.setText(f"Verifying… {seconds} s")
-        done, running = f"<span style='color:{self.theme.ok}'>✓</span>", "…"
-        rows = [f"{done} {STAGES[0]}", *(f"{running} {stage}" for stage in STAGES[1:])]
-        self.details.setText("<br>".join(rows) + "<br>This takes 5 to 30 seconds; Cancel stops it.")
+        done = f"<span style='color:{self.theme.ok}'>✓</span>"
+        rows = [f"{done} {escape(stage)}" for stage in self.stages[:-1]]
+        rows += [f"… {escape(stage)}" for stage in self.stages[-1:]]
+        self.details.setText("<br>".join([*rows, "Cancel stops it."]))
 
     def show_result(self, result: VerifyResult) -> None:
         self.clock.stop()

@@ -37,8 +37,9 @@ class TrainingRun:
     """One training process. ``keep_batches=False`` keeps batch messages out of ``messages``
     (poll() still returns them), for callers that buffer the curves themselves."""
 
-    def __init__(self, config: RunConfig, keep_batches: bool = True) -> None:
+    def __init__(self, config: RunConfig, keep_batches: bool = True, warm: Any = None) -> None:
         self.config = config
+        self.warm = warm  # a studio.warm.WarmProcess to take over instead of spawning, if it can train
         self.folder: RunFolder | None = None
         self.messages: list[dict[str, Any]] = []  # everything received so far
         self.keep_batches = keep_batches
@@ -74,6 +75,9 @@ class TrainingRun:
         if self._process is not None:
             raise RuntimeError("this run was already started")
         self.config, self.folder = prepare_run(self.config)
+        if self.warm is not None and self.warm.can_train:  # frameworks already imported: no wait
+            self._process, self._queue, self._stop = self.warm.take(self.config.to_dict())
+            return
         context = multiprocessing.get_context("spawn")
         self._queue = context.Queue()
         self._stop = context.Event()
