@@ -428,3 +428,27 @@ def test_the_python_import_dialog_does_not_open_a_fifo(qtbot, tmp_path):
     dialog = PythonModelDialog(path)  # returns at once: a FIFO is never opened
     qtbot.addWidget(dialog)
     assert dialog.entry.text() == ""
+
+
+@pytest.mark.slow
+def test_compare_from_the_train_menu_shows_both_frameworks_figures_and_picture(window, qtbot, tmp_path):
+    open_example(window, IRIS, epochs=1)
+    window.actions["compare"].trigger()
+    dialog = window.compare_dialog
+    assert dialog.isVisible() and dialog.repeats.value() == 1 and not dialog.parallel.isChecked()
+    dialog.start_button.click()
+    assert dialog.is_running and not dialog.start_button.isEnabled()
+    qtbot.waitUntil(lambda: not dialog.is_running, timeout=4 * RUN_TIMEOUT_MS)
+    assert dialog.data is not None, dialog.status.text()
+    assert dialog.folder.parent == tmp_path / "runs" and (dialog.folder / "compare.png").is_file()
+    assert "epoch" in dialog.log.toPlainText()  # progress came in while it ran
+    labels = [dialog.table.verticalHeaderItem(row).text() for row in range(dialog.table.rowCount())]
+    assert labels[:4] == ["Threads", "Training s / epoch", "First step (warm-up) s", "Samples / s"]
+    threads = [dialog.table.item(0, column).text() for column in range(2)]
+    assert threads[0] == threads[1] and "intra-op" in threads[0]  # an equal race
+    for column, framework in enumerate(("keras", "pytorch")):
+        samples = dialog.data[framework]["samples_per_second"]["median"]
+        assert dialog.table.item(3, column).text() == f"{samples:.4g}"
+    assert not dialog.picture.pixmap().isNull()
+    assert "repeat(s), one after the other" in dialog.status.text()
+    dialog.close()

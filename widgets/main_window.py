@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self.canvas_actions = CanvasActions(self.document, self.scene, self.view, self)
         self.importer = ModelImporter(self)
         self.docks: dict[str, QDockWidget] = {}
+        self.compare_dialog = None  # created when first asked for
         self._design_state: bytes | None = None  # the docks as they were before the Training workspace
         self._create_docks()
         self.actions = build_actions(self)
@@ -212,6 +213,15 @@ class MainWindow(QMainWindow):
     def start_training(self) -> None:
         self.show_training()
         self.training.start()
+
+    def compare_frameworks(self) -> None:
+        """Open the comparison of both frameworks (Train menu); it starts when the user presses Start."""
+        from widgets.compare_dialog import CompareDialog
+
+        if self.compare_dialog is None:
+            self.compare_dialog = CompareDialog(self.document, self.training.runs_root, self)
+        self.compare_dialog.show()
+        self.compare_dialog.raise_()
 
     def verify(self) -> None:
         self.show_design()
@@ -433,6 +443,8 @@ class MainWindow(QMainWindow):
         self.training.shutdown()
         self.code_view.shutdown()
         self.warm.shutdown()
+        if self.compare_dialog is not None:
+            self.compare_dialog.cancel()
         self.importer.process.kill()
         self.files.autosaver.stop()
         self.files.autosaver.discard()

@@ -108,6 +108,12 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
                 window, "&Train", window.start_training, "F5", "Train the model with the training settings"
             ),
             "stop_training": _action(window, "&Stop Training", training.stop, "Shift+F5"),
+            "compare": _action(
+                window,
+                "&Compare Keras and PyTorch…",
+                window.compare_frameworks,
+                tip="Train in both frameworks from the same weights and compare speed, memory and losses",
+            ),
             "verify": _action(
                 window,
                 "&Verify Equivalence",
@@ -195,7 +201,7 @@ def build_menus(window: MainWindow, actions: dict[str, QAction]) -> None:
     train = bar.addMenu("&Train")
     train.addActions([actions["train"], actions["stop_training"]])
     train.addSeparator()
-    train.addAction(actions["verify"])
+    train.addActions([actions["verify"], actions["compare"]])
 
     help_menu = bar.addMenu("&Help")
     help_menu.addActions([actions["shortcuts"], actions["about"]])

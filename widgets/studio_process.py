@@ -7,20 +7,26 @@ when they finish. :meth:`StudioProcess.kill` ends one at once (on close).
 
 from __future__ import annotations
 
+import codecs
 import os
 import sys
 from collections.abc import Sequence
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
+OUT, ERR = "stdout", "stderr"
 QUIET_FRAMEWORKS = {"TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow", "PYTHONUNBUFFERED": "1"}
 
 
 class StudioProcess(QObject):
-    """One child process; ``done(exit_code, stdout, stderr)`` when it ends (exit code -1: it crashed)."""
+    """One child process; ``done(exit_code, stdout, stderr)`` when it ends (exit code -1: it crashed).
+
+    ``outputLine`` and ``stderrLine`` pass on each whole line as it comes, for progress.
+    """
 
     done = Signal(int, str, str)
-    stderrLine = Signal(str)  # each whole line the process writes to stderr, as it comes
+    outputLine = Signal(str)
+    stderrLine = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -33,9 +39,14 @@ class StudioProcess(QObject):
         self.process.setProcessEnvironment(environment)
         self.process.finished.connect(self._on_finished)
         self.process.errorOccurred.connect(self._on_error)
-        self.process.readyReadStandardError.connect(self._on_stderr)
+        self.process.readyReadStandardOutput.connect(lambda: self._read_channel(OUT))
+        self.process.readyReadStandardError.connect(lambda: self._read_channel(ERR))
         self._reported = False
-        self._stderr = ""  # what was read so far
+        self._reset()
+
+    def _reset(self) -> None:
+        self._text = {OUT: "", ERR: ""}  # what was read so far
+        self._decoders = {channel: codecs.getincrementaldecoder("utf-8")("replace") for channel in (OUT, ERR)}
 
     @property
     def is_running(self) -> bool:
@@ -43,7 +54,7 @@ class StudioProcess(QObject):
 
     def start(self, arguments: Sequence[str]) -> None:
         self._reported = False
-        self._stderr = ""
+        self._reset()
         self.process.setArguments(list(arguments))
         self.process.start()
 
@@ -55,18 +66,20 @@ class StudioProcess(QObject):
             self.process.waitForFinished(1000)
 
     def _read(self) -> tuple[str, str]:
-        out = bytes(self.process.readAllStandardOutput().data()).decode("utf-8", "replace")
-        self._on_stderr()
-        return out, self._stderr
+        for channel in (OUT, ERR):
+            self._read_channel(channel)
+        return self._text[OUT], self._text[ERR]
 
-    def _on_stderr(self) -> None:
-        text = bytes(self.process.readAllStandardError().data()).decode("utf-8", "replace")
+    def _read_channel(self, channel: str) -> None:
+        read = self.process.readAllStandardOutput if channel == OUT else self.process.readAllStandardError
+        text = self._decoders[channel].decode(bytes(read().data()))
         if not text:
             return
-        complete = self._stderr.count("\n")
-        self._stderr += text
-        for line in self._stderr.split("\n")[complete:-1]:
-            self.stderrLine.emit(line)
+        complete = self._text[channel].count("\n")
+        self._text[channel] += text
+        signal = self.outputLine if channel == OUT else self.stderrLine
+        for line in self._text[channel].split("\n")[complete:-1]:
+            signal.emit(line)
 
     def _on_finished(self, exit_code: int, status: QProcess.ExitStatus) -> None:
         if self._reported:
