@@ -32,10 +32,13 @@ KEYWORDS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist)
 # (``main``'s ``x``, ``model``, ``loss``) live in other scopes and are free for layers.
 PROGRAM_NAMES = frozenset(
     """
-    DataLoader DistributedDataParallel DistributedSampler F ProbabilityCrossEntropy TensorDataset
-    argparse contextlib datasets dist keras layers nn np os tf torch
-    build_model distribution_scope evaluate load_data main model_outputs setup_device split_batch
+    DistributedDataParallel F Path ProbabilityCrossEntropy
+    argparse contextlib datasets dist json keras layers math nn np os sys tf time torch
+    build_model distribution evaluate load_data main model_outputs setup_device take_batch
     make_optimizer make_loss train_step KerasAdam KerasRMSprop
+    EpochCallback EpochReport GlobalBatches Progress clip_gradients epoch_metrics epoch_order
+    is_split load_split resume right_predictions save_atomically save_checkpoint train_batches
+    train_epoch
     self probabilities target
     """.split()
 )

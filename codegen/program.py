@@ -16,6 +16,7 @@ from codegen.recipes import (
     torch_loss_source,
     torch_optimizer_lines,
 )
+from codegen.script_parts import EPOCH_ORDER, EPOCH_REPORT, PROGRESS, block
 from codegen.torch_emitter import emit_module
 from codegen.writer import Block, docstring_text, py
 from studio.project import TrainingSettings
@@ -60,32 +61,83 @@ def _torch_loss(plan: ModelPlan) -> list[str]:
 
 def _train_step(plan: ModelPlan) -> list[str]:
     """``train_step(...)``: one optimizer step on one batch, as main() and `studio verify` run it."""
-    if _is_multi(plan):
-        return [
-            "def train_step(model, optimizer, loss_fn, inputs, targets):",
-            '    """One optimizer step on one batch (lists of inputs and targets); returns the loss."""',
-            "    optimizer.zero_grad()",
+    several = _is_multi(plan)
+    head = (
+        "def train_step(model, optimizer, loss_fn, inputs, targets, share=1.0, clip_norm=None):"
+        if several
+        else "def train_step(model, optimizer, loss_fn, x, y, share=1.0, clip_norm=None):"
+    )
+    if several:
+        forward = [
             "    outputs = model_outputs(model, inputs)",
             "    loss = sum(loss_fn(o, t) for o, t in zip(outputs, targets, strict=True))",
-            "    loss.backward()",
-            "    optimizer.step()",
-            "    return loss",
         ]
-    note = (
-        ["    # The model gives (N, L, classes); the loss wants the classes on axis 1: movedim(-1, 1)."]
-        if _classes_last(plan, plan.outputs[0])
-        else []
-    )
+    else:
+        note = (
+            ["    # The model gives (N, L, classes); the loss wants the classes on axis 1: movedim(-1, 1)."]
+            if _classes_last(plan, plan.outputs[0])
+            else []
+        )
+        forward = [*note, f"    outputs = {_single_output(plan)}", "    loss = loss_fn(outputs, y)"]
     return [
-        "def train_step(model, optimizer, loss_fn, x, y):",
-        '    """One optimizer step on one batch; returns the loss."""',
+        head,
+        '    """One optimizer step on one batch; returns the loss and the model\'s outputs.',
+        "",
+        "    ``share`` weights this process's part of a global batch under torchrun (see train_epoch);",
+        "    ``clip_norm`` caps the gradients' global norm as Keras's global_clipnorm does.",
+        '    """',
         "    optimizer.zero_grad()",
-        *note,
-        f"    loss = loss_fn({_single_output(plan)}, y)",
-        "    loss.backward()",
+        *forward,
+        "    (loss * share).backward()",
+        "    if clip_norm is not None:",
+        "        clip_gradients(model.parameters(), clip_norm)",
         "    optimizer.step()",
-        "    return loss",
+        "    return loss, outputs",
     ]
+
+
+CLIP_GRADIENTS = [
+    "def clip_gradients(parameters, max_norm):",
+    '    """Scale the gradients so that their global norm is at most max_norm.',
+    "",
+    "    Keras's global_clipnorm formula, g * max_norm / max(norm, max_norm): torch's",
+    "    clip_grad_norm_ divides by norm + 1e-6 instead, which would drift from the Keras program.",
+    '    """',
+    "    gradients = [p.grad for p in parameters if p.grad is not None]",
+    "    norm = torch.sqrt(sum((g.double() ** 2).sum() for g in gradients))",
+    "    factor = max_norm / torch.clamp(norm, min=max_norm)",
+    "    for gradient in gradients:",
+    "        gradient.mul_(factor.to(gradient.dtype))",
+]
+
+GLOBAL_BATCHES = [
+    "class GlobalBatches:",
+    '    """Batches of --batch-size samples in the studio\'s epoch order.',
+    "",
+    "    Under torchrun each global batch is shared out among the processes, this one taking",
+    "    every world-th sample of it, so that N processes take the same steps as one.",
+    '    """',
+    "",
+    "    def __init__(self, n, batch_size, seed, rank=0, world=1):",
+    "        self.n, self.batch_size, self.seed = n, batch_size, seed",
+    "        self.rank, self.world, self.epoch = rank, world, 0",
+    "",
+    "    def set_epoch(self, epoch):",
+    "        self.epoch = epoch",
+    "",
+    "    def __len__(self):",
+    "        return math.ceil(self.n / self.batch_size)",
+    "",
+    "    def __iter__(self):",
+    "        order = epoch_order(self.n, self.seed, self.epoch)",
+    "        for start in range(0, self.n, self.batch_size):",
+    "            batch = order[start : start + self.batch_size]",
+    "            yield batch[self.rank :: self.world].tolist()",
+    "",
+    "    def global_size(self, step):",
+    '        """How many samples the step-th global batch holds, over every process."""',
+    "        return min(self.batch_size, self.n - step * self.batch_size)",
+]
 
 
 def _probability_loss_class(plan: ModelPlan) -> list[str]:
@@ -114,18 +166,22 @@ def _ends_with(plan: ModelPlan, activation: str) -> bool:
 def _header(plan: ModelPlan, framework: str) -> list[str]:
     title = "Keras 3" if framework == "keras" else "PyTorch"
     layout = "channels-last" if framework == "keras" else "channels-first images"
+    script = f"{plan.model_name}_{framework}.py"
     return [
         f'"""{docstring_text(plan.name)}: a {title} model generated by Layer Studio ({layout}).',
         "",
         "Train it with the project's dataset, or your own arrays (an .npz file with x and y):",
-        f"    python {plan.model_name}_{framework}.py --epochs 5 [--data data.npz]",
+        f"    python {script} --epochs 5 [--data data.npz]",
+        "Each epoch prints its losses, accuracies, learning rate and time. --checkpoint-dir DIR",
+        "keeps checkpoint and best weights in the studio's formats: --resume DIR goes on from them,",
+        "or from a studio run folder. --batch-size is the global batch, however many processes.",
         *(
             [
-                "On several processes or GPUs (DistributedDataParallel):",
-                f"    torchrun --nproc_per_node=2 {plan.model_name}_{framework}.py",
+                "On several processes or GPUs (DistributedDataParallel; rank 0 prints and saves):",
+                f"    torchrun --nproc-per-node 2 {script} [--sync-bn]",
             ]
             if framework == "pytorch"
-            else ["On several GPUs or hosts: --strategy mirrored or --strategy multi-worker."]
+            else ["On several GPUs of one machine: --strategy mirrored."]
         ),
         '"""',
         "",
@@ -142,8 +198,13 @@ def _load_data(plan: ModelPlan, framework: str) -> list[str]:
     dtype = "int64" if layer.params["dtype"] == "int32" else "float32"
     known = SKLEARN_DATASETS.get(training.dataset)
     lines = [
+        *_load_split(plan, framework, dtype),
+        "",
+        "",
         "def load_data(path=None):",
         '    """Return (x_train, y_train), (x_val, y_val), shuffled with a fixed seed."""',
+        "    if path and is_split(path):",
+        "        return load_split(path)",
     ]
     if known:
         _, loader, standardize = known
@@ -191,6 +252,41 @@ def _load_data(plan: ModelPlan, framework: str) -> list[str]:
     y_train, y_val = ("x_train", "x_val") if training.target == "inputs" else ("y[train]", "y[val]")
     lines.append(f"    return (x_train, {y_train}), (x_val, {y_val})")
     return lines
+
+
+def _load_split(plan: ModelPlan, framework: str, dtype: str) -> list[str]:
+    """``is_split`` and ``load_split``: an .npz already split into training and validation sets."""
+    training = plan.project.training
+    layer = plan.inputs[0]
+    target = (
+        "x_train, x_val"
+        if training.target == "inputs"
+        else 'y_train.astype("int64"), y_val.astype("int64")'
+        if training.loss == "cross_entropy"
+        else 'y_train.astype("float32"), y_val.astype("float32")'
+    )
+    lines = [
+        "def is_split(path):",
+        '    """Whether the .npz holds x_train, y_train, x_val and y_val (already split)."""',
+        "    with np.load(path) as data:",
+        '        return {"x_train", "y_train", "x_val", "y_val"} <= set(data.files)',
+        "",
+        "",
+        "def load_split(path):",
+        '    """The sets of an .npz split already, channels-last: `studio train --processes` passes',
+        '    the studio\'s own prepared data this way, so every process trains on exactly it."""',
+        "    with np.load(path) as data:",
+        '        x_train, y_train = data["x_train"], data["y_train"]',
+        '        x_val, y_val = data["x_val"], data["y_val"]',
+        f'    x_train, x_val = x_train.astype("{dtype}"), x_val.astype("{dtype}")',
+        f"    y_train, y_val = {target}",
+    ]
+    if framework == "pytorch" and layer.layout.kind == CF and len(layer.shape) == 3:
+        lines += [
+            "    # PyTorch convolutions take channels-first images: (N, C, H, W).",
+            "    x_train, x_val = x_train.transpose(0, 3, 1, 2), x_val.transpose(0, 3, 1, 2)",
+        ]
+    return [*lines, "    return (x_train, y_train), (x_val, y_val)"]
 
 
 def _read_npz(plan: ModelPlan, indent: int) -> list[str]:
@@ -276,15 +372,14 @@ def _batch_shape(layer) -> str:
     return f"(-1, {', '.join(map(str, layer.shape))})"
 
 
-def _tensor_datasets(plan: ModelPlan) -> list[str]:
-    if not _is_multi(plan):
-        return [
-            "    train_set = TensorDataset(torch.from_numpy(x_train), torch.from_numpy(y_train))",
-            "    val_set = TensorDataset(torch.from_numpy(x_val), torch.from_numpy(y_val))",
-        ]
+def _as_tensors(plan: ModelPlan) -> list[str]:
+    """The arrays as tensors: the whole dataset stays in memory and batches are index lookups."""
+    convert = "[torch.from_numpy(a) for a in {}]" if _is_multi(plan) else "torch.from_numpy({})"
+    names = ("x_train", "y_train", "x_val", "y_val")
     return [
-        "    train_set = TensorDataset(*(torch.from_numpy(a) for a in x_train + y_train))",
-        "    val_set = TensorDataset(*(torch.from_numpy(a) for a in x_val + y_val))",
+        f"    {', '.join(names)} = (",
+        *(f"        {convert.format(name)}," for name in names),
+        "    )",
     ]
 
 
@@ -300,19 +395,24 @@ def _single_output(plan: ModelPlan) -> str:
 
 
 def _batch_helpers(plan: ModelPlan) -> list[str]:
-    """split_batch and model_outputs, for models with several inputs or outputs."""
+    """take_batch (and model_outputs for several outputs): one batch of the in-memory tensors."""
     if not _is_multi(plan):
-        return []
+        return [
+            "def take_batch(x, y, index, device):",
+            '    """The samples at ``index`` as (inputs, targets) on the device."""',
+            "    return x[index].to(device), y[index].to(device)",
+            "",
+            "",
+        ]
     moves = [
         f"    outputs[{index}] = outputs[{index}].movedim(-1, 1)  # classes on axis 1, as the loss expects"
         for index, layer in enumerate(plan.outputs)
         if _classes_last(plan, layer)
     ]
     return [
-        "def split_batch(batch, device):",
-        '    """A DataLoader batch as (model inputs, targets), on the device."""',
-        "    batch = [tensor.to(device) for tensor in batch]",
-        f"    return batch[:{len(plan.inputs)}], batch[{len(plan.inputs)}:]",
+        "def take_batch(x, y, index, device):",
+        '    """The samples at ``index`` as (inputs, targets): lists of tensors, on the device."""',
+        "    return [a[index].to(device) for a in x], [a[index].to(device) for a in y]",
         "",
         "",
         "def model_outputs(model, inputs):",
@@ -332,60 +432,151 @@ def _batch_helpers(plan: ModelPlan) -> list[str]:
     ]
 
 
-def _accuracy(plan: ModelPlan, output: str, target: str) -> str:
-    """The fraction of right predictions in ``output`` (a Python float)."""
+def _right_predictions(plan: ModelPlan) -> list[str]:
+    """``right_predictions(output, target)``: how many samples a classification output gets right."""
     if plan.project.training.loss == "cross_entropy":
-        return f"({output}.argmax(dim=1) == {target}).float().mean().item()"
-    threshold = "0.0" if _ends_in_logits(plan) else "0.5"  # a logit's threshold is 0
-    return f"(({output} > {threshold}) == ({target} > 0.5)).float().mean().item()"
-
-
-def _train_steps(plan: ModelPlan) -> list[str]:
-    if not _is_multi(plan):
-        return [
-            "        for x, y in train_loader:",
-            "            train_step(model, optimizer, loss_fn, x.to(device), y.to(device))",
-        ]
+        hits = "output.argmax(dim=1) == target"
+    else:
+        threshold = "0.0" if _ends_in_logits(plan) else "0.5"  # a logit's threshold is 0
+        hits = f"(output > {threshold}) == (target > 0.5)"
     return [
-        "        for batch in train_loader:",
-        "            inputs, targets = split_batch(batch, device)",
-        "            train_step(model, optimizer, loss_fn, inputs, targets)",
+        "def right_predictions(output, target):",
+        '    """How many samples the output gets right; a sample of several values counts the share',
+        '    of them that are right, as Keras\'s accuracy averages over every value."""',
+        f"    hits = {hits}",
+        "    return hits.double().reshape(len(hits), -1).mean(dim=1).sum()",
+    ]
+
+
+def _count_right(plan: ModelPlan, classification: bool) -> str:
+    """The expression of a batch's right predictions in train_epoch and evaluate."""
+    if not classification:
+        return "0.0"
+    if not _is_multi(plan):
+        return "right_predictions(outputs, targets)"
+    return "sum(right_predictions(o, t) for o, t in zip(outputs, targets, strict=True)) / len(outputs)"
+
+
+def _train_epoch(plan: ModelPlan, classification: bool) -> list[str]:
+    count = "len(targets[0])" if _is_multi(plan) else "len(targets)"
+    return [
+        "def train_epoch(",
+        "    model, optimizer, loss_fn, data, batches, device, clip_norm, report, epoch",
+        "):",
+        '    """One epoch of optimizer steps; returns (summed loss, right predictions, samples) of',
+        '    this process\'s share of the batches."""',
+        "    model.train()",
+        "    x, y = data",
+        "    totals = torch.zeros(3, dtype=torch.float64, device=device)",
+        "    for step, index in enumerate(batches):",
+        "        inputs, targets = take_batch(x, y, index, device)",
+        f"        count = {count}",
+        "        # Each process's mean loss weighs by its share of the global batch: DDP then averages",
+        "        # the gradients into exactly those of one process training on the whole global batch.",
+        "        share = count * batches.world / batches.global_size(step)",
+        f"        loss, {'outputs' if classification else '_'} = train_step(",
+        "            model, optimizer, loss_fn, inputs, targets, share, clip_norm",
+        "        )",
+        "        with torch.no_grad():",
+        "            totals[0] += loss.double() * count",
+        f"            totals[1] += {_count_right(plan, classification)}",
+        "            totals[2] += count",
+        "        report.batch(epoch, step + 1, loss)",
+        "    return totals",
     ]
 
 
 def _evaluate(plan: ModelPlan, classification: bool) -> list[str]:
-    head = [
-        *_batch_helpers(plan),
-        "def evaluate(model, loader, loss_fn, device):",
-        '    """Mean loss and accuracy over a DataLoader."""',
+    several = _is_multi(plan)
+    count = "len(targets[0])" if several else "len(targets)"
+    forward = (
+        [
+            "            outputs = model_outputs(model, inputs)",
+            "            loss = sum(loss_fn(o, t) for o, t in zip(outputs, targets, strict=True))",
+        ]
+        if several
+        else [
+            f"            outputs = {_single_output(plan).replace('(x)', '(inputs)')}",
+            "            loss = loss_fn(outputs, targets)",
+        ]
+    )
+    return [
+        "def evaluate(model, loss_fn, data, index, batch_size, device):",
+        '    """(summed loss, right predictions, samples) over the samples at ``index``."""',
         "    model.eval()",
-        "    total_loss, correct, count = 0.0, 0, 0",
+        "    x, y = data",
+        "    totals = torch.zeros(3, dtype=torch.float64, device=device)",
         "    with torch.no_grad():",
+        "        for start in range(0, len(index), batch_size):",
+        "            batch = index[start : start + batch_size]",
+        "            inputs, targets = take_batch(x, y, batch, device)",
+        f"            count = {count}",
+        *forward,
+        "            totals[0] += loss.double() * count",
+        f"            totals[1] += {_count_right(plan, classification)}",
+        "            totals[2] += count",
+        "    return totals",
     ]
-    if not _is_multi(plan):
-        accuracy = [f"            correct += {_accuracy(plan, 'output', 'y')} * len(x)"]
-        body = [
-            "        for x, y in loader:",
-            "            x, y = x.to(device), y.to(device)",
-            f"            output = {_single_output(plan)}",
-            "            total_loss += loss_fn(output, y).item() * len(x)",
-            *(accuracy if classification else []),
-            "            count += len(x)",
-        ]
-    else:
-        accuracy = [
-            f"            hits = sum({_accuracy(plan, 'o', 't')} for o, t in pairs)",
-            "            correct += hits / len(pairs) * len(targets[0])",
-        ]
-        body = [
-            "        for batch in loader:",
-            "            inputs, targets = split_batch(batch, device)",
-            "            pairs = list(zip(model_outputs(model, inputs), targets, strict=True))",
-            "            total_loss += sum(loss_fn(o, t) for o, t in pairs).item() * len(targets[0])",
-            *(accuracy if classification else []),
-            "            count += len(targets[0])",
-        ]
-    return [*head, *body, "    return total_loss / count, correct / count"]
+
+
+def _epoch_metrics(classification: bool) -> list[str]:
+    accuracy = classification
+    return [
+        "def epoch_metrics(train, val):",
+        '    """The epoch\'s figures, named as the studio names them, from (loss, right, samples) totals."""',
+        '    metrics = {"train_loss": (train[0] / train[2]).item()}',
+        *(['    metrics["train_accuracy"] = (train[1] / train[2]).item()'] if accuracy else []),
+        "    if val[2] > 0:",
+        '        metrics["val_loss"] = (val[0] / val[2]).item()',
+        *(['        metrics["val_accuracy"] = (val[1] / val[2]).item()'] if accuracy else []),
+        "    return metrics",
+    ]
+
+
+TORCH_CHECKPOINTS = [
+    "def save_atomically(state, path):",
+    '    """torch.save to a temporary file, then renamed: a crash never leaves half a file."""',
+    '    temporary = path.with_name(path.name + ".tmp")',
+    "    torch.save(state, temporary)",
+    "    os.replace(temporary, path)",
+    "",
+    "",
+    "def save_checkpoint(folder, model, optimizer, progress, best):",
+    '    """checkpoint.pt (weights, optimizer state, progress) and best.pt, as the studio writes them."""',
+    "    folder = Path(folder)",
+    "    folder.mkdir(parents=True, exist_ok=True)",
+    '    meta = {"framework": "pytorch", "progress": progress.to_meta()}',
+    "    state = {",
+    '        "model": model.state_dict(),',
+    '        "optimizer": optimizer.state_dict(),',
+    '        "meta": json.dumps(meta),',
+    "    }",
+    '    save_atomically(state, folder / "checkpoint.pt")',
+    "    if best is not None:",
+    '        save_atomically(best, folder / "best.pt")',
+    "",
+    "",
+    "def resume(folder, model, optimizer, args):",
+    '    """Load checkpoint.pt of a run folder (the studio\'s or this script\'s); return its Progress."""',
+    '    path = Path(folder) / "checkpoint.pt"',
+    "    if not path.is_file():",
+    '        raise SystemExit(f"--resume: there is no checkpoint.pt in {folder}")',
+    "    # weights_only: a checkpoint is data, never code to unpickle.",
+    '    state = torch.load(path, map_location="cpu", weights_only=True)',
+    '    model.load_state_dict(state["model"])',
+    '    optimizer.load_state_dict(state["optimizer"])',
+    "    for group in optimizer.param_groups:",
+    "        # As in the studio: a resumed run may take a new learning rate.",
+    '        group["lr"] = args.lr',
+    '    meta = json.loads(state["meta"])["progress"]',
+    "    progress = Progress(args.epochs, args.patience, meta)",
+    "    if progress.epoch >= args.epochs:",
+    "        raise SystemExit(",
+    '            f"the checkpoint has completed {progress.epoch} epochs already: "',
+    '            f"ask for more with --epochs (more than {progress.epoch})"',
+    "        )",
+    "    return progress",
+]
 
 
 def _raise_missing_data(plan: ModelPlan) -> list[str]:
@@ -409,6 +600,154 @@ def _targets(plan: ModelPlan) -> list[str]:
     return [f'    y = y.astype("float32").reshape((-1, {", ".join(map(str, output))}))']
 
 
+KERAS_TRAINING = [
+    "def train_batches(x, y, batch_size, seed, first_epoch, epochs):",
+    '    """Batches of every remaining epoch in the studio\'s epoch order, as a tf.data pipeline',
+    '    (which tf.distribute shares out among replicas and workers)."""',
+    "    n = len(y[0]) if isinstance(y, list) else len(y)",
+    "    orders = [epoch_order(n, seed, epoch) for epoch in range(first_epoch, epochs)]",
+    "    index = tf.data.Dataset.from_tensor_slices(np.concatenate(orders))",
+    "    # One epoch's last batch may be short: batch each epoch on its own.",
+    "    index = index.window(n).flat_map(lambda epoch: epoch.batch(batch_size))",
+    "    x, y = tf.nest.map_structure(tf.constant, (x, y))",
+    "",
+    "    def gather(batch):",
+    "        return tf.nest.map_structure(lambda a: tf.gather(a, batch), (x, y))",
+    "",
+    "    return index.map(gather).prefetch(tf.data.AUTOTUNE)",
+    "",
+    "",
+    "def save_checkpoint(folder, model, progress, best):",
+    '    """checkpoint.npz (weights, optimizer state, progress) and best.weights.h5, as the studio',
+    '    writes its checkpoints: arrays only, no pickles."""',
+    "    folder = Path(folder)",
+    "    folder.mkdir(parents=True, exist_ok=True)",
+    "    optimizer = model.optimizer",
+    '    arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}',
+    "    for i, variable in enumerate(optimizer.variables):",
+    '        arrays[f"optimizer_{i}"] = np.array(variable.numpy())',
+    "    meta = {",
+    '        "framework": "keras",',
+    '        "progress": progress.to_meta(),',
+    '        "optimizer_variables": [v.path for v in optimizer.variables],',
+    "    }",
+    '    arrays["meta"] = np.array(json.dumps(meta))',
+    '    temporary = folder / "checkpoint.tmp.npz"',
+    "    np.savez(temporary, **arrays)",
+    '    os.replace(temporary, folder / "checkpoint.npz")  # never half a file',
+    "    if best is not None:",
+    "        current = model.get_weights()",
+    "        model.set_weights(best)",
+    '        model.save(folder / "best.keras")',
+    "        model.set_weights(current)",
+    "",
+    "",
+    "def resume(folder, model, args):",
+    '    """Load checkpoint.npz of a run folder (the studio\'s or this script\'s); return its Progress."""',
+    '    path = Path(folder) / "checkpoint.npz"',
+    "    if not path.is_file():",
+    '        raise SystemExit(f"--resume: there is no checkpoint.npz in {folder}")',
+    "    with np.load(path, allow_pickle=False) as data:",
+    "        count = len(model.get_weights())",
+    '        model.set_weights([data[f"weight_{i}"] for i in range(count)])',
+    "        optimizer = model.optimizer",
+    "        optimizer.build(model.trainable_variables)",
+    "        for i, variable in enumerate(optimizer.variables):",
+    "            # The learning rate may be new, as in the studio.",
+    '            if not variable.path.endswith("learning_rate"):',
+    '                variable.assign(data[f"optimizer_{i}"])',
+    '        meta = json.loads(str(data["meta"]))["progress"]',
+    "    progress = Progress(args.epochs, args.patience, meta)",
+    "    if progress.epoch >= args.epochs:",
+    "        raise SystemExit(",
+    '            f"the checkpoint has completed {progress.epoch} epochs already: "',
+    '            f"ask for more with --epochs (more than {progress.epoch})"',
+    "        )",
+    "    return progress",
+    "",
+    "",
+    "class EpochCallback(keras.callbacks.Callback):",
+    '    """Each epoch: its line, checkpoints (--checkpoint-dir) and early stopping (--patience,',
+    '    restoring the best weights), with the studio\'s Progress, names and file formats."""',
+    "",
+    "    def __init__(self, progress, report, args, chief):",
+    "        super().__init__()",
+    "        self.progress, self.report = progress, report",
+    "        self.args, self.chief = args, chief",
+    "        self.best, self.started = None, 0.0",
+    "",
+    "    def on_epoch_begin(self, epoch, logs=None):",
+    "        self.started = time.perf_counter()",
+    "",
+    "    def on_train_batch_end(self, batch, logs=None):",
+    "        self.progress.global_step += 1",
+    '        self.report.batch(self.progress.epoch + 1, batch + 1, logs["loss"])',
+    "",
+    "    def on_epoch_end(self, epoch, logs=None):",
+    "        metrics = epoch_metrics(logs)",
+    "        improved, stop = self.progress.end_epoch(metrics)",
+    "        rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))",
+    "        seconds = time.perf_counter() - self.started",
+    "        self.report.epoch(epoch + 1, metrics, rate, seconds)",
+    "        if improved:",
+    "            self.best = self.model.get_weights()",
+    "        if self.args.checkpoint_dir and self.chief:",
+    "            new_best = self.best if improved else None",
+    "            folder = self.args.checkpoint_dir",
+    "            save_checkpoint(folder, self.model, self.progress, new_best)",
+    "        if stop:",
+    "            self.model.stop_training = True",
+    "            # No best weights: no epoch had a finite loss, and there is nothing to restore.",
+    "            if self.best is not None:",
+    "                self.model.set_weights(self.best)",
+    "            if self.chief:",
+    "                print(",
+    '                    f"early stopping: val_loss has not improved for {self.args.patience} "',
+    '                    f"epochs; the best weights (epoch {self.progress.best_epoch}) are kept"',
+    "                )",
+    "",
+    "",
+    "def epoch_metrics(logs):",
+    '    """Keras\'s logs under the studio\'s names; several outputs\' accuracies are averaged."""',
+    '    metrics = {"train_loss": float(logs["loss"])}',
+    '    for name, prefix in (("train", ""), ("val", "val_")):',
+    '        if prefix and "val_loss" not in logs:',
+    "            break",
+    "        if prefix:",
+    '            metrics["val_loss"] = float(logs["val_loss"])',
+    "        accuracies = [",
+    "            float(value)",
+    "            for key, value in logs.items()",
+    '            if key.endswith("accuracy") and key.startswith("val_") == bool(prefix)',
+    "        ]",
+    "        if accuracies:",
+    '            metrics[f"{name}_accuracy"] = sum(accuracies) / len(accuracies)',
+    "    return metrics",
+    "",
+    "",
+    "def distribution(args):",
+    '    """The tf.distribute strategy asked for (or None), and whether this process is the chief,',
+    '    the one that prints and saves."""',
+    '    if args.strategy == "mirrored":',
+    "        strategy = tf.distribute.MirroredStrategy()",
+    "        if strategy.num_replicas_in_sync == 1:",
+    "            print(",
+    '                "note: MirroredStrategy found one device, so it trains one replica; "',
+    '                "it pays off with several GPUs"',
+    "            )",
+    "        return strategy, True",
+    '    if args.strategy == "multi-worker":',
+    "        # Keras 3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585: a",
+    "        # PerReplica value reaches a tensor conversion), so say so rather than crash.",
+    "        raise SystemExit(",
+    '            "--strategy multi-worker: Keras 3 cannot fit under MultiWorkerMirroredStrategy "',
+    '            "yet (keras-team/keras#20585); on several machines, train the PyTorch program "',
+    '            "under torchrun; on several GPUs of one machine, use --strategy mirrored"',
+    "        )",
+    "    return None, True",
+]
+
+
 def keras_program(plan: ModelPlan) -> str:
     training = plan.project.training
     logits = _ends_in_logits(plan)
@@ -423,6 +762,17 @@ def keras_program(plan: ModelPlan) -> str:
     lines = _header(plan, "keras") + [
         "import argparse",
         "import contextlib",
+        "import json",
+        "import math",
+        "import os",
+        "",
+        "# Keras 3 runs on several backends: these programs are written for TensorFlow's.",
+        'os.environ["KERAS_BACKEND"] = "tensorflow"',
+        'os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow\'s start-up chatter',
+        "",
+        "import sys",
+        "import time",
+        "from pathlib import Path",
         "",
         "import keras",
         "import numpy as np",
@@ -445,38 +795,61 @@ def keras_program(plan: ModelPlan) -> str:
         f"    return {keras_loss_source(training.loss, logits)}",
         "",
         "",
-        "def distribution_scope(args):",
-        '    """A tf.distribute strategy for several GPUs or hosts, else a device scope."""',
-        '    if args.strategy == "mirrored":',
-        "        return tf.distribute.MirroredStrategy().scope()",
-        '    if args.strategy == "multi-worker":',
-        "        return tf.distribute.MultiWorkerMirroredStrategy().scope()",
-        '    if args.device == "auto":',
-        "        return contextlib.nullcontext()",
-        "    return keras.device(args.device)",
+        *block(EPOCH_ORDER),
+        "",
+        "",
+        *block(PROGRESS),
+        "",
+        "",
+        *block(EPOCH_REPORT),
+        "",
+        "",
+        *KERAS_TRAINING,
         "",
         "",
         "def main():",
         *_arguments(plan, "model.keras"),
-        "    (x_train, y_train), (x_val, y_val) = load_data(args.data)",
         "    keras.utils.set_random_seed(args.seed)",
-        "    with distribution_scope(args):",
+        "    strategy, chief = distribution(args)",
+        "    (x_train, y_train), (x_val, y_val) = load_data(args.data)",
+        "    if strategy is not None:",
+        "        scope = strategy.scope()",
+        '    elif args.device == "auto":',
+        "        scope = contextlib.nullcontext()",
+        "    else:",
+        "        scope = keras.device(args.device)",
+        "    # The model, its optimizer and its variables are made inside the strategy's scope.",
+        "    with scope:",
         "        model = build_model()",
         "        model.compile(",
-        "            optimizer=make_optimizer(args.lr),",
+        "            optimizer=make_optimizer(args.lr, args.grad_clip),",
         "            loss=make_loss(),",
         f"            metrics={metrics},",
         "        )",
-        "        model.fit(",
-        "            x_train,",
-        "            y_train,",
-        "            batch_size=args.batch_size,",
-        "            epochs=args.epochs,",
-        "            validation_data=(x_val, y_val),",
-        "        )",
-        "        model.evaluate(x_val, y_val, batch_size=args.batch_size)",
-        "    model.save(args.out)",
-        '    print(f"saved the trained model to {args.out}")',
+        "        progress = Progress(args.epochs, args.patience)",
+        "        if args.resume:",
+        "            progress = resume(args.resume, model, args)",
+        f"    n = len({'y_train[0]' if _is_multi(plan) else 'y_train'})",
+        "    steps = math.ceil(n / args.batch_size)",
+        "    report = EpochReport(args.epochs, steps, enabled=chief)",
+        "    callback = EpochCallback(progress, report, args, chief)",
+        "    has_val = len(y_val[0] if isinstance(y_val, list) else y_val) > 0",
+        "    model.fit(",
+        "        train_batches(",
+        "            x_train, y_train, args.batch_size, args.seed, progress.epoch, args.epochs",
+        "        ),",
+        "        epochs=args.epochs,",
+        "        initial_epoch=progress.epoch,",
+        "        steps_per_epoch=steps,",
+        "        validation_data=(x_val, y_val) if has_val else None,",
+        "        validation_batch_size=args.batch_size,",
+        "        callbacks=[callback],",
+        "        shuffle=False,  # the batches already come in the studio's epoch order",
+        "        verbose=0,  # EpochCallback prints each epoch, the studio's way",
+        "    )",
+        "    if chief:",
+        "        model.save(args.out)",
+        '        print(f"saved the trained model to {args.out}")',
         "",
         "",
         'if __name__ == "__main__":',
@@ -492,7 +865,12 @@ def _arguments(plan: ModelPlan, default_out: str) -> list[str]:
     data_arrays = ", ".join(_array_names(plan)) if _is_multi(plan) else "x and y"
     flags = [
         ['"--epochs"', "type=int", f"default={training.epochs}"],
-        ['"--batch-size"', "type=int", f"default={training.batch_size}"],
+        [
+            '"--batch-size"',
+            "type=int",
+            f"default={training.batch_size}",
+            'help="the global batch: over every process or replica together"',
+        ],
         ['"--lr"', "type=float", f"default={py(training.learning_rate)}"],
         ['"--seed"', "type=int", f"default={training.seed}"],
         [
@@ -502,9 +880,30 @@ def _arguments(plan: ModelPlan, default_out: str) -> list[str]:
         ],
         ['"--data"', f"help={py(_help_text(f'.npz file with arrays {data_arrays}'))}"],
         ['"--out"', f'default="{default_out}"'],
+        [
+            '"--patience"',
+            "type=int",
+            "default=0",
+            'help="stop after this many epochs without a better val_loss, restoring the best weights '
+            '(0: never)"',
+        ],
+        [
+            '"--checkpoint-dir"',
+            'help="write checkpoint.* (to resume) and best.* there after each epoch"',
+        ],
+        [
+            '"--resume"',
+            'metavar="DIR"',
+            'help="go on from the checkpoint in DIR (the studio\'s run folders too)"',
+        ],
+        ['"--grad-clip"', "type=float", 'metavar="NORM"', 'help="clip the gradients\' global norm to NORM"'],
     ]
     if keras:
         flags.insert(5, ['"--strategy"', 'default="none"', 'choices=["none", "mirrored", "multi-worker"]'])
+    else:
+        flags.append(
+            ['"--sync-bn"', 'action="store_true"', 'help="under torchrun: BatchNorm over the global batch"']
+        )
     block = Block(1)
     description = py(_help_text(f"Train {plan.name}.", description=True))
     block.statement("parser = argparse.ArgumentParser", [f"description={description}"])
@@ -528,7 +927,12 @@ def torch_program(plan: ModelPlan) -> str:
     extra = _probability_loss_class(plan)
     lines = _header(plan, "pytorch") + [
         "import argparse",
+        "import json",
+        "import math",
         "import os",
+        "import sys",
+        "import time",
+        "from pathlib import Path",
         "",
         "import numpy as np",
         "import torch",
@@ -537,7 +941,6 @@ def torch_program(plan: ModelPlan) -> str:
         *(["from sklearn import datasets"] if _uses_sklearn(plan) else []),
         "from torch import nn",
         "from torch.nn.parallel import DistributedDataParallel",
-        "from torch.utils.data import DataLoader, DistributedSampler, TensorDataset",
         "",
         "",
         *module,
@@ -557,63 +960,127 @@ def torch_program(plan: ModelPlan) -> str:
         *_torch_loss(plan),
         "",
         "",
-        *_evaluate(plan, classification),
+        *block(EPOCH_ORDER),
+        "",
+        "",
+        *block(PROGRESS),
+        "",
+        "",
+        *block(EPOCH_REPORT),
+        "",
+        "",
+        *GLOBAL_BATCHES,
+        "",
+        "",
+        *_batch_helpers(plan),
+        *CLIP_GRADIENTS,
         "",
         "",
         *_train_step(plan),
         "",
         "",
+        *(_right_predictions(plan) + ["", ""] if classification else []),
+        *_train_epoch(plan, classification),
+        "",
+        "",
+        *_evaluate(plan, classification),
+        "",
+        "",
+        *_epoch_metrics(classification),
+        "",
+        "",
+        *TORCH_CHECKPOINTS,
+        "",
+        "",
         "def setup_device(requested):",
-        '    """Pick the device; under torchrun, join the process group (gloo on CPU, nccl on GPU)."""',
+        '    """The device, this process\'s rank and the number of processes. Under torchrun, join the',
+        '    process group first (gloo on CPU, nccl on GPU)."""',
         '    if requested == "auto":',
         '        requested = "cuda" if torch.cuda.is_available() else "cpu"',
         "    device = torch.device(requested)",
-        '    distributed = "WORLD_SIZE" in os.environ',
-        "    if distributed:",
-        '        if device.type == "cuda":',
-        '            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))',
-        "            torch.cuda.set_device(device)",
-        '        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")',
-        "    return device, distributed",
+        '    if "WORLD_SIZE" not in os.environ:',
+        "        return device, 0, 1",
+        '    if device.type == "cuda":',
+        '        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))',
+        "        torch.cuda.set_device(device)",
+        '    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")',
+        "    return device, dist.get_rank(), dist.get_world_size()",
         "",
         "",
         "def main():",
         *_arguments(plan, "model.pt"),
         "    torch.manual_seed(args.seed)",
-        "    device, distributed = setup_device(args.device)",
+        "    device, rank, world = setup_device(args.device)",
+        "    if args.batch_size < world:",
+        "        raise SystemExit(",
+        '            f"--batch-size is the global batch ({args.batch_size}): "',
+        '            f"it needs at least one sample for each of the {world} processes"',
+        "        )",
         "    (x_train, y_train), (x_val, y_val) = load_data(args.data)",
-        *_tensor_datasets(plan),
-        "    sampler = DistributedSampler(train_set, seed=args.seed) if distributed else None",
-        "    train_loader = DataLoader(",
-        "        train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler",
-        "    )",
-        "    val_loader = DataLoader(val_set, batch_size=args.batch_size)",
-        "    model = build_model().to(device)",
-        "    if distributed:",
-        "        model = DistributedDataParallel(model)",
+        *_as_tensors(plan),
+        "    model = build_model()",
+        "    if args.sync_bn and world > 1:",
+        "        # BatchNorm statistics over the global batch, as one process computes them.",
+        "        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)",
+        "    model.to(device)",
         "    optimizer = make_optimizer(model.parameters(), args.lr)",
         "    loss_fn = make_loss()",
-        "    for epoch in range(args.epochs):",
-        "        if sampler is not None:",
-        "            sampler.set_epoch(epoch)",
-        "        model.train()",
-        *_train_steps(plan),
-        *(
-            [
-                "        val_loss, val_acc = evaluate(model, val_loader, loss_fn, device)",
-                '        print(f"epoch {epoch + 1}: val_loss {val_loss:.4f}, val_acc {val_acc:.4f}")',
-            ]
-            if classification
-            else [
-                "        val_loss, _ = evaluate(model, val_loader, loss_fn, device)",
-                '        print(f"epoch {epoch + 1}: val_loss {val_loss:.4f}")',
-            ]
-        ),
-        "    if not distributed or dist.get_rank() == 0:",
-        "        weights = model.module.state_dict() if distributed else model.state_dict()",
-        "        torch.save(weights, args.out)",
+        "    progress = Progress(args.epochs, args.patience)",
+        "    if args.resume:",
+        "        progress = resume(args.resume, model, optimizer, args)",
+        "    plain = model",
+        "    if world > 1:",
+        "        model = DistributedDataParallel(model)",
+        f"    batches = GlobalBatches(len({'y_train[0]' if _is_multi(plan) else 'y_train'}), "
+        "args.batch_size, args.seed, rank, world)",
+        "    # Every validation sample once, shared out among the processes; the sums are then",
+        "    # all-reduced. (DistributedSampler would pad the shares with repeated samples.)",
+        f"    val_index = torch.arange(rank, len({'y_val[0]' if _is_multi(plan) else 'y_val'}), world)",
+        "    report = EpochReport(args.epochs, len(batches), enabled=rank == 0)  # rank 0 speaks",
+        "    best = None",
+        "    for epoch in range(progress.epoch, args.epochs):",
+        "        batches.set_epoch(epoch)",
+        "        started = time.perf_counter()",
+        "        train = train_epoch(",
+        "            model,",
+        "            optimizer,",
+        "            loss_fn,",
+        "            (x_train, y_train),",
+        "            batches,",
+        "            device,",
+        "            args.grad_clip,",
+        "            report,",
+        "            epoch + 1,",
+        "        )",
+        "        progress.global_step += len(batches)",
+        "        val_data = (x_val, y_val)",
+        "        val = evaluate(model, loss_fn, val_data, val_index, args.batch_size, device)",
+        "        if world > 1:",
+        "            dist.all_reduce(train)",
+        "            dist.all_reduce(val)",
+        "        metrics = epoch_metrics(train, val)",
+        "        improved, stop = progress.end_epoch(metrics)",
+        '        learning_rate = optimizer.param_groups[0]["lr"]',
+        "        report.epoch(epoch + 1, metrics, learning_rate, time.perf_counter() - started)",
+        "        if improved:",
+        "            best = {k: v.detach().clone() for k, v in plain.state_dict().items()}",
+        "        if args.checkpoint_dir and rank == 0:",
+        "            new_best = best if improved else None",
+        "            save_checkpoint(args.checkpoint_dir, plain, optimizer, progress, new_best)",
+        "        if stop:",
+        "            # No best weights: no epoch had a finite loss, and there is nothing to restore.",
+        "            if best is not None:",
+        "                plain.load_state_dict(best)",
+        "            if rank == 0:",
+        "                print(",
+        '                    f"early stopping: val_loss has not improved for {args.patience} epochs; "',
+        '                    f"the best weights (epoch {progress.best_epoch}) are kept"',
+        "                )",
+        "            break",
+        "    if rank == 0:",
+        "        torch.save(plain.state_dict(), args.out)",
         '        print(f"saved the trained weights to {args.out}")',
-        "    if distributed:",
+        "    if world > 1:",
         "        dist.destroy_process_group()",
         "",
         "",

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from codegen.writer import LINE_LENGTH
+
 EPSILON = 1e-7  # Keras's backend epsilon: Adam/RMSprop epsilon and the probability clip
 MOMENTUM = 0.9
 RHO = 0.9
@@ -175,10 +177,22 @@ def keras_optimizer_lines(name: str) -> list[str]:
     """``make_optimizer(learning_rate)`` of a Keras program."""
     recipe = _optimizer(name)
     return [
-        "def make_optimizer(learning_rate):",
-        f'    """{recipe.keras}, with the hyper-parameters the PyTorch program uses too."""',
-        f"    return keras.optimizers.{recipe.keras}(learning_rate{_keywords(recipe.keras_args)})",
+        "def make_optimizer(learning_rate, clip_norm=None):",
+        f'    """{recipe.keras}, with the hyper-parameters the PyTorch program uses too; ``clip_norm``',
+        '    caps the gradients\' global norm."""',
+        *_call_lines(
+            f"keras.optimizers.{recipe.keras}",
+            f"learning_rate{_keywords(recipe.keras_args)}, global_clipnorm=clip_norm",
+        ),
     ]
+
+
+def _call_lines(function: str, arguments: str) -> list[str]:
+    """``return function(arguments)``, on one line when it fits as ruff format would keep it."""
+    line = f"    return {function}({arguments})"
+    if len(line) <= LINE_LENGTH:
+        return [line]
+    return [f"    return {function}(", f"        {arguments}", "    )"]
 
 
 def torch_optimizer_lines(name: str) -> list[str]:

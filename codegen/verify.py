@@ -649,6 +649,8 @@ def _train_both(
         batch_torch = (torch_inputs, torch_targets) if several else (torch_inputs[0], torch_targets[0])
         step_args = (models.torch_model, torch_optimizer, loss_fn, *batch_torch)
         torch_loss = _call("PyTorch", torch_program, "train_step", *step_args)
+        if isinstance(torch_loss, tuple):  # (loss, outputs), as the generated programs return it
+            torch_loss = torch_loss[0]
         check.losses["keras"].append(float(np.asarray(keras_loss).reshape(-1)[0]))
         check.losses["pytorch"].append(float(torch_loss.item()))
         for label, drift in _layer_drifts(models).items():

@@ -316,6 +316,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = _run_config(args, args.framework)
     if config is None:
         return UNREADABLE
+    if args.processes != 1:
+        return _train_processes(config, args.processes)
     run = TrainingRun(config)
     try:
         run.start()
@@ -330,6 +332,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(format_table({config.framework: summary}))
     print(format_files(summary))
     return OK if outcome["type"] == "finished" else 130
+
+
+def _train_processes(config, processes: int) -> int:
+    """`studio train --processes N`: N local torchrun workers of the exported PyTorch program."""
+    from studio.training import ConfigError
+    from studio.training.distributed import train_processes
+    from studio.training.errors import TrainingError
+
+    try:
+        code = train_processes(config, processes)
+    except (ConfigError, TrainingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return UNREADABLE
+    return OK if code == 0 else PROBLEMS
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -493,6 +509,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--resume", metavar="RUN_DIR", help="continue the run in this folder from its checkpoint"
+    )
+    train.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="PyTorch: train with N local processes under torchrun, rehearsing a cluster job "
+        "(--batch-size is then the global batch)",
     )
     train.add_argument(
         "--same-start",

@@ -230,7 +230,7 @@ def test_pytorch_script_trains_under_torchrun_with_two_cpu_processes(tmp_path):
         ],
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("epoch 2:") == 2  # both ranks trained and evaluated
+    assert result.stdout.count("epoch 2/2:") == 1  # rank 0 alone prints
     assert (tmp_path / "model.pt").exists()  # written once, by rank 0
 
 

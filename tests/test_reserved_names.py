@@ -215,8 +215,8 @@ def test_every_identifier_is_unique_and_free(names_project):
 @pytest.mark.parametrize(
     ("name", "class_name"),
     [
-        ("Data Loader", "DataLoaderModel"),
-        ("tensor dataset", "TensorDatasetModel"),
+        ("Epoch Report", "EpochReportModel"),
+        ("global batches", "GlobalBatchesModel"),
         ("f", "FModel"),
         ("probability cross entropy", "ProbabilityCrossEntropyModel"),
         ("None", "NoneModel"),
