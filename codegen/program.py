@@ -196,7 +196,7 @@ def _load_data(plan: ModelPlan, framework: str) -> list[str]:
     layer = plan.inputs[0]
     shape = tuple(layer.shape)
     dtype = "int64" if layer.params["dtype"] == "int32" else "float32"
-    known = SKLEARN_DATASETS.get(training.dataset)
+    known = SKLEARN_DATASETS.get(training.dataset) if _uses_sklearn(plan) else None
     lines = [
         *_load_split(plan, framework, dtype),
         "",
@@ -312,8 +312,11 @@ def _split(training: TrainingSettings, count: str) -> list[str]:
 
 
 def _uses_sklearn(plan: ModelPlan) -> bool:
-    """The script loads the project's built-in dataset (one input and one output only)."""
-    return plan.project.training.dataset in SKLEARN_DATASETS and not _is_multi(plan)
+    """The script loads the project's built-in dataset (one input and one output only); the
+    scikit-learn sets hold measurements, never the token ids that an integer input reads."""
+    if _is_multi(plan) or plan.inputs[0].params["dtype"] == "int32":
+        return False
+    return plan.project.training.dataset in SKLEARN_DATASETS
 
 
 def _is_multi(plan: ModelPlan) -> bool:
@@ -582,11 +585,14 @@ TORCH_CHECKPOINTS = [
 def _raise_missing_data(plan: ModelPlan) -> list[str]:
     training = plan.project.training
     arrays = "x" if training.target == "inputs" else "x and y"
+    layer = plan.inputs[0]
+    if layer.params["dtype"] == "int32":
+        sample = ", ".join(map(str, layer.shape))
+        why = f"this model reads integer token ids: x of shape (N, {sample})"
+    else:
+        why = f"{training.dataset} is not built in"
     block = Block(2)
-    block.statement(
-        "raise SystemExit",
-        [py(f"pass --data FILE.npz with arrays {arrays} ({training.dataset} is not built in)")],
-    )
+    block.statement("raise SystemExit", [py(f"pass --data FILE.npz with arrays {arrays} ({why})")])
     return block.lines
 
 

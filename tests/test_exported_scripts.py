@@ -241,3 +241,33 @@ def test_keras_multi_worker_refuses_with_one_clear_line(tmp_path):
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "keras-team/keras#20585" in result.stderr.strip().splitlines()[-1]
+
+
+def text_classifier() -> Project:
+    """Token ids -> Embedding -> mean -> Dense: a model no built-in table can feed."""
+    project = Project(name="text")
+    graph = project.graph
+    nodes = [
+        graph.add_node("Input", params={"shape": (12,), "dtype": "int32"}).id,
+        graph.add_node("Embedding", params={"input_dim": 50, "output_dim": 8}).id,
+        graph.add_node("GlobalAveragePooling1D").id,
+        graph.add_node("Dense", params={"units": 3}).id,
+    ]
+    for source, target in zip(nodes, nodes[1:], strict=False):
+        graph.connect(source, target)
+    return project
+
+
+@pytest.mark.parametrize(
+    "framework", [pytest.param("keras", marks=pytest.mark.slow), pytest.param("pytorch")]
+)
+def test_a_text_model_says_what_data_it_needs_and_trains_on_it(tmp_path, framework):
+    script = write_script(tmp_path, text_classifier(), framework)
+    missing = run(tmp_path, [sys.executable, script, "--epochs", "1"])
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "integer token ids: x of shape (N, 12)" in missing.stderr
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "tokens.npz", x=rng.integers(0, 50, (40, 12)), y=rng.integers(0, 3, 40))
+    trained = run(tmp_path, [sys.executable, script, "--epochs", "2", "--data", "tokens.npz"])
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert len(epoch_lines(trained.stdout)) == 2
