@@ -8,6 +8,8 @@ replaces the project's built-in dataset.
 
 from __future__ import annotations
 
+import math
+
 from codegen.keras_emitter import emit_build_model
 from codegen.plan import CF, ModelPlan
 from codegen.recipes import (
@@ -16,7 +18,7 @@ from codegen.recipes import (
     torch_loss_source,
     torch_optimizer_lines,
 )
-from codegen.script_parts import EPOCH_ORDER, EPOCH_REPORT, PROGRESS, block
+from codegen.script_parts import EPOCH_ORDER, EPOCH_REPORT, PROGRESS, READ_DATA, block
 from codegen.torch_emitter import emit_module
 from codegen.writer import Block, docstring_text, py
 from studio.project import TrainingSettings
@@ -198,6 +200,9 @@ def _load_data(plan: ModelPlan, framework: str) -> list[str]:
     dtype = "int64" if layer.params["dtype"] == "int32" else "float32"
     known = SKLEARN_DATASETS.get(training.dataset) if _uses_sklearn(plan) else None
     lines = [
+        *block(READ_DATA),
+        "",
+        "",
         *_load_split(plan, framework, dtype),
         "",
         "",
@@ -206,23 +211,29 @@ def _load_data(plan: ModelPlan, framework: str) -> list[str]:
         "    if path and is_split(path):",
         "        return load_split(path)",
     ]
+    targets = "_" if training.target == "inputs" else "y"
     if known:
         _, loader, standardize = known
         lines += [
             "    if path:",
-            *_read_npz(plan, indent=2),
+            f"        x, {targets}, standardize = read_data(path)",
             "    else:",
-            f"        x, {'_' if training.target == 'inputs' else 'y'} = {loader}",
+            f"        x, {targets} = {loader}",
+            f"        standardize = {standardize}",
         ]
         if training.dataset == "digits":
             lines.append("        x = x / 16.0")
     else:
-        standardize = False
         lines += [
             "    if not path:",
             *_raise_missing_data(plan),
-            *_read_npz(plan, indent=1),
+            f"    x, {targets}, standardize = read_data(path)",
         ]
+    wrong_shape = Block(2)
+    wrong_shape.statement(
+        "raise SystemExit", [f'f"--data: samples {{x.shape[1:]}}; the model takes {py(shape)}"']
+    )
+    lines += [f"    if x[0].size != {math.prod(shape)}:", *wrong_shape.lines]
     if len(shape) == 3 and shape[-1] != 1 and (shape[-1], *shape[:-1]) != shape:
         channels_first = (shape[-1], *shape[:-1])
         lines += [
@@ -237,14 +248,14 @@ def _load_data(plan: ModelPlan, framework: str) -> list[str]:
         *_split(training, "len(x)"),
         "    x_train, x_val = x[train], x[val]",
     ]
-    if standardize:
+    if dtype == "float32":  # token ids are never standardised
         lines += [
-            "    # Standardised with the training split's statistics, as the studio does.",
-            '    statistics = x_train.astype("float64")',
-            "    mean, std = statistics.mean(axis=0), statistics.std(axis=0)",
-            "    std[std < 1e-12] = 1.0  # a constant feature stays at zero",
-            '    x_train = ((x_train - mean) / std).astype("float32")',
-            '    x_val = ((x_val - mean) / std).astype("float32")',
+            "    if standardize:  # with the training split's statistics, as the studio does",
+            '        statistics = x_train.astype("float64")',
+            "        mean, std = statistics.mean(axis=0), statistics.std(axis=0)",
+            "        std[std < 1e-12] = 1.0  # a constant feature stays at zero",
+            '        x_train = ((x_train - mean) / std).astype("float32")',
+            '        x_val = ((x_val - mean) / std).astype("float32")',
         ]
     if framework == "pytorch" and layer.layout.kind == CF and len(shape) == 3:
         lines.append("    # PyTorch convolutions take channels-first images: (N, C, H, W).")
@@ -267,7 +278,9 @@ def _load_split(plan: ModelPlan, framework: str, dtype: str) -> list[str]:
     )
     lines = [
         "def is_split(path):",
-        '    """Whether the .npz holds x_train, y_train, x_val and y_val (already split)."""',
+        '    """Whether the file is an .npz of x_train, y_train, x_val and y_val (already split)."""',
+        '    if Path(path).suffix.lower() != ".npz" or not Path(path).is_file():',
+        "        return False",
         "    with np.load(path) as data:",
         '        return {"x_train", "y_train", "x_val", "y_val"} <= set(data.files)',
         "",
@@ -289,14 +302,6 @@ def _load_split(plan: ModelPlan, framework: str, dtype: str) -> list[str]:
     return [*lines, "    return (x_train, y_train), (x_val, y_val)"]
 
 
-def _read_npz(plan: ModelPlan, indent: int) -> list[str]:
-    """Read ``x`` (and ``y``, unless the model learns to reproduce its input) from the .npz at ``path``."""
-    pad = "    " * indent
-    if plan.project.training.target == "inputs":
-        return [f"{pad}with np.load(path) as data:", f'{pad}    x = data["x"]']
-    return [f"{pad}with np.load(path) as data:", f'{pad}    x, y = data["x"], data["y"]']
-
-
 def _split(training: TrainingSettings, count: str) -> list[str]:
     """``train`` and ``val`` indices: the studio's rule (studio.datasets.core.split_indices), so that
     the studio and both scripts validate on the very same samples."""
@@ -309,6 +314,11 @@ def _split(training: TrainingSettings, count: str) -> list[str]:
         f"    n_val = min(max(round(len(order) * {py(training.validation_split)}), 1), len(order) - 1)",
         "    train, val = order[n_val:], order[:n_val]",
     ]
+
+
+def _reader_imports(plan: ModelPlan, modules: list[str]) -> list[str]:
+    """The standard modules that read_data needs (one-input models read every data format)."""
+    return [] if _is_multi(plan) else [f"import {module}" for module in modules]
 
 
 def _uses_sklearn(plan: ModelPlan) -> bool:
@@ -768,6 +778,8 @@ def keras_program(plan: ModelPlan) -> str:
     lines = _header(plan, "keras") + [
         "import argparse",
         "import contextlib",
+        *_reader_imports(plan, ["csv"]),
+        *_reader_imports(plan, ["gzip"]),
         "import json",
         "import math",
         "import os",
@@ -776,6 +788,7 @@ def keras_program(plan: ModelPlan) -> str:
         'os.environ["KERAS_BACKEND"] = "tensorflow"',
         'os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow\'s start-up chatter',
         "",
+        *_reader_imports(plan, ["struct"]),
         "import sys",
         "import time",
         "from pathlib import Path",
@@ -933,9 +946,11 @@ def torch_program(plan: ModelPlan) -> str:
     extra = _probability_loss_class(plan)
     lines = _header(plan, "pytorch") + [
         "import argparse",
+        *_reader_imports(plan, ["csv", "gzip"]),
         "import json",
         "import math",
         "import os",
+        *_reader_imports(plan, ["struct"]),
         "import sys",
         "import time",
         "from pathlib import Path",

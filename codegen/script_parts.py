@@ -105,3 +105,106 @@ class EpochReport:
 def block(source: str) -> list[str]:
     """A module-level source block as lines, without its leading and trailing blank lines."""
     return source.strip("\n").splitlines()
+
+
+READ_DATA = '''
+def read_data(path):
+    """x, y and whether to standardise x, read by the studio's rules from an .npz (x, y), a CSV
+    table with a header row (features, then the target last), MNIST-format IDX images (their
+    labels file beside them), or a folder with one sub-folder of images per class."""
+    path = Path(path)
+    if not path.exists():
+        raise SystemExit(f"--data: there is no file or folder {path}")
+    if path.is_dir():
+        return read_image_folder(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        with np.load(path) as data:  # arrays only: pickled objects are refused
+            x, y = data["x"], data["y"] if "y" in data.files else None
+        if x.dtype == np.uint8:  # 8-bit pixels
+            return x.astype("float32") / 255.0, y, False
+        return x, y, x.ndim == 2 and x.dtype.kind == "f"
+    if suffix in (".csv", ".tsv", ".txt"):
+        return read_csv(path)
+    return read_idx(path)
+
+
+def class_ids(labels):
+    """Targets as read from text: strings, or at most 32 distinct whole numbers, are classes
+    (ids in sorted order, numerically for numbers); other numbers are regression targets."""
+    names = sorted(set(labels))
+    whole = all(label.lstrip("+-").isdigit() for label in names)
+    if whole and len(names) <= 32:
+        names.sort(key=int)
+    else:
+        try:
+            return np.array([float(label) for label in labels], "float32")
+        except ValueError:
+            pass
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[label] for label in labels], "int64")
+
+
+def read_csv(path):
+    text = path.read_text(encoding="utf-8-sig")
+    first = text.splitlines()[0] if text else ""
+    delimiter = max(",;\\t", key=first.count)
+    rows = [row for row in csv.reader(text.splitlines(), delimiter=delimiter) if row]
+    if len(rows) < 2:
+        raise SystemExit(f"--data {path.name}: expected a header row and data rows")
+    try:
+        features = [[float(value) for value in row[:-1]] for row in rows[1:]]
+    except ValueError as error:
+        raise SystemExit(f"--data {path.name}: a feature: {error}") from None
+    x = np.array(features, "float32")
+    return x, class_ids([row[-1].strip() for row in rows[1:]]), True
+
+
+def read_idx(path):
+    """IDX images (N, H, W) of 8-bit pixels, and the labels file whose name says labels-idx1."""
+    labels = path.with_name(path.name.replace("images-idx3", "labels-idx1"))
+    if labels == path or not labels.exists():
+        raise SystemExit(f"--data {path.name}: expected IDX images and a labels file")
+    x = read_idx_array(path).astype("float32") / 255.0
+    return x[..., np.newaxis], read_idx_array(labels).astype("int64"), False
+
+
+def read_idx_array(path):
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as file:
+        data = file.read()
+    dims = data[3]
+    shape = struct.unpack(f">{dims}I", data[4 : 4 + 4 * dims])
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def read_image_folder(folder):
+    """Images in [0, 1] at the first one's size, grey unless one has colour; the classes are the
+    sorted sub-folder names."""
+    from PIL import Image  # Pillow, for image folders only
+
+    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+    classes = [p for p in sorted(folder.iterdir()) if p.is_dir() and p.name[0] != "."]
+    files = [
+        (label, file)
+        for label, directory in enumerate(classes)
+        for file in sorted(directory.iterdir())
+        if file.suffix.lower() in suffixes and not file.name.startswith(".")
+    ]
+    if len(classes) < 2 or not files:
+        raise SystemExit(f"--data {folder.name}: expected a folder of images per class")
+    modes, sizes = [], []
+    for _, file in files:  # headers first: the size, and whether any image has colour
+        with Image.open(file) as image:
+            modes.append(image.mode)
+            sizes.append(image.size)
+    grey = all(mode in ("1", "L", "LA", "I", "F") for mode in modes)
+    pixels = []
+    for _, file in files:
+        with Image.open(file) as image:
+            image = image.convert("L" if grey else "RGB")
+            pixels.append(np.asarray(image.resize(sizes[0], Image.BILINEAR), "float32"))
+    x = np.stack(pixels) / 255.0
+    y = np.array([label for label, _ in files], "int64")
+    return (x[..., np.newaxis] if grey else x), y, False
+'''

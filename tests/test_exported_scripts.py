@@ -26,6 +26,7 @@ from studio.training.progress import Progress as StudioProgress
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.layers.json"))
 IRIS = ROOT / "assets" / "examples" / "mlp_iris.layers.json"
+LENET = ROOT / "assets" / "examples" / "lenet_digits.layers.json"
 ENVIRONMENT = {
     "KERAS_BACKEND": "tensorflow",
     "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -271,3 +272,61 @@ def test_a_text_model_says_what_data_it_needs_and_trains_on_it(tmp_path, framewo
     trained = run(tmp_path, [sys.executable, script, "--epochs", "2", "--data", "tokens.npz"])
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert len(epoch_lines(trained.stdout)) == 2
+
+
+def write_data_files(folder: Path) -> dict[str, Path]:
+    """The same small digits-like set as a CSV table, an image folder and IDX files."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (30, 8, 8), dtype=np.uint8)
+    labels = np.arange(30) % 3
+    csv_path = folder / "table.csv"
+    rows = ["a,b,c,d,species"] + [
+        f"{r[0]:.3f},{r[1]:.3f},{r[2]:.3f},{r[3]:.3f},{['setosa', 'versicolor', 'virginica'][label]}"
+        for r, label in zip(rng.normal(size=(30, 4)), labels, strict=True)
+    ]
+    csv_path.write_text("\n".join(rows) + "\n")
+    images = folder / "images"
+    for index, (image, label) in enumerate(zip(pixels, labels, strict=True)):
+        (images / f"class_{label}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(images / f"class_{label}" / f"{index:03d}.png")
+    idx = folder / "train-images-idx3-ubyte"
+    idx.write_bytes(bytes([0, 0, 8, 3]) + np.array([30, 8, 8], ">u4").tobytes() + pixels.tobytes())
+    (folder / "train-labels-idx1-ubyte").write_bytes(
+        bytes([0, 0, 8, 1]) + np.array([30], ">u4").tobytes() + labels.astype(np.uint8).tobytes()
+    )
+    return {"csv": csv_path, "images": images, "idx": idx}
+
+
+def test_scripts_read_csv_images_and_idx_as_the_studio_does(tmp_path):
+    from studio.datasets import load_dataset
+
+    files = write_data_files(tmp_path)
+    lenet = load_module(generate(load_project(LENET), "pytorch").source, "lenet_read")
+    for kind, path in files.items():
+        x, y, standardize = lenet.read_data(path)
+        studio = load_dataset(str(path), validation_split=0.2, seed=0, normalize=False)
+        # The studio's split, undone: its train and validation samples in the original order.
+        order = np.random.default_rng(0).permutation(len(y))
+        n_val = len(studio.y_val)
+        expected_x = np.empty_like(x, dtype=np.float32)
+        expected_x[order[n_val:]] = studio.x_train
+        expected_x[order[:n_val]] = studio.x_val
+        expected_y = np.empty(len(y), dtype=np.int64)
+        expected_y[order[n_val:]], expected_y[order[:n_val]] = studio.y_train, studio.y_val
+        np.testing.assert_allclose(x, expected_x, atol=1e-6, err_msg=kind)
+        np.testing.assert_array_equal(y, expected_y, err_msg=kind)
+        assert standardize == (kind == "csv")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["csv", "images", "idx"])
+@pytest.mark.parametrize("framework", ["keras", "pytorch"])
+def test_scripts_train_on_csv_images_and_idx(tmp_path, kind, framework):
+    files = write_data_files(tmp_path)
+    project = mlp_without_dropout() if kind == "csv" else load_project(LENET)
+    script = write_script(tmp_path, project, framework)
+    result = run(tmp_path, [sys.executable, script, "--epochs", "1", "--data", files[kind]])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(epoch_lines(result.stdout)) == 1
