@@ -205,6 +205,24 @@ def test_transformer_encoder_block(tmp_path):
     assert [graph.node(s).name for s in graph.inputs_of(graph.find("residual_2").id)] == ["norm_1", "ffn_2"]
 
 
+def test_grouped_convolutions(tmp_path):
+    """Conv2D and Conv1D with groups, a depthwise multiplier: torch's groups take the same channel order."""
+    keras.utils.set_random_seed(0)
+    images = keras.Input((10, 9, 8), name="images")
+    x = layers.Conv2D(12, 3, groups=4, padding="same", activation="relu", name="grouped")(images)
+    x = layers.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, name="depthwise")(x)
+    x = layers.Conv2D(8, 1, groups=8, use_bias=False, name="per_channel")(layers.ReLU()(x))
+    x = layers.Reshape((25, 8))(x)
+    x = layers.Conv1D(4, 3, strides=2, padding="same", groups=2, name="grouped_1d")(x)
+    model = keras.Model(images, layers.GlobalAveragePooling1D()(x), name="grouped")
+    inputs = np.random.default_rng(3).standard_normal((2, 10, 9, 8)).astype("float32")
+    _, project, _ = import_and_check(model, tmp_path, inputs)
+    groups = {
+        name: project.graph.find(name).params["groups"] for name in ("grouped", "per_channel", "grouped_1d")
+    }
+    assert groups == {"grouped": 4, "per_channel": 8, "grouped_1d": 2}
+
+
 def test_legacy_h5_and_sequential(tmp_path):
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
@@ -236,7 +254,7 @@ def test_unsupported_layers_are_all_listed_and_nothing_is_written(tmp_path):
     from studio.interop.commands import cmd_import
 
     images = keras.Input((16, 16, 4), name="images")
-    x = layers.Conv2D(8, 3, groups=2, name="grouped_conv")(images)
+    x = layers.Conv2D(8, 3, groups=2, name="grouped_conv")(images)  # imported: grouped convolution
     x = layers.GroupNormalization(groups=4, name="group_norm")(x)
     x = layers.BatchNormalization(center=True, scale=False, name="half_bn")(x)
     x = layers.Conv2D(8, 3, padding="same", name="fine_conv")(x)
@@ -246,8 +264,7 @@ def test_unsupported_layers_are_all_listed_and_nothing_is_written(tmp_path):
     with pytest.raises(UnsupportedModelError) as caught:
         import_model(path)
     problems = {problem.name: problem for problem in caught.value.problems}
-    assert set(problems) == {"grouped_conv", "group_norm", "half_bn"}
-    assert "groups=2" in problems["grouped_conv"].reason
+    assert set(problems) == {"group_norm", "half_bn"}
     assert problems["group_norm"].source_kind == "GroupNormalization"
     assert "center and scale" in problems["half_bn"].reason
     args = _import_args(str(path), tmp_path / "out.layers.json", weights=True)

@@ -245,7 +245,7 @@ def handmade_model(nodes, initializers, input_shape=(1, 4, 8, 8), output="y") ->
 def test_unsupported_operators_are_all_listed(tmp_path):
     rng = np.random.default_rng(0)
     nodes = [
-        helper.make_node("Conv", ["x", "w"], ["c"], name="grouped", group=2, kernel_shape=[3, 3]),
+        helper.make_node("ConvTranspose", ["x", "w"], ["c"], name="grouped", group=2, kernel_shape=[3, 3]),
         helper.make_node("LRN", ["x"], ["l"], name="lrn", size=3),
         helper.make_node(
             "MaxPool", ["x"], ["p"], name="pool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]

@@ -87,6 +87,8 @@ EXTRA = {
         {"filters": 4, "kernel_size": [3, 2], "strides": 2, "padding": "same", "use_bias": False},
     ),
     "conv2d-dilated-relu": single("Conv2D", {"filters": 2, "dilation_rate": 2, "activation": "relu"}),
+    "conv2d-grouped": single("Conv2D", {"filters": 6, "groups": 3, "strides": 2, "padding": "same"}),
+    "conv1d-grouped": single("Conv1D", {"filters": 4, "groups": 2}),
     "conv2d-transpose-strides-same": single(
         "Conv2DTranspose", {"filters": 3, "strides": 2, "padding": "same", "use_bias": False}
     ),

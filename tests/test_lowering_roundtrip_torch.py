@@ -68,6 +68,7 @@ CASES = {
         ("same", chain(SEQUENCE, ("Conv1D", {"filters": 3, "kernel_size": 3, "padding": "same"}))),
         # PyTorch pads the odd extra step explicitly (F.pad): the importer folds it back.
         ("same_strided", chain(SEQUENCE, ("Conv1D", {"filters": 2, "strides": 2, "padding": "same"}))),
+        ("grouped", chain(SEQUENCE, ("Conv1D", {"filters": 6, "groups": 2}))),
     ],
     "Conv2D": [
         ("valid", chain(IMAGE, ("Conv2D", {"filters": 4, "kernel_size": (3, 3)}))),
@@ -75,6 +76,7 @@ CASES = {
         ("strided", chain(IMAGE, ("Conv2D", {"filters": 2, "strides": (2, 2)}))),
         ("same_strided", chain(IMAGE, ("Conv2D", {"filters": 2, "strides": (2, 2), "padding": "same"}))),
         ("same_even", chain(IMAGE, ("Conv2D", {"filters": 2, "kernel_size": (2, 2), "padding": "same"}))),
+        ("grouped", chain((6, 6, 4), ("Conv2D", {"filters": 6, "groups": 2, "use_bias": False}))),
     ],
     "Conv2DTranspose": [
         ("valid", chain(IMAGE, ("Conv2DTranspose", {"filters": 2}))),
