@@ -436,3 +436,29 @@ def test_layer_zoo(key, tmp_path):
         assert graph.find("conv1d").params["groups"] == 2
     inputs = [np.random.default_rng(0).standard_normal((2, *shape)).astype("float32")]
     check_reproduces(imported, model, inputs, tmp_path)
+
+
+def randomize_batch_norm_statistics(model, seed: int = 1) -> None:
+    """Running statistics away from (0, 1), so that a wrong BatchNorm mapping shows."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnext50_32x4d", "regnet_x_400mf"])
+def test_torchvision_grouped_convolution_networks(name, tmp_path):
+    """ResNeXt (32 groups) and RegNetX (group width 16): grouped 3x3 convolutions, exported to Keras."""
+    from tests.torchvision_shim import import_torchvision
+
+    torch.manual_seed(0)
+    model = getattr(import_torchvision().models, name)(weights=None).eval()
+    randomize_batch_norm_statistics(model)
+    imported = import_torch_model(model, [(3, 64, 64)])
+    assert imported.imported_parameters == torch_parameter_count(model)
+    groups = [node.params["groups"] for node in imported.project.graph.nodes if node.kind == "Conv2D"]
+    assert max(groups) > 1
+    inputs = [np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype("float32")]
+    check_reproduces(imported, model, inputs, tmp_path)
