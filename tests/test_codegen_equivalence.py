@@ -132,6 +132,17 @@ case(
     ),
 )
 
+# ----- attention ----------------------------------------------------------------------
+case(
+    "position-embedding-added",
+    make_project(
+        ("tokens", "Input", {"shape": [5, 8]}),
+        ("dense", "Dense", {"units": 6}, "tokens"),
+        ("positions", "PositionEmbedding", {"sequence_length": 7}, "dense"),
+        ("sum", "Add", {}, "dense", "positions"),
+    ),
+)
+
 # ----- pooling ------------------------------------------------------------------------
 for kind, padding, pool, stride in itertools.product(
     ("MaxPooling2D", "AveragePooling2D"), ("valid", "same"), (2, 3), (None, 1, 2)

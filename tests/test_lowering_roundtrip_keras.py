@@ -38,6 +38,7 @@ INPUT_SHAPES = {
     "LSTM": SEQUENCE,
     "GRU": SEQUENCE,
     "MultiHeadAttention": [4, 64],  # num_heads * key_dim features
+    "PositionEmbedding": SEQUENCE,
     "Reshape": SEQUENCE,
     "Permute": SEQUENCE,
     "Embedding": [5],
@@ -122,6 +123,7 @@ EXTRA = {
         {"num_heads": 2, "key_dim": 3, "use_bias": False, "dropout": 0.1}, [4, 6], [5, 7]
     ),
     "attention-query-value-key": attention({"num_heads": 1, "key_dim": 6}, [4, 6], [5, 7], [5, 3]),
+    "position-embedding-exact-length": single("PositionEmbedding", {"sequence_length": 5}),
     # merging
     "concatenate-steps-axis": make_project(
         ("x", "Input", {"shape": [4, 3]}),

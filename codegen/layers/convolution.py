@@ -291,7 +291,8 @@ LOWERINGS = (
 
 
 def _groups(cfg) -> int:
-    return int(cfg.get("groups", 1) or 1)
+    groups = cfg.get("groups")
+    return 1 if groups is None else int(groups)
 
 
 def _conv_from_keras(kind: str, rank: int):
