@@ -438,3 +438,16 @@ def test_unknown_sequence_length_given_at_import(tmp_path):
     expected = [np.asarray(model(inputs, training=False))]
     errors = reproduction_errors(imported, weights_path, [inputs], expected, tmp_path)
     assert errors["keras"] <= TOLERANCE and errors["pytorch"] <= TOLERANCE, errors
+
+
+@pytest.mark.slow
+def test_keras_hub_style_subclass_nested_in_a_functional_model(tmp_path):
+    """A Functional subclass used as a layer: its graph is inlined like a nested functional model."""
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((10,), dtype="int32", name="token_ids")
+    inner = TextClassifier(steps=10, name="classifier")
+    model = keras.Model(ids, layers.Softmax(name="probabilities")(inner(ids)), name="wrapped")
+    randomize_weights(model, seed=2)
+    inputs = np.random.default_rng(3).integers(0, 50, (2, 10)).astype("int32")
+    _, project, _ = import_and_check(model, tmp_path, inputs)
+    assert project.graph.find("encoder_pre/feedforward_add").kind == "Add"
