@@ -143,7 +143,8 @@ def _position_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     steps, features = layer.input_shapes[0]
     module = ("nn.Embedding", [str(layer.params["sequence_length"]), str(features)])
     positions = f"torch.arange({steps}, device={xs[0]}.device)"
-    return TorchCode(module, [f"self.{layer.ident}({positions}).expand_as({xs[0]})"])
+    comment = "# keras-hub's PositionEmbedding: rows 0 .. steps-1 of the table, the same for every sample."
+    return TorchCode(module, [f"self.{layer.ident}({positions}).expand_as({xs[0]})"], init=[comment])
 
 
 def _position_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
