@@ -425,6 +425,10 @@ def test_unknown_sequence_length_is_refused_naming_the_way_out(tmp_path):
         import_model(path, input_shapes=[(6, 2)], with_weights=False)
     with pytest.raises(InteropError, match="1 input"):
         import_model(path, input_shapes=[(6,), (6,)], with_weights=False)
+    sequential = keras.Sequential([keras.Input((None, 3)), layers.Conv1D(4, 3, groups=1)], name="seq")
+    sequential.save(tmp_path / "seq.keras")
+    imported = import_model(tmp_path / "seq.keras", input_shapes=[(9, 3)], with_weights=False)
+    assert imported.project.graph.nodes[0].params["shape"] == (9, 3)
 
 
 @pytest.mark.slow

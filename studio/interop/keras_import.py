@@ -338,7 +338,7 @@ def import_keras_config(
         )
     walker = _Walker(GraphBuilder(source), weights)
     if input_shapes:
-        names = [ref[0] for ref in _history_list(config.get("input_layers", []))]
+        names = _input_names(config)
         if len(names) != len(input_shapes):
             raise InteropError(
                 f"the model has {len(names)} input(s) ({', '.join(map(str, names))}) "
@@ -651,6 +651,16 @@ def _layer_label(layer: Any) -> tuple[str, str]:
     config = layer.get("config")
     name = layer.get("name") or (config.get("name") if isinstance(config, Mapping) else None) or "?"
     return str(name), str(layer.get("class_name") or "?")
+
+
+def _input_names(config: Mapping[str, Any]) -> list[str]:
+    """The model's inputs in order; a Sequential model's InputLayer, or the input the walker adds."""
+    names = [ref[0] for ref in _history_list(config.get("input_layers", []))]
+    if not names:
+        names = [
+            _layer_label(layer)[0] for layer in config["layers"] if _layer_label(layer)[1] == "InputLayer"
+        ]
+    return names or ["input"]
 
 
 def _fill_unknown(name: str, batch_shape: list, given: tuple[int, ...]) -> list:
