@@ -77,7 +77,7 @@ case(
     "conv2d-no-bias-relu",
     chain([6, 6, 2], ("Conv2D", {"filters": 3, "use_bias": False, "activation": "relu"})),
 )
-for padding, stride in itertools.product(("valid", "same"), (1, 2)):
+for padding, stride in (("valid", 1), ("same", 2)):  # groups do not interact with the padding
     case(
         f"conv2d-grouped-{padding}-s{stride}",
         chain(
