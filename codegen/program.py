@@ -775,6 +775,7 @@ def keras_program(plan: ModelPlan) -> str:
         # A model with several outputs takes one list of metrics per output.
         per_output = f"[{metric}]"
         metrics = per_output if len(plan.outputs) == 1 else f"[{', '.join([per_output] * len(plan.outputs))}]"
+    model = emit_build_model(plan)
     lines = _header(plan, "keras") + [
         "import argparse",
         "import contextlib",
@@ -794,13 +795,14 @@ def keras_program(plan: ModelPlan) -> str:
         "from pathlib import Path",
         "",
         "import keras",
+        *(["import keras_hub"] if any("keras_hub." in line for line in model) else []),
         "import numpy as np",
         "import tensorflow as tf",
         "from keras import layers",
         *(["from sklearn import datasets"] if _uses_sklearn(plan) else []),
         "",
         "",
-        *emit_build_model(plan),
+        *model,
         "",
         "",
         *_load_data(plan, "keras"),

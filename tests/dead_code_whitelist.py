@@ -15,6 +15,7 @@ TORCH_FUNCTIONS
 TORCH_METHODS
 ONNX_OPS
 KERAS_CALLS
+KERAS_COMPOSITES
 _.keras_classes
 _.torch_modules
 _.torch_functions

@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from studio.catalog import CATALOG, ParamCount, ParamError, ShapeError  # noqa: E402
-from studio.catalog.attention import SPECS, MultiHeadAttention  # noqa: E402
+from studio.catalog.attention import SPECS, MultiHeadAttention, PositionEmbedding  # noqa: E402
 
 MHA = MultiHeadAttention()
 
@@ -38,7 +38,7 @@ def _params(num_heads: int, key_dim: int, use_bias: bool = True) -> dict:
 
 
 def test_spec_is_registered():
-    assert [spec.key for spec in SPECS] == ["MultiHeadAttention"]
+    assert [spec.key for spec in SPECS] == ["MultiHeadAttention", "PositionEmbedding"]
     assert CATALOG.get("MultiHeadAttention").category == "Attention"
     assert MHA.input_names == ("query", "value", "key")
     assert MHA.default_name == "multi_head_attention"
@@ -124,3 +124,26 @@ def test_matches_torch(inputs, num_heads, key_dim, use_bias):
     # torch's call order is (query, key, value).
     out, _ = module(torch.zeros(2, *query), torch.zeros(2, *key), torch.zeros(2, *value))
     assert MHA.output_shape(params, inputs) == tuple(out.shape[1:])
+
+
+@pytest.mark.parametrize(("steps", "features", "length"), [(5, 8, 5), (3, 4, 16), (1, 2, 1)])
+def test_position_embedding_matches_keras_hub(steps, features, length):
+    import keras_hub
+
+    spec = PositionEmbedding()
+    params = spec.validate_params({"sequence_length": length})
+    layer = keras_hub.layers.PositionEmbedding(sequence_length=length)
+    output = layer(keras.ops.zeros((2, steps, features)))
+    assert spec.output_shape(params, [(steps, features)]) == tuple(output.shape[1:])
+    assert spec.count_params(params, [(steps, features)]) == ParamCount(layer.count_params())
+
+
+def test_position_embedding_refuses_more_steps_than_positions():
+    spec = PositionEmbedding()
+    params = spec.validate_params({"sequence_length": 4})
+    with pytest.raises(ShapeError, match="5 steps, more than sequence_length=4"):
+        spec.output_shape(params, [(5, 8)])
+    with pytest.raises(ShapeError, match="steps, features"):
+        spec.output_shape(params, [(4, 4, 3)])
+    with pytest.raises(ParamError, match="sequence_length"):
+        spec.validate_params({"sequence_length": 0})

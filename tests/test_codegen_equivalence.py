@@ -77,6 +77,18 @@ case(
     "conv2d-no-bias-relu",
     chain([6, 6, 2], ("Conv2D", {"filters": 3, "use_bias": False, "activation": "relu"})),
 )
+for padding, stride in (("valid", 1), ("same", 2)):  # groups do not interact with the padding
+    case(
+        f"conv2d-grouped-{padding}-s{stride}",
+        chain(
+            [7, 8, 6],
+            ("Conv2D", {"filters": 9, "kernel_size": 3, "strides": stride, "padding": padding, "groups": 3}),
+        ),
+    )
+case(
+    "conv1d-grouped-causal",
+    chain([9, 4], ("Conv1D", {"filters": 6, "kernel_size": 3, "padding": "causal", "groups": 2})),
+)
 for padding, stride, kernel in itertools.product(("valid", "same"), (1, 2, 3), (2, 3, 4)):
     case(
         f"conv2d-transpose-{padding}-s{stride}-k{kernel}",
@@ -117,6 +129,17 @@ case(
     chain(
         [9, 9, 2],
         ("SeparableConv2D", {"filters": 3, "padding": "same", "dilation_rate": 2, "use_bias": False}),
+    ),
+)
+
+# ----- attention ----------------------------------------------------------------------
+case(
+    "position-embedding-added",
+    make_project(
+        ("tokens", "Input", {"shape": [5, 8]}),
+        ("dense", "Dense", {"units": 6}, "tokens"),
+        ("positions", "PositionEmbedding", {"sequence_length": 7}, "dense"),
+        ("sum", "Add", {}, "dense", "positions"),
     ),
 )
 

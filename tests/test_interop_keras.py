@@ -22,6 +22,7 @@ from keras import layers  # noqa: E402
 
 from studio.analysis import analyze  # noqa: E402
 from studio.interop import (  # noqa: E402
+    InteropError,
     ModelFileError,
     UnsupportedModelError,
     import_model,
@@ -60,6 +61,7 @@ def import_and_check(model, tmp_path, inputs, suffix: str = ".keras"):
     assert analyze(project.graph).is_valid
     assert imported.imported_parameters == model.count_params() == imported.source_parameters
     names = {node.name for node in project.graph.nodes}
+    names |= {name.split("/")[0] for name in names}  # a composite layer's parts: "composite/sublayer"
     assert {layer.name for layer in _all_layers(model)} - names <= _identity_layers(model)
     expected = model(inputs, training=False)
     expected = [np.asarray(e) for e in (expected if isinstance(expected, list) else [expected])]
@@ -205,6 +207,25 @@ def test_transformer_encoder_block(tmp_path):
     assert [graph.node(s).name for s in graph.inputs_of(graph.find("residual_2").id)] == ["norm_1", "ffn_2"]
 
 
+@pytest.mark.slow
+def test_grouped_convolutions(tmp_path):
+    """Conv2D and Conv1D with groups, a depthwise multiplier: torch's groups take the same channel order."""
+    keras.utils.set_random_seed(0)
+    images = keras.Input((10, 9, 8), name="images")
+    x = layers.Conv2D(12, 3, groups=4, padding="same", activation="relu", name="grouped")(images)
+    x = layers.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, name="depthwise")(x)
+    x = layers.Conv2D(8, 1, groups=8, use_bias=False, name="per_channel")(layers.ReLU()(x))
+    x = layers.Reshape((25, 8))(x)
+    x = layers.Conv1D(4, 3, strides=2, padding="same", groups=2, name="grouped_1d")(x)
+    model = keras.Model(images, layers.GlobalAveragePooling1D()(x), name="grouped")
+    inputs = np.random.default_rng(3).standard_normal((2, 10, 9, 8)).astype("float32")
+    _, project, _ = import_and_check(model, tmp_path, inputs)
+    groups = {
+        name: project.graph.find(name).params["groups"] for name in ("grouped", "per_channel", "grouped_1d")
+    }
+    assert groups == {"grouped": 4, "per_channel": 8, "grouped_1d": 2}
+
+
 def test_legacy_h5_and_sequential(tmp_path):
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
@@ -236,7 +257,7 @@ def test_unsupported_layers_are_all_listed_and_nothing_is_written(tmp_path):
     from studio.interop.commands import cmd_import
 
     images = keras.Input((16, 16, 4), name="images")
-    x = layers.Conv2D(8, 3, groups=2, name="grouped_conv")(images)
+    x = layers.Conv2D(8, 3, groups=2, name="grouped_conv")(images)  # imported: grouped convolution
     x = layers.GroupNormalization(groups=4, name="group_norm")(x)
     x = layers.BatchNormalization(center=True, scale=False, name="half_bn")(x)
     x = layers.Conv2D(8, 3, padding="same", name="fine_conv")(x)
@@ -246,8 +267,7 @@ def test_unsupported_layers_are_all_listed_and_nothing_is_written(tmp_path):
     with pytest.raises(UnsupportedModelError) as caught:
         import_model(path)
     problems = {problem.name: problem for problem in caught.value.problems}
-    assert set(problems) == {"grouped_conv", "group_norm", "half_bn"}
-    assert "groups=2" in problems["grouped_conv"].reason
+    assert set(problems) == {"group_norm", "half_bn"}
     assert problems["group_norm"].source_kind == "GroupNormalization"
     assert "center and scale" in problems["half_bn"].reason
     args = _import_args(str(path), tmp_path / "out.layers.json", weights=True)
@@ -313,3 +333,125 @@ def _import_args(model: str, output, weights: bool = False):
     from studio.interop.commands import parse_import_args
 
     return parse_import_args([model, "-o", str(output)] + (["--weights"] if weights else []))
+
+
+@keras.saving.register_keras_serializable(package="studio_tests")
+class TextClassifier(keras.Model):
+    """A subclassed model built functionally, as keras-hub's backbones are: keras-hub's token and
+    position embedding and two TransformerEncoders (post- and pre-norm), then a Dense head."""
+
+    def __init__(self, steps=12, vocabulary_size=50, **kwargs):
+        import keras_hub
+
+        ids = keras.Input((steps,), dtype="int32", name="ids")
+        x = keras_hub.layers.TokenAndPositionEmbedding(vocabulary_size, 16, 16, name="embed")(ids)
+        x = keras_hub.layers.TransformerEncoder(32, 2, dropout=0.1, name="encoder_post")(x)
+        x = keras_hub.layers.TransformerEncoder(
+            32, 4, activation="gelu", normalize_first=True, name="encoder_pre"
+        )(x)
+        outputs = layers.Dense(3, name="head")(layers.GlobalAveragePooling1D(name="pool")(x))
+        super().__init__(ids, outputs, **kwargs)
+        self.steps, self.vocabulary_size = steps, vocabulary_size
+
+    def get_config(self):
+        return {"steps": self.steps, "vocabulary_size": self.vocabulary_size, "name": self.name}
+
+
+def randomize_weights(model, seed: int = 0) -> None:
+    """Every weight random, LayerNormalization's gamma and beta included."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        weight.assign(rng.normal(0.3, 0.3, weight.shape).astype("float32"))
+
+
+@pytest.mark.slow
+def test_keras_hub_transformer_text_classifier(tmp_path):
+    """A subclassed model's layer graph; keras-hub's composite layers become catalog layers."""
+    keras.utils.set_random_seed(0)
+    model = TextClassifier(name="text_classifier")
+    randomize_weights(model)
+    inputs = np.random.default_rng(1).integers(0, 50, (2, 12)).astype("int32")
+    _, project, _ = import_and_check(model, tmp_path, inputs)
+    graph = project.graph
+    assert graph.find("embed/position_embedding").kind == "PositionEmbedding"
+    assert graph.find("encoder_post/self_attention_layer").params["num_heads"] == 2
+    kinds = [node.kind for node in graph.nodes if node.name.startswith("encoder_pre/")]
+    assert kinds[:2] == ["LayerNormalization", "MultiHeadAttention"]  # normalize_first
+
+
+@pytest.mark.slow
+def test_keras_hub_bert_backbone_is_refused_by_name(tmp_path):
+    """keras-hub's backbones are functional inside; BERT's blockers are named, layer by layer."""
+    import keras_hub
+
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=100,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=32,
+        intermediate_dim=64,
+        max_sequence_length=16,
+    )
+    path = tmp_path / "bert.keras"
+    backbone.save(path)
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(path)
+    problems = {problem.name: problem.reason for problem in caught.value.problems}
+    assert "unknown size" in problems["token_ids"]
+    assert "padding_mask" in problems["transformer_layer_0"]
+    # Its other layers map: the graph was read, not the constructor's arguments.
+    assert "token_embedding" not in problems and "position_embedding" not in problems
+
+
+def variable_length_model(tmp_path):
+    """Token ids of unknown length (None,) -> Embedding -> grouped Conv1D -> pooling, saved."""
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = layers.Embedding(20, 8, name="embed")(ids)
+    x = layers.Conv1D(4, 3, padding="same", groups=2, name="grouped")(x)
+    model = keras.Model(ids, layers.GlobalMaxPooling1D(name="pool")(x), name="variable_length")
+    path = tmp_path / "variable_length.keras"
+    model.save(path)
+    return model, path
+
+
+def test_unknown_sequence_length_is_refused_naming_the_way_out(tmp_path):
+    _, path = variable_length_model(tmp_path)
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(path, with_weights=False)
+    reason = caught.value.problems[0].reason
+    assert "unknown size" in reason and "--input-shape" in reason
+    with pytest.raises(InteropError, match="does not fit"):
+        import_model(path, input_shapes=[(6, 2)], with_weights=False)
+    with pytest.raises(InteropError, match="1 input"):
+        import_model(path, input_shapes=[(6,), (6,)], with_weights=False)
+    sequential = keras.Sequential([keras.Input((None, 3)), layers.Conv1D(4, 3, groups=1)], name="seq")
+    sequential.save(tmp_path / "seq.keras")
+    imported = import_model(tmp_path / "seq.keras", input_shapes=[(9, 3)], with_weights=False)
+    assert imported.project.graph.nodes[0].params["shape"] == (9, 3)
+
+
+@pytest.mark.slow
+def test_unknown_sequence_length_given_at_import(tmp_path):
+    """With its length given, the model imports and reproduces at that length."""
+    model, path = variable_length_model(tmp_path)
+    imported = import_model(path, input_shapes=[(7,)])
+    assert imported.project.graph.find("ids").params["shape"] == (7,)
+    _, weights_path = save_imported(imported, tmp_path / "variable_length.layers.json")
+    inputs = np.random.default_rng(0).integers(0, 20, (2, 7)).astype("int32")
+    expected = [np.asarray(model(inputs, training=False))]
+    errors = reproduction_errors(imported, weights_path, [inputs], expected, tmp_path)
+    assert errors["keras"] <= TOLERANCE and errors["pytorch"] <= TOLERANCE, errors
+
+
+@pytest.mark.slow
+def test_keras_hub_style_subclass_nested_in_a_functional_model(tmp_path):
+    """A Functional subclass used as a layer: its graph is inlined like a nested functional model."""
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((10,), dtype="int32", name="token_ids")
+    inner = TextClassifier(steps=10, name="classifier")
+    model = keras.Model(ids, layers.Softmax(name="probabilities")(inner(ids)), name="wrapped")
+    randomize_weights(model, seed=2)
+    inputs = np.random.default_rng(3).integers(0, 50, (2, 10)).astype("int32")
+    _, project, _ = import_and_check(model, tmp_path, inputs)
+    assert project.graph.find("encoder_pre/feedforward_add").kind == "Add"

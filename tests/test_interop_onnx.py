@@ -31,6 +31,7 @@ from studio.interop import (  # noqa: E402
 )
 from studio.interop.check import TOLERANCE, reproduction_errors  # noqa: E402
 from studio.project import load_project  # noqa: E402
+from tests.graph_builders import chain  # noqa: E402
 from tests.test_interop_torch import RESNET_SOURCE, ZOO  # noqa: E402
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "assets", "examples")
@@ -186,12 +187,35 @@ def test_layout_changes_concat_and_matmul(tmp_path):
     assert max(errors.values()) <= TOLERANCE, errors
 
 
-@pytest.mark.parametrize("example", ["resnet_digits", "lenet_digits", "conv_autoencoder", "mlp_iris"])
+def strided_same_convolutions():
+    """Keras 'same' with strides pads the odd pixel at the end: an explicit pad in PyTorch and ONNX,
+    which comes back as ZeroPadding2D + 'valid' and must compute exactly the same."""
+    return chain(
+        (9, 10, 4),
+        ("Conv2D", {"filters": 8, "kernel_size": 3, "strides": 2, "padding": "same"}),
+        ("Conv2D", {"filters": 6, "kernel_size": 3, "strides": 2, "padding": "same", "groups": 2}),
+        ("DepthwiseConv2D", {"kernel_size": 2, "strides": 2, "padding": "same", "depth_multiplier": 2}),
+    )
+
+
+@pytest.mark.parametrize(
+    "example",
+    [
+        "resnet_digits",
+        "lenet_digits",
+        "conv_autoencoder",
+        "mlp_iris",
+        pytest.param("strided_same_convolutions", marks=pytest.mark.slow),
+    ],
+)
 def test_studio_export_imports_back(example, tmp_path):
     from codegen import generate
     from codegen.runtime import load_module
 
-    project = load_project(os.path.join(EXAMPLES, f"{example}.layers.json"))
+    if example == "strided_same_convolutions":
+        project = strided_same_convolutions()
+    else:
+        project = load_project(os.path.join(EXAMPLES, f"{example}.layers.json"))
     code = generate(project, "keras")
     keras_model = load_module(code.source, "example").build_model()
     weights = {
@@ -245,7 +269,7 @@ def handmade_model(nodes, initializers, input_shape=(1, 4, 8, 8), output="y") ->
 def test_unsupported_operators_are_all_listed(tmp_path):
     rng = np.random.default_rng(0)
     nodes = [
-        helper.make_node("Conv", ["x", "w"], ["c"], name="grouped", group=2, kernel_shape=[3, 3]),
+        helper.make_node("ConvTranspose", ["x", "w"], ["c"], name="grouped", group=2, kernel_shape=[3, 3]),
         helper.make_node("LRN", ["x"], ["l"], name="lrn", size=3),
         helper.make_node(
             "MaxPool", ["x"], ["p"], name="pool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]

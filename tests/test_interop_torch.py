@@ -270,7 +270,7 @@ def test_flatten_of_channels_first_images_reorders_dense_rows(tmp_path):
 class Unsupported(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.grouped = nn.Conv2d(4, 4, 3, groups=2)
+        self.grouped = nn.ConvTranspose2d(4, 4, 3, groups=2)  # Keras's Conv2DTranspose has no groups
         self.pool = nn.MaxPool2d(3, 2, padding=1)
         self.norm = nn.GroupNorm(2, 4)
         self.fc = nn.Linear(4, 2)
@@ -393,7 +393,25 @@ class Conv1dNet(nn.Module):
         return self.fc(torch.flatten(self.pool(torch.relu(self.bn(self.conv(x)))), 1))
 
 
-ZOO = {"zoo": (Zoo, (4, 8, 8)), "conv1d": (Conv1dNet, (3, 10))}
+class GroupedNet(nn.Module):
+    """Grouped convolutions (module, F.conv2d, Conv1d), a depthwise multiplier, a strided padded one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grouped = nn.Conv2d(6, 12, 3, padding=1, groups=3)
+        self.depthwise = nn.Conv2d(12, 36, 3, stride=2, padding=1, groups=12, bias=False)  # M = 3
+        self.strided = nn.Conv2d(36, 8, 3, stride=2, padding=1, groups=4)
+        self.kernel = nn.Parameter(torch.randn(8, 4, 1, 1))
+        self.conv1d = nn.Conv1d(8, 4, 3, padding=1, groups=2)
+
+    def forward(self, x):
+        x = self.strided(F.relu(self.depthwise(self.grouped(x))))
+        x = F.conv2d(x, self.kernel, groups=2)  # 8 -> 8 channels in 2 groups
+        x = self.conv1d(x.flatten(2))  # (N, 8, h*w): a sequence of 8 channels
+        return x.mean(dim=2)
+
+
+ZOO = {"zoo": (Zoo, (4, 8, 8)), "conv1d": (Conv1dNet, (3, 10)), "grouped": (GroupedNet, (6, 9, 10))}
 
 
 @pytest.mark.parametrize("key", list(ZOO))
@@ -409,5 +427,38 @@ def test_layer_zoo(key, tmp_path):
         assert graph.find("up").params["padding"] == "same"
         assert graph.find("up2_crop").params["cropping"] == (1, 0, 1, 0)
         assert graph.find("getitem").kind == "Cropping2D"
+    if key == "grouped":
+        graph = imported.project.graph
+        assert graph.find("grouped").params["groups"] == 3
+        assert graph.find("depthwise").kind == "DepthwiseConv2D"
+        assert graph.find("depthwise").params["depth_multiplier"] == 3
+        assert graph.find("conv2d").params["groups"] == 2
+        assert graph.find("conv1d").params["groups"] == 2
     inputs = [np.random.default_rng(0).standard_normal((2, *shape)).astype("float32")]
+    check_reproduces(imported, model, inputs, tmp_path)
+
+
+def randomize_batch_norm_statistics(model, seed: int = 1) -> None:
+    """Running statistics away from (0, 1), so that a wrong BatchNorm mapping shows."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnext50_32x4d", "regnet_x_400mf"])
+def test_torchvision_grouped_convolution_networks(name, tmp_path):
+    """ResNeXt (32 groups) and RegNetX (group width 16): grouped 3x3 convolutions, exported to Keras."""
+    from tests.torchvision_shim import import_torchvision
+
+    torch.manual_seed(0)
+    model = getattr(import_torchvision().models, name)(weights=None).eval()
+    randomize_batch_norm_statistics(model)
+    imported = import_torch_model(model, [(3, 64, 64)])
+    assert imported.imported_parameters == torch_parameter_count(model)
+    groups = [node.params["groups"] for node in imported.project.graph.nodes if node.kind == "Conv2D"]
+    assert max(groups) > 1
+    inputs = [np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype("float32")]
     check_reproduces(imported, model, inputs, tmp_path)

@@ -38,6 +38,7 @@ INPUT_SHAPES = {
     "LSTM": SEQUENCE,
     "GRU": SEQUENCE,
     "MultiHeadAttention": [4, 64],  # num_heads * key_dim features
+    "PositionEmbedding": SEQUENCE,
     "Reshape": SEQUENCE,
     "Permute": SEQUENCE,
     "Embedding": [5],
@@ -87,6 +88,8 @@ EXTRA = {
         {"filters": 4, "kernel_size": [3, 2], "strides": 2, "padding": "same", "use_bias": False},
     ),
     "conv2d-dilated-relu": single("Conv2D", {"filters": 2, "dilation_rate": 2, "activation": "relu"}),
+    "conv2d-grouped": single("Conv2D", {"filters": 6, "groups": 3, "strides": 2, "padding": "same"}),
+    "conv1d-grouped": single("Conv1D", {"filters": 4, "groups": 2}),
     "conv2d-transpose-strides-same": single(
         "Conv2DTranspose", {"filters": 3, "strides": 2, "padding": "same", "use_bias": False}
     ),
@@ -120,6 +123,7 @@ EXTRA = {
         {"num_heads": 2, "key_dim": 3, "use_bias": False, "dropout": 0.1}, [4, 6], [5, 7]
     ),
     "attention-query-value-key": attention({"num_heads": 1, "key_dim": 6}, [4, 6], [5, 7], [5, 3]),
+    "position-embedding-exact-length": single("PositionEmbedding", {"sequence_length": 5}),
     # merging
     "concatenate-steps-axis": make_project(
         ("x", "Input", {"shape": [4, 3]}),

@@ -72,6 +72,7 @@ SMALL = {
         ("Conv2D", {"filters": 4, "kernel_size": (2, 3), "padding": "same", "use_bias": False}),
         ("Conv2D", {"filters": 4, "kernel_size": (3, 1), "dilation_rate": (2, 1)}),
         ("DepthwiseConv2D", {"kernel_size": (3, 3), "padding": "same", "depth_multiplier": 2}),
+        ("Conv2D", {"filters": 4, "kernel_size": (3, 3), "groups": 4, "strides": (2, 2), "padding": "same"}),
         ("Conv2DTranspose", {"filters": 3, "kernel_size": (3, 3), "strides": (2, 2)}),
         ("Conv2DTranspose", {"filters": 2, "kernel_size": (3, 3), "strides": (2, 2), "padding": "same"}),
     ),

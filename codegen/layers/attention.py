@@ -1,4 +1,4 @@
-"""MultiHeadAttention.
+"""MultiHeadAttention; keras-hub's PositionEmbedding, and its composite layers expanded on import.
 
 Keras calls ``(query, value, key)``, PyTorch ``(query, key, value)``. Keras
 keeps per-head projection kernels ``(in, heads, key_dim)``; PyTorch packs
@@ -17,7 +17,9 @@ from codegen.layers.base import (
     CL,
     SAME,
     Arrays,
+    KerasContext,
     KerasLayer,
+    KerasPart,
     Lowering,
     Mapped,
     State,
@@ -126,6 +128,34 @@ def _attention_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> St
     return state
 
 
+# ----- PositionEmbedding -------------------------------------------------------------------
+# Keras has no built-in layer for it: the Keras code uses keras-hub's. PyTorch looks the
+# positions 0 .. steps-1 up in an nn.Embedding of the same table.
+
+
+def _position_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer(
+        "keras_hub.layers.PositionEmbedding", [f"sequence_length={layer.params['sequence_length']}"]
+    )
+
+
+def _position_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    steps, features = layer.input_shapes[0]
+    module = ("nn.Embedding", [str(layer.params["sequence_length"]), str(features)])
+    positions = f"torch.arange({steps}, device={xs[0]}.device)"
+    comment = "# keras-hub's PositionEmbedding: rows 0 .. steps-1 of the table, the same for every sample."
+    return TorchCode(module, [f"self.{layer.ident}({positions}).expand_as({xs[0]})"], init=[comment])
+
+
+def _position_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    return {"weight": weights[0]}  # (sequence_length, features) in both
+
+
+def _position_keras_init(layer: LayerPlan) -> list[str]:
+    """keras-hub initialises the table with glorot_uniform."""
+    return [glorot_uniform("self.{ident}.weight", (layer.params["sequence_length"], layer.shape[-1]))]
+
+
 LOWERINGS = (
     Lowering(
         "MultiHeadAttention",
@@ -134,6 +164,14 @@ LOWERINGS = (
         CL,
         weights=_attention_weights,
         keras_init=_attention_keras_init,
+    ),
+    Lowering(
+        "PositionEmbedding",
+        _position_keras,
+        _position_torch,
+        CL,
+        weights=_position_weights,
+        keras_init=_position_keras_init,
     ),
 )
 
@@ -165,14 +203,110 @@ def _attention_from_keras(cfg, context) -> Mapped:
     )
 
 
-KERAS_CLASSES: dict = {"MultiHeadAttention": _attention_from_keras}
+def _position_from_keras(cfg, context) -> Mapped:
+    return Mapped("PositionEmbedding", {"sequence_length": int(cfg["sequence_length"])})
+
+
+def _reversible_embedding_from_keras(cfg, context) -> Mapped:
+    """keras-hub's ReversibleEmbedding called forwards (token ids -> vectors) is an Embedding."""
+    if cfg.get("mask_zero"):
+        raise Unsupported("mask_zero=True: masks have no catalog (or PyTorch) equivalent")
+    if not cfg.get("tie_weights", True):
+        raise Unsupported(
+            "tie_weights=False: its reverse_embeddings (used only by reverse=True calls) have no place "
+            "in the catalog's Embedding"
+        )
+    if cfg.get("logit_soft_cap") is not None:
+        raise Unsupported(f"logit_soft_cap={cfg['logit_soft_cap']!r}: only reverse calls use it")
+    return Mapped("Embedding", {"input_dim": int(cfg["input_dim"]), "output_dim": int(cfg["output_dim"])})
+
+
+KERAS_CLASSES: dict = {
+    "MultiHeadAttention": _attention_from_keras,
+    "PositionEmbedding": _position_from_keras,
+    "ReversibleEmbedding": _reversible_embedding_from_keras,
+}
 
 # The inverse of ``query_value_key``: Keras may pass the inputs by keyword; a key equal to the
 # value, or a value equal to the query, is the default and left out. The flags it cannot take.
 KERAS_CALLS = {
     "MultiHeadAttention": KerasCall(
         ("query", "value", "key"), flags=("use_causal_mask", "return_attention_scores")
-    )
+    ),
+    "PositionEmbedding": KerasCall(("inputs",), flags=("start_index",)),  # positions from 0 only
+    "ReversibleEmbedding": KerasCall(("inputs",), flags=("reverse",)),  # the forward lookup only
+    "TransformerEncoder": KerasCall(("inputs",), flags=("return_attention_scores",)),
+    "TokenAndPositionEmbedding": KerasCall(("inputs",), flags=("start_index",)),
+}
+
+
+# ----- keras-hub composite layers: expanded into their sublayers on import --------------------
+# Each part is the sublayer as keras-hub builds it (same name, same config), so that its
+# weights are that sublayer's and the families' Keras mappings read it.
+
+
+def _transformer_encoder(cfg, context: KerasContext) -> list[KerasPart]:
+    """keras-hub's TransformerEncoder: self-attention and a feed-forward block, each with a residual
+    Add and a LayerNormalization after it (before it with normalize_first)."""
+    shape = context.shapes[0] if context.shapes else None
+    if not shape or shape[-1] is None:
+        raise Unsupported("its input's features are unknown (the config records no input shape)")
+    hidden = int(shape[-1])  # keras-hub takes it from the input
+    heads, dropout = int(cfg["num_heads"]), float(cfg.get("dropout", 0.0))
+    if heads < 1:
+        raise Unsupported(f"num_heads={heads}: expected a positive number of heads")
+    norm = {"epsilon": float(cfg.get("layer_norm_epsilon", 1e-5)), "axis": -1}
+    first = bool(cfg.get("normalize_first", False))
+    parts: list[KerasPart] = []
+
+    def add(name, class_name, config, *inputs):
+        parts.append(KerasPart(name, class_name, config, inputs or (parts[-1].name if parts else "",)))
+        return name
+
+    if first:
+        add("self_attention_layer_norm", "LayerNormalization", norm, "")
+    attention_config = {"num_heads": heads, "key_dim": hidden // heads, "dropout": dropout}
+    add("self_attention_layer", "MultiHeadAttention", attention_config)
+    add("self_attention_dropout", "Dropout", {"rate": dropout})
+    residual = add("self_attention_add", "Add", {}, "self_attention_dropout", "")
+    if not first:
+        residual = add("self_attention_layer_norm", "LayerNormalization", norm)
+    if first:
+        add("feedforward_layer_norm", "LayerNormalization", norm)
+    intermediate = {"units": int(cfg["intermediate_dim"]), "activation": cfg.get("activation", "relu")}
+    add("feedforward_intermediate_dense", "Dense", intermediate)
+    add("feedforward_output_dense", "Dense", {"units": hidden})
+    add("feedforward_dropout", "Dropout", {"rate": dropout})
+    add("feedforward_add", "Add", {}, "feedforward_dropout", residual)
+    if not first:
+        add("feedforward_layer_norm", "LayerNormalization", norm)
+    return parts
+
+
+def _token_and_position_embedding(cfg, context: KerasContext) -> list[KerasPart]:
+    """keras-hub's TokenAndPositionEmbedding: token vectors plus position vectors."""
+    if cfg.get("mask_zero"):
+        raise Unsupported("mask_zero=True: masks have no catalog (or PyTorch) equivalent")
+    token = {
+        "input_dim": int(cfg["vocabulary_size"]),
+        "output_dim": int(cfg["embedding_dim"]),
+        "tie_weights": cfg.get("tie_weights", True),
+    }
+    return [
+        KerasPart("token_embedding", "ReversibleEmbedding", token),
+        KerasPart(
+            "position_embedding",
+            "PositionEmbedding",
+            {"sequence_length": int(cfg["sequence_length"])},
+            ("token_embedding",),
+        ),
+        KerasPart("add", "Add", {}, ("token_embedding", "position_embedding")),
+    ]
+
+
+KERAS_COMPOSITES: dict = {
+    "TransformerEncoder": _transformer_encoder,
+    "TokenAndPositionEmbedding": _token_and_position_embedding,
 }
 
 

@@ -121,6 +121,26 @@ class KerasContext:
 KerasMapping = Callable[[Mapping[str, Any], KerasContext], Mapped]
 
 
+@dataclass(frozen=True)
+class KerasPart:
+    """One sublayer of a Keras composite layer (keras-hub's TransformerEncoder, say), written as
+    Keras would serialize it: the importer maps it as any other layer of that class.
+
+    ``name`` is the sublayer's own name (its weights are the composite's sublayer of that name);
+    ``inputs`` names earlier parts, ``""`` being the composite's input.
+    """
+
+    name: str
+    class_name: str
+    config: dict[str, Any]
+    inputs: tuple[str, ...] = ("",)
+
+
+# A composite's expansion: its config and input shapes -> its sublayers in call order, the last
+# one its output.
+KerasComposite = Callable[[Mapping[str, Any], KerasContext], list[KerasPart]]
+
+
 class Unsupported(Exception):
     """Raised inside an importer by a layer mapping: why one layer has no catalog equivalent.
 
@@ -160,6 +180,7 @@ class Lowerings:
 
     - ``keras_classes``: Keras class name -> mapping of its config;
     - ``keras_calls``: Keras class name -> how it takes its inputs by keyword (``keras_config.KerasCall``);
+    - ``keras_composites``: Keras class name -> the expansion of a layer made of sublayers (``KerasPart``);
     - ``torch_modules``: ``nn.Module`` class name -> handler ``(walker, node, module, name)``;
     - ``torch_functions``: qualified function name -> handler ``(walker, node, name)``;
     - ``torch_methods``: tensor method name -> handler ``(walker, node, name)``;
@@ -176,6 +197,7 @@ class Lowerings:
         self.torch_methods: dict[str, Callable] = {}
         self.onnx_ops: dict[str, Callable] = {}
         self.keras_calls: dict[str, Any] = {}
+        self.keras_composites: dict[str, KerasComposite] = {}
         for family in families:
             self._add(family)
 
@@ -185,6 +207,7 @@ class Lowerings:
         tables = (
             "keras_classes",
             "keras_calls",
+            "keras_composites",
             "torch_modules",
             "torch_functions",
             "torch_methods",

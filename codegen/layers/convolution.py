@@ -89,10 +89,10 @@ def torch_window_args(strides: tuple, padding: str, dilation: tuple) -> list[str
 
 def _conv_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
     params = layer.params
-    args = [str(params["filters"]), compact(params["kernel_size"])]
-    return KerasLayer(
-        f"layers.{layer.kind}", args + window_args(layer) + activation_arg(layer) + use_bias_arg(layer)
-    )
+    args = [str(params["filters"]), compact(params["kernel_size"])] + window_args(layer)
+    if params.get("groups", 1) != 1:
+        args.append(f"groups={params['groups']}")
+    return KerasLayer(f"layers.{layer.kind}", args + activation_arg(layer) + use_bias_arg(layer))
 
 
 def _depthwise_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
@@ -110,7 +110,7 @@ def _conv_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     strides = as_tuple(params["strides"])
     dilation = as_tuple(params["dilation_rate"])
     channels = layer.input_shapes[0][-1]
-    groups, out_channels = 1, params.get("filters")
+    groups, out_channels = params.get("groups", 1), params.get("filters")
     if "depth_multiplier" in params:  # depthwise: one group per input channel
         groups, out_channels = channels, channels * params["depth_multiplier"]
     pads = layer_pads(layer, kernel, strides, dilation)
@@ -131,7 +131,7 @@ def _conv_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
 
 
 def _conv_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
-    kernel = weights[0]  # (k..., in, out) -> (out, in, k...)
+    kernel = weights[0]  # (k..., in / groups, out) -> (out, in / groups, k...); both order groups alike
     rank = kernel.ndim
     return kernel_and_bias(kernel.transpose(rank - 1, rank - 2, *range(rank - 2)), weights)
 
@@ -154,7 +154,8 @@ def _kernel_init(layer: LayerPlan, last_axes: tuple[int, int]) -> list[str]:
 
 
 def _conv_keras_init(layer: LayerPlan) -> list[str]:
-    return _kernel_init(layer, (layer.input_shapes[0][-1], layer.params["filters"]))
+    params = layer.params
+    return _kernel_init(layer, (layer.input_shapes[0][-1] // params["groups"], params["filters"]))
 
 
 def _depthwise_keras_init(layer: LayerPlan) -> list[str]:
@@ -289,10 +290,9 @@ LOWERINGS = (
 # ----- Keras import: class + config -> params ------------------------------------------------
 
 
-def _no_groups(cfg) -> None:
-    groups = int(cfg.get("groups", 1) or 1)
-    if groups != 1:
-        raise Unsupported(f"groups={groups}: grouped convolutions have no catalog equivalent")
+def _groups(cfg) -> int:
+    groups = cfg.get("groups")
+    return 1 if groups is None else int(groups)
 
 
 def _conv_from_keras(kind: str, rank: int):
@@ -300,7 +300,6 @@ def _conv_from_keras(kind: str, rank: int):
 
     def mapping(cfg, context) -> Mapped:
         channels_last(cfg)
-        _no_groups(cfg)
         params = {
             "filters": int(cfg["filters"]),
             "padding": cfg.get("padding", "valid"),
@@ -321,6 +320,8 @@ def _conv_from_keras(kind: str, rank: int):
             }
         if kind == "SeparableConv2D":
             params["depth_multiplier"] = int(cfg.get("depth_multiplier", 1))
+        elif _groups(cfg) != 1:
+            params["groups"] = _groups(cfg)
         return Mapped(kind, params)
 
     return mapping
@@ -334,7 +335,8 @@ def _conv_transpose_from_keras(cfg, context) -> Mapped:
         )
     if cfg.get("output_padding") is not None:
         raise Unsupported(f"output_padding={cfg['output_padding']!r}: the catalog's Conv2DTranspose has none")
-    _no_groups(cfg)
+    if _groups(cfg) != 1:  # Keras 3's Conv2DTranspose has no groups; a tf.keras config might
+        raise Unsupported(f"groups={_groups(cfg)}: the catalog's Conv2DTranspose is not grouped")
     return Mapped(
         "Conv2DTranspose",
         {
@@ -389,7 +391,12 @@ def conv_layer(
     pads: Sequence[tuple[int, int]],
     groups: int,
 ) -> Tensor:
-    """Conv1D, Conv2D or DepthwiseConv2D for a convolution with weight ``(out, in / groups, k...)``."""
+    """Conv1D, Conv2D or DepthwiseConv2D for a convolution with weight ``(out, in / groups, k...)``.
+
+    Grouped convolutions keep their groups (Keras and PyTorch order the groups
+    alike); one filter per input channel (``groups == in``, one input channel per
+    filter) is a DepthwiseConv2D, output ``c*M + m`` being channel c's m-th filter.
+    """
     rank = weight.ndim - 2
     if rank not in (1, 2):
         raise Unsupported(f"a {rank}-D convolution; the catalog has 1-D and 2-D convolutions")
@@ -399,9 +406,9 @@ def conv_layer(
     kernel = tuple(int(k) for k in weight.shape[2:])
     x, padding = graph.window_padding(x, pads, kernel, strides, dilations, name, "conv")
     common = {"padding": padding, "use_bias": bias is not None}
+    if groups != 1:
+        common["groups"] = groups
     if rank == 1:
-        if groups != 1:
-            raise Unsupported(f"groups={groups}: the catalog has no grouped or depthwise 1-D convolution")
         kind = "Conv1D"
         params = {
             "filters": out_channels,
@@ -411,7 +418,7 @@ def conv_layer(
             **common,
         }
         weights = [weight.transpose(2, 1, 0)]
-    elif groups == 1:
+    elif groups == 1 or groups != channels:
         kind = "Conv2D"
         params = {
             "filters": out_channels,
@@ -421,7 +428,7 @@ def conv_layer(
             **common,
         }
         weights = [weight.transpose(2, 3, 1, 0)]
-    elif groups == channels and out_channels % channels == 0 and weight.shape[1] == 1:
+    else:
         kind = "DepthwiseConv2D"
         multiplier = out_channels // channels
         params = {
@@ -429,13 +436,10 @@ def conv_layer(
             "strides": tuple(strides),
             "dilation_rate": tuple(dilations),
             "depth_multiplier": multiplier,
-            **common,
+            "padding": padding,
+            "use_bias": bias is not None,
         }
         weights = [weight.transpose(2, 3, 1, 0).reshape(*kernel, channels, multiplier)]
-    else:
-        raise Unsupported(
-            f"groups={groups}: grouped convolutions have no catalog equivalent (only groups=1 and depthwise)"
-        )
     if bias is not None:
         weights.append(bias)
     return graph.add(kind, name, [x], params, weights, source_kind=source_kind)
@@ -528,8 +532,10 @@ def _torch_conv(walker, node, module, name):
 
 
 def _torch_conv_transpose(walker, node, module, name):
-    if module.groups != 1 or set(module.dilation) != {1}:
-        raise Unsupported("groups or dilation; the catalog's Conv2DTranspose has neither")
+    if module.groups != 1:
+        raise Unsupported(f"groups={module.groups}: Keras's Conv2DTranspose has no groups")
+    if set(module.dilation) != {1}:
+        raise Unsupported(f"dilation={tuple(module.dilation)}: the catalog's Conv2DTranspose has no dilation")
     if module.padding_mode != "zeros":
         raise Unsupported(f"padding_mode={module.padding_mode!r}; the catalog pads with zeros")
     pads = [(int(p), int(p)) for p in pair(module.padding)]
@@ -546,10 +552,46 @@ def _torch_conv_transpose(walker, node, module, name):
     )
 
 
+def _torch_conv_function(walker, node, name):
+    """``F.conv1d`` / ``F.conv2d`` (and ``torch.conv*``) with a constant weight (a parameter or buffer)."""
+    weight = walker.value(walker.argument(node, 1, "weight"))
+    bias = walker.value(walker.argument(node, 2, "bias"))
+    if not isinstance(weight, np.ndarray) or not (bias is None or isinstance(bias, np.ndarray)):
+        raise Unsupported(
+            "a weight or bias computed in the forward pass; the catalog's weights are constants"
+        )
+    rank = weight.ndim - 2
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    dilation = pair(walker.literal(node, 5, "dilation", 1), rank)
+    pads = torch_pads(walker.literal(node, 4, "padding", 0), kernel, dilation)
+    x, folded = fold_padding(walker.value(node.args[0]), pads, 0.0)
+    if x is None:
+        x = walker.tensor(node.args[0])
+    else:
+        pads = folded
+    return conv_layer(
+        walker.graph,
+        walker.graph.to_cf(x, name),
+        name,
+        walker.source_kind(node),
+        weight.astype(np.float32),
+        None if bias is None else bias.astype(np.float32),
+        pair(walker.literal(node, 3, "stride", 1), rank),
+        dilation,
+        pads,
+        int(walker.literal(node, 6, "groups", 1)),
+    )
+
+
 TORCH_MODULES: dict = {
     "Conv1d": _torch_conv,
     "Conv2d": _torch_conv,
     "ConvTranspose2d": _torch_conv_transpose,
+}
+TORCH_FUNCTIONS: dict = {
+    f"{namespace}.{function}": _torch_conv_function
+    for function in ("conv1d", "conv2d")
+    for namespace in ("torch.nn.functional", "torch")
 }
 
 
@@ -589,7 +631,7 @@ def _conv_transpose_from_onnx(walker, node, inputs, name, index):
     if weight.ndim != 4:
         raise Unsupported("only 2-D transposed convolutions are in the catalog")
     if int(attrs.get("group", 1)) != 1:
-        raise Unsupported(f"group={attrs['group']}: grouped convolutions have no catalog equivalent")
+        raise Unsupported(f"group={attrs['group']}: Keras's Conv2DTranspose has no groups")
     if set(attrs.get("dilations", [1, 1])) != {1}:
         raise Unsupported(f"dilations={list(attrs['dilations'])}: the catalog's Conv2DTranspose has none")
     if "output_shape" in attrs or attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):

@@ -1,4 +1,4 @@
-"""Attention layers: MultiHeadAttention."""
+"""Attention layers: MultiHeadAttention, and PositionEmbedding (keras-hub's) for transformer inputs."""
 
 from __future__ import annotations
 
@@ -95,4 +95,40 @@ class MultiHeadAttention(LayerSpec):
         return query, value, key
 
 
-SPECS = (MultiHeadAttention(),)
+class PositionEmbedding(LayerSpec):
+    """keras-hub's PositionEmbedding: the first ``steps`` rows of a learned (sequence_length, features) table.
+
+    Its input only gives the shape: the output is the table's rows for positions
+    0 .. steps-1, the same for every sample, to be added to the input.
+    """
+
+    key = "PositionEmbedding"
+    category = "Attention"
+    doc = (
+        "A learned vector per position 0 .. steps-1, of the input's features; add it to the input "
+        "(keras-hub's PositionEmbedding: the Keras code needs keras_hub)."
+    )
+    params = (
+        IntParam(
+            "sequence_length", 512, "Positions it has a vector for: the input's steps at most.", minimum=1
+        ),
+    )
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        (shape,) = inputs
+        if len(shape) != 2:
+            raise ShapeError(
+                f"expects a (None, steps, features) sequence, but received {format_shape(shape)}"
+            )
+        if shape[0] > params["sequence_length"]:
+            raise ShapeError(
+                f"the input has {shape[0]} steps, more than sequence_length={params['sequence_length']}; "
+                f"received {format_shape(shape)}"
+            )
+        return shape
+
+    def count_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
+        return ParamCount(params["sequence_length"] * inputs[0][-1])
+
+
+SPECS = (MultiHeadAttention(), PositionEmbedding())

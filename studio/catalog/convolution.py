@@ -1,5 +1,9 @@
 """Convolution layers: Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D.
 
+Conv1D and Conv2D take ``groups``: the channels split into that many contiguous
+groups, each convolved with its own ``filters / groups`` filters (Keras and
+PyTorch agree on the order).
+
 Padding follows Keras. 'valid' adds none. 'same' gives ``ceil(input / strides)``
 outputs per axis and, when the total padding is odd, puts the extra unit at the
 end (bottom, right); PyTorch's symmetric padding differs for strides > 1, so the
@@ -10,6 +14,7 @@ applies that rule.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -126,6 +131,15 @@ def dilation_rate_param() -> IntTupleParam:
     )
 
 
+def groups_param() -> IntParam:
+    return IntParam(
+        "groups",
+        1,
+        "Channel groups convolved separately; input channels and filters must both divide by it.",
+        minimum=1,
+    )
+
+
 def depth_multiplier_param() -> IntParam:
     return IntParam(
         "depth_multiplier", 1, "Output channels per input channel of the depthwise step.", minimum=1
@@ -155,7 +169,29 @@ class _SlidingConv(LayerSpec):
         )
 
 
-class Conv1D(_SlidingConv):
+class _GroupedConv(_SlidingConv):
+    """Conv1D, Conv2D: ``filters`` filters in ``groups`` groups; each filter sees its group's channels.
+
+    Keras's rule: both the input channels and filters divide by groups.
+    """
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        shape = self._input(inputs)
+        groups, channels, filters = params["groups"], shape[-1], params["filters"]
+        if channels % groups or filters % groups:
+            raise ShapeError(
+                f"groups={groups} must divide both the input channels and filters; "
+                f"received {channels} input channels and filters={filters}"
+            )
+        return (*self._spatial_output(params, shape), filters)
+
+    def count_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
+        window = math.prod(as_tuple(params["kernel_size"], self.rank))
+        channels, filters = inputs[0][-1] // params["groups"], params["filters"]
+        return ParamCount(window * channels * filters + (filters if params["use_bias"] else 0))
+
+
+class Conv1D(_GroupedConv):
     key = "Conv1D"
     doc = "1-D convolution over the steps of a (steps, channels) sequence."
     rank = 1
@@ -173,21 +209,13 @@ class Conv1D(_SlidingConv):
         IntParam(
             "dilation_rate", 1, "Spacing between kernel taps in steps (> 1 needs strides 1).", minimum=1
         ),
+        groups_param(),
         activation_param(),
         use_bias_param(),
     )
 
-    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
-        shape = self._input(inputs)
-        return (*self._spatial_output(params, shape), params["filters"])
 
-    def count_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
-        channels, filters = inputs[0][-1], params["filters"]
-        bias = filters if params["use_bias"] else 0
-        return ParamCount(params["kernel_size"] * channels * filters + bias)
-
-
-class Conv2D(_SlidingConv):
+class Conv2D(_GroupedConv):
     key = "Conv2D"
     doc = "2-D convolution over the height and width of an (h, w, c) image."
     params = (
@@ -196,18 +224,10 @@ class Conv2D(_SlidingConv):
         strides_param(),
         padding_param(),
         dilation_rate_param(),
+        groups_param(),
         activation_param(),
         use_bias_param(),
     )
-
-    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
-        shape = self._input(inputs)
-        return (*self._spatial_output(params, shape), params["filters"])
-
-    def count_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
-        (kernel_h, kernel_w), channels, filters = params["kernel_size"], inputs[0][-1], params["filters"]
-        bias = filters if params["use_bias"] else 0
-        return ParamCount(kernel_h * kernel_w * channels * filters + bias)
 
 
 class Conv2DTranspose(LayerSpec):

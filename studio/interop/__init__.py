@@ -102,8 +102,9 @@ def import_model(
 
     ``source``: ``*.keras``, ``*.h5``, ``*.json`` (Keras), ``*.onnx``, or ``file.py:Name``
     (PyTorch: an ``nn.Module`` class or a function returning a module, built with
-    no arguments). ``input_shapes`` (PyTorch only) are channels-first, without the
-    batch, e.g. ``[(3, 224, 224)]``. ``state_dict`` (PyTorch only) is loaded with
+    no arguments). ``input_shapes`` are without the batch: for PyTorch, channels-first,
+    e.g. ``[(3, 224, 224)]``; for Keras, as Keras has them, giving the sizes a model leaves
+    unknown (``None``), e.g. ``[(128,)]`` for a token sequence. ``state_dict`` (PyTorch only) is loaded with
     ``torch.load(weights_only=True)``.
     """
     target = split_python_target(str(source))
@@ -134,7 +135,7 @@ def import_model(
     if suffix in KERAS_SUFFIXES:
         from studio.interop.keras_import import import_keras_file
 
-        return import_keras_file(path, with_weights=with_weights, name=name)
+        return import_keras_file(path, with_weights=with_weights, name=name, input_shapes=input_shapes)
     if suffix == ".onnx":
         from studio.interop.onnx_import import import_onnx_file
 

@@ -67,7 +67,8 @@ def add_import_parser(subparsers) -> argparse.ArgumentParser:
         type=_shape,
         action="append",
         metavar="C,H,W",
-        help="input shape without the batch, channels-first as PyTorch has it (repeat for several inputs)",
+        help="input shape without the batch, channels-first as PyTorch has it (repeat for several inputs); "
+        "for a Keras model, its shape as Keras has it, to fix sizes it leaves unknown (None)",
     )
     torch_group.add_argument(
         "--allow-code", action="store_true", help="allow executing the Python file (only for files you trust)"
@@ -118,10 +119,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         )
         return UNREADABLE
     is_python = split_python_target(args.model) is not None
-    if not is_python and (args.input_shape or args.allow_code or args.state_dict):
-        print(
-            "note: --input-shape, --allow-code and --state-dict apply to PyTorch models only", file=sys.stderr
-        )
+    if not is_python and (args.allow_code or args.state_dict):
+        print("note: --allow-code and --state-dict apply to PyTorch models only", file=sys.stderr)
+    if args.input_shape and Path(args.model).suffix.lower() == ".onnx":
+        print("note: --input-shape applies to PyTorch and Keras models only", file=sys.stderr)
     try:
         imported = import_model(
             args.model,

@@ -28,7 +28,13 @@ import numpy as np
 from codegen.layers import LOWERINGS
 from codegen.layers.base import KerasContext, Mapped
 from studio.interop.builder import GraphBuilder, ImportedModel, TensorInfo
-from studio.interop.errors import ModelFileError, Unsupported, UnsupportedLayer, UnsupportedModelError
+from studio.interop.errors import (
+    InteropError,
+    ModelFileError,
+    Unsupported,
+    UnsupportedLayer,
+    UnsupportedModelError,
+)
 from studio.interop.frameworks import import_keras
 
 MODEL_CLASSES = frozenset({"Functional", "Model", "Sequential"})
@@ -56,29 +62,45 @@ TRAINING_ONLY_KEYS = (
 # ----- loading ------------------------------------------------------------------------
 
 
-def import_keras_file(path: str | Path, with_weights: bool = True, name: str | None = None) -> ImportedModel:
-    """Import a ``.keras``, ``.h5`` / ``.hdf5`` model or a ``.json`` model config."""
+def import_keras_file(
+    path: str | Path,
+    with_weights: bool = True,
+    name: str | None = None,
+    input_shapes: Sequence[Sequence[int]] | None = None,
+) -> ImportedModel:
+    """Import a ``.keras``, ``.h5`` / ``.hdf5`` model or a ``.json`` model config.
+
+    ``input_shapes`` (Keras layout, batch excluded, one per model input in order) give
+    the sizes a model leaves unknown (``None``), such as a token sequence's length.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
     if path.suffix.lower() == ".json":
         document = _read_json_config(path)
-        return import_keras_config(document, None, source=path.name, name=name)
+        return import_keras_config(document, None, source=path.name, name=name, input_shapes=input_shapes)
     model = load_keras_model(path)
     document = {"class_name": _model_class(model), "config": _model_config(model, path)}
     weights = _layer_weights(model) if with_weights else None
-    imported = import_keras_config(document, weights, source=path.name, name=name)
+    imported = import_keras_config(document, weights, source=path.name, name=name, input_shapes=input_shapes)
     imported.source_parameters = int(model.count_params())
     return imported
 
 
 def _layer_weights(model) -> dict[str, Any]:
-    """Each layer's ``get_weights()`` by name; a nested model gives a dict of its own layers."""
+    """Each layer's ``get_weights()`` by name; a nested model gives a dict of its own layers, and a
+    composite layer (``LOWERINGS.keras_composites``) a dict of its sublayers' weights by their names."""
     keras = import_keras()
-    return {
-        layer.name: _layer_weights(layer) if isinstance(layer, keras.Model) else layer.get_weights()
-        for layer in model.layers
-    }
+    weights: dict[str, Any] = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            weights[layer.name] = _layer_weights(layer)
+        elif type(layer).__name__ in LOWERINGS.keras_composites:
+            parts = [value for value in vars(layer).values() if isinstance(value, keras.layers.Layer)]
+            weights[layer.name] = {part.name: part.get_weights() for part in parts}
+        else:
+            weights[layer.name] = layer.get_weights()
+    return weights
 
 
 def load_keras_model(path: Path):
@@ -94,6 +116,8 @@ def load_keras_model(path: Path):
     problem = hdf5_problem(path)
     if problem is not None:
         raise ModelFileError(f"{path}: cannot read the Keras model ({problem})")
+    if _names_keras_hub(read_stored_config(path)):
+        _import_keras_hub()  # registers its layer classes, which the file names
     try:
         return keras.saving.load_model(str(path), safe_mode=True, compile=False)
     except Exception as error:  # Keras raises many types for bad files; all become one clear error.
@@ -104,6 +128,29 @@ def load_keras_model(path: Path):
         if problems:
             raise UnsupportedModelError(problems, path.name) from None
         raise ModelFileError(f"{path}: cannot read the Keras model ({_first_line(error)})") from None
+
+
+def _names_keras_hub(config: dict | None) -> bool:
+    try:
+        return '"keras_hub.' in json.dumps(config)
+    except (TypeError, ValueError, RecursionError):
+        return False
+
+
+def _import_keras_hub() -> None:
+    try:
+        import keras_hub  # noqa: F401
+    except ImportError:
+        pass  # Keras then reports the classes as unknown
+
+
+def _custom_class(layer: Mapping[str, Any]) -> str | None:
+    """Why a layer entry's class is not one the catalog knows: it comes from a module other than
+    Keras's or keras-hub's (a user's class may share a name with theirs). None when it does not."""
+    module = layer.get("module")
+    if module is None or str(module).split(".")[0] in ("keras", "keras_hub"):
+        return None
+    return f"a custom layer class from the module {module!r}, unknown to the catalog"
 
 
 _LAMBDA_REASON = (
@@ -224,12 +271,39 @@ def _read_json_config(path: Path) -> dict:
 
 def _model_class(model) -> str:
     name = type(model).__name__
-    return name if name in MODEL_CLASSES else "Subclassed"
+    if name in MODEL_CLASSES:
+        return name
+    return "Functional" if _is_functional_subclass(model) else "Subclassed"
+
+
+def _is_functional_subclass(layer) -> bool:
+    """A subclass of Functional (keras-hub's backbones): built from inputs and outputs, so it has a
+    layer graph, but its config holds its constructor's arguments, not that graph."""
+    try:
+        from keras.src.models.functional import Functional
+    except ImportError:  # another Keras layout: such models are then refused as subclassed
+        return False
+    return isinstance(layer, Functional) and type(layer).__name__ not in MODEL_CLASSES
+
+
+def _graph_config(model) -> dict:
+    """The model's functional config; a functional subclass, here or nested, gives its layer graph."""
+    keras = import_keras()
+    if _is_functional_subclass(model):
+        model = keras.Model(model.inputs, model.outputs, name=model.name)  # the same layers
+    config = model.get_config()
+    nested = {layer.name: layer for layer in model.layers if _is_functional_subclass(layer)}
+    for entry in config.get("layers", []):
+        layer = nested.get(entry.get("name"))
+        if layer is not None:  # now a plain graph of layers, whatever module its class came from
+            entry.pop("module", None)
+            entry["class_name"], entry["config"] = "Functional", _graph_config(layer)
+    return config
 
 
 def _model_config(model, path: Path) -> dict:
     try:
-        return model.get_config()
+        return _graph_config(model)
     except Exception as error:
         raise UnsupportedModelError(
             [UnsupportedLayer(model.name, type(model).__name__, f"its config cannot be read ({error})")],
@@ -245,6 +319,7 @@ def import_keras_config(
     weights: Mapping[str, list[np.ndarray]] | None,
     source: str = "the model",
     name: str | None = None,
+    input_shapes: Sequence[Sequence[int]] | None = None,
 ) -> ImportedModel:
     """Map a serialized Keras model (``{"class_name": ..., "config": ...}``) to a project."""
     class_name = document.get("class_name")
@@ -262,6 +337,16 @@ def import_keras_config(
             source,
         )
     walker = _Walker(GraphBuilder(source), weights)
+    if input_shapes:
+        names = _input_names(config)
+        if len(names) != len(input_shapes):
+            raise InteropError(
+                f"the model has {len(names)} input(s) ({', '.join(map(str, names))}) "
+                f"but {len(input_shapes)} input shape(s) were given"
+            )
+        walker.given_shapes = {
+            name: tuple(int(d) for d in shape) for name, shape in zip(names, input_shapes, strict=True)
+        }
     try:
         if class_name == "Sequential" or "input_layers" not in config:
             outputs = walker.sequential(config)
@@ -301,6 +386,7 @@ class _Walker:
         self.input_names: list[str] = []
         self.training_only: list[str] = []
         self.frozen: list[str] = []
+        self.given_shapes: dict[str, tuple[int, ...]] = {}  # input name -> its shape, batch excluded
 
     # ----- functional -------------------------------------------------------------
 
@@ -330,6 +416,10 @@ class _Walker:
         keras_name = str(layer.get("name") or cfg.get("name") or class_name.lower())
         if class_name == "InputLayer":
             self._input(keras_name, cfg)
+            return
+        custom = _custom_class(layer)
+        if custom is not None:
+            self.builder.unsupported(keras_name, class_name, custom)
             return
         nodes = layer.get("inbound_nodes") or []
         if len(nodes) > 1:
@@ -380,6 +470,9 @@ class _Walker:
             self.builder.unsupported(keras_name, class_name, "a nested model with several outputs")
 
     def _add(self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list) -> None:
+        if class_name in LOWERINGS.keras_composites:
+            self._composite(keras_name, class_name, cfg, refs, shapes)
+            return
         try:
             mapped = map_keras_layer(class_name, cfg, KerasContext(shapes))
         except Unsupported as error:
@@ -415,6 +508,40 @@ class _Walker:
         if node is not None:
             self.output_of[keras_name] = node
 
+    def _composite(self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list) -> None:
+        """A layer made of sublayers (keras-hub's TransformerEncoder): each sublayer becomes a layer,
+        named ``composite/sublayer``, with that sublayer's weights."""
+        try:
+            _check_dtype(cfg)
+            parts = LOWERINGS.keras_composites[class_name](cfg, KerasContext(shapes))
+            if len(refs) != 1 or refs[0][2] != 0:
+                raise Unsupported(f"takes {len(refs)} input tensors; the catalog expands it for one")
+            mapped = [map_keras_layer(part.class_name, part.config, KerasContext([None])) for part in parts]
+        except Unsupported as error:
+            self.builder.unsupported(keras_name, class_name, str(error))
+            return
+        except MALFORMED as error:
+            self.builder.unsupported(keras_name, class_name, _malformed(error))
+            return
+        outputs = {"": self.output_of.get(refs[0][0])}
+        if outputs[""] is None:
+            return  # its input was unsupported: already reported
+        self._note_training_only(keras_name, cfg)
+        weights = self.weights.get(keras_name, {}) if self.weights is not None else None
+        for part, layer in zip(parts, mapped, strict=True):
+            sources = [outputs[name] for name in part.inputs]
+            if layer.kind is None:
+                outputs[part.name] = sources[0]
+                continue
+            part_weights = None if weights is None else list(weights.get(part.name, []))
+            node = self.builder.add(
+                layer.kind, f"{keras_name}/{part.name}", layer.params, sources, part_weights, class_name
+            )
+            if node is None:
+                return
+            outputs[part.name] = node
+        self.output_of[keras_name] = outputs[parts[-1].name]
+
     def _input(self, keras_name: str, cfg: Mapping[str, Any]) -> None:
         shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
         if shape is None and cfg.get("shape") is not None:
@@ -422,12 +549,16 @@ class _Walker:
         self._add_input(keras_name, shape, cfg.get("dtype"))
 
     def _add_input(self, keras_name: str, batch_shape, dtype) -> None:
+        given = self.given_shapes.get(keras_name)
+        if given is not None and batch_shape:
+            batch_shape = _fill_unknown(keras_name, list(batch_shape), given)
         if not batch_shape or any(dim is None for dim in list(batch_shape)[1:]):
             self.builder.unsupported(
                 keras_name,
                 "InputLayer",
                 f"input shape {_shape_text(batch_shape)} has an unknown size; the catalog needs fixed sizes "
-                "(rebuild the model with a fixed input shape)",
+                "(give the input shapes, e.g. --input-shape 128 for token ids, or rebuild the model with a "
+                "fixed input shape)",
             )
             return
         dtype_name = dtype.get("config", {}).get("name") if isinstance(dtype, Mapping) else dtype
@@ -470,6 +601,10 @@ class _Walker:
                     previous = keras_name
                     continue
                 if previous is None or previous not in self.output_of:
+                    break
+                custom = _custom_class(layer)
+                if custom is not None:
+                    self.builder.unsupported(keras_name, class_name, custom)
                     break
                 input_shape = (layer.get("build_config") or {}).get("input_shape")
                 shapes = [tuple(input_shape) if isinstance(input_shape, (list, tuple)) else None]
@@ -516,6 +651,28 @@ def _layer_label(layer: Any) -> tuple[str, str]:
     config = layer.get("config")
     name = layer.get("name") or (config.get("name") if isinstance(config, Mapping) else None) or "?"
     return str(name), str(layer.get("class_name") or "?")
+
+
+def _input_names(config: Mapping[str, Any]) -> list[str]:
+    """The model's inputs in order; a Sequential model's InputLayer, or the input the walker adds."""
+    names = [ref[0] for ref in _history_list(config.get("input_layers", []))]
+    if not names:
+        names = [
+            _layer_label(layer)[0] for layer in config["layers"] if _layer_label(layer)[1] == "InputLayer"
+        ]
+    return names or ["input"]
+
+
+def _fill_unknown(name: str, batch_shape: list, given: tuple[int, ...]) -> list:
+    """The input's batch shape with its unknown sizes taken from ``given``, which must agree with the known."""
+    known = batch_shape[1:]
+    if len(given) != len(known) or any(k is not None and k != g for k, g in zip(known, given, strict=True)):
+        raise InteropError(
+            f"the input shape {given} given for '{name}' does not fit its shape {_shape_text(batch_shape)}"
+        )
+    if min(given, default=1) < 1:
+        raise InteropError(f"the input shape {given} given for '{name}' has a size below 1")
+    return [batch_shape[0], *given]
 
 
 def _without_defaults(sources: list[str]) -> list[str]:
