@@ -67,7 +67,10 @@ class Dense(LayerSpec):
 class Activation(LayerSpec):
     key = "Activation"
     category = "Core"
-    doc = "Applies an activation function element-wise (softmax on the channel axis; gelu is the exact erf form)."
+    doc = (
+        "Applies an activation function element-wise (softmax and log_softmax on the channel axis; "
+        "gelu is the exact erf form; hard_silu is x * relu6(x + 3) / 6)."
+    )
     params = (
         ChoiceParam(
             "activation",
