@@ -440,6 +440,8 @@ class ActivationsNet(nn.Module):
         self.se = SqueezeExcite(8)
         self.drop = nn.Dropout2d(0.2)
         self.depth = stochastic_depth
+        self.celu = nn.CELU(1.5)
+        self.shrink = nn.Softshrink(0.8)
         self.out = nn.Conv2d(8, 2, 1)
 
     def forward(self, x):
@@ -447,6 +449,8 @@ class ActivationsNet(nn.Module):
         y = y + self.depth(y)
         y = torch.minimum(y, F.mish(y)) - y.mean((2, 3), keepdim=True)
         y = F.dropout(y, 0.5, self.training)
+        # Parameters Keras's activations fix, written with Rescaling layers around them.
+        y = self.celu(F.softplus(y, beta=2.0)) + F.hardshrink(y, 0.3) + self.shrink(y)
         return self.out(F.selu(y).sigmoid_())
 
 

@@ -375,6 +375,7 @@ def _activation_layer(walker, x: Tensor, name: str, source_kind: str, activation
     """An Activation layer; ``read(key, index, default)`` reads the PyTorch arguments (a module's
     attribute, or a call's argument by position or keyword)."""
     params = {"activation": activation}
+    scaling = (1.0, 0.0, 1.0)
     if activation == "leaky_relu":
         params["negative_slope"] = float(read("negative_slope", 1, 0.01))
     elif activation == "elu":
@@ -384,7 +385,7 @@ def _activation_layer(walker, x: Tensor, name: str, source_kind: str, activation
         if approximate != "none":
             raise Unsupported(f"approximate={approximate!r}; the catalog's gelu is the exact form")
     elif activation == "softplus":
-        _check_softplus(read("beta", 1, 1), read("threshold", 2, 20))
+        scaling = _softplus_scaling(float(read("beta", 1, 1)), float(read("threshold", 2, 20)))
     elif activation in ("softmax", "log_softmax"):
         dim = read("dim", 1, None)
         if dim is None:
@@ -394,39 +395,54 @@ def _activation_layer(walker, x: Tensor, name: str, source_kind: str, activation
         params["activation"] = _clip_activation(
             float(read("min_val", 1, -1.0)), float(read("max_val", 2, 1.0))
         )
-    else:
-        _check_default(activation, read)
+    elif activation in _SCALE_PARAMETERS:
+        key, index, fixed = _SCALE_PARAMETERS[activation]
+        scaling = _parameter_scaling(activation, key, float(read(key, index, fixed)), fixed)
+    return scaled_activation(walker.graph, x, name, source_kind, params, scaling)
+
+
+def scaled_activation(
+    graph: SourceGraph, x: Tensor, name: str, source_kind: str, params: dict, scaling: tuple
+) -> Tensor:
+    """``c * f(a * x + b)`` for ``scaling`` (a, b, c): an Activation, with a Rescaling before and
+    after it where the source's parameter differs from the catalog's (equal up to float32 rounding)."""
+    inner_scale, inner_offset, outer = scaling
+    if (inner_scale, inner_offset) != (1.0, 0.0):
+        rescale = {"scale": inner_scale, "offset": inner_offset}
+        x = graph.add("Rescaling", f"{name}_scale_in", [x], rescale, source_kind=source_kind)
     nonneg = is_nonneg(params["activation"])
-    return walker.graph.add("Activation", name, [x], params, source_kind=source_kind, nonneg=nonneg)
+    if outer == 1.0:
+        return graph.add("Activation", name, [x], params, source_kind=source_kind, nonneg=nonneg)
+    y = graph.add("Activation", f"{name}_unscaled", [x], params, source_kind=source_kind, nonneg=nonneg)
+    rescale = {"scale": outer, "offset": 0.0}
+    return graph.add("Rescaling", name, [y], rescale, source_kind=source_kind, nonneg=nonneg)
 
 
-def _check_softplus(beta, threshold) -> None:
-    if beta != 1:
-        raise Unsupported(f"beta={beta}; the catalog's softplus has beta 1")
-    # Above the threshold torch returns x; the exact value differs by log1p(exp(-x)) < 2.1e-9 from
-    # x = 20 on, less than half a float32 step there: the same float32 result as Keras's exact one.
+def _softplus_scaling(beta: float, threshold: float) -> tuple:
+    """torch's softplus is ``softplus(beta * x) / beta``, and ``x`` where ``beta * x > threshold``."""
+    if not beta > 0:
+        raise Unsupported(f"beta={beta}; softplus needs a positive beta")
+    # Above the threshold torch returns x; the exact value differs by log1p(exp(-beta x)) / beta,
+    # under half a float32 step of x from beta x = 20 on: Keras's exact result in float32.
     if threshold < 20:
         raise Unsupported(f"threshold={threshold}: torch is linear from there, Keras's softplus is exact")
+    return (beta, 0.0, 1.0 / beta)
 
 
-# Activations with one parameter that the catalog fixes at the value both frameworks default to:
-# (torch attribute / keyword, position in the F call, the catalog's value).
-_FIXED_PARAMETERS = {
+# Activations whose one parameter scales the function: f_p(x) = (p / q) f_q(x q / p), where q is
+# the value Keras's activation fixes: celu's alpha (q = 1), the shrinks' threshold (q = 0.5).
+# (torch attribute / keyword, its position in the F call, q.)
+_SCALE_PARAMETERS = {
     "celu": ("alpha", 1, 1.0),
     "hard_shrink": ("lambd", 1, 0.5),
     "soft_shrink": ("lambd", 1, 0.5),
 }
 
 
-def _check_default(activation: str, read) -> None:
-    if activation not in _FIXED_PARAMETERS:
-        return
-    key, index, expected = _FIXED_PARAMETERS[activation]
-    value = read(key, index, expected)
-    if float(value) != expected:
-        raise Unsupported(
-            f"{key}={value}: the catalog's {activation} has {key} {expected} (Keras's activation has no other)"
-        )
+def _parameter_scaling(activation: str, key: str, value: float, fixed: float) -> tuple:
+    if not value > 0:
+        raise Unsupported(f"{key}={value}: {activation} needs a positive {key}")
+    return (fixed / value, 0.0, value / fixed)
 
 
 def _clip_activation(low: float, high: float) -> str:
@@ -707,17 +723,19 @@ def _activation_from_onnx(walker, node, inputs, name, index):
         params["alpha"] = float(attrs.get("alpha", 1.0))
     elif activation == "gelu" and attrs.get("approximate", "none") != "none":
         raise Unsupported("approximate='tanh': the catalog's gelu is the exact form")
-    elif activation == "hard_sigmoid":
-        alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
-        if not (math.isclose(alpha, 1 / 6, rel_tol=1e-6) and math.isclose(beta, 0.5)):
-            raise Unsupported(f"alpha={alpha}, beta={beta}: the catalog's hard_sigmoid is relu6(x + 3) / 6")
     elif activation in ("softmax", "log_softmax"):
         _softmax_axis_from_onnx(walker, x, attrs)
     elif activation == "selu":
         _check_selu(attrs)
-    elif activation == "celu" and float(attrs.get("alpha", 1.0)) != 1.0:
-        raise Unsupported(f"alpha={attrs['alpha']}: the catalog's celu has alpha 1")
-    return walker.graph.add("Activation", name, [x], params, source_kind=op, nonneg=is_nonneg(activation))
+    scaling = (1.0, 0.0, 1.0)
+    if activation == "celu":
+        scaling = _parameter_scaling("celu", "alpha", float(attrs.get("alpha", 1.0)), 1.0)
+    elif activation == "hard_sigmoid":
+        # max(0, min(1, alpha x + beta)) is relu6(y + 3) / 6 for y = 6 alpha x + 6 beta - 3.
+        alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+        if not (math.isclose(alpha, 1 / 6, rel_tol=1e-6) and math.isclose(beta, 0.5)):
+            scaling = (6 * alpha, 6 * beta - 3, 1.0)
+    return scaled_activation(walker.graph, x, name, op, params, scaling)
 
 
 def _clip_from_onnx(walker, inputs, attrs) -> dict:
