@@ -294,6 +294,10 @@ SPELLINGS = {
     "Softshrink": (nn.Softshrink(), "soft_shrink"),
     "torch.selu": (torch.selu, "selu"),
     "F.mish": (F.mish, "mish"),
+    "torch.clamp(0, 6)": (lambda x: torch.clamp(x, 0, 6), "relu6"),
+    "x.clamp(min=0)": (lambda x: x.clamp(min=0), "relu"),
+    "x.clip(-1, 1)": (lambda x: x.clip(-1.0, 1.0), "hard_tanh"),
+    "x.clamp(max=1)": (lambda x: x.clamp(max=1), None),
     "torch.relu_": (lambda x: torch.relu_(x * 2), "relu"),
     "x.sigmoid()": (lambda x: x.sigmoid(), "sigmoid"),
     "F.softplus(beta=2)": (lambda x: F.softplus(x, beta=2), "softplus"),  # between two Rescaling layers

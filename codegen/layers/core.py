@@ -492,6 +492,23 @@ def _torch_activation_function(walker, node, name, function: str | None = None):
     return _activation_layer(walker, x, name, source_kind, activation, read)
 
 
+def _torch_clamp(walker, node, name):
+    """``torch.clamp(x, 0, 6)``, ``x.clamp(min=0)``, ``x.clip(-1, 1)``: the catalog's clipping activations."""
+    x = walker.tensor(node.args[0])
+    low, high = walker.literal(node, 1, "min", None), walker.literal(node, 2, "max", None)
+    if low is not None and float(low) == 0.0 and high is None:
+        activation = "relu"
+    else:
+        activation = _clip_activation(
+            low if low is None else float(low), high if high is None else float(high)
+        )
+    params = {"activation": activation}
+    nonneg = is_nonneg(activation)
+    return walker.graph.add(
+        "Activation", name, [x], params, source_kind=walker.source_kind(node), nonneg=nonneg
+    )
+
+
 def _torch_activation_method(walker, node, name):
     return _torch_activation_function(walker, node, name, node.target)
 
@@ -667,12 +684,16 @@ TORCH_FUNCTIONS: dict = {
     },
     "torch.nn.functional.dropout": _torch_dropout_function,
     **{f"torch.nn.functional.dropout{rank}d": _torch_channel_dropout_function for rank in (1, 2, 3)},
+    "torch.clamp": _torch_clamp,
+    "torch.clip": _torch_clamp,
     # Found by the function's own module and name (torchvision is imported only by the model's code).
     "torchvision.ops.stochastic_depth.stochastic_depth": _torch_stochastic_depth,
 }
 # Tensor methods (``x.relu()``) named as the function they call.
 TORCH_METHODS: dict = {
     "new_ones": _torch_new_ones,
+    "clamp": _torch_clamp,
+    "clip": _torch_clamp,
     **{
         method: _torch_activation_method
         for method in ("relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "softmax", "log_softmax")
