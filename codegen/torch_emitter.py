@@ -58,6 +58,9 @@ def emit_module(plan: ModelPlan) -> list[str]:
         for line in extra:
             _statement(init, line.replace("{ident}", layer.ident))
         for step in code.steps:
+            if isinstance(step, str) and step.startswith("#"):  # a comment on the step that follows
+                forward.line(step)
+                continue
             target, expr = step if isinstance(step, tuple) else ("{ident}", step)
             _assign(forward, target.replace("{ident}", layer.ident), expr.replace("{ident}", layer.ident))
     outputs = [layer.ident for layer in plan.outputs]

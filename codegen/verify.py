@@ -578,7 +578,7 @@ def _disable_dropout(models: _Models) -> None:
         if dropout_layer is not None:
             dropout_layer.rate = 0.0
     for module in models.torch_model.modules():
-        if isinstance(module, models.torch.nn.Dropout):
+        if isinstance(module, models.torch.nn.modules.dropout._DropoutNd):  # Dropout, Dropout1d-3d
             module.p = 0.0
         if isinstance(module, models.torch.nn.MultiheadAttention):
             module.dropout = 0.0

@@ -253,8 +253,8 @@ def test_add_with_different_shapes():
         ("add", "Add", {}, "a", "b"),
     )
     assert messages(graph) == [
-        "Add 'add' input 2 has shape (None, 5) but input 1 has (None, 4): "
-        "all inputs must have the same shape (no broadcasting)"
+        "Add 'add' input 2 has shape (None, 5) but input 1 has (None, 4): they do not broadcast "
+        "(axis -1 has sizes 4 and 5; sizes must match or be 1)"
     ]
 
 

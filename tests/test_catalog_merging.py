@@ -19,11 +19,12 @@ from studio.catalog.merging import (  # noqa: E402
     Average,
     Concatenate,
     Maximum,
+    Minimum,
     Multiply,
     Subtract,
 )
 
-ELEMENTWISE = [Add(), Subtract(), Multiply(), Average(), Maximum()]
+ELEMENTWISE = [Add(), Subtract(), Multiply(), Average(), Maximum(), Minimum()]
 CONCAT = Concatenate()
 
 
@@ -38,6 +39,7 @@ def test_specs_are_registered_with_their_category():
         "Multiply",
         "Average",
         "Maximum",
+        "Minimum",
         "Concatenate",
     ]
     for spec in SPECS:
@@ -68,18 +70,29 @@ def test_elementwise_by_hand(spec):
 
 
 @pytest.mark.parametrize("spec", ELEMENTWISE, ids=lambda spec: spec.key)
-def test_elementwise_shapes_must_be_identical(spec):
+def test_elementwise_shapes_must_broadcast(spec):
     with pytest.raises(ShapeError) as error:
         spec.output_shape({}, [(28, 28, 32), (14, 14, 32)])
-    assert str(error.value).startswith(
-        "input 2 has shape (None, 14, 14, 32) but input 1 has (None, 28, 28, 32)"
+    assert str(error.value) == (
+        "input 2 has shape (None, 14, 14, 32) but input 1 has (None, 28, 28, 32): they do not broadcast "
+        "(axis -3 has sizes 28 and 14; sizes must match or be 1)"
     )
 
 
 @pytest.mark.parametrize("spec", [Add(), Maximum()], ids=lambda spec: spec.key)
 def test_elementwise_names_the_offending_input(spec):
-    with pytest.raises(ShapeError, match=r"^input 3 has shape \(None, 1, 8\) but input 1 has \(None, 4, 8\)"):
-        spec.output_shape({}, [(4, 8), (4, 8), (1, 8)])  # Keras would broadcast; we do not.
+    with pytest.raises(
+        ShapeError, match=r"^input 3 has shape \(None, 3, 8\) but inputs 1 to 2 broadcast to \(None, 4, 8\)"
+    ):
+        spec.output_shape({}, [(4, 8), (1, 8), (3, 8)])
+
+
+@pytest.mark.parametrize("spec", ELEMENTWISE, ids=lambda spec: spec.key)
+def test_elementwise_broadcasts_on_the_last_axes(spec):
+    """Squeeze-and-excitation's scale, a pooled vector against an image, unit axes both ways."""
+    assert spec.output_shape({}, [(1, 1, 32), (28, 28, 32)]) == (28, 28, 32)
+    assert spec.output_shape({}, [(28, 28, 32), (32,)]) == (28, 28, 32)
+    assert spec.output_shape({}, [(5, 1), (1, 4)]) == (5, 4)
 
 
 def test_concatenate_by_hand():
@@ -116,7 +129,14 @@ def test_concatenate_axis_out_of_range(axis):
     assert "1 to 3 or -3 to -1" in str(error.value)
 
 
-ELEMENTWISE_CASES = [[(4, 4, 3), (4, 4, 3)], [(10,), (10,), (10,)], [(6, 2)] * 4]
+ELEMENTWISE_CASES = [
+    [(4, 4, 3), (4, 4, 3)],
+    [(10,), (10,), (10,)],
+    [(6, 2)] * 4,
+    [(4, 4, 3), (1, 1, 3)],
+    [(3,), (4, 4, 3)],
+    [(5, 1), (1, 4), (4,)],
+]
 
 
 @pytest.mark.parametrize("spec", ELEMENTWISE, ids=lambda spec: spec.key)

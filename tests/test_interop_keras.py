@@ -455,3 +455,41 @@ def test_keras_hub_style_subclass_nested_in_a_functional_model(tmp_path):
     inputs = np.random.default_rng(3).integers(0, 50, (2, 10)).astype("int32")
     _, project, _ = import_and_check(model, tmp_path, inputs)
     assert project.graph.find("encoder_pre/feedforward_add").kind == "Add"
+
+
+# ----- ACT slice (issue 13): activations, structured dropout, broadcasting merges ------------------
+
+
+@pytest.mark.slow
+def test_squeeze_excitation_activations_and_structured_dropout(tmp_path):
+    """MobileNetV3's squeeze-and-excitation and activations, ConvNeXt's StochasticDepth, PReLU,
+    SpatialDropout and noise_shape, and merges that broadcast a pooled vector against the image."""
+    from keras.src.applications.convnext import StochasticDepth
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((16, 16, 3))
+    y = layers.Conv2D(8, 3, padding="same")(x)
+    y = layers.BatchNormalization()(y)
+    y = layers.Activation("hard_swish")(y)
+    y = layers.PReLU(shared_axes=[1, 2], alpha_initializer="random_uniform", name="prelu")(y)
+    scale = layers.GlobalAveragePooling2D()(y)
+    scale = layers.Reshape((1, 1, 8))(scale)
+    scale = layers.Conv2D(4, 1, activation="relu")(scale)
+    scale = layers.Conv2D(8, 1, activation="hard_sigmoid")(scale)
+    y = layers.Multiply(name="excite")([y, scale])
+    y = layers.SpatialDropout2D(0.2, name="spatial")(y)
+    y = StochasticDepth(0.1, name="depth")(y)
+    y = layers.Dropout(0.3, noise_shape=(None, 1, 1, 8), name="channels")(y)
+    y = layers.Subtract(name="centre")([y, layers.GlobalMaxPooling2D()(y)])  # (H, W, C) - (C,)
+    y = layers.Minimum()([y, layers.Activation("mish")(y)])
+    y = layers.Activation("selu")(y)
+    model = keras.Model(x, layers.Conv2D(2, 1)(y), name="squeeze_excite")
+    randomize_batch_norm(model)
+    inputs = np.random.default_rng(2).standard_normal((2, 16, 16, 3)).astype("float32")
+    _, project, _ = import_and_check(model, tmp_path, inputs)
+    graph = project.graph
+    assert graph.find("prelu").params == {"per_channel": True}
+    assert graph.find("excite").kind == "Multiply"
+    masks = {name: graph.find(name).params["mask"] for name in ("spatial", "depth", "channels")}
+    assert masks == {"spatial": "channel", "depth": "sample", "channels": "channel"}
+    assert graph.find("centre").kind == "Subtract"

@@ -347,3 +347,35 @@ def test_constants_too_large_to_compute_are_refused_before_allocating(nodes, ini
     onnx.save(handmade_model(nodes, initializers), str(path))
     with pytest.raises(UnsupportedModelError, match=r"huge.*larger than the 268,435,456 values"):
         import_model(path)
+
+
+# ----- ACT slice (issue 13): activations, PRelu, broadcasting merges --------------------------------
+
+
+@pytest.mark.slow
+def test_activations_prelu_and_broadcasting_merges(tmp_path):
+    """ONNX's spellings, checked against onnxruntime: HardSigmoid with tf.keras 2's alpha 0.2 (a
+    Rescaling before hard_sigmoid), Celu's alpha, HardSwish, Selu, PRelu with a slope
+    per channel, Mul of an (N, C, 1, 1) gate by the image, Min of two computed tensors."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("HardSigmoid", ["x"], ["a"], name="tf_hard_sigmoid", alpha=0.2, beta=0.5),
+        helper.make_node("Celu", ["x"], ["b"], name="celu", alpha=2.0),
+        helper.make_node("HardSwish", ["b"], ["c"], name="hard_swish"),
+        helper.make_node("PRelu", ["c", "slope"], ["d"], name="prelu"),
+        helper.make_node("ReduceMean", ["d"], ["pooled"], name="pool", axes=[2, 3], keepdims=1),
+        helper.make_node("Mul", ["d", "pooled"], ["e"], name="excite"),
+        helper.make_node("Selu", ["e"], ["f"], name="selu"),
+        helper.make_node("Min", ["f", "a"], ["y"], name="least"),
+    ]
+    initializers = {"slope": rng.uniform(-0.5, 0.5, (4, 1, 1)).astype("float32")}
+    path = tmp_path / "activations.onnx"
+    model = handmade_model(nodes, initializers)
+    model.ir_version = 8  # opset 17's, which onnxruntime reads
+    onnx.save(model, path)
+    inputs = [(3 * rng.standard_normal((2, 4, 8, 8))).astype("float32")]
+    imported = check_onnx_import(path, inputs, tmp_path)
+    graph = imported.project.graph
+    assert graph.find("tf_hard_sigmoid_scale_in").kind == "Rescaling"
+    assert graph.find("tf_hard_sigmoid").params["activation"] == "hard_sigmoid"
+    assert graph.find("prelu").kind == "PReLU" and graph.find("least").kind == "Minimum"

@@ -460,5 +460,101 @@ def test_torchvision_grouped_convolution_networks(name, tmp_path):
     assert imported.imported_parameters == torch_parameter_count(model)
     groups = [node.params["groups"] for node in imported.project.graph.nodes if node.kind == "Conv2D"]
     assert max(groups) > 1
+
+
+# ----- ACT slice (issue 13): activations, structured dropout, broadcasting merges ------------------
+
+
+class SqueezeExcite(nn.Module):
+    """torchvision's SqueezeExcitation as MobileNetV3 writes it: (N, C, 1, 1) * (N, C, H, W)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, channels // 2, 1)
+        self.fc2 = nn.Conv2d(channels // 2, channels, 1)
+
+    def forward(self, x):
+        return x * F.hardsigmoid(self.fc2(F.relu(self.fc1(self.pool(x)))))
+
+
+class ActivationsNet(nn.Module):
+    """Every spelling family of the slice: modules, F functions, tensor methods, torchvision ops."""
+
+    def __init__(self, stochastic_depth: nn.Module) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.act = nn.Hardswish()
+        self.prelu = nn.PReLU(8)
+        self.se = SqueezeExcite(8)
+        self.drop = nn.Dropout2d(0.2)
+        self.depth = stochastic_depth
+        self.celu = nn.CELU(1.5)
+        self.shrink = nn.Softshrink(0.8)
+        self.out = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        y = self.drop(self.se(self.prelu(self.act(self.conv(x)))))
+        y = y + self.depth(y)
+        y = torch.minimum(y, F.mish(y)) - y.mean((2, 3), keepdim=True)
+        y = F.dropout(y, 0.5, self.training)
+        # Parameters Keras's activations fix, written with Rescaling layers around them.
+        y = self.celu(F.softplus(y, beta=2.0)) + F.hardshrink(y, 0.3) + self.shrink(y)
+        return self.out(F.selu(y).sigmoid_())
+
+
+@pytest.mark.slow
+def test_activations_dropout_and_broadcasting_merges(tmp_path):
+    from tests.torchvision_shim import import_torchvision
+
+    torch.manual_seed(0)
+    model = ActivationsNet(import_torchvision().ops.StochasticDepth(0.1, "row")).eval()
+    with torch.no_grad():
+        model.prelu.weight.uniform_(-0.5, 0.5)
+    imported = import_torch_model(model, [(3, 12, 12)])
+    graph = imported.project.graph
+    assert graph.find("act").params["activation"] == "hard_silu"
+    assert graph.find("prelu").kind == "PReLU" and graph.find("prelu").params["per_channel"]
+    assert graph.find("se.mul").kind == "Multiply"  # (1, 1, C) * (H, W, C): no Reshape of the image
+    assert graph.find("drop").params["mask"] == "channel"
+    depth = [node for node in graph.nodes if node.kind == "Dropout" and node.params["mask"] == "sample"]
+    assert [node.params["rate"] for node in depth] == [0.1]  # torchvision's stochastic_depth, mode "row"
+    assert graph.find("minimum").kind == "Minimum"
+    inputs = [np.random.default_rng(0).standard_normal((2, 3, 12, 12)).astype("float32")]
+    check_reproduces(imported, model, inputs, tmp_path)
+
+
+def torchvision_model(name: str):
+    """A torchvision classifier with random weights and randomised BatchNorm statistics, in eval mode."""
+    from tests.torchvision_shim import import_torchvision
+
+    torch.manual_seed(0)
+    model = getattr(import_torchvision().models, name)(weights=None)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.copy_(torch.rand(module.running_mean.shape, generator=generator) - 0.5)
+                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+    return model.eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "activations"),
+    [
+        ("mobilenet_v3_small", {"hard_silu", "hard_sigmoid", "relu"}),  # SE: Multiply (1, 1, C) by the image
+        ("efficientnet_b0", {"silu", "sigmoid"}),  # SE and stochastic depth (Dropout per sample)
+    ],
+)
+def test_torchvision_models_with_squeeze_excitation(name, activations, tmp_path):
+    model = torchvision_model(name)
+    imported = import_torch_model(model, [(3, 64, 64)])
+    nodes = list(imported.project.graph.nodes)
+    assert {node.params["activation"] for node in nodes if node.kind == "Activation"} == activations
+    assert sum(node.kind == "Multiply" for node in nodes) >= 9
+    residual = sum(bool(getattr(module, "use_res_connect", False)) for module in model.modules())
+    depth = [node for node in nodes if node.kind == "Dropout" and node.params["mask"] == "sample"]
+    assert len(depth) == (residual if name == "efficientnet_b0" else 0)  # stochastic depth on residuals
     inputs = [np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype("float32")]
     check_reproduces(imported, model, inputs, tmp_path)

@@ -43,7 +43,7 @@ INPUT_SHAPES = {
     "Permute": SEQUENCE,
     "Embedding": [5],
 }
-MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Concatenate")
+MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
 
 
 def single(kind: str, params: dict | None = None, shape: list[int] | None = None) -> Project:
@@ -76,6 +76,23 @@ EXTRA = {
     "activation-elu-0.5": single("Activation", {"activation": "elu", "alpha": 0.5}),
     "activation-silu": single("Activation", {"activation": "silu"}),
     "dropout-0.25": single("Dropout", {"rate": 0.25}),
+    "dropout-channel-sequence": single("Dropout", {"rate": 0.2, "mask": "channel"}, shape=SEQUENCE),
+    "dropout-channel-image": single("Dropout", {"rate": 0.2, "mask": "channel"}, shape=IMAGE),
+    "dropout-channel-volume": single("Dropout", {"rate": 0.2, "mask": "channel"}, shape=[3, 4, 5, 2]),
+    "dropout-sample": single("Dropout", {"rate": 0.1, "mask": "sample"}, shape=IMAGE),
+    "dropout-batch": single("Dropout", {"rate": 0.1, "mask": "batch"}, shape=SEQUENCE),
+    "prelu-one-slope": single("PReLU", {"per_channel": False}),
+    "prelu-vector": single("PReLU", shape=VECTOR),
+    **{
+        f"activation-{name}": single("Activation", {"activation": name})
+        for name in ("hard_silu", "selu", "celu", "mish", "log_sigmoid", "hard_tanh", "log_softmax")
+    },
+    "multiply-broadcast": make_project(
+        ("x", "Input", {"shape": [1, 1, 3]}),
+        ("y", "Input", {"shape": IMAGE}),
+        ("z", "Input", {"shape": [3]}),
+        ("layer", "Multiply", {}, "y", "x", "z"),
+    ),
     # convolution
     "conv1d-causal-dilated": single(
         "Conv1D", {"filters": 4, "kernel_size": 2, "padding": "causal", "dilation_rate": 2}

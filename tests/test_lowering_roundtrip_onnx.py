@@ -25,7 +25,7 @@ original before comparing):
   convolution comes back with a bias, the BatchNormalization is gone.
 - Recurrent and attention layers have no ONNX importer (:data:`NOT_IMPORTED`).
 
-Not in the small projects, as they cannot come back: Maximum (written
+Not in the small projects, as they cannot come back: Maximum and Minimum (written
 ``torch.where(a >= b, a, b)`` to keep Keras's NaN handling) and the gelu
 activation (opset 17 has no Gelu operator: it is written out with Erf).
 """
@@ -152,6 +152,26 @@ SMALL = {
         ("Activation", {"activation": "softplus"}),
         ("Activation", {"activation": "hard_sigmoid"}),
         ("Activation", {"activation": "softmax"}),
+    ),
+    # The activations with an ONNX operator of their own at the export's opset (mish's, Mish-18,
+    # is not; softsign, log_sigmoid, tanh_shrink and the shrinks are written with other operators).
+    "more_activations": lambda: chain(
+        (8,),
+        ("Dense", {"units": 8, "activation": "hard_silu"}),
+        ("Activation", {"activation": "selu"}),
+        ("Activation", {"activation": "celu"}),
+        ("Activation", {"activation": "hard_tanh"}),
+        ("Activation", {"activation": "log_softmax"}),
+    ),
+    "prelu_and_broadcast_merges": lambda: make_project(
+        ("x", "Input", {"shape": [6, 6, 3]}),
+        ("conv", "Conv2D", {"filters": 4, "kernel_size": (3, 3), "padding": "same"}, "x"),
+        ("prelu", "PReLU", {}, "conv"),
+        ("pool", "MaxPooling2D", {"pool_size": (6, 6)}, "prelu"),
+        ("gate", "Conv2D", {"filters": 4, "kernel_size": (1, 1), "activation": "hard_sigmoid"}, "pool"),
+        ("scaled", "Multiply", {}, "prelu", "gate"),
+        ("shifted", "Subtract", {}, "scaled", "pool"),
+        ("one", "PReLU", {"per_channel": False}, "shifted"),
     ),
 }
 

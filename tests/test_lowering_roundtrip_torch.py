@@ -24,6 +24,7 @@ from studio.catalog import CATALOG
 from studio.interop import UnsupportedModelError
 from studio.interop.torch_import import import_torch_model, resolve_path
 from tests.graph_builders import chain, make_project
+from tests.torchvision_shim import import_torchvision
 
 IMAGE = (6, 6, 3)  # (height, width, channels)
 SEQUENCE = (5, 4)  # (steps, features)
@@ -62,7 +63,21 @@ CASES = {
         ("elu_alpha", chain(VECTOR, ("Activation", {"activation": "elu", "alpha": 0.5}))),
         ("softmax_image", chain(IMAGE, ("Activation", {"activation": "softmax"}))),
     ],
-    "Dropout": [("rate", chain(VECTOR, ("Dropout", {"rate": 0.25})))],
+    "Dropout": [
+        ("rate", chain(VECTOR, ("Dropout", {"rate": 0.25}))),
+        ("channel_image", chain(IMAGE, ("Dropout", {"rate": 0.2, "mask": "channel"}))),
+        ("channel_sequence", chain(SEQUENCE, ("Dropout", {"rate": 0.2, "mask": "channel"}))),
+        ("sample_image", chain(IMAGE, ("Dropout", {"rate": 0.1, "mask": "sample"}))),
+        ("batch_sequence", chain(SEQUENCE, ("Dropout", {"rate": 0.3, "mask": "batch"}))),
+    ],
+    "PReLU": [
+        ("per_channel_image", chain(IMAGE, ("PReLU", {}))),
+        ("per_channel_vector", chain(VECTOR, ("PReLU", {}))),
+        (
+            "one_slope_sequence",
+            chain(SEQUENCE, ("Conv1D", {"filters": 2}), ("PReLU", {"per_channel": False})),
+        ),
+    ],
     "Conv1D": [
         ("valid", chain(SEQUENCE, ("Conv1D", {"filters": 3, "kernel_size": 3}))),
         ("same", chain(SEQUENCE, ("Conv1D", {"filters": 3, "kernel_size": 3, "padding": "same"}))),
@@ -151,12 +166,24 @@ for _kind in ("SimpleRNN", "LSTM", "GRU"):
         ("bidirectional", chain(SEQUENCE, (_kind, {"units": 2, "bidirectional": True}))),
     ]
 
-for _kind in ("Add", "Subtract", "Multiply", "Maximum", "Concatenate"):
+for _kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Concatenate"):
     # The importer names the last axis of a sequence by its index, the channels of an image -1.
     CASES[_kind] = [
         ("sequences", merge(SEQUENCE, _kind, {"axis": 2} if _kind == "Concatenate" else {})),
         ("images", merge(IMAGE, _kind)),
     ]
+for _kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum"):
+    # Broadcasting: squeeze-and-excitation's (1, 1, C) scale against an image, both ways round.
+    CASES[_kind].append(
+        (
+            "broadcast",
+            make_project(
+                ("a", "Input", {"shape": [1, 1, IMAGE[-1]]}),
+                ("b", "Input", {"shape": list(IMAGE)}),
+                ("merge", _kind, {}, "b", "a"),
+            ),
+        )
+    )
 
 # Kinds that cannot come back as themselves, why, and the layers they come back as.
 NOT_ROUND_TRIPS = {
@@ -215,6 +242,7 @@ def round_trip(project):
 
 
 def test_every_function_the_families_name_exists():
+    import_torchvision()  # other libraries' functions are looked up once the model's code imported them
     missing = [path for path in LOWERINGS.torch_functions if resolve_path(path) is None]
     # Activations are looked up in torch as well, which has only some (torch.relu, not torch.relu6).
     for path in missing:
@@ -270,12 +298,31 @@ def test_what_comes_back_instead(key):
 SPELLINGS = {
     "ReLU6": (nn.ReLU6(), "relu6"),
     "Hardtanh(0, 6)": (nn.Hardtanh(0, 6), "relu6"),
-    "Hardtanh": (nn.Hardtanh(), None),
+    "Hardtanh": (nn.Hardtanh(), "hard_tanh"),
+    "Hardtanh(-2, 2)": (nn.Hardtanh(-2.0, 2.0), None),
     "F.hardtanh(0, 6)": (lambda x: F.hardtanh(x, 0.0, 6.0), "relu6"),
-    "F.hardtanh": (F.hardtanh, None),
+    "F.hardtanh": (F.hardtanh, "hard_tanh"),
+    "F.hardswish": (F.hardswish, "hard_silu"),
+    "x.relu_()": (lambda x: (x * 2).relu_(), "relu"),
+    "x.log_softmax(-1)": (lambda x: x.log_softmax(-1), "log_softmax"),
+    "LogSoftmax(dim=0)": (nn.LogSoftmax(dim=0), None),
+    "F.softplus(threshold=10)": (lambda x: F.softplus(x, threshold=10), None),
+    "Softplus(threshold=30)": (nn.Softplus(threshold=30), "softplus"),
+    "CELU(alpha=2)": (nn.CELU(alpha=2.0), "celu"),
+    "F.celu": (F.celu, "celu"),
+    "Hardshrink(0.3)": (nn.Hardshrink(0.3), "hard_shrink"),
+    "Hardshrink(0)": (nn.Hardshrink(0.0), None),
+    "Softshrink": (nn.Softshrink(), "soft_shrink"),
+    "torch.selu": (torch.selu, "selu"),
+    "F.mish": (F.mish, "mish"),
+    "torch.clamp(0, 6)": (lambda x: torch.clamp(x, 0, 6), "relu6"),
+    "x.clamp(min=0)": (lambda x: x.clamp(min=0), "relu"),
+    "x.clip(-1, 1)": (lambda x: x.clip(-1.0, 1.0), "hard_tanh"),
+    "x.clamp(max=1)": (lambda x: x.clamp(max=1), None),
     "torch.relu_": (lambda x: torch.relu_(x * 2), "relu"),
     "x.sigmoid()": (lambda x: x.sigmoid(), "sigmoid"),
-    "F.softplus(beta=2)": (lambda x: F.softplus(x, beta=2), None),
+    "F.softplus(beta=2)": (lambda x: F.softplus(x, beta=2), "softplus"),  # between two Rescaling layers
+    "F.softplus(beta=-1)": (lambda x: F.softplus(x, beta=-1), None),
     "GELU(tanh)": (nn.GELU("tanh"), None),
     "F.leaky_relu": (lambda x: F.leaky_relu(x, 0.3), "leaky_relu"),
 }

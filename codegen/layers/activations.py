@@ -31,11 +31,7 @@ ACTIVATIONS: dict[str, ActivationForms] = {
         "F.relu", ("relu",), True, torch_modules=("ReLU",), torch_functions=("relu", "relu_"), onnx="Relu"
     ),
     "relu6": ActivationForms(
-        "F.relu6",
-        ("relu6",),
-        True,
-        torch_modules=("ReLU6", "Hardtanh"),
-        torch_functions=("relu6", "hardtanh"),
+        "F.relu6", ("relu6",), True, torch_modules=("ReLU6",), torch_functions=("relu6",)
     ),
     "leaky_relu": ActivationForms(
         None,
@@ -79,6 +75,55 @@ ACTIVATIONS: dict[str, ActivationForms] = {
         torch_functions=("hardsigmoid",),
         onnx="HardSigmoid",
     ),
+    # Keras hard_silu is x * relu6(x + 3) / 6, torch's hardswish the same.
+    "hard_silu": ActivationForms(
+        "F.hardswish",
+        ("hard_silu", "hard_swish"),
+        torch_modules=("Hardswish",),
+        torch_functions=("hardswish",),
+        onnx="HardSwish",
+    ),
+    "selu": ActivationForms(
+        "F.selu", ("selu",), torch_modules=("SELU",), torch_functions=("selu", "selu_"), onnx="Selu"
+    ),
+    # Keras's celu string and torch's CELU both default to alpha 1 (the only one catalogued).
+    "celu": ActivationForms(
+        "F.celu", ("celu",), torch_modules=("CELU",), torch_functions=("celu", "celu_"), onnx="Celu"
+    ),
+    "mish": ActivationForms(
+        "F.mish", ("mish",), torch_modules=("Mish",), torch_functions=("mish",), onnx="Mish"
+    ),
+    "softsign": ActivationForms(
+        "F.softsign",
+        ("softsign",),
+        torch_modules=("Softsign",),
+        torch_functions=("softsign",),
+        onnx="Softsign",
+    ),
+    "log_sigmoid": ActivationForms(
+        "F.logsigmoid", ("log_sigmoid",), torch_modules=("LogSigmoid",), torch_functions=("logsigmoid",)
+    ),
+    # torch's Hardtanh clips to [min_val, max_val]: [-1, 1] is hard_tanh, [0, 6] relu6 (read in core.py).
+    "hard_tanh": ActivationForms(
+        "F.hardtanh", ("hard_tanh",), torch_modules=("Hardtanh",), torch_functions=("hardtanh", "hardtanh_")
+    ),
+    "tanh_shrink": ActivationForms(
+        "F.tanhshrink", ("tanh_shrink",), torch_modules=("Tanhshrink",), torch_functions=("tanhshrink",)
+    ),
+    # Keras's threshold and torch's lambd both default to 0.5 (the only one catalogued).
+    "hard_shrink": ActivationForms(
+        "F.hardshrink", ("hard_shrink",), torch_modules=("Hardshrink",), torch_functions=("hardshrink",)
+    ),
+    "soft_shrink": ActivationForms(
+        "F.softshrink", ("soft_shrink",), torch_modules=("Softshrink",), torch_functions=("softshrink",)
+    ),
+    "log_softmax": ActivationForms(
+        None,
+        ("log_softmax",),
+        torch_modules=("LogSoftmax",),
+        torch_functions=("log_softmax",),
+        onnx="LogSoftmax",
+    ),
 }
 
 # Keras activation names -> catalog names.
@@ -102,7 +147,7 @@ def torch_activation(name: str, expr: str, layout: str, params: dict | None = No
     if name == "elu":
         alpha = params.get("alpha", 1.0)
         return f"F.elu({expr})" if alpha == 1.0 else f"F.elu({expr}, alpha={py(alpha)})"
-    if name == "softmax":
+    if name in ("softmax", "log_softmax"):
         # Keras's softmax is over the last (channel) axis; PyTorch needs the dim named.
-        return f"torch.softmax({expr}, dim={1 if layout == CF else -1})"
+        return f"torch.{name}({expr}, dim={1 if layout == CF else -1})"
     return f"{ACTIVATIONS[name].torch}({expr})"

@@ -60,7 +60,7 @@ class TorchCode:
 
     Each step is an expression assigned to the layer's variable in turn, or a
     ``(target, expression)`` pair for tuple unpacking; ``{ident}`` stands for
-    the layer's variable.
+    the layer's variable. A step starting with ``#`` is a comment line.
     """
 
     module: tuple[str, list[str]] | None = None  # ("nn.Linear", ["64", "10"])

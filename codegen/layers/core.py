@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,6 +18,7 @@ from codegen.layers.base import (
     SQUEEZED,
     Arrays,
     KerasLayer,
+    Layout,
     Lowering,
     Mapped,
     SourceGraph,
@@ -31,8 +33,8 @@ from codegen.layers.base import (
     use_bias_arg,
     zeros,
 )
-from codegen.layers.keras_config import activation_name, last_axis
-from codegen.layers.torch_source import array
+from codegen.layers.keras_config import activation_name, channels_last, last_axis
+from codegen.layers.torch_source import Aux, array
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -91,15 +93,84 @@ def _activation_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     return TorchCode(steps=[torch_activation(params["activation"], xs[0], layer.layout.kind, params)])
 
 
+# ----- PReLU ----------------------------------------------------------------------------------
+# Keras's alpha has the input's shape with the shared axes at 1; torch's PReLU weight is (C,) or
+# (1,), applied along axis 1: one slope per channel (channels-first) or one for everything.
+
+
+def _prelu_shared_axes(layer: LayerPlan) -> list[int]:
+    rank = len(layer.shape)
+    return list(range(1, rank if layer.params["per_channel"] else rank + 1))
+
+
+def _prelu_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    axes = _prelu_shared_axes(layer)
+    return KerasLayer("layers.PReLU", [f"shared_axes={py(axes)}"] if axes else [])
+
+
+def _prelu_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    args = [str(layer.shape[-1])] if layer.params["per_channel"] else []
+    return TorchCode(("nn.PReLU", args), [module_call(layer, xs[0])])
+
+
+def _prelu_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    return {"weight": weights[0].reshape(-1)}
+
+
+def _prelu_keras_init(layer: LayerPlan) -> list[str]:
+    return [zeros("self.{ident}.weight")]  # Keras's alpha_initializer is "zeros" (torch's 0.25)
+
+
 # ----- Dropout -------------------------------------------------------------------------------
 
 
+# Keras's Dropout draws one value per element of its noise_shape: 1 shares a draw along the axis.
+def _noise_shape(layer: LayerPlan) -> str:
+    units = (1,) * len(layer.shape)
+    batch = "None" if layer.params["mask"] == "sample" else "1"
+    return f"noise_shape=({batch}, {', '.join(map(str, units))})"
+
+
 def _dropout_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
-    return KerasLayer("layers.Dropout", [py(layer.params["rate"])])
+    rate = py(layer.params["rate"])
+    mask = layer.params["mask"]
+    if mask == "channel":
+        return KerasLayer(f"layers.SpatialDropout{len(layer.shape) - 1}D", [rate])
+    if mask in ("sample", "batch"):
+        return KerasLayer("layers.Dropout", [rate, _noise_shape(layer)])
+    return KerasLayer("layers.Dropout", [rate])
 
 
 def _dropout_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
-    return TorchCode(("nn.Dropout", [py(layer.params["rate"])]), [module_call(layer, xs[0])])
+    rate = py(layer.params["rate"])
+    mask = layer.params["mask"]
+    if mask == "channel":
+        return TorchCode((f"nn.Dropout{len(layer.shape) - 1}d", [rate]), [module_call(layer, xs[0])])
+    if mask in ("sample", "batch"):
+        x = xs[0]
+        units = ", ".join(["1"] * len(layer.shape))
+        first = f"{x}.shape[0]" if mask == "sample" else "1"
+        comment = (
+            "# Stochastic depth: one draw per sample, as Keras's noise_shape=(None, 1, ...)"
+            if mask == "sample"
+            else "# One draw for the whole batch, as Keras's noise_shape=(1, 1, ...)"
+        )
+        # Dropout of ones is the mask: 0 or 1 / (1 - rate) in training, ones at inference.
+        return TorchCode(
+            ("nn.Dropout", [rate]),
+            [comment, f"{x} * {module_call(layer, f'{x}.new_ones({first}, {units})')}"],
+        )
+    return TorchCode(("nn.Dropout", [rate]), [module_call(layer, xs[0])])
+
+
+def _dropout_layout(plan: ModelPlan, layer: LayerPlan, output_ids: set[str]) -> None:
+    """Channel dropout works channels-first (torch's Dropout1d-3d drop axis 1); the rest in place."""
+    if layer.params["mask"] == "channel":
+        layer.input_layout = CF
+        layer.layout = Layout(CF)
+        return
+    source = plan.layer(layer.inputs[0]).layout
+    layer.layout = Layout(source.kind, source.source)
 
 
 LOWERINGS = (
@@ -113,12 +184,14 @@ LOWERINGS = (
         keras_init=_dense_keras_init,
     ),
     Lowering("Activation", _activation_keras, _activation_torch, KEEP, flat="pass"),
+    Lowering("PReLU", _prelu_keras, _prelu_torch, CF, weights=_prelu_weights, keras_init=_prelu_keras_init),
     Lowering(
         "Dropout",
         _dropout_keras,
         _dropout_torch,
         KEEP,
         flat="pass",
+        assign_layout=_dropout_layout,
         training_note="the model has Dropout: each framework draws its own masks, so the curves differ",
     ),
 )
@@ -173,15 +246,64 @@ def _elu_from_keras(cfg, context) -> Mapped:
     return Mapped("Activation", {"activation": "elu", "alpha": float(cfg.get("alpha", 1.0))})
 
 
+def _prelu_from_keras(cfg, context) -> Mapped:
+    """shared_axes must be every spatial axis (a slope per channel) or every axis (one slope)."""
+    rank = context.rank
+    if rank is None:
+        raise Unsupported("PReLU needs its input's rank")
+    shared = sorted(int(axis) + rank if int(axis) < 0 else int(axis) for axis in cfg.get("shared_axes") or [])
+    if shared == list(range(1, rank - 1)):
+        return Mapped("PReLU", {"per_channel": True})
+    if shared == list(range(1, rank)):
+        return Mapped("PReLU", {"per_channel": False})
+    raise Unsupported(
+        f"shared_axes={cfg.get('shared_axes')!r}: torch's PReLU has one slope per channel "
+        f"(shared_axes={list(range(1, rank - 1))}) or one in all (shared_axes={list(range(1, rank))})"
+    )
+
+
 def _softmax_from_keras(cfg, context) -> Mapped:
     last_axis(cfg.get("axis", -1), context, "softmax")
     return Mapped("Activation", {"activation": "softmax"})
 
 
 def _dropout_from_keras(cfg, context) -> Mapped:
-    if cfg.get("noise_shape") is not None:
-        raise Unsupported(f"noise_shape={cfg['noise_shape']!r}: the catalog's Dropout drops single values")
-    return Mapped("Dropout", {"rate": float(cfg.get("rate", 0.5))})
+    rate = float(cfg.get("rate", 0.5))
+    noise_shape = cfg.get("noise_shape")
+    if noise_shape is None:
+        return Mapped("Dropout", {"rate": rate})
+    return Mapped("Dropout", {"rate": rate, "mask": _mask_of_noise_shape(list(noise_shape), context)})
+
+
+def _mask_of_noise_shape(noise_shape: list, context) -> str:
+    """The catalog's mask for a Keras noise_shape (batch first): each axis drawn per element
+    (None or its full size) or shared (1)."""
+    shape = context.shapes[0] if context.shapes else None
+    if shape is None or len(noise_shape) != len(shape):
+        raise Unsupported(f"noise_shape={noise_shape!r} for an input of shape {shape}")
+    full = [size is None or size == dim for size, dim in zip(noise_shape, shape, strict=True)]
+    shared = [size == 1 for size in noise_shape]
+    per_sample = full[0] and not shared[0]  # a batch of one is read as drawing per sample
+    if per_sample and all(full[1:]):
+        return "element"
+    if all(shared[1:]):
+        return "sample" if per_sample else "batch"
+    if per_sample and all(shared[1:-1]) and full[-1] and 3 <= len(shape) <= 5:
+        return "channel"
+    raise Unsupported(
+        f"noise_shape={noise_shape!r}: the catalog's Dropout draws per element, per channel, per sample "
+        "or once per batch"
+    )
+
+
+def _spatial_dropout_from_keras(cfg, context) -> Mapped:
+    channels_last(cfg)
+    return Mapped("Dropout", {"rate": float(cfg.get("rate", 0.5)), "mask": "channel"})
+
+
+def _stochastic_depth_from_keras(cfg, context) -> Mapped:
+    """keras.applications' ConvNeXt StochasticDepth: drops whole samples (residual branches)."""
+    return Mapped("Dropout", {"rate": float(cfg.get("drop_path_rate", 0.0)), "mask": "sample"})
 
 
 def _identity_from_keras(cfg, context) -> Mapped:
@@ -195,7 +317,10 @@ KERAS_CLASSES: dict = {
     "LeakyReLU": _leaky_relu_from_keras,
     "ELU": _elu_from_keras,
     "Softmax": _softmax_from_keras,
+    "PReLU": _prelu_from_keras,
     "Dropout": _dropout_from_keras,
+    **{f"SpatialDropout{rank}D": _spatial_dropout_from_keras for rank in (1, 2, 3)},
+    "StochasticDepth": _stochastic_depth_from_keras,
     "Identity": _identity_from_keras,
 }
 
@@ -243,15 +368,14 @@ def _torch_linear(walker, node, module, name):
 # The PyTorch spellings of the catalog's activations: nn.Module class / function name -> catalog name.
 _MODULE_ACTIVATIONS = {cls: name for name, forms in ACTIVATIONS.items() for cls in forms.torch_modules}
 _FUNCTION_ACTIVATIONS = {fn: name for name, forms in ACTIVATIONS.items() for fn in forms.torch_functions}
+_UNDERSCORED = {fn.replace("_", ""): fn for fn in _FUNCTION_ACTIVATIONS}
 
 
-def _activation_layer(
-    walker, x: Tensor, name: str, source_kind: str, activation: str, read, clips: bool = False
-) -> Tensor:
+def _activation_layer(walker, x: Tensor, name: str, source_kind: str, activation: str, read) -> Tensor:
     """An Activation layer; ``read(key, index, default)`` reads the PyTorch arguments (a module's
-    attribute, or a call's argument by position or keyword). ``clips``: a hardtanh, relu6 only
-    with the bounds (0, 6)."""
+    attribute, or a call's argument by position or keyword)."""
     params = {"activation": activation}
+    scaling = (1.0, 0.0, 1.0)
     if activation == "leaky_relu":
         params["negative_slope"] = float(read("negative_slope", 1, 0.01))
     elif activation == "elu":
@@ -261,20 +385,73 @@ def _activation_layer(
         if approximate != "none":
             raise Unsupported(f"approximate={approximate!r}; the catalog's gelu is the exact form")
     elif activation == "softplus":
-        beta = read("beta", 1, 1)
-        if beta != 1:
-            raise Unsupported(f"beta={beta}; the catalog's softplus has beta 1")
-    elif activation == "softmax":
+        scaling = _softplus_scaling(float(read("beta", 1, 1)), float(read("threshold", 2, 20)))
+    elif activation in ("softmax", "log_softmax"):
         dim = read("dim", 1, None)
         if dim is None:
             dim = _implicit_softmax_dim(walker, x)
         check_softmax_axis(walker.graph, x, int(dim))
-    if clips:
-        low, high = read("min_val", 1, -1.0), read("max_val", 2, 1.0)
-        if (low, high) != (0.0, 6.0):
-            raise Unsupported(f"clips to [{low}, {high}]; the catalog has relu6 ([0, 6])")
-    nonneg = is_nonneg(activation)
-    return walker.graph.add("Activation", name, [x], params, source_kind=source_kind, nonneg=nonneg)
+    elif activation == "hard_tanh":
+        params["activation"] = _clip_activation(
+            float(read("min_val", 1, -1.0)), float(read("max_val", 2, 1.0))
+        )
+    elif activation in _SCALE_PARAMETERS:
+        key, index, fixed = _SCALE_PARAMETERS[activation]
+        scaling = _parameter_scaling(activation, key, float(read(key, index, fixed)), fixed)
+    return scaled_activation(walker.graph, x, name, source_kind, params, scaling)
+
+
+def scaled_activation(
+    graph: SourceGraph, x: Tensor, name: str, source_kind: str, params: dict, scaling: tuple
+) -> Tensor:
+    """``c * f(a * x + b)`` for ``scaling`` (a, b, c): an Activation, with a Rescaling before and
+    after it where the source's parameter differs from the catalog's (equal up to float32 rounding)."""
+    inner_scale, inner_offset, outer = scaling
+    if (inner_scale, inner_offset) != (1.0, 0.0):
+        rescale = {"scale": inner_scale, "offset": inner_offset}
+        x = graph.add("Rescaling", f"{name}_scale_in", [x], rescale, source_kind=source_kind)
+    nonneg = is_nonneg(params["activation"])
+    if outer == 1.0:
+        return graph.add("Activation", name, [x], params, source_kind=source_kind, nonneg=nonneg)
+    y = graph.add("Activation", f"{name}_unscaled", [x], params, source_kind=source_kind, nonneg=nonneg)
+    rescale = {"scale": outer, "offset": 0.0}
+    return graph.add("Rescaling", name, [y], rescale, source_kind=source_kind, nonneg=nonneg)
+
+
+def _softplus_scaling(beta: float, threshold: float) -> tuple:
+    """torch's softplus is ``softplus(beta * x) / beta``, and ``x`` where ``beta * x > threshold``."""
+    if not beta > 0:
+        raise Unsupported(f"beta={beta}; softplus needs a positive beta")
+    # Above the threshold torch returns x; the exact value differs by log1p(exp(-beta x)) / beta,
+    # under half a float32 step of x from beta x = 20 on: Keras's exact result in float32.
+    if threshold < 20:
+        raise Unsupported(f"threshold={threshold}: torch is linear from there, Keras's softplus is exact")
+    return (beta, 0.0, 1.0 / beta)
+
+
+# Activations whose one parameter scales the function: f_p(x) = (p / q) f_q(x q / p), where q is
+# the value Keras's activation fixes: celu's alpha (q = 1), the shrinks' threshold (q = 0.5).
+# (torch attribute / keyword, its position in the F call, q.)
+_SCALE_PARAMETERS = {
+    "celu": ("alpha", 1, 1.0),
+    "hard_shrink": ("lambd", 1, 0.5),
+    "soft_shrink": ("lambd", 1, 0.5),
+}
+
+
+def _parameter_scaling(activation: str, key: str, value: float, fixed: float) -> tuple:
+    if not value > 0:
+        raise Unsupported(f"{key}={value}: {activation} needs a positive {key}")
+    return (fixed / value, 0.0, value / fixed)
+
+
+def _clip_activation(low: float, high: float) -> str:
+    """A clip (torch's hardtanh, ONNX Clip) as the catalog's activation."""
+    if (low, high) == (0.0, 6.0):
+        return "relu6"
+    if (low, high) == (-1.0, 1.0):
+        return "hard_tanh"
+    raise Unsupported(f"clips to [{low}, {high}]; the catalog has relu6 ([0, 6]) and hard_tanh ([-1, 1])")
 
 
 def _implicit_softmax_dim(walker, x: Tensor) -> int:
@@ -290,7 +467,7 @@ def _torch_activation_module(walker, node, module, name):
     def read(key, index, default):
         return getattr(module, key)
 
-    result = _activation_layer(walker, x, name, kind, _MODULE_ACTIVATIONS[kind], read, kind == "Hardtanh")
+    result = _activation_layer(walker, x, name, kind, _MODULE_ACTIVATIONS[kind], read)
     if kind == "Softplus":
         walker.builder.note(
             "Softplus: PyTorch is linear above threshold=20, Keras is exact (differences < 1e-8)"
@@ -302,7 +479,9 @@ def _torch_activation_function(walker, node, name, function: str | None = None):
     """``F.relu(x)``, ``torch.sigmoid(x)``, ...; a tensor method (``x.relu()``) passes its name."""
     x = walker.tensor(node.args[0])
     function = function or getattr(node.target, "__name__", str(node.target))
-    if function not in _FUNCTION_ACTIVATIONS:
+    # Compared without underscores: F.logsigmoid is named log_sigmoid, torch.relu_ computes relu.
+    function = _UNDERSCORED.get(function.replace("_", ""))
+    if function is None:
         raise Unsupported("this activation has no catalog equivalent")
 
     def read(key, index, default):
@@ -310,11 +489,63 @@ def _torch_activation_function(walker, node, name, function: str | None = None):
 
     activation = _FUNCTION_ACTIVATIONS[function]
     source_kind = walker.source_kind(node)
-    return _activation_layer(walker, x, name, source_kind, activation, read, function == "hardtanh")
+    return _activation_layer(walker, x, name, source_kind, activation, read)
+
+
+def _torch_clamp(walker, node, name):
+    """``torch.clamp(x, 0, 6)``, ``x.clamp(min=0)``, ``x.clip(-1, 1)``: the catalog's clipping activations."""
+    x = walker.tensor(node.args[0])
+    low, high = walker.literal(node, 1, "min", None), walker.literal(node, 2, "max", None)
+    if low is not None and float(low) == 0.0 and high is None:
+        activation = "relu"
+    else:
+        activation = _clip_activation(
+            low if low is None else float(low), high if high is None else float(high)
+        )
+    params = {"activation": activation}
+    nonneg = is_nonneg(activation)
+    return walker.graph.add(
+        "Activation", name, [x], params, source_kind=walker.source_kind(node), nonneg=nonneg
+    )
 
 
 def _torch_activation_method(walker, node, name):
     return _torch_activation_function(walker, node, name, node.target)
+
+
+def prelu_layer(walker, x: Tensor, name: str, source_kind: str, slope: np.ndarray) -> Tensor:
+    """PReLU for a source slope that broadcasts along the channel axis (axis 1): C values or one."""
+    channels = walker.graph.source_shape(x)[0]
+    size = slope.size
+    if size == 1:
+        alpha = slope.reshape((1,) * len(walker.graph.source_shape(x)))
+        per_channel = False
+    elif size == channels and _along_axis_1(slope.shape, len(walker.graph.source_shape(x))):
+        x = walker.graph.to_cf(x, name) if len(walker.graph.source_shape(x)) > 1 else x
+        rank = len(walker.graph.keras_shape(x))
+        alpha = slope.reshape((1,) * (rank - 1) + (channels,))
+        per_channel = True
+    else:
+        raise Unsupported(
+            f"a slope of shape {slope.shape} for an input of shape {walker.graph.source_shape(x)}: "
+            "the catalog's PReLU has one slope per channel or one in all"
+        )
+    params = {"per_channel": per_channel}
+    weights = [alpha.astype(np.float32)]
+    return walker.graph.add("PReLU", name, [x], params, weights, source_kind=source_kind)
+
+
+def _along_axis_1(shape: tuple[int, ...], rank: int) -> bool:
+    """A slope shape that broadcasts along the source's axis 1 of ``rank`` non-batch axes:
+    (C,) (torch), (C, 1, ..., 1) (ONNX, right-aligned)."""
+    if len(shape) == 1:
+        return True  # torch's PReLU weight, always along axis 1
+    return len(shape) == rank and all(size == 1 for size in shape[1:])
+
+
+def _torch_prelu(walker, node, module, name):
+    x = walker.tensor(node.args[0])
+    return prelu_layer(walker, x, name, "PReLU", array(module.weight))
 
 
 def _torch_identity(walker, node, module, name):
@@ -322,24 +553,127 @@ def _torch_identity(walker, node, module, name):
 
 
 def _torch_dropout(walker, node, module, name):
+    value = walker.value(node.args[0])
+    if isinstance(value, _Ones):
+        return DropMask(value.tensor, float(module.p), value.mask)
     x = walker.tensor(node.args[0])
     params = {"rate": float(module.p)}
     return walker.graph.add("Dropout", name, [x], params, source_kind="Dropout", nonneg=x.nonneg)
 
 
+def _dropout_training(walker, node, index: int) -> None:
+    """The functional forms drop whenever ``training`` is true, which defaults to True."""
+    if walker.literal(node, index, "training", True) is not False:
+        raise Unsupported("training=True drops at inference too; the model's own Dropout is identity there")
+
+
 def _torch_dropout_function(walker, node, name):
-    x = walker.tensor(node.args[0])
+    value = walker.value(node.args[0])
+    _dropout_training(walker, node, 2)
     rate = float(walker.literal(node, 1, "p", 0.5))
+    if isinstance(value, _Ones):
+        return DropMask(value.tensor, rate, value.mask)
+    x = walker.tensor(node.args[0])
     return walker.graph.add(
         "Dropout", name, [x], {"rate": rate}, source_kind=walker.source_kind(node), nonneg=x.nonneg
     )
+
+
+def _channel_dropout(walker, node, name, x: Tensor, rate: float, spatial: int, source_kind: str) -> Tensor:
+    """torch's Dropout1d-3d: whole channels (axis 1) of an input with ``spatial`` spatial axes.
+
+    Dropout2d also takes a 3-D input as (N, C, L) (Dropout1d); other ranks are read as
+    unbatched by torch, so its channels would be the batch: refused.
+    """
+    rank = len(walker.graph.source_shape(x))  # batch excluded
+    if rank - 1 != spatial and not (spatial == 2 and rank == 2):
+        raise Unsupported(
+            f"a {rank + 1}-D input: torch reads it as unbatched and would drop along the batch axis"
+        )
+    x = walker.graph.to_cf(x, name)
+    params = {"rate": rate, "mask": "channel"}
+    return walker.graph.add("Dropout", name, [x], params, source_kind=source_kind, nonneg=x.nonneg)
+
+
+def _torch_channel_dropout(walker, node, module, name):
+    kind = type(module).__name__
+    x = walker.tensor(node.args[0])
+    return _channel_dropout(walker, node, name, x, float(module.p), int(kind[-2]), kind)
+
+
+def _torch_channel_dropout_function(walker, node, name):
+    x = walker.tensor(node.args[0])
+    _dropout_training(walker, node, 2)
+    rate = float(walker.literal(node, 1, "p", 0.5))
+    spatial = int(node.target.__name__[-2])  # dropout1d, dropout2d, dropout3d
+    return _channel_dropout(walker, node, name, x, rate, spatial, walker.source_kind(node))
+
+
+@dataclass(frozen=True)
+class _Ones:
+    """``x.new_ones(N, 1, ..., 1)`` or ``x.new_ones(1, ..., 1)``: a dropout mask's shape for ``x``."""
+
+    tensor: Tensor
+    mask: str  # "sample" (one value per sample) or "batch" (one value)
+
+    def __repr__(self) -> str:
+        return "a tensor of ones"
+
+
+@dataclass(frozen=True)
+class DropMask:
+    """``F.dropout`` of :class:`_Ones`: multiplied by its tensor, it is the catalog's Dropout."""
+
+    tensor: Tensor
+    rate: float
+    mask: str
+
+    def __repr__(self) -> str:
+        return "a dropout mask"
+
+    def apply(self, walker, x: Tensor, name: str) -> Tensor:
+        if x != self.tensor:
+            raise Unsupported("multiplies a tensor by another tensor's dropout mask")
+        params = {"rate": self.rate, "mask": self.mask}
+        return walker.graph.add("Dropout", name, [x], params, source_kind="dropout mask", nonneg=x.nonneg)
+
+
+def _torch_new_ones(walker, node, name):
+    """The generated programs' mask shape for stochastic depth: (N, 1, ..., 1) or (1, ..., 1)."""
+    x = walker.tensor(node.args[0])
+    sizes = [walker.value(arg) for arg in node.args[1:]]
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = list(sizes[0])
+    sizes = [size.value if isinstance(size, Aux) else size for size in sizes]
+    shape = walker.shapes.get(node.args[0])
+    if shape is None or len(sizes) != len(shape) or any(size != 1 for size in sizes[1:]):
+        raise Unsupported(f"new_ones{tuple(sizes)}: the catalog has masks of shape (N, 1, ...) and (1, ...)")
+    if sizes[0] not in (1, shape[0]):
+        raise Unsupported(f"new_ones{tuple(sizes)} for a batch of {shape[0]}")
+    return _Ones(x, "batch" if sizes[0] == 1 and shape[0] != 1 else "sample")
+
+
+def _torch_stochastic_depth(walker, node, name):
+    """torchvision's stochastic_depth (its StochasticDepth module calls it): mode 'row' drops whole
+    samples, 'batch' the whole batch; at inference (training=False) it is the identity."""
+    x = walker.tensor(node.args[0])
+    rate = float(walker.literal(node, 1, "p"))
+    mode = walker.literal(node, 2, "mode")
+    if walker.literal(node, 3, "training", True) is not False:
+        raise Unsupported("training=True drops at inference too; the model's own Dropout is identity there")
+    if mode not in ("row", "batch"):
+        raise Unsupported(f"mode={mode!r}; torchvision has 'row' and 'batch'")
+    params = {"rate": rate, "mask": "sample" if mode == "row" else "batch"}
+    return walker.graph.add("Dropout", name, [x], params, source_kind="stochastic_depth", nonneg=x.nonneg)
 
 
 TORCH_MODULES: dict = {
     "Linear": _torch_linear,
     **{cls: _torch_activation_module for cls in _MODULE_ACTIVATIONS},
     "Identity": _torch_identity,
+    "PReLU": _torch_prelu,
     "Dropout": _torch_dropout,
+    **{f"Dropout{rank}d": _torch_channel_dropout for rank in (1, 2, 3)},
 }
 TORCH_FUNCTIONS: dict = {
     # An activation function is looked up in torch.nn.functional and in torch (where it exists there).
@@ -349,8 +683,22 @@ TORCH_FUNCTIONS: dict = {
         for namespace in ("torch.nn.functional", "torch")
     },
     "torch.nn.functional.dropout": _torch_dropout_function,
+    **{f"torch.nn.functional.dropout{rank}d": _torch_channel_dropout_function for rank in (1, 2, 3)},
+    "torch.clamp": _torch_clamp,
+    "torch.clip": _torch_clamp,
+    # Found by the function's own module and name (torchvision is imported only by the model's code).
+    "torchvision.ops.stochastic_depth.stochastic_depth": _torch_stochastic_depth,
 }
-TORCH_METHODS: dict = {method: _torch_activation_method for method in ("relu", "sigmoid", "tanh", "softmax")}
+# Tensor methods (``x.relu()``) named as the function they call.
+TORCH_METHODS: dict = {
+    "new_ones": _torch_new_ones,
+    "clamp": _torch_clamp,
+    "clip": _torch_clamp,
+    **{
+        method: _torch_activation_method
+        for method in ("relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "softmax", "log_softmax")
+    },
+}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
@@ -396,13 +744,19 @@ def _activation_from_onnx(walker, node, inputs, name, index):
         params["alpha"] = float(attrs.get("alpha", 1.0))
     elif activation == "gelu" and attrs.get("approximate", "none") != "none":
         raise Unsupported("approximate='tanh': the catalog's gelu is the exact form")
+    elif activation in ("softmax", "log_softmax"):
+        _softmax_axis_from_onnx(walker, x, attrs)
+    elif activation == "selu":
+        _check_selu(attrs)
+    scaling = (1.0, 0.0, 1.0)
+    if activation == "celu":
+        scaling = _parameter_scaling("celu", "alpha", float(attrs.get("alpha", 1.0)), 1.0)
     elif activation == "hard_sigmoid":
+        # max(0, min(1, alpha x + beta)) is relu6(y + 3) / 6 for y = 6 alpha x + 6 beta - 3.
         alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
         if not (math.isclose(alpha, 1 / 6, rel_tol=1e-6) and math.isclose(beta, 0.5)):
-            raise Unsupported(f"alpha={alpha}, beta={beta}: the catalog's hard_sigmoid is relu6(x + 3) / 6")
-    elif activation == "softmax":
-        _softmax_axis_from_onnx(walker, x, attrs)
-    return walker.graph.add("Activation", name, [x], params, source_kind=op, nonneg=is_nonneg(activation))
+            scaling = (6 * alpha, 6 * beta - 3, 1.0)
+    return scaled_activation(walker.graph, x, name, op, params, scaling)
 
 
 def _clip_from_onnx(walker, inputs, attrs) -> dict:
@@ -413,11 +767,18 @@ def _clip_from_onnx(walker, inputs, attrs) -> dict:
         high = None if high is None else float(high)
     else:
         low, high = attrs.get("min"), attrs.get("max")
-    if low == 0.0 and high == 6.0:
-        return {"activation": "relu6"}
     if low == 0.0 and (high is None or math.isinf(high)):
         return {"activation": "relu"}
-    raise Unsupported(f"clips to [{low}, {high}]; the catalog has relu ([0, inf)) and relu6 ([0, 6])")
+    return {"activation": _clip_activation(low, high)}
+
+
+def _check_selu(attrs: dict) -> None:
+    """ONNX's Selu defaults are the float32 roundings of the constants both frameworks use."""
+    alpha, gamma = float(attrs.get("alpha", 1.6732632)), float(attrs.get("gamma", 1.050701))
+    if not (math.isclose(alpha, 1.6732632, rel_tol=1e-6) and math.isclose(gamma, 1.050701, rel_tol=1e-6)):
+        raise Unsupported(
+            f"alpha={alpha}, gamma={gamma}: the catalog's selu has alpha 1.6732632, gamma 1.050701"
+        )
 
 
 def _softmax_axis_from_onnx(walker, x: Tensor, attrs: dict) -> None:
@@ -431,6 +792,18 @@ def _softmax_axis_from_onnx(walker, x: Tensor, attrs: dict) -> None:
     check_softmax_axis(walker.graph, x, axis)
 
 
+def _prelu_from_onnx(walker, node, inputs, name, index):
+    x = walker.data(inputs)
+    slope = walker.weight(node, inputs, 1, "slope")
+    rank = len(walker.graph.source_shape(x))
+    if slope.ndim > 1 and not _along_axis_1(slope.shape, rank):
+        raise Unsupported(f"a slope of shape {slope.shape}; the catalog's PReLU has one per channel or one")
+    if slope.ndim == 1 and slope.size > 1 and rank > 1:
+        # ONNX broadcasts a 1-D slope along the last axis, torch's PReLU along axis 1.
+        raise Unsupported(f"a slope of shape {slope.shape} along the last axis of a {rank + 1}-D input")
+    return prelu_layer(walker, x, name, node.op_type, slope)
+
+
 def _identity_from_onnx(walker, node, inputs, name, index):
     return inputs[0]  # Identity, and Dropout at inference
 
@@ -439,6 +812,7 @@ ONNX_OPS: dict = {
     "Gemm": _gemm_from_onnx,
     "MatMul": _matmul_from_onnx,
     **{op: _activation_from_onnx for op in (*ONNX_NAMES, "Clip")},
+    "PRelu": _prelu_from_onnx,
     "Identity": _identity_from_onnx,
     "Dropout": _identity_from_onnx,
 }

@@ -1,4 +1,4 @@
-"""Merges: Add, Subtract, Multiply, Average, Maximum and Concatenate (inputs alike in layout)."""
+"""Merges: Add, Subtract, Multiply, Average, Maximum, Minimum (broadcasting as Keras) and Concatenate."""
 
 from __future__ import annotations
 
@@ -8,40 +8,102 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codegen.layers.base import CF, KEEP, KerasLayer, Lowering, Mapped, Tensor, TorchCode, Unsupported
+from codegen.layers.base import (
+    CF,
+    CL,
+    FLAT_CF,
+    KEEP,
+    KerasLayer,
+    Layout,
+    Lowering,
+    Mapped,
+    Tensor,
+    TorchCode,
+    Unsupported,
+)
+from codegen.layers.core import DropMask
 from codegen.layers.reshaping import rescale_by, rescaling_from_onnx
 from codegen.layers.torch_source import Aux, Multi, describe, resolve
 
 if TYPE_CHECKING:
-    from codegen.plan import LayerPlan
+    from codegen.plan import LayerPlan, ModelPlan
 
 
 def _merge_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
     return KerasLayer(f"layers.{layer.kind}", [], f"([{', '.join(sources)}])")
 
 
-def _add(layer: LayerPlan, xs: list[str]) -> TorchCode:
-    return TorchCode(steps=[" + ".join(xs)])
+def _broadcast(layer: LayerPlan, xs: list[str]) -> tuple[list[str], list[str]]:
+    """The inputs as PyTorch broadcasts them like Keras, and the comments that say how.
+
+    Keras aligns a lower-rank input on its last axes (it inserts the missing
+    axes after the batch); PyTorch would align it with the batch and, channels-
+    first, put its channels on the wrong axis. So such an input is reshaped to
+    the output's rank in the output's layout: Keras (C,) against (H, W, C) is
+    (N, C, 1, 1) for an (N, C, H, W) output.
+    """
+    rank = len(layer.shape)
+    result, comments = [], []
+    for index, (x, shape) in enumerate(zip(xs, layer.input_shapes, strict=True)):
+        if len(shape) == rank:
+            result.append(x)
+            continue
+        padded = (1,) * (rank - len(shape)) + tuple(shape)
+        if layer.layout.kind == CF and rank >= 2:
+            padded = (padded[-1], *padded[:-1])
+        target = f"(N, {', '.join(map(str, padded))})"
+        comments.append(f"# Keras aligns a lower-rank input on its last axes: input {index + 1} as {target}.")
+        result.append(f"{x}.reshape(-1, {', '.join(map(str, padded))})")
+    return result, comments
 
 
-def _subtract(layer: LayerPlan, xs: list[str]) -> TorchCode:
-    return TorchCode(steps=[f"{xs[0]} - {xs[1]}"])
+def _elementwise(write):
+    """A merge's PyTorch emission: ``write(xs)`` gives the steps on inputs of one rank."""
+
+    def emit(layer: LayerPlan, xs: list[str]) -> TorchCode:
+        xs, comments = _broadcast(layer, xs)
+        return TorchCode(steps=[*comments, *write(xs)])
+
+    return emit
 
 
-def _multiply(layer: LayerPlan, xs: list[str]) -> TorchCode:
-    return TorchCode(steps=[" * ".join(xs)])
+def _add(xs: list[str]) -> list[str]:
+    return [" + ".join(xs)]
 
 
-def _average(layer: LayerPlan, xs: list[str]) -> TorchCode:
-    return TorchCode(steps=[f"({' + '.join(xs)}) / {len(xs)}"])
+def _subtract(xs: list[str]) -> list[str]:
+    return [f"{xs[0]} - {xs[1]}"]
 
 
-def _maximum(layer: LayerPlan, xs: list[str]) -> TorchCode:
-    # Keras's maximum sends the gradient of a tie to the earlier input (torch.maximum
-    # would split it), so chain torch.where the way Keras chains its maximum.
-    steps = [f"torch.where({xs[0]} >= {xs[1]}, {xs[0]}, {xs[1]})"]
-    steps += [f"torch.where({{ident}} >= {x}, {{ident}}, {x})" for x in xs[2:]]
-    return TorchCode(steps=steps)
+def _multiply(xs: list[str]) -> list[str]:
+    return [" * ".join(xs)]
+
+
+def _average(xs: list[str]) -> list[str]:
+    return [f"({' + '.join(xs)}) / {len(xs)}"]
+
+
+def _select(compare: str):
+    """Keras's maximum / minimum send the gradient of a tie to the earlier input (torch.maximum
+    would split it), so chain torch.where the way Keras chains them."""
+
+    def write(xs: list[str]) -> list[str]:
+        steps = [f"torch.where({xs[0]} {compare} {xs[1]}, {xs[0]}, {xs[1]})"]
+        return steps + [f"torch.where({{ident}} {compare} {x}, {{ident}}, {x})" for x in xs[2:]]
+
+    return write
+
+
+def _merge_layout(plan: ModelPlan, layer: LayerPlan, output_ids: set[str]) -> None:
+    """The layout its full-rank inputs share (else channels-last); lower-rank inputs are
+    converted to it and reshaped by the emission."""
+    rank = len(layer.shape)
+    kinds = {
+        plan.layer(source).layout.kind for source in layer.inputs if len(plan.layer(source).shape) == rank
+    }
+    layout = kinds.pop() if len(kinds) == 1 and FLAT_CF not in kinds else CL
+    layer.input_layout = layout
+    layer.layout = Layout(layout)
 
 
 def torch_axis(keras_axis: int, rank: int, layout: str) -> int:
@@ -65,12 +127,20 @@ def _concatenate_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     return TorchCode(steps=[f"torch.cat([{', '.join(xs)}], dim={dim})"])
 
 
+_MERGES = {
+    "Add": _add,
+    "Subtract": _subtract,
+    "Multiply": _multiply,
+    "Average": _average,
+    "Maximum": _select(">="),
+    "Minimum": _select("<="),
+}
+
 LOWERINGS = (
-    Lowering("Add", _merge_keras, _add, KEEP),
-    Lowering("Subtract", _merge_keras, _subtract, KEEP),
-    Lowering("Multiply", _merge_keras, _multiply, KEEP),
-    Lowering("Average", _merge_keras, _average, KEEP),
-    Lowering("Maximum", _merge_keras, _maximum, KEEP),
+    *(
+        Lowering(kind, _merge_keras, _elementwise(write), KEEP, assign_layout=_merge_layout)
+        for kind, write in _MERGES.items()
+    ),
     Lowering("Concatenate", _concatenate_keras, _concatenate_torch, KEEP),
 )
 
@@ -90,7 +160,7 @@ def _concatenate_from_keras(cfg, context) -> Mapped:
 
 
 KERAS_CLASSES: dict = {
-    **{kind: _merge_from_keras(kind) for kind in ("Add", "Subtract", "Multiply", "Average", "Maximum")},
+    **{kind: _merge_from_keras(kind) for kind in _MERGES},
     "Concatenate": _concatenate_from_keras,
 }
 
@@ -110,8 +180,17 @@ def _binary(operation: str):
         left, right = walker.value(node.args[0]), walker.value(node.args[1])
         if "alpha" in node.kwargs and node.kwargs["alpha"] != 1:
             raise Unsupported(f"alpha={node.kwargs['alpha']} has no catalog equivalent")
+        if node.kwargs.get("rounding_mode") is not None:
+            raise Unsupported(f"rounding_mode={node.kwargs['rounding_mode']!r} rounds the quotient")
         left, right = resolve(left), resolve(right)
+        if operation == "Multiply" and isinstance(left, DropMask) != isinstance(right, DropMask):
+            mask, x = (left, right) if isinstance(left, DropMask) else (right, left)
+            if not isinstance(x, Tensor):
+                raise Unsupported(f"multiplies a dropout mask by {describe(x)}")
+            return mask.apply(walker, x, name)
         if isinstance(left, Tensor) and isinstance(right, Tensor):
+            if operation == "Divide":
+                raise Unsupported("divides two computed tensors; Keras has no merge layer that divides")
             return walker.graph.merge(operation, [left, right], name, walker.source_kind(node))
         if isinstance(left, Aux) and isinstance(right, Aux):
             return Aux(_AUX_OPERATIONS[operation](left.value, right.value))
@@ -134,9 +213,14 @@ _AUX_OPERATIONS = {
 }
 
 
-def _torch_maximum(walker, node, name):
-    tensors = [walker.tensor(arg) for arg in node.args[:2]]
-    return walker.graph.merge("Maximum", tensors, name, walker.source_kind(node))
+def _torch_select(kind: str):
+    """``torch.maximum(a, b)`` / ``torch.minimum(a, b)`` of two tensors."""
+
+    def handler(walker, node, name):
+        tensors = [walker.tensor(walker.argument(node, i, key)) for i, key in ((0, "input"), (1, "other"))]
+        return walker.graph.merge(kind, tensors, name, walker.source_kind(node))
+
+    return handler
 
 
 def _torch_cat(walker, node, name):
@@ -152,27 +236,34 @@ def _torch_cat(walker, node, name):
 
 
 @dataclass(frozen=True)
-class _AtLeast:
-    """``a >= b`` of two tensors: only the condition of ``torch.where`` can use it."""
+class _Comparison:
+    """``a >= b`` or ``a <= b`` of two tensors: only the condition of ``torch.where`` can use it."""
 
+    kind: str  # the merge that torch.where(a op b, a, b) computes
     left: Tensor
     right: Tensor
 
     def __repr__(self) -> str:
-        return "a comparison of two tensors (a >= b)"
+        return f"a comparison of two tensors ({'a >= b' if self.kind == 'Maximum' else 'a <= b'})"
 
 
-def _torch_greater_equal(walker, node, name):
-    return _AtLeast(walker.tensor(node.args[0]), walker.tensor(node.args[1]))
+def _torch_comparison(kind: str):
+    def handler(walker, node, name):
+        return _Comparison(kind, walker.tensor(node.args[0]), walker.tensor(node.args[1]))
+
+    return handler
 
 
 def _torch_where(walker, node, name):
-    """``torch.where(a >= b, a, b)``: the maximum of two tensors, the way the emission writes Maximum."""
+    """``torch.where(a >= b, a, b)``: Maximum (and ``<=``, Minimum), as the emission writes them."""
     condition = walker.value(walker.argument(node, 0, "condition"))
     chosen = [walker.tensor(walker.argument(node, i, key)) for i, key in ((1, "input"), (2, "other"))]
-    if not isinstance(condition, _AtLeast) or [condition.left, condition.right] != chosen:
-        raise Unsupported("selects between tensors; the catalog has torch.where(a >= b, a, b) (Maximum)")
-    return walker.graph.merge("Maximum", chosen, name, walker.source_kind(node))
+    if not isinstance(condition, _Comparison) or [condition.left, condition.right] != chosen:
+        raise Unsupported(
+            "selects between tensors; the catalog has torch.where(a >= b, a, b) (Maximum) and "
+            "torch.where(a <= b, a, b) (Minimum)"
+        )
+    return walker.graph.merge(condition.kind, chosen, name, walker.source_kind(node))
 
 
 def _concatenate_parts(items: list) -> Tensor | None:
@@ -194,13 +285,23 @@ TORCH_FUNCTIONS: dict = {
     "torch.add": _binary("Add"),
     "torch.sub": _binary("Subtract"),
     "torch.mul": _binary("Multiply"),
-    "torch.maximum": _torch_maximum,
-    "operator.ge": _torch_greater_equal,
+    "torch.div": _binary("Divide"),
+    "torch.maximum": _torch_select("Maximum"),
+    "torch.minimum": _torch_select("Minimum"),
+    "operator.ge": _torch_comparison("Maximum"),
+    "operator.le": _torch_comparison("Minimum"),
     "torch.where": _torch_where,
     "torch.cat": _torch_cat,
     "torch.concat": _torch_cat,
 }
-TORCH_METHODS: dict = {"add": _binary("Add"), "sub": _binary("Subtract"), "mul": _binary("Multiply")}
+TORCH_METHODS: dict = {
+    "add": _binary("Add"),
+    "sub": _binary("Subtract"),
+    "mul": _binary("Multiply"),
+    "div": _binary("Divide"),
+    "maximum": _torch_select("Maximum"),
+    "minimum": _torch_select("Minimum"),
+}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
@@ -213,6 +314,7 @@ ONNX_MERGES = {
     "Sub": "Subtract",
     "Mul": "Multiply",
     "Max": "Maximum",
+    "Min": "Minimum",
     "Sum": "Add",
     "Mean": "Average",
 }
@@ -245,6 +347,6 @@ def _concat_from_onnx(walker, node, inputs, name, index):
 
 
 ONNX_OPS: dict = {
-    **{op: _merge_from_onnx for op in ("Add", "Sub", "Mul", "Div", "Max", "Sum", "Mean")},
+    **{op: _merge_from_onnx for op in ("Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean")},
     "Concat": _concat_from_onnx,
 }

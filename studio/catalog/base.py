@@ -131,6 +131,18 @@ ACTIVATIONS = (
     "softmax",
     "softplus",
     "hard_sigmoid",
+    # Added for real models (issue 13): each is one formula in both frameworks.
+    "hard_silu",
+    "selu",
+    "celu",
+    "mish",
+    "softsign",
+    "log_sigmoid",
+    "hard_tanh",
+    "tanh_shrink",
+    "hard_shrink",
+    "soft_shrink",
+    "log_softmax",
 )
 
 

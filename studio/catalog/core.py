@@ -1,4 +1,4 @@
-"""Core layers: Input, Dense, Activation, Dropout."""
+"""Core layers: Input, Dense, Activation, PReLU, Dropout."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from studio.catalog.base import (
     format_shape,
     use_bias_param,
 )
-from studio.catalog.params import ChoiceParam, FloatParam, IntParam, IntTupleParam
+from studio.catalog.params import BoolParam, ChoiceParam, FloatParam, IntParam, IntTupleParam
 
 
 class Input(LayerSpec):
@@ -67,7 +67,10 @@ class Dense(LayerSpec):
 class Activation(LayerSpec):
     key = "Activation"
     category = "Core"
-    doc = "Applies an activation function element-wise (softmax on the channel axis; gelu is the exact erf form)."
+    doc = (
+        "Applies an activation function element-wise (softmax and log_softmax on the channel axis; "
+        "gelu is the exact erf form; hard_silu is x * relu6(x + 3) / 6)."
+    )
     params = (
         ChoiceParam(
             "activation",
@@ -90,10 +93,36 @@ class Activation(LayerSpec):
         return inputs[0]
 
 
+class PReLU(LayerSpec):
+    key = "PReLU"
+    category = "Core"
+    doc = "Leaky ReLU with a learned slope for x < 0: one slope per channel, or one for all values."
+    params = (
+        BoolParam(
+            "per_channel",
+            True,
+            "One slope per channel (Keras shared_axes = the spatial axes, torch PReLU(num_parameters=C)); "
+            "off: one slope shared by all values (torch's default PReLU()).",
+        ),
+    )
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        shape = inputs[0]
+        if not shape:
+            raise ShapeError(f"expects an input with a channel axis but received {format_shape(shape)}")
+        return shape
+
+    def count_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
+        return ParamCount(inputs[0][-1] if params["per_channel"] else 1)
+
+
 class Dropout(LayerSpec):
     key = "Dropout"
     category = "Core"
-    doc = "Randomly zeroes a fraction of inputs during training, scaling the rest (identity at inference)."
+    doc = (
+        "Randomly zeroes a fraction of inputs during training, scaling the rest by 1 / (1 - rate); "
+        "identity at inference. Whole channels: SpatialDropout; whole samples: stochastic depth."
+    )
     params = (
         FloatParam(
             "rate",
@@ -103,10 +132,24 @@ class Dropout(LayerSpec):
             maximum=1.0,
             exclusive_maximum=True,
         ),
+        ChoiceParam(
+            "mask",
+            "element",
+            "What one random draw keeps or drops: single values; whole channels of a sample "
+            "(SpatialDropout1D-3D, torch Dropout1d-3d); whole samples (stochastic depth, mode 'row'); "
+            "or the whole batch (stochastic depth, mode 'batch').",
+            choices=("element", "channel", "sample", "batch"),
+        ),
     )
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
-        return inputs[0]
+        shape = inputs[0]
+        if params["mask"] == "channel" and not 2 <= len(shape) <= 4:
+            raise ShapeError(
+                "drops whole channels, which needs channels and 1 to 3 spatial axes, "
+                f"but received {format_shape(shape)}"
+            )
+        return shape
 
 
-SPECS = (Input(), Dense(), Activation(), Dropout())
+SPECS = (Input(), Dense(), Activation(), PReLU(), Dropout())

@@ -1,4 +1,4 @@
-"""Merge layers: the element-wise Add, Subtract, Multiply, Average, Maximum, and Concatenate."""
+"""Merge layers: the element-wise Add, Subtract, Multiply, Average, Maximum, Minimum, and Concatenate."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from studio.catalog.params import IntParam, ParamError
 
 
 class _ElementwiseMerge(LayerSpec):
-    """Combines inputs of identical shapes element by element.
+    """Combines inputs element by element, broadcasting their shapes as Keras does.
 
-    Keras would broadcast axes of size 1; the catalog asks for identical shapes
-    so that the torch code needs no broadcasting rules of its own.
+    Shapes are aligned on their last axes (Keras inserts the missing axes after
+    the batch) and an axis of size 1 stretches to the other inputs' size:
+    squeeze-and-excitation's (1, 1, C) scale times an (H, W, C) image.
     """
 
     category = "Merge"
@@ -21,14 +22,28 @@ class _ElementwiseMerge(LayerSpec):
     max_inputs = None
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
-        first = inputs[0]
-        for number, shape in enumerate(inputs[1:], start=2):
-            if tuple(shape) != tuple(first):
-                raise ShapeError(
-                    f"input {number} has shape {format_shape(shape)} but input 1 has {format_shape(first)}: "
-                    "all inputs must have the same shape (no broadcasting)"
+        return broadcast_shapes(inputs)
+
+
+def broadcast_shapes(inputs: Sequence[Shape]) -> Shape:
+    """The shape every input broadcasts to (batch excluded), or a ShapeError naming the input."""
+    result = tuple(inputs[0])
+    for number, shape in enumerate(inputs[1:], start=2):
+        rank = max(len(result), len(shape))
+        left, right = (1,) * (rank - len(result)) + result, (1,) * (rank - len(shape)) + tuple(shape)
+        for axis, (a, b) in enumerate(zip(left, right, strict=True)):
+            if a != b and 1 not in (a, b):
+                before = (
+                    f"input 1 has {format_shape(inputs[0])}"
+                    if number == 2
+                    else f"inputs 1 to {number - 1} broadcast to {format_shape(result)}"
                 )
-        return first
+                raise ShapeError(
+                    f"input {number} has shape {format_shape(shape)} but {before}: they do not broadcast "
+                    f"(axis {axis - rank} has sizes {a} and {b}; sizes must match or be 1)"
+                )
+        result = tuple(max(a, b) if 1 in (a, b) else a for a, b in zip(left, right, strict=True))
+    return result
 
 
 class Add(_ElementwiseMerge):
@@ -55,6 +70,11 @@ class Average(_ElementwiseMerge):
 class Maximum(_ElementwiseMerge):
     key = "Maximum"
     doc = "Takes the element-wise maximum of its inputs."
+
+
+class Minimum(_ElementwiseMerge):
+    key = "Minimum"
+    doc = "Takes the element-wise minimum of its inputs."
 
 
 class Concatenate(LayerSpec):
@@ -108,4 +128,4 @@ class Concatenate(LayerSpec):
         return axis - 1 if axis > 0 else rank + axis
 
 
-SPECS = (Add(), Subtract(), Multiply(), Average(), Maximum(), Concatenate())
+SPECS = (Add(), Subtract(), Multiply(), Average(), Maximum(), Minimum(), Concatenate())

@@ -178,10 +178,10 @@ class ChannelsFirstGraph:
     # ----- merges -------------------------------------------------------------------
 
     def common_form(self, tensors: Sequence[Tensor], name: str) -> list[Tensor]:
-        """All tensors in the form of the first (a merge needs them alike)."""
-        first = tensors[0]
-        result = [first]
-        for tensor in tensors[1:]:
+        """All tensors in one form (a merge needs them alike): the first image's, else the first's."""
+        first = next((tensor for tensor in tensors if tensor.form == CF), tensors[0])
+        result = []
+        for tensor in tensors:
             if (
                 tensor.form == first.form
                 and tensor.ones == first.ones
@@ -198,13 +198,14 @@ class ChannelsFirstGraph:
 
     def merge(self, kind: str, tensors: Sequence[Tensor], name: str, source_kind: str) -> Tensor:
         tensors = self.common_form(tensors, name)
-        shapes = [self.source_shape(tensor) for tensor in tensors]
-        if any(shape != shapes[0] for shape in shapes[1:]):
-            raise Unsupported(
-                f"its inputs have shapes {', '.join(str(s) for s in shapes)}; the catalog's merges need "
-                "identical shapes (no broadcasting)"
-            )
-        nonneg = all(t.nonneg for t in tensors) and kind in ("Add", "Multiply", "Average", "Maximum")
+        _check_broadcast([self.source_shape(tensor) for tensor in tensors])
+        nonneg = all(t.nonneg for t in tensors) and kind in (
+            "Add",
+            "Multiply",
+            "Average",
+            "Maximum",
+            "Minimum",
+        )
         return self.add(kind, name, tensors, source_kind=source_kind, nonneg=nonneg)
 
     def concatenate(self, tensors: Sequence[Tensor], axis: int, name: str, source_kind: str) -> Tensor:
@@ -290,3 +291,22 @@ class ChannelsFirstGraph:
         channels_first = kernel.reshape(shape[-1], *shape[:-1], units)
         rank = len(shape)
         return channels_first.transpose(*range(1, rank), 0, rank).reshape(kernel.shape)
+
+
+def _check_broadcast(shapes: Sequence[tuple[int, ...]]) -> None:
+    """The source broadcasts tensors of one rank (with their batch) as Keras does, axis by axis.
+
+    The forms are alike, so the Keras shapes are the source shapes with the same axes moved;
+    different ranks would align the batch with another axis in the source.
+    """
+    if len({len(shape) for shape in shapes}) > 1:
+        raise Unsupported(
+            f"its inputs have shapes {', '.join(str(s) for s in shapes)}: ranks that differ would "
+            "broadcast the batch axis against another one"
+        )
+    for axis in range(len(shapes[0])):
+        if len({shape[axis] for shape in shapes} - {1}) > 1:
+            raise Unsupported(
+                f"its inputs have shapes {', '.join(str(s) for s in shapes)}, which do not broadcast "
+                f"(axis {axis + 1} differs)"
+            )

@@ -198,9 +198,25 @@ def function_handlers() -> dict[Callable, Callable]:
     return table
 
 
+def function_handler(function) -> Callable | None:
+    """The handler of a ``call_function`` target: by the function object, else by its own module and
+    name (a library other than torch, such as torchvision, that the model's code imported itself)."""
+    handler = function_handlers().get(function)
+    if handler is None:
+        qualified = f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}"
+        handler = LOWERINGS.torch_functions.get(qualified)
+    return handler
+
+
 def resolve_path(path: str) -> Any:
-    """``torch.nn.functional.relu`` -> the function: the longest importable module, then attributes."""
+    """``torch.nn.functional.relu`` -> the function: the longest importable module, then attributes.
+
+    Packages other than torch are looked up only once imported (by the model's code): importing
+    one here could fail, or load more than the import needs.
+    """
     parts = path.split(".")
+    if parts[0] != "torch" and parts[0] not in sys.modules:
+        return None
     for split in range(len(parts) - 1, 0, -1):
         try:
             value = importlib.import_module(".".join(parts[:split]))
@@ -322,7 +338,7 @@ class _Converter(SourceWalker):
             kind = type(self.module(node)).__name__
             return None if kind in LOWERINGS.torch_modules else f"nn.{kind} has no catalog equivalent"
         if node.op == "call_function":
-            return None if node.target in function_handlers() else "this function has no catalog equivalent"
+            return None if function_handler(node.target) else "this function has no catalog equivalent"
         if node.op == "call_method":
             if node.target in LOWERINGS.torch_methods:
                 return None
@@ -338,7 +354,7 @@ class _Converter(SourceWalker):
             self._count_call(node, module)
             return LOWERINGS.torch_modules[type(module).__name__](self, node, module, name)
         if node.op == "call_function":
-            return function_handlers()[node.target](self, node, name)
+            return function_handler(node.target)(self, node, name)
         return LOWERINGS.torch_methods[node.target](self, node, name)
 
     def _count_call(self, node, module) -> None:
