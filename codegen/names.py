@@ -38,7 +38,8 @@ PROGRAM_NAMES = frozenset(
     make_optimizer make_loss train_step KerasAdam KerasRMSprop
     EpochCallback EpochReport GlobalBatches Progress clip_gradients epoch_metrics epoch_order
     is_split load_split resume right_predictions save_atomically save_checkpoint train_batches
-    train_epoch
+    train_epoch class_ids csv gzip read_csv read_data read_idx read_idx_array read_image_folder
+    struct
     self probabilities target
     """.split()
 )
