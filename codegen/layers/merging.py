@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codegen.layers.base import CF, KEEP, KerasLayer, Lowering, Mapped, Tensor, TorchCode, Unsupported
+from codegen.layers.base import KEEP, KerasLayer, Lowering, Mapped, Tensor, TorchCode, Unsupported, torch_axis
 from codegen.layers.reshaping import rescale_by, rescaling_from_onnx
 from codegen.layers.torch_source import Aux, Multi, describe, resolve
 
@@ -42,15 +42,6 @@ def _maximum(layer: LayerPlan, xs: list[str]) -> TorchCode:
     steps = [f"torch.where({xs[0]} >= {xs[1]}, {xs[0]}, {xs[1]})"]
     steps += [f"torch.where({{ident}} >= {x}, {{ident}}, {x})" for x in xs[2:]]
     return TorchCode(steps=steps)
-
-
-def torch_axis(keras_axis: int, rank: int, layout: str) -> int:
-    """The torch dim of a Keras axis (batch included) for a tensor of ``rank`` non-batch axes."""
-    index = keras_axis - 1 if keras_axis > 0 else rank + keras_axis  # 0-based, batch excluded
-    if layout == CF and rank >= 2:
-        index = 0 if index == rank - 1 else index + 1
-    dim = index + 1
-    return -1 if dim == rank else dim
 
 
 def _concatenate_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
@@ -113,8 +104,10 @@ def _binary(operation: str):
         left, right = resolve(left), resolve(right)
         if isinstance(left, Tensor) and isinstance(right, Tensor):
             return walker.graph.merge(operation, [left, right], name, walker.source_kind(node))
-        if isinstance(left, Aux) and isinstance(right, Aux):
-            return Aux(_AUX_OPERATIONS[operation](left.value, right.value))
+        if isinstance(left, Aux) or isinstance(right, Aux):  # sizes: h * w, n_h + 1 (folded)
+            values = [v.value if isinstance(v, Aux) else v for v in (left, right)]
+            if all(isinstance(v, (int, float)) for v in values):
+                return Aux(_AUX_OPERATIONS[operation](*values))
         number = right if isinstance(left, Tensor) else left
         tensor = left if isinstance(left, Tensor) else right
         number = number.value if isinstance(number, Aux) else number
@@ -148,6 +141,8 @@ def _torch_cat(walker, node, name):
     tensors = [resolve(item) for item in items]
     if not all(isinstance(t, Tensor) for t in tensors):
         raise Unsupported("concatenates values that are not computed tensors")
+    if len(tensors) == 1:  # torch.cat([x]) is x
+        return tensors[0]
     return walker.graph.concatenate(tensors, int(dim), name, walker.source_kind(node))
 
 

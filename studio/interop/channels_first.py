@@ -266,10 +266,14 @@ class ChannelsFirstGraph:
             raise Unsupported(
                 f"pads {pads} and leaves the padding out of the average; Keras 'same' would pad {keras_same}"
             )
-        if len(pads) != 2:
-            raise Unsupported(f"pads {pads} along one axis; the catalog has no ZeroPadding1D")
         if any(before < 0 or after < 0 for before, after in pads):
             raise Unsupported(f"negative pads {pads} (cropping)")
+        if len(pads) == 1:
+            padding = list(pads[0])
+            padded = self.add(
+                "ZeroPadding1D", f"{name}_pad", [tensor], {"padding": padding}, nonneg=tensor.nonneg
+            )
+            return padded, "valid"
         (top, bottom), (left, right) = pads
         padded = self.add(
             "ZeroPadding2D",

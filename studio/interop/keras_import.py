@@ -27,6 +27,7 @@ import numpy as np
 
 from codegen.layers import LOWERINGS
 from codegen.layers.base import KerasContext, Mapped
+from codegen.layers.reshaping import KERAS_OPERATIONS
 from studio.interop.builder import GraphBuilder, ImportedModel, TensorInfo
 from studio.interop.errors import ModelFileError, Unsupported, UnsupportedLayer, UnsupportedModelError
 from studio.interop.frameworks import import_keras
@@ -192,7 +193,11 @@ def _refused_layers(document: dict) -> list[UnsupportedLayer]:
         name, _ = _layer_label(layer)
         if class_name == "Lambda":
             problems.append(UnsupportedLayer(name, class_name, _LAMBDA_REASON))
-        elif class_name not in MODEL_CLASSES | {"InputLayer"} and not hasattr(keras.layers, class_name):
+        elif (
+            class_name not in MODEL_CLASSES | {"InputLayer"}
+            and not hasattr(keras.layers, class_name)
+            and class_name not in KERAS_OPERATIONS
+        ):
             problems.append(
                 UnsupportedLayer(
                     name, class_name, "a custom layer class, unknown to Keras and to the catalog"
@@ -352,7 +357,8 @@ class _Walker:
         if class_name in MODEL_CLASSES:
             self._nested(keras_name, class_name, cfg, refs)
             return
-        self._add(keras_name, class_name, cfg, refs, shapes)
+        arguments = nodes[0].get("args", [])[1:] if isinstance(nodes[0], Mapping) else []
+        self._add(keras_name, class_name, cfg, refs, shapes, list(arguments))
 
     def _nested(self, keras_name: str, class_name: str, cfg: Mapping[str, Any], refs: list) -> None:
         """A model used as a layer (a pretrained base, say): its layers are inlined."""
@@ -379,9 +385,11 @@ class _Walker:
         elif outputs:
             self.builder.unsupported(keras_name, class_name, "a nested model with several outputs")
 
-    def _add(self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list) -> None:
+    def _add(
+        self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list, arguments=()
+    ) -> None:
         try:
-            mapped = map_keras_layer(class_name, cfg, KerasContext(shapes))
+            mapped = map_keras_layer(class_name, cfg, KerasContext(shapes, list(arguments)))
         except Unsupported as error:
             self.builder.unsupported(keras_name, class_name, str(error))
             return

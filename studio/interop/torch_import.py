@@ -371,7 +371,7 @@ class _Converter(SourceWalker):
 
     def _feeds_channels_first(self, node) -> bool:
         nn = self.torch.nn
-        kinds = (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d)
+        kinds = (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d, nn.ZeroPad1d)
         return any(user.op == "call_module" and isinstance(self.module(user), kinds) for user in node.users)
 
     def _outputs(self, value) -> None:
