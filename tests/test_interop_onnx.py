@@ -323,3 +323,29 @@ def test_constants_too_large_to_compute_are_refused_before_allocating(nodes, ini
     onnx.save(handmade_model(nodes, initializers), str(path))
     with pytest.raises(UnsupportedModelError, match=r"huge.*larger than the 268,435,456 values"):
         import_model(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["pieces", "channel_shuffle"])
+def test_tensor_zoo_exported_by_pytorch(key, tmp_path):
+    """Split, Slice, Gather of one item, Transpose and shape arithmetic feeding Reshape."""
+    from tests.test_interop_torch import TENSOR_ZOO
+
+    net, shape = TENSOR_ZOO[key]
+    torch.manual_seed(0)
+    inputs = np.random.default_rng(4).standard_normal((2, *shape)).astype("float32")
+    path = tmp_path / f"{key}.onnx"
+    model = net().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outputs = ["output"] if key == "channel_shuffle" else ["output", "item"]
+        torch.onnx.export(
+            model,
+            (torch.from_numpy(inputs),),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=outputs,
+            dynamic_axes={name: {0: "batch"} for name in ["input", *outputs]},
+        )
+    check_onnx_import(path, [inputs], tmp_path)

@@ -14,6 +14,8 @@ import operator
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from codegen.layers.base import (
     CF,
     CL,
@@ -848,6 +850,52 @@ def _slice_from_onnx(walker, node, inputs, name, index):
     return crop_layer(walker.graph, x, name, node.op_type, bounds)
 
 
+def _split_from_onnx(walker, node, inputs, name, index):
+    """Split into pieces along one axis: a Slice per output (sizes from the input, the attribute, or
+    ``num_outputs`` pieces of ceil(length / count) as torch.chunk makes them)."""
+    x = walker.data(inputs)
+    source = walker.graph.source_shape(x)
+    attrs = walker.attrs(node)
+    rank = len(source) + 1
+    axis = int(attrs.get("axis", 0)) % rank
+    if axis == 0:
+        raise Unsupported("splits the batch axis")
+    length = source[axis - 1]
+    sizes = walker.constant(inputs, 1, "split") if len(inputs) > 1 else None
+    sizes = sizes.tolist() if sizes is not None else attrs.get("split")
+    if sizes is None:
+        count = int(attrs.get("num_outputs", len(node.output)))
+        size = -(-length // count)
+        sizes = [min(size, length - start) for start in range(0, length, size)]
+    sizes = [int(size) for size in sizes]
+    if sum(sizes) != length or len(sizes) != len(node.output) or min(sizes) < 1:
+        raise Unsupported(f"splits an axis of {length} into {sizes}")
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return [
+        crop_layer(walker.graph, x, name, node.op_type, {axis: (start, start + size)})
+        for start, size in zip(starts, sizes, strict=True)
+    ]
+
+
+def gather_item_from_onnx(walker, node, inputs, name: str) -> Tensor:
+    """Gather of one constant index from a computed tensor (``x[:, 0]``): a Slice, and a Reshape
+    that drops the axis when the index is a scalar."""
+    x, indices = walker.data(inputs), inputs[1]
+    if not isinstance(indices, np.ndarray) or indices.size != 1:
+        raise Unsupported("gathers computed or several indices; the catalog slices one constant index")
+    source = walker.graph.source_shape(x)
+    rank = len(source) + 1
+    axis = int(walker.attrs(node).get("axis", 0)) % rank
+    if axis == 0:
+        raise Unsupported("gathers along the batch axis")
+    item = int(indices.reshape(())) % source[axis - 1]
+    x = crop_layer(walker.graph, x, name, node.op_type, {axis: (item, item + 1)})
+    if indices.ndim:
+        return x
+    target = [dim for position, dim in enumerate(source, start=1) if position != axis]
+    return walker.graph.reshape(x, target, name, node.op_type, walker.only_dense_after(node.output[0]))
+
+
 def _resize_from_onnx(walker, node, inputs, name, index):
     x = walker.graph.to_cf(walker.data(inputs), name)
     attrs = walker.attrs(node)
@@ -891,5 +939,6 @@ ONNX_OPS: dict = {
     "Transpose": _transpose_from_onnx,
     "Pad": _pad_from_onnx,
     "Slice": _slice_from_onnx,
+    "Split": _split_from_onnx,
     "Resize": _resize_from_onnx,
 }

@@ -152,6 +152,13 @@ class ChannelsFirstGraph:
             return tensor
         if tensor.form == SQUEEZED and tuple(target) == (source[0],) + (1,) * (len(target) - 1):
             return replace(tensor, ones=len(target) - 1)
+        if tensor.form == CF and len(source) >= 2 and target[0] == source[0]:
+            # The channels stay first and only the spatial axes change (patches (N, C, H, W) ->
+            # (N, C, H * W)): the same reshape of the spatial axes in Keras, channels still last.
+            keras_target = [*target[1:], target[0]]
+            return self.add(
+                "Reshape", name, [tensor], {"target_shape": keras_target}, source_kind=source_kind, form=CF
+            )
         tensor = self.to_same(tensor, name)
         return self.add(
             "Reshape", name, [tensor], {"target_shape": list(target)}, source_kind=source_kind, form=SAME

@@ -406,8 +406,7 @@ class _Converter(SourceWalker):
         return node.kwargs.get(name, default)
 
     def literal(self, node, index: int, name: str, default: Any = None) -> Any:
-        value = self.value(self.argument(node, index, name, default))
-        return value.value if isinstance(value, Aux) else value
+        return _plain(self.value(self.argument(node, index, name, default)))
 
     def out_shape(self, node) -> tuple[int, ...]:
         shape = self.shapes.get(node)
@@ -423,3 +422,12 @@ class _Converter(SourceWalker):
         return bool(users) and all(
             user.op == "call_module" and isinstance(self.module(user), nn.Linear) for user in users
         )
+
+
+def _plain(value):
+    """Sizes read from traced shapes (:class:`Aux`) as plain values, also inside lists and tuples."""
+    if isinstance(value, Aux):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    return value
