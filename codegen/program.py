@@ -8,7 +8,7 @@ replaces the project's built-in dataset.
 
 from __future__ import annotations
 
-from codegen.keras_emitter import emit_build_model
+from codegen.keras_emitter import emit_build_model, emit_layer_classes
 from codegen.plan import CF, ModelPlan
 from codegen.recipes import (
     keras_loss_source,
@@ -431,6 +431,7 @@ def keras_program(plan: ModelPlan) -> str:
         *(["from sklearn import datasets"] if _uses_sklearn(plan) else []),
         "",
         "",
+        *emit_layer_classes(plan),
         *emit_build_model(plan),
         "",
         "",

@@ -63,10 +63,12 @@ def test_specs_are_registered():
         "Rescaling",
         "ZeroPadding1D",
         "Slice",
+        "ClassToken",
     ]
     for spec in SPECS:
         assert CATALOG.get(spec.key).key == spec.key
-        assert spec.category == ("Preprocessing" if spec.key == "Rescaling" else "Reshaping")
+        categories = {"Rescaling": "Preprocessing", "ClassToken": "Attention"}
+        assert spec.category == categories.get(spec.key, "Reshaping")
         assert all(param.doc for param in spec.params)
 
 
@@ -113,6 +115,13 @@ def test_slice_by_hand():
     assert ours("Slice", {"axis": 1, "start": 1, "stop": 3}, (4, 5, 6)) == ((2, 5, 6), 0)
     assert ours("Slice", {"axis": 1, "start": 0, "stop": 1}, (9,)) == ((1,), 0)
     assert ours("Slice", {"axis": -2, "start": 3, "stop": 5}, (6, 8)) == ((2, 8), 0)
+
+
+def test_class_token_by_hand():
+    # one more step; one learned value per feature
+    assert ours("ClassToken", {}, (196, 768)) == ((197, 768), 768)
+    with pytest.raises(ShapeError, match="expects a sequence input of rank 3"):
+        ours("ClassToken", {}, (4, 4, 3))
 
 
 def test_slice_errors_name_the_axis_and_the_bounds():

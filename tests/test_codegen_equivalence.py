@@ -343,6 +343,16 @@ case(
     chain([5, 4, 3], ("Conv2D", {"filters": 2}), ("Slice", {"axis": 1, "start": 1, "stop": 3})),
 )
 case("slice-steps", chain([6, 3], ("Slice", {"axis": 1, "start": 0, "stop": 1}), ("Dense", {"units": 2})))
+case(
+    "class-token",
+    chain(
+        [4, 6],
+        ("Dense", {"units": 8}),
+        ("ClassToken", {}),
+        ("LayerNormalization", {}),
+        ("Slice", {"axis": 1, "start": 0, "stop": 1}),
+    ),
+)
 case("slice-vector", chain([8], ("Slice", {"axis": -1, "start": 3, "stop": 8}), ("Dense", {"units": 2})))
 
 # ----- multi-input, multi-output ------------------------------------------------------

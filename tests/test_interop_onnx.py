@@ -349,3 +349,27 @@ def test_tensor_zoo_exported_by_pytorch(key, tmp_path):
             dynamic_axes={name: {0: "batch"} for name in ["input", *outputs]},
         )
     check_onnx_import(path, [inputs], tmp_path)
+
+
+def test_splits_that_do_not_cover_the_axis_are_refused_by_name(tmp_path):
+    """Split's sizes must add up to the axis (opset 17 takes them as an input); a Gather of two
+    indices is not one item."""
+    nodes = [
+        helper.make_node("Split", ["x", "sizes"], ["a", "b"], name="short", axis=1),
+        helper.make_node("Split", ["x", "many"], ["c", "d"], name="three", axis=1),
+        helper.make_node("Gather", ["x", "two"], ["g"], name="pair", axis=1),
+        helper.make_node("Concat", ["a", "b", "c", "d"], ["y"], name="join", axis=1),
+    ]
+    initializers = {
+        "sizes": np.array([1, 2], np.int64),
+        "many": np.array([1, 1, 2], np.int64),
+        "two": np.array([0, 1], np.int64),
+    }
+    path = tmp_path / "splits.onnx"
+    onnx.save(handmade_model(nodes, initializers), str(path))
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(path)
+    reasons = {problem.name: problem.reason for problem in caught.value.problems}
+    assert "splits an axis of 4 into [1, 2]" in reasons["short"]
+    assert "splits an axis of 4 into [1, 1, 2]" in reasons["three"]
+    assert "several indices" in reasons["pair"]

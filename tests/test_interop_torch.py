@@ -469,13 +469,15 @@ class ConvNeXtBlock(nn.Module):
 
 
 class PatchEncoder(nn.Module):
-    """A ViT's forward without its class token: shapes read from x.shape, torch._assert, patches
-    reshaped and permuted into a sequence, nn.MultiheadAttention, the first token taken."""
+    """A ViT's forward without its position embedding: shapes read from x.shape, torch._assert,
+    patches reshaped and permuted into a sequence, a class token, nn.MultiheadAttention, the token
+    taken back."""
 
     def __init__(self, image: int = 16, patch: int = 8, dim: int = 8) -> None:
         super().__init__()
         self.image, self.patch, self.dim = image, patch, dim
         self.proj = nn.Conv2d(3, dim, patch, patch)
+        self.class_token = nn.Parameter(torch.randn(1, 1, dim))
         self.attention = nn.MultiheadAttention(dim, 2, batch_first=True)
         self.head = nn.Linear(dim, 3)
 
@@ -484,6 +486,7 @@ class PatchEncoder(nn.Module):
         torch._assert(h == self.image, "wrong image height")
         torch._assert(w % self.patch == 0, "width not divisible")
         x = self.proj(x).reshape(n, self.dim, (h // self.patch) * (w // self.patch)).permute(0, 2, 1)
+        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
         x = self.attention(x, x, x, need_weights=False)[0] + x
         return self.head(x[:, 0])
 
@@ -523,9 +526,45 @@ def test_traced_shape_arithmetic_folds_and_asserts_drop():
     imported = import_torch_model(PatchEncoder().eval(), [(3, 16, 16)])
     kinds = {node.kind for node in imported.project.graph.nodes}
     # (N, C, H, W) -> (N, C, H * W) -> (N, H * W, C): a Keras Reshape of the patches, no Permute
-    assert kinds == {"Input", "Conv2D", "Reshape", "MultiHeadAttention", "Add", "Slice", "Flatten", "Dense"}
+    assert kinds == {
+        *(
+            "Input",
+            "Conv2D",
+            "Reshape",
+            "ClassToken",
+            "MultiHeadAttention",
+            "Add",
+            "Slice",
+            "Flatten",
+            "Dense",
+        )
+    }
+    assert imported.weights["cat"][0].shape == (8,)  # the class token, one value per feature
     with pytest.raises(InteropError, match="wrong image height"):
         import_torch_model(PatchEncoder().eval(), [(3, 24, 16)])
+
+
+def test_other_expands_are_refused_by_name():
+    class AfterTheSequence(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.token = nn.Parameter(torch.zeros(1, 1, 4))
+
+        def forward(self, x):
+            return torch.cat([x, self.token.expand(x.shape[0], -1, -1)], dim=1)
+
+    class Tiled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.token = nn.Parameter(torch.zeros(1, 1, 4))
+
+        def forward(self, x):
+            return torch.cat([self.token.expand(x.shape[0], 2, -1), x], dim=1)
+
+    with pytest.raises(UnsupportedModelError, match=r"cat.*other than before a sequence"):
+        import_torch_model(AfterTheSequence(), [(3, 4)])
+    with pytest.raises(UnsupportedModelError, match=r"expand.*expands to \[2, 2, -1\]"):
+        import_torch_model(Tiled(), [(3, 4)])
 
 
 def test_arithmetic_on_tensors_is_not_taken_for_a_size():

@@ -41,6 +41,7 @@ INPUT_SHAPES = {
     "Reshape": SEQUENCE,
     "Permute": SEQUENCE,
     "ZeroPadding1D": SEQUENCE,
+    "ClassToken": SEQUENCE,
     "Embedding": [5],
 }
 MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Concatenate")

@@ -122,6 +122,7 @@ CASES = {
     "ZeroPadding2D": [("pad", chain(IMAGE, ("ZeroPadding2D", {"padding": (1, 0, 2, 1)})))],
     "Cropping2D": [("crop", chain(IMAGE, ("Cropping2D", {"cropping": (1, 0, 2, 1)})))],
     "ZeroPadding1D": [("pad", chain(SEQUENCE, ("ZeroPadding1D", {"padding": (2, 1)})))],
+    "ClassToken": [("sequence", chain(SEQUENCE, ("ClassToken", {})))],
     "Slice": [
         ("channels", chain(IMAGE, ("Slice", {"axis": -1, "start": 1, "stop": 3}))),
         ("steps", chain(SEQUENCE, ("Slice", {"axis": 1, "start": 2, "stop": 5}))),

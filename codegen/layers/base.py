@@ -96,6 +96,8 @@ class Lowering:
     keras_init: Callable[[LayerPlan], list[str]] | None = None
     # A documented reason why training curves differ between the frameworks (``studio compare``).
     training_note: str | None = None
+    # A Keras layer class the program defines, where Keras has none for the kind: its source lines.
+    keras_class: tuple[str, ...] = ()
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from codegen.layers.base import KEEP, KerasLayer, Lowering, Mapped, Tensor, TorchCode, Unsupported, torch_axis
-from codegen.layers.reshaping import rescale_by, rescaling_from_onnx
+from codegen.layers.reshaping import class_token_cat, rescale_by, rescaling_from_onnx
 from codegen.layers.torch_source import Aux, Multi, describe, resolve
 
 if TYPE_CHECKING:
@@ -138,6 +138,9 @@ def _torch_cat(walker, node, name):
     final = _concatenate_parts(items)
     if final is not None and dim in (1, -1):
         return final
+    token = class_token_cat(walker, items, dim, name)
+    if token is not None:
+        return token
     tensors = [resolve(item) for item in items]
     if not all(isinstance(t, Tensor) for t in tensors):
         raise Unsupported("concatenates values that are not computed tensors")

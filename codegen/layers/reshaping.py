@@ -38,7 +38,7 @@ from codegen.layers.base import (
 )
 from codegen.layers.keras_config import channels_last, four_sides, ints
 from codegen.layers.onnx_source import positive_axes, resolve_target
-from codegen.layers.torch_source import Aux, Multi, Padded, describe
+from codegen.layers.torch_source import Aux, Multi, Padded, describe, resolve
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -165,6 +165,40 @@ def _slice_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     return TorchCode(steps=[f"{xs[0]}{_index_text(dim % rank, rank, params['start'], params['stop'])}"])
 
 
+# ----- ClassToken ----------------------------------------------------------------------------
+
+# Keras has no class-token layer: the program defines one, registered so that a saved model loads.
+CLASS_TOKEN_KERAS = (
+    '@keras.saving.register_keras_serializable(package="LayerStudio")',
+    "class ClassToken(layers.Layer):",
+    '    """A learned token put before each sequence (ViT\'s class token): (N, L, F) -> (N, L + 1, F)."""',
+    "",
+    "    def build(self, input_shape):",
+    '        self.token = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="token")',
+    "",
+    "    def call(self, x):",
+    "        token = keras.ops.broadcast_to(self.token, (keras.ops.shape(x)[0], 1, self.token.shape[0]))",
+    "        return keras.ops.concatenate([token, x], axis=1)",
+)
+
+
+def _class_token_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer("ClassToken")
+
+
+def _class_token_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    features = layer.shape[-1]
+    token = f'nn.ParameterDict({{"token": nn.Parameter(torch.zeros(1, 1, {features}))}})'
+    return TorchCode(
+        init=[f"self.{{ident}} = {token}"],
+        steps=[f"torch.cat([self.{{ident}}.token.expand({xs[0]}.shape[0], -1, -1), {xs[0]}], dim=1)"],
+    )
+
+
+def _class_token_weights(layer: LayerPlan, weights, plan: ModelPlan) -> dict:
+    return {"token": weights[0].reshape(1, 1, -1)}
+
+
 # ----- Rescaling -----------------------------------------------------------------------------
 
 
@@ -193,6 +227,14 @@ LOWERINGS = (
     Lowering("Cropping2D", _cropping_keras, _cropping_torch, CF),
     Lowering("ZeroPadding1D", _zero_padding_1d_keras, _zero_padding_1d_torch, CF),
     Lowering("Slice", _slice_keras, _slice_torch, KEEP),
+    Lowering(
+        "ClassToken",
+        _class_token_keras,
+        _class_token_torch,
+        CL,
+        weights=_class_token_weights,
+        keras_class=CLASS_TOKEN_KERAS,
+    ),
     Lowering("Rescaling", _rescaling_keras, _rescaling_torch, KEEP, flat="pass"),
 )
 
@@ -293,7 +335,12 @@ def _slice_bounds(items: list, shape) -> dict[int, tuple[int, int]]:
     return bounds
 
 
+def _class_token_from_keras(cfg, context) -> Mapped:
+    return Mapped("ClassToken")
+
+
 KERAS_CLASSES: dict = {
+    "ClassToken": _class_token_from_keras,
     "ZeroPadding1D": _zero_padding_1d_from_keras,
     "GetItem": _get_item_from_keras,
     "Flatten": _flatten_from_keras,
@@ -541,7 +588,9 @@ def _index(walker, node, x: Tensor, index, name: str) -> Tensor:
     if items.count(Ellipsis) == 1:
         at = items.index(Ellipsis)
         items[at : at + 1] = [slice(None)] * (rank - len(items) + 1)
-    if len(items) > rank or not all(isinstance(item, (slice, int)) for item in items):
+    if len(items) > rank or not all(
+        isinstance(item, slice) or (isinstance(item, int) and not isinstance(item, bool)) for item in items
+    ):
         raise Unsupported(f"indexes a tensor with {index!r}; the catalog slices ranges and single items")
     items += [slice(None)] * (rank - len(items))
     if items[0] != slice(None):
@@ -586,6 +635,8 @@ def _torch_split(walker, node, name):
     method = node.target if isinstance(node.target, str) else node.target.__name__
     if method == "chunk":
         count = int(walker.literal(node, 1, "chunks"))
+        if count < 1:
+            raise Unsupported(f"chunks={count}")
         size = -(-length // count)  # torch.chunk: pieces of ceil(length / chunks)
     else:
         size = walker.literal(node, 1, "split_size_or_sections")
@@ -593,6 +644,8 @@ def _torch_split(walker, node, name):
             size = walker.literal(node, 1, "split_size")
     if isinstance(size, (list, tuple)):
         sizes = [int(item) for item in size]
+    elif int(size) < 1:
+        raise Unsupported(f"splits into pieces of {size}")
     else:
         sizes = [min(int(size), length - start) for start in range(0, length, int(size))]
     if sum(sizes) != length or min(sizes) < 1:
@@ -608,7 +661,10 @@ def _torch_shape_arithmetic(function):
         values = [value.value if isinstance(value, Aux) else value for value in values]
         if not all(isinstance(value, (int, float, bool)) for value in values):
             raise Unsupported(f"computes with {', '.join(describe(v) for v in values)}; only sizes fold")
-        return Aux(function(*values))
+        try:
+            return Aux(function(*values))
+        except ArithmeticError as error:
+            raise Unsupported(f"computes {values}: {error}") from None
 
     return handler
 
@@ -643,6 +699,43 @@ def _torch_size(walker, node, name):
         raise Unsupported("the size of a value that is not a tensor")
     dim = walker.literal(node, 1, "dim", None)
     return Aux(shape if dim is None else shape[dim])
+
+
+class BatchToken:
+    """``self.class_token.expand(n, -1, -1)``: a learned (1, 1, F) token repeated over the batch."""
+
+    def __init__(self, token: np.ndarray) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return f"a parameter of shape {self.token.shape} repeated over the batch"
+
+
+def _torch_expand(walker, node, name):
+    """``x.expand(n, -1, -1)`` of a (1, 1, F) parameter: a class token for the ``torch.cat`` that follows."""
+    value = walker.value(node.args[0])
+    sizes = walker.literal(node, 1, "size")
+    sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes, *walker.value(node.args[2:])]
+    sizes = [size.value if isinstance(size, Aux) else size for size in sizes]
+    if not (isinstance(value, np.ndarray) and value.ndim == 3 and value.shape[:2] == (1, 1)):
+        raise Unsupported(f"expands {describe(value)}; the catalog repeats a (1, 1, F) class token only")
+    if sizes[1:] not in ([-1, -1], [1, value.shape[2]]) or walker.out_shape(node) != value.shape[1:]:
+        raise Unsupported(f"expands to {sizes}; the catalog repeats a class token over the batch only")
+    return BatchToken(value)
+
+
+def class_token_cat(walker, items: list, dim, name: str) -> Tensor | None:
+    """``torch.cat([token, x], dim=1)`` of a :class:`BatchToken` and a (N, L, F) sequence: a ClassToken."""
+    if not any(isinstance(item, BatchToken) for item in items):
+        return None
+    if len(items) != 2 or not isinstance(items[0], BatchToken) or dim not in (1, -2):
+        raise Unsupported("joins a class token other than before a sequence (torch.cat([token, x], dim=1))")
+    x = resolve(items[1])
+    if not isinstance(x, Tensor):
+        raise Unsupported(f"puts a class token before {describe(x)}")
+    x = walker.graph.to_same(x, name)
+    token = items[0].token.reshape(-1).astype(np.float32)
+    return walker.graph.add("ClassToken", name, [x], {}, [token], source_kind="torch.cat")
 
 
 def _torch_shape_as_tensor(walker, node, name):
@@ -721,6 +814,7 @@ TORCH_METHODS: dict = {
     "chunk": _torch_split,
     "narrow": _torch_narrow,
     "dim": _torch_dim,
+    "expand": _torch_expand,
 }
 
 
@@ -865,6 +959,8 @@ def _split_from_onnx(walker, node, inputs, name, index):
     sizes = sizes.tolist() if sizes is not None else attrs.get("split")
     if sizes is None:
         count = int(attrs.get("num_outputs", len(node.output)))
+        if not 1 <= count <= length:
+            raise Unsupported(f"splits an axis of {length} into {count} pieces")
         size = -(-length // count)
         sizes = [min(size, length - start) for start in range(0, length, size)]
     sizes = [int(size) for size in sizes]

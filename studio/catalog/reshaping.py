@@ -12,7 +12,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from studio.catalog.base import LayerSpec, Shape, ShapeError, element_count, expect_rank, format_shape
+from studio.catalog.base import (
+    LayerSpec,
+    ParamCount,
+    Shape,
+    ShapeError,
+    element_count,
+    expect_rank,
+    format_shape,
+)
 from studio.catalog.params import ChoiceParam, FloatParam, IntParam, IntTupleParam, ParamError
 
 
@@ -228,6 +236,22 @@ class Slice(LayerSpec):
         return (*shape[:index], stop - params["start"], *shape[index + 1 :])
 
 
+class ClassToken(LayerSpec):
+    key = "ClassToken"
+    category = "Attention"
+    doc = (
+        "Puts a learned token before a (steps, features) sequence: ViT's class token, (steps + 1, features)."
+    )
+    params = ()
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        steps, features = expect_rank(inputs, 2, "sequence")
+        return (steps + 1, features)
+
+    def count_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
+        return ParamCount(trainable=expect_rank(inputs, 2, "sequence")[-1])
+
+
 SPECS = (
     Flatten(),
     Reshape(),
@@ -238,4 +262,5 @@ SPECS = (
     Rescaling(),
     ZeroPadding1D(),
     Slice(),
+    ClassToken(),
 )

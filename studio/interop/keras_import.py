@@ -15,6 +15,7 @@ file's layout, so they are stored as they are.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -96,7 +97,9 @@ def load_keras_model(path: Path):
     if problem is not None:
         raise ModelFileError(f"{path}: cannot read the Keras model ({problem})")
     try:
-        return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+        return keras.saving.load_model(
+            str(path), safe_mode=True, compile=False, custom_objects=studio_layer_classes()
+        )
     except Exception as error:  # Keras raises many types for bad files; all become one clear error.
         stored = read_stored_config(path)
         problems = _refused_layers(stored) if stored is not None else []
@@ -105,6 +108,18 @@ def load_keras_model(path: Path):
         if problems:
             raise UnsupportedModelError(problems, path.name) from None
         raise ModelFileError(f"{path}: cannot read the Keras model ({_first_line(error)})") from None
+
+
+@functools.cache
+def studio_layer_classes() -> dict[str, Any]:
+    """The layer classes generated Keras programs define (ClassToken), so that their models load.
+
+    Built from the lowerings' own source, never from text in the file being loaded.
+    """
+    from codegen.runtime import keras_layer_classes
+
+    import_keras()
+    return keras_layer_classes()
 
 
 _LAMBDA_REASON = (
@@ -197,6 +212,7 @@ def _refused_layers(document: dict) -> list[UnsupportedLayer]:
             class_name not in MODEL_CLASSES | {"InputLayer"}
             and not hasattr(keras.layers, class_name)
             and class_name not in KERAS_OPERATIONS
+            and class_name not in studio_layer_classes()
         ):
             problems.append(
                 UnsupportedLayer(
