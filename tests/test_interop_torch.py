@@ -610,3 +610,44 @@ def test_torchvision_shufflenet_v2(tmp_path):
     assert imported.imported_parameters == torch_parameter_count(model)
     inputs = [np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype("float32")]
     check_reproduces(imported, model, inputs, tmp_path)
+
+
+@pytest.mark.slow
+def test_torchvision_convnext_stages_without_layer_scale(tmp_path):
+    """torchvision's own LayerNorm2d and Permute modules in ConvNeXt's stem, blocks (depthwise 7x7,
+    Permute, LayerNorm, Linear, GELU, Linear, Permute) and downsampling; LayerScale and stochastic
+    depth are left out (other kinds' work)."""
+    from tests.torchvision_shim import import_torchvision
+
+    import_torchvision()
+    from torchvision.models.convnext import LayerNorm2d
+    from torchvision.ops.misc import Permute
+
+    def block(dim: int) -> nn.Module:
+        layers = [nn.Conv2d(dim, dim, 7, padding=3, groups=dim), Permute([0, 2, 3, 1])]
+        layers += [nn.LayerNorm(dim, eps=1e-6), nn.Linear(dim, 4 * dim), nn.GELU()]
+        return nn.Sequential(*layers, nn.Linear(4 * dim, dim), Permute([0, 3, 1, 2]))
+
+    class Residual(nn.Module):
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.block = block(dim)
+
+        def forward(self, x):
+            return x + self.block(x)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Sequential(nn.Conv2d(3, 16, 4, 4), LayerNorm2d(16, eps=1e-6)),
+        Residual(16),
+        nn.Sequential(LayerNorm2d(16, eps=1e-6), nn.Conv2d(16, 32, 2, 2)),
+        Residual(32),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Sequential(LayerNorm2d(32, eps=1e-6), nn.Flatten(1), nn.Linear(32, 10)),
+    ).eval()
+    imported = import_torch_model(model, [(3, 64, 64)])
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert "Permute" not in kinds and kinds.count("LayerNormalization") == 5
+    assert imported.imported_parameters == torch_parameter_count(model)
+    inputs = [np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype("float32")]
+    check_reproduces(imported, model, inputs, tmp_path)

@@ -152,6 +152,10 @@ class ChannelsFirstGraph:
             return tensor
         if tensor.form == SQUEEZED and tuple(target) == (source[0],) + (1,) * (len(target) - 1):
             return replace(tensor, ones=len(target) - 1)
+        if tensor.form == SQUEEZED:  # (N, C) holds its elements in the source's order already
+            return self.add(
+                "Reshape", name, [tensor], {"target_shape": list(target)}, source_kind=source_kind, form=SAME
+            )
         if tensor.form == CF and len(source) >= 2 and target[0] == source[0]:
             # The channels stay first and only the spatial axes change (patches (N, C, H, W) ->
             # (N, C, H * W)): the same reshape of the spatial axes in Keras, channels still last.
@@ -178,6 +182,11 @@ class ChannelsFirstGraph:
             return replace(tensor, form=SAME)
         if tensor.form == SAME and perm == to_first and rank >= 3:
             return replace(tensor, form=CF)
+        source = self.source_shape(tensor)
+        moved = [axis for axis in perm[1:] if source[axis - 1] != 1]
+        if moved == sorted(moved):  # only unit axes move (a pooled (N, C, 1, 1) to (N, 1, 1, C)): a reshape
+            target = [source[axis - 1] for axis in perm[1:]]
+            return self.reshape(tensor, target, name, source_kind, only_dense=False)
         tensor = self.to_same(tensor, name)
         dims = [int(axis) for axis in perm[1:]]
         return self.add("Permute", name, [tensor], {"dims": dims}, source_kind=source_kind, form=SAME)
