@@ -281,6 +281,7 @@ def _rescaling_from_keras(cfg, context) -> Mapped:
 
 
 def _zero_padding_1d_from_keras(cfg, context) -> Mapped:
+    channels_last(cfg)
     padding = cfg.get("padding", 1)
     return Mapped("ZeroPadding1D", {"padding": list(ints(padding, 2))})
 
