@@ -302,7 +302,7 @@ def _get_item_from_keras(cfg, context) -> Mapped:
     if len(context.arguments) != 1 or context.shapes[0] is None:
         raise Unsupported("indexes a tensor in a way the catalog cannot read")
     key = context.arguments[0]
-    items = [_key_item(item) for item in (key if isinstance(key, list) else [key])]
+    items = [_key_item(item) for item in (key if isinstance(key, (list, tuple)) else [key])]
     rank = len(context.shapes[0])
     if items.count(Ellipsis) == 1:
         at = items.index(Ellipsis)

@@ -373,8 +373,9 @@ class _Walker:
         if class_name in MODEL_CLASSES:
             self._nested(keras_name, class_name, cfg, refs)
             return
-        arguments = nodes[0].get("args", [])[1:] if isinstance(nodes[0], Mapping) else []
-        self._add(keras_name, class_name, cfg, refs, shapes, list(arguments))
+        args = nodes[0].get("args") if isinstance(nodes[0], Mapping) else None
+        arguments = list(args[1:]) if isinstance(args, (list, tuple)) else []  # an operation's key
+        self._add(keras_name, class_name, cfg, refs, shapes, arguments)
 
     def _nested(self, keras_name: str, class_name: str, cfg: Mapping[str, Any], refs: list) -> None:
         """A model used as a layer (a pretrained base, say): its layers are inlined."""
