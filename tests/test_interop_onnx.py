@@ -373,3 +373,14 @@ def test_splits_that_do_not_cover_the_axis_are_refused_by_name(tmp_path):
     assert "splits an axis of 4 into [1, 2]" in reasons["short"]
     assert "splits an axis of 4 into [1, 1, 2]" in reasons["three"]
     assert "several indices" in reasons["pair"]
+
+
+def test_a_concat_of_one_tensor_is_that_tensor(tmp_path):
+    nodes = [
+        helper.make_node("Concat", ["x"], ["c"], name="alone", axis=1),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+    ]
+    path = tmp_path / "alone.onnx"
+    onnx.save(handmade_model(nodes, {}), str(path))
+    imported = import_model(path)
+    assert [node.kind for node in imported.project.graph.nodes] == ["Input", "Activation"]

@@ -238,6 +238,8 @@ def _merge_from_onnx(walker, node, inputs, name, index):
 def _concat_from_onnx(walker, node, inputs, name, index):
     if not all(isinstance(value, Tensor) for value in inputs):
         raise Unsupported("concatenates a constant with computed tensors")
+    if len(inputs) == 1:  # a Concat of one tensor is that tensor
+        return inputs[0]
     axis = int(walker.attrs(node).get("axis", 1))
     return walker.graph.concatenate(inputs, axis, name, node.op_type)
 
