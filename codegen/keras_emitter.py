@@ -27,6 +27,16 @@ def emit_layer(block: Block, plan: ModelPlan, layer: LayerPlan) -> None:
     block.statement(f"{layer.ident} = {code.func}", [*code.args, f"name={py(layer.ident)}"], call)
 
 
+def emit_layer_classes(plan: ModelPlan) -> list[str]:
+    """The Keras layer classes the program defines itself (kinds Keras has no layer for), once each."""
+    lines: list[str] = []
+    for kind in dict.fromkeys(layer.kind for layer in plan.layers):
+        source = LOWERINGS[kind].keras_class if kind in LOWERINGS else ()
+        if source:
+            lines += [*source, "", ""]
+    return lines
+
+
 def emit_build_model(plan: ModelPlan) -> list[str]:
     block = Block(1)
     for layer in plan.layers:

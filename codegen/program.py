@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from codegen.keras_emitter import emit_build_model
+from codegen.keras_emitter import emit_build_model, emit_layer_classes
 from codegen.plan import CF, ModelPlan
 from codegen.recipes import (
     keras_loss_source,
@@ -802,6 +802,7 @@ def keras_program(plan: ModelPlan) -> str:
         *(["from sklearn import datasets"] if _uses_sklearn(plan) else []),
         "",
         "",
+        *emit_layer_classes(plan),
         *model,
         "",
         "",

@@ -21,6 +21,18 @@ def load_module(source: str, name: str) -> types.ModuleType:
     return module
 
 
+def keras_layer_classes() -> dict[str, type]:
+    """The Keras layer classes the generated programs define (``Lowering.keras_class``), by kind."""
+    from codegen.layers import LOWERINGS
+
+    kinds = [lowering for lowering in LOWERINGS.kinds.values() if lowering.keras_class]
+    lines = ["import keras", "from keras import layers", ""]
+    for lowering in kinds:
+        lines += ["", *lowering.keras_class]
+    module = load_module("\n".join(lines) + "\n", "layer_studio_keras_classes")
+    return {lowering.kind: getattr(module, lowering.kind) for lowering in kinds}
+
+
 def to_torch_layout(array: np.ndarray, layout: Layout) -> np.ndarray:
     if layout.kind == CF and array.ndim >= 3:
         return np.ascontiguousarray(np.moveaxis(array, -1, 1))

@@ -30,6 +30,8 @@ def nested(four: tuple[int, int, int, int]) -> tuple[tuple[int, int], tuple[int,
 
 
 def keras_kwargs(kind: str, clean: dict) -> dict:
+    if kind == "ZeroPadding1D":
+        return {"padding": tuple(clean["padding"])}
     if kind == "ZeroPadding2D":
         return {"padding": nested(clean["padding"])}
     if kind == "Cropping2D":
@@ -59,10 +61,14 @@ def test_specs_are_registered():
         "ZeroPadding2D",
         "Cropping2D",
         "Rescaling",
+        "ZeroPadding1D",
+        "Slice",
+        "ClassToken",
     ]
     for spec in SPECS:
         assert CATALOG.get(spec.key).key == spec.key
-        assert spec.category == ("Preprocessing" if spec.key == "Rescaling" else "Reshaping")
+        categories = {"Rescaling": "Preprocessing", "ClassToken": "Attention"}
+        assert spec.category == categories.get(spec.key, "Reshaping")
         assert all(param.doc for param in spec.params)
 
 
@@ -103,6 +109,32 @@ def test_image_resizing_by_hand():
     assert ours("Rescaling", {"scale": 2.0, "offset": -1.0}, (6, 2)) == ((6, 2), 0)
 
 
+def test_slice_by_hand():
+    # channels 2:5 of 6 leave 3; rows 1:3 of 4 leave 2; the last axis of a vector counts as -1 or 1.
+    assert ours("Slice", {"axis": -1, "start": 2, "stop": 5}, (4, 4, 6)) == ((4, 4, 3), 0)
+    assert ours("Slice", {"axis": 1, "start": 1, "stop": 3}, (4, 5, 6)) == ((2, 5, 6), 0)
+    assert ours("Slice", {"axis": 1, "start": 0, "stop": 1}, (9,)) == ((1,), 0)
+    assert ours("Slice", {"axis": -2, "start": 3, "stop": 5}, (6, 8)) == ((2, 8), 0)
+
+
+def test_class_token_by_hand():
+    # one more step; one learned value per feature
+    assert ours("ClassToken", {}, (196, 768)) == ((197, 768), 768)
+    with pytest.raises(ShapeError, match="expects a sequence input of rank 3"):
+        ours("ClassToken", {}, (4, 4, 3))
+
+
+def test_slice_errors_name_the_axis_and_the_bounds():
+    with pytest.raises(ShapeError, match=r"stop=7 is past the end of axis -1, of length 6"):
+        ours("Slice", {"axis": -1, "start": 2, "stop": 7}, (4, 4, 6))
+    with pytest.raises(ShapeError, match=r"axis=4 is out of range .* expected 1 to 3"):
+        ours("Slice", {"axis": 4, "start": 0, "stop": 1}, (4, 4, 6))
+    with pytest.raises(ParamError, match="start < stop"):
+        KINDS["Slice"].validate_params({"axis": 1, "start": 3, "stop": 3})
+    with pytest.raises(ParamError, match="axis 0 is the batch"):
+        KINDS["Slice"].validate_params({"axis": 0, "start": 0, "stop": 1})
+
+
 # --- against real Keras -------------------------------------------------------------------------
 
 KERAS_CASES = [
@@ -126,6 +158,8 @@ KERAS_CASES = [
     ("Cropping2D", {"cropping": (1, 2, 0, 3)}, (4, 5, 1)),
     ("Rescaling", {}, (8, 8, 3)),
     ("Rescaling", {"scale": 1 / 127.5, "offset": -1.0}, (10,)),
+    ("ZeroPadding1D", {}, (5, 3)),
+    ("ZeroPadding1D", {"padding": (0, 4)}, (2, 7)),
 ]
 
 

@@ -411,6 +411,38 @@ case(
     "rescaling",
     chain([4, 4, 1], ("Rescaling", {"scale": 1 / 255, "offset": -0.5}), ("Conv2D", {"filters": 2})),
 )
+case(
+    "zero-padding-1d",
+    chain(
+        [5, 3], ("Conv1D", {"filters": 2}), ("ZeroPadding1D", {"padding": [2, 1]}), ("Conv1D", {"filters": 2})
+    ),
+)
+# Slices of the channels of an image (channels-first in PyTorch), of a sequence's steps, of a vector.
+case(
+    "slice-channels",
+    chain(
+        [6, 6, 3],
+        ("Conv2D", {"filters": 6}),
+        ("Slice", {"axis": -1, "start": 2, "stop": 5}),
+        ("Conv2D", {"filters": 2}),
+    ),
+)
+case(
+    "slice-height",
+    chain([5, 4, 3], ("Conv2D", {"filters": 2}), ("Slice", {"axis": 1, "start": 1, "stop": 3})),
+)
+case("slice-steps", chain([6, 3], ("Slice", {"axis": 1, "start": 0, "stop": 1}), ("Dense", {"units": 2})))
+case(
+    "class-token",
+    chain(
+        [4, 6],
+        ("Dense", {"units": 8}),
+        ("ClassToken", {}),
+        ("LayerNormalization", {}),
+        ("Slice", {"axis": 1, "start": 0, "stop": 1}),
+    ),
+)
+case("slice-vector", chain([8], ("Slice", {"axis": -1, "start": 3, "stop": 8}), ("Dense", {"units": 2})))
 
 # ----- multi-input, multi-output ------------------------------------------------------
 case(

@@ -493,3 +493,30 @@ def test_squeeze_excitation_activations_and_structured_dropout(tmp_path):
     masks = {name: graph.find(name).params["mask"] for name in ("spatial", "depth", "channels")}
     assert masks == {"spatial": "channel", "depth": "sample", "channels": "channel"}
     assert graph.find("centre").kind == "Subtract"
+
+
+def test_slices_in_a_functional_model_import_or_are_refused_by_name():
+    """``x[:, 1:3]`` is a Keras operation (GetItem): one range of one axis is a Slice; steps, items
+    and damaged keys are refused, naming the reason."""
+    from studio.interop.keras_import import import_keras_config
+
+    inputs = keras.Input((6, 4))
+    kept = layers.Dense(2, name="dense")(inputs[:, 1:3])
+    stepped = inputs[:, ::2]
+    item = inputs[:, 0]
+    model = keras.Model(inputs, [kept, stepped, item])
+    document = {"class_name": "Functional", "config": model.get_config()}
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_keras_config(document, None, source="slices")
+    reasons = sorted(problem.reason for problem in caught.value.problems)
+    assert len(reasons) == 2
+    assert "step 2" in reasons[1] and "keeps a range of one axis" in reasons[0]
+
+    model = keras.Model(inputs, kept)
+    imported = import_keras_config({"class_name": "Functional", "config": model.get_config()}, None)
+    sliced = next(node for node in imported.project.graph.nodes if node.kind == "Slice")
+    assert sliced.params == {"axis": 1, "start": 1, "stop": 3}
+
+    config = json.loads(json.dumps(model.get_config()).replace('"start": 1', '"start": "one"'))
+    with pytest.raises(UnsupportedModelError, match="get_item"):
+        import_keras_config({"class_name": "Functional", "config": config}, None)

@@ -379,3 +379,64 @@ def test_activations_prelu_and_broadcasting_merges(tmp_path):
     assert graph.find("tf_hard_sigmoid_scale_in").kind == "Rescaling"
     assert graph.find("tf_hard_sigmoid").params["activation"] == "hard_sigmoid"
     assert graph.find("prelu").kind == "PReLU" and graph.find("least").kind == "Minimum"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["pieces", "channel_shuffle"])
+def test_tensor_zoo_exported_by_pytorch(key, tmp_path):
+    """Split, Slice, Gather of one item, Transpose and shape arithmetic feeding Reshape."""
+    from tests.test_interop_torch import TENSOR_ZOO
+
+    net, shape = TENSOR_ZOO[key]
+    torch.manual_seed(0)
+    inputs = np.random.default_rng(4).standard_normal((2, *shape)).astype("float32")
+    path = tmp_path / f"{key}.onnx"
+    model = net().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outputs = ["output"] if key == "channel_shuffle" else ["output", "item"]
+        torch.onnx.export(
+            model,
+            (torch.from_numpy(inputs),),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=outputs,
+            dynamic_axes={name: {0: "batch"} for name in ["input", *outputs]},
+        )
+    check_onnx_import(path, [inputs], tmp_path)
+
+
+def test_splits_that_do_not_cover_the_axis_are_refused_by_name(tmp_path):
+    """Split's sizes must add up to the axis (opset 17 takes them as an input); a Gather of two
+    indices is not one item."""
+    nodes = [
+        helper.make_node("Split", ["x", "sizes"], ["a", "b"], name="short", axis=1),
+        helper.make_node("Split", ["x", "many"], ["c", "d"], name="three", axis=1),
+        helper.make_node("Gather", ["x", "two"], ["g"], name="pair", axis=1),
+        helper.make_node("Concat", ["a", "b", "c", "d"], ["y"], name="join", axis=1),
+    ]
+    initializers = {
+        "sizes": np.array([1, 2], np.int64),
+        "many": np.array([1, 1, 2], np.int64),
+        "two": np.array([0, 1], np.int64),
+    }
+    path = tmp_path / "splits.onnx"
+    onnx.save(handmade_model(nodes, initializers), str(path))
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(path)
+    reasons = {problem.name: problem.reason for problem in caught.value.problems}
+    assert "splits an axis of 4 into [1, 2]" in reasons["short"]
+    assert "splits an axis of 4 into [1, 1, 2]" in reasons["three"]
+    assert "several indices" in reasons["pair"]
+
+
+def test_a_concat_of_one_tensor_is_that_tensor(tmp_path):
+    nodes = [
+        helper.make_node("Concat", ["x"], ["c"], name="alone", axis=1),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+    ]
+    path = tmp_path / "alone.onnx"
+    onnx.save(handmade_model(nodes, {}), str(path))
+    imported = import_model(path)
+    assert [node.kind for node in imported.project.graph.nodes] == ["Input", "Activation"]

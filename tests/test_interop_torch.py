@@ -438,15 +438,6 @@ def test_layer_zoo(key, tmp_path):
     check_reproduces(imported, model, inputs, tmp_path)
 
 
-def randomize_batch_norm_statistics(model, seed: int = 1) -> None:
-    """Running statistics away from (0, 1), so that a wrong BatchNorm mapping shows."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
-            module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnext50_32x4d", "regnet_x_400mf"])
 def test_torchvision_grouped_convolution_networks(name, tmp_path):
@@ -536,6 +527,192 @@ def torchvision_model(name: str):
             if isinstance(module, nn.BatchNorm2d):
                 module.running_mean.copy_(torch.rand(module.running_mean.shape, generator=generator) - 0.5)
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+
+
+# ----- tensor operations: split, slice, permute, traced shape arithmetic (issue 13) ---------------
+
+
+class Pieces(nn.Module):
+    """chunk, split, cat in a new order, an item (x[:, 0]), narrow, and a permute of a sliced image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        a, b = self.conv(x).chunk(2, dim=1)
+        c, d, e = torch.split(b, [1, 2, 1], dim=1)
+        y = torch.cat([d, a, c * e], dim=1)
+        width = torch.narrow(y, 3, 1, 4)
+        return self.fc(width.permute(0, 2, 1, 3)[:, 1]).flatten(1), y[:, 0]
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet V2's unit: split the channels, convolve one half, join and shuffle them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.branch = nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4), nn.ReLU())
+
+    def forward(self, x):
+        x1, x2 = x.chunk(2, dim=1)
+        out = torch.cat((x1, self.branch(x2)), dim=1)
+        batch, channels, height, width = out.size()
+        out = out.view(batch, 2, channels // 2, height, width)
+        out = torch.transpose(out, 1, 2).contiguous()
+        return out.view(batch, -1, height, width)
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt without LayerScale and stochastic depth: LayerNorm2d (permute, F.layer_norm, permute)
+    and a block that runs its Linear layers channels-last between two permutes."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, dim, 2, 2)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.fc1, self.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+
+    def forward(self, x):
+        x = self.conv(x)
+        x = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.norm.weight, self.norm.bias, 1e-6)
+        x = x.permute(0, 3, 1, 2)
+        y = torch.permute(self.dw(x), [0, 2, 3, 1])
+        y = self.fc2(F.gelu(self.fc1(y)))
+        return x + y.permute(0, 3, 1, 2)
+
+
+class PatchEncoder(nn.Module):
+    """A ViT's forward without its position embedding: shapes read from x.shape, torch._assert,
+    patches reshaped and permuted into a sequence, a class token, nn.MultiheadAttention, the token
+    taken back."""
+
+    def __init__(self, image: int = 16, patch: int = 8, dim: int = 8) -> None:
+        super().__init__()
+        self.image, self.patch, self.dim = image, patch, dim
+        self.proj = nn.Conv2d(3, dim, patch, patch)
+        self.class_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.attention = nn.MultiheadAttention(dim, 2, batch_first=True)
+        self.head = nn.Linear(dim, 3)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        torch._assert(h == self.image, "wrong image height")
+        torch._assert(w % self.patch == 0, "width not divisible")
+        x = self.proj(x).reshape(n, self.dim, (h // self.patch) * (w // self.patch)).permute(0, 2, 1)
+        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
+        x = self.attention(x, x, x, need_weights=False)[0] + x
+        return self.head(x[:, 0])
+
+
+TENSOR_ZOO = {
+    "pieces": (Pieces, (3, 8, 8)),
+    "channel_shuffle": (ChannelShuffle, (8, 5, 5)),
+    "convnext_block": (ConvNeXtBlock, (3, 8, 8)),
+    "patch_encoder": (PatchEncoder, (3, 16, 16)),
+}
+
+
+def test_slices_and_splits_import_as_slice_layers():
+    imported = import_torch_model(Pieces().eval(), [(3, 8, 8)])
+    graph = imported.project.graph
+    slices = {node.name: node.params for node in graph.nodes if node.kind == "Slice"}
+    # chunk(2) of 8 channels: the second half 4:8, then split [1, 2, 1] of it; channels are axis -1
+    assert {"axis": -1, "start": 4, "stop": 8} in slices.values()
+    assert {"axis": -1, "start": 0, "stop": 1} in slices.values()
+    # the width 1:5 of a channels-first image is a crop; x[:, 1] of (N, H, C, W) a Slice and a Reshape
+    assert graph.find("narrow").kind == "Cropping2D"
+    assert graph.find("narrow").params["cropping"] == (0, 0, 1, 3)
+    assert graph.find("getitem_1").kind == "Reshape"
+
+
+def test_permutes_around_channels_last_layers_are_layout_changes():
+    """ConvNeXt's permute -> F.layer_norm -> permute, and permute -> Linear -> permute: no Permute layer."""
+    model = ConvNeXtBlock().eval()
+    imported = import_torch_model(model, [(3, 8, 8)])
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert "Permute" not in kinds
+    assert kinds.count("LayerNormalization") == 1 and kinds.count("Dense") == 2
+    assert imported.imported_parameters == torch_parameter_count(model)
+
+
+def test_traced_shape_arithmetic_folds_and_asserts_drop():
+    imported = import_torch_model(PatchEncoder().eval(), [(3, 16, 16)])
+    kinds = {node.kind for node in imported.project.graph.nodes}
+    # (N, C, H, W) -> (N, C, H * W) -> (N, H * W, C): a Keras Reshape of the patches, no Permute
+    assert kinds == {
+        *(
+            "Input",
+            "Conv2D",
+            "Reshape",
+            "ClassToken",
+            "MultiHeadAttention",
+            "Add",
+            "Slice",
+            "Flatten",
+            "Dense",
+        )
+    }
+    assert imported.weights["cat"][0].shape == (8,)  # the class token, one value per feature
+    with pytest.raises(InteropError, match="wrong image height"):
+        import_torch_model(PatchEncoder().eval(), [(3, 24, 16)])
+
+
+def test_other_expands_are_refused_by_name():
+    class AfterTheSequence(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.token = nn.Parameter(torch.zeros(1, 1, 4))
+
+        def forward(self, x):
+            return torch.cat([x, self.token.expand(x.shape[0], -1, -1)], dim=1)
+
+    class Tiled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.token = nn.Parameter(torch.zeros(1, 1, 4))
+
+        def forward(self, x):
+            return torch.cat([self.token.expand(x.shape[0], 2, -1), x], dim=1)
+
+    with pytest.raises(UnsupportedModelError, match=r"cat.*other than before a sequence"):
+        import_torch_model(AfterTheSequence(), [(3, 4)])
+    with pytest.raises(UnsupportedModelError, match=r"expand.*expands to \[2, 2, -1\]"):
+        import_torch_model(Tiled(), [(3, 4)])
+
+
+def test_arithmetic_on_tensors_is_not_taken_for_a_size():
+    class FloorDivide(nn.Module):
+        def forward(self, x):
+            return x // 2
+
+    with pytest.raises(UnsupportedModelError, match=r"floordiv.*only sizes fold"):
+        import_torch_model(FloorDivide(), [(4,)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", list(TENSOR_ZOO))
+def test_tensor_zoo(key, tmp_path):
+    net, shape = TENSOR_ZOO[key]
+    torch.manual_seed(0)
+    model = net().eval()
+    imported = import_torch_model(model, [shape])
+    assert imported.imported_parameters == torch_parameter_count(model)
+    inputs = [np.random.default_rng(0).standard_normal((2, *shape)).astype("float32")]
+    check_reproduces(imported, model, inputs, tmp_path)
+
+
+def randomize_batch_norm_statistics(model: nn.Module) -> nn.Module:
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.weight.uniform_(0.5, 1.5, generator=generator)
+                module.bias.normal_(0, 0.1, generator=generator)
+                module.running_mean.normal_(0, 0.1, generator=generator)
+                module.running_var.uniform_(0.5, 1.5, generator=generator)
     return model.eval()
 
 
@@ -556,5 +733,55 @@ def test_torchvision_models_with_squeeze_excitation(name, activations, tmp_path)
     residual = sum(bool(getattr(module, "use_res_connect", False)) for module in model.modules())
     depth = [node for node in nodes if node.kind == "Dropout" and node.params["mask"] == "sample"]
     assert len(depth) == (residual if name == "efficientnet_b0" else 0)  # stochastic depth on residuals
+
+
+def test_torchvision_shufflenet_v2(tmp_path):
+    from tests.torchvision_shim import import_torchvision
+
+    torch.manual_seed(0)
+    model = randomize_batch_norm_statistics(import_torchvision().models.shufflenet_v2_x0_5())
+    imported = import_torch_model(model, [(3, 64, 64)])
+    assert imported.imported_parameters == torch_parameter_count(model)
+    inputs = [np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype("float32")]
+    check_reproduces(imported, model, inputs, tmp_path)
+
+
+@pytest.mark.slow
+def test_torchvision_convnext_stages_without_layer_scale(tmp_path):
+    """torchvision's own LayerNorm2d and Permute modules in ConvNeXt's stem, blocks (depthwise 7x7,
+    Permute, LayerNorm, Linear, GELU, Linear, Permute) and downsampling; LayerScale and stochastic
+    depth are left out (other kinds' work)."""
+    from tests.torchvision_shim import import_torchvision
+
+    import_torchvision()
+    from torchvision.models.convnext import LayerNorm2d
+    from torchvision.ops.misc import Permute
+
+    def block(dim: int) -> nn.Module:
+        layers = [nn.Conv2d(dim, dim, 7, padding=3, groups=dim), Permute([0, 2, 3, 1])]
+        layers += [nn.LayerNorm(dim, eps=1e-6), nn.Linear(dim, 4 * dim), nn.GELU()]
+        return nn.Sequential(*layers, nn.Linear(4 * dim, dim), Permute([0, 3, 1, 2]))
+
+    class Residual(nn.Module):
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.block = block(dim)
+
+        def forward(self, x):
+            return x + self.block(x)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Sequential(nn.Conv2d(3, 16, 4, 4), LayerNorm2d(16, eps=1e-6)),
+        Residual(16),
+        nn.Sequential(LayerNorm2d(16, eps=1e-6), nn.Conv2d(16, 32, 2, 2)),
+        Residual(32),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Sequential(LayerNorm2d(32, eps=1e-6), nn.Flatten(1), nn.Linear(32, 10)),
+    ).eval()
+    imported = import_torch_model(model, [(3, 64, 64)])
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert "Permute" not in kinds and kinds.count("LayerNormalization") == 5
+    assert imported.imported_parameters == torch_parameter_count(model)
     inputs = [np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype("float32")]
     check_reproduces(imported, model, inputs, tmp_path)

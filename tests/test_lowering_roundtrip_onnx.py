@@ -141,6 +141,14 @@ SMALL = {
         ("Cropping2D", {"cropping": (2, 1, 1, 3)}),
         ("Conv2D", {"filters": 2, "kernel_size": (1, 1)}),
     ),
+    "padding_1d_and_slices": lambda: chain(
+        (6, 4),
+        ("Conv1D", {"filters": 6, "kernel_size": 3}),
+        ("ZeroPadding1D", {"padding": (1, 2)}),
+        ("Slice", {"axis": -1, "start": 1, "stop": 4}),
+        ("Conv1D", {"filters": 5, "kernel_size": 2}),
+        ("Slice", {"axis": -1, "start": 0, "stop": 2}),
+    ),
     "rescaling_activations": lambda: chain(
         (8,),
         ("Rescaling", {"scale": 1 / 255}),

@@ -138,6 +138,12 @@ CASES = {
     ],
     "ZeroPadding2D": [("pad", chain(IMAGE, ("ZeroPadding2D", {"padding": (1, 0, 2, 1)})))],
     "Cropping2D": [("crop", chain(IMAGE, ("Cropping2D", {"cropping": (1, 0, 2, 1)})))],
+    "ZeroPadding1D": [("pad", chain(SEQUENCE, ("ZeroPadding1D", {"padding": (2, 1)})))],
+    "ClassToken": [("sequence", chain(SEQUENCE, ("ClassToken", {})))],
+    "Slice": [
+        ("channels", chain(IMAGE, ("Slice", {"axis": -1, "start": 1, "stop": 3}))),
+        ("steps", chain(SEQUENCE, ("Slice", {"axis": 1, "start": 2, "stop": 5}))),
+    ],
     "Rescaling": [
         ("scale", chain(IMAGE, ("Rescaling", {"scale": 0.5, "offset": 0.0}))),
         ("fraction", chain(IMAGE, ("Rescaling", {"scale": 1 / 255, "offset": 0.0}))),
@@ -211,6 +217,11 @@ EQUIVALENT_FORMS = {
         "PyTorch crops the 'valid' output explicitly",
         chain(IMAGE, ("Conv2DTranspose", {"filters": 2, "strides": (2, 2), "padding": "same"})),
         ["Input", "Conv2DTranspose", "Cropping2D"],
+    ),
+    "slice_of_the_width": (
+        "PyTorch slices the width of a channels-first image, which the importer reads as a crop",
+        chain(IMAGE, ("Conv2D", {"filters": 2}), ("Slice", {"axis": 2, "start": 1, "stop": 3})),
+        ["Input", "Conv2D", "Cropping2D"],
     ),
     "rescaling_with_offset": (
         "PyTorch writes x * scale + offset",

@@ -96,6 +96,8 @@ class Lowering:
     keras_init: Callable[[LayerPlan], list[str]] | None = None
     # A documented reason why training curves differ between the frameworks (``studio compare``).
     training_note: str | None = None
+    # A Keras layer class the program defines, where Keras has none for the kind: its source lines.
+    keras_class: tuple[str, ...] = ()
 
 
 @dataclass
@@ -111,6 +113,8 @@ class KerasContext:
     """What a Keras import mapping may need besides the config: the input shapes (batch included)."""
 
     shapes: list[tuple | None]
+    # The call's arguments after the first tensor, as serialized (an operation's key: ``x[:, 0:4]``).
+    arguments: list = field(default_factory=list)
 
     @property
     def rank(self) -> int | None:
@@ -244,6 +248,15 @@ def compact(value) -> str:
     """``(3, 3)`` -> ``3``, ``(3,)`` -> ``3``, ``(3, 5)`` -> ``(3, 5)``: one integer for a square window."""
     values = as_tuple(value)
     return py(values[0]) if len(set(values)) == 1 else py(values)
+
+
+def torch_axis(keras_axis: int, rank: int, layout: str) -> int:
+    """The torch dim of a Keras axis (batch included) for a tensor of ``rank`` non-batch axes."""
+    index = keras_axis - 1 if keras_axis > 0 else rank + keras_axis  # 0-based, batch excluded
+    if layout == CF and rank >= 2:
+        index = 0 if index == rank - 1 else index + 1
+    dim = index + 1
+    return -1 if dim == rank else dim
 
 
 def module_call(layer: LayerPlan, x: str) -> str:

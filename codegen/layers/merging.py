@@ -20,9 +20,15 @@ from codegen.layers.base import (
     Tensor,
     TorchCode,
     Unsupported,
+    torch_axis,
 )
 from codegen.layers.core import DropMask
-from codegen.layers.reshaping import rescale_by, rescaling_from_onnx
+from codegen.layers.reshaping import (
+    class_token_cat,
+    rescale_by,
+    rescaling_from_onnx,
+    torch_shape_arithmetic,
+)
 from codegen.layers.torch_source import Aux, Multi, describe, resolve
 
 if TYPE_CHECKING:
@@ -106,15 +112,6 @@ def _merge_layout(plan: ModelPlan, layer: LayerPlan, output_ids: set[str]) -> No
     layer.layout = Layout(layout)
 
 
-def torch_axis(keras_axis: int, rank: int, layout: str) -> int:
-    """The torch dim of a Keras axis (batch included) for a tensor of ``rank`` non-batch axes."""
-    index = keras_axis - 1 if keras_axis > 0 else rank + keras_axis  # 0-based, batch excluded
-    if layout == CF and rank >= 2:
-        index = 0 if index == rank - 1 else index + 1
-    dim = index + 1
-    return -1 if dim == rank else dim
-
-
 def _concatenate_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
     axis = layer.params["axis"]
     return KerasLayer(
@@ -192,8 +189,10 @@ def _binary(operation: str):
             if operation == "Divide":
                 raise Unsupported("divides two computed tensors; Keras has no merge layer that divides")
             return walker.graph.merge(operation, [left, right], name, walker.source_kind(node))
-        if isinstance(left, Aux) and isinstance(right, Aux):
-            return Aux(_AUX_OPERATIONS[operation](left.value, right.value))
+        if isinstance(left, Aux) or isinstance(right, Aux):  # sizes: h * w, n_h + 1 (folded)
+            values = [v.value if isinstance(v, Aux) else v for v in (left, right)]
+            if all(isinstance(v, (int, float)) for v in values):
+                return Aux(_AUX_OPERATIONS[operation](*values))
         number = right if isinstance(left, Tensor) else left
         tensor = left if isinstance(left, Tensor) else right
         number = number.value if isinstance(number, Aux) else number
@@ -229,9 +228,14 @@ def _torch_cat(walker, node, name):
     final = _concatenate_parts(items)
     if final is not None and dim in (1, -1):
         return final
+    token = class_token_cat(walker, items, dim, name)
+    if token is not None:
+        return token
     tensors = [resolve(item) for item in items]
     if not all(isinstance(t, Tensor) for t in tensors):
         raise Unsupported("concatenates values that are not computed tensors")
+    if len(tensors) == 1:  # torch.cat([x]) is x
+        return tensors[0]
     return walker.graph.concatenate(tensors, int(dim), name, walker.source_kind(node))
 
 
@@ -247,8 +251,14 @@ class _Comparison:
         return f"a comparison of two tensors ({'a >= b' if self.kind == 'Maximum' else 'a <= b'})"
 
 
-def _torch_comparison(kind: str):
+def _torch_comparison(kind: str, function):
+    """``a >= b`` (``<=``): of two tensors, the condition of a Maximum (Minimum) through torch.where;
+    of two sizes that tracing left in the graph, a number folded at import."""
+    sizes = torch_shape_arithmetic(function)
+
     def handler(walker, node, name):
+        if not any(isinstance(walker.value(arg), Tensor) for arg in node.args):
+            return sizes(walker, node, name)
         return _Comparison(kind, walker.tensor(node.args[0]), walker.tensor(node.args[1]))
 
     return handler
@@ -288,8 +298,8 @@ TORCH_FUNCTIONS: dict = {
     "torch.div": _binary("Divide"),
     "torch.maximum": _torch_select("Maximum"),
     "torch.minimum": _torch_select("Minimum"),
-    "operator.ge": _torch_comparison("Maximum"),
-    "operator.le": _torch_comparison("Minimum"),
+    "operator.ge": _torch_comparison("Maximum", operator.ge),
+    "operator.le": _torch_comparison("Minimum", operator.le),
     "torch.where": _torch_where,
     "torch.cat": _torch_cat,
     "torch.concat": _torch_cat,
@@ -342,6 +352,8 @@ def _merge_from_onnx(walker, node, inputs, name, index):
 def _concat_from_onnx(walker, node, inputs, name, index):
     if not all(isinstance(value, Tensor) for value in inputs):
         raise Unsupported("concatenates a constant with computed tensors")
+    if len(inputs) == 1:  # a Concat of one tensor is that tensor
+        return inputs[0]
     axis = int(walker.attrs(node).get("axis", 1))
     return walker.graph.concatenate(inputs, axis, name, node.op_type)
 

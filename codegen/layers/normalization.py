@@ -189,6 +189,24 @@ def _torch_layer_norm(walker, node, module, name):
     return graph.add("LayerNormalization", name, [x], params, weights, source_kind="LayerNorm")
 
 
+def _torch_layer_norm_function(walker, node, name):
+    """``F.layer_norm(x, shape, weight, bias, eps)`` over the last axis (ConvNeXt's LayerNorm2d calls it
+    between two permutes); weight and bias are the module's parameters, or None."""
+    graph = walker.graph
+    x = graph.to_same(walker.tensor(node.args[0]), name)
+    shape = tuple(walker.literal(node, 1, "normalized_shape"))
+    if shape != graph.source_shape(x)[-1:]:
+        raise Unsupported(f"normalized_shape={shape}: the catalog normalizes the last axis")
+    weight, bias = (walker.literal(node, i, key) for i, key in ((2, "weight"), (3, "bias")))
+    if any(value is not None and not isinstance(value, np.ndarray) for value in (weight, bias)):
+        raise Unsupported("its weight or bias is computed, not a parameter")
+    eps = float(walker.literal(node, 4, "eps", 1e-5))
+    params = {"epsilon": eps, "scale": weight is not None, "center": bias is not None}
+    weights = [w.astype(np.float32) for w in (weight, bias) if w is not None]
+    return graph.add("LayerNormalization", name, [x], params, weights, source_kind="F.layer_norm")
+
+
+TORCH_FUNCTIONS: dict = {"torch.nn.functional.layer_norm": _torch_layer_norm_function}
 TORCH_MODULES: dict = {
     "BatchNorm1d": _torch_batch_norm,
     "BatchNorm2d": _torch_batch_norm,

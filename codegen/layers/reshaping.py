@@ -1,4 +1,4 @@
-"""Reshaping: Flatten, Reshape, Permute, UpSampling2D, ZeroPadding2D, Cropping2D, Rescaling.
+"""Reshaping: Flatten, Reshape, Permute, UpSampling2D, ZeroPadding1D/2D, Cropping2D, Slice, Rescaling.
 
 Flatten is the one layout subtlety: PyTorch flattens ``(c, h, w)``, Keras
 ``(h, w, c)``. When every consumer of the flattened vector is a Dense layer
@@ -10,13 +10,19 @@ columns; otherwise the tensor is permuted to channels-last first.
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from codegen.layers.base import (
     CF,
     CL,
     FLAT_CF,
     KEEP,
+    SAME,
+    SQUEEZED,
     KerasLayer,
     Layout,
     Lowering,
@@ -28,10 +34,11 @@ from codegen.layers.base import (
     compact,
     module_call,
     scale_literal,
+    torch_axis,
 )
 from codegen.layers.keras_config import channels_last, four_sides, ints
 from codegen.layers.onnx_source import positive_axes, resolve_target
-from codegen.layers.torch_source import Aux, Multi, Padded, describe
+from codegen.layers.torch_source import Aux, Multi, Padded, describe, resolve
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -125,6 +132,73 @@ def _cropping_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     return TorchCode(steps=[f"{xs[0]}[:, :, {top}:{height - bottom}, {left}:{width - right}]"])
 
 
+def _zero_padding_1d_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer("layers.ZeroPadding1D", [f"padding={py(tuple(layer.params['padding']))}"])
+
+
+def _zero_padding_1d_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    return TorchCode(("nn.ZeroPad1d", [py(tuple(layer.params["padding"]))]), [module_call(layer, xs[0])])
+
+
+# ----- Slice ---------------------------------------------------------------------------------
+
+
+def _index_text(dim: int, rank: int, start: int, stop: int) -> str:
+    """``[:, :, 2:6]``: a slice of ``dim`` (batch included) of a tensor of ``rank`` axes with the batch."""
+    if dim in (-1, rank - 1):
+        return f"[..., {start}:{stop}]"
+    return "[" + ", ".join([":"] * dim + [f"{start}:{stop}"]) + "]"
+
+
+def _slice_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    params = layer.params
+    rank = len(layer.shape) + 1
+    index = _index_text(params["axis"] % rank, rank, params["start"], params["stop"])
+    # Keras has no slicing layer: the slice is an operation, named through an Identity layer.
+    return KerasLayer("layers.Identity", [], f"({sources[0]}{index})")
+
+
+def _slice_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    params = layer.params
+    rank = len(layer.shape) + 1
+    dim = torch_axis(params["axis"], rank - 1, layer.layout.kind)
+    return TorchCode(steps=[f"{xs[0]}{_index_text(dim % rank, rank, params['start'], params['stop'])}"])
+
+
+# ----- ClassToken ----------------------------------------------------------------------------
+
+# Keras has no class-token layer: the program defines one, registered so that a saved model loads.
+CLASS_TOKEN_KERAS = (
+    '@keras.saving.register_keras_serializable(package="LayerStudio")',
+    "class ClassToken(layers.Layer):",
+    '    """A learned token put before each sequence (ViT\'s class token): (N, L, F) -> (N, L + 1, F)."""',
+    "",
+    "    def build(self, input_shape):",
+    '        self.token = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="token")',
+    "",
+    "    def call(self, x):",
+    "        token = keras.ops.broadcast_to(self.token, (keras.ops.shape(x)[0], 1, self.token.shape[0]))",
+    "        return keras.ops.concatenate([token, x], axis=1)",
+)
+
+
+def _class_token_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer("ClassToken")
+
+
+def _class_token_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    features = layer.shape[-1]
+    token = f'nn.ParameterDict({{"token": nn.Parameter(torch.zeros(1, 1, {features}))}})'
+    return TorchCode(
+        init=[f"self.{{ident}} = {token}"],
+        steps=[f"torch.cat([self.{{ident}}.token.expand({xs[0]}.shape[0], -1, -1), {xs[0]}], dim=1)"],
+    )
+
+
+def _class_token_weights(layer: LayerPlan, weights, plan: ModelPlan) -> dict:
+    return {"token": weights[0].reshape(1, 1, -1)}
+
+
 # ----- Rescaling -----------------------------------------------------------------------------
 
 
@@ -151,6 +225,16 @@ LOWERINGS = (
     Lowering("UpSampling2D", _up_sampling_keras, _up_sampling_torch, CF),
     Lowering("ZeroPadding2D", _zero_padding_keras, _zero_padding_torch, CF),
     Lowering("Cropping2D", _cropping_keras, _cropping_torch, CF),
+    Lowering("ZeroPadding1D", _zero_padding_1d_keras, _zero_padding_1d_torch, CF),
+    Lowering("Slice", _slice_keras, _slice_torch, KEEP),
+    Lowering(
+        "ClassToken",
+        _class_token_keras,
+        _class_token_torch,
+        CL,
+        weights=_class_token_weights,
+        keras_class=CLASS_TOKEN_KERAS,
+    ),
     Lowering("Rescaling", _rescaling_keras, _rescaling_torch, KEEP, flat="pass"),
 )
 
@@ -196,7 +280,70 @@ def _rescaling_from_keras(cfg, context) -> Mapped:
     return Mapped("Rescaling", {"scale": float(scale), "offset": float(offset)})
 
 
+def _zero_padding_1d_from_keras(cfg, context) -> Mapped:
+    channels_last(cfg)
+    padding = cfg.get("padding", 1)
+    return Mapped("ZeroPadding1D", {"padding": list(ints(padding, 2))})
+
+
+def _key_item(item):
+    """One item of a serialized ``GetItem`` key: a slice, an ellipsis, an integer or None."""
+    if isinstance(item, Mapping):
+        kind, config = item.get("class_name"), item.get("config") or {}
+        if kind == "__slice__":
+            return slice(config.get("start"), config.get("stop"), config.get("step"))
+        if kind == "__ellipsis__":
+            return Ellipsis
+    return item
+
+
+def _get_item_from_keras(cfg, context) -> Mapped:
+    """``x[:, 2:6]`` in a Keras 3 functional model (the ``GetItem`` operation): a Slice of one axis."""
+    if len(context.arguments) != 1 or context.shapes[0] is None:
+        raise Unsupported("indexes a tensor in a way the catalog cannot read")
+    key = context.arguments[0]
+    items = [_key_item(item) for item in (key if isinstance(key, (list, tuple)) else [key])]
+    rank = len(context.shapes[0])
+    if items.count(Ellipsis) == 1:
+        at = items.index(Ellipsis)
+        items[at : at + 1] = [slice(None)] * (rank - len(items) + 1)
+    items += [slice(None)] * (rank - len(items))
+    if len(items) != rank or not all(isinstance(item, slice) for item in items):
+        raise Unsupported(f"indexes with {items!r}; the catalog's Slice keeps a range of one axis")
+    bounds = _slice_bounds(items, context.shapes[0])
+    if len(bounds) != 1 or 0 in bounds:
+        raise Unsupported(f"indexes with {items!r}; the catalog's Slice keeps a range of one non-batch axis")
+    ((axis, (start, stop)),) = bounds.items()
+    axis = -1 if axis == rank - 1 else axis  # the last axis, as the catalog writes it
+    return Mapped("Slice", {"axis": axis, "start": start, "stop": stop})
+
+
+def _slice_bounds(items: list, shape) -> dict[int, tuple[int, int]]:
+    """{axis: (start, stop)} of the slices (step 1) that keep less than the whole axis."""
+    bounds = {}
+    for axis, (item, size) in enumerate(zip(items, shape, strict=True)):
+        if item.step not in (None, 1):
+            raise Unsupported(f"slices with step {item.step}; the catalog keeps contiguous ranges only")
+        if item == slice(None):
+            continue
+        if size is None:
+            raise Unsupported("slices an axis of unknown length")
+        start, stop, _ = item.indices(size)
+        if stop <= start:
+            raise Unsupported(f"slices {item.start}:{item.stop} of an axis of {size}: nothing remains")
+        if (start, stop) != (0, size):
+            bounds[axis] = (start, stop)
+    return bounds
+
+
+def _class_token_from_keras(cfg, context) -> Mapped:
+    return Mapped("ClassToken")
+
+
 KERAS_CLASSES: dict = {
+    "ClassToken": _class_token_from_keras,
+    "ZeroPadding1D": _zero_padding_1d_from_keras,
+    "GetItem": _get_item_from_keras,
     "Flatten": _flatten_from_keras,
     "Reshape": _reshape_from_keras,
     "Permute": _permute_from_keras,
@@ -205,6 +352,10 @@ KERAS_CLASSES: dict = {
     "Cropping2D": _cropping_from_keras,
     "Rescaling": _rescaling_from_keras,
 }
+
+
+# Keras operations (not layers) that a functional model may hold and the catalog maps.
+KERAS_OPERATIONS = frozenset({"GetItem"})
 
 
 # ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------
@@ -242,7 +393,8 @@ def rescaling_layer(
 def crop_layer(
     graph: SourceGraph, x: Tensor, name: str, source_kind: str, bounds: dict[int, tuple[int, int]]
 ) -> Tensor:
-    """Cropping2D for a slice ``start:end`` (step 1) of source axes, given as {axis: (start, end)}."""
+    """Cropping2D for a slice ``start:end`` (step 1) of the height and width of an image, given as
+    {source axis: (start, end)}; a Slice per axis for any other axis."""
     source = graph.source_shape(x)
     crops = {}
     for axis, (start, end) in bounds.items():
@@ -256,13 +408,29 @@ def crop_layer(
     if not crops:
         return x
     if x.form != CF or len(source) != 3 or any(axis not in (2, 3) for axis in crops):
-        raise Unsupported(
-            "slices a tensor; the catalog only crops the height and width of images (Cropping2D)"
-        )
+        for axis, (start, cut) in crops.items():
+            params = {
+                "axis": keras_axis(x, axis, len(source)),
+                "start": start,
+                "stop": source[axis - 1] - cut,
+            }
+            x = graph.add("Slice", name, [x], params, source_kind=source_kind, nonneg=x.nonneg)
+        return x
     top, bottom = crops.get(2, (0, 0))
     left, right = crops.get(3, (0, 0))
     params = {"cropping": [top, bottom, left, right]}
     return graph.add("Cropping2D", name, [x], params, source_kind=source_kind, nonneg=x.nonneg)
+
+
+def keras_axis(x: Tensor, axis: int, rank: int) -> int:
+    """The Keras axis (batch 0) of source ``axis`` (batch 0) of a tensor of ``rank`` non-batch axes."""
+    if x.form == SAME:
+        return axis
+    if x.form == CF:
+        return -1 if axis == 1 else axis - 1
+    if x.form == SQUEEZED and axis == 1:
+        return -1
+    raise Unsupported(f"slices axis {axis} of a tensor held in another layout ({x.form})")
 
 
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
@@ -324,6 +492,16 @@ def _torch_zero_pad(walker, node, module, name):
     return walker.graph.add("ZeroPadding2D", name, [x], params, source_kind="ZeroPad2d", nonneg=x.nonneg)
 
 
+def _torch_pad_1d(walker, node, module, name):
+    """``nn.ZeroPad1d`` and ``nn.ConstantPad1d`` with zeros: ZeroPadding1D of a (N, C, L) sequence."""
+    if float(getattr(module, "value", 0.0)) != 0.0:
+        raise Unsupported(f"value={module.value}: the catalog pads with zeros only")
+    x = walker.graph.to_cf(walker.tensor(node.args[0]), name)
+    params = {"padding": [int(p) for p in module.padding]}
+    source_kind = type(module).__name__
+    return walker.graph.add("ZeroPadding1D", name, [x], params, source_kind=source_kind, nonneg=x.nonneg)
+
+
 def _torch_pad(walker, node, name):
     """``F.pad(x, pads)`` with zeros (ZeroPadding2D, or folded into a convolution that follows) or
     with ``-inf`` (folded into a max pooling that follows, how the emission writes 'same')."""
@@ -343,8 +521,11 @@ def _torch_pad(walker, node, name):
     def create() -> Tensor:
         if value != 0:
             raise Unsupported(f"pads with {value}; only a max pooling that follows can take that padding")
-        if rank != 2 or len(pads) not in (2, 4) or min(pads) < 0:
-            raise Unsupported(f"pads {pads}: the catalog pads the height and width of an image only")
+        if min(pads) < 0 or len(pads) > 2 * rank or rank not in (1, 2):
+            raise Unsupported(f"pads {pads}: the catalog pads the steps of a sequence or an image's sides")
+        if rank == 1:
+            params = {"padding": pads}
+            return graph.add("ZeroPadding1D", name, [x], params, source_kind="F.pad", nonneg=x.nonneg)
         left, right, top, bottom = [*pads, 0, 0][:4]
         params = {"padding": [top, bottom, left, right]}
         return graph.add("ZeroPadding2D", name, [x], params, source_kind="F.pad", nonneg=x.nonneg)
@@ -395,24 +576,107 @@ def _torch_getitem(walker, node, name):
         except Exception:
             raise Unsupported(f"indexes {container.value!r} with {index!r}") from None
     if isinstance(container, Tensor):
-        return _crop(walker, container, index, name, walker.source_kind(node))
+        return _index(walker, node, container, index, name)
     raise Unsupported(f"indexes {describe(container)}")
 
 
-def _crop(walker, x: Tensor, index, name: str, source_kind: str) -> Tensor:
-    """``x[:, :, a:b, c:d]``: Cropping2D of a channels-first image."""
-    items = index if isinstance(index, tuple) else (index,)
-    if not all(isinstance(item, slice) and item.step in (None, 1) for item in items):
-        raise Unsupported(f"indexes a tensor with {index!r}; the catalog only crops images (Cropping2D)")
-    if items and items[0] != slice(None):
+def _index(walker, node, x: Tensor, index, name: str) -> Tensor:
+    """``x[:, 0]``, ``x[..., 2:6]``, ``x[:, :, a:b, c:d]``: Slice or Cropping2D layers (step 1), then a
+    Reshape that drops the axes an integer selected."""
+    source_kind = walker.source_kind(node)
+    rank = len(walker.graph.source_shape(x)) + 1
+    items = list(index) if isinstance(index, tuple) else [index]
+    if items.count(Ellipsis) == 1:
+        at = items.index(Ellipsis)
+        items[at : at + 1] = [slice(None)] * (rank - len(items) + 1)
+    if len(items) > rank or not all(
+        isinstance(item, slice) or (isinstance(item, int) and not isinstance(item, bool)) for item in items
+    ):
+        raise Unsupported(f"indexes a tensor with {index!r}; the catalog slices ranges and single items")
+    items += [slice(None)] * (rank - len(items))
+    if items[0] != slice(None):
         raise Unsupported("slices the batch axis")
-    bounds = {}
-    for axis, item in enumerate(items):
-        if item != slice(None):
-            start = 0 if item.start is None else int(item.start)
-            end = 2**62 if item.stop is None else int(item.stop)
-            bounds[axis] = (start, end)
-    return crop_layer(walker.graph, x, name, source_kind, bounds)
+    shape = (None, *walker.graph.source_shape(x))
+    picks = [slice(item, item + 1 or None) if isinstance(item, int) else item for item in items]
+    bounds = _slice_bounds(picks, shape)
+    x = crop_layer(walker.graph, x, name, source_kind, bounds)
+    if any(isinstance(item, int) for item in items):
+        x = walker.graph.reshape(x, list(walker.out_shape(node)), name, source_kind, False)
+    return x
+
+
+class _Pieces:
+    """``x.chunk(n, dim)`` / ``torch.split(x, sizes, dim)``: each piece a Slice, made when it is used."""
+
+    def __init__(self, walker, node, x: Tensor, dim: int, sizes: list[int], name: str) -> None:
+        self.graph, self.x, self.dim, self.sizes, self.name = walker.graph, x, dim, sizes, name
+        self.source_kind = walker.source_kind(node)
+        self.made: dict[int, Tensor] = {}
+
+    def resolve(self, path: tuple) -> Tensor:
+        if len(path) != 1:
+            raise Unsupported(f"uses {path!r} of a split; the catalog takes its pieces one by one")
+        index = path[0] % len(self.sizes)
+        if index not in self.made:
+            start = sum(self.sizes[:index])
+            bounds = {self.dim: (start, start + self.sizes[index])}
+            self.made[index] = crop_layer(self.graph, self.x, self.name, self.source_kind, bounds)
+        return self.made[index]
+
+
+def _torch_split(walker, node, name):
+    """``torch.split(x, size_or_sizes, dim)``, ``x.split(...)``, ``x.chunk(n, dim)``: Slice pieces."""
+    x = walker.tensor(node.args[0])
+    source = walker.graph.source_shape(x)
+    rank = len(source) + 1
+    dim = int(walker.literal(node, 2, "dim", 0)) % rank
+    if dim == 0:
+        raise Unsupported("splits the batch axis")
+    length = source[dim - 1]
+    method = node.target if isinstance(node.target, str) else node.target.__name__
+    if method == "chunk":
+        count = int(walker.literal(node, 1, "chunks"))
+        if count < 1:
+            raise Unsupported(f"chunks={count}")
+        size = -(-length // count)  # torch.chunk: pieces of ceil(length / chunks)
+    else:
+        size = walker.literal(node, 1, "split_size_or_sections")
+        if size is None:
+            size = walker.literal(node, 1, "split_size")
+    if isinstance(size, (list, tuple)):
+        sizes = [int(item) for item in size]
+    elif int(size) < 1:
+        raise Unsupported(f"splits into pieces of {size}")
+    else:
+        sizes = [min(int(size), length - start) for start in range(0, length, int(size))]
+    if sum(sizes) != length or min(sizes) < 1:
+        raise Unsupported(f"splits an axis of {length} into {sizes}")
+    return Multi(_Pieces(walker, node, x, dim, sizes, name))
+
+
+def torch_shape_arithmetic(function):
+    """``h // p``, ``c % g``, ``h == size``: arithmetic on the sizes that tracing left in the graph."""
+
+    def handler(walker, node, name):
+        values = [walker.value(arg) for arg in node.args]
+        values = [value.value if isinstance(value, Aux) else value for value in values]
+        if not all(isinstance(value, (int, float, bool)) for value in values):
+            raise Unsupported(f"computes with {', '.join(describe(v) for v in values)}; only sizes fold")
+        try:
+            return Aux(function(*values))
+        except ArithmeticError as error:
+            raise Unsupported(f"computes {values}: {error}") from None
+
+    return handler
+
+
+def _torch_drop(walker, node, name):
+    """``torch._assert(...)``: a check that tracing with the given input shapes already passed."""
+    return Aux(None)
+
+
+def _torch_dim(walker, node, name):
+    return Aux(len(walker.graph.source_shape(walker.tensor(node.args[0]))) + 1)
 
 
 def _torch_getattr(walker, node, name):
@@ -421,6 +685,12 @@ def _torch_getattr(walker, node, name):
     attribute = node.args[1]
     if isinstance(target, (Tensor, Padded)) and attribute == "shape":
         return Aux(walker.shapes.get(node.args[0]))
+    if isinstance(target, (Tensor, Padded)) and attribute == "ndim":
+        return Aux(len(walker.shapes.get(node.args[0])))
+    if isinstance(target, Tensor) and attribute == "mT":
+        rank = len(walker.graph.source_shape(target)) + 1
+        perm = [*range(rank - 2), rank - 1, rank - 2]
+        return walker.graph.transpose(target, perm, name, "Tensor.mT")
     raise Unsupported(f"reads the attribute .{attribute}")
 
 
@@ -430,6 +700,59 @@ def _torch_size(walker, node, name):
         raise Unsupported("the size of a value that is not a tensor")
     dim = walker.literal(node, 1, "dim", None)
     return Aux(shape if dim is None else shape[dim])
+
+
+class BatchToken:
+    """``self.class_token.expand(n, -1, -1)``: a learned (1, 1, F) token repeated over the batch."""
+
+    def __init__(self, token: np.ndarray) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return f"a parameter of shape {self.token.shape} repeated over the batch"
+
+
+def _torch_expand(walker, node, name):
+    """``x.expand(n, -1, -1)`` of a (1, 1, F) parameter: a class token for the ``torch.cat`` that follows."""
+    value = walker.value(node.args[0])
+    sizes = walker.literal(node, 1, "size")
+    sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes, *walker.value(node.args[2:])]
+    sizes = [size.value if isinstance(size, Aux) else size for size in sizes]
+    if not (isinstance(value, np.ndarray) and value.ndim == 3 and value.shape[:2] == (1, 1)):
+        raise Unsupported(f"expands {describe(value)}; the catalog repeats a (1, 1, F) class token only")
+    if sizes[1:] not in ([-1, -1], [1, value.shape[2]]) or walker.out_shape(node) != value.shape[1:]:
+        raise Unsupported(f"expands to {sizes}; the catalog repeats a class token over the batch only")
+    return BatchToken(value)
+
+
+def class_token_cat(walker, items: list, dim, name: str) -> Tensor | None:
+    """``torch.cat([token, x], dim=1)`` of a :class:`BatchToken` and a (N, L, F) sequence: a ClassToken."""
+    if not any(isinstance(item, BatchToken) for item in items):
+        return None
+    if len(items) != 2 or not isinstance(items[0], BatchToken) or dim not in (1, -2):
+        raise Unsupported("joins a class token other than before a sequence (torch.cat([token, x], dim=1))")
+    x = resolve(items[1])
+    if not isinstance(x, Tensor):
+        raise Unsupported(f"puts a class token before {describe(x)}")
+    x = walker.graph.to_same(x, name)
+    token = items[0].token.reshape(-1).astype(np.float32)
+    return walker.graph.add("ClassToken", name, [x], {}, [token], source_kind="torch.cat")
+
+
+def _torch_shape_as_tensor(walker, node, name):
+    return Aux(walker.shapes.get(node.args[0]))
+
+
+def _torch_narrow(walker, node, name):
+    """``x.narrow(dim, start, length)``: a Slice of one axis."""
+    x = walker.tensor(node.args[0])
+    rank = len(walker.graph.source_shape(x)) + 1
+    dim = int(walker.literal(node, 1, "dim")) % rank
+    start, length = int(walker.literal(node, 2, "start")), int(walker.literal(node, 3, "length"))
+    if dim == 0:
+        raise Unsupported("narrows the batch axis")
+    start = start % walker.graph.source_shape(x)[dim - 1]
+    return crop_layer(walker.graph, x, name, walker.source_kind(node), {dim: (start, start + length)})
 
 
 def _torch_passthrough(walker, node, name):
@@ -446,6 +769,8 @@ def rescale_by(
 TORCH_MODULES: dict = {
     "Flatten": _torch_flatten_module,
     "ZeroPad2d": _torch_zero_pad,
+    "ZeroPad1d": _torch_pad_1d,
+    "ConstantPad1d": _torch_pad_1d,
     "Upsample": _torch_upsample,
 }
 TORCH_FUNCTIONS: dict = {
@@ -454,6 +779,24 @@ TORCH_FUNCTIONS: dict = {
     "torch.flatten": _torch_flatten,
     "torch.nn.functional.pad": _torch_pad,
     "torch.nn.functional.interpolate": _torch_interpolate,
+    "torch.permute": _torch_transpose,
+    "torch.transpose": _torch_transpose,
+    "torch.swapaxes": _torch_transpose,
+    "torch.swapdims": _torch_transpose,
+    "torch.split": _torch_split,
+    "torch.chunk": _torch_split,
+    "torch.narrow": _torch_narrow,
+    "operator.floordiv": torch_shape_arithmetic(operator.floordiv),
+    "operator.mod": torch_shape_arithmetic(operator.mod),
+    "operator.eq": torch_shape_arithmetic(operator.eq),
+    "operator.ne": torch_shape_arithmetic(operator.ne),
+    "operator.lt": torch_shape_arithmetic(operator.lt),
+    "operator.gt": torch_shape_arithmetic(operator.gt),
+    "operator.and_": torch_shape_arithmetic(operator.and_),
+    "operator.not_": torch_shape_arithmetic(operator.not_),
+    "torch._assert": _torch_drop,
+    "torch._check": _torch_drop,
+    "torch._shape_as_tensor": _torch_shape_as_tensor,
 }
 TORCH_METHODS: dict = {
     "view": _torch_reshape,
@@ -465,6 +808,13 @@ TORCH_METHODS: dict = {
     "contiguous": _torch_passthrough,
     "permute": _torch_transpose,
     "transpose": _torch_transpose,
+    "swapaxes": _torch_transpose,
+    "swapdims": _torch_transpose,
+    "split": _torch_split,
+    "chunk": _torch_split,
+    "narrow": _torch_narrow,
+    "dim": _torch_dim,
+    "expand": _torch_expand,
 }
 
 
@@ -557,10 +907,14 @@ def _pad_from_onnx(walker, node, inputs, name, index):
     x = walker.graph.to_cf(x, name)
     rank = len(pads) // 2
     begins, ends = pads[:rank], pads[rank:]
-    if rank != 4 or begins[:2] != [0, 0] or ends[:2] != [0, 0]:
-        raise Unsupported(f"pads {pads}: the catalog pads the height and width of an image only")
+    if rank not in (3, 4) or begins[:2] != [0, 0] or ends[:2] != [0, 0]:
+        raise Unsupported(f"pads {pads}: the catalog pads the steps of a sequence or an image's sides")
     if min(pads) < 0:
         raise Unsupported(f"negative pads {pads} (cropping)")
+    if rank == 3:
+        return walker.graph.add(
+            "ZeroPadding1D", name, [x], {"padding": [begins[2], ends[2]]}, source_kind="Pad", nonneg=x.nonneg
+        )
     padding = [begins[2], ends[2], begins[3], ends[3]]
     return walker.graph.add(
         "ZeroPadding2D", name, [x], {"padding": padding}, source_kind="Pad", nonneg=x.nonneg
@@ -588,6 +942,54 @@ def _slice_from_onnx(walker, node, inputs, name, index):
         for a, start, end in zip(axes, starts, ends, strict=True)
     }
     return crop_layer(walker.graph, x, name, node.op_type, bounds)
+
+
+def _split_from_onnx(walker, node, inputs, name, index):
+    """Split into pieces along one axis: a Slice per output (sizes from the input, the attribute, or
+    ``num_outputs`` pieces of ceil(length / count) as torch.chunk makes them)."""
+    x = walker.data(inputs)
+    source = walker.graph.source_shape(x)
+    attrs = walker.attrs(node)
+    rank = len(source) + 1
+    axis = int(attrs.get("axis", 0)) % rank
+    if axis == 0:
+        raise Unsupported("splits the batch axis")
+    length = source[axis - 1]
+    sizes = walker.constant(inputs, 1, "split") if len(inputs) > 1 else None
+    sizes = sizes.tolist() if sizes is not None else attrs.get("split")
+    if sizes is None:
+        count = int(attrs.get("num_outputs", len(node.output)))
+        if not 1 <= count <= length:
+            raise Unsupported(f"splits an axis of {length} into {count} pieces")
+        size = -(-length // count)
+        sizes = [min(size, length - start) for start in range(0, length, size)]
+    sizes = [int(size) for size in sizes]
+    if sum(sizes) != length or len(sizes) != len(node.output) or min(sizes) < 1:
+        raise Unsupported(f"splits an axis of {length} into {sizes}")
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return [
+        crop_layer(walker.graph, x, name, node.op_type, {axis: (start, start + size)})
+        for start, size in zip(starts, sizes, strict=True)
+    ]
+
+
+def gather_item_from_onnx(walker, node, inputs, name: str) -> Tensor:
+    """Gather of one constant index from a computed tensor (``x[:, 0]``): a Slice, and a Reshape
+    that drops the axis when the index is a scalar."""
+    x, indices = walker.data(inputs), inputs[1]
+    if not isinstance(indices, np.ndarray) or indices.size != 1:
+        raise Unsupported("gathers computed or several indices; the catalog slices one constant index")
+    source = walker.graph.source_shape(x)
+    rank = len(source) + 1
+    axis = int(walker.attrs(node).get("axis", 0)) % rank
+    if axis == 0:
+        raise Unsupported("gathers along the batch axis")
+    item = int(indices.reshape(())) % source[axis - 1]
+    x = crop_layer(walker.graph, x, name, node.op_type, {axis: (item, item + 1)})
+    if indices.ndim:
+        return x
+    target = [dim for position, dim in enumerate(source, start=1) if position != axis]
+    return walker.graph.reshape(x, target, name, node.op_type, walker.only_dense_after(node.output[0]))
 
 
 def _resize_from_onnx(walker, node, inputs, name, index):
@@ -633,5 +1035,6 @@ ONNX_OPS: dict = {
     "Transpose": _transpose_from_onnx,
     "Pad": _pad_from_onnx,
     "Slice": _slice_from_onnx,
+    "Split": _split_from_onnx,
     "Resize": _resize_from_onnx,
 }

@@ -1,4 +1,5 @@
-"""Reshaping layers: Flatten, Reshape, Permute, UpSampling2D, ZeroPadding2D, Cropping2D; and Rescaling.
+"""Reshaping layers: Flatten, Reshape, Permute, UpSampling2D, ZeroPadding1D/2D, Cropping2D, Slice;
+and Rescaling.
 
 None of these carries weights. Flatten and Reshape order elements as Keras
 does, channels-last: the PyTorch code permutes a channels-first tensor to
@@ -11,8 +12,16 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from studio.catalog.base import LayerSpec, Shape, ShapeError, element_count, expect_rank, format_shape
-from studio.catalog.params import ChoiceParam, FloatParam, IntTupleParam, ParamError
+from studio.catalog.base import (
+    LayerSpec,
+    ParamCount,
+    Shape,
+    ShapeError,
+    element_count,
+    expect_rank,
+    format_shape,
+)
+from studio.catalog.params import ChoiceParam, FloatParam, IntParam, IntTupleParam, ParamError
 
 
 class Flatten(LayerSpec):
@@ -166,4 +175,92 @@ class Rescaling(LayerSpec):
         return inputs[0]
 
 
-SPECS = (Flatten(), Reshape(), Permute(), UpSampling2D(), ZeroPadding2D(), Cropping2D(), Rescaling())
+class ZeroPadding1D(LayerSpec):
+    key = "ZeroPadding1D"
+    category = "Reshaping"
+    doc = "Adds steps of zeros at the start and end of a (steps, features) sequence."
+    params = (
+        IntTupleParam(
+            "padding",
+            (1, 1),
+            "Zeros to add as (start, end) along the steps; torch pads the last axis (left, right).",
+            length=2,
+            minimum=0,
+        ),
+    )
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        steps, features = expect_rank(inputs, 2, "sequence")
+        start, end = params["padding"]
+        return (steps + start + end, features)
+
+
+class Slice(LayerSpec):
+    key = "Slice"
+    category = "Reshaping"
+    doc = "Keeps the range start:stop of one axis: a channel group, a token, a window of steps."
+    params = (
+        IntParam(
+            "axis",
+            -1,
+            "Axis to slice, counting the batch as axis 0 as Keras does: -1 is the channel axis "
+            "(torch: dim 1 for images).",
+        ),
+        IntParam("start", 0, "First index kept (from 0).", minimum=0),
+        IntParam("stop", 1, "Index after the last one kept; stop - start items remain.", minimum=1),
+    )
+
+    def check_params(self, values: Mapping[str, Any]) -> None:
+        if values["axis"] == 0:
+            raise ParamError("expected a non-zero axis: axis 0 is the batch. Received: axis=0")
+        if values["start"] >= values["stop"]:
+            raise ParamError(
+                f"expected start < stop, so that something remains. Received: start={values['start']}, "
+                f"stop={values['stop']}"
+            )
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        shape, axis, stop = inputs[0], params["axis"], params["stop"]
+        rank = len(shape)
+        if not rank or not -rank <= axis <= rank:
+            raise ShapeError(
+                f"axis={axis} is out of range for the input {format_shape(shape)}: expected 1 to {rank} "
+                f"or -{rank} to -1 (axis 0 is the batch)"
+            )
+        index = axis - 1 if axis > 0 else rank + axis
+        if stop > shape[index]:
+            raise ShapeError(
+                f"stop={stop} is past the end of axis {axis}, of length {shape[index]}, "
+                f"of the input {format_shape(shape)}"
+            )
+        return (*shape[:index], stop - params["start"], *shape[index + 1 :])
+
+
+class ClassToken(LayerSpec):
+    key = "ClassToken"
+    category = "Attention"
+    doc = (
+        "Puts a learned token before a (steps, features) sequence: ViT's class token, (steps + 1, features)."
+    )
+    params = ()
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        steps, features = expect_rank(inputs, 2, "sequence")
+        return (steps + 1, features)
+
+    def count_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
+        return ParamCount(trainable=expect_rank(inputs, 2, "sequence")[-1])
+
+
+SPECS = (
+    Flatten(),
+    Reshape(),
+    Permute(),
+    UpSampling2D(),
+    ZeroPadding2D(),
+    Cropping2D(),
+    Rescaling(),
+    ZeroPadding1D(),
+    Slice(),
+    ClassToken(),
+)

@@ -152,6 +152,17 @@ class ChannelsFirstGraph:
             return tensor
         if tensor.form == SQUEEZED and tuple(target) == (source[0],) + (1,) * (len(target) - 1):
             return replace(tensor, ones=len(target) - 1)
+        if tensor.form == SQUEEZED:  # (N, C) holds its elements in the source's order already
+            return self.add(
+                "Reshape", name, [tensor], {"target_shape": list(target)}, source_kind=source_kind, form=SAME
+            )
+        if tensor.form == CF and len(source) >= 2 and target[0] == source[0]:
+            # The channels stay first and only the spatial axes change (patches (N, C, H, W) ->
+            # (N, C, H * W)): the same reshape of the spatial axes in Keras, channels still last.
+            keras_target = [*target[1:], target[0]]
+            return self.add(
+                "Reshape", name, [tensor], {"target_shape": keras_target}, source_kind=source_kind, form=CF
+            )
         tensor = self.to_same(tensor, name)
         return self.add(
             "Reshape", name, [tensor], {"target_shape": list(target)}, source_kind=source_kind, form=SAME
@@ -171,6 +182,11 @@ class ChannelsFirstGraph:
             return replace(tensor, form=SAME)
         if tensor.form == SAME and perm == to_first and rank >= 3:
             return replace(tensor, form=CF)
+        source = self.source_shape(tensor)
+        moved = [axis for axis in perm[1:] if source[axis - 1] != 1]
+        if moved == sorted(moved):  # only unit axes move (a pooled (N, C, 1, 1) to (N, 1, 1, C)): a reshape
+            target = [source[axis - 1] for axis in perm[1:]]
+            return self.reshape(tensor, target, name, source_kind, only_dense=False)
         tensor = self.to_same(tensor, name)
         dims = [int(axis) for axis in perm[1:]]
         return self.add("Permute", name, [tensor], {"dims": dims}, source_kind=source_kind, form=SAME)
@@ -267,10 +283,14 @@ class ChannelsFirstGraph:
             raise Unsupported(
                 f"pads {pads} and leaves the padding out of the average; Keras 'same' would pad {keras_same}"
             )
-        if len(pads) != 2:
-            raise Unsupported(f"pads {pads} along one axis; the catalog has no ZeroPadding1D")
         if any(before < 0 or after < 0 for before, after in pads):
             raise Unsupported(f"negative pads {pads} (cropping)")
+        if len(pads) == 1:
+            padding = list(pads[0])
+            padded = self.add(
+                "ZeroPadding1D", f"{name}_pad", [tensor], {"padding": padding}, nonneg=tensor.nonneg
+            )
+            return padded, "valid"
         (top, bottom), (left, right) = pads
         padded = self.add(
             "ZeroPadding2D",

@@ -15,6 +15,7 @@ file's layout, so they are stored as they are.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import numpy as np
 
 from codegen.layers import LOWERINGS
 from codegen.layers.base import KerasContext, Mapped
+from codegen.layers.reshaping import KERAS_OPERATIONS
 from studio.interop.builder import GraphBuilder, ImportedModel, TensorInfo
 from studio.interop.errors import (
     InteropError,
@@ -119,7 +121,9 @@ def load_keras_model(path: Path):
     if _names_keras_hub(read_stored_config(path)):
         _import_keras_hub()  # registers its layer classes, which the file names
     try:
-        return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+        return keras.saving.load_model(
+            str(path), safe_mode=True, compile=False, custom_objects=studio_layer_classes()
+        )
     except Exception as error:  # Keras raises many types for bad files; all become one clear error.
         stored = read_stored_config(path)
         problems = _refused_layers(stored) if stored is not None else []
@@ -151,6 +155,18 @@ def _custom_class(layer: Mapping[str, Any]) -> str | None:
     if module is None or str(module).split(".")[0] in ("keras", "keras_hub"):
         return None
     return f"a custom layer class from the module {module!r}, unknown to the catalog"
+
+
+@functools.cache
+def studio_layer_classes() -> dict[str, Any]:
+    """The layer classes generated Keras programs define (ClassToken), so that their models load.
+
+    Built from the lowerings' own source, never from text in the file being loaded.
+    """
+    from codegen.runtime import keras_layer_classes
+
+    import_keras()
+    return keras_layer_classes()
 
 
 _LAMBDA_REASON = (
@@ -239,7 +255,12 @@ def _refused_layers(document: dict) -> list[UnsupportedLayer]:
         name, _ = _layer_label(layer)
         if class_name == "Lambda":
             problems.append(UnsupportedLayer(name, class_name, _LAMBDA_REASON))
-        elif class_name not in MODEL_CLASSES | {"InputLayer"} and not hasattr(keras.layers, class_name):
+        elif (
+            class_name not in MODEL_CLASSES | {"InputLayer"}
+            and not hasattr(keras.layers, class_name)
+            and class_name not in KERAS_OPERATIONS
+            and class_name not in studio_layer_classes()
+        ):
             problems.append(
                 UnsupportedLayer(
                     name, class_name, "a custom layer class, unknown to Keras and to the catalog"
@@ -442,7 +463,9 @@ class _Walker:
         if class_name in MODEL_CLASSES:
             self._nested(keras_name, class_name, cfg, refs)
             return
-        self._add(keras_name, class_name, cfg, refs, shapes)
+        args = nodes[0].get("args") if isinstance(nodes[0], Mapping) else None
+        arguments = list(args[1:]) if isinstance(args, (list, tuple)) else []  # an operation's key
+        self._add(keras_name, class_name, cfg, refs, shapes, arguments)
 
     def _nested(self, keras_name: str, class_name: str, cfg: Mapping[str, Any], refs: list) -> None:
         """A model used as a layer (a pretrained base, say): its layers are inlined."""
@@ -469,12 +492,14 @@ class _Walker:
         elif outputs:
             self.builder.unsupported(keras_name, class_name, "a nested model with several outputs")
 
-    def _add(self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list) -> None:
+    def _add(
+        self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list, arguments=()
+    ) -> None:
         if class_name in LOWERINGS.keras_composites:
             self._composite(keras_name, class_name, cfg, refs, shapes)
             return
         try:
-            mapped = map_keras_layer(class_name, cfg, KerasContext(shapes))
+            mapped = map_keras_layer(class_name, cfg, KerasContext(shapes, list(arguments)))
         except Unsupported as error:
             self.builder.unsupported(keras_name, class_name, str(error))
             return

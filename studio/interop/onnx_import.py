@@ -452,6 +452,13 @@ def _fold_identity(self: _Converter, node, inputs):
 
 
 def _fold_arithmetic(self: _Converter, node, inputs):
+    # Sizes known without the batch (a chunk's channels) fold like constants.
+    inputs = [
+        np.array(value.dims, dtype=np.int64)
+        if isinstance(value, ShapeValue) and None not in value.dims
+        else value
+        for value in inputs
+    ]
     if any(isinstance(value, ShapeValue) for value in inputs):
         raise Unsupported("arithmetic on the batch size")
     operations = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}

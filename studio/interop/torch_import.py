@@ -387,7 +387,7 @@ class _Converter(SourceWalker):
 
     def _feeds_channels_first(self, node) -> bool:
         nn = self.torch.nn
-        kinds = (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d)
+        kinds = (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d, nn.ZeroPad1d)
         return any(user.op == "call_module" and isinstance(self.module(user), kinds) for user in node.users)
 
     def _outputs(self, value) -> None:
@@ -422,8 +422,7 @@ class _Converter(SourceWalker):
         return node.kwargs.get(name, default)
 
     def literal(self, node, index: int, name: str, default: Any = None) -> Any:
-        value = self.value(self.argument(node, index, name, default))
-        return value.value if isinstance(value, Aux) else value
+        return _plain(self.value(self.argument(node, index, name, default)))
 
     def out_shape(self, node) -> tuple[int, ...]:
         shape = self.shapes.get(node)
@@ -439,3 +438,12 @@ class _Converter(SourceWalker):
         return bool(users) and all(
             user.op == "call_module" and isinstance(self.module(user), nn.Linear) for user in users
         )
+
+
+def _plain(value):
+    """Sizes read from traced shapes (:class:`Aux`) as plain values, also inside lists and tuples."""
+    if isinstance(value, Aux):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    return value
