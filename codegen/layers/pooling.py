@@ -243,8 +243,8 @@ def global_pooling_layer(
 ) -> Tensor:
     """Global pooling over every spatial axis; ``keep_dims`` keeps them as unit axes (``keepdims``).
 
-    ``x`` is channels-first (an image or a Conv1d sequence), or a ``(N, steps, features)``
-    tensor in the source's own order pooled over its steps (the caller checked the axes).
+    ``x`` is channels-first (an image or a Conv1d sequence), or in the source's own order with
+    the channels last, pooled over its middle axes (the caller checked them: :func:`pooled_axes`).
     """
     rank = len(graph.keras_shape(x)) - 1
     if x.form not in (CF, SAME) or rank not in (1, 2):
@@ -257,15 +257,12 @@ def global_pooling_layer(
 
 def pooled_axes(graph: SourceGraph, x: Tensor) -> list[int] | None:
     """The source axes a global pooling reduces: the spatial axes of a channels-first tensor, the
-    steps of a ``(N, steps, features)`` one; None for any other tensor."""
+    middle axes of one in the source's own order (``(N, steps, features)``, or a channels-last
+    ``(N, H, W, C)`` as Swin pools it); None for any other tensor."""
     rank = len(graph.source_shape(x)) + 1
-    if rank not in (3, 4):
+    if rank not in (3, 4) or x.form not in (CF, SAME):
         return None
-    if x.form == CF:
-        return list(range(2, rank))
-    if x.form == SAME and rank == 3:
-        return [1]
-    return None
+    return list(range(2, rank)) if x.form == CF else list(range(1, rank - 1))
 
 
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
