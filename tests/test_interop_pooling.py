@@ -10,6 +10,7 @@ padding differ where it matters.
 from __future__ import annotations
 
 import os
+import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -25,6 +26,7 @@ from torch.nn import functional as F  # noqa: E402
 from studio.interop import UnsupportedModelError  # noqa: E402
 from studio.interop.torch_import import import_torch_model  # noqa: E402
 from tests.test_interop_keras import import_and_check, randomize_batch_norm  # noqa: E402
+from tests.test_interop_onnx import check_onnx_import  # noqa: E402
 from tests.test_interop_torch import check_reproduces  # noqa: E402
 
 
@@ -35,7 +37,8 @@ class Poolings(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 1)
         self.max_ceil = nn.MaxPool2d(3, 2, ceil_mode=True)  # a partial last window: Keras 'same'
-        self.max_pad_ceil = nn.MaxPool2d(3, 2, padding=1, ceil_mode=True)  # after a ReLU: zeros
+        self.max_pad_ceil = nn.MaxPool2d(3, 2, padding=1, ceil_mode=True)  # zeros after a ReLU, else edges
+        self.max_pad = nn.MaxPool2d((5, 3), 1, padding=(2, 1))
         self.avg_ceil = nn.AvgPool2d(3, 2, ceil_mode=True)  # the partial window averages its cells
         self.avg_include = nn.AvgPool2d(3, 1, padding=1)  # Inception: the zeros count
         self.avg_exclude = nn.AvgPool2d(3, 1, padding=1, count_include_pad=False)
@@ -54,6 +57,8 @@ class Poolings(nn.Module):
         return (
             small,
             self.max_pad_ceil(torch.relu(x)),
+            self.max_pad_ceil(x),  # -inf padding on signed values: the edges copied
+            self.max_pad(x),
             self.avg_ceil(x),
             self.avg_include(x),
             self.avg_exclude(x),
@@ -83,6 +88,18 @@ def test_pooling_spellings_reproduce_exactly(tmp_path):
     kinds = {node.name: (node.kind, node.params) for node in graph.nodes}
     assert kinds["max_ceil"] == ("MaxPooling2D", {"pool_size": (3, 3), "strides": (2, 2), "padding": "same"})
     assert kinds["max_pad_ceil_pad"][1]["padding"] == (1, 2, 1, 2)  # the overhang as zeros, after a ReLU
+    # On signed values the -inf padding (1, 2) per axis is the edge row / column copied: once
+    # before, twice after (UpSampling2D), joined by a Concatenate per axis.
+    copied = [
+        kind for name, (kind, _) in kinds.items() if name.startswith("max_pad_ceil_") and "edge" in name
+    ]
+    assert copied == ["Cropping2D"] * 4
+    assert kinds["max_pad_ceil_bottom_copies"] == (
+        "UpSampling2D",
+        {"size": (2, 1), "interpolation": "nearest"},
+    )
+    assert kinds["max_pad_ceil_left_right_pad"] == ("Concatenate", {"axis": 2})
+    assert kinds["max_pad"][1]["padding"] == "same"  # (2, 2) and (1, 1) for a (5, 3) window: Keras's own
     assert kinds["avg_ceil"][1]["padding"] == "same"
     assert kinds["avg_include_pad"][1]["padding"] == (1, 1, 1, 1)
     assert kinds["avg_include_ceil_pad"][1]["padding"] == (1, 1, 1, 1)  # then 'same' adds the overhang
@@ -102,24 +119,61 @@ def test_pooling_spellings_reproduce_exactly(tmp_path):
     check_reproduces(imported, model, inputs, tmp_path)
 
 
+class ExportedPoolings(nn.Module):
+    """What torch.onnx writes as MaxPool / AveragePool (ceil_mode, pads, count_include_pad),
+    GlobalAveragePool and ReduceMean / ReduceMax with keepdims."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return (
+            F.max_pool2d(x, 3, 2, ceil_mode=True),
+            F.max_pool2d(torch.relu(x), 3, 2, 1, ceil_mode=True),
+            F.avg_pool2d(x, 3, 2, ceil_mode=True),
+            F.avg_pool2d(x, 3, 1, 1),
+            F.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
+            F.avg_pool2d(x, 3, 1, 1, count_include_pad=False),
+            F.adaptive_avg_pool2d(x, 1),
+            F.adaptive_avg_pool2d(x, (5, 2)),  # whole windows: AveragePool
+            x.mean((2, 3), keepdim=True),
+            x.amax((2, 3)),
+        )
+
+
+def test_pooling_exported_to_onnx_reproduces_onnxruntime(tmp_path):
+    torch.manual_seed(0)
+    model = ExportedPoolings().eval()
+    image = np.random.default_rng(5).standard_normal((2, 3, 10, 10)).astype("float32")
+    path = tmp_path / "poolings.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.from_numpy(image),), str(path), dynamo=False, input_names=["image"])
+    imported = check_onnx_import(path, [image], tmp_path)  # against onnxruntime, both programs
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert kinds.count("GlobalAveragePooling2D") == 2 and kinds.count("GlobalMaxPooling2D") == 1
+
+
 class Refused(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 1)
-        self.max_pad_ceil = nn.MaxPool2d(3, 2, padding=1, ceil_mode=True)
+        self.max_dilated = nn.MaxPool2d(3, 2, padding=1, dilation=2)
         self.avg_exclude = nn.AvgPool2d(2, 2, padding=1, count_include_pad=False)
 
     def forward(self, x):
         x = self.conv(x)
-        return self.max_pad_ceil(x), self.avg_exclude(x), x.mean(1)
+        return self.max_dilated(x), self.avg_exclude(x), x.mean(1)
 
 
 def test_what_keras_cannot_pool_exactly_is_refused_by_name():
     with pytest.raises(UnsupportedModelError) as caught:
         import_torch_model(Refused().eval(), [(3, 10, 10)])
     problems = {problem.name: problem.reason for problem in caught.value.problems}
-    assert set(problems) == {"max_pad_ceil", "avg_exclude", "mean"}
-    assert "pads [(1, 2), (1, 2)] with -inf" in problems["max_pad_ceil"]  # the partial window included
+    assert set(problems) == {"max_dilated", "avg_exclude", "mean"}
+    assert "dilation" in problems["max_dilated"]
     assert "leaves the padding out of the average" in problems["avg_exclude"]
     assert "dims [1]" in problems["mean"]
 

@@ -29,7 +29,7 @@ from codegen.layers.convolution import layer_pads
 from codegen.layers.keras_config import channels_last, ints
 from codegen.layers.onnx_source import positive_axes
 from codegen.layers.torch_source import fold_padding, pair, pair_none
-from codegen.layers.windows import pad_arg, pooled_pads
+from codegen.layers.windows import pad_arg, pooled_pads, same_padding
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -227,6 +227,10 @@ def pooling_layer(
     ]
     if is_max:
         mode = "max"
+        keras_same = [same_padding(n, k, s) for n, k, s in zip(spatial, kernel, strides, strict=True)]
+        if rank == 2 and not x.nonneg and reach != keras_same and any(map(any, reach)):
+            x = _replicate_edges(graph, x, reach, kernel, strides, name)
+            reach = [(0, 0)] * rank
     else:
         mode = "avg_exclude"
         if count_include_pad:  # the explicit zeros count: pad them, then only the overhang remains
@@ -236,6 +240,52 @@ def pooling_layer(
     kind = f"{'Max' if is_max else 'Average'}Pooling{rank}D"
     params = {"pool_size": tuple(kernel), "strides": tuple(strides), "padding": padding}
     return graph.add(kind, name, [x], params, source_kind=source_kind, nonneg=x.nonneg)
+
+
+def _replicate_edges(
+    graph: SourceGraph,
+    x: Tensor,
+    pads: Sequence[tuple[int, int]],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    name: str,
+) -> Tensor:
+    """An image padded with copies of its edge rows and columns: for a max pooling whose every
+    window holds an input cell, the same as -inf padding (a window that reaches into the padding
+    holds the edge cell that the padding copies). Keras has no -inf padding layer; this is built
+    from Cropping2D, UpSampling2D and Concatenate."""
+    for axis, ((before, after), k, s) in enumerate(zip(pads, kernel, strides, strict=True)):
+        size = graph.keras_shape(x)[axis]
+        last_start = (size + before + after - k) // s * s - before
+        if before >= k or last_start >= size:
+            raise Unsupported(f"pads {list(pads)}: a window lies wholly in the -inf padding")
+        if not before and not after:
+            continue
+        where = ("top", "bottom") if axis == 0 else ("left", "right")
+        parts = []
+        for side, count in zip(where, (before, after), strict=True):
+            if not count:
+                continue
+            cropping = [0, 0, 0, 0]  # (top, bottom, left, right): keep the edge row or column only
+            cropping[2 * axis + (side in ("top", "left"))] = size - 1
+            edge = graph.add(
+                "Cropping2D", f"{name}_{side}_edge", [x], {"cropping": cropping}, source_kind="padding"
+            )
+            if count > 1:
+                repeat = (count, 1) if axis == 0 else (1, count)
+                edge = graph.add(
+                    "UpSampling2D", f"{name}_{side}_copies", [edge], {"size": repeat}, source_kind="padding"
+                )
+            parts.append(edge)
+        parts.insert(1 if before else 0, x)
+        x = graph.add(
+            "Concatenate",
+            f"{name}_{where[0]}_{where[1]}_pad",
+            parts,
+            {"axis": axis + 1},
+            source_kind="padding",
+        )
+    return x
 
 
 def global_pooling_layer(
