@@ -9,6 +9,7 @@ padding differ where it matters.
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 
@@ -178,6 +179,7 @@ def test_what_keras_cannot_pool_exactly_is_refused_by_name():
     assert "dims [1]" in problems["mean"]
 
 
+@pytest.mark.slow  # the Keras round trip tests cover the mappings in the fast tier
 def test_keras_keepdims_and_adaptive_pooling_reproduce_in_pytorch(tmp_path):
     keras.utils.set_random_seed(0)
     images = keras.Input((9, 7, 3))
@@ -192,6 +194,54 @@ def test_keras_keepdims_and_adaptive_pooling_reproduce_in_pytorch(tmp_path):
     _, project, _ = import_and_check(model, tmp_path, inputs)
     assert project.graph.find("squeeze").params == {"keepdims": True}
     assert project.graph.find("adaptive").params == {"output_size": (4, 6)}
+
+
+class Grid(nn.Module):
+    """One output per pooling configuration: (kind, kernel, stride, padding, ceil_mode, count_include_pad)."""
+
+    def __init__(self, configs) -> None:
+        super().__init__()
+        self.configs = configs
+
+    def forward(self, x):
+        outputs = []
+        for kind, k, s, p, ceil, include in self.configs:
+            if kind == "max":
+                outputs.append(F.max_pool2d(x, k, s, p, 1, ceil))
+            else:
+                outputs.append(F.avg_pool2d(x, k, s, p, ceil, include))
+        return tuple(outputs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [6, 7])
+def test_every_pooling_configuration_reproduces_or_is_refused_by_name(size, tmp_path):
+    """Windows 2-4, strides 1-3, every padding PyTorch allows, ceil_mode and count_include_pad, on
+    signed values: each imports exactly or names the padding Keras cannot reproduce."""
+    accepted, refused = [], []
+    for kind, k, s, ceil, include in itertools.product(
+        ("max", "avg"), (2, 3, 4), (1, 2, 3), *[(False, True)] * 2
+    ):
+        for p in range(k // 2 + 1):
+            config = (kind, k, s, p, ceil, include)
+            if (kind == "max" and include) or (size + 2 * p - k) < 0:
+                continue
+            try:
+                import_torch_model(Grid([config]).eval(), [(2, size, size)])
+            except UnsupportedModelError as error:
+                refused.append(config)
+                assert (
+                    "leaves the padding out of the average; Keras 'same' would pad"
+                    in error.problems[0].reason
+                )
+            else:
+                accepted.append(config)
+    assert all(config[0] == "avg" for config in refused)  # a max pooling always comes across
+    assert len(accepted) > 4 * len(refused)
+    model = Grid(accepted).eval()
+    imported = import_torch_model(model, [(2, size, size)])
+    inputs = [np.random.default_rng(size).standard_normal((2, 2, size, size)).astype("float32")]
+    check_reproduces(imported, model, inputs, tmp_path)
 
 
 # ----- real models (slow) -------------------------------------------------------------------------
