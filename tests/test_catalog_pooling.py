@@ -17,6 +17,7 @@ from hypothesis import strategies as st  # noqa: E402
 from studio.catalog import CATALOG, ParamError, ShapeError  # noqa: E402
 from studio.catalog.pooling import (  # noqa: E402
     SPECS,
+    AdaptiveMaxPooling2D,
     AveragePooling1D,
     GlobalAveragePooling1D,
     GlobalMaxPooling2D,
@@ -27,6 +28,12 @@ KINDS = {spec.key: spec for spec in SPECS}
 WINDOWED_1D = ["MaxPooling1D", "AveragePooling1D"]
 WINDOWED_2D = ["MaxPooling2D", "AveragePooling2D"]
 GLOBAL = ["GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling2D"]
+ADAPTIVE = [
+    "AdaptiveAveragePooling1D",
+    "AdaptiveMaxPooling1D",
+    "AdaptiveAveragePooling2D",
+    "AdaptiveMaxPooling2D",
+]
 
 
 def ours(kind: str, params: dict, shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
@@ -43,7 +50,7 @@ def theirs(kind: str, params: dict, shape: tuple[int, ...]) -> tuple[tuple[int, 
 
 
 def test_specs_are_registered():
-    assert sorted(KINDS) == sorted(WINDOWED_1D + WINDOWED_2D + GLOBAL)
+    assert sorted(KINDS) == sorted(WINDOWED_1D + WINDOWED_2D + GLOBAL + ADAPTIVE)
     assert [spec.key for spec in SPECS][:2] == ["MaxPooling2D", "AveragePooling2D"]
     for spec in SPECS:
         assert CATALOG.get(spec.key) is spec or CATALOG.get(spec.key).key == spec.key
@@ -91,7 +98,25 @@ def test_1d_pooling_by_hand():
 def test_global_pooling_by_hand():
     assert ours("GlobalMaxPooling2D", {}, (5, 5, 7)) == ((7,), 0)
     assert ours("GlobalAveragePooling1D", {}, (10, 4)) == ((4,), 0)
-    assert GlobalMaxPooling2D().params == ()
+    assert ours("GlobalMaxPooling2D", {"keepdims": True}, (5, 5, 7)) == ((1, 1, 7), 0)
+    assert ours("GlobalAveragePooling1D", {"keepdims": True}, (10, 4)) == ((1, 4), 0)
+    assert [param.name for param in GlobalMaxPooling2D().params] == ["keepdims"]
+
+
+def test_adaptive_pooling_by_hand():
+    # Any output size, smaller or larger than the input (AlexNet's (6, 6) from a 1x1 map).
+    assert ours("AdaptiveAveragePooling2D", {"output_size": 6}, (1, 1, 256)) == ((6, 6, 256), 0)
+    assert ours("AdaptiveAveragePooling2D", {"output_size": (3, 5)}, (7, 2, 4)) == ((3, 5, 4), 0)
+    assert ours("AdaptiveMaxPooling1D", {"output_size": 3}, (10, 4)) == ((3, 4), 0)
+
+
+@pytest.mark.parametrize(
+    ("size", "shape"), [((1, 4), (6, 6, 2)), ((3, 3), (1, 5, 2)), ((2, 2), (4, 1, 2))], ids=str
+)
+def test_adaptive_max_pooling_refuses_unit_axes(size, shape):
+    """Keras 3.15's TensorFlow AdaptiveMaxPooling dies of SIGFPE there: the spec says so instead."""
+    with pytest.raises(ShapeError, match=r"axis of size 1 .*GlobalMaxPooling2D .*MaxPooling2D"):
+        AdaptiveMaxPooling2D().output_shape({"output_size": size}, [shape])
 
 
 # --- against real Keras -------------------------------------------------------------------------
@@ -143,9 +168,18 @@ def test_1d_pooling_matches_keras(kind, params, shape):
 
 @pytest.mark.parametrize("kind", GLOBAL)
 @pytest.mark.parametrize("size", [1, 6, 7])
-def test_global_pooling_matches_keras(kind, size):
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_pooling_matches_keras(kind, size, keepdims):
     shape = (size, 5) if kind.endswith("1D") else (size, size + 1, 5)
-    assert ours(kind, {}, shape) == theirs(kind, {}, shape)
+    assert ours(kind, {"keepdims": keepdims}, shape) == theirs(kind, {"keepdims": keepdims}, shape)
+
+
+@pytest.mark.parametrize("kind", ADAPTIVE)
+@pytest.mark.parametrize(("size", "out"), [(2, 3), (7, 2), (5, 5), (9, 4)])
+def test_adaptive_pooling_matches_keras(kind, size, out):
+    shape = (size, 3) if kind.endswith("1D") else (size, size + 1, 3)
+    params = {"output_size": (out,) if kind.endswith("1D") else (out, out + 1)}
+    assert ours(kind, params, shape) == theirs(kind, params, shape)
 
 
 @settings(max_examples=50, deadline=None)
@@ -197,4 +231,6 @@ def test_bad_values_are_param_errors():
     with pytest.raises(ParamError, match="strides"):
         MaxPooling2D().validate_params({"strides": (1, 2, 3)})
     with pytest.raises(ParamError, match="keepdims"):
-        GlobalMaxPooling2D().validate_params({"keepdims": True})
+        GlobalMaxPooling2D().validate_params({"keepdims": 1})
+    with pytest.raises(ParamError, match="output_size"):
+        AdaptiveMaxPooling2D().validate_params({"output_size": (0, 2)})

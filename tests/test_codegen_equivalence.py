@@ -193,6 +193,25 @@ for kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
     case(kind, chain([5, 6, 3], (kind, {}), ("Dense", {"units": 2})))
 for kind in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
     case(kind, chain([7, 3], (kind, {}), ("Dense", {"units": 2})))
+# keepdims: a squeeze-and-excitation style 1x1 convolution on the pooled (1, 1, c) map.
+case(
+    "GlobalAveragePooling2D-keepdims",
+    chain(
+        [5, 6, 3],
+        ("GlobalAveragePooling2D", {"keepdims": True}),
+        ("Conv2D", {"filters": 2, "kernel_size": 1}),
+    ),
+)
+case("GlobalMaxPooling1D-keepdims", chain([7, 3], ("GlobalMaxPooling1D", {"keepdims": True})))
+# Adaptive pooling with PyTorch's windows: overlapping (7 -> 3), repeating (2 -> 7, 1 -> 6).
+for kind, size, out in (
+    ("AdaptiveAveragePooling2D", (7, 8), (3, 5)),
+    ("AdaptiveAveragePooling2D", (2, 1), (7, 6)),
+    ("AdaptiveMaxPooling2D", (7, 5), (3, 2)),
+):
+    case(f"{kind}-{size}-to-{out}", chain([*size, 2], (kind, {"output_size": out})))
+case("AdaptiveAveragePooling1D", chain([9, 2], ("AdaptiveAveragePooling1D", {"output_size": 4})))
+case("AdaptiveMaxPooling1D", chain([5, 2], ("AdaptiveMaxPooling1D", {"output_size": 3})))
 
 # ----- normalization ------------------------------------------------------------------
 case("batchnorm-image", chain([5, 5, 3], ("BatchNormalization", {"momentum": 0.9, "epsilon": 1e-5})))

@@ -272,7 +272,7 @@ def test_unsupported_operators_are_all_listed(tmp_path):
         helper.make_node("ConvTranspose", ["x", "w"], ["c"], name="grouped", group=2, kernel_shape=[3, 3]),
         helper.make_node("LRN", ["x"], ["l"], name="lrn", size=3),
         helper.make_node(
-            "MaxPool", ["x"], ["p"], name="pool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]
+            "MaxPool", ["x"], ["p"], name="pool", kernel_shape=[3, 3], pads=[1, 1, 1, 1], dilations=[2, 2]
         ),
         helper.make_node("Add", ["p", "l"], ["y"], name="sum"),
     ]
@@ -285,7 +285,7 @@ def test_unsupported_operators_are_all_listed(tmp_path):
     assert set(problems) == {"grouped", "lrn", "pool"}
     assert "group=2" in problems["grouped"].reason or "groups=2" in problems["grouped"].reason
     assert problems["lrn"].source_kind == "LRN"
-    assert "non-negative" in problems["pool"].reason
+    assert "dilations=[2, 2]" in problems["pool"].reason
 
 
 def test_every_unsupported_kind_is_listed_with_counts_even_downstream(tmp_path, capsys):

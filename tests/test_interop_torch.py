@@ -324,10 +324,20 @@ def test_every_unsupported_kind_is_listed_with_counts_even_downstream():
     ]
 
 
-def test_max_pool_padding_without_relu_is_refused():
+def test_max_pool_padding_without_relu_copies_the_edges(tmp_path):
+    """-inf padding on signed values: the edge rows and columns are copied into the padding."""
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(3, 2, padding=1)).eval()
+    imported = import_torch_model(model, [(3, 12, 12)])
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert kinds.count("Cropping2D") == 4 and kinds.count("Concatenate") == 2
+    inputs = [np.random.default_rng(3).standard_normal((2, 3, 12, 12)).astype("float32")]
+    check_reproduces(imported, model, inputs, tmp_path)
+
+
+def test_max_pool_1d_padding_without_relu_is_refused():
+    model = nn.Sequential(nn.Conv1d(3, 4, 3), nn.MaxPool1d(3, 2, padding=1)).eval()
     with pytest.raises(UnsupportedModelError) as caught:
-        import_torch_model(model, [(3, 12, 12)])
+        import_torch_model(model, [(3, 12)])
     assert [p.name for p in caught.value.problems] == ["1"]
     assert "non-negative" in caught.value.problems[0].reason
 

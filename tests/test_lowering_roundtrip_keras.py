@@ -33,6 +33,8 @@ INPUT_SHAPES = {
     "AveragePooling1D": SEQUENCE,
     "GlobalAveragePooling1D": SEQUENCE,
     "GlobalMaxPooling1D": SEQUENCE,
+    "AdaptiveAveragePooling1D": SEQUENCE,
+    "AdaptiveMaxPooling1D": SEQUENCE,
     "LayerNormalization": SEQUENCE,
     "SimpleRNN": SEQUENCE,
     "LSTM": SEQUENCE,
@@ -122,6 +124,9 @@ EXTRA = {
     # pooling
     "max-pool-2d-overlapping-same": single("MaxPooling2D", {"pool_size": 3, "strides": 2, "padding": "same"}),
     "average-pool-1d-strides-1": single("AveragePooling1D", {"pool_size": 3, "strides": 1}),
+    "global-average-pool-2d-keepdims": single("GlobalAveragePooling2D", {"keepdims": True}),
+    "global-max-pool-1d-keepdims": single("GlobalMaxPooling1D", {"keepdims": True}),
+    "adaptive-average-pool-2d-larger": single("AdaptiveAveragePooling2D", {"output_size": (9, 11)}),
     # normalization
     "batch-norm-no-affine": single(
         "BatchNormalization", {"momentum": 0.9, "epsilon": 1e-5, "center": False, "scale": False}

@@ -124,6 +124,13 @@ SMALL = {
         ("cat2", "Concatenate", {"axis": -1}, "v", "pool"),
         ("out", "Dense", {"units": 2}, "cat2"),
     ),
+    "pooling_same_keepdims": lambda: chain(
+        (9, 8, 3),
+        ("MaxPooling2D", {"pool_size": (3, 3), "strides": (2, 2), "padding": "same"}),
+        ("AveragePooling2D", {"pool_size": (3, 3), "strides": (2, 2), "padding": "same"}),
+        ("GlobalAveragePooling2D", {"keepdims": True}),
+        ("Conv2D", {"filters": 2, "kernel_size": (1, 1)}),
+    ),
     "reshape_permute": lambda: chain(
         (12,),
         ("Dense", {"units": 12}),

@@ -101,10 +101,30 @@ CASES = {
         ("valid", chain(IMAGE, ("DepthwiseConv2D", {}))),
         ("multiplier", chain(IMAGE, ("DepthwiseConv2D", {"depth_multiplier": 2, "padding": "same"}))),
     ],
-    "GlobalAveragePooling2D": [("pool", chain(IMAGE, ("GlobalAveragePooling2D", {})))],
+    "GlobalAveragePooling2D": [
+        ("pool", chain(IMAGE, ("GlobalAveragePooling2D", {}))),
+        (
+            "keepdims",
+            chain(
+                IMAGE,
+                ("GlobalAveragePooling2D", {"keepdims": True}),
+                ("Conv2D", {"filters": 2, "kernel_size": 1}),
+            ),
+        ),
+    ],
     "GlobalMaxPooling2D": [("pool", chain(IMAGE, ("GlobalMaxPooling2D", {})))],
-    "GlobalAveragePooling1D": [("pool", chain(SEQUENCE, ("GlobalAveragePooling1D", {})))],
+    "GlobalAveragePooling1D": [
+        ("pool", chain(SEQUENCE, ("GlobalAveragePooling1D", {}))),
+        ("keepdims", chain(SEQUENCE, ("GlobalAveragePooling1D", {"keepdims": True}))),
+    ],
     "GlobalMaxPooling1D": [("pool", chain(SEQUENCE, ("GlobalMaxPooling1D", {})))],
+    "AdaptiveAveragePooling2D": [
+        ("smaller", chain(IMAGE, ("AdaptiveAveragePooling2D", {"output_size": (4, 5)}))),
+        ("larger", chain(IMAGE, ("AdaptiveAveragePooling2D", {"output_size": (7, 9)}))),
+    ],
+    "AdaptiveMaxPooling2D": [("pool", chain(IMAGE, ("AdaptiveMaxPooling2D", {"output_size": (4, 3)})))],
+    "AdaptiveAveragePooling1D": [("pool", chain(SEQUENCE, ("AdaptiveAveragePooling1D", {"output_size": 3})))],
+    "AdaptiveMaxPooling1D": [("pool", chain(SEQUENCE, ("AdaptiveMaxPooling1D", {"output_size": 2})))],
     "BatchNormalization": [
         ("image", chain(IMAGE, ("BatchNormalization", {}))),
         ("vector", chain(VECTOR, ("BatchNormalization", {"momentum": 0.9, "epsilon": 1e-5}))),
@@ -162,6 +182,11 @@ for _kind, _shape, _rank in (
         (
             "same",
             chain(_shape, (_kind, {"pool_size": (3,) * _rank, "strides": (1,) * _rank, "padding": "same"})),
+        ),
+        # The odd padding unit at the end: -inf padding (max), ceil_mode (average).
+        (
+            "same_strided",
+            chain(_shape, (_kind, {"pool_size": (3,) * _rank, "strides": (2,) * _rank, "padding": "same"})),
         ),
     ]
 
@@ -228,9 +253,15 @@ EQUIVALENT_FORMS = {
         chain(IMAGE, ("Rescaling", {"scale": 0.5, "offset": 1.0})),
         ["Input", "Rescaling", "Rescaling"],
     ),
+    "adaptive_pooling_to_one": (
+        "PyTorch's AdaptiveAvgPool2d(1) is a global pooling that keeps its unit axes",
+        chain(IMAGE, ("AdaptiveAveragePooling2D", {"output_size": 1})),
+        ["Input", "GlobalAveragePooling2D"],
+    ),
 }
-# Not imported at all (yet): AveragePooling with padding='same' where PyTorch's symmetric
-# padding cannot express it, which PyTorch divides by the pooled mask of ones (torch.ones_like).
+# Not imported at all (yet): AveragePooling with padding='same', strides 1 and an even window,
+# where neither PyTorch's symmetric padding nor ceil_mode can express Keras's padding, which
+# PyTorch divides by the pooled mask of ones (torch.ones_like).
 
 
 def layers(project) -> list[tuple[str, dict]]:

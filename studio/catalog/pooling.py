@@ -4,7 +4,11 @@ Windowed pooling slides like a convolution (see :func:`window_output_shape`);
 ``strides`` is null by default, meaning "the same as pool_size", in both
 frameworks. Keras 'same' padding is asymmetric (the odd unit goes at the end)
 and is excluded from averages; the PyTorch code pads explicitly to match.
-Global pooling reduces every spatial axis and returns ``(channels,)``.
+Global pooling reduces every spatial axis and returns ``(channels,)``, or
+``(1, 1, channels)`` with ``keepdims``. Adaptive pooling gives a fixed output
+size with PyTorch's windows: output ``i`` pools the input from
+``floor(i * n / out)`` to ``ceil((i + 1) * n / out)``, so windows may overlap
+or (``out > n``) repeat input cells.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from studio.catalog.base import LayerSpec, Shape, expect_rank
+from studio.catalog.base import LayerSpec, Shape, ShapeError, check_size, expect_rank
 from studio.catalog.convolution import window_output_shape
-from studio.catalog.params import ChoiceParam, IntTupleParam, Param
+from studio.catalog.params import BoolParam, ChoiceParam, IntTupleParam, Param
 
 _AXES = {1: "length", 2: "height and width"}
 
@@ -89,13 +93,23 @@ class AveragePooling2D(_Pooling):
 
 
 class _GlobalPooling(LayerSpec):
-    """Reduces every spatial axis: ``(..., channels)`` -> ``(channels,)``."""
+    """Reduces every spatial axis: ``(..., channels)`` -> ``(channels,)``, or unit axes kept."""
 
     category = "Pooling"
     rank: ClassVar[int]
+    params = (
+        BoolParam(
+            "keepdims",
+            False,
+            "Keep the pooled axes with size 1, e.g. (1, 1, channels) rather than (channels,) "
+            "(PyTorch's keepdim=True, AdaptiveAvgPool2d(1)).",
+        ),
+    )
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
         shape = expect_rank(inputs, self.rank + 1, "sequence" if self.rank == 1 else "channels-last image")
+        if params.get("keepdims"):
+            return (*(1,) * self.rank, shape[-1])
         return (shape[-1],)
 
 
@@ -123,6 +137,69 @@ class GlobalAveragePooling2D(_GlobalPooling):
     rank = 2
 
 
+class _AdaptivePooling(LayerSpec):
+    """Pools to a fixed ``output_size`` with PyTorch's windows (see the module docstring)."""
+
+    category = "Pooling"
+    rank: ClassVar[int]
+    is_max: ClassVar[bool] = False
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        shape = expect_rank(inputs, self.rank + 1, "sequence" if self.rank == 1 else "channels-last image")
+        size = tuple(params["output_size"])
+        if self.is_max and 1 in (*shape[:-1], *size):
+            # Keras 3.15's TensorFlow kernel divides by zero there (the process dies of SIGFPE).
+            raise ShapeError(
+                f"{self.key} with an axis of size 1 (input {shape[:-1]}, output_size {size}) crashes "
+                f"Keras's TensorFlow backend; use GlobalMaxPooling{self.rank}D (keepdims) or "
+                f"MaxPooling{self.rank}D, which compute the same"
+            )
+        result = (*size, shape[-1])
+        check_size(result)
+        return result
+
+
+def _output_size_param(rank: int) -> IntTupleParam:
+    axes = _AXES[rank]
+    return IntTupleParam(
+        "output_size",
+        (2,) * rank,
+        f"Output size along {axes}; any size, smaller or larger than the input (windows from "
+        "floor(i*n/out) to ceil((i+1)*n/out), as PyTorch).",
+        length=rank,
+    )
+
+
+class AdaptiveAveragePooling1D(_AdaptivePooling):
+    key = "AdaptiveAveragePooling1D"
+    doc = "Mean over output_size windows spanning a (steps, channels) sequence (PyTorch's AdaptiveAvgPool1d)."
+    rank = 1
+    params = (_output_size_param(1),)
+
+
+class AdaptiveAveragePooling2D(_AdaptivePooling):
+    key = "AdaptiveAveragePooling2D"
+    doc = "Mean over output_size windows spanning an (h, w, c) image (PyTorch's AdaptiveAvgPool2d)."
+    rank = 2
+    params = (_output_size_param(2),)
+
+
+class AdaptiveMaxPooling1D(_AdaptivePooling):
+    key = "AdaptiveMaxPooling1D"
+    doc = "Maximum over output_size windows spanning a (steps, channels) sequence (AdaptiveMaxPool1d)."
+    rank = 1
+    is_max = True
+    params = (_output_size_param(1),)
+
+
+class AdaptiveMaxPooling2D(_AdaptivePooling):
+    key = "AdaptiveMaxPooling2D"
+    doc = "Maximum over output_size windows spanning an (h, w, c) image (PyTorch's AdaptiveMaxPool2d)."
+    rank = 2
+    is_max = True
+    params = (_output_size_param(2),)
+
+
 SPECS = (
     MaxPooling2D(),
     AveragePooling2D(),
@@ -132,4 +209,8 @@ SPECS = (
     AveragePooling1D(),
     GlobalAveragePooling1D(),
     GlobalMaxPooling1D(),
+    AdaptiveAveragePooling2D(),
+    AdaptiveMaxPooling2D(),
+    AdaptiveAveragePooling1D(),
+    AdaptiveMaxPooling1D(),
 )
