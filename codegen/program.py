@@ -16,6 +16,7 @@ from codegen.recipes import (
     torch_loss_source,
     torch_optimizer_lines,
 )
+from codegen.schedules import factor_lines, is_scheduled, keras_callback_lines, torch_scheduler_lines
 from codegen.torch_emitter import emit_module
 from codegen.writer import Block, docstring_text, py
 from studio.project import TrainingSettings
@@ -341,16 +342,39 @@ def _accuracy(plan: ModelPlan, output: str, target: str) -> str:
 
 
 def _train_steps(plan: ModelPlan) -> list[str]:
+    scheduled = ["            scheduler.step()"] if is_scheduled(plan.project.training) else []
     if not _is_multi(plan):
         return [
             "        for x, y in train_loader:",
             "            train_step(model, optimizer, loss_fn, x.to(device), y.to(device))",
+            *scheduled,
         ]
     return [
         "        for batch in train_loader:",
         "            inputs, targets = split_batch(batch, device)",
         "            train_step(model, optimizer, loss_fn, inputs, targets)",
+        *scheduled,
     ]
+
+
+def _schedule(plan: ModelPlan, framework: str) -> list[str]:
+    """The learning-rate schedule's function and its Keras callback or PyTorch scheduler maker."""
+    if not is_scheduled(plan.project.training):
+        return []
+    maker = keras_callback_lines() if framework == "keras" else torch_scheduler_lines()
+    return [*factor_lines(plan.project.training), "", "", *maker, "", ""]
+
+
+def _keras_fit_callbacks(plan: ModelPlan) -> tuple[list[str], list[str]]:
+    """The ``callbacks=`` argument of ``fit`` (the schedule's), with the steps it needs first."""
+    if not is_scheduled(plan.project.training):
+        return [], []
+    samples = "len(x_train[0])" if _is_multi(plan) else "len(x_train)"
+    before = [f"    steps_per_epoch = math.ceil({samples} / args.batch_size)"]
+    argument = [
+        "            callbacks=[PerBatchLearningRate(args.lr, steps_per_epoch, args.epochs * steps_per_epoch)],"
+    ]
+    return before, argument
 
 
 def _evaluate(plan: ModelPlan, classification: bool) -> list[str]:
@@ -420,9 +444,12 @@ def keras_program(plan: ModelPlan) -> str:
         # A model with several outputs takes one list of metrics per output.
         per_output = f"[{metric}]"
         metrics = per_output if len(plan.outputs) == 1 else f"[{', '.join([per_output] * len(plan.outputs))}]"
+    scheduled = is_scheduled(training)
+    steps, callbacks = _keras_fit_callbacks(plan)
     lines = _header(plan, "keras") + [
         "import argparse",
         "import contextlib",
+        *(["import math"] if scheduled else []),
         "",
         "import keras",
         "import numpy as np",
@@ -440,6 +467,7 @@ def keras_program(plan: ModelPlan) -> str:
         *keras_optimizer_lines(training.optimizer),
         "",
         "",
+        *_schedule(plan, "keras"),
         "def make_loss():",
         '    """The loss, which the PyTorch program computes the same way."""',
         f"    return {keras_loss_source(training.loss, logits)}",
@@ -460,6 +488,7 @@ def keras_program(plan: ModelPlan) -> str:
         *_arguments(plan, "model.keras"),
         "    (x_train, y_train), (x_val, y_val) = load_data(args.data)",
         "    keras.utils.set_random_seed(args.seed)",
+        *steps,
         "    with distribution_scope(args):",
         "        model = build_model()",
         "        model.compile(",
@@ -528,6 +557,7 @@ def torch_program(plan: ModelPlan) -> str:
     extra = _probability_loss_class(plan)
     lines = _header(plan, "pytorch") + [
         "import argparse",
+        *(["import math"] if is_scheduled(training) else []),
         "import os",
         "",
         "import numpy as np",
@@ -551,9 +581,10 @@ def torch_program(plan: ModelPlan) -> str:
         "",
         "",
         *_probability_loss_class(plan),
-        *torch_optimizer_lines(training.optimizer),
+        *torch_optimizer_lines(training.optimizer, is_scheduled(training)),
         "",
         "",
+        *_schedule(plan, "pytorch"),
         *_torch_loss(plan),
         "",
         "",
@@ -592,6 +623,14 @@ def torch_program(plan: ModelPlan) -> str:
         "    if distributed:",
         "        model = DistributedDataParallel(model)",
         "    optimizer = make_optimizer(model.parameters(), args.lr)",
+        *(
+            [
+                "    steps_per_epoch = len(train_loader)",
+                "    scheduler = make_scheduler(optimizer, args.lr, steps_per_epoch, args.epochs * steps_per_epoch)",
+            ]
+            if is_scheduled(training)
+            else []
+        ),
         "    loss_fn = make_loss()",
         "    for epoch in range(args.epochs):",
         "        if sampler is not None:",
