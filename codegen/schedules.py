@@ -34,9 +34,9 @@ def is_scheduled(settings: TrainingSettings) -> bool:
 def describe(settings: TrainingSettings) -> str:
     """One line for a docstring, a help text or a run's summary."""
     name = settings.lr_schedule
-    floor = f"{settings.lr_min:g}"
     if name == "step":
         return f"step: times {settings.lr_gamma:g} every {settings.lr_step_epochs} epochs"
+    floor = f"{settings.lr_min:g}"  # below the learning rate (checked) for the schedules that use it
     if name == "cosine":
         return f"cosine: from lr down to {floor} over the run"
     if name == "warmup-cosine":

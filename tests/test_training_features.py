@@ -303,3 +303,14 @@ def test_verify_checks_the_schedule_step_by_step_and_catches_a_changed_formula()
     assert changed != source
     tampered = verify_project(project, optimizers=["sgd"], steps=4, sources={"pytorch": changed})
     assert "learning rate" in (tampered.training[0].first_divergence or "")
+
+
+def test_hostile_schedule_values_are_refused_or_never_reach_the_code():
+    """A huge lr_min is harmless where the schedule does not read it; strings never become code."""
+    project = chain([4], ("Dense", {"units": 3}), lr_schedule="step", lr_min=10**400, lr_step_epochs=2)
+    source = generate(project, "pytorch").source
+    assert "0.1 ** (step // (2 * steps_per_epoch))" in source
+    data = project_to_dict(project)
+    for name, value in (("lr_gamma", "0.1; import os"), ("lr_warmup_epochs", float("nan")), ("lr_min", True)):
+        with pytest.raises(ProjectError, match=name):
+            project_from_dict({**data, "training": {**data["training"], name: value}})

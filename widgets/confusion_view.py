@@ -78,8 +78,11 @@ class HeatMap(QWidget):
         left = min(widest, 90) + 24 if labelled else 20
         top = metrics.height() + 6
         bottom = metrics.height() * 2 + 8
-        side = min((self.width() - left - 4) / max(n, 1), (self.height() - top - bottom) / max(n, 1))
-        return left, top, max(side, 1.0)
+        side = max(
+            min((self.width() - left - 4) / max(n, 1), (self.height() - top - bottom) / max(n, 1)), 1.0
+        )
+        left += max(0.0, (self.width() - left - 4 - side * n) / 2)  # centred in the room left over
+        return left, top, side
 
     def cell_at(self, x: float, y: float) -> tuple[int, int] | None:
         left, top, side = self._geometry()
@@ -148,6 +151,11 @@ class HeatMap(QWidget):
         painter.end()
 
 
+def _fraction(value: float | None) -> str:
+    """0.875 as "0.875"; a figure with nothing to divide by as a dash."""
+    return "–" if value is None else f"{value:.3f}"
+
+
 def sample_pixmap(image: list, size: int = SAMPLE_SIZE) -> QPixmap:
     """A grey (H, W) or colour (H, W, 3) image of any range, stretched to [0, 255] and scaled up."""
     array = np.asarray(image, dtype=np.float64)
@@ -184,8 +192,9 @@ class ConfusionView(QWidget):
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setMinimumWidth(220)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setMinimumWidth(260)
+        self.table.setMaximumWidth(420)
         self.samples = QWidget(objectName="misclassifiedSamples")
         self.samples_layout = QHBoxLayout(self.samples)
         self.samples_layout.setContentsMargins(0, 0, 0, 0)
@@ -201,8 +210,8 @@ class ConfusionView(QWidget):
         header.addWidget(self.title, 1)
         header.addWidget(self.framework)
         body = QHBoxLayout()
-        body.addWidget(self.heat_map, 3)
-        body.addWidget(self.table, 2)
+        body.addWidget(self.heat_map, 1)
+        body.addWidget(self.table)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 2, 0, 0)
         layout.setSpacing(4)
@@ -262,9 +271,7 @@ class ConfusionView(QWidget):
         for index, row in enumerate(rows):
             cells = [
                 str(row.get("class")),
-                figure(row.get("precision")),
-                figure(row.get("recall")),
-                figure(row.get("f1")),
+                *(_fraction(row.get(key)) for key in ("precision", "recall", "f1")),
                 str(row.get("support", "")),
             ]
             for column, text in enumerate(cells):

@@ -212,15 +212,14 @@ class TrainingForm(QWidget):
             ],
             [
                 ("LR schedule", self.lr_schedule, 1),
-                ("Precision", self.precision, 1),
-                ("", self.tensorboard, 1),
-            ],
-            [
                 ("Step", self.lr_step_epochs, 1),
                 ("Gamma", self.lr_gamma, 1),
-                ("Warm-up", self.lr_warmup_epochs, 1),
             ],
-            [("Min LR", self.lr_min, 1)],
+            [
+                ("Warm-up", self.lr_warmup_epochs, 1),
+                ("Min LR", self.lr_min, 1),
+                ("Precision", self.precision, 1),
+            ],
         ]
         for row, cells in enumerate(rows):
             column = 0

@@ -191,6 +191,7 @@ class TrainingPanel(QWidget):
         controls.setSpacing(6)
         controls.addWidget(self.train_button)
         controls.addWidget(self.stop_button)
+        controls.addWidget(self.form.tensorboard)
         controls.addWidget(self.progress, 1)
         plot_bar = QHBoxLayout()
         plot_bar.setContentsMargins(0, 0, 0, 0)
