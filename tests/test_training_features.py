@@ -314,3 +314,13 @@ def test_hostile_schedule_values_are_refused_or_never_reach_the_code():
     for name, value in (("lr_gamma", "0.1; import os"), ("lr_warmup_epochs", float("nan")), ("lr_min", True)):
         with pytest.raises(ProjectError, match=name):
             project_from_dict({**data, "training": {**data["training"], name: value}})
+
+
+def test_the_cli_names_the_schedule_flag_that_is_wrong(capsys):
+    from studio.cli import main
+
+    assert main(["train", str(LENET), "--framework", "keras", "--lr-gamma", "2"]) == 2
+    assert "--lr-gamma: expected a number in (0, 1]" in capsys.readouterr().err
+    arguments = ["--lr-schedule", "cosine", "--lr", "0.01", "--lr-min", "0.1"]
+    assert main(["train", str(LENET), "--framework", "pytorch", *arguments]) == 2
+    assert "--lr-min: expected less than learning_rate (0.01) for cosine" in capsys.readouterr().err
