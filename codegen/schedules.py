@@ -14,9 +14,9 @@ A constant schedule emits nothing: the programs stay as they were.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
+from codegen.runtime import load_module
 from codegen.writer import py
 from studio.project import TrainingSettings
 
@@ -131,9 +131,8 @@ def factor_function(settings: TrainingSettings) -> Callable[[int, float, int, in
     """The emitted ``learning_rate_factor`` as a function (constant: always 1)."""
     if not is_scheduled(settings):
         return lambda *_: 1.0
-    namespace: dict = {"math": math}
-    exec("\n".join(factor_lines(settings)), namespace)  # our own text: numbers only
-    return namespace["learning_rate_factor"]
+    source = "\n".join(["import math", "", "", *factor_lines(settings)])
+    return load_module(source, "learning_rate_schedule").learning_rate_factor
 
 
 def learning_rates(

@@ -324,3 +324,15 @@ def test_the_cli_names_the_schedule_flag_that_is_wrong(capsys):
     arguments = ["--lr-schedule", "cosine", "--lr", "0.01", "--lr-min", "0.1"]
     assert main(["train", str(LENET), "--framework", "pytorch", *arguments]) == 2
     assert "--lr-min: expected less than learning_rate (0.01) for cosine" in capsys.readouterr().err
+
+
+def test_the_cli_prints_each_epochs_learning_rate():
+    import io
+
+    from studio.training import messages
+    from studio.training.console import ProgressPrinter
+
+    out = io.StringIO()
+    printer = ProgressPrinter(out, tty=False)
+    printer.handle(messages.epoch("pytorch", 2, 0.7, None, None, None, 0.2, 0.00076))
+    assert out.getvalue().splitlines()[-1] == "pytorch epoch 2/?: loss 0.7000, lr 0.00076 (0.20 s)"

@@ -74,6 +74,8 @@ class ProgressPrinter:
         for key, label in (("train_accuracy", "acc"), ("val_loss", "val_loss"), ("val_accuracy", "val_acc")):
             if message.get(key) is not None:
                 parts.append(f"{label} {message[key]:.4f}")
+        if message.get("learning_rate") is not None:
+            parts.append(f"lr {message['learning_rate']:.3g}")
         return (
             f"{framework} epoch {message['epoch']}/{self._epochs.get(framework, '?')}: "
             + ", ".join(parts)
