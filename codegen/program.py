@@ -18,6 +18,7 @@ from codegen.recipes import (
     torch_loss_source,
     torch_optimizer_lines,
 )
+from codegen.schedules import factor_lines, is_scheduled, keras_callback_lines, torch_scheduler_lines
 from codegen.script_parts import EPOCH_ORDER, EPOCH_REPORT, PROGRESS, READ_DATA, block
 from codegen.torch_emitter import emit_module
 from codegen.writer import Block, docstring_text, py
@@ -472,10 +473,25 @@ def _count_right(plan: ModelPlan, classification: bool) -> str:
 
 def _train_epoch(plan: ModelPlan, classification: bool) -> list[str]:
     count = "len(targets[0])" if _is_multi(plan) else "len(targets)"
+    scheduled = is_scheduled(plan.project.training)
+    parameters = [
+        "model",
+        "optimizer",
+        "loss_fn",
+        "data",
+        "batches",
+        "device",
+        "clip_norm",
+        "report",
+        "epoch",
+    ]
+    if scheduled:
+        parameters.insert(2, "scheduler")
+        head = ["def train_epoch(", *(f"    {name}," for name in parameters), "):"]
+    else:
+        head = ["def train_epoch(", f"    {', '.join(parameters)}", "):"]
     return [
-        "def train_epoch(",
-        "    model, optimizer, loss_fn, data, batches, device, clip_norm, report, epoch",
-        "):",
+        *head,
         '    """One epoch of optimizer steps; returns (summed loss, right predictions, samples) of',
         '    this process\'s share of the batches."""',
         "    model.train()",
@@ -494,9 +510,18 @@ def _train_epoch(plan: ModelPlan, classification: bool) -> list[str]:
         "            totals[0] += loss.double() * count",
         f"            totals[1] += {_count_right(plan, classification)}",
         "            totals[2] += count",
+        *(["        scheduler.step()  # the learning rate of the next step"] if scheduled else []),
         "        report.batch(epoch, step + 1, loss)",
         "    return totals",
     ]
+
+
+def _schedule(plan: ModelPlan, framework: str) -> list[str]:
+    """The learning-rate schedule's function and its Keras callback or PyTorch scheduler maker."""
+    if not is_scheduled(plan.project.training):
+        return []
+    maker = keras_callback_lines() if framework == "keras" else torch_scheduler_lines()
+    return [*factor_lines(plan.project.training), "", "", *maker, "", ""]
 
 
 def _evaluate(plan: ModelPlan, classification: bool) -> list[str]:
@@ -812,6 +837,7 @@ def keras_program(plan: ModelPlan) -> str:
         *keras_optimizer_lines(training.optimizer),
         "",
         "",
+        *_schedule(plan, "keras"),
         "def make_loss():",
         '    """The loss, which the PyTorch program computes the same way."""',
         f"    return {keras_loss_source(training.loss, logits)}",
@@ -865,7 +891,11 @@ def keras_program(plan: ModelPlan) -> str:
         "        steps_per_epoch=steps,",
         "        validation_data=(x_val, y_val) if has_val else None,",
         "        validation_batch_size=args.batch_size,",
-        "        callbacks=[callback],",
+        *(
+            ["        callbacks=[callback, PerBatchLearningRate(args.lr, steps, args.epochs * steps)],"]
+            if is_scheduled(training)
+            else ["        callbacks=[callback],"]
+        ),
         "        shuffle=False,  # the batches already come in the studio's epoch order",
         "        verbose=0,  # EpochCallback prints each epoch, the studio's way",
         "    )",
@@ -978,9 +1008,10 @@ def torch_program(plan: ModelPlan) -> str:
         "",
         "",
         *_probability_loss_class(plan),
-        *torch_optimizer_lines(training.optimizer),
+        *torch_optimizer_lines(training.optimizer, is_scheduled(training)),
         "",
         "",
+        *_schedule(plan, "pytorch"),
         *_torch_loss(plan),
         "",
         "",
@@ -1060,6 +1091,16 @@ def torch_program(plan: ModelPlan) -> str:
         "    # Every validation sample once, shared out among the processes; the sums are then",
         "    # all-reduced. (DistributedSampler would pad the shares with repeated samples.)",
         f"    val_index = torch.arange(rank, len({'y_val[0]' if _is_multi(plan) else 'y_val'}), world)",
+        *(
+            [
+                "    total_steps = args.epochs * len(batches)",
+                "    scheduler = make_scheduler(",
+                "        optimizer, args.lr, len(batches), total_steps, progress.global_step",
+                "    )",
+            ]
+            if is_scheduled(training)
+            else []
+        ),
         "    report = EpochReport(args.epochs, len(batches), enabled=rank == 0)  # rank 0 speaks",
         "    best = None",
         "    for epoch in range(progress.epoch, args.epochs):",
@@ -1068,6 +1109,7 @@ def torch_program(plan: ModelPlan) -> str:
         "        train = train_epoch(",
         "            model,",
         "            optimizer,",
+        *(["            scheduler,"] if is_scheduled(training) else []),
         "            loss_fn,",
         "            (x_train, y_train),",
         "            batches,",
@@ -1084,7 +1126,16 @@ def torch_program(plan: ModelPlan) -> str:
         "            dist.all_reduce(val)",
         "        metrics = epoch_metrics(train, val)",
         "        improved, stop = progress.end_epoch(metrics)",
-        '        learning_rate = optimizer.param_groups[0]["lr"]',
+        *(
+            [
+                "        # The rate of the epoch's last step (the scheduler already holds the next one's).",
+                "        last = progress.global_step - 1",
+                "        factor = learning_rate_factor(last, args.lr, len(batches), total_steps)",
+                "        learning_rate = args.lr * factor",
+            ]
+            if is_scheduled(training)
+            else ['        learning_rate = optimizer.param_groups[0]["lr"]']
+        ),
         "        report.epoch(epoch + 1, metrics, learning_rate, time.perf_counter() - started)",
         "        if improved:",
         "            best = {k: v.detach().clone() for k, v in plain.state_dict().items()}",

@@ -98,6 +98,32 @@ KERAS_RMSPROP = '''class KerasRMSprop(torch.optim.Optimizer):
 '''
 
 
+KERAS_SGD = '''class KerasSGD(torch.optim.Optimizer):
+    """SGD with momentum as Keras computes it: v = momentum * v - lr * g; w += v.
+
+    torch.optim.SGD keeps b = momentum * b + g and steps w -= lr * b, the same only while
+    the learning rate stays constant; under a learning-rate schedule the two drift apart.
+    """
+
+    def __init__(self, params, lr, momentum=0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            lr, momentum = group["lr"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["velocity"] = torch.zeros_like(p)
+                velocity = state["velocity"]
+                velocity.mul_(momentum).sub_(p.grad * lr)
+                p.add_(velocity)
+'''
+
+
 @dataclass(frozen=True)
 class Optimizer:
     keras: str  # class in keras.optimizers, called as (learning_rate, **keras_args)
@@ -142,6 +168,18 @@ OPTIMIZERS = {
         {"rho": RHO, "epsilon": EPSILON},
         KERAS_RMSPROP,
         "Keras's RMSprop update, rho 0.9 and epsilon 1e-7 (torch's defaults are 0.99 and 1e-8)",
+    ),
+}
+
+# Under a learning-rate schedule: the optimizers whose torch.optim class no longer matches Keras.
+SCHEDULED_OPTIMIZERS = {
+    "sgd": Optimizer(
+        "SGD",
+        {"momentum": MOMENTUM},
+        "KerasSGD",
+        {"momentum": MOMENTUM},
+        KERAS_SGD,
+        "Keras's momentum rule: torch.optim.SGD's matches it only at a constant learning rate",
     ),
 }
 
@@ -195,9 +233,12 @@ def _call_lines(function: str, arguments: str) -> list[str]:
     return [f"    return {function}(", f"        {arguments}", "    )"]
 
 
-def torch_optimizer_lines(name: str) -> list[str]:
-    """``make_optimizer(parameters, learning_rate)`` of a PyTorch program, after its own class if any."""
+def torch_optimizer_lines(name: str, scheduled: bool = False) -> list[str]:
+    """``make_optimizer(parameters, learning_rate)`` of a PyTorch program, after its own class if any;
+    ``scheduled``: the learning rate changes during the run (codegen.schedules)."""
     recipe = _optimizer(name)
+    if scheduled:
+        recipe = SCHEDULED_OPTIMIZERS.get(name, recipe)
     own_class = [*recipe.torch_class.splitlines(), "", ""] if recipe.torch_class else []
     return [
         *own_class,
@@ -274,3 +315,33 @@ def torch_correct(torch: Any, loss: str, logits: bool) -> Callable[[Any, Any], t
         return ((output > threshold) == (target > 0.5)).sum(), target.numel()
 
     return correct_binary
+
+
+# ----- mixed precision ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Precision:
+    keras_policy: str | None  # keras.mixed_precision policy of the model's layers (None: float32)
+    torch_dtype: str | None  # torch.autocast dtype (None: no autocast)
+    loss_scaling: bool  # float16 gradients underflow: Keras's LossScaleOptimizer, torch's GradScaler
+
+
+PRECISIONS = {
+    "fp32": Precision(None, None, False),
+    "bf16": Precision("mixed_bfloat16", "bfloat16", False),
+    "fp16": Precision("mixed_float16", "float16", True),
+}
+
+
+def precision_problem(precision: str, device: str) -> str | None:
+    """Why ``device`` cannot train at ``precision`` (one line), or None.
+
+    float16 training needs loss scaling, which torch.amp.GradScaler does on CUDA only; Keras runs
+    the same precision on the same devices, so both frameworks refuse it elsewhere.
+    """
+    if precision not in PRECISIONS:
+        return f"precision: expected one of {', '.join(PRECISIONS)}. Received: {precision!r}"
+    if PRECISIONS[precision].loss_scaling and not device.startswith(("cuda", "gpu")):
+        return f"--precision {precision} needs a CUDA GPU, and this run is on {device}: use bf16 or fp32"
+    return None

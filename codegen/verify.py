@@ -71,6 +71,8 @@ class TrainingCheck:
     layers: dict[str, float]  # layer -> its largest relative weight drift over the steps
     losses: dict[str, list[float]]  # framework -> the loss of each step
     first_divergence: str | None = None  # the first step and layer beyond DRIFT_TOLERANCE
+    # framework -> the learning rate of each step, under the project's schedule (empty: constant)
+    rates: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -95,9 +97,11 @@ class TrainingCheck:
         worst = self.worst_layer
         where = f"; worst layer {worst[0]} drifted {worst[1]:.2g}" if worst else ""
         verdict = "equivalent" if self.ok else f"diverged: {self.first_divergence}"
+        rates = self.rates.get("keras") or []
+        schedule = f", scheduled {rates[0]:g} … {rates[-1]:g} alike per step" if rates and self.ok else ""
         return (
-            f"Training ({self.optimizer}, {self.steps} steps, lr {self.learning_rate:g}, the programs' own "
-            f"optimizer and loss): {verdict}{where} (tolerance {DRIFT_TOLERANCE:g} relative)"
+            f"Training ({self.optimizer}, {self.steps} steps, lr {self.learning_rate:g}{schedule}, the programs' "
+            f"own optimizer and loss): {verdict}{where} (tolerance {DRIFT_TOLERANCE:g} relative)"
         )
 
 
@@ -634,12 +638,16 @@ def _train_both(
     torch_optimizer = _call("PyTorch", torch_program, "make_optimizer", parameters, learning_rate)
     loss_fn = _call("PyTorch", torch_program, "make_loss")
     check = TrainingCheck(optimizer, steps, learning_rate, {}, {"keras": [], "pytorch": []})
+    schedule = _Schedule(
+        keras_program, torch_program, models.keras_model, torch_optimizer, learning_rate, steps
+    )
     models.torch_model.train()
     several = len(plan.inputs) > 1 or len(plan.outputs) > 1
     for step in range(1, steps + 1):
         inputs = [_as_float64(array) for array in random_inputs(plan, batch, rng)]
         targets = [_as_float64(array) for array in _random_targets(plan, batch, rng)]
         batch_keras = (_one_or_list(inputs), _one_or_list(targets))
+        schedule.before(step - 1, check)
         keras_loss = _call("Keras", models.keras_model, "train_on_batch", *batch_keras)
         torch_inputs = models.torch_inputs(inputs)
         torch_targets = [
@@ -651,6 +659,7 @@ def _train_both(
         torch_loss = _call("PyTorch", torch_program, "train_step", *step_args)
         if isinstance(torch_loss, tuple):  # (loss, outputs), as the generated programs return it
             torch_loss = torch_loss[0]
+        schedule.after()
         check.losses["keras"].append(float(np.asarray(keras_loss).reshape(-1)[0]))
         check.losses["pytorch"].append(float(torch_loss.item()))
         for label, drift in _layer_drifts(models).items():
@@ -658,6 +667,45 @@ def _train_both(
             if drift > DRIFT_TOLERANCE and check.first_divergence is None:
                 check.first_divergence = f"step {step}, {label} (weights differ by {drift:.2g} relative)"
     return check
+
+
+class _Schedule:
+    """The programs' learning-rate schedule over the check's steps (one epoch): Keras's callback
+    before each step, PyTorch's LambdaLR after it. Nothing when the schedule is constant."""
+
+    def __init__(self, keras_program, torch_program, keras_model, torch_optimizer, rate: float, steps: int):
+        self.active = hasattr(keras_program, "PerBatchLearningRate") or hasattr(
+            torch_program, "make_scheduler"
+        )
+        if not self.active:
+            return
+        self.callback = _call("Keras", keras_program, "PerBatchLearningRate", rate, steps, steps)
+        self.callback.set_model(keras_model)
+        self.callback.on_epoch_begin(0)
+        self.torch_optimizer = torch_optimizer
+        self.scheduler = _call(
+            "PyTorch", torch_program, "make_scheduler", torch_optimizer, rate, steps, steps
+        )
+        self.keras_model = keras_model
+
+    def before(self, step: int, check: TrainingCheck) -> None:
+        """Set Keras's rate for ``step`` and record both rates; a difference is a divergence."""
+        if not self.active:
+            return
+        _call("Keras", self.callback, "on_train_batch_begin", step)
+        # Keras holds the rate in a variable of floatx (float64 here); compared as float32, as trained.
+        keras_rate = float(np.float32(self.keras_model.optimizer.learning_rate))
+        torch_rate = float(np.float32(self.torch_optimizer.param_groups[0]["lr"]))
+        check.rates.setdefault("keras", []).append(keras_rate)
+        check.rates.setdefault("pytorch", []).append(torch_rate)
+        if keras_rate != torch_rate and check.first_divergence is None:
+            check.first_divergence = (
+                f"step {step + 1}, learning rate {keras_rate:g} (Keras) vs {torch_rate:g} (PyTorch)"
+            )
+
+    def after(self) -> None:
+        if self.active:
+            self.scheduler.step()
 
 
 def _call(framework: str, program, function: str, *args):

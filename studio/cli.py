@@ -42,6 +42,13 @@ FLAGS = {
     "early_stopping_patience": "--patience",
     "resume_from": "--resume",
     "same_start": "--same-start",
+    "lr_schedule": "--lr-schedule",
+    "lr_step_epochs": "--lr-step-epochs",
+    "lr_gamma": "--lr-gamma",
+    "lr_warmup_epochs": "--lr-warmup-epochs",
+    "lr_min": "--lr-min",
+    "precision": "--precision",
+    "tensorboard": "--tensorboard",
 }
 
 
@@ -285,6 +292,13 @@ def _run_config(args: argparse.Namespace, framework: str):
         "early_stopping_patience": getattr(args, "patience", None),
         "resume_from": getattr(args, "resume", None),
         "same_start": getattr(args, "same_start", None),
+        "lr_schedule": args.lr_schedule,
+        "lr_step_epochs": args.lr_step_epochs,
+        "lr_gamma": args.lr_gamma,
+        "lr_warmup_epochs": args.lr_warmup_epochs,
+        "lr_min": args.lr_min,
+        "precision": args.precision,
+        "tensorboard": getattr(args, "tensorboard", None),
     }
     try:
         return RunConfig.from_project(args.project, framework, **overrides)
@@ -524,6 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="PyTorch: start from the Keras initial weights",
     )
+    train.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="write TensorBoard event files into RUN_DIR/tensorboard (loss, accuracy, learning rate, "
+        "weight histograms per epoch); watch with `tensorboard --logdir RUN_DIR`",
+    )
     train.set_defaults(func=cmd_train)
 
     compare = commands.add_parser(
@@ -565,12 +586,63 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
     settings.add_argument("--loss", choices=("cross_entropy", "binary_cross_entropy", "mse", "mae"))
     settings.add_argument("--device", help="auto, cpu, gpu, cuda, cuda:N, gpu:N or mps")
     settings.add_argument("--seed", type=int, help="seed of the initial weights and the batch order")
+    _schedule_arguments(parser)
     folder = (
         "runs/<project>-compare-<time>"
         if parser.prog.endswith("compare")
         else "runs/<project>-<framework>-<time>"
     )
     parser.add_argument("--out", metavar="RUN_DIR", help=f"run folder (default: {folder})")
+
+
+def _schedule_arguments(parser: argparse.ArgumentParser) -> None:
+    """The learning-rate schedule and the precision; each defaults to the project's setting, whose
+    value in a new project the help shows."""
+    from studio.project import LR_SCHEDULES, PRECISIONS, TrainingSettings
+
+    new = TrainingSettings()
+    group = parser.add_argument_group(
+        "learning-rate schedule and precision",
+        "each defaults to the project's setting; (new project: X) is that setting in a new project. "
+        "The rate changes before every batch, the same in Keras and PyTorch",
+    )
+    group.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        help="constant; step: times --lr-gamma every --lr-step-epochs; cosine: down to --lr-min; "
+        "onecycle: from lr/25 up to lr over 30%% of the steps, then down to --lr-min; warmup-cosine: "
+        f"linear warm-up over --lr-warmup-epochs, then cosine (new project: {new.lr_schedule})",
+    )
+    group.add_argument(
+        "--lr-step-epochs",
+        type=int,
+        metavar="N",
+        help=f"step: epochs between decays (new project: {new.lr_step_epochs})",
+    )
+    group.add_argument(
+        "--lr-gamma",
+        type=float,
+        metavar="F",
+        help=f"step: factor of each decay (new project: {new.lr_gamma})",
+    )
+    group.add_argument(
+        "--lr-warmup-epochs",
+        type=float,
+        metavar="E",
+        help=f"warmup-cosine: epochs of linear warm-up (new project: {new.lr_warmup_epochs})",
+    )
+    group.add_argument(
+        "--lr-min",
+        type=float,
+        metavar="LR",
+        help=f"cosine, onecycle, warmup-cosine: the final rate (new project: {new.lr_min})",
+    )
+    group.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="fp32; bf16: mixed bfloat16 (CPU and GPU); fp16: mixed float16 with loss scaling (CUDA GPUs "
+        f"only). Keras keeps the output layer in float32 (new project: {new.precision})",
+    )
 
 
 PATH_ARGUMENTS = (

@@ -60,6 +60,11 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 TARGETS = ("labels", "inputs")
 # How the PyTorch program initialises its weights: with PyTorch's own initialisers, or as Keras does.
 INITS = ("framework", "matched")
+# How the learning rate moves over the run (codegen.schedules holds the formulas).
+LR_SCHEDULES = ("constant", "step", "cosine", "onecycle", "warmup-cosine")
+ANNEALING = ("cosine", "onecycle", "warmup-cosine")  # the schedules that end at lr_min
+# The arithmetic of the forward and backward passes: float32, or mixed precision with bfloat16 or float16.
+PRECISIONS = ("fp32", "bf16", "fp16")
 MAX_SEED = 2**32 - 1  # numpy's limit, so Keras's (keras.utils.set_random_seed)
 
 
@@ -83,6 +88,13 @@ class TrainingSettings:
     target: str = "labels"
     # "framework": each program initialises as its framework does; "matched": PyTorch as Keras.
     init: str = "framework"
+    # The learning-rate schedule and its parameters (codegen.schedules; used by the schedules named).
+    lr_schedule: str = "constant"
+    lr_step_epochs: int = 10  # step: multiply by lr_gamma every this many epochs
+    lr_gamma: float = 0.1  # step
+    lr_warmup_epochs: float = 1.0  # warmup-cosine: linear warm-up over this many epochs
+    lr_min: float = 0.0  # cosine, onecycle, warmup-cosine: the learning rate they anneal to
+    precision: str = "fp32"
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> TrainingSettings:
@@ -124,6 +136,28 @@ class TrainingSettings:
             raise fail("target", "one of " + ", ".join(TARGETS))
         if self.init not in INITS:
             raise fail("init", "one of " + ", ".join(INITS))
+        self._check_schedule(fail)
+        if self.precision not in PRECISIONS:
+            raise fail("precision", "one of " + ", ".join(PRECISIONS))
+
+    def _check_schedule(self, fail: Callable[[str, str], ProjectError]) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise fail("lr_schedule", "one of " + ", ".join(LR_SCHEDULES))
+        step_epochs = self.lr_step_epochs
+        if (
+            not isinstance(step_epochs, int)
+            or isinstance(step_epochs, bool)
+            or not 1 <= step_epochs <= MAX_INT
+        ):
+            raise fail("lr_step_epochs", "a positive integer")
+        if not _is_number(self.lr_gamma) or not 0 < self.lr_gamma <= 1:
+            raise fail("lr_gamma", "a number in (0, 1]")
+        if not _is_number(self.lr_warmup_epochs) or not 0 <= self.lr_warmup_epochs <= MAX_INT:
+            raise fail("lr_warmup_epochs", "a number of epochs >= 0")
+        if not _is_number(self.lr_min) or self.lr_min < 0:
+            raise fail("lr_min", "a number >= 0")
+        if self.lr_schedule in ANNEALING and self.lr_min >= self.learning_rate:
+            raise fail("lr_min", f"less than learning_rate ({self.learning_rate!r}) for {self.lr_schedule}")
 
 
 @dataclass
@@ -137,11 +171,25 @@ class Project:
 # ----- writing ------------------------------------------------------------------------
 
 
+# Settings added after the first files were written: left out at their defaults, so older files stay as they were.
+LATER_SETTINGS = (
+    "init",
+    "lr_schedule",
+    "lr_step_epochs",
+    "lr_gamma",
+    "lr_warmup_epochs",
+    "lr_min",
+    "precision",
+)
+
+
 def _training_to_json(training: TrainingSettings) -> dict[str, Any]:
-    """The settings, leaving out ``init`` at its default so that older files stay as they were."""
+    """The settings, leaving out the later ones at their defaults."""
     data = asdict(training)
-    if data["init"] == "framework":
-        del data["init"]
+    defaults = TrainingSettings()
+    for name in LATER_SETTINGS:
+        if data[name] == getattr(defaults, name):
+            del data[name]
     return data
 
 

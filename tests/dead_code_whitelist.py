@@ -46,6 +46,8 @@ _.eventFilter
 _.highlightBlock
 _.mergeWith
 _.mimeTypes
+_.mouseMoveEvent
+_.paintEvent
 _.redo
 _.stepBy
 _.supportedDragActions
@@ -67,6 +69,8 @@ _.error_text  # Inspector: tests/test_gui_inspector.py
 _.problem_count  # ProblemsPanel: tests/test_gui_window.py
 _.node_items  # GraphScene: tests/test_gui_canvas.py
 _.edge_item  # GraphScene: tests/test_gui_canvas.py
+learning_rates  # codegen.schedules: tests/test_training_features.py
+read_events  # studio.training.tensorboard: tests/test_training_features.py
 
 # FrameworkMetrics column numbers, named for every column of the buffers.
 BSTEP

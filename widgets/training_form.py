@@ -1,11 +1,11 @@
 """The training settings form: dataset, hyperparameters, framework and device.
 
-Project settings (dataset, loss, optimizer, learning rate, batch size, epochs,
-validation split, seed, target) are the project's ``TrainingSettings``: the
+Project settings (dataset, loss, optimizer, learning rate and its schedule,
+batch size, epochs, validation split, seed, target, precision) are the project's ``TrainingSettings``: the
 form shows them and reports each edit with ``settingEdited(name, value)``;
 the panel turns that into an undoable command, so the generated code (its
-defaults) and the saved project follow. Framework, device and early-stopping
-patience belong to a run only.
+defaults) and the saved project follow. Framework, device, early-stopping
+patience and TensorBoard belong to a run only.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -27,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.project import FRAMEWORK_TITLES, LOSSES, OPTIMIZERS, TrainingSettings
+from studio.project import ANNEALING, FRAMEWORK_TITLES, LOSSES, LR_SCHEDULES, OPTIMIZERS, TrainingSettings
 from widgets.device_list import DeviceCombo
 
 CHOOSE_FILE = "\0file"
@@ -50,6 +51,19 @@ LOSS_TIPS = {
     "mae": "mean absolute error (regression)",
 }
 TARGET_TITLES = {"labels": "labels", "inputs": "inputs"}
+SCHEDULE_TIPS = {
+    "constant": "The same learning rate for every batch",
+    "step": "Multiply the learning rate by Gamma every Step epochs",
+    "cosine": "Cosine decay from the learning rate down to Min LR over the run",
+    "onecycle": "From lr/25 up to lr over the first 30% of the batches, then down to Min LR",
+    "warmup-cosine": "Linear warm-up over Warm-up epochs, then cosine decay to Min LR",
+}
+PRECISION_TITLES = {"fp32": "fp32", "bf16": "bf16 (mixed)", "fp16": "fp16 (mixed, CUDA)"}
+PRECISION_TIPS = {
+    "fp32": "float32 throughout",
+    "bf16": "Mixed bfloat16: autocast in PyTorch, the mixed_bfloat16 policy in Keras (output layer in float32)",
+    "fp16": "Mixed float16 with loss scaling; CUDA GPUs only",
+}
 FIELD_MIN_WIDTH = 64
 
 
@@ -82,6 +96,10 @@ class LogSpinBox(QDoubleSpinBox):
 
     def stepBy(self, steps: int) -> None:
         value = self.value()
+        if value <= 0:  # a final learning rate of 0: up to the smallest step, not below
+            if steps > 0:
+                self.setValue(1e-6)
+            return
         exponent = math.floor(math.log10(value))
         ladder = [m * 10.0**e for e in range(exponent - 1, exponent + 2) for m in self.LADDER]
         if steps > 0:
@@ -123,6 +141,28 @@ class TrainingForm(QWidget):
         self.validation_split.setDecimals(2)
         self.validation_split.setKeyboardTracking(False)
         self.seed = self._spin("seedSpin", 0, 2**31 - 1)
+        self.lr_schedule = self._combo("lrScheduleCombo", {name: name for name in LR_SCHEDULES})
+        self.lr_step_epochs = self._spin("lrStepEpochsSpin", 1, 100_000)
+        self.lr_step_epochs.setSuffix(" ep")
+        self.lr_gamma = QDoubleSpinBox(objectName="lrGammaSpin", decimals=3, minimum=0.001, maximum=1.0)
+        self.lr_gamma.setSingleStep(0.05)
+        self.lr_warmup_epochs = QDoubleSpinBox(
+            objectName="lrWarmupSpin", decimals=2, minimum=0.0, maximum=1e5
+        )
+        self.lr_warmup_epochs.setSuffix(" ep")
+        self.lr_min = LogSpinBox()
+        self.lr_min.setObjectName("lrMinSpin")
+        self.lr_min.setRange(0.0, 9.99)
+        self.lr_min.setSpecialValueText("0")
+        self.precision = self._combo("precisionCombo", PRECISION_TITLES)
+        self.tensorboard = QCheckBox("TensorBoard", objectName="tensorboardCheck")
+        self.tensorboard.setToolTip("Write TensorBoard event files into the run folder (RUN_DIR/tensorboard)")
+        for spin in (self.lr_gamma, self.lr_warmup_epochs):
+            spin.setKeyboardTracking(False)
+        for index, name in enumerate(LR_SCHEDULES):
+            self.lr_schedule.setItemData(index, SCHEDULE_TIPS[name], Qt.ItemDataRole.ToolTipRole)
+        for index, name in enumerate(PRECISION_TITLES):
+            self.precision.setItemData(index, PRECISION_TIPS[name], Qt.ItemDataRole.ToolTipRole)
         self.patience = self._spin("patienceSpin", 0, 10_000)
         self.patience.setSpecialValueText("off")
         self.patience.setToolTip("Stop when the validation loss has not improved for this many epochs")
@@ -133,6 +173,7 @@ class TrainingForm(QWidget):
             self.loss.setItemData(index, LOSS_TIPS.get(name, name), Qt.ItemDataRole.ToolTipRole)
         self._layout()
         self._connect()
+        self._enable_schedule_fields()
         self.dataset.addItem("digits", "digits")
 
     @staticmethod
@@ -169,6 +210,16 @@ class TrainingForm(QWidget):
                 ("Seed", self.seed, 1),
                 ("Early stop", self.patience, 1),
             ],
+            [
+                ("LR schedule", self.lr_schedule, 1),
+                ("Step", self.lr_step_epochs, 1),
+                ("Gamma", self.lr_gamma, 1),
+            ],
+            [
+                ("Warm-up", self.lr_warmup_epochs, 1),
+                ("Min LR", self.lr_min, 1),
+                ("Precision", self.precision, 1),
+            ],
         ]
         for row, cells in enumerate(rows):
             column = 0
@@ -190,23 +241,40 @@ class TrainingForm(QWidget):
             grid.setColumnStretch(column, 1)
         self.validation_split.setToolTip("Part of the data held out to measure validation loss and accuracy")
         self.learning_rate.setToolTip("Learning rate; the arrows step 1, 2, 5, 10…")
+        self.lr_step_epochs.setToolTip("step schedule: epochs between two decays")
+        self.lr_gamma.setToolTip("step schedule: the factor of each decay")
+        self.lr_warmup_epochs.setToolTip("warmup-cosine: epochs of linear warm-up")
+        self.lr_min.setToolTip("cosine, onecycle, warmup-cosine: the learning rate at the end of the run")
 
     def _connect(self) -> None:
         self.dataset.activated.connect(self._on_dataset_activated)
         self.framework.currentIndexChanged.connect(
             lambda: self.frameworkChanged.emit(self.framework_choice())
         )
-        for name in ("epochs", "batch_size", "seed"):
+        for name in ("epochs", "batch_size", "seed", "lr_step_epochs"):
             getattr(self, name).valueChanged.connect(lambda value, n=name: self._edited(n, int(value)))
+        for name in ("lr_gamma", "lr_warmup_epochs", "lr_min"):
+            getattr(self, name).valueChanged.connect(
+                lambda value, n=name: self._edited(n, float(f"{value:.6g}"))
+            )
         self.learning_rate.valueChanged.connect(
             lambda value: self._edited("learning_rate", float(f"{value:.6g}"))
         )
         self.validation_split.valueChanged.connect(
             lambda value: self._edited("validation_split", round(value, 4))
         )
-        for name in ("optimizer", "loss", "target"):
+        for name in ("optimizer", "loss", "target", "lr_schedule", "precision"):
             combo: QComboBox = getattr(self, name)
             combo.activated.connect(lambda index, n=name, c=combo: self._edited(n, c.itemData(index)))
+        self.lr_schedule.currentIndexChanged.connect(self._enable_schedule_fields)
+
+    def _enable_schedule_fields(self) -> None:
+        """Only the fields the chosen schedule reads are editable."""
+        schedule = self.lr_schedule.currentData()
+        self.lr_step_epochs.setEnabled(schedule == "step")
+        self.lr_gamma.setEnabled(schedule == "step")
+        self.lr_warmup_epochs.setEnabled(schedule == "warmup-cosine")
+        self.lr_min.setEnabled(schedule in ANNEALING)
 
     def _edited(self, name: str, value) -> None:
         if not self._loading:
@@ -298,7 +366,11 @@ class TrainingForm(QWidget):
             self.learning_rate.setValue(settings.learning_rate)
             self.validation_split.setValue(settings.validation_split)
             self.seed.setValue(settings.seed)
-            for name in ("optimizer", "loss", "target"):
+            self.lr_step_epochs.setValue(settings.lr_step_epochs)
+            self.lr_gamma.setValue(settings.lr_gamma)
+            self.lr_warmup_epochs.setValue(settings.lr_warmup_epochs)
+            self.lr_min.setValue(settings.lr_min)
+            for name in ("optimizer", "loss", "target", "lr_schedule", "precision"):
                 combo: QComboBox = getattr(self, name)
                 combo.setCurrentIndex(max(0, combo.findData(getattr(settings, name))))
         finally:
@@ -312,7 +384,11 @@ class TrainingForm(QWidget):
 
     def run_options(self) -> dict:
         """The RunConfig overrides that are not project settings."""
-        return {"device": self.device.device(), "early_stopping_patience": int(self.patience.value())}
+        return {
+            "device": self.device.device(),
+            "early_stopping_patience": int(self.patience.value()),
+            "tensorboard": self.tensorboard.isChecked(),
+        }
 
 
 def _path_title(spec: str) -> str:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSplitter,
     QStyle,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -58,6 +59,7 @@ from widgets.document import Document
 from widgets.preflight import InputMismatch, dims, input_mismatch
 from widgets.run_driver import RunDriver
 from widgets.run_list import RunList, figure
+from widgets.tensorboard_launcher import TensorBoardLauncher
 from widgets.theme import LIGHT, Theme
 from widgets.training_form import FRAMEWORK_CHOICES, TrainingForm
 from widgets.warm_worker import WarmWorker
@@ -117,6 +119,9 @@ class TrainingPanel(QWidget):
         self.theme: Theme = LIGHT
         self.driver: RunDriver | None = None
         self.plots = None  # TrainingPlots, created when first needed (imports pyqtgraph)
+        self.confusion = None  # ConfusionView, created with the plots
+        self.tabs: QTabWidget | None = None
+        self.launcher = TensorBoardLauncher(self)
         self.interactive = True  # False: no dialogs (screenshots, benchmarks)
         self._past_loaded = False
         self.detector = DeviceDetector(self)
@@ -174,6 +179,10 @@ class TrainingPanel(QWidget):
         self.export_csv_button = QToolButton(
             text="CSV…", toolTip="Save the metrics of the checked runs as CSV"
         )
+        self.tensorboard_button = QToolButton(text="Open in TensorBoard", objectName="openTensorBoard")
+        self.tensorboard_button.setToolTip(
+            "Serve the selected run's TensorBoard events on a local port (runs trained with TensorBoard on)"
+        )
         self.plot_area = QWidget(objectName="plotArea")
         plot_layout = QVBoxLayout(self.plot_area)
         plot_layout.setContentsMargins(0, 0, 0, 0)
@@ -185,9 +194,11 @@ class TrainingPanel(QWidget):
         controls.setSpacing(6)
         controls.addWidget(self.train_button)
         controls.addWidget(self.stop_button)
+        controls.addWidget(self.form.tensorboard)
         controls.addWidget(self.progress, 1)
         plot_bar = QHBoxLayout()
         plot_bar.setContentsMargins(0, 0, 0, 0)
+        plot_bar.addWidget(self.tensorboard_button)
         plot_bar.addStretch(1)
         plot_bar.addWidget(self.log_scale)
         plot_bar.addWidget(QLabel("Export:"))
@@ -228,6 +239,9 @@ class TrainingPanel(QWidget):
         self.export_csv_button.clicked.connect(lambda: self.export_csv())
         self.runs.visibilityToggled.connect(lambda record: self.set_record_visible(record, record.visible))
         self.runs.menuRequested.connect(self._run_menu)
+        self.runs.currentItemChanged.connect(lambda *_: self.refresh_run_views())
+        self.tensorboard_button.clicked.connect(lambda: self.open_tensorboard())
+        self.launcher.failed.connect(self._on_tensorboard_failed)
         self.form.settingEdited.connect(self.edit_setting)
         self.detector.detected.connect(self.form.device.set_devices)
         self.document.trainingChanged.connect(self._on_training_changed)
@@ -253,18 +267,26 @@ class TrainingPanel(QWidget):
     def ensure_ready(self, detect_devices: bool = True) -> None:
         """Create the plots, list the datasets and past runs, and start the device probe (once)."""
         if self.plots is None:
+            from widgets.confusion_view import ConfusionView
             from widgets.training_plots import TrainingPlots
 
             self.plots = TrainingPlots()
             self.plots.set_theme(self.theme)
             self.plots.set_log_scale(self.log_scale.isChecked())
-            self.plot_area.layout().addWidget(self.plots)
+            self.confusion = ConfusionView()
+            self.confusion.set_theme(self.theme)
+            self.tabs = QTabWidget(objectName="dashboardTabs")
+            self.tabs.setDocumentMode(True)
+            self.tabs.addTab(self.plots, "Curves")
+            self.tabs.addTab(self.confusion, "Confusion matrix")
+            self.plot_area.layout().addWidget(self.tabs)
         self.form.list_datasets()
         if detect_devices:
             self.detector.start()
         if not self._past_loaded:
             self._past_loaded = True
             self.load_past_runs()
+        self.refresh_run_views()
 
     def load_past_runs(self) -> None:
         """List the open project's recent runs (unchecked): those in its ``runs/`` folder, where
@@ -331,6 +353,7 @@ class TrainingPanel(QWidget):
         )
         if self.plots is not None:
             self.plots.set_theme(theme)
+            self.confusion.set_theme(theme)
 
     # ----- running -------------------------------------------------------------------
 
@@ -475,6 +498,7 @@ class TrainingPanel(QWidget):
         if self.driver is not None:
             self.driver.shutdown()
         self.detector.kill()
+        self.launcher.stop()
         if self.plots is not None:
             self.plots.timer.stop()
 
@@ -531,6 +555,7 @@ class TrainingPanel(QWidget):
             self.message.emit(self._short_outcome(record))
         self.runs.refresh(record)
         self._update_controls()
+        self.refresh_run_views()
         self.runEnded.emit()
 
     def _outcome_text(self, record: RunRecord) -> str:
@@ -617,6 +642,57 @@ class TrainingPanel(QWidget):
 
     # ----- the list of runs ----------------------------------------------------------
 
+    def refresh_run_views(self) -> None:
+        """The confusion matrix and the TensorBoard button follow the selected run."""
+        record = self.selected_record()
+        if self.confusion is not None:
+            self.confusion.show_record(record)
+        reason = self.tensorboard_unavailable(record)
+        self.tensorboard_button.setEnabled(reason is None)
+        self.tensorboard_button.setToolTip(
+            reason or f"Serve the events of {record.label} in TensorBoard on a local port"
+        )
+
+    @staticmethod
+    def tensorboard_unavailable(record: RunRecord | None) -> str | None:
+        if record is None:
+            return "Train with TensorBoard on (in the settings) to watch a run in TensorBoard"
+        if not any(metrics.tensorboard_folder() for metrics in record.frameworks.values()):
+            return "The selected run was trained without TensorBoard (turn it on in the settings)"
+        return None
+
+    def open_tensorboard(self, record: RunRecord | None = None) -> str | None:
+        """Serve ``record``'s (default: the selected run's) folder in TensorBoard; returns the URL."""
+        record = record or self.selected_record()
+        reason = self.tensorboard_unavailable(record)
+        if reason is not None:
+            self.message.emit(reason)
+            return None
+        url = self.launcher.open(Path(record.run_folder()))
+        self.message.emit(f"TensorBoard for {record.label}: {url} (it stops when the studio closes)")
+        if self.interactive:
+            box = QMessageBox(
+                QMessageBox.Icon.Information,
+                "TensorBoard",
+                f"TensorBoard serves {record.label} at",
+                parent=self,
+            )
+            box.setInformativeText(url)
+            box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            browse = box.addButton("Open in Browser", QMessageBox.ButtonRole.AcceptRole)
+            copy = box.addButton("Copy Link", QMessageBox.ButtonRole.ActionRole)
+            box.addButton(QMessageBox.StandardButton.Close)
+            box.exec()
+            if box.clickedButton() is browse:
+                QDesktopServices.openUrl(QUrl(url))
+            elif box.clickedButton() is copy:
+                QGuiApplication.clipboard().setText(url)
+        return url
+
+    def _on_tensorboard_failed(self, text: str) -> None:
+        self.message.emit(text)
+        self.show_error(text)
+
     def visible_records(self) -> list[RunRecord]:
         return self.runs.visible_records()
 
@@ -640,6 +716,8 @@ class TrainingPanel(QWidget):
             action = menu.addAction(f"Export {title}…", lambda fw=framework: self.export_weights(fw))
             explain(action, record.unavailable(framework))
         explain(menu.addAction("Export ONNX Model…", lambda: self.export_onnx()), record.unavailable("onnx"))
+        tensorboard = menu.addAction("Open in TensorBoard", lambda: self.open_tensorboard(record))
+        explain(tensorboard, self.tensorboard_unavailable(record))
         menu.addSeparator()
         resume = menu.addAction("Resume Training", lambda: self.resume(record))
         explain(resume, self.resume_unavailable(record))

@@ -55,6 +55,7 @@ class CurveSet:
         self.names: dict[pg.PlotDataItem, str] = {}
         self.legend_accuracy = False  # whether the accuracy legend lists this run
         loss, accuracy = plots.loss_item, plots.accuracy_item
+        self.rate = plots.rate_item.plot([], [], symbol="o", symbolSize=4)
         self.raw = loss.plot([], [])
         self.smooth = loss.plot([], [], antialias=True)
         self.train = loss.plot([], [], symbol="o", symbolSize=6)
@@ -67,7 +68,7 @@ class CurveSet:
             item.setClipToView(True)
 
     def items(self) -> list[pg.PlotDataItem]:
-        return [self.raw, self.smooth, self.train, self.val, self.train_acc, self.val_acc]
+        return [self.raw, self.smooth, self.train, self.val, self.train_acc, self.val_acc, self.rate]
 
     def style(self, theme: Theme, ordinal: int, prefix: str) -> None:
         color = framework_color(theme, self.framework, ordinal)
@@ -85,6 +86,9 @@ class CurveSet:
             item.setPen(pg.mkPen(color, width=1.5, style=style or Qt.PenStyle.SolidLine))
             item.setSymbolPen(pg.mkPen(color, width=1))
             item.setSymbolBrush(pg.mkBrush(QColor(theme.base) if style else color))
+        self.rate.setPen(pg.mkPen(color, width=1.5))
+        self.rate.setSymbolPen(pg.mkPen(color, width=1))
+        self.rate.setSymbolBrush(pg.mkBrush(color))
         title = f"{prefix}{FRAMEWORK_TITLES[self.framework]}"
         self.names = {
             self.smooth: f"{title} train",
@@ -116,13 +120,15 @@ class CurveSet:
             self.val.setData(*_finite_pairs(ex, epochs.column(M.EVAL)))
             self.train_acc.setData(*_finite_pairs(ex, epochs.column(M.ETRAIN_ACC)))
             self.val_acc.setData(*_finite_pairs(ex, epochs.column(M.EVAL_ACC)))
+            self.rate.setData(*_finite_pairs(ex, epochs.column(M.ELR)))
         return True
 
     def remove(self, plots: TrainingPlots) -> None:
         for item in self.items()[:4]:
             plots.loss_item.removeItem(item)
-        for item in self.items()[4:]:
+        for item in self.items()[4:6]:
             plots.accuracy_item.removeItem(item)
+        plots.rate_item.removeItem(self.rate)
 
 
 def _finite_pairs(x, y):
@@ -132,7 +138,8 @@ def _finite_pairs(x, y):
 
 
 class TrainingPlots(QWidget):
-    """Loss (objectName ``lossPlot``) beside accuracy (``accuracyPlot``), with legends."""
+    """Loss (objectName ``lossPlot``) beside accuracy (``accuracyPlot``), with legends, and the
+    learning rate of each epoch's last batch (``learningRatePlot``)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -141,8 +148,10 @@ class TrainingPlots(QWidget):
         self.curves: dict[tuple[int, str], CurveSet] = {}
         self.loss_widget = self._plot_widget("lossPlot", "Loss")
         self.accuracy_widget = self._plot_widget("accuracyPlot", "Accuracy")
+        self.rate_widget = self._plot_widget("learningRatePlot", "Learning rate")
         self.loss_item = self.loss_widget.getPlotItem()
         self.accuracy_item = self.accuracy_widget.getPlotItem()
+        self.rate_item = self.rate_widget.getPlotItem()
         self.accuracy_item.setYRange(0.0, 1.0, padding=0.02)
         self.accuracy_item.enableAutoRange(axis="y", enable=False)
         # Top right for losses (falling), bottom right for accuracies (rising); translucent and draggable.
@@ -154,9 +163,11 @@ class TrainingPlots(QWidget):
         splitter.setChildrenCollapsible(False)
         splitter.addWidget(self.loss_widget)
         splitter.addWidget(self.accuracy_widget)
+        splitter.addWidget(self.rate_widget)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
-        splitter.setSizes([600, 400])
+        splitter.setStretchFactor(2, 2)
+        splitter.setSizes([600, 400, 300])
         self.caption = QLabel(
             "Thin line: each batch's loss, thick: smoothed; ● epoch means (training), "
             "■ dashed: validation. Keras red, PyTorch blue."
@@ -192,7 +203,7 @@ class TrainingPlots(QWidget):
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
-        for widget in (self.loss_widget, self.accuracy_widget):
+        for widget in (self.loss_widget, self.accuracy_widget, self.rate_widget):
             widget.setBackground(theme.base)
             item = widget.getPlotItem()
             item.showGrid(x=True, y=True, alpha=theme.plot_grid_alpha)
@@ -263,12 +274,13 @@ class TrainingPlots(QWidget):
         pyqtgraph otherwise fits the range while painting, which makes the
         curves downsample again and asks for a second paint of the same frame.
         """
-        for item in (self.loss_item, self.accuracy_item):
+        plot_items = (self.loss_item, self.accuracy_item, self.rate_item)
+        for item in plot_items:
             item.getViewBox().updateAutoRange()
         for curves in self.curves.values():
             for item in curves.items():
                 item.getData()  # computes the display data (downsampled to the view)
-        for item in (self.loss_item, self.accuracy_item):
+        for item in plot_items:
             item.getViewBox().updateAutoRange()
 
     def start_live(self) -> None:

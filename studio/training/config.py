@@ -56,6 +56,12 @@ class RunConfig:
     seed: int = 0
     target: str = "labels"
     init: str = "framework"
+    lr_schedule: str = "constant"
+    lr_step_epochs: int = 10
+    lr_gamma: float = 0.1
+    lr_warmup_epochs: float = 1.0
+    lr_min: float = 0.0
+    precision: str = "fp32"
     device: str = "auto"
     early_stopping_patience: int = 0
     resume_from: str | None = None
@@ -65,6 +71,7 @@ class RunConfig:
     export_onnx: bool = True
     threads: int = 0  # compute threads (intra- and inter-op) of the framework; 0: its own default
     benchmark: bool = False  # after training, also measure inference latency (studio compare)
+    tensorboard: bool = False  # write TensorBoard event files into RUN_DIR/tensorboard
     base_dir: str | None = None  # relative dataset paths are taken from here (default: the project's folder)
 
     @classmethod
@@ -114,6 +121,8 @@ class RunConfig:
             raise ConfigError(
                 f"config.threads: expected an integer >= 0 (0 = the framework's default). Received: {threads!r}"
             )
+        if not isinstance(self.tensorboard, bool):
+            raise ConfigError(f"config.tensorboard: expected true or false. Received: {self.tensorboard!r}")
         if not isinstance(self.project, (str, dict)):
             raise ConfigError(
                 f"config.project: expected a project file path or a project dict. Received: {self.project!r}"

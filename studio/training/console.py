@@ -74,6 +74,8 @@ class ProgressPrinter:
         for key, label in (("train_accuracy", "acc"), ("val_loss", "val_loss"), ("val_accuracy", "val_acc")):
             if message.get(key) is not None:
                 parts.append(f"{label} {message[key]:.4f}")
+        if message.get("learning_rate") is not None:
+            parts.append(f"lr {message['learning_rate']:.3g}")
         return (
             f"{framework} epoch {message['epoch']}/{self._epochs.get(framework, '?')}: "
             + ", ".join(parts)
@@ -173,9 +175,12 @@ def format_table(summaries: dict[str, dict[str, Any]], extra: list[tuple[str, li
 def format_files(summary: dict[str, Any]) -> str:
     files = summary.get("files", {})
     lines = [f"run folder: {summary.get('run_dir')}"]
-    for kind in ("final", "best", "onnx", "code"):
+    labels = {"confusion_matrix": "confusion", "tensorboard": "tensorboard"}
+    for kind in ("final", "best", "onnx", "code", "confusion_matrix", "tensorboard"):
         if kind in files:
-            lines.append(f"  {kind:5s} {files[kind]}")
+            lines.append(f"  {labels.get(kind, kind):5s} {files[kind]}")
+    if "tensorboard" in files:
+        lines.append(f"watch it: tensorboard --logdir {files['tensorboard']}")
     lines += [f"note: {warning}" for warning in summary.get("warnings", [])]
     return "\n".join(lines)
 

@@ -17,14 +17,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+import numpy as np
+
 from studio.training import messages
 from studio.training.checkpoints import CheckpointWriter
+from studio.training.confusion import confusion_report, write_report
 from studio.training.emitter import BatchStream, Emitter
 from studio.training.errors import StopRequested, TrainingError, readable_error, write_error
 from studio.training.memory import peak_rss_mb
 from studio.training.progress import EpochVerdict, Progress
 from studio.training.rundir import RunFolder
 from studio.training.session import Session
+from studio.training.tensorboard import EventLog
 
 Batch = TypeVar("Batch")
 
@@ -70,6 +74,7 @@ class Engine:
         self.files: dict[str, str] = {"config": str(folder.config), "metrics": str(folder.metrics)}
         self.warnings: list[str] = list(session.data.notes)  # e.g. channels-first data transposed
         self.checkpoints = CheckpointWriter(self._write_checkpoint_file, CHECKPOINT_INTERVAL)
+        self.events: EventLog | None = None  # TensorBoard, when the config asks for it
 
     # ----- what a framework engine provides ----------------------------------------------
 
@@ -105,6 +110,22 @@ class Engine:
     def measure_gpu_memory(self) -> float | None:
         return None
 
+    def learning_rate(self) -> float:
+        """The learning rate the last training batch used."""
+        raise NotImplementedError
+
+    def open_event_log(self) -> EventLog:
+        """A TensorBoard writer into ``folder.tensorboard``."""
+        raise NotImplementedError
+
+    def weight_state(self) -> dict[str, np.ndarray]:
+        """The weights as NumPy arrays under their PyTorch state-dict names (TensorBoard histograms)."""
+        raise NotImplementedError
+
+    def validation_scores(self) -> np.ndarray:
+        """The model's outputs on the validation inputs, channels-last (as Keras computes them)."""
+        raise NotImplementedError
+
     def thread_counts(self) -> dict[str, int]:
         """{"intra_op", "inter_op"}: the framework's compute threads (0: its own default)."""
         raise NotImplementedError
@@ -133,6 +154,17 @@ class Engine:
                 f"ask for more than {self.progress.epoch} epochs to continue training"
             )
         self.emit_started()
+        if self.config.tensorboard:
+            self.folder.tensorboard.mkdir(exist_ok=True)
+            self.events = self.open_event_log()
+            self.files["tensorboard"] = str(self.folder.tensorboard)
+        try:
+            self._train_and_save()
+        finally:
+            if self.events is not None:
+                self.events.close()
+
+    def _train_and_save(self) -> None:
         try:
             self.train()
         except StopRequested:
@@ -217,6 +249,7 @@ class Engine:
         self.flush_stream()
         self.timings.append((epoch_time, train_time, self.stream.epoch_samples))
         epoch = self.progress.epoch + 1
+        learning_rate = self.learning_rate()
         self.emitter.emit(
             messages.epoch(
                 self.framework,
@@ -226,8 +259,11 @@ class Engine:
                 metrics.get("val_loss"),
                 metrics.get("val_accuracy"),
                 epoch_time,
+                learning_rate,
             )
         )
+        if self.events is not None:
+            self.events.write_epoch(epoch, {**metrics, "learning_rate": learning_rate}, self.weight_state())
         verdict = self.progress.end_epoch(metrics)
         if verdict.improved:
             self.snapshot_best()
@@ -272,6 +308,24 @@ class Engine:
         except OSError as error:
             raise write_error(error, path) from None
 
+    def write_confusion(self) -> None:
+        """``confusion_matrix.json`` of a classification run, from the final weights."""
+        data, config = self.session.data, self.config
+        report = confusion_report(
+            self.validation_scores(),
+            data.y_val,
+            config.loss,
+            self.session.logits,
+            data.class_names,
+            data.x_val,
+        )
+        report.update(framework=self.framework, weights="final", epoch=self.progress.epoch)
+        try:
+            write_report(self.folder.confusion, report)
+        except OSError as error:
+            raise write_error(error, self.folder.confusion) from None
+        self.files["confusion_matrix"] = str(self.folder.confusion)
+
     def save_all(self, onnx: bool) -> None:
         for kind in ("final", "best"):
             try:
@@ -282,6 +336,8 @@ class Engine:
                 path = str(self.folder.weights(kind, self.framework))
                 self.files[kind] = path
                 self.emitter.emit(messages.checkpoint(self.framework, path, kind))
+        if self.config.classification and self.session.data.num_val and self.progress.epoch:
+            self.write_confusion()
         if onnx:
             try:
                 self.export_onnx()
@@ -320,6 +376,7 @@ class Engine:
             "gpu_peak_memory_mb": self.gpu_peak_memory,
             "params": self.param_counts(),
             "device": self.device,
+            "precision": self.config.precision,
             "files": dict(self.files),
             "warnings": list(self.warnings),
         }

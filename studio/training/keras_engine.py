@@ -34,6 +34,7 @@ from studio.training.memory import tensorflow_gpu_peak_mb
 from studio.training.onnx_export import export_onnx, torch_model_with_state
 from studio.training.progress import Progress
 from studio.training.rundir import RunFolder, atomic_target
+from studio.training.tensorboard import TensorFlowEventLog
 
 
 def import_keras():
@@ -71,7 +72,9 @@ class KerasEngine(Engine):
         config, session = self.config, self.session
         code = session.code["keras"]
         program = load_module(code.source, code.filename[:-3])
-        self.model = build_keras_model(self.keras, code, config.seed, program)
+        self.model = self._build_model(code, program)
+        # The program's own per-batch learning-rate callback (codegen.schedules); none: constant.
+        self.schedule = getattr(program, "PerBatchLearningRate", None)
         self.model.compile(
             optimizer=program.make_optimizer(config.learning_rate),  # the exported program's own
             loss=recipes.keras_loss(self.keras, config.loss, session.logits),
@@ -81,6 +84,28 @@ class KerasEngine(Engine):
         if config.resume_from:
             self._load_checkpoint()
             self.init = "checkpoint"
+
+    def _build_model(self, code: GeneratedCode, program):
+        """The model, under the mixed-precision policy of ``config.precision`` (codegen.recipes).
+
+        Variables stay float32 under a mixed policy; the output layers compute in float32 too, as
+        Keras recommends, so that the loss and the softmax are not rounded to 8 (or 11) bits.
+        """
+        keras, precision = self.keras, self.config.precision
+        problem = recipes.precision_problem(precision, self.device)
+        if problem:
+            raise TrainingError(problem, reason="device")
+        policy = recipes.PRECISIONS[precision].keras_policy
+        if policy is None:
+            return build_keras_model(keras, code, self.config.seed, program)
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            model = build_keras_model(keras, code, self.config.seed, program)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        for layer in self.session.plan.outputs:
+            model.get_layer(layer.ident).dtype_policy = keras.DTypePolicy("float32")
+        return model
 
     def train(self) -> None:
         data, config = self.session.data, self.config
@@ -94,7 +119,7 @@ class KerasEngine(Engine):
                 steps_per_epoch=-(-data.num_train // config.batch_size),
                 validation_data=validation,
                 validation_batch_size=config.batch_size,
-                callbacks=[_streaming_callback(self)],
+                callbacks=[_streaming_callback(self), *self._schedule_callback()],
                 shuffle=False,  # the batches already come in the shared seeded order
                 verbose=0,
             )
@@ -105,6 +130,12 @@ class KerasEngine(Engine):
             raise
         finally:
             self._scope.close()
+
+    def _schedule_callback(self) -> list[Any]:
+        if self.schedule is None:
+            return []
+        per_epoch = -(-self.session.data.num_train // self.config.batch_size)
+        return [self.schedule(self.config.learning_rate, per_epoch, per_epoch * self.config.epochs)]
 
     def _train_dataset(self):
         """Batches of every remaining epoch, in the shared seeded order."""
@@ -195,18 +226,32 @@ class KerasEngine(Engine):
                 self.model.set_weights(current)
         return True
 
-    def export_onnx(self) -> None:
-        import torch
+    def learning_rate(self) -> float:
+        return float(self.model.optimizer.learning_rate)
 
+    def open_event_log(self) -> TensorFlowEventLog:
+        return TensorFlowEventLog(self.tf, self.folder.tensorboard)
+
+    def weight_state(self) -> dict[str, np.ndarray]:
         plan = self.session.plan
         weights = {
             layer.ident: self.model.get_layer(layer.ident).get_weights()
             for layer in plan.layers
             if not layer.spec.is_source
         }
-        state = keras_to_torch_state(plan, weights)
-        model = torch_model_with_state(self.session.code["pytorch"], state)
-        export_onnx(torch, model, plan, self.folder.onnx)
+        return keras_to_torch_state(plan, weights)
+
+    def validation_scores(self) -> np.ndarray:
+        data = self.session.data
+        with self.keras.device(self.device):
+            scores = self.model.predict(data.x_val, batch_size=self.config.batch_size, verbose=0)
+        return np.asarray(scores, dtype=np.float32)
+
+    def export_onnx(self) -> None:
+        import torch
+
+        model = torch_model_with_state(self.session.code["pytorch"], self.weight_state())
+        export_onnx(torch, model, self.session.plan, self.folder.onnx)
 
     def measure_gpu_memory(self) -> float | None:
         return tensorflow_gpu_peak_mb(self.tf, self.device)

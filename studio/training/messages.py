@@ -13,7 +13,7 @@ started     config (the RunConfig dict), run_dir, dataset (one line), num_train,
 batch       epoch, step (batch within the epoch), global_step, loss (the batch's
             mean loss; NaN or inf when it diverged), samples_per_s
 epoch       epoch, train_loss, train_accuracy, val_loss, val_accuracy (None when
-            not measured), epoch_time (s)
+            not measured), epoch_time (s), learning_rate (of the epoch's last batch)
 checkpoint  path, kind ("best" | "final")
 finished    summary (its keys are listed below)
 failed      message (readable, one or a few lines), details (traceback text, for
@@ -58,7 +58,8 @@ UNREADABLE_REASONS = frozenset(REASONS[:4])
 #   gpu_peak_memory_mb: peak accelerator memory, None on the CPU
 #   params: {"trainable", "non_trainable"} in the framework's own count
 #   device
-#   files: {"final", "best", "onnx", "code", "metrics", "config"}: paths that exist
+#   files: {"final", "best", "onnx", "code", "metrics", "config", "confusion_matrix", "tensorboard"}:
+#          paths that exist
 #   warnings: readable notes (e.g. the ONNX export failed)
 
 
@@ -92,6 +93,7 @@ def epoch(
     val_loss: float | None,
     val_accuracy: float | None,
     epoch_time: float,
+    learning_rate: float | None = None,
 ) -> dict[str, Any]:
     return _message(
         EPOCH,
@@ -102,6 +104,7 @@ def epoch(
         val_loss=val_loss,
         val_accuracy=val_accuracy,
         epoch_time=round(epoch_time, 4),
+        learning_rate=learning_rate,
     )
 
 
@@ -134,6 +137,8 @@ def format_message(message: dict[str, Any]) -> str:
         for key, label in (("train_accuracy", "acc"), ("val_loss", "val_loss"), ("val_accuracy", "val_acc")):
             if message.get(key) is not None:
                 parts.append(f"{label} {message[key]:.4g}")
+        if message.get("learning_rate") is not None:
+            parts.append(f"lr {message['learning_rate']:.3g}")
         return (
             f"[{framework}] epoch {message['epoch']}: "
             + ", ".join(parts)

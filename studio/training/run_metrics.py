@@ -68,13 +68,13 @@ class FrameworkMetrics:
 
     # batch columns: x (epochs), global step, loss, smoothed loss, samples/s
     BX, BSTEP, BLOSS, BEMA, BRATE = range(5)
-    # epoch columns: epoch, train loss, train accuracy, val loss, val accuracy, seconds
-    EX, ETRAIN, ETRAIN_ACC, EVAL, EVAL_ACC, ETIME = range(6)
+    # epoch columns: epoch, train loss, train accuracy, val loss, val accuracy, seconds, learning rate
+    EX, ETRAIN, ETRAIN_ACC, EVAL, EVAL_ACC, ETIME, ELR = range(7)
 
     def __init__(self, framework: str) -> None:
         self.framework = framework
         self.batches = GrowingBuffer(5)
-        self.epochs = GrowingBuffer(6)
+        self.epochs = GrowingBuffer(7)
         self.batches_per_epoch = 0
         self.initial_epoch = 0
         self.total_epochs = 0
@@ -142,6 +142,7 @@ class FrameworkMetrics:
             _number(message.get("val_loss")),
             _number(message.get("val_accuracy")),
             _number(message.get("epoch_time")),
+            _number(message.get("learning_rate")),  # NaN in logs from before schedules
         )
         self.epoch = int(message["epoch"])
 
@@ -205,6 +206,20 @@ class FrameworkMetrics:
             "val_loss": row[self.EVAL],
             "val_accuracy": row[self.EVAL_ACC],
         }
+
+    def confusion_file(self) -> Path | None:
+        """The run's confusion_matrix.json, if it wrote one."""
+        candidates = [self.files.get("confusion_matrix")]
+        if self.run_dir:
+            candidates.append(str(RunFolder(self.run_dir).confusion))
+        return next((Path(path) for path in candidates if path and Path(path).is_file()), None)
+
+    def tensorboard_folder(self) -> Path | None:
+        """The run's TensorBoard event folder, if it wrote one."""
+        candidates = [self.files.get("tensorboard")]
+        if self.run_dir:
+            candidates.append(str(RunFolder(self.run_dir).tensorboard))
+        return next((Path(path) for path in candidates if path and Path(path).is_dir()), None)
 
     def has_accuracy(self) -> bool:
         if not len(self.epochs):
@@ -367,6 +382,7 @@ CSV_COLUMNS = (
     "val_loss",
     "val_accuracy",
     "epoch_time",
+    "learning_rate",
 )
 
 
@@ -388,13 +404,14 @@ def write_csv(records: list[RunRecord], path: str | os.PathLike) -> int:
                     in_epoch = int(round((x - epoch + 1) * per_epoch)) if per_epoch else ""
                     writer.writerow(
                         [record.label, name, "batch", epoch, in_epoch, int(step), _cell(loss), _cell(ema)]
-                        + [_cell(rate), "", "", "", "", ""]
+                        + [_cell(rate), "", "", "", "", "", ""]
                     )
                     rows += 1
-                for epoch, train, train_acc, val, val_acc, seconds in metrics.epochs.view():
+                for epoch, train, train_acc, val, val_acc, seconds, rate in metrics.epochs.view():
                     writer.writerow(
                         [record.label, name, "epoch", int(epoch), "", "", "", "", ""]
                         + [_cell(train), _cell(train_acc), _cell(val), _cell(val_acc), _cell(seconds)]
+                        + [_cell(rate)]
                     )
                     rows += 1
     return rows

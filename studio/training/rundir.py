@@ -10,6 +10,9 @@
         final.keras, best.keras | final.pt, best.pt   native weights
         model.onnx         exported from the PyTorch model
         initial_weights.npz  PyTorch runs with same_start: the Keras initial weights, converted
+        confusion_matrix.json  classification runs: the validation set's confusion matrix and
+                               per-class precision, recall and F1 (final weights)
+        tensorboard/       runs with tensorboard: event files, the same tags in both frameworks
 
 Files that a partial write would make misleading are written to a temporary
 name in the same folder and renamed.
@@ -30,6 +33,7 @@ from studio.project import write_text_atomic
 from studio.training.config import ConfigError, RunConfig
 
 CONFIG, METRICS, LOG, ONNX = "config.json", "metrics.jsonl", "output.log", "model.onnx"
+CONFUSION, TENSORBOARD = "confusion_matrix.json", "tensorboard"
 CHECKPOINTS = {"keras": "checkpoint.npz", "pytorch": "checkpoint.pt"}
 WEIGHT_SUFFIX = {"keras": ".keras", "pytorch": ".pt"}
 
@@ -85,6 +89,14 @@ class RunFolder:
     @property
     def log(self) -> Path:
         return self.path / LOG
+
+    @property
+    def confusion(self) -> Path:
+        return self.path / CONFUSION
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TENSORBOARD
 
     @property
     def onnx(self) -> Path:

@@ -33,6 +33,7 @@ from studio.training.memory import torch_gpu_peak_mb
 from studio.training.onnx_export import export_onnx
 from studio.training.progress import EpochVerdict, Progress
 from studio.training.rundir import RunFolder, atomic_target
+from studio.training.tensorboard import TorchEventLog
 
 # Datasets up to this size are copied to the accelerator once; larger ones batch by batch.
 DEVICE_DATA_LIMIT = 1 << 30
@@ -79,10 +80,43 @@ class TorchEngine(Engine):
             self.progress = Progress.from_meta(
                 meta["progress"], config.epochs, config.early_stopping_patience
             )
+        self._schedule(module)
+        self._precision()
         self.loss_fn = recipes.torch_loss(torch, config.loss, session.logits)
         self.correct_fn = recipes.torch_correct(torch, config.loss, session.logits)
         self.best_state: dict[str, Any] | None = None
         self._tensors()
+
+    def _schedule(self, module) -> None:
+        """The program's own LambdaLR (codegen.schedules), stepped after every batch; None: constant."""
+        self.scheduler = None
+        self.last_lr = self.config.learning_rate
+        if not hasattr(module, "make_scheduler"):
+            return
+        for group in self.optimizer.param_groups:
+            group.pop("initial_lr", None)  # a resumed run restarts the schedule from the new base rate
+        per_epoch = -(-self.session.data.num_train // self.config.batch_size)
+        self.scheduler = module.make_scheduler(
+            self.optimizer,
+            self.config.learning_rate,
+            per_epoch,
+            per_epoch * self.config.epochs,
+            first_step=self.progress.global_step,
+        )
+
+    def _precision(self) -> None:
+        """Autocast for bf16/fp16 (codegen.recipes.PRECISIONS); fp16 also scales the loss (CUDA only)."""
+        torch, precision = self.torch, recipes.PRECISIONS[self.config.precision]
+        problem = recipes.precision_problem(self.config.precision, self.device)
+        if problem:
+            raise TrainingError(problem, reason="device")
+        device_type = self.device.split(":")[0]
+        if precision.torch_dtype is None:
+            self.autocast = contextlib.nullcontext
+        else:
+            dtype = getattr(torch, precision.torch_dtype)
+            self.autocast = lambda: torch.autocast(device_type, dtype=dtype)
+        self.scaler = torch.amp.GradScaler(device_type) if precision.loss_scaling else None
 
     def _tensors(self) -> None:
         """The dataset as tensors in PyTorch's layout, on the device when it fits."""
@@ -149,10 +183,10 @@ class TorchEngine(Engine):
         batches = (self._batch(self.x_train, self.y_train, indices) for indices in order)
         for batch_index, (x, y) in enumerate(self.read_batches(epoch_index, batches)):
             self.optimizer.zero_grad(set_to_none=True)
-            output = self._forward(x)
-            loss = self.loss_fn(output, y)
-            loss.backward()
-            self.optimizer.step()
+            with self.autocast():
+                output = self._forward(x)
+                loss = self.loss_fn(output, y)
+            self._step(loss)
             self.batch_done(epoch_index, batch_index, loss.detach(), len(y))
             if accuracy is not None:
                 accuracy.add(output.detach(), y)
@@ -164,6 +198,18 @@ class TorchEngine(Engine):
         self.flush_stream()
         return self.stream.epoch_loss, None if accuracy is None else accuracy.value()
 
+    def _step(self, loss) -> None:
+        self.last_lr = self.optimizer.param_groups[0]["lr"]
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        if self.scheduler is not None:
+            self.scheduler.step()
+
     def _evaluate(self) -> tuple[float | None, float | None]:
         """Loss and accuracy on the validation split, in eval mode (as Keras's evaluate)."""
         torch, config = self.torch, self.config
@@ -173,11 +219,11 @@ class TorchEngine(Engine):
         self.model.eval()
         losses, sizes = [], []
         correct, count = torch.zeros((), dtype=torch.int64, device=self.device), 0
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             for indices in batch_indices(n, config.batch_size, config.seed, 0, shuffle=False):
                 x, y = self._batch(self.x_val, self.y_val, indices)
                 output = self._forward(x)
-                losses.append(self.loss_fn(output, y))
+                losses.append(self.loss_fn(output, y).float())
                 sizes.append(len(indices))
                 if self.session.classification:
                     right, size = self.correct_fn(output, y)
@@ -190,6 +236,25 @@ class TorchEngine(Engine):
 
     def flush_stream(self) -> None:
         self.stream.flush(lambda losses: self.torch.stack(losses).tolist())
+
+    def learning_rate(self) -> float:
+        return float(np.float32(self.last_lr))  # as Keras holds it, so both logs show the same number
+
+    def open_event_log(self) -> TorchEventLog:
+        return TorchEventLog(self.folder.tensorboard)
+
+    def weight_state(self) -> dict[str, np.ndarray]:
+        return {key: value.detach().float().cpu().numpy() for key, value in self.model.state_dict().items()}
+
+    def validation_scores(self) -> np.ndarray:
+        torch, config = self.torch, self.config
+        self.model.eval()
+        outputs = []
+        with torch.no_grad(), self.autocast():
+            for indices in batch_indices(len(self.x_val), config.batch_size, config.seed, 0, shuffle=False):
+                x, _ = self._batch(self.x_val, self.y_val, indices)
+                outputs.append(self._forward(x).float().cpu())
+        return torch.cat(outputs).numpy()
 
     def param_counts(self) -> dict[str, int]:
         parameters, buffers = torch_counts(self.model)
