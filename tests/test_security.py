@@ -72,14 +72,21 @@ def test_generated_code_escapes_hostile_project_strings():
     from codegen import generate
     from tests.graph_builders import chain
 
+    def imports_and_calls(project, framework):
+        tree = ast.parse(generate(project, framework).source)
+        called = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+        imported = [
+            ast.unparse(node) for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+        ]
+        return imported, called
+
+    benign = chain([4], ("Dense", {"units": 2}))
+    benign.training.dataset = "elsewhere.npz"
     project = chain([4], ("Dense", {"units": 2}))
     project.name = 'x"""; import os; os.system("echo pwned"); """'
     project.training.dataset = 'digits"); import os; ("'
     for framework in ("keras", "pytorch"):
-        tree = ast.parse(generate(project, framework).source)
-        called = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+        imported, called = imports_and_calls(project, framework)
         assert "os.system" not in called
-        imported = {
-            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
-        }
-        assert "os" not in imported or framework == "pytorch"  # torch scripts import os for torchrun only
+        # The hostile text added no statement: the program imports what a benign one imports.
+        assert imported == imports_and_calls(benign, framework)[0]

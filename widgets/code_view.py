@@ -48,7 +48,11 @@ class CodeView(QWidget):
     problemLinkActivated = Signal()  # the banner's link: show the layer with the problem
 
     def __init__(
-        self, document: Document, parent: QWidget | None = None, warm: WarmWorker | None = None
+        self,
+        document: Document,
+        parent: QWidget | None = None,
+        warm: WarmWorker | None = None,
+        generate_now: bool = True,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("codeViewWidget")
@@ -97,7 +101,8 @@ class CodeView(QWidget):
         document.trainingChanged.connect(self.timer.start)
         document.analysisChanged.connect(self.verify_panel.mark_stale)
         document.projectReplaced.connect(self.verify_panel.mark_stale)
-        self.regenerate()
+        if generate_now:  # else the owner calls regenerate() (the main window: after its first paint)
+            self.regenerate()
 
     def _make_editor(self, framework: str) -> QPlainTextEdit:
         editor = QPlainTextEdit(readOnly=True)

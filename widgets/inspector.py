@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from codegen.plan import CodegenError, build_plan
 from studio.analysis import ERROR
 from studio.catalog import format_shape
 from studio.events import GraphEvent
@@ -255,6 +254,8 @@ class Inspector(QScrollArea):
 
     def _torch_shape_text(self) -> str | None:
         """How the generated PyTorch code holds this layer's output (None while the graph is invalid)."""
+        from codegen.plan import CodegenError, build_plan  # loaded when a layer is first inspected
+
         try:
             plan = build_plan(self.document.project, self.document.analysis)
             return _escape(plan.layer(self.node_id).torch_shape_text())

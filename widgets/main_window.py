@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -77,6 +77,21 @@ def initial_size() -> tuple[int, int]:
     return width, height
 
 
+class _AfterFirstPaint(QObject):
+    """Calls ``then`` once, right after ``widget`` is first painted."""
+
+    def __init__(self, widget: QWidget, then) -> None:
+        super().__init__(widget)
+        self.then = then
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Paint:
+            watched.removeEventFilter(self)
+            QTimer.singleShot(0, self.then)
+        return False
+
+
 class MainWindow(QMainWindow):
     def __init__(
         self,
@@ -123,7 +138,9 @@ class MainWindow(QMainWindow):
         self.palette_widget = Palette()
         self.inspector = Inspector(self.document, self.scene)
         self.warm = WarmWorker(self)  # started by the app once the window shows (start_soon)
-        self.code_view = CodeView(self.document, warm=self.warm)
+        # The code generators load once the canvas has been painted: the window shows first.
+        self.code_view = CodeView(self.document, warm=self.warm, generate_now=False)
+        self._first_paint = _AfterFirstPaint(self.view.viewport(), self.code_view.regenerate)
         self.problems = ProblemsPanel(self.document)
         self.status_summary = StatusSummary(self.document)
         self.find_bar = FindBar(self.document)

@@ -12,12 +12,34 @@ is cheap: torch, TensorFlow and Keras are imported only in the training
 process (and by the device probe's subprocess).
 """
 
-from studio.training.compare import CompareReport, compare_frameworks
-from studio.training.config import FRAMEWORKS, ConfigError, RunConfig
-from studio.training.devices import Device, DeviceError, DeviceProbe, detect_devices, resolve_device
-from studio.training.messages import TERMINAL, format_message
-from studio.training.run import BothRun, TrainingRun
-from studio.training.rundir import RunFolder
+import importlib
+
+# Each public name and the module that defines it: loaded on first use (PEP 562), so that
+# importing one submodule (the GUI's run_metrics) does not load the code generators.
+_HOMES = {
+    "CompareReport": "compare",
+    "compare_frameworks": "compare",
+    "FRAMEWORKS": "config",
+    "ConfigError": "config",
+    "RunConfig": "config",
+    "Device": "devices",
+    "DeviceError": "devices",
+    "DeviceProbe": "devices",
+    "detect_devices": "devices",
+    "resolve_device": "devices",
+    "TERMINAL": "messages",
+    "format_message": "messages",
+    "BothRun": "run",
+    "TrainingRun": "run",
+    "RunFolder": "rundir",
+}
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"studio.training.{_HOMES[name]}"), name)
+
 
 __all__ = [
     "FRAMEWORKS",
