@@ -9,6 +9,7 @@ replaces the project's built-in dataset.
 from __future__ import annotations
 
 from codegen.keras_emitter import emit_build_model
+from codegen.layers import LOWERINGS
 from codegen.plan import CF, ModelPlan
 from codegen.recipes import (
     keras_loss_source,
@@ -409,6 +410,14 @@ def _targets(plan: ModelPlan) -> list[str]:
     return [f'    y = y.astype("float32").reshape((-1, {", ".join(map(str, output))}))']
 
 
+def _keras_classes(plan: ModelPlan) -> list[str]:
+    """The layer classes the model's Keras code calls that Keras lacks, each defined once."""
+    sources = dict.fromkeys(
+        LOWERINGS[layer.kind].keras_class for layer in plan.layers if layer.kind in LOWERINGS
+    )
+    return [line for source in sources if source for line in [*source.splitlines(), "", ""]]
+
+
 def keras_program(plan: ModelPlan) -> str:
     training = plan.project.training
     logits = _ends_in_logits(plan)
@@ -431,6 +440,7 @@ def keras_program(plan: ModelPlan) -> str:
         *(["from sklearn import datasets"] if _uses_sklearn(plan) else []),
         "",
         "",
+        *_keras_classes(plan),
         *emit_build_model(plan),
         "",
         "",

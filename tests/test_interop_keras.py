@@ -237,8 +237,8 @@ def test_unsupported_layers_are_all_listed_and_nothing_is_written(tmp_path):
 
     images = keras.Input((16, 16, 4), name="images")
     x = layers.Conv2D(8, 3, groups=2, name="grouped_conv")(images)
-    x = layers.GroupNormalization(groups=4, name="group_norm")(x)
-    x = layers.BatchNormalization(center=True, scale=False, name="half_bn")(x)
+    x = layers.GroupNormalization(groups=2, axis=1, name="group_norm")(x)
+    x = layers.BatchNormalization(renorm=True, name="half_bn")(x)
     x = layers.Conv2D(8, 3, padding="same", name="fine_conv")(x)
     model = keras.Model(images, layers.GlobalAveragePooling2D()(x), name="unsupported")
     path = tmp_path / "unsupported.keras"
@@ -249,7 +249,8 @@ def test_unsupported_layers_are_all_listed_and_nothing_is_written(tmp_path):
     assert set(problems) == {"grouped_conv", "group_norm", "half_bn"}
     assert "groups=2" in problems["grouped_conv"].reason
     assert problems["group_norm"].source_kind == "GroupNormalization"
-    assert "center and scale" in problems["half_bn"].reason
+    assert "axis=1" in problems["group_norm"].reason
+    assert "renorm=True" in problems["half_bn"].reason
     args = _import_args(str(path), tmp_path / "out.layers.json", weights=True)
     assert cmd_import(args) == 1
     assert not list(tmp_path.glob("out*"))

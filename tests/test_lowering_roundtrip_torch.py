@@ -91,10 +91,26 @@ CASES = {
     "BatchNormalization": [
         ("image", chain(IMAGE, ("BatchNormalization", {}))),
         ("vector", chain(VECTOR, ("BatchNormalization", {"momentum": 0.9, "epsilon": 1e-5}))),
+        ("center_only", chain(IMAGE, ("BatchNormalization", {"scale": False}))),
+        ("scale_only", chain(VECTOR, ("BatchNormalization", {"center": False}))),
     ],
     "LayerNormalization": [
         ("sequence", chain(SEQUENCE, ("LayerNormalization", {}))),
         ("no_center", chain(VECTOR, ("LayerNormalization", {"center": False}))),
+        ("center_only", chain(SEQUENCE, ("LayerNormalization", {"scale": False}))),
+    ],
+    "GroupNormalization": [
+        ("image", chain(IMAGE, ("GroupNormalization", {"groups": 3}))),
+        ("sequence", chain(SEQUENCE, ("GroupNormalization", {"groups": 2, "scale": False}))),
+        ("vector", chain(VECTOR, ("GroupNormalization", {"groups": 4, "center": False, "scale": False}))),
+    ],
+    "Affine": [
+        ("layer_scale", chain(IMAGE, ("Affine", {"shape": [3]}))),
+        ("embedding", chain(SEQUENCE, ("Affine", {"shape": [5, 4], "scale": False, "offset": True}))),
+        (
+            "constant",
+            chain(VECTOR, ("Affine", {"shape": [8], "scale": False, "offset": True, "trainable": False})),
+        ),
     ],
     "Embedding": [
         (
@@ -187,6 +203,11 @@ EQUIVALENT_FORMS = {
         "PyTorch writes x * scale + offset",
         chain(IMAGE, ("Rescaling", {"scale": 0.5, "offset": 1.0})),
         ["Input", "Rescaling", "Rescaling"],
+    ),
+    "affine_scale_and_offset": (
+        "PyTorch writes x * scale + offset",
+        chain(IMAGE, ("Affine", {"shape": [3], "offset": True})),
+        ["Input", "Affine", "Affine"],
     ),
 }
 # Not imported at all (yet): AveragePooling with padding='same' where PyTorch's symmetric

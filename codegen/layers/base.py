@@ -96,6 +96,8 @@ class Lowering:
     keras_init: Callable[[LayerPlan], list[str]] | None = None
     # A documented reason why training curves differ between the frameworks (``studio compare``).
     training_note: str | None = None
+    # The source of a Keras layer class the kind's Keras code calls, which the Keras program defines.
+    keras_class: str | None = None
 
 
 @dataclass
