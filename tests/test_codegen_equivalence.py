@@ -192,6 +192,8 @@ case(
     "affine-position-embedding",
     chain([5, 4], ("Dense", {"units": 6}), ("Affine", {"shape": [5, 6], "scale": False, "offset": True})),
 )
+case("normalization-image", chain([4, 5, 3], ("Normalization", {}), ("Conv2D", {"filters": 2})))
+case("normalization-vector", chain([6], ("Normalization", {}), ("Dense", {"units": 2})))
 case(
     "affine-constant",
     chain([6], ("Affine", {"shape": [6], "offset": True, "trainable": False}), ("Dense", {"units": 2})),

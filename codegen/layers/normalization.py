@@ -165,9 +165,12 @@ def _affine_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
 
 
 def _affine_torch_shape(layer: LayerPlan) -> tuple[int, ...]:
-    """The weight's shape in the PyTorch layout: channels-first moves the channel axis of the weight,
+    return _channel_shape(layer, tuple(layer.params["shape"]))
+
+
+def _channel_shape(layer: LayerPlan, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A weight's shape in the PyTorch layout: channels-first moves the channel axis of the weight,
     padded with unit axes to the input's rank, to the front ((C,) -> (C, 1, 1) on an image)."""
-    shape = tuple(layer.params["shape"])
     rank = len(layer.shape)
     if layer.layout.kind != CF or rank < 2:
         return shape
@@ -200,6 +203,30 @@ def _affine_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State
     return state
 
 
+# ----- Normalization (Keras preprocessing): (x - mean) / max(sqrt(variance), 1e-7) --------------
+
+
+def _normalization_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer("layers.Normalization", [])
+
+
+def _normalization_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    shape = ", ".join(map(str, _channel_shape(layer, (layer.shape[-1],))))
+    init = [
+        f"self.{{ident}}.register_buffer({py(name)}, torch.{fill}({shape}))"
+        for name, fill in (("mean", "zeros"), ("variance", "ones"))
+    ]
+    # Keras divides by max(sqrt(variance), epsilon), its backend epsilon 1e-7.
+    step = f"({xs[0]} - self.{{ident}}.mean) / self.{{ident}}.variance.sqrt().clamp_min(1e-7)"
+    return TorchCode(("nn.Module", []), [step], init)
+
+
+def _normalization_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    shape = _channel_shape(layer, (layer.shape[-1],))
+    mean, variance = weights[:2]  # (Keras's third weight, a sample count, has no use at inference)
+    return {"mean": mean.reshape(shape), "variance": variance.reshape(shape)}
+
+
 LOWERINGS = (
     Lowering(
         "BatchNormalization",
@@ -213,6 +240,9 @@ LOWERINGS = (
     Lowering("LayerNormalization", _layer_norm_keras, _layer_norm_torch, CL, weights=_layer_norm_weights),
     Lowering("GroupNormalization", _group_norm_keras, _group_norm_torch, CF, weights=_group_norm_weights),
     Lowering("Affine", _affine_keras, _affine_torch, KEEP, weights=_affine_weights, keras_class=AFFINE_CLASS),
+    Lowering(
+        "Normalization", _normalization_keras, _normalization_torch, KEEP, weights=_normalization_weights
+    ),
 )
 
 
@@ -283,12 +313,54 @@ def _layer_scale_from_keras(cfg, context) -> Mapped:
     return Mapped("Affine", {"shape": shape, "trainable": bool(cfg.get("trainable", True))})
 
 
+def _normalization_from_keras(cfg, context) -> Mapped:
+    """Keras's preprocessing Normalization over the last axis; a mean and variance in the config
+    (rather than adapted weights) become the weights."""
+    last_axis(cfg.get("axis", -1), context, "Normalization")
+    if cfg.get("invert"):
+        raise Unsupported("invert=True (denormalization) has no catalog equivalent")
+    mean, variance = cfg.get("mean"), cfg.get("variance")
+    if mean is None:
+        return Mapped("Normalization")
+    channels = (context.shapes[0] or [None])[-1] if context.shapes else None
+    if channels is None:
+        raise Unsupported("a mean and variance for an input whose channel count is unknown")
+    weights = [
+        channel_weights(value, channels, what) for value, what in ((mean, "mean"), (variance, "variance"))
+    ]
+    return Mapped("Normalization", weights=[*weights, np.zeros((), np.int64)])
+
+
+def per_channel_rescaling(scale, offset, context) -> Mapped:
+    """Keras's Rescaling with per-channel lists (x * scale + offset, as keras.applications'
+    preprocessing writes it): a constant Affine over the channels, the same two operations."""
+    channels = (context.shapes[0] or [None])[-1] if context.shapes else None
+    if channels is None:
+        raise Unsupported("per-channel scale or offset for an input whose channel count is unknown")
+    has_offset = isinstance(offset, (list, tuple)) or offset != 0
+    weights = [channel_weights(scale, channels, "scale")]
+    weights += [channel_weights(offset, channels, "offset")] if has_offset else []
+    params = {"shape": [channels], "scale": True, "offset": has_offset, "trainable": False}
+    return Mapped("Affine", params, weights=weights)
+
+
+def channel_weights(value, channels: int, what: str) -> np.ndarray:
+    """A number or a per-channel list from a Keras config as a (channels,) float32 array."""
+    array = np.asarray(value, dtype=np.float32).reshape(-1)
+    if array.size not in (1, channels) or not np.all(np.isfinite(array)):
+        raise Unsupported(
+            f"{what}={value!r}: expected a finite number or {channels} of them, one per channel"
+        )
+    return np.broadcast_to(array, (channels,)).copy()
+
+
 KERAS_CLASSES: dict = {
     "BatchNormalization": _batch_norm_from_keras,
     "LayerNormalization": _layer_norm_from_keras,
     "GroupNormalization": _group_norm_from_keras,
     "Affine": _affine_from_keras,
     "LayerScale": _layer_scale_from_keras,
+    "Normalization": _normalization_from_keras,
 }
 
 

@@ -30,6 +30,7 @@ from codegen.layers.base import (
     scale_literal,
 )
 from codegen.layers.keras_config import channels_last, four_sides, ints
+from codegen.layers.normalization import per_channel_rescaling
 from codegen.layers.onnx_source import positive_axes, resolve_target
 from codegen.layers.torch_source import Aux, Multi, Padded, describe
 from codegen.writer import py
@@ -191,6 +192,8 @@ def _cropping_from_keras(cfg, context) -> Mapped:
 
 def _rescaling_from_keras(cfg, context) -> Mapped:
     scale, offset = cfg.get("scale", 1.0), cfg.get("offset", 0.0)
+    if isinstance(scale, (list, tuple)) or isinstance(offset, (list, tuple)):
+        return per_channel_rescaling(scale, offset, context)
     if not all(isinstance(value, (int, float)) and math.isfinite(value) for value in (scale, offset)):
         raise Unsupported(f"scale={scale!r}, offset={offset!r}: the catalog's Rescaling takes two numbers")
     return Mapped("Rescaling", {"scale": float(scale), "offset": float(offset)})

@@ -174,4 +174,25 @@ class Affine(LayerSpec):
         return ParamCount(total) if params["trainable"] else ParamCount(non_trainable=total)
 
 
-SPECS = (BatchNormalization(), LayerNormalization(), GroupNormalization(), Affine())
+class Normalization(LayerSpec):
+    key = "Normalization"
+    category = "Preprocessing"
+    doc = (
+        "Standardizes each channel (the last axis) with a fixed mean and variance: "
+        "(x - mean) / sqrt(variance) (Keras's preprocessing Normalization; torch: buffers)."
+    )
+    params = ()
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        _channels(inputs)
+        return inputs[0]
+
+    def count_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
+        # Keras keeps the mean, the variance and a sample count (one integer) as weights.
+        return ParamCount(non_trainable=2 * _channels(inputs) + 1)
+
+    def count_torch_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
+        return ParamCount(non_trainable=2 * _channels(inputs))  # no sample count in PyTorch
+
+
+SPECS = (BatchNormalization(), LayerNormalization(), GroupNormalization(), Affine(), Normalization())

@@ -1,0 +1,154 @@
+"""Normalization options and parameter arithmetic, imported from each framework and checked end to end.
+
+Hand-built models with random weights and statistics: the import gives the expected kinds, and
+both generated programs, loaded with the exported weights, reproduce the source within 1e-4.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from keras import layers  # noqa: E402
+from keras.src.applications.convnext import LayerScale  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from studio.interop import UnsupportedModelError, import_model, save_imported  # noqa: E402
+from studio.interop.check import TOLERANCE, reproduction_errors  # noqa: E402
+from studio.interop.torch_import import import_torch_model  # noqa: E402
+from tests.test_interop_onnx import export_torch  # noqa: E402
+from tests.test_interop_torch import check_reproduces  # noqa: E402
+
+
+class NormNet(nn.Module):
+    """GroupNorm, InstanceNorm, BatchNorm without affine and with half of it, LayerScale, a buffer
+    subtracted, a positional embedding and the functional layer_norm / batch_norm spellings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3)
+        self.layer_scale = nn.Parameter(torch.rand(6, 1, 1))
+        self.gn = nn.GroupNorm(3, 6)
+        self.instance = nn.InstanceNorm2d(6, affine=True)
+        self.register_buffer("shift", torch.rand(1, 6, 1, 1))
+        self.bn = nn.BatchNorm2d(6, affine=False)
+        self.half_bn = nn.BatchNorm2d(6)
+        self.half_bn.bias.requires_grad_(False)  # a frozen zero bias: Keras's center=False
+        self.lin = nn.Linear(6, 8)
+        self.pos = nn.Parameter(torch.rand(1, 9, 8))
+        self.ln_weight = nn.Parameter(torch.rand(8))
+        self.ln_bias = nn.Parameter(torch.rand(8))
+        self.bn_weight = nn.Parameter(torch.rand(8))
+        self.register_buffer("mean", torch.rand(8))
+        self.register_buffer("var", torch.rand(8) + 0.5)
+        with torch.no_grad():
+            for bn in (self.bn, self.half_bn):
+                bn.running_mean.uniform_(-1, 1)
+                bn.running_var.uniform_(0.5, 2)
+            self.half_bn.bias.zero_()
+            for module in (self.gn, self.instance):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        x = self.gn(self.layer_scale * self.conv(x))
+        x = self.half_bn(self.bn(self.instance(x) - self.shift))
+        y = self.lin(x.flatten(2).transpose(1, 2)) + self.pos
+        y = F.layer_norm(y, (8,), self.ln_weight, self.ln_bias, 1e-6)
+        return F.batch_norm(y.transpose(1, 2), self.mean, self.var, self.bn_weight, None, False, 0.1, 1e-3)
+
+
+def kinds(imported) -> list[str]:
+    return [node.kind for node in imported.project.graph.nodes]
+
+
+def test_torch_norms_and_parameter_operands(tmp_path):
+    model = NormNet().eval()
+    imported = import_torch_model(model, [(3, 5, 5)])
+    found = kinds(imported)
+    assert found.count("Affine") == 3 and found.count("GroupNormalization") == 2
+    # F.batch_norm without a bias: the PyTorch program adds a frozen zero bias (8 values)
+    assert imported.imported_parameters == imported.source_parameters + 8
+    params = {node.name: node.params for node in imported.project.graph.nodes}
+    assert params["half_bn"]["center"] is False and params["half_bn"]["scale"] is True
+    assert params["mul"]["trainable"] and not params["sub"]["trainable"]  # parameter vs buffer
+    assert list(params["add"]["shape"]) == [9, 8]  # the unit batch axis dropped
+    inputs = [np.random.default_rng(0).normal(size=(2, 3, 5, 5)).astype("float32")]
+    check_reproduces(imported, model, inputs, tmp_path)
+
+
+def test_onnx_norms_and_initializer_operands(tmp_path):
+    """torch.onnx writes GroupNorm as InstanceNormalization of a reshape, then Mul and Add of
+    per-channel initializers: Affine layers."""
+    model = NormNet().eval()
+    inputs = np.random.default_rng(1).normal(size=(2, 3, 5, 5)).astype("float32")
+    path = tmp_path / "norms.onnx"
+    export_torch(model, inputs, path)
+    imported = import_model(path)
+    assert {"LayerNormalization", "GroupNormalization", "Affine"} <= set(kinds(imported))
+    check_reproduces(imported, model, [inputs], tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("operation", "reason"), [(lambda x, w: x / w, "x / w"), (lambda x, w: w - x, "w - x")]
+)
+def test_inexact_parameter_arithmetic_is_refused_by_name(operation, reason):
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.rand(4) + 1)
+
+        def forward(self, x):
+            return operation(x, self.weight)
+
+    with pytest.raises(UnsupportedModelError, match=reason.replace("/", "/")):
+        import_torch_model(Net(), [(4,)])
+
+
+def keras_norm_model() -> keras.Model:
+    images = keras.Input((8, 8, 3), name="images")
+    x = layers.Rescaling(1 / 255, name="to_unit")(images)
+    x = layers.Normalization(name="adapted")(x)
+    x = layers.Rescaling([0.5, 2.0, 1.5], offset=[0.1, -0.2, 0.3], name="per_channel")(x)
+    x = layers.Normalization(mean=[0.4, 0.5, 0.6], variance=[0.04, 0.09, 0.16], name="fixed")(x)
+    x = layers.Conv2D(8, 3, name="conv")(x)
+    x = layers.GroupNormalization(groups=4, epsilon=1e-5, name="group_norm")(x)
+    x = layers.BatchNormalization(center=False, name="bn_scale_only")(x)
+    x = layers.BatchNormalization(scale=False, name="bn_center_only")(x)
+    x = LayerScale(0.1, 8, name="layer_scale")(x)
+    x = layers.LayerNormalization(scale=False, name="ln_center_only")(x)
+    model = keras.Model(images, x, name="norms")
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if weights:
+            layer.set_weights(
+                [
+                    w if w.dtype.kind == "i" else rng.uniform(0.5, 1.5, w.shape).astype(w.dtype)
+                    for w in weights
+                ]
+            )
+    return model
+
+
+def test_keras_norms_rescaling_lists_and_layer_scale(tmp_path):
+    model = keras_norm_model()
+    path = tmp_path / "norms.keras"
+    model.save(path)
+    imported = import_model(path)
+    params = {node.name: (node.kind, node.params) for node in imported.project.graph.nodes}
+    assert params["per_channel"][0] == "Affine" and not params["per_channel"][1]["trainable"]
+    assert params["layer_scale"][0] == "Affine" and params["fixed"][0] == "Normalization"
+    _, weights_path = save_imported(imported, tmp_path / "norms.layers.json")
+    loaded = keras.saving.load_model(path)  # statistics loaded the way Keras applies them
+    inputs = np.random.default_rng(1).uniform(0, 255, size=(2, 8, 8, 3)).astype("float32")
+    expected = [np.asarray(loaded(inputs, training=False))]
+    errors = reproduction_errors(imported, weights_path, [inputs], expected, tmp_path)
+    assert errors["keras"] <= TOLERANCE and errors["pytorch"] <= TOLERANCE, errors
