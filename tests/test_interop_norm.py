@@ -152,3 +152,59 @@ def test_keras_norms_rescaling_lists_and_layer_scale(tmp_path):
     expected = [np.asarray(loaded(inputs, training=False))]
     errors = reproduction_errors(imported, weights_path, [inputs], expected, tmp_path)
     assert errors["keras"] <= TOLERANCE and errors["pytorch"] <= TOLERANCE, errors
+
+
+# ----- real models (slow) ------------------------------------------------------------------------
+
+
+def without_other_slices(model) -> keras.Model:
+    """An inference-equivalent copy without what other slices of issue 13 import (Dropout's
+    noise_shape; Conv2D with groups == channels, written here as the DepthwiseConv2D it is), with
+    random weights and statistics."""
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, layers.Dropout):
+            config["noise_shape"] = None
+        if type(layer) is layers.Conv2D and config["groups"] > 1:
+            keys = ("kernel_size", "strides", "padding", "use_bias", "name")
+            return layers.DepthwiseConv2D(**{key: config[key] for key in keys})
+        return type(layer).from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    rng = np.random.default_rng(0)
+    for old, new in zip(model.layers, copy.layers, strict=True):
+        weights = old.get_weights()
+        if isinstance(new, layers.DepthwiseConv2D) and type(old) is layers.Conv2D:
+            weights[0] = weights[0].transpose(0, 1, 3, 2)  # (k, k, 1, C) -> (k, k, C, 1)
+        if isinstance(new, (layers.BatchNormalization, layers.Normalization, layers.LayerNormalization)):
+            weights = [
+                w if w.dtype.kind == "i" else rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) for w in weights
+            ]
+        if isinstance(new, LayerScale):
+            weights = [rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) for w in weights]
+        new.set_weights(weights)
+        if isinstance(new, layers.Normalization):
+            new.finalize_state()
+    return copy
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["EfficientNetB0", "ConvNeXtTiny"])
+def test_keras_applications_to_pytorch(name, tmp_path):
+    """EfficientNetB0 (Rescaling, adapted Normalization) and ConvNeXtTiny (Normalization with a
+    mean and variance in its config, LayerScale, LayerNormalization) reproduce in both programs."""
+    source = getattr(keras.applications, name)(weights=None, input_shape=(64, 64, 3), classes=10)
+    if name == "EfficientNetB0":  # its squeeze-excite blocks broadcast a Multiply (another slice): the stem
+        source = keras.Model(source.input, source.get_layer("stem_activation").output, name=name)
+    model = without_other_slices(source)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    imported = import_model(path)
+    found = {node.kind for node in imported.project.graph.nodes}
+    assert "Normalization" in found and ("Affine" in found) == (name == "ConvNeXtTiny")
+    _, weights_path = save_imported(imported, tmp_path / f"{name}.layers.json")
+    inputs = np.random.default_rng(1).uniform(0, 255, size=(2, 64, 64, 3)).astype("float32")
+    expected = [np.asarray(model(inputs, training=False))]
+    errors = reproduction_errors(imported, weights_path, [inputs], expected, tmp_path)
+    assert errors["keras"] <= TOLERANCE and errors["pytorch"] <= TOLERANCE, errors
