@@ -41,10 +41,13 @@ def test_specs_are_registered_with_their_category():
         "BatchNormalization",
         "LayerNormalization",
         "GroupNormalization",
+        "RMSNormalization",
         "Affine",
+        "Normalization",
     ]
     for spec in SPECS:
-        assert CATALOG.get(spec.key).category == ("Core" if spec.key == "Affine" else "Normalization")
+        expected = {"Affine": "Core", "Normalization": "Preprocessing"}.get(spec.key, "Normalization")
+        assert CATALOG.get(spec.key).category == expected
 
 
 def test_keras_defaults_are_explicit():
@@ -68,7 +71,7 @@ def test_layer_norm_by_hand():
     assert LN.count_params(LN.validate_params({"center": False}), [(10, 64)]) == ParamCount(64)
 
 
-@pytest.mark.parametrize("spec", SPECS[:3])
+@pytest.mark.parametrize("spec", SPECS[:4])
 def test_scalar_input_is_rejected(spec):
     with pytest.raises(ShapeError, match=r"channel axis but received \(None\)"):
         spec.output_shape(spec.defaults(), [()])
@@ -173,3 +176,14 @@ def test_torch_momentum_is_one_minus_keras_momentum():
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(layer.moving_mean), module.running_mean.numpy(), rtol=1e-5
     )
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_rms_norm_matches_keras_and_torch(shape):
+    spec = CATALOG.get("RMSNormalization")
+    params = spec.defaults()
+    layer = keras.layers.RMSNormalization()
+    out = layer(keras.Input(shape))
+    assert spec.output_shape(params, [shape]) == tuple(out.shape[1:])
+    assert spec.count_params(params, [shape]) == keras_count(layer)
+    assert spec.count_torch_params(params, [shape]) == torch_count(nn.RMSNorm(shape[-1]))

@@ -182,6 +182,8 @@ case(
     chain([5, 4, 6], ("GroupNormalization", {"groups": 6, "center": False, "scale": False})),
 )
 case("groupnorm-vector", chain([6], ("GroupNormalization", {"groups": 2})))
+case("rmsnorm-sequence", chain([7, 5], ("RMSNormalization", {})))
+case("rmsnorm-image", chain([4, 4, 3], ("Conv2D", {"filters": 4}), ("RMSNormalization", {"epsilon": 1e-5})))
 # Affine: weights of any broadcast shape, in either PyTorch layout, learned or constant.
 case("affine-layer-scale-image", chain([5, 4, 3], ("Conv2D", {"filters": 6}), ("Affine", {"shape": [6]})))
 case(

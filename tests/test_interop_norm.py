@@ -112,6 +112,28 @@ def test_inexact_parameter_arithmetic_is_refused_by_name(operation, reason):
         import_torch_model(Net(), [(4,)])
 
 
+class RMSNet(nn.Module):
+    def __init__(self, eps: float | None = 1e-5) -> None:
+        super().__init__()
+        self.norm = nn.RMSNorm(6, eps=eps)
+        self.weight = nn.Parameter(torch.rand(6) + 0.5)
+        with torch.no_grad():
+            self.norm.weight.uniform_(0.5, 1.5)
+
+    def forward(self, x):
+        return F.rms_norm(self.norm(x), (6,), self.weight, 1e-6)
+
+
+def test_torch_rms_norm_module_and_function(tmp_path):
+    model = RMSNet().eval()
+    imported = import_torch_model(model, [(4, 6)])
+    assert kinds(imported).count("RMSNormalization") == 2
+    inputs = [np.random.default_rng(2).normal(size=(2, 4, 6)).astype("float32")]
+    check_reproduces(imported, model, inputs, tmp_path)
+    with pytest.raises(UnsupportedModelError, match="eps=None"):
+        import_torch_model(RMSNet(eps=None).eval(), [(4, 6)])
+
+
 def keras_norm_model() -> keras.Model:
     images = keras.Input((8, 8, 3), name="images")
     x = layers.Rescaling(1 / 255, name="to_unit")(images)

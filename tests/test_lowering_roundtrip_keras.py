@@ -34,6 +34,7 @@ INPUT_SHAPES = {
     "GlobalAveragePooling1D": SEQUENCE,
     "GlobalMaxPooling1D": SEQUENCE,
     "LayerNormalization": SEQUENCE,
+    "RMSNormalization": SEQUENCE,
     "SimpleRNN": SEQUENCE,
     "LSTM": SEQUENCE,
     "GRU": SEQUENCE,

@@ -104,6 +104,10 @@ CASES = {
         ("sequence", chain(SEQUENCE, ("GroupNormalization", {"groups": 2, "scale": False}))),
         ("vector", chain(VECTOR, ("GroupNormalization", {"groups": 4, "center": False, "scale": False}))),
     ],
+    "RMSNormalization": [
+        ("sequence", chain(SEQUENCE, ("RMSNormalization", {}))),
+        ("image", chain(IMAGE, ("RMSNormalization", {"epsilon": 1e-5}))),
+    ],
     "Affine": [
         ("layer_scale", chain(IMAGE, ("Affine", {"shape": [3]}))),
         ("embedding", chain(SEQUENCE, ("Affine", {"shape": [5, 4], "scale": False, "offset": True}))),

@@ -127,6 +127,20 @@ def _group_norm_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> S
     return _affine_state(layer.params, weights, layer.shape[-1])[0]
 
 
+def _rms_norm_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer("layers.RMSNormalization", [f"epsilon={py(layer.params['epsilon'])}"])
+
+
+def _rms_norm_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    # x * rsqrt(mean(x^2) + eps) * weight in both; torch's default eps is the float epsilon: always passed.
+    args = [str(layer.shape[-1]), f"eps={py(layer.params['epsilon'])}"]
+    return TorchCode(("nn.RMSNorm", args), [module_call(layer, xs[0])])
+
+
+def _rms_norm_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> State:
+    return {"weight": weights[0]}
+
+
 # ----- Affine: x * scale + offset with weights of a fixed shape ---------------------------------
 
 AFFINE_CLASS = '''@keras.saving.register_keras_serializable(package="layer_studio")
@@ -239,6 +253,7 @@ LOWERINGS = (
     ),
     Lowering("LayerNormalization", _layer_norm_keras, _layer_norm_torch, CL, weights=_layer_norm_weights),
     Lowering("GroupNormalization", _group_norm_keras, _group_norm_torch, CF, weights=_group_norm_weights),
+    Lowering("RMSNormalization", _rms_norm_keras, _rms_norm_torch, CL, weights=_rms_norm_weights),
     Lowering("Affine", _affine_keras, _affine_torch, KEEP, weights=_affine_weights, keras_class=AFFINE_CLASS),
     Lowering(
         "Normalization", _normalization_keras, _normalization_torch, KEEP, weights=_normalization_weights
@@ -292,6 +307,11 @@ def _group_norm_from_keras(cfg, context) -> Mapped:
             "scale": bool(cfg.get("scale", True)),
         },
     )
+
+
+def _rms_norm_from_keras(cfg, context) -> Mapped:
+    last_axis(cfg.get("axis", -1), context, "RMSNormalization")
+    return Mapped("RMSNormalization", {"epsilon": float(cfg.get("epsilon", 1e-6))})
 
 
 def _affine_from_keras(cfg, context) -> Mapped:
@@ -358,6 +378,7 @@ KERAS_CLASSES: dict = {
     "BatchNormalization": _batch_norm_from_keras,
     "LayerNormalization": _layer_norm_from_keras,
     "GroupNormalization": _group_norm_from_keras,
+    "RMSNormalization": _rms_norm_from_keras,
     "Affine": _affine_from_keras,
     "LayerScale": _layer_scale_from_keras,
     "Normalization": _normalization_from_keras,
@@ -494,6 +515,32 @@ def affine_layer(
     return graph.add("Affine", name, [x], params, weights, source_kind=source_kind)
 
 
+def rms_norm_layer(
+    graph: SourceGraph,
+    x: Tensor,
+    name: str,
+    source_kind: str,
+    normalized_shape: tuple,
+    scale: np.ndarray | None,
+    epsilon: float | None,
+) -> Tensor:
+    """RMSNormalization over the source's last axis."""
+    x = graph.to_same(x, name)
+    channels = graph.source_shape(x)[-1]
+    if tuple(normalized_shape) != (channels,):
+        raise Unsupported(
+            f"normalized_shape={tuple(normalized_shape)}: the catalog normalizes the last axis ({channels})"
+        )
+    if scale is None:
+        raise Unsupported("no weight: Keras's RMSNormalization always multiplies by a learned scale")
+    if epsilon is None:
+        raise Unsupported("eps=None (the float epsilon of the input's dtype): pass eps explicitly")
+    params = {"epsilon": epsilon}
+    return graph.add(
+        "RMSNormalization", name, [x], params, [scale.reshape(channels)], source_kind=source_kind
+    )
+
+
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
 
 
@@ -543,6 +590,25 @@ def _torch_layer_norm(walker, node, module, name):
     x = walker.tensor(node.args[0])
     return layer_norm_layer(
         walker.graph, x, name, "LayerNorm", tuple(module.normalized_shape), scale, bias, float(module.eps)
+    )
+
+
+def _torch_rms_norm(walker, node, module, name):
+    scale = array(module.weight) if module.elementwise_affine else None
+    eps = None if module.eps is None else float(module.eps)
+    x = walker.tensor(node.args[0])
+    return rms_norm_layer(walker.graph, x, name, "RMSNorm", tuple(module.normalized_shape), scale, eps)
+
+
+def _torch_rms_norm_function(walker, node, name):
+    """``F.rms_norm(x, normalized_shape, weight, eps)``."""
+    shape = walker.literal(node, 1, "normalized_shape")
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    eps = walker.literal(node, 3, "eps", None)
+    x = walker.tensor(node.args[0])
+    weight = _operand(walker, node, 2, "weight")
+    return rms_norm_layer(
+        walker.graph, x, name, walker.source_kind(node), shape, weight, None if eps is None else float(eps)
     )
 
 
@@ -629,6 +695,7 @@ TORCH_MODULES: dict = {
     "BatchNorm2d": _torch_batch_norm,
     "LayerNorm": _torch_layer_norm,
     "GroupNorm": _torch_group_norm,
+    "RMSNorm": _torch_rms_norm,
     "InstanceNorm1d": _torch_instance_norm,
     "InstanceNorm2d": _torch_instance_norm,
 }
@@ -636,6 +703,7 @@ TORCH_FUNCTIONS: dict = {
     "torch.nn.functional.batch_norm": _torch_batch_norm_function,
     "torch.nn.functional.layer_norm": _torch_layer_norm_function,
     "torch.nn.functional.group_norm": _torch_group_norm_function,
+    "torch.nn.functional.rms_norm": _torch_rms_norm_function,
 }
 
 
@@ -687,6 +755,22 @@ def _group_norm_from_onnx(walker, node, inputs, name, index):
     return group_norm_layer(walker.graph, x, name, node.op_type, groups, *weights, epsilon)
 
 
+def _rms_norm_from_onnx(walker, node, inputs, name, index):
+    """RMSNormalization (opset 23) over the last axis."""
+    x = walker.data(inputs)
+    attrs = walker.attrs(node)
+    rank = len(walker.graph.source_shape(x)) + 1
+    axis = int(attrs.get("axis", -1))
+    if (axis + rank if axis < 0 else axis) != rank - 1:
+        raise Unsupported(f"axis={axis}: the catalog normalizes the last axis only")
+    if int(attrs.get("stash_type", 1)) != 1:
+        raise Unsupported("stash_type other than float32")
+    channels = walker.graph.source_shape(x)[-1]
+    scale = walker.weight(node, inputs, 1, "scale")
+    epsilon = float(attrs.get("epsilon", 1e-5))
+    return rms_norm_layer(walker.graph, x, name, node.op_type, (channels,), scale, epsilon)
+
+
 def _instance_norm_from_onnx(walker, node, inputs, name, index):
     x = walker.data(inputs)
     channels = walker.graph.source_shape(x)[0]
@@ -700,4 +784,5 @@ ONNX_OPS: dict = {
     "LayerNormalization": _layer_norm_from_onnx,
     "GroupNormalization": _group_norm_from_onnx,
     "InstanceNormalization": _instance_norm_from_onnx,
+    "RMSNormalization": _rms_norm_from_onnx,
 }

@@ -195,4 +195,37 @@ class Normalization(LayerSpec):
         return ParamCount(non_trainable=2 * _channels(inputs))  # no sample count in PyTorch
 
 
-SPECS = (BatchNormalization(), LayerNormalization(), GroupNormalization(), Affine(), Normalization())
+class RMSNormalization(LayerSpec):
+    key = "RMSNormalization"
+    category = "Normalization"
+    doc = (
+        "Divides each sample by the root mean square over its last axis, then multiplies by a learned "
+        "scale (torch: RMSNorm(channels))."
+    )
+    params = (
+        FloatParam(
+            "epsilon",
+            1e-6,
+            "Added to the mean square (Keras default 1e-6; torch's default is the float epsilon, so "
+            "torch code passes eps=this).",
+            minimum=0.0,
+            exclusive_minimum=True,
+        ),
+    )
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        _channels(inputs)
+        return inputs[0]
+
+    def count_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
+        return ParamCount(trainable=_channels(inputs))
+
+
+SPECS = (
+    BatchNormalization(),
+    LayerNormalization(),
+    GroupNormalization(),
+    RMSNormalization(),
+    Affine(),
+    Normalization(),
+)
