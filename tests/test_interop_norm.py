@@ -84,6 +84,7 @@ def test_torch_norms_and_parameter_operands(tmp_path):
     check_reproduces(imported, model, inputs, tmp_path)
 
 
+@pytest.mark.slow
 def test_onnx_norms_and_initializer_operands(tmp_path):
     """torch.onnx writes GroupNorm as InstanceNormalization of a reshape, then Mul and Add of
     per-channel initializers: Affine layers."""
@@ -110,6 +111,39 @@ def test_inexact_parameter_arithmetic_is_refused_by_name(operation, reason):
 
     with pytest.raises(UnsupportedModelError, match=reason.replace("/", "/")):
         import_torch_model(Net(), [(4,)])
+
+
+class ConvNeXtBlock(nn.Module):
+    """torchvision's CNBlock with the permutes spelled as tensor methods: depthwise conv, layer norm
+    over the channels (functional, with parameters), MLP, then LayerScale ``(C, 1, 1) * x`` and the
+    residual; and a LayerNorm2d-style downsampling norm."""
+
+    def __init__(self, channels: int = 8) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(channels, channels, 7, padding=3, groups=channels)
+        self.norm_weight = nn.Parameter(torch.rand(channels) + 0.5)
+        self.norm_bias = nn.Parameter(torch.rand(channels))
+        self.norm = nn.LayerNorm(channels, eps=1e-6)
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, 4 * channels), nn.GELU(), nn.Linear(4 * channels, channels)
+        )
+        self.layer_scale = nn.Parameter(torch.rand(channels, 1, 1))
+
+    def forward(self, x):
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.mlp(self.norm(y)).permute(0, 3, 1, 2)
+        x = x + self.layer_scale * y
+        x = F.layer_norm(x.permute(0, 2, 3, 1), (8,), self.norm_weight, self.norm_bias, 1e-6)
+        return x.permute(0, 3, 1, 2)
+
+
+def test_convnext_block_layer_scale_and_layer_norm(tmp_path):
+    model = ConvNeXtBlock().eval()
+    imported = import_torch_model(model, [(8, 6, 6)])
+    found = kinds(imported)
+    assert found.count("LayerNormalization") == 2 and found.count("Affine") == 1
+    inputs = [np.random.default_rng(3).normal(size=(2, 8, 6, 6)).astype("float32")]
+    check_reproduces(imported, model, inputs, tmp_path)
 
 
 class RMSNet(nn.Module):
@@ -160,6 +194,7 @@ def keras_norm_model() -> keras.Model:
     return model
 
 
+@pytest.mark.slow
 def test_keras_norms_rescaling_lists_and_layer_scale(tmp_path):
     model = keras_norm_model()
     path = tmp_path / "norms.keras"
