@@ -127,12 +127,12 @@ class ConvNeXtBlock(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(channels, 4 * channels), nn.GELU(), nn.Linear(4 * channels, channels)
         )
-        self.layer_scale = nn.Parameter(torch.rand(channels, 1, 1))
+        self.layer_scale = nn.Parameter(torch.rand(channels))
 
     def forward(self, x):
         y = self.dwconv(x).permute(0, 2, 3, 1)
         y = self.mlp(self.norm(y)).permute(0, 3, 1, 2)
-        x = x + self.layer_scale * y
+        x = x + y.mul(self.layer_scale.view(1, -1, 1, 1))  # timm's spelling of LayerScale2d
         x = F.layer_norm(x.permute(0, 2, 3, 1), (8,), self.norm_weight, self.norm_bias, 1e-6)
         return x.permute(0, 3, 1, 2)
 
@@ -142,6 +142,8 @@ def test_convnext_block_layer_scale_and_layer_norm(tmp_path):
     imported = import_torch_model(model, [(8, 6, 6)])
     found = kinds(imported)
     assert found.count("LayerNormalization") == 2 and found.count("Affine") == 1
+    affine = next(node.params for node in imported.project.graph.nodes if node.kind == "Affine")
+    assert list(affine["shape"]) == [8] and affine["trainable"]
     inputs = [np.random.default_rng(3).normal(size=(2, 8, 6, 6)).astype("float32")]
     check_reproduces(imported, model, inputs, tmp_path)
 

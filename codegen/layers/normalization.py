@@ -544,8 +544,14 @@ def rms_norm_layer(
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
 
 
+_SHAPING_METHODS = ("view", "reshape", "unsqueeze", "squeeze")
+
+
 def is_learned(walker, arg) -> bool:
-    """An fx argument that reads a trainable ``nn.Parameter`` (a buffer or a constant is not learned)."""
+    """An fx argument that reads a trainable ``nn.Parameter``, possibly reshaped (a buffer or a
+    constant is not learned)."""
+    if getattr(arg, "op", None) == "call_method" and arg.target in _SHAPING_METHODS:
+        return is_learned(walker, arg.args[0])
     if getattr(arg, "op", None) != "get_attr":
         return False
     value = walker.traced

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from codegen.layers.base import (
     CF,
     CL,
@@ -298,6 +300,11 @@ def _torch_flatten(walker, node, name):
 
 def _torch_reshape(walker, node, name):
     """``x.view(...)``, ``x.reshape(...)``, ``x.squeeze()``, ...: a Reshape to the traced shape."""
+    value = walker.value(node.args[0])
+    if isinstance(value, np.ndarray) and node in walker.shapes:
+        return value.reshape(
+            walker.shapes[node]
+        )  # NORM: a parameter shaped to broadcast (gamma.view(1, -1, 1, 1))
     x = walker.tensor(node.args[0])
     target = walker.out_shape(node)
     return walker.graph.reshape(
