@@ -599,6 +599,17 @@ def _torch_layer_norm(walker, node, module, name):
     )
 
 
+def _torch_instance_norm_function(walker, node, name):
+    """``F.instance_norm(x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)``."""
+    if not walker.literal(node, 5, "use_input_stats", True):
+        raise Unsupported("use_input_stats=False normalizes with running statistics")
+    x = walker.tensor(node.args[0])
+    groups = walker.graph.source_shape(x)[0]
+    weight, bias = _operand(walker, node, 3, "weight"), _operand(walker, node, 4, "bias")
+    eps = float(walker.literal(node, 7, "eps", 1e-5))
+    return group_norm_layer(walker.graph, x, name, walker.source_kind(node), groups, weight, bias, eps)
+
+
 def _torch_rms_norm(walker, node, module, name):
     scale = array(module.weight) if module.elementwise_affine else None
     eps = None if module.eps is None else float(module.eps)
@@ -710,6 +721,7 @@ TORCH_FUNCTIONS: dict = {
     "torch.nn.functional.layer_norm": _torch_layer_norm_function,
     "torch.nn.functional.group_norm": _torch_group_norm_function,
     "torch.nn.functional.rms_norm": _torch_rms_norm_function,
+    "torch.nn.functional.instance_norm": _torch_instance_norm_function,
 }
 
 
