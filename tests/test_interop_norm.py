@@ -171,6 +171,26 @@ def test_torch_rms_norm_module_and_function(tmp_path):
         import_torch_model(RMSNet(eps=None).eval(), [(4, 6)])
 
 
+@pytest.mark.parametrize(
+    ("class_name", "config", "text"),
+    [
+        ("Rescaling", {"scale": [1.0, 2.0], "offset": 0.0}, "one per channel"),
+        ("Rescaling", {"scale": [1.0, float("nan"), 2.0]}, "finite"),
+        ("Normalization", {"axis": -1, "mean": [0.0] * 4, "variance": [1.0] * 4}, "one per channel"),
+        ("Normalization", {"axis": 1}, "axis=1"),
+        ("Normalization", {"axis": -1, "invert": True}, "invert=True"),
+        ("LayerNormalization", {"rms_scaling": True}, "rms_scaling=True"),
+        ("GroupNormalization", {"groups": 2, "axis": 1}, "axis=1"),
+    ],
+)
+def test_keras_configs_without_an_exact_equivalent_are_refused(class_name, config, text):
+    from codegen.layers.base import KerasContext, Unsupported
+    from studio.interop.keras_import import map_keras_layer
+
+    with pytest.raises(Unsupported, match=text):
+        map_keras_layer(class_name, config, KerasContext([(None, 4, 4, 3)]))
+
+
 def keras_norm_model() -> keras.Model:
     images = keras.Input((8, 8, 3), name="images")
     x = layers.Rescaling(1 / 255, name="to_unit")(images)

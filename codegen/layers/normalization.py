@@ -762,13 +762,16 @@ def _group_norm_from_onnx(walker, node, inputs, name, index):
     holds for all its channels)."""
     x = walker.data(inputs)
     attrs = walker.attrs(node)
-    groups = int(attrs["num_groups"])
+    groups = int(attrs.get("num_groups", 0))
     channels = walker.graph.source_shape(x)[0]
+    if groups < 1 or channels % groups:
+        raise Unsupported(f"num_groups={groups} for {channels} channels")
     if int(attrs.get("stash_type", 1)) != 1:
         raise Unsupported("stash_type other than float32")
     weights = [walker.weight(node, inputs, i, what) for i, what in ((1, "scale"), (2, "bias"))]
-    if channels % groups == 0:
-        weights = [np.repeat(w, channels // groups) if w.size == groups else w for w in weights]
+    if any(w is None or w.size not in (groups, channels) for w in weights):
+        raise Unsupported(f"a scale and a bias of {groups} or {channels} values are required")
+    weights = [np.repeat(w.reshape(-1), channels // groups) if w.size == groups else w for w in weights]
     epsilon = float(attrs.get("epsilon", 1e-5))
     return group_norm_layer(walker.graph, x, name, node.op_type, groups, *weights, epsilon)
 
