@@ -288,3 +288,27 @@ def test_keras_applications_to_pytorch(name, tmp_path):
     expected = [np.asarray(model(inputs, training=False))]
     errors = reproduction_errors(imported, weights_path, [inputs], expected, tmp_path)
     assert errors["keras"] <= TOLERANCE and errors["pytorch"] <= TOLERANCE, errors
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["convnext_atto", "poolformer_s12"])
+def test_timm_models_to_keras(name, tmp_path):
+    """timm's ConvNeXt (LayerNorm2d as permute + F.layer_norm, LayerScale x.mul(gamma.reshape(1, -1, 1, 1)))
+    and PoolFormer (GroupNorm(1, C), LayerScale2d): torch.fx import, both programs reproduce."""
+    from tests.torchvision_shim import import_torchvision
+
+    import_torchvision()  # timm imports torchvision
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, num_classes=10).eval()
+    rng = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # scales and biases away from their identity initial values
+        for parameter_name, parameter in model.named_parameters():
+            if parameter.dim() == 1 or parameter_name.endswith(("gamma", "scale")):
+                parameter.copy_(torch.rand(parameter.shape, generator=rng) + 0.5)
+    imported = import_torch_model(model, [(3, 64, 64)])
+    found = {node.kind for node in imported.project.graph.nodes}
+    assert {"Affine", "LayerNormalization"} <= found
+    inputs = [np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype("float32")]
+    check_reproduces(imported, model, inputs, tmp_path)
