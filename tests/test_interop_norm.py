@@ -149,6 +149,32 @@ def test_convnext_block_layer_scale_and_layer_norm(tmp_path):
     check_reproduces(imported, model, inputs, tmp_path)
 
 
+class ResMLPAffine(nn.Module):
+    """timm's ResMLP ``Affine``: torch.addcmul(beta, alpha, x) with (1, 1, D) weights, on tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.rand(1, 1, 6) + 0.5)
+        self.beta = nn.Parameter(torch.rand(1, 1, 6))
+        self.fc = nn.Linear(6, 6)
+
+    def forward(self, x):
+        return self.fc(torch.addcmul(self.beta, self.alpha, x))
+
+
+def test_addcmul_of_two_weights(tmp_path):
+    model = ResMLPAffine().eval()
+    imported = import_torch_model(model, [(4, 6)])
+    affine = [node.params for node in imported.project.graph.nodes if node.kind == "Affine"]
+    assert [(a["scale"], a["offset"], list(a["shape"]), a["trainable"]) for a in affine] == [
+        (True, False, [6], True),
+        (False, True, [6], True),
+    ]
+    check_reproduces(
+        imported, model, [np.random.default_rng(4).normal(size=(2, 4, 6)).astype("float32")], tmp_path
+    )
+
+
 class RMSNet(nn.Module):
     def __init__(self, eps: float | None = 1e-5) -> None:
         super().__init__()

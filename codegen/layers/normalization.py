@@ -24,7 +24,7 @@ from codegen.layers.base import (
     module_call,
 )
 from codegen.layers.keras_config import last_axis
-from codegen.layers.torch_source import array, describe
+from codegen.layers.torch_source import array, describe, resolve
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -610,6 +610,26 @@ def _torch_instance_norm_function(walker, node, name):
     return group_norm_layer(walker.graph, x, name, walker.source_kind(node), groups, weight, bias, eps)
 
 
+def _torch_addcmul(walker, node, name):
+    """``torch.addcmul(beta, alpha, x)``, beta + alpha * x with two weights (timm's ResMLP Affine):
+    a scale, then an offset."""
+    args = [walker.argument(node, i, key) for i, key in ((0, "input"), (1, "tensor1"), (2, "tensor2"))]
+    offset, first, second = (resolve(walker.value(arg)) for arg in args)
+    if walker.literal(node, 3, "value", 1) != 1 or not isinstance(offset, np.ndarray):
+        raise Unsupported("addcmul other than weight + weight * x (value=1)")
+    if isinstance(first, np.ndarray) and isinstance(second, Tensor):
+        scale_arg, scale, x = args[1], first, second
+    elif isinstance(second, np.ndarray) and isinstance(first, Tensor):
+        scale_arg, scale, x = args[2], second, first
+    else:
+        raise Unsupported("addcmul other than weight + weight * x (value=1)")
+    kind, graph = walker.source_kind(node), walker.graph
+    scaled = affine_layer(
+        graph, x, f"{name}_scale", kind, "Multiply", scale, True, is_learned(walker, scale_arg)
+    )
+    return affine_layer(graph, scaled, name, kind, "Add", offset, True, is_learned(walker, args[0]))
+
+
 def _torch_rms_norm(walker, node, module, name):
     scale = array(module.weight) if module.elementwise_affine else None
     eps = None if module.eps is None else float(module.eps)
@@ -722,6 +742,7 @@ TORCH_FUNCTIONS: dict = {
     "torch.nn.functional.group_norm": _torch_group_norm_function,
     "torch.nn.functional.rms_norm": _torch_rms_norm_function,
     "torch.nn.functional.instance_norm": _torch_instance_norm_function,
+    "torch.addcmul": _torch_addcmul,
 }
 
 
