@@ -194,6 +194,10 @@ case(
 case("normalization-image", chain([4, 5, 3], ("Normalization", {}), ("Conv2D", {"filters": 2})))
 case("normalization-vector", chain([6], ("Normalization", {}), ("Dense", {"units": 2})))
 case(
+    "affine-divide-image",
+    chain([4, 4, 3], ("Conv2D", {"filters": 3}), ("Affine", {"shape": [3], "divide": True, "offset": True})),
+)
+case(
     "affine-constant",
     chain([6], ("Affine", {"shape": [6], "offset": True, "trainable": False}), ("Dense", {"units": 2})),
 )

@@ -145,11 +145,12 @@ def _rms_norm_weights(layer: LayerPlan, weights: Arrays, plan: ModelPlan) -> Sta
 
 AFFINE_CLASS = '''@keras.saving.register_keras_serializable(package="layer_studio")
 class Affine(layers.Layer):
-    """x * gamma + beta with weights of a fixed shape (batch excluded), broadcast over x."""
+    """x * gamma + beta (x / gamma + beta: divide) with weights of a fixed shape (batch excluded),
+    broadcast over x."""
 
-    def __init__(self, shape, scale=True, offset=False, **kwargs):
+    def __init__(self, shape, scale=True, offset=False, divide=False, **kwargs):
         super().__init__(**kwargs)
-        self.weight_shape, self.scale, self.offset = tuple(shape), scale, offset
+        self.weight_shape, self.scale, self.offset, self.divide = tuple(shape), scale, offset, divide
 
     def build(self, input_shape):
         if self.scale:
@@ -159,13 +160,14 @@ class Affine(layers.Layer):
 
     def call(self, x):
         if self.scale:
-            x = x * self.gamma
+            x = x / self.gamma if self.divide else x * self.gamma
         if self.offset:
             x = x + self.beta
         return x
 
     def get_config(self):
         config = {"shape": list(self.weight_shape), "scale": self.scale, "offset": self.offset}
+        config["divide"] = self.divide
         return {**super().get_config(), **config}'''
 
 
@@ -174,6 +176,7 @@ def _affine_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
     args = [py(list(params["shape"]))]
     args += [] if params["scale"] else ["scale=False"]
     args += ["offset=True"] if params["offset"] else []
+    args += ["divide=True"] if params["divide"] else []
     args += [] if params["trainable"] else ["trainable=False"]
     return KerasLayer("Affine", args)
 
@@ -201,7 +204,8 @@ def _affine_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     for name, on, init in (("scale", params["scale"], "ones"), ("offset", params["offset"], "zeros")):
         if on:
             weights.append(f'"{name}": nn.Parameter(torch.{init}({shape}){frozen})')
-            expr = f'{expr} {"*" if name == "scale" else "+"} self.{{ident}}["{name}"]'
+            operator = "+" if name == "offset" else "/" if params["divide"] else "*"
+            expr = f'{expr} {operator} self.{{ident}}["{name}"]'
     return TorchCode(("nn.ParameterDict", ["{" + ", ".join(weights) + "}"]), [expr])
 
 
@@ -323,6 +327,7 @@ def _affine_from_keras(cfg, context) -> Mapped:
             "scale": bool(cfg.get("scale", True)),
             "offset": bool(cfg.get("offset", False)),
             "trainable": bool(cfg.get("trainable", True)),
+            "divide": bool(cfg.get("divide", False)),
         },
     )
 
@@ -483,10 +488,10 @@ def affine_layer(
     of the source's layout that broadcasts over ``x``; a leading unit axis spans the batch."""
     if operation == "Subtract" and tensor_first:
         operation, weight = "Add", -weight  # exact: IEEE subtraction is adding the negation
-    if operation not in ("Multiply", "Add") or not tensor_first and operation == "Subtract":
+    if operation not in ("Multiply", "Add", "Divide") or not tensor_first and operation != "Multiply":
         raise Unsupported(
             f"{source_kind} of a tensor and a weight of shape {weight.shape}: the catalog's Affine "
-            "multiplies by a weight and adds one (x / w and w - x are not exact that way)"
+            "computes x * w, x / w and x + w (w - x and w / x are not exact that way)"
         )
     if x.form not in (SAME, CF):
         x = graph.to_same(x, name)
@@ -507,9 +512,10 @@ def affine_layer(
         full = full[0]
     params = {
         "shape": list(full.shape),
-        "scale": operation == "Multiply",
+        "scale": operation != "Add",
         "offset": operation == "Add",
         "trainable": trainable,
+        "divide": operation == "Divide",
     }
     weights = [np.ascontiguousarray(full, dtype=np.float32)]
     return graph.add("Affine", name, [x], params, weights, source_kind=source_kind)

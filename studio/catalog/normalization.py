@@ -138,8 +138,8 @@ class Affine(LayerSpec):
     key = "Affine"
     category = "Core"
     doc = (
-        "x * scale + offset with weights of a fixed shape, broadcast over the input: LayerScale, "
-        "per-channel scale and bias, a learned positional embedding."
+        "x * scale + offset (or x / scale + offset) with weights of a fixed shape, broadcast over the "
+        "input: LayerScale, per-channel scale and bias, a learned positional embedding."
     )
     params = (
         IntTupleParam(
@@ -151,6 +151,7 @@ class Affine(LayerSpec):
         BoolParam("scale", True, "Multiply by a weight (initialised to ones)."),
         BoolParam("offset", False, "Add a weight (initialised to zeros), after the scale."),
         BoolParam("trainable", True, "Whether training updates the weights (false: constants)."),
+        BoolParam("divide", False, "Divide by the scale weight instead of multiplying (x / std)."),
     )
 
     def check_params(self, params: Mapping[str, Any]) -> None:
