@@ -344,6 +344,15 @@ def _break_constant_weights(model, rng: np.random.Generator) -> None:
         if np.unique(value).size <= 2:
             noise = rng.uniform(-0.5, 0.5, size=value.shape) * np.maximum(np.abs(value), 0.2)
             variable.assign((value + noise).astype(value.dtype))
+    for layer in model.layers:  # Normalization reads its statistics once, when they are loaded
+        if isinstance(layer, keras_normalization()):
+            layer.finalize_state()
+
+
+def keras_normalization():
+    from keras import layers
+
+    return layers.Normalization
 
 
 def _as_list(value) -> list:

@@ -20,12 +20,10 @@ BN = BatchNormalization()
 LN = LayerNormalization()
 
 SHAPES = [(5,), (7, 3), (4, 4, 3), (2, 3, 4, 5)]
-# The (center, scale) pairs each kind accepts: torch's BatchNorm `affine` has both
-# or neither, and torch's LayerNorm has no bias without a weight.
-AFFINE = {
-    "BatchNormalization": [(True, True), (False, False)],
-    "LayerNormalization": [(True, True), (False, True), (False, False)],
-}
+# Every (center, scale) pair: where torch has no module for one (BatchNorm's affine has both or
+# neither, LayerNorm has no bias without a weight), the PyTorch program freezes the other at 1 or 0.
+PAIRS = [(True, True), (True, False), (False, True), (False, False)]
+AFFINE = {"BatchNormalization": PAIRS, "LayerNormalization": PAIRS}
 
 
 def torch_count(module: nn.Module) -> ParamCount:
@@ -39,9 +37,17 @@ def keras_count(layer: keras.layers.Layer) -> ParamCount:
 
 
 def test_specs_are_registered_with_their_category():
-    assert [spec.key for spec in SPECS] == ["BatchNormalization", "LayerNormalization"]
+    assert [spec.key for spec in SPECS] == [
+        "BatchNormalization",
+        "LayerNormalization",
+        "GroupNormalization",
+        "RMSNormalization",
+        "Affine",
+        "Normalization",
+    ]
     for spec in SPECS:
-        assert CATALOG.get(spec.key).category == "Normalization"
+        expected = {"Affine": "Core", "Normalization": "Preprocessing"}.get(spec.key, "Normalization")
+        assert CATALOG.get(spec.key).category == expected
 
 
 def test_keras_defaults_are_explicit():
@@ -65,7 +71,7 @@ def test_layer_norm_by_hand():
     assert LN.count_params(LN.validate_params({"center": False}), [(10, 64)]) == ParamCount(64)
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("spec", SPECS[:4])
 def test_scalar_input_is_rejected(spec):
     with pytest.raises(ShapeError, match=r"channel axis but received \(None\)"):
         spec.output_shape(spec.defaults(), [()])
@@ -79,17 +85,9 @@ def test_bad_values_are_rejected(values, text):
         BN.validate_params(values)
 
 
-@pytest.mark.parametrize(
-    ("spec", "values", "text"),
-    [
-        (BN, {"center": False}, "both true or both false"),
-        (BN, {"scale": False}, "both true or both false"),
-        (LN, {"scale": False}, "no bias without a weight"),
-    ],
-)
-def test_affine_combinations_without_a_torch_equivalent_are_rejected(spec, values, text):
-    with pytest.raises(ParamError, match=text):
-        spec.validate_params(values)
+def test_affine_without_scale_or_offset_is_rejected():
+    with pytest.raises(ParamError, match="scale or offset"):
+        CATALOG.get("Affine").validate_params({"scale": False})
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -109,21 +107,64 @@ def test_matches_keras(spec, layer_class, shape, center, scale):
 TORCH_BATCH_NORMS = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d, 4: nn.BatchNorm3d}
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("affine", [True, False])
-def test_batch_norm_matches_torch(shape, affine):
-    params = BN.validate_params({"center": affine, "scale": affine})
-    module = TORCH_BATCH_NORMS[len(shape)](shape[-1], affine=affine)
-    assert BN.count_torch_params(params, [shape]) == torch_count(module)
+def frozen_torch_count(module: nn.Module) -> ParamCount:
+    """torch's count with frozen parameters as non-trainable (the catalog's torch rule)."""
+    frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
+    count = torch_count(module)
+    return ParamCount(count.trainable - frozen, count.non_trainable + frozen)
+
+
+def freeze_missing(module: nn.Module, center: bool, scale: bool) -> nn.Module:
+    missing = module.bias if scale else module.weight
+    if center != scale and missing is not None:
+        missing.requires_grad_(False)
+    return module
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize(("center", "scale"), [(True, True), (False, True), (False, False)])
+@pytest.mark.parametrize(("center", "scale"), PAIRS)
+def test_batch_norm_matches_torch(shape, center, scale):
+    params = BN.validate_params({"center": center, "scale": scale})
+    module = TORCH_BATCH_NORMS[len(shape)](shape[-1], affine=center or scale)
+    assert BN.count_torch_params(params, [shape]) == frozen_torch_count(freeze_missing(module, center, scale))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(("center", "scale"), PAIRS)
 def test_layer_norm_matches_torch(shape, center, scale):
-    # torch's LayerNorm has no bias without a weight; (center=True, scale=False) needs a bare Parameter.
     params = LN.validate_params({"center": center, "scale": scale})
-    module = nn.LayerNorm(shape[-1], elementwise_affine=scale, bias=center)
-    assert LN.count_torch_params(params, [shape]) == torch_count(module)
+    module = nn.LayerNorm(shape[-1], elementwise_affine=center or scale, bias=center)
+    assert LN.count_torch_params(params, [shape]) == frozen_torch_count(freeze_missing(module, center, scale))
+
+
+GN = CATALOG.get("GroupNormalization")
+
+
+@pytest.mark.parametrize("shape", [(6,), (5, 6), (4, 4, 6)])
+@pytest.mark.parametrize(("center", "scale"), PAIRS)
+def test_group_norm_matches_keras_and_torch(shape, center, scale):
+    params = GN.validate_params({"groups": 3, "center": center, "scale": scale})
+    layer = keras.layers.GroupNormalization(groups=3, center=center, scale=scale)
+    out = layer(keras.Input(shape))
+    assert GN.output_shape(params, [shape]) == tuple(out.shape[1:])
+    assert GN.count_params(params, [shape]) == keras_count(layer)
+    module = freeze_missing(nn.GroupNorm(3, shape[-1], affine=center or scale), center, scale)
+    assert GN.count_torch_params(params, [shape]) == frozen_torch_count(module)
+
+
+def test_group_norm_groups_must_divide_the_channels():
+    with pytest.raises(ShapeError, match="groups=4"):
+        GN.output_shape(GN.validate_params({"groups": 4}), [(5, 6)])
+
+
+def test_affine_weight_shape_must_broadcast_without_changing_the_input():
+    affine = CATALOG.get("Affine")
+    params = affine.validate_params({"shape": [1, 6], "offset": True, "trainable": False})
+    assert affine.output_shape(params, [(4, 5, 6)]) == (4, 5, 6)
+    assert affine.count_params(params, [(4, 5, 6)]) == ParamCount(0, 12)
+    for bad in ([5], [2, 6], [3, 4, 5, 6]):
+        with pytest.raises(ShapeError, match="broadcasts"):
+            affine.output_shape(affine.validate_params({"shape": bad}), [(4, 5, 6)])
 
 
 def test_torch_momentum_is_one_minus_keras_momentum():
@@ -135,3 +176,14 @@ def test_torch_momentum_is_one_minus_keras_momentum():
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(layer.moving_mean), module.running_mean.numpy(), rtol=1e-5
     )
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_rms_norm_matches_keras_and_torch(shape):
+    spec = CATALOG.get("RMSNormalization")
+    params = spec.defaults()
+    layer = keras.layers.RMSNormalization()
+    out = layer(keras.Input(shape))
+    assert spec.output_shape(params, [shape]) == tuple(out.shape[1:])
+    assert spec.count_params(params, [shape]) == keras_count(layer)
+    assert spec.count_torch_params(params, [shape]) == torch_count(nn.RMSNorm(shape[-1]))

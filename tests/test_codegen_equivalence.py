@@ -222,6 +222,45 @@ case("layernorm-sequence", chain([7, 3], ("LayerNormalization", {})))
 case("layernorm-image", chain([4, 4, 3], ("LayerNormalization", {"epsilon": 1e-5})))
 case("layernorm-no-center", chain([7, 3], ("LayerNormalization", {"center": False})))
 case("layernorm-no-affine", chain([7, 3], ("LayerNormalization", {"center": False, "scale": False})))
+# NORM: one of center / scale (torch keeps the other frozen at 1 or 0), group norm both layouts.
+for center, scale in ((True, False), (False, True)):
+    case(
+        f"batchnorm-center{center}-scale{scale}",
+        chain([5, 5, 4], ("BatchNormalization", {"momentum": 0.8, "center": center, "scale": scale})),
+    )
+case("groupnorm-center-only", chain([7, 6], ("GroupNormalization", {"groups": 3, "scale": False})))
+case("layernorm-center-only", chain([7, 3], ("LayerNormalization", {"scale": False})))
+case(
+    "groupnorm-image",
+    chain([5, 4, 6], ("Conv2D", {"filters": 8}), ("GroupNormalization", {"groups": 4, "epsilon": 1e-5})),
+)
+case(
+    "groupnorm-instance",
+    chain([5, 4, 6], ("GroupNormalization", {"groups": 6, "center": False, "scale": False})),
+)
+case("groupnorm-vector", chain([6], ("GroupNormalization", {"groups": 2})))
+case("rmsnorm-sequence", chain([7, 5], ("RMSNormalization", {})))
+case("rmsnorm-image", chain([4, 4, 3], ("Conv2D", {"filters": 4}), ("RMSNormalization", {"epsilon": 1e-5})))
+# Affine: weights of any broadcast shape, in either PyTorch layout, learned or constant.
+case("affine-layer-scale-image", chain([5, 4, 3], ("Conv2D", {"filters": 6}), ("Affine", {"shape": [6]})))
+case(
+    "affine-scale-offset-image",
+    chain([5, 4, 3], ("Conv2D", {"filters": 2}), ("Affine", {"shape": [3, 1, 2], "offset": True})),
+)
+case(
+    "affine-position-embedding",
+    chain([5, 4], ("Dense", {"units": 6}), ("Affine", {"shape": [5, 6], "scale": False, "offset": True})),
+)
+case("normalization-image", chain([4, 5, 3], ("Normalization", {}), ("Conv2D", {"filters": 2})))
+case("normalization-vector", chain([6], ("Normalization", {}), ("Dense", {"units": 2})))
+case(
+    "affine-divide-image",
+    chain([4, 4, 3], ("Conv2D", {"filters": 3}), ("Affine", {"shape": [3], "divide": True, "offset": True})),
+)
+case(
+    "affine-constant",
+    chain([6], ("Affine", {"shape": [6], "offset": True, "trainable": False}), ("Dense", {"units": 2})),
+)
 
 # ----- sequences ----------------------------------------------------------------------
 for kind, bidirectional, sequences in itertools.product(

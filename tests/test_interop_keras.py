@@ -260,6 +260,10 @@ def test_unsupported_layers_are_all_listed_and_nothing_is_written(tmp_path):
     x = layers.Conv2D(8, 3, groups=2, name="grouped_conv")(images)  # imported: grouped convolution
     x = layers.GroupNormalization(groups=4, name="group_norm")(x)
     x = layers.BatchNormalization(center=True, scale=False, name="half_bn")(x)
+
+    x = layers.Conv2D(8, 3, groups=2, name="grouped_conv")(images)
+    x = layers.GroupNormalization(groups=2, axis=1, name="group_norm")(x)
+    x = layers.BatchNormalization(renorm=True, name="half_bn")(x)
     x = layers.Conv2D(8, 3, padding="same", name="fine_conv")(x)
     model = keras.Model(images, layers.GlobalAveragePooling2D()(x), name="unsupported")
     path = tmp_path / "unsupported.keras"
@@ -269,7 +273,8 @@ def test_unsupported_layers_are_all_listed_and_nothing_is_written(tmp_path):
     problems = {problem.name: problem for problem in caught.value.problems}
     assert set(problems) == {"group_norm", "half_bn"}
     assert problems["group_norm"].source_kind == "GroupNormalization"
-    assert "center and scale" in problems["half_bn"].reason
+    assert "axis=1" in problems["group_norm"].reason
+    assert "renorm=True" in problems["half_bn"].reason
     args = _import_args(str(path), tmp_path / "out.layers.json", weights=True)
     assert cmd_import(args) == 1
     assert not list(tmp_path.glob("out*"))

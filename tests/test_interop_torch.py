@@ -272,7 +272,7 @@ class Unsupported(nn.Module):
         super().__init__()
         self.grouped = nn.ConvTranspose2d(4, 4, 3, groups=2)  # Keras's Conv2DTranspose has no groups
         self.pool = nn.MaxPool2d(3, 2, padding=1)
-        self.norm = nn.GroupNorm(2, 4)
+        self.norm = nn.LocalResponseNorm(2)
         self.fc = nn.Linear(4, 2)
 
     def forward(self, x):
@@ -287,17 +287,17 @@ def test_unsupported_modules_are_all_listed():
     problems = {problem.name: problem.reason for problem in caught.value.problems}
     assert set(problems) == {"grouped", "norm"}
     assert "groups=2" in problems["grouped"]
-    assert "GroupNorm" in problems["norm"]
+    assert "LocalResponseNorm" in problems["norm"]
 
 
 class ThreeUnsupportedKinds(nn.Module):
-    """GroupNorm twice, torch.abs and Tensor.exp, each downstream of another unsupported node."""
+    """LocalResponseNorm twice, torch.abs and Tensor.exp, each downstream of another unsupported node."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(4, 4, 3, padding=1)
-        self.norm_a = nn.GroupNorm(2, 4)
-        self.norm_b = nn.GroupNorm(2, 4)
+        self.norm_a = nn.LocalResponseNorm(2)
+        self.norm_b = nn.LocalResponseNorm(2)
         self.fc = nn.Linear(4, 2)
 
     def forward(self, x):
@@ -311,14 +311,14 @@ def test_every_unsupported_kind_is_listed_with_counts_even_downstream():
         import_torch_model(ThreeUnsupportedKinds().eval(), [(4, 6, 6)], source="net.py:Net")
     problems = [(p.source_kind, p.name) for p in caught.value.problems]
     assert problems == [
-        ("GroupNorm", "norm_a"),
+        ("LocalResponseNorm", "norm_a"),
         ("torch.abs", "abs"),
-        ("GroupNorm", "norm_b"),
+        ("LocalResponseNorm", "norm_b"),
         ("Tensor.exp", "exp"),
     ]
     assert str(caught.value).splitlines() == [
         "net.py:Net cannot be imported: 4 unsupported layers",
-        "  - GroupNorm (2): norm_a, norm_b: nn.GroupNorm has no catalog equivalent",
+        "  - LocalResponseNorm (2): norm_a, norm_b: nn.LocalResponseNorm has no catalog equivalent",
         "  - torch.abs (1): abs: this function has no catalog equivalent",
         "  - Tensor.exp (1): exp: the tensor method .exp() has no catalog equivalent",
     ]

@@ -36,6 +36,7 @@ INPUT_SHAPES = {
     "AdaptiveAveragePooling1D": SEQUENCE,
     "AdaptiveMaxPooling1D": SEQUENCE,
     "LayerNormalization": SEQUENCE,
+    "RMSNormalization": SEQUENCE,
     "SimpleRNN": SEQUENCE,
     "LSTM": SEQUENCE,
     "GRU": SEQUENCE,
@@ -46,6 +47,7 @@ INPUT_SHAPES = {
     "ZeroPadding1D": SEQUENCE,
     "ClassToken": SEQUENCE,
     "Embedding": [5],
+    "GroupNormalization": [4, 4, 32],  # the default 32 groups
 }
 MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
 
@@ -133,6 +135,18 @@ EXTRA = {
     ),
     "layer-norm-no-center": single("LayerNormalization", {"epsilon": 1e-6, "center": False}),
     "layer-norm-no-affine": single("LayerNormalization", {"center": False, "scale": False}),
+    "batch-norm-center-only": single("BatchNormalization", {"scale": False}),
+    "batch-norm-scale-only": single("BatchNormalization", {"center": False}, shape=VECTOR),
+    "layer-norm-center-only": single("LayerNormalization", {"scale": False}),
+    "group-norm-sequence": single(
+        "GroupNormalization", {"groups": 3, "epsilon": 1e-5, "center": False}, shape=SEQUENCE
+    ),
+    "affine-position-embedding": single(
+        "Affine", {"shape": [5, 6], "scale": False, "offset": True}, shape=SEQUENCE
+    ),
+    "affine-constant-scale-offset": single(
+        "Affine", {"shape": [3], "offset": True, "trainable": False}, shape=IMAGE
+    ),
     # recurrent
     "embedding-small": single("Embedding", {"input_dim": 50, "output_dim": 8}),
     "simple-rnn-relu-sequences": single(

@@ -128,10 +128,30 @@ CASES = {
     "BatchNormalization": [
         ("image", chain(IMAGE, ("BatchNormalization", {}))),
         ("vector", chain(VECTOR, ("BatchNormalization", {"momentum": 0.9, "epsilon": 1e-5}))),
+        ("center_only", chain(IMAGE, ("BatchNormalization", {"scale": False}))),
+        ("scale_only", chain(VECTOR, ("BatchNormalization", {"center": False}))),
     ],
     "LayerNormalization": [
         ("sequence", chain(SEQUENCE, ("LayerNormalization", {}))),
         ("no_center", chain(VECTOR, ("LayerNormalization", {"center": False}))),
+        ("center_only", chain(SEQUENCE, ("LayerNormalization", {"scale": False}))),
+    ],
+    "GroupNormalization": [
+        ("image", chain(IMAGE, ("GroupNormalization", {"groups": 3}))),
+        ("sequence", chain(SEQUENCE, ("GroupNormalization", {"groups": 2, "scale": False}))),
+        ("vector", chain(VECTOR, ("GroupNormalization", {"groups": 4, "center": False, "scale": False}))),
+    ],
+    "RMSNormalization": [
+        ("sequence", chain(SEQUENCE, ("RMSNormalization", {}))),
+        ("image", chain(IMAGE, ("RMSNormalization", {"epsilon": 1e-5}))),
+    ],
+    "Affine": [
+        ("layer_scale", chain(IMAGE, ("Affine", {"shape": [3]}))),
+        ("embedding", chain(SEQUENCE, ("Affine", {"shape": [5, 4], "scale": False, "offset": True}))),
+        (
+            "constant",
+            chain(VECTOR, ("Affine", {"shape": [8], "scale": False, "offset": True, "trainable": False})),
+        ),
     ],
     "Embedding": [
         (
@@ -223,6 +243,12 @@ NOT_ROUND_TRIPS = {
         chain(IMAGE, ("SeparableConv2D", {"filters": 2})),
         ["Input", "DepthwiseConv2D", "Conv2D"],
     ),
+    "Normalization": (
+        "PyTorch writes (x - mean) / sqrt(variance).clamp_min(1e-7) with buffers: a constant offset, "
+        "then a division by a constant",
+        chain(IMAGE, ("Normalization", {})),
+        ["Input", "Affine", "Affine"],
+    ),
     "Average": (
         "PyTorch writes (a + b) / 2",
         merge(SEQUENCE, "Average"),
@@ -257,6 +283,11 @@ EQUIVALENT_FORMS = {
         "PyTorch's AdaptiveAvgPool2d(1) is a global pooling that keeps its unit axes",
         chain(IMAGE, ("AdaptiveAveragePooling2D", {"output_size": 1})),
         ["Input", "GlobalAveragePooling2D"],
+    ),
+    "affine_scale_and_offset": (
+        "PyTorch writes x * scale + offset",
+        chain(IMAGE, ("Affine", {"shape": [3], "offset": True})),
+        ["Input", "Affine", "Affine"],
     ),
 }
 # Not imported at all (yet): AveragePooling with padding='same', strides 1 and an even window,

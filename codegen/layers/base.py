@@ -106,6 +106,8 @@ class Mapped:
 
     kind: str | None
     params: dict[str, Any] = field(default_factory=dict)
+    # Weights the config itself holds (Rescaling's per-channel lists): they replace the layer's own.
+    weights: list[np.ndarray] | None = None
 
 
 @dataclass

@@ -23,7 +23,9 @@ from codegen.layers.base import (
     torch_axis,
 )
 from codegen.layers.core import DropMask
+from codegen.layers.normalization import affine_layer, is_learned
 from codegen.layers.reshaping import (
+    ONNX_ARITHMETIC,
     class_token_cat,
     rescale_by,
     rescaling_from_onnx,
@@ -195,6 +197,10 @@ def _binary(operation: str):
                 return Aux(_AUX_OPERATIONS[operation](*values))
         number = right if isinstance(left, Tensor) else left
         tensor = left if isinstance(left, Tensor) else right
+        if isinstance(tensor, Tensor) and isinstance(number, np.ndarray):  # NORM: a parameter or buffer
+            learned = is_learned(walker, node.args[0] if number is left else node.args[1])
+            kind = walker.source_kind(node)
+            return affine_layer(walker.graph, tensor, name, kind, operation, number, tensor is left, learned)
         number = number.value if isinstance(number, Aux) else number
         if not isinstance(tensor, Tensor) or not isinstance(number, (int, float)):
             raise Unsupported(f"combines a tensor with {describe(number)} (broadcasting)")
@@ -343,6 +349,12 @@ def _merge_from_onnx(walker, node, inputs, name, index):
         return walker.graph.merge(ONNX_MERGES[op], tensors, name, op)
     if len(tensors) == 1 and len(constants) == 1 and len(inputs) == 2 and constants[0].size == 1:
         return rescaling_from_onnx(walker, node, inputs, name, float(constants[0].reshape(())))
+    if len(tensors) == 1 and len(constants) == 1 and len(inputs) == 2 and op in ONNX_ARITHMETIC:
+        # NORM: a tensor and an initializer of another shape (LayerScale, a per-channel scale or bias)
+        first = isinstance(inputs[0], Tensor)
+        weight = walker.weight(node, inputs, 1 if first else 0, "weight")
+        operation = ONNX_ARITHMETIC[op]
+        return affine_layer(walker.graph, tensors[0], name, op, operation, weight, first, trainable=True)
     shapes = [tuple(value.shape) for value in constants]
     raise Unsupported(
         f"combines a tensor with a constant of shape {shapes[0] if shapes else '?'} (broadcasting)"

@@ -37,6 +37,7 @@ from codegen.layers.base import (
     torch_axis,
 )
 from codegen.layers.keras_config import channels_last, four_sides, ints
+from codegen.layers.normalization import per_channel_rescaling
 from codegen.layers.onnx_source import positive_axes, resolve_target
 from codegen.layers.torch_source import Aux, Multi, Padded, describe, resolve
 from codegen.writer import py
@@ -275,6 +276,8 @@ def _cropping_from_keras(cfg, context) -> Mapped:
 
 def _rescaling_from_keras(cfg, context) -> Mapped:
     scale, offset = cfg.get("scale", 1.0), cfg.get("offset", 0.0)
+    if isinstance(scale, (list, tuple)) or isinstance(offset, (list, tuple)):
+        return per_channel_rescaling(scale, offset, context)
     if not all(isinstance(value, (int, float)) and math.isfinite(value) for value in (scale, offset)):
         raise Unsupported(f"scale={scale!r}, offset={offset!r}: the catalog's Rescaling takes two numbers")
     return Mapped("Rescaling", {"scale": float(scale), "offset": float(offset)})
@@ -463,6 +466,11 @@ def _torch_flatten(walker, node, name):
 
 def _torch_reshape(walker, node, name):
     """``x.view(...)``, ``x.reshape(...)``, ``x.squeeze()``, ...: a Reshape to the traced shape."""
+    value = walker.value(node.args[0])
+    if isinstance(value, np.ndarray) and node in walker.shapes:
+        return value.reshape(
+            walker.shapes[node]
+        )  # NORM: a parameter shaped to broadcast (gamma.view(1, -1, 1, 1))
     x = walker.tensor(node.args[0])
     target = walker.out_shape(node)
     return walker.graph.reshape(

@@ -86,7 +86,10 @@ def build_keras_model(project: Project, weights: WeightsSource):
     model = load_module(code.source, code.filename[:-3]).build_model()
     for ident, arrays in layer_weights(code.plan, _weights(weights)).items():
         try:
-            model.get_layer(ident).set_weights(arrays)
+            layer = model.get_layer(ident)
+            layer.set_weights(arrays)
+            if hasattr(layer, "finalize_state"):  # Normalization reads its statistics when they are loaded
+                layer.finalize_state()
         except ValueError as error:
             shapes = [tuple(array.shape) for array in arrays]
             raise WeightsError(f"layer '{ident}': weights of shapes {shapes} do not fit ({error})") from None

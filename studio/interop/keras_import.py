@@ -526,7 +526,7 @@ class _Walker:
             sources = _without_defaults(sources)
         weights = None
         if self.weights is not None:
-            weights = list(self.weights.get(keras_name, []))
+            weights = list(self.weights.get(keras_name, []) if mapped.weights is None else mapped.weights)
         node = self.builder.add(
             mapped.kind, keras_name, mapped.params, sources, weights, source_kind=class_name
         )

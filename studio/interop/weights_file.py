@@ -60,7 +60,8 @@ def save_weights(weights: Mapping[str, Sequence[np.ndarray]], path: str | os.Pat
     arrays: dict[str, np.ndarray] = {FORMAT_KEY: np.array(FORMAT_TAG)}
     for name, layer_weights in weights.items():
         for index, array in enumerate(layer_weights):
-            arrays[f"{name}/{index}"] = np.ascontiguousarray(array, dtype=np.float32)
+            # np.array, not np.ascontiguousarray, which turns a scalar (a sample count) into shape (1,)
+            arrays[f"{name}/{index}"] = np.array(array, dtype=np.float32, order="C")
     write_atomic(path, lambda handle: np.savez(handle, **arrays))
     return path
 
