@@ -154,6 +154,10 @@ def _custom_class(layer: Mapping[str, Any]) -> str | None:
     module = layer.get("module")
     if module is None or str(module).split(".")[0] in ("keras", "keras_hub"):
         return None
+    if str(layer.get("registered_name", "")).startswith("LayerStudio>") and layer.get("class_name") in (
+        studio_layer_classes()
+    ):
+        return None  # a class the generated programs define (ClassToken, Affine), whatever their module
     return f"a custom layer class from the module {module!r}, unknown to the catalog"
 
 
