@@ -19,7 +19,15 @@ from codegen.recipes import (
     torch_optimizer_lines,
 )
 from codegen.schedules import factor_lines, is_scheduled, keras_callback_lines, torch_scheduler_lines
-from codegen.script_parts import EPOCH_ORDER, EPOCH_REPORT, PROGRESS, READ_DATA, block
+from codegen.script_parts import (
+    EPOCH_ORDER,
+    EPOCH_REPORT,
+    PROGRESS,
+    READ_DATA,
+    TENSORBOARD_SCALARS,
+    TORCH_PRECISION,
+    block,
+)
 from codegen.torch_emitter import emit_module
 from codegen.writer import Block, docstring_text, py
 from studio.project import TrainingSettings
@@ -65,11 +73,12 @@ def _torch_loss(plan: ModelPlan) -> list[str]:
 def _train_step(plan: ModelPlan) -> list[str]:
     """``train_step(...)``: one optimizer step on one batch, as main() and `studio verify` run it."""
     several = _is_multi(plan)
-    head = (
-        "def train_step(model, optimizer, loss_fn, inputs, targets, share=1.0, clip_norm=None):"
-        if several
-        else "def train_step(model, optimizer, loss_fn, x, y, share=1.0, clip_norm=None):"
-    )
+    batch = "inputs, targets" if several else "x, y"
+    head = [
+        "def train_step(",
+        f"    model, optimizer, loss_fn, {batch}, share=1.0, clip_norm=None, precision=FP32",
+        "):",
+    ]
     if several:
         forward = [
             "    outputs = model_outputs(model, inputs)",
@@ -83,18 +92,17 @@ def _train_step(plan: ModelPlan) -> list[str]:
         )
         forward = [*note, f"    outputs = {_single_output(plan)}", "    loss = loss_fn(outputs, y)"]
     return [
-        head,
+        *head,
         '    """One optimizer step on one batch; returns the loss and the model\'s outputs.',
         "",
         "    ``share`` weights this process's part of a global batch under torchrun (see train_epoch);",
-        "    ``clip_norm`` caps the gradients' global norm as Keras's global_clipnorm does.",
+        "    ``clip_norm`` caps the gradients' global norm as Keras's global_clipnorm does;",
+        "    ``precision`` is --precision's autocast and loss scaling.",
         '    """',
         "    optimizer.zero_grad()",
-        *forward,
-        "    (loss * share).backward()",
-        "    if clip_norm is not None:",
-        "        clip_gradients(model.parameters(), clip_norm)",
-        "    optimizer.step()",
+        "    with precision.autocast():",
+        *(f"    {line}" for line in forward),
+        "    precision.step(loss * share, optimizer, model.parameters(), clip_norm)",
         "    return loss, outputs",
     ]
 
@@ -481,7 +489,8 @@ def _train_epoch(plan: ModelPlan, classification: bool) -> list[str]:
         "data",
         "batches",
         "device",
-        "clip_norm",
+        "args",
+        "precision",
         "report",
         "epoch",
     ]
@@ -504,7 +513,7 @@ def _train_epoch(plan: ModelPlan, classification: bool) -> list[str]:
         "        # the gradients into exactly those of one process training on the whole global batch.",
         "        share = count * batches.world / batches.global_size(step)",
         f"        loss, {'outputs' if classification else '_'} = train_step(",
-        "            model, optimizer, loss_fn, inputs, targets, share, clip_norm",
+        "            model, optimizer, loss_fn, inputs, targets, share, args.grad_clip, precision",
         "        )",
         "        with torch.no_grad():",
         "            totals[0] += loss.double() * count",
@@ -539,12 +548,12 @@ def _evaluate(plan: ModelPlan, classification: bool) -> list[str]:
         ]
     )
     return [
-        "def evaluate(model, loss_fn, data, index, batch_size, device):",
+        "def evaluate(model, loss_fn, data, index, batch_size, device, precision=FP32):",
         '    """(summed loss, right predictions, samples) over the samples at ``index``."""',
         "    model.eval()",
         "    x, y = data",
         "    totals = torch.zeros(3, dtype=torch.float64, device=device)",
-        "    with torch.no_grad():",
+        "    with torch.no_grad(), precision.autocast():",
         "        for start in range(0, len(index), batch_size):",
         "            batch = index[start : start + batch_size]",
         "            inputs, targets = take_batch(x, y, batch, device)",
@@ -707,6 +716,17 @@ KERAS_TRAINING = [
     "    return progress",
     "",
     "",
+    "def set_precision(precision):",
+    '    """--precision: Keras\'s mixed policy (variables stay float32), as the studio trains."""',
+    '    if precision == "fp16" and not tf.config.list_physical_devices("GPU"):',
+    "        raise SystemExit(",
+    '            "--precision fp16 needs a CUDA GPU, and this run is on cpu: use bf16 or fp32"',
+    "        )",
+    '    if precision != "fp32":',
+    '        policy = "mixed_bfloat16" if precision == "bf16" else "mixed_float16"',
+    "        keras.mixed_precision.set_global_policy(policy)",
+    "",
+    "",
     "class EpochCallback(keras.callbacks.Callback):",
     '    """Each epoch: its line, checkpoints (--checkpoint-dir) and early stopping (--patience,',
     '    restoring the best weights), with the studio\'s Progress, names and file formats."""',
@@ -716,6 +736,9 @@ KERAS_TRAINING = [
     "        self.progress, self.report = progress, report",
     "        self.args, self.chief = args, chief",
     "        self.best, self.started = None, 0.0",
+    "        self.writer = None",
+    "        if args.tensorboard and chief:",
+    "            self.writer = tf.summary.create_file_writer(args.tensorboard)",
     "",
     "    def on_epoch_begin(self, epoch, logs=None):",
     "        self.started = time.perf_counter()",
@@ -730,6 +753,13 @@ KERAS_TRAINING = [
     "        rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))",
     "        seconds = time.perf_counter() - self.started",
     "        self.report.epoch(epoch + 1, metrics, rate, seconds)",
+    "        if self.writer is not None:  # the studio's tags; weights by their Keras paths",
+    "            with self.writer.as_default(step=epoch + 1):",
+    "                for tag, value in tensorboard_scalars(metrics, rate).items():",
+    "                    tf.summary.scalar(tag, value)",
+    "                for variable in self.model.weights:",
+    '                    tf.summary.histogram("weights/" + variable.path, variable)',
+    "            self.writer.flush()",
     "        if improved:",
     "            self.best = self.model.get_weights()",
     "        if self.args.checkpoint_dir and self.chief:",
@@ -852,12 +882,16 @@ def keras_program(plan: ModelPlan) -> str:
         *block(EPOCH_REPORT),
         "",
         "",
+        *block(TENSORBOARD_SCALARS),
+        "",
+        "",
         *KERAS_TRAINING,
         "",
         "",
         "def main():",
         *_arguments(plan, "model.keras"),
         "    keras.utils.set_random_seed(args.seed)",
+        "    set_precision(args.precision)",
         "    strategy, chief = distribution(args)",
         "    (x_train, y_train), (x_val, y_val) = load_data(args.data)",
         "    if strategy is not None:",
@@ -869,6 +903,9 @@ def keras_program(plan: ModelPlan) -> str:
         "    # The model, its optimizer and its variables are made inside the strategy's scope.",
         "    with scope:",
         "        model = build_model()",
+        '        if args.precision != "fp32":  # the outputs compute in float32, as Keras advises',
+        f"            for name in {py(tuple(layer.ident for layer in plan.outputs))}:",
+        '                model.get_layer(name).dtype_policy = keras.DTypePolicy("float32")',
         "        model.compile(",
         "            optimizer=make_optimizer(args.lr, args.grad_clip),",
         "            loss=make_loss(),",
@@ -949,6 +986,13 @@ def _arguments(plan: ModelPlan, default_out: str) -> list[str]:
             'help="go on from the checkpoint in DIR (the studio\'s run folders too)"',
         ],
         ['"--grad-clip"', "type=float", 'metavar="NORM"', 'help="clip the gradients\' global norm to NORM"'],
+        [
+            '"--precision"',
+            f'default="{training.precision}"',
+            'choices=["fp32", "bf16", "fp16"]',
+            'help="mixed precision: bf16, or fp16 on a CUDA GPU"',
+        ],
+        ['"--tensorboard"', 'metavar="DIR"', 'help="write TensorBoard event files there"'],
     ]
     if keras:
         flags.insert(5, ['"--strategy"', 'default="none"', 'choices=["none", "mirrored", "multi-worker"]'])
@@ -979,6 +1023,7 @@ def torch_program(plan: ModelPlan) -> str:
     extra = _probability_loss_class(plan)
     lines = _header(plan, "pytorch") + [
         "import argparse",
+        "import contextlib",
         *_reader_imports(plan, ["csv", "gzip"]),
         "import json",
         "import math",
@@ -1031,6 +1076,12 @@ def torch_program(plan: ModelPlan) -> str:
         *CLIP_GRADIENTS,
         "",
         "",
+        *block(TORCH_PRECISION),
+        "",
+        "",
+        *block(TENSORBOARD_SCALARS),
+        "",
+        "",
         *_train_step(plan),
         "",
         "",
@@ -1066,6 +1117,7 @@ def torch_program(plan: ModelPlan) -> str:
         *_arguments(plan, "model.pt"),
         "    torch.manual_seed(args.seed)",
         "    device, rank, world = setup_device(args.device)",
+        "    precision = Precision(args.precision, device)",
         "    if args.batch_size < world:",
         "        raise SystemExit(",
         '            f"--batch-size is the global batch ({args.batch_size}): "',
@@ -1102,7 +1154,11 @@ def torch_program(plan: ModelPlan) -> str:
             else []
         ),
         "    report = EpochReport(args.epochs, len(batches), enabled=rank == 0)  # rank 0 speaks",
-        "    best = None",
+        "    best, writer = None, None",
+        "    if args.tensorboard and rank == 0:",
+        "        from torch.utils.tensorboard import SummaryWriter  # the tensorboard package",
+        "",
+        "        writer = SummaryWriter(args.tensorboard)",
         "    for epoch in range(progress.epoch, args.epochs):",
         "        batches.set_epoch(epoch)",
         "        started = time.perf_counter()",
@@ -1114,13 +1170,16 @@ def torch_program(plan: ModelPlan) -> str:
         "            (x_train, y_train),",
         "            batches,",
         "            device,",
-        "            args.grad_clip,",
+        "            args,",
+        "            precision,",
         "            report,",
         "            epoch + 1,",
         "        )",
         "        progress.global_step += len(batches)",
         "        val_data = (x_val, y_val)",
-        "        val = evaluate(model, loss_fn, val_data, val_index, args.batch_size, device)",
+        "        val = evaluate(",
+        "            model, loss_fn, val_data, val_index, args.batch_size, device, precision",
+        "        )",
         "        if world > 1:",
         "            dist.all_reduce(train)",
         "            dist.all_reduce(val)",
@@ -1137,6 +1196,14 @@ def torch_program(plan: ModelPlan) -> str:
             else ['        learning_rate = optimizer.param_groups[0]["lr"]']
         ),
         "        report.epoch(epoch + 1, metrics, learning_rate, time.perf_counter() - started)",
+        "        if writer is not None:  # the studio's tags and weight histograms",
+        "            for tag, value in tensorboard_scalars(metrics, learning_rate).items():",
+        "                writer.add_scalar(tag, value, epoch + 1)",
+        "            for key, value in plain.state_dict().items():",
+        "                if value.is_floating_point():",
+        '                    tag = "weights/" + key.replace(".", "/")',
+        "                    writer.add_histogram(tag, value.float(), epoch + 1)",
+        "            writer.flush()",
         "        if improved:",
         "            best = {k: v.detach().clone() for k, v in plain.state_dict().items()}",
         "        if args.checkpoint_dir and rank == 0:",

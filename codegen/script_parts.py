@@ -208,3 +208,52 @@ def read_image_folder(folder):
     y = np.array([label for label, _ in files], "int64")
     return (x[..., np.newaxis] if grey else x), y, False
 '''
+
+TENSORBOARD_SCALARS = '''
+def tensorboard_scalars(metrics, learning_rate):
+    """The studio's TensorBoard tags: loss, accuracy, val_loss, val_accuracy, learning_rate."""
+    tags = {"train_loss": "loss", "train_accuracy": "accuracy"}
+    tags.update(val_loss="val_loss", val_accuracy="val_accuracy")
+    scalars = {tags[key]: value for key, value in metrics.items() if key in tags}
+    return {**scalars, "learning_rate": learning_rate}
+'''
+
+TORCH_PRECISION = '''
+class Precision:
+    """--precision: torch.autocast in bf16 or fp16 (fp16 with a GradScaler, CUDA only), as the
+    studio trains; fp32 changes nothing."""
+
+    def __init__(self, name="fp32", device=None):
+        device = device or torch.device("cpu")
+        if name == "fp16" and device.type != "cuda":
+            raise SystemExit(
+                f"--precision fp16 needs a CUDA GPU, and this run is on {device}: "
+                "use bf16 or fp32"
+            )
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(name)
+        self.device_type = device.type
+        self.scaler = torch.amp.GradScaler("cuda") if name == "fp16" else None
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def step(self, loss, optimizer, parameters, clip_norm):
+        """The backward pass (loss-scaled in fp16), clipping if asked, the optimizer step."""
+        if self.scaler is None:
+            loss.backward()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(optimizer)  # clip the true gradients
+        if clip_norm is not None:
+            clip_gradients(parameters, clip_norm)
+        if self.scaler is None:
+            optimizer.step()
+        else:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+
+
+FP32 = Precision()
+'''

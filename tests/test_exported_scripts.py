@@ -330,3 +330,29 @@ def test_scripts_train_on_csv_images_and_idx(tmp_path, kind, framework):
     result = run(tmp_path, [sys.executable, script, "--epochs", "1", "--data", files[kind]])
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(epoch_lines(result.stdout)) == 1
+
+
+def test_pytorch_script_refuses_fp16_without_a_gpu_in_one_line(tmp_path):
+    script = write_script(tmp_path, load_project(IRIS), "pytorch")
+    result = run(tmp_path, [sys.executable, script, "--epochs", "1", "--precision", "fp16"])
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "--precision fp16 needs a CUDA GPU, and this run is on cpu: use bf16 or fp32"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["keras", "pytorch"])
+def test_scripts_write_tensorboard_events_and_train_in_bf16(tmp_path, framework):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    script = write_script(tmp_path, load_project(IRIS), framework)
+    flags = ["--epochs", "2", "--precision", "bf16", "--tensorboard", "tb"]
+    result = run(tmp_path, [sys.executable, script, *flags])
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tags = events.Tags()
+    names = set(tags["scalars"]) | set(tags["tensors"])  # tf.summary writes its scalars as tensors
+    assert {"loss", "val_loss", "accuracy", "val_accuracy", "learning_rate"} <= names
+    assert any(name.startswith("weights/") for name in names | set(tags["histograms"]))

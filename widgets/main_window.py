@@ -140,7 +140,7 @@ class MainWindow(QMainWindow):
         self.warm = WarmWorker(self)  # started by the app once the window shows (start_soon)
         # The code generators load once the canvas has been painted: the window shows first.
         self.code_view = CodeView(self.document, warm=self.warm, generate_now=False)
-        self._first_paint = _AfterFirstPaint(self.view.viewport(), self.code_view.regenerate)
+        _AfterFirstPaint(self.view.viewport(), self.code_view.regenerate)  # a child of the viewport
         self.problems = ProblemsPanel(self.document)
         self.status_summary = StatusSummary(self.document)
         self.find_bar = FindBar(self.document)
