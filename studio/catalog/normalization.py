@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from studio.catalog.base import LayerSpec, ParamCount, Shape, ShapeError, format_shape
+from studio.catalog.base import (
+    FlopCount,
+    LayerSpec,
+    ParamCount,
+    Shape,
+    ShapeError,
+    element_count,
+    format_shape,
+)
 from studio.catalog.params import BoolParam, FloatParam, ParamError
 
 
@@ -77,6 +85,10 @@ class BatchNormalization(LayerSpec):
         channels = _channels(inputs)
         return ParamCount(trainable=_affine_count(params, channels), non_trainable=2 * channels)
 
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # At inference the statistics, gamma and beta fold into one scale and one shift per channel.
+        return FlopCount(elementwise=2 * element_count(output))
+
 
 class LayerNormalization(LayerSpec):
     key = "LayerNormalization"
@@ -97,6 +109,12 @@ class LayerNormalization(LayerSpec):
 
     def count_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
         return ParamCount(trainable=_affine_count(params, _channels(inputs)))
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # Per value: the mean's sum, subtracting it, squaring, the variance's sum, the normalising
+        # multiply (5); then gamma and beta when present.
+        per_value = 5 + int(params["scale"]) + int(params["center"])
+        return FlopCount(elementwise=per_value * element_count(output))
 
 
 SPECS = (BatchNormalization(), LayerNormalization())

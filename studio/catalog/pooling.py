@@ -9,10 +9,11 @@ Global pooling reduces every spatial axis and returns ``(channels,)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from studio.catalog.base import LayerSpec, Shape, expect_rank
+from studio.catalog.base import FlopCount, LayerSpec, Shape, element_count, expect_rank
 from studio.catalog.convolution import window_output_shape
 from studio.catalog.params import ChoiceParam, IntTupleParam, Param
 
@@ -51,6 +52,7 @@ class _Pooling(LayerSpec):
 
     category = "Pooling"
     rank: ClassVar[int]
+    average: ClassVar[bool] = False
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
         shape = expect_rank(inputs, self.rank + 1, "sequence" if self.rank == 1 else "channels-last image")
@@ -58,6 +60,12 @@ class _Pooling(LayerSpec):
         strides = params["strides"] if params["strides"] is not None else pool
         spatial = window_output_shape(shape, pool, strides, params["padding"], window_name="pool_size")
         return (*spatial, shape[-1])
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # A window of k values: k - 1 comparisons, or k - 1 additions and a division.
+        window = math.prod(params["pool_size"])
+        per_output = window if self.average else window - 1
+        return FlopCount(elementwise=element_count(output) * per_output)
 
 
 class MaxPooling1D(_Pooling):
@@ -69,6 +77,7 @@ class MaxPooling1D(_Pooling):
 
 class AveragePooling1D(_Pooling):
     key = "AveragePooling1D"
+    average = True
     doc = "Mean over a window sliding along the steps of a (steps, channels) sequence."
     rank = 1
     params = pooling_params(1, average=True)
@@ -83,6 +92,7 @@ class MaxPooling2D(_Pooling):
 
 class AveragePooling2D(_Pooling):
     key = "AveragePooling2D"
+    average = True
     doc = "Mean over a window sliding over the height and width of an (h, w, c) image."
     rank = 2
     params = pooling_params(2, average=True)
@@ -93,10 +103,16 @@ class _GlobalPooling(LayerSpec):
 
     category = "Pooling"
     rank: ClassVar[int]
+    average: ClassVar[bool] = False
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
         shape = expect_rank(inputs, self.rank + 1, "sequence" if self.rank == 1 else "channels-last image")
         return (shape[-1],)
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        values = element_count(inputs[0][:-1])  # per channel
+        per_channel = values if self.average else values - 1
+        return FlopCount(elementwise=output[0] * per_channel)
 
 
 class GlobalMaxPooling1D(_GlobalPooling):
@@ -107,6 +123,7 @@ class GlobalMaxPooling1D(_GlobalPooling):
 
 class GlobalAveragePooling1D(_GlobalPooling):
     key = "GlobalAveragePooling1D"
+    average = True
     doc = "Mean over all steps of a (steps, channels) sequence, giving (channels,)."
     rank = 1
 
@@ -119,6 +136,7 @@ class GlobalMaxPooling2D(_GlobalPooling):
 
 class GlobalAveragePooling2D(_GlobalPooling):
     key = "GlobalAveragePooling2D"
+    average = True
     doc = "Mean over the height and width of an (h, w, c) image, giving (channels,)."
     rank = 2
 

@@ -11,7 +11,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from studio.catalog.base import LayerSpec, Shape, ShapeError, element_count, expect_rank, format_shape
+from studio.catalog.base import (
+    FlopCount,
+    LayerSpec,
+    Shape,
+    ShapeError,
+    element_count,
+    expect_rank,
+    format_shape,
+)
 from studio.catalog.params import ChoiceParam, FloatParam, IntTupleParam, ParamError
 
 
@@ -104,6 +112,12 @@ class UpSampling2D(LayerSpec):
         size_h, size_w = params["size"]
         return (height * size_h, width * size_w, channels)
 
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # 'nearest' copies; 'bilinear' weighs four neighbours per value (4 multiplies, 3 adds).
+        return FlopCount(
+            elementwise=7 * element_count(output) if params["interpolation"] == "bilinear" else 0
+        )
+
 
 class ZeroPadding2D(LayerSpec):
     key = "ZeroPadding2D"
@@ -164,6 +178,9 @@ class Rescaling(LayerSpec):
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
         return inputs[0]
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        return FlopCount(elementwise=element_count(output) * (2 if params["offset"] else 1))
 
 
 SPECS = (Flatten(), Reshape(), Permute(), UpSampling2D(), ZeroPadding2D(), Cropping2D(), Rescaling())
