@@ -28,12 +28,12 @@ BATCH = 3
 
 def _model_and_inputs(project):
     from codegen import generate
+    from codegen.deploy import example_inputs
     from codegen.runtime import load_module
-    from studio.interop.export import example_inputs
 
     code = generate(project, "pytorch")
     model = load_module(code.source, "flops_model").build_model().eval()
-    _, tensors = example_inputs(project, batch=BATCH)
+    _, tensors = example_inputs(code.plan, batch=BATCH)
     return code.plan, model, tensors
 
 

@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 
 from codegen import GeneratedCode, recipes
+from codegen.deploy import deploy
 from codegen.runtime import load_module
-from codegen.weights import keras_to_torch_state
+from codegen.weights import keras_to_torch_state, load_torch_state
 from studio.datasets import batch_indices
 from studio.training.devices import DeviceError, resolve_device, tensorflow_devices
 from studio.training.engine import Engine
 from studio.training.errors import StopRequested, TrainingError, checkpoint_error, is_pickled
 from studio.training.memory import tensorflow_gpu_peak_mb
-from studio.training.onnx_export import export_onnx, torch_model_with_state
 from studio.training.progress import Progress
 from studio.training.rundir import RunFolder, atomic_target
 
@@ -196,17 +196,16 @@ class KerasEngine(Engine):
         return True
 
     def export_onnx(self) -> None:
-        import torch
-
         plan = self.session.plan
         weights = {
             layer.ident: self.model.get_layer(layer.ident).get_weights()
             for layer in plan.layers
             if not layer.spec.is_source
         }
-        state = keras_to_torch_state(plan, weights)
-        model = torch_model_with_state(self.session.code["pytorch"], state)
-        export_onnx(torch, model, plan, self.folder.onnx)
+        code = self.session.code["pytorch"]
+        model = load_module(code.source, code.filename[:-3]).build_model()
+        load_torch_state(model, keras_to_torch_state(plan, weights))
+        deploy("onnx", plan, model, self.folder.onnx)  # checked under onnxruntime first
 
     def measure_gpu_memory(self) -> float | None:
         return tensorflow_gpu_peak_mb(self.tf, self.device)
