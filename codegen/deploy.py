@@ -17,8 +17,9 @@ savedmodel  Keras     a folder     ``tf.saved_model.load``, the ``serving_defaul
 :func:`deploy` runs the model and the reloaded file on the same random batch (batch 2, seeded)
 and writes the file only when the largest difference is within the format's tolerance. All the
 formats keep float32 weights, so each tolerance is 1e-4: absolute, or relative to the largest
-output where that exceeds 1. The ONNX and pt2 files have a dynamic batch axis; the LiteRT model
-is resized to the batch before it runs. The PyTorch model is exported with gradients enabled:
+output where that exceeds 1. The ONNX, pt2 and SavedModel files have a dynamic batch axis; the
+LiteRT model takes one sample at a time, as a device runs it (and as the converter can lower
+recurrent layers), and is checked sample by sample. The PyTorch model is exported with gradients enabled:
 in no-grad inference, ``nn.MultiheadAttention`` takes a fused fast path
 (``aten::_native_multi_head_attention``) that neither ONNX nor a portable ExportedProgram can
 express; the unfused path computes the same function.
@@ -144,7 +145,7 @@ def deploy(
         expected = _torch_outputs(model(*tensors))
         inputs = tensors
     else:
-        expected = [np.asarray(output) for output in _as_list(model(arrays, training=False))]
+        expected = [np.asarray(output) for output in _as_list(model(_keras_args(arrays), training=False))]
         # Serving signatures name their inputs after the Keras model's Input layers.
         inputs = {tensor.name: array for tensor, array in zip(model.inputs, arrays, strict=True)}
     save, run = _HANDLERS[name]
@@ -226,7 +227,14 @@ def _run_keras(path: Path, inputs, build) -> list[np.ndarray]:
     import keras
 
     loaded = keras.saving.load_model(str(path), safe_mode=True, compile=False)
-    return [np.asarray(output) for output in _as_list(loaded(list(inputs.values()), training=False))]
+    return [
+        np.asarray(output) for output in _as_list(loaded(_keras_args(list(inputs.values())), training=False))
+    ]
+
+
+def _keras_args(arrays: list):
+    """A Keras model's call argument: one array, or the list of them for several inputs."""
+    return arrays[0] if len(arrays) == 1 else arrays
 
 
 def _save_state_dict(model, path: Path, inputs) -> None:
@@ -307,17 +315,27 @@ def _run_pt2(path: Path, inputs, build) -> list[np.ndarray]:
 def _save_litert(model, path: Path, inputs) -> None:
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    path.write_bytes(converter.convert())
+    # A batch of one, as a device runs the model: the converter cannot lower a recurrent layer's
+    # loop over an unknown batch (TensorListReserve needs a static element shape).
+    # Through a SavedModel of that signature, which holds the weights as the converter wants them.
+    specs = [tf.TensorSpec([1, *tensor.shape[1:]], tensor.dtype, name=tensor.name) for tensor in model.inputs]
+    with tempfile.TemporaryDirectory() as folder:
+        saved = Path(folder) / "model"
+        model.export(str(saved), format="tf_saved_model", input_signature=[_keras_args(specs)], verbose=False)
+        path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
 
 
 def _run_litert(path: Path, inputs, build) -> list[np.ndarray]:
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path))
-    runner = interpreter.get_signature_runner()  # resizes its inputs to the batch
+    runner = Interpreter(model_path=str(path)).get_signature_runner()
     _check_signature(set(runner.get_input_details()), inputs)
-    return [np.asarray(value) for value in _as_list(runner(**inputs))]
+    batch = len(next(iter(inputs.values())))
+    samples = [
+        _as_list(runner(**{name: array[index : index + 1] for name, array in inputs.items()}))
+        for index in range(batch)
+    ]
+    return [np.concatenate([np.asarray(sample[i]) for sample in samples]) for i in range(len(samples[0]))]
 
 
 def _save_savedmodel(model, path: Path, inputs) -> None:
