@@ -32,6 +32,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,10 +210,26 @@ def _dynamic_batch(inputs: list):
     return tuple({0: batch} for _ in inputs)
 
 
+# What torch itself warns about while exporting, that says nothing about the user's model: its own
+# pytree code calling a deprecated check, and nn.LSTM's weight list (rebuilt, not trained, in export).
+TORCH_EXPORT_NOISE = (
+    (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
+    (UserWarning, r"The tensor attributes .*_flat_weights.* were assigned during export"),
+)
+
+
+@contextlib.contextmanager
+def _quiet_torch_export() -> Iterator[None]:
+    with warnings.catch_warnings():
+        for category, message in TORCH_EXPORT_NOISE:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        yield
+
+
 def _exported_program(model, inputs: list):
     import torch
 
-    with torch.enable_grad():  # the unfused attention (see the module doc)
+    with torch.enable_grad(), _quiet_torch_export():  # the unfused attention (see the module doc)
         return torch.export.export(model, tuple(inputs), dynamic_shapes=_dynamic_batch(inputs))
 
 
@@ -253,23 +270,23 @@ def _run_state_dict(path: Path, inputs, build) -> list[np.ndarray]:
 
 
 def _save_onnx(model, path: Path, inputs) -> None:
-    import torch
-
-    program = _exported_program(model, inputs)
     import onnxscript.optimizer
     import onnxscript.rewriter
+    import torch
     from onnxscript.rewriter.rules.common import (
         remove_optional_bias_from_conv_rule,
         remove_optional_bias_from_conv_transpose_rule,
     )
 
-    onnx_program = torch.onnx.export(
-        program,
-        opset_version=ONNX_OPSET,
-        optimize=False,
-        verbose=False,
-        custom_translation_table={torch.ops.aten.softplus.default: _onnx_softplus},
-    )
+    program = _exported_program(model, inputs)
+    with _quiet_torch_export():
+        onnx_program = torch.onnx.export(
+            program,
+            opset_version=ONNX_OPSET,
+            optimize=False,
+            verbose=False,
+            custom_translation_table={torch.ops.aten.softplus.default: _onnx_softplus},
+        )
     # Constants folded and the zero biases of bias-free convolutions dropped, but no layers fused: the
     # graph keeps a node (or a few) per layer, named after it, so that it reads, and imports, as the
     # model; onnxruntime fuses (batch norm into convolutions) when it loads the file.
@@ -302,13 +319,16 @@ def _run_onnx(path: Path, inputs, build) -> list[np.ndarray]:
 def _save_pt2(model, path: Path, inputs) -> None:
     import torch
 
-    torch.export.save(_exported_program(model, inputs), str(path))
+    program = _exported_program(model, inputs)
+    with _quiet_torch_export():
+        torch.export.save(program, str(path))
 
 
 def _run_pt2(path: Path, inputs, build) -> list[np.ndarray]:
     import torch
 
-    program = torch.export.load(str(path))
+    with _quiet_torch_export():
+        program = torch.export.load(str(path))
     return _torch_outputs(program.module()(*inputs))
 
 
