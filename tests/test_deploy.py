@@ -120,7 +120,11 @@ def _trained(project, seed: int = 3) -> dict[str, list[np.ndarray]]:
 # ----- one fast check per format --------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", ["keras", "pytorch", "onnx", "pt2", "litert", "savedmodel"])
+@pytest.mark.parametrize(
+    "fmt",
+    # ONNX's first export takes about 5 s (the fast tier exports one in tests/test_training.py).
+    ["keras", "pytorch", pytest.param("onnx", marks=pytest.mark.slow), "pt2", "litert", "savedmodel"],
+)
 def test_each_format_runs_in_its_runtime(fmt, tmp_path, capsys):
     from studio.interop import save_weights, weights_path_for
 
@@ -163,7 +167,14 @@ MIXED = chain(
 
 
 @pytest.mark.parametrize(
-    "project", [*(load_project(EXAMPLES / f"{n}.layers.json") for n in EXAMPLE_NAMES), MIXED]
+    "project",
+    [
+        *(
+            pytest.param(load_project(EXAMPLES / f"{n}.layers.json"), marks=pytest.mark.slow)
+            for n in EXAMPLE_NAMES
+        ),
+        MIXED,
+    ],
 )
 def test_torch_weights_convert_back_to_keras_layout(project):
     from codegen.plan import build_plan
@@ -197,11 +208,11 @@ def test_a_pytorch_run_exports_to_keras_formats(tmp_path, capsys):
     run.mkdir(parents=True)
     state = build_torch_model(project, weights).state_dict()
     torch.save({"model": state, "meta": "{}"}, run / "checkpoint.pt")  # a run stopped before its end
-    out = tmp_path / "seq.tflite"
-    code, stdout, stderr = _export(capsys, str(path), "--format", "litert", "-o", str(out), "--run", str(run))
+    out = tmp_path / "seq.keras"
+    code, stdout, stderr = _export(capsys, str(path), "--format", "keras", "-o", str(out), "--run", str(run))
     assert code == cli.OK, stderr
     assert "the last pytorch checkpoint of the run (it did not finish)" in stderr
-    _check("litert", out, project, weights)
+    _check("keras", out, project, weights)
 
 
 def test_a_keras_run_exports_its_final_weights(tmp_path, capsys):
@@ -212,11 +223,11 @@ def test_a_keras_run_exports_its_final_weights(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     _keras_model(project, weights).save(run / "final.keras")
-    out = tmp_path / "lenet.onnx"
-    code, stdout, stderr = _export(capsys, str(path), "--format", "onnx", "-o", str(out), "--run", str(run))
+    out = tmp_path / "lenet.pt2"
+    code, stdout, stderr = _export(capsys, str(path), "--format", "pt2", "-o", str(out), "--run", str(run))
     assert code == cli.OK, stderr
     assert "the final keras weights of the run" in stderr
-    _check("onnx", out, project, weights)
+    _check("pt2", out, project, weights)
 
 
 # ----- bad input: one line, the right exit code, nothing written ----------------------------

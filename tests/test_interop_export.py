@@ -88,6 +88,7 @@ def test_keras_model_file(tmp_path):
         export_model(project, "keras", weights_path, tmp_path / "model.h5")
 
 
+@pytest.mark.slow  # tests/test_deploy.py checks each format in the fast tier
 @pytest.mark.parametrize("name", ["resnet_digits", "transformer_encoder"])
 def test_exported_program_file(name, tmp_path):
     project, weights_path, inputs, expected = example_with_weights(name, tmp_path)
@@ -99,6 +100,7 @@ def test_exported_program_file(name, tmp_path):
     assert difference(to_keras_layout(output, plan.outputs[0].layout), expected) <= TOLERANCE
 
 
+@pytest.mark.slow  # the fast tier exports ONNX in tests/test_training.py (a run's model.onnx)
 @pytest.mark.parametrize(
     "name", ["resnet_digits", "sequence_classifier", "transformer_encoder", "conv_autoencoder"]
 )
