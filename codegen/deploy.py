@@ -161,14 +161,15 @@ def deploy(
 
 
 def _save_and_check(fmt, save, run, model, path: Path, inputs, expected, build) -> float:
-    with held_native_output() as held:
-        try:
+    held: list[str] = []
+    try:
+        with held_native_output() as held:  # the lines are there once the block has ended
             save(model, path, inputs)
             got = run(path, inputs, build)
-        except DeployError:
-            raise
-        except Exception as error:  # noqa: BLE001 - every exporter has its own errors; one line each
-            raise DeployError(_failure(fmt, error, held)) from None
+    except DeployError:
+        raise
+    except Exception as error:  # noqa: BLE001 - every exporter has its own errors; one line each
+        raise DeployError(_failure(fmt, error, held)) from None
     difference = largest_difference(got, expected)
     if not difference <= fmt.tolerance:  # NaN fails too
         raise DeployError(
