@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from studio.catalog import ParamCount, Shape, ShapeError, format_shape
+from studio.catalog import FlopCount, ParamCount, Shape, ShapeError, format_shape
 from studio.catalog.base import MAX_MODEL_PARAMS, check_param_count, check_size
 from studio.graph import Edge, Graph
 
@@ -40,6 +40,7 @@ class Analysis:
     dtypes: dict[str, str] = field(default_factory=dict)
     params: dict[str, ParamCount] = field(default_factory=dict)
     torch_params: dict[str, ParamCount] = field(default_factory=dict)
+    flops: dict[str, FlopCount] = field(default_factory=dict)  # per sample, see FlopCount
     problems: list[Problem] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     live: set[str] = field(default_factory=set)  # nodes that feed an output
@@ -60,6 +61,14 @@ class Analysis:
     def total_torch_params(self) -> ParamCount:
         return sum(
             (self.torch_params[node_id] for node_id in self.order if node_id in self.live), ParamCount()
+        )
+
+    @property
+    def total_flops(self) -> FlopCount:
+        """The work of one sample's forward pass through the layers that feed an output."""
+        return sum(
+            (self.flops.get(node_id, FlopCount()) for node_id in self.order if node_id in self.live),
+            FlopCount(),
         )
 
     def problems_for(self, node_id: str) -> list[Problem]:
@@ -137,12 +146,14 @@ def _infer_node(graph: Graph, node_id: str, result: Analysis) -> None:
         torch_params = spec.count_torch_params(node.params, input_shapes)
         check_param_count(params)
         check_param_count(torch_params)
+        flops = spec.count_flops(node.params, input_shapes, shape)
     except ShapeError as error:
         result.problems.append(Problem(ERROR, f"{label} {error}", node_id))
         return
     result.shapes[node_id] = tuple(shape)
     result.params[node_id] = params
     result.torch_params[node_id] = torch_params
+    result.flops[node_id] = flops
 
 
 def _input_count_text(minimum: int, maximum: int | None) -> str:

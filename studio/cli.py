@@ -238,6 +238,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from codegen import CodegenError, generate
     from studio.project import write_text_atomic
 
+    misplaced = _misplaced_export_options(args)
+    if misplaced:
+        print(f"error: {misplaced}", file=sys.stderr)
+        return UNREADABLE
+    if args.format is not None:
+        return _export_model_file(args)
     project = _load(args.project)
     if project is None:
         return UNREADABLE
@@ -263,6 +269,80 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"error: cannot write {args.output}: {error.strerror}", file=sys.stderr)
             return UNREADABLE
         print(f"wrote {args.output}", file=sys.stderr)
+    return OK
+
+
+# Deployment formats (codegen.deploy.FORMATS, repeated so that `studio export --help` loads no codegen).
+MODEL_FORMATS = ("keras", "pytorch", "onnx", "pt2", "litert", "savedmodel")
+FORMAT_HELP = (
+    "write the trained model as a file: keras (.keras), pytorch (.pt state_dict), onnx (.onnx, through "
+    "torch.export), pt2 (.pt2, a torch.export ExportedProgram), litert (.tflite), savedmodel (a folder, "
+    "for TF Serving); it is loaded back in its own runtime and compared with the model first"
+)
+
+
+def _misplaced_export_options(args: argparse.Namespace) -> str | None:
+    """One line about options that do not go together, or None."""
+    if (args.format is None) == (args.framework is None):
+        return "export takes --framework (the program's source) or --format (a model file), not both"
+    if args.format is not None:
+        if args.format not in MODEL_FORMATS:
+            return f"--format: unknown format {args.format!r}; expected one of {', '.join(MODEL_FORMATS)}"
+        if not args.output or args.output == "-":
+            return "--format needs -o FILE: the model file to write"
+        if args.weights_out:
+            return "--weights-out goes with --framework (the program and its weights), not --format"
+        if args.run and args.weights:
+            return "--run and --weights both name the weights: give one"
+        if args.format == "keras" and Path(args.output).suffix != ".keras":
+            return (
+                f"--format keras: a Keras model file must end in .keras. Received: {Path(args.output).name}"
+            )
+    elif args.run:
+        return "--run goes with --format: the program (--framework) carries no weights"
+    return None
+
+
+def _export_model_file(args: argparse.Namespace) -> int:
+    """``studio export PROJECT --format F -o FILE [--run RUN_DIR | --weights FILE.npz]``."""
+    project = _load(args.project)
+    if project is None:
+        return UNREADABLE
+    import_quietly("tensorflow", "torch")
+    from studio.interop import InteropError, WeightsError, export_model, load_weights, weights_path_for
+    from studio.interop.export import read_run_weights, seeded_weights
+    from studio.stack import call_with_deep_stack
+
+    try:
+        if args.run:
+            from studio.training import ConfigError
+            from studio.training.rundir import trained_weights
+
+            try:
+                path, what = trained_weights(args.run)
+            except ConfigError as error:
+                print(f"error: --run {error}", file=sys.stderr)
+                return UNREADABLE
+            weights, source = call_with_deep_stack(read_run_weights, project, path), f"{what}, {path}"
+        else:
+            path = Path(args.weights) if args.weights else weights_path_for(args.project)
+            if args.weights or path.exists():
+                weights, source = load_weights(path), f"the weights in {path}"
+            else:
+                weights = call_with_deep_stack(seeded_weights, project, args.seed)
+                source = f"no trained weights: Keras's initialisers, seed {args.seed}"
+        print(f"weights: {source}", file=sys.stderr)
+        report = call_with_deep_stack(export_model, project, args.format, weights, args.output)
+    except WeightsError as error:
+        print(f"error: {args.project}: {error}", file=sys.stderr)
+        return UNREADABLE
+    except InteropError as error:
+        print(f"error: {args.project}: {error}", file=sys.stderr)
+        return PROBLEMS
+    except OSError as error:
+        print(f"error: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
+        return UNREADABLE
+    print(report.text())
     return OK
 
 
@@ -491,17 +571,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(func=cmd_verify)
 
-    export = commands.add_parser("export", help="write the generated Keras or PyTorch program")
+    export = commands.add_parser(
+        "export",
+        help="write the generated program (--framework) or the model as a deployment file (--format)",
+        description=(
+            "--framework writes the generated Keras or PyTorch program. --format writes the model itself, "
+            "with the weights of --run, else --weights, else PROJECT.weights.npz beside the project, else "
+            "a seeded initialisation; the file is loaded back in its own runtime and compared with the "
+            "model on a random batch: the largest difference is printed, and above the tolerance (1e-4; "
+            "stated for each format) nothing is written and the exit code is 1."
+        ),
+        formatter_class=HelpFormatter,
+    )
     export.add_argument("project")
-    export.add_argument("--framework", required=True, choices=FRAMEWORKS)
-    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    what = export.add_argument_group("what to write (one of)")
+    what.add_argument("--framework", choices=FRAMEWORKS, help="write the generated program's source")
+    what.add_argument("--format", metavar="{" + ",".join(MODEL_FORMATS) + "}", help=FORMAT_HELP)
+    export.add_argument(
+        "-o", "--output", help="file to write (default: standard output; --format needs a file)"
+    )
     export.add_argument(
         "--weights-out",
         metavar="FILE",
-        help="also write the weights: a state_dict .pt (pytorch) or a .weights.h5 (keras)",
+        help="with --framework: also write the weights, a state_dict .pt (pytorch) or a .weights.h5 (keras)",
     )
     export.add_argument(
         "--weights", metavar="FILE.npz", help="the project's weights (default: PROJECT.weights.npz beside it)"
+    )
+    export.add_argument(
+        "--run",
+        metavar="RUN_DIR",
+        help="with --format: export the weights this training run saved (final, else its checkpoint)",
+    )
+    export.add_argument(
+        "--seed", type=int, default=0, help="with --format and no weights: seed of the initialisation"
     )
     export.set_defaults(func=cmd_export)
 
@@ -648,6 +751,7 @@ def _schedule_arguments(parser: argparse.ArgumentParser) -> None:
 PATH_ARGUMENTS = (
     "project",
     "output",
+    "run",
     "out",
     "resume",
     "weights",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -119,7 +120,17 @@ def test_summary_of_lenet_is_a_keras_like_table(capsys):
     assert cli.main(["summary", LENET]) == cli.OK
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == 'Model: "LeNet on digits"'
-    assert lines[2].split() == ["Layer", "(type)", "Output", "Shape", "Param", "#", "Connected", "to"]
+    assert lines[2].split() == [
+        "Layer",
+        "(type)",
+        "Output",
+        "Shape",
+        "Param",
+        "#",
+        "FLOPs",
+        "Connected",
+        "to",
+    ]
     rows = {line.split()[0]: line.split() for line in lines[4:13]}
     assert list(rows) == [
         "input",
@@ -132,14 +143,17 @@ def test_summary_of_lenet_is_a_keras_like_table(capsys):
         "dropout",
         "dense_1",
     ]
-    assert rows["conv2d"] == ["conv2d", "(Conv2D)", "(None,", "8,", "8,", "16)", "160", "input"]
-    assert rows["conv2d_1"][-2:] == ["4,640", "max_pooling2d"]
-    assert rows["dense"][-2:] == ["8,256", "flatten"]
-    assert rows["dense_1"][-2:] == ["650", "dropout"]
+    # conv2d: 8 * 8 * 16 outputs of 3 * 3 * 1 MACs (2 FLOPs each), plus the bias and the relu.
+    assert rows["conv2d"] == ["conv2d", "(Conv2D)", "(None,", "8,", "8,", "16)", "160", "20,480", "input"]
+    assert rows["conv2d_1"][-3:] == ["4,640", "148,480", "max_pooling2d"]
+    assert rows["dense"][-3:] == ["8,256", "16,512", "flatten"]
+    assert rows["dense_1"][-3:] == ["650", "1,290", "dropout"]
+    assert lines[-4] == " Total FLOPs: 187,914 per sample (188 KFLOPs; 91,776 MACs, 1 MAC = 2 FLOPs)"
     assert lines[-3:] == [" Total params: 13,706", " Trainable params: 13,706", " Non-trainable params: 0"]
-    # Param # is right-aligned: the counts end in the same column.
-    ends = {line.index(row[-2]) + len(row[-2]) for line, row in zip(lines[4:13], rows.values(), strict=True)}
-    assert len(ends) == 1
+    # Param # and FLOPs are right-aligned: the counts end in the same column.
+    for column in (-3, -2):
+        ends = {[word.end() for word in re.finditer(r"\S+", line)][column] for line in lines[4:13]}
+        assert len(ends) == 1
 
 
 def test_summary_splits_non_trainable_weights(capsys):

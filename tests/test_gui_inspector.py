@@ -147,6 +147,7 @@ def test_info_shows_shape_parameters_and_problems(inspector):
     document, _, widget = inspector
     assert "(None, 6, 6, 32)" in widget._info.text()
     assert "320" in widget._info.text()
+    assert "21,888 FLOPs (10,368 MACs) per sample" in widget._info.text()
     document.graph.disconnect(conv_id(document), 0)
     assert "not connected" in widget._info.text()
 

@@ -54,6 +54,9 @@ def test_status_bar_shows_layers_parameters_and_validity(main_window):
     make_valid(main_window)
     assert summary.layers.text() == "2 layers"
     assert summary.params.text() == "320 parameters"
+    # 64 outputs of 4 MACs (2 FLOPs each) and a bias add each (no activation)
+    assert summary.flops.text() == "576 FLOPs"
+    assert "576 FLOPs (256 MACs) per sample" in summary.flops.toolTip()
     assert summary.validity.text() == "✓ Valid"
 
 

@@ -23,9 +23,7 @@ from codegen.verify import random_inputs  # noqa: E402
 from studio.interop import (  # noqa: E402
     InteropError,
     WeightsError,
-    export_keras_model,
-    export_onnx,
-    export_torchscript,
+    export_model,
     export_weights,
     load_weights,
     save_weights,
@@ -82,32 +80,34 @@ def test_weight_files_for_both_frameworks(name, tmp_path):
 
 def test_keras_model_file(tmp_path):
     project, weights_path, inputs, expected = example_with_weights("resnet_digits", tmp_path)
-    path = export_keras_model(project, weights_path, tmp_path / "model.keras")
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    report = export_model(project, "keras", weights_path, tmp_path / "model.keras")
+    assert report.difference <= TOLERANCE
+    model = keras.saving.load_model(report.path, safe_mode=True, compile=False)
     assert difference(np.asarray(model(inputs[0], training=False)), expected) <= TOLERANCE
     with pytest.raises(InteropError, match=r"\.keras"):
-        export_keras_model(project, weights_path, tmp_path / "model.h5")
+        export_model(project, "keras", weights_path, tmp_path / "model.h5")
 
 
+@pytest.mark.slow  # tests/test_deploy.py checks each format in the fast tier
 @pytest.mark.parametrize("name", ["resnet_digits", "transformer_encoder"])
-def test_torchscript_file(name, tmp_path):
+def test_exported_program_file(name, tmp_path):
     project, weights_path, inputs, expected = example_with_weights(name, tmp_path)
-    path = export_torchscript(project, weights_path, tmp_path / "model.pt")
-    scripted = torch.jit.load(str(path))
+    path = export_model(project, "pt2", weights_path, tmp_path / "model.pt2").path
+    program = torch.export.load(str(path))
     plan = build_plan(project)
-    tensor = torch.from_numpy(to_torch_layout(inputs[0], plan.inputs[0].layout))
-    with torch.no_grad():
-        output = scripted(tensor).numpy()
+    tensor = torch.from_numpy(to_torch_layout(inputs[0], plan.inputs[0].layout))  # batch 3: dynamic
+    output = program.module()(tensor).detach().numpy()
     assert difference(to_keras_layout(output, plan.outputs[0].layout), expected) <= TOLERANCE
 
 
+@pytest.mark.slow  # the fast tier exports ONNX in tests/test_training.py (a run's model.onnx)
 @pytest.mark.parametrize(
     "name", ["resnet_digits", "sequence_classifier", "transformer_encoder", "conv_autoencoder"]
 )
 def test_onnx_file_checked_under_onnxruntime(name, tmp_path):
     project, weights_path, inputs, expected = example_with_weights(name, tmp_path)
     path = tmp_path / "model.onnx"
-    assert export_onnx(project, weights_path, path) <= TOLERANCE
+    assert export_model(project, "onnx", weights_path, path).difference <= TOLERANCE
     plan = build_plan(project)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: to_torch_layout(inputs[0], plan.inputs[0].layout)}

@@ -24,7 +24,7 @@ from studio.analysis import analyze  # noqa: E402
 from studio.interop import (  # noqa: E402
     ModelFileError,
     UnsupportedModelError,
-    export_onnx,
+    export_model,
     import_model,
     save_imported,
     save_weights,
@@ -225,7 +225,7 @@ def test_studio_export_imports_back(example, tmp_path):
     }
     weights_path = save_weights(weights, tmp_path / "example.weights.npz")
     path = tmp_path / f"{example}.onnx"
-    assert export_onnx(project, weights_path, path) <= TOLERANCE
+    assert export_model(project, "onnx", weights_path, path).difference <= TOLERANCE
     rng = np.random.default_rng(3)
     inputs = []
     for info in onnx.load(str(path)).graph.input:

@@ -1,7 +1,7 @@
 """Round trip through ONNX: project -> generated PyTorch -> ONNX -> ONNX importer -> project.
 
 Each project's PyTorch model is exported the way the studio exports a run
-(:func:`studio.training.onnx_export.export_onnx`) and imported again; the
+(:func:`codegen.deploy.deploy`, through torch.export) and imported again; the
 imported layers must be the original ones, kind by kind and parameter by
 parameter, wired alike. The importer adds no layout Permute here.
 
@@ -12,17 +12,17 @@ original before comparing):
 - A fused activation (Conv2D(activation="relu")) is a separate ONNX operator:
   it comes back as its own Activation layer.
 - A convolution whose Keras 'same' padding PyTorch cannot express (strides, or
-  an even kernel) is written with an explicit ``F.pad``: it comes back as
-  ZeroPadding2D + the convolution with 'valid' padding.
+  an even kernel) is written with an explicit ``F.pad``, and torch.export writes
+  PyTorch's own uneven ``padding="same"`` as pads too (one per axis): it comes
+  back as ZeroPadding2D (one per padded axis in the second case) + the
+  convolution with 'valid' padding.
 - Cropping2D is a slice: the exporter slices one axis at a time, so it comes
   back as one Cropping2D per cropped axis. A Conv2DTranspose 'same' with an odd
   crop is likewise a slice of the full output: 'valid' + the Cropping2D layers.
 - Average is written ``(a + b + ...) / n``: Add layers and a Rescaling.
 - Rescaling with both a scale and an offset is ``x * scale + offset``: two
   ONNX operators, two Rescaling layers.
-- torch.onnx folds an inference BatchNormalization into the convolution before
-  it (when the convolution has no activation and no other consumer): the
-  convolution comes back with a bias, the BatchNormalization is gone.
+- BatchNormalization stays (the export folds constants but fuses no layers).
 - Recurrent and attention layers have no ONNX importer (:data:`NOT_IMPORTED`).
 
 Not in the small projects, as they cannot come back: Maximum and Minimum (written
@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 from codegen import generate
+from codegen.deploy import deploy
 from codegen.layers.convolution import layer_pads, padding_steps
 from codegen.plan import build_plan
 from codegen.runtime import load_module
@@ -48,7 +48,6 @@ from studio.catalog import CATALOG
 from studio.interop import UnsupportedModelError
 from studio.interop.onnx_import import import_onnx_file
 from studio.project import Project, load_project
-from studio.training.onnx_export import export_onnx
 from tests.graph_builders import chain, make_project
 
 EXAMPLES = Path(os.path.dirname(__file__)) / ".." / "assets" / "examples"
@@ -57,8 +56,7 @@ EXAMPLES = Path(os.path.dirname(__file__)) / ".." / "assets" / "examples"
 NOT_IMPORTED = {
     "sequence_classifier": "LSTM: the ONNX importer maps no recurrent layer (the exported LSTM op also "
     "builds its initial state from the batch size)",
-    "transformer_encoder": "MultiHeadAttention: the ONNX importer maps no attention (and torch.onnx cannot "
-    "export PyTorch's fused attention under no_grad)",
+    "transformer_encoder": "MultiHeadAttention: the ONNX importer maps no attention",
 }
 
 
@@ -198,9 +196,7 @@ def round_trip(project: Project, tmp_path: Path) -> Project:
     code = generate(project, "pytorch")
     model = load_module(code.source, code.filename[:-3]).build_model()
     path = tmp_path / "model.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        export_onnx(torch, model, code.plan, path)
+    deploy("onnx", code.plan, model, path)
     return import_onnx_file(path).project
 
 
@@ -222,19 +218,11 @@ class Expected:
 def expected_layers(project: Project) -> list[Entry]:
     """The original layers with the module docstring's rules applied."""
     plan = build_plan(project)
-    folded = {  # inference BatchNormalization folded into the convolution before it
-        layer.id
-        for layer in plan.layers
-        if layer.kind == "BatchNormalization"
-        and plan.layer(layer.inputs[0]).kind in ("Conv2D", "DepthwiseConv2D")
-        and plan.layer(layer.inputs[0]).params["activation"] == "linear"
-        and len(plan.consumers(layer.inputs[0])) == 1
-    }
     out = Expected()
     for layer in plan.layers:
         kind, params = layer.kind, layer_params(layer)
         inputs = [out.alias[source] for source in layer.inputs]
-        if kind == "Dropout" or layer.id in folded:
+        if kind == "Dropout":
             out.alias[layer.id] = inputs[0]
             continue
         activation = "linear"
@@ -243,12 +231,15 @@ def expected_layers(project: Project) -> list[Entry]:
         crops = (0, 0, 0, 0)
         if kind in ("Conv2D", "DepthwiseConv2D"):
             pads = layer_pads(layer, params["kernel_size"], params["strides"], params["dilation_rate"])
+            (top, bottom), (left, right) = pads
             if padding_steps(layer, "x", pads)[0]:  # an explicit F.pad
-                (top, bottom), (left, right) = pads
                 inputs = [out.add("ZeroPadding2D", {"padding": (top, bottom, left, right)}, inputs)]
                 params["padding"] = "valid"
-            if any(consumer.id in folded for consumer in plan.consumers(layer.id)):
-                params["use_bias"] = True
+            elif (top, left) != (bottom, right):  # padding="same", uneven: torch.export pads each axis
+                for padding in ((top, bottom, 0, 0), (0, 0, left, right)):
+                    if any(padding):
+                        inputs = [out.add("ZeroPadding2D", {"padding": padding}, inputs)]
+                params["padding"] = "valid"
         elif kind == "Conv2DTranspose" and params["padding"] == "same":
             full = [max(k - s, 0) for k, s in zip(params["kernel_size"], params["strides"], strict=True)]
             if any(crop % 2 for crop in full):

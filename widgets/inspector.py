@@ -27,6 +27,7 @@ from studio.analysis import ERROR
 from studio.catalog import format_shape
 from studio.events import GraphEvent
 from studio.graph import GraphError
+from studio.summary import flops_text
 from widgets import edits
 from widgets.document import Document
 from widgets.icons import category_icon
@@ -247,6 +248,9 @@ class Inspector(QScrollArea):
             lines.append(f"<b>In PyTorch</b>&nbsp; <code>{torch_shape}</code>")
         if count is not None:
             lines.append(f"<b>Parameters</b>&nbsp; {count.total:,} ({count.non_trainable:,} non-trainable)")
+        flops = analysis.flops.get(self.node_id)
+        if flops is not None:
+            lines.append(f"<b>Work</b>&nbsp; {flops_text(flops)}")
         for problem in analysis.problems_for(self.node_id):
             color = theme.error if problem.severity == ERROR else theme.warning
             lines.append(f"<span style='color:{color}'>{_escape(problem.message)}</span>")

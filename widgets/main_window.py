@@ -34,6 +34,7 @@ from widgets.fit_layout import orientation_of
 from widgets.icons import app_icon
 from widgets.inspector import Inspector
 from widgets.menus import build_actions, build_menus, build_toolbar, canvas_context_actions, shortcut_rows
+from widgets.model_export import ModelExporter
 from widgets.model_import import ModelImporter
 from widgets.palette import Palette
 from widgets.problems_panel import ProblemsPanel
@@ -114,6 +115,7 @@ class MainWindow(QMainWindow):
         )
         self.canvas_actions = CanvasActions(self.document, self.scene, self.view, self)
         self.importer = ModelImporter(self)
+        self.exporter = ModelExporter(self)
         self.docks: dict[str, QDockWidget] = {}
         self.compare_dialog = None  # created when first asked for
         self._design_state: bytes | None = None  # the docks as they were before the Training workspace
@@ -267,6 +269,7 @@ class MainWindow(QMainWindow):
         self.training.runStarted.connect(self._update_training_actions)
         self.training.runEnded.connect(self._update_training_actions)
         self.importer.message.connect(self.show_message)
+        self.exporter.message.connect(self.show_message)
         self.code_view.verified.connect(lambda result: self.show_message(f"Verification: {result.verdict}"))
         self._update_problem_title()
         self._update_training_actions()
@@ -463,6 +466,7 @@ class MainWindow(QMainWindow):
         if self.compare_dialog is not None:
             self.compare_dialog.cancel()
         self.importer.process.kill()
+        self.exporter.process.kill()
         self.files.autosaver.stop()
         self.files.autosaver.discard()
         self._save_settings()

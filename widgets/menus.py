@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QMenu, QSizePolicy, QStyle, QToolBar, QToolButton, QWidget
 
 from studio.project import FRAMEWORK_TITLES
+from widgets.model_export import MODEL_FORMATS
 from widgets.node_geometry import LEFT_TO_RIGHT, TOP_TO_BOTTOM
 from widgets.training_panel import explain
 
@@ -98,6 +99,16 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
                 window, "Trained PyTorch Weights (.pt)…", lambda: training.export_weights("pytorch")
             ),
             "export_onnx": _action(window, "Trained Model as ONNX…", lambda: training.export_onnx()),
+            **{
+                f"export_model_{fmt}": _action(
+                    window,
+                    f"{title}…",
+                    lambda fmt=fmt: window.exporter.export(fmt),
+                    tip="Write the model with the selected run's weights (else the project's), checked "
+                    "in its own runtime",
+                )
+                for fmt, (title, _) in MODEL_FORMATS.items()
+            },
             "export_diagram": _action(
                 window,
                 "&Diagram (PNG or SVG)…",
@@ -173,6 +184,9 @@ def build_menus(window: MainWindow, actions: dict[str, QAction]) -> None:
     export.addActions(
         [actions[name] for name in ("export_keras_weights", "export_pytorch_weights", "export_onnx")]
     )
+    models = export.addMenu("&Model File")
+    models.setToolTipsVisible(True)
+    models.addActions([actions[f"export_model_{fmt}"] for fmt in MODEL_FORMATS])
     export.aboutToShow.connect(lambda: _enable_run_exports(window, actions))
     file_menu.addSeparator()
     file_menu.addAction(actions["quit"])
@@ -286,6 +300,8 @@ def _enable_run_exports(window: MainWindow, actions: dict[str, QAction]) -> None
     ):
         reason = "no run yet: train the model first" if record is None else record.unavailable(export)
         explain(actions[name], reason)
+    for fmt in MODEL_FORMATS:
+        explain(actions[f"export_model_{fmt}"], window.exporter.unavailable())
 
 
 def fill_recent_menu(window: MainWindow) -> None:

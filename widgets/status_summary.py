@@ -1,4 +1,4 @@
-"""Permanent status-bar widgets: layer count, parameter count, valid or not."""
+"""Permanent status-bar widgets: layer count, parameter count, FLOPs per sample, valid or not."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
+from studio.summary import flops_text, format_flops
 from widgets.document import Document
 from widgets.text import counted
 from widgets.theme import LIGHT, Theme
@@ -21,12 +22,13 @@ class StatusSummary(QWidget):
         self.theme: Theme = LIGHT
         self.layers = QLabel(objectName="layerCount")
         self.params = QLabel(objectName="paramCount")
+        self.flops = QLabel(objectName="flopCount")
         self.validity = QLabel(objectName="validity")
         self.validity.mousePressEvent = self._on_validity_clicked
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 6, 0)
         layout.setSpacing(16)
-        for label in (self.layers, self.params, self.validity):
+        for label in (self.layers, self.params, self.flops, self.validity):
             layout.addWidget(label)
         document.analysisChanged.connect(self.refresh)
         self.refresh()
@@ -44,6 +46,9 @@ class StatusSummary(QWidget):
         count = len(self.document.graph)
         self.layers.setText(counted(count, "layer"))
         self.params.setText(counted(analysis.total_params.total, "parameter"))
+        flops = analysis.total_flops
+        self.flops.setText(format_flops(flops.flops))
+        self.flops.setToolTip(f"One sample's forward pass: {flops_text(flops)}; 1 MAC = 2 FLOPs")
         errors = len(analysis.errors)
         warnings = len(analysis.problems) - errors
         if errors:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from studio.catalog import attention, convolution, core, merging, normalization, pooling, recurrent, reshaping
 from studio.catalog.base import (
+    FlopCount,
     LayerSpec,
     ParamCount,
     Registry,
@@ -30,6 +31,7 @@ CATALOG = create_registry()
 
 __all__ = [
     "CATALOG",
+    "FlopCount",
     "LayerSpec",
     "ParamCount",
     "ParamError",

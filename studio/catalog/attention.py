@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from studio.catalog.base import (
+    FlopCount,
     LayerSpec,
     ParamCount,
     Shape,
@@ -81,6 +82,19 @@ class MultiHeadAttention(LayerSpec):
         projections = sum(shape[-1] * inner + (inner if bias else 0) for shape in (query, key, value))
         output = inner * query[-1] + (query[-1] if bias else 0)
         return ParamCount(projections + output)
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # The query, key and value projections; each head's scores (q k^T) and weighted sum of the
+        # values; the output projection. Element-wise: the query's 1/sqrt(key_dim) scaling, the
+        # softmax over the scores (3 per score) and the bias adds.
+        query, value, key = self._query_value_key(inputs)
+        heads, inner = params["num_heads"], params["num_heads"] * params["key_dim"]
+        steps, sources = query[0], key[0]
+        projections = (steps * query[-1] + sources * key[-1] + sources * value[-1]) * inner
+        attention = 2 * steps * sources * inner
+        macs = projections + attention + steps * inner * query[-1]
+        biases = (steps + 2 * sources) * inner + steps * query[-1] if params["use_bias"] else 0
+        return FlopCount(macs, steps * inner + 3 * heads * steps * sources + biases)
 
     def _query_value_key(self, inputs: Sequence[Shape]) -> tuple[Shape, Shape, Shape]:
         for name, shape in zip(self.input_names, inputs, strict=False):

@@ -47,6 +47,29 @@ class ParamCount:
         return ParamCount(self.trainable + other.trainable, self.non_trainable + other.non_trainable)
 
 
+@dataclass(frozen=True)
+class FlopCount:
+    """The work of one layer on one sample (the batch multiplies it), from the shape rules.
+
+    ``macs`` are the multiply-accumulates of matrix products and convolutions (dense,
+    convolution, attention and recurrent kernels); ``elementwise`` counts one operation per
+    element for the rest: a bias add, an activation (softmax three: exp, sum, divide), a
+    merge of n inputs (n - 1, plus a divide for Average), normalisation (inference form),
+    a pooling window's comparisons or additions. Copies, lookups and reshapes cost nothing.
+    One MAC is two FLOPs (a multiply and an add), so ``flops = 2 * macs + elementwise``.
+    """
+
+    macs: int = 0
+    elementwise: int = 0
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs + self.elementwise
+
+    def __add__(self, other: FlopCount) -> FlopCount:
+        return FlopCount(self.macs + other.macs, self.elementwise + other.elementwise)
+
+
 def format_shape(shape: Sequence[int] | None) -> str:
     """``(8, 8, 1)`` -> ``"(None, 8, 8, 1)"``: the batch dimension is symbolic."""
     if shape is None:
@@ -155,6 +178,19 @@ def activation_param(default: str = "linear") -> ChoiceParam:
     )
 
 
+def activation_flops(activation: str, elements: int) -> int:
+    """Element-wise operations of an activation over ``elements`` values (see FlopCount)."""
+    if activation == "linear":
+        return 0
+    return 3 * elements if activation == "softmax" else elements
+
+
+def affine_flops(params: Mapping[str, Any], output: Shape) -> int:
+    """The bias add and the fused activation of a Dense or convolution layer's output."""
+    elements = element_count(output)
+    return (elements if params["use_bias"] else 0) + activation_flops(params["activation"], elements)
+
+
 def use_bias_param() -> BoolParam:
     return BoolParam("use_bias", True, "Whether the layer adds a learned bias.")
 
@@ -162,7 +198,7 @@ def use_bias_param() -> BoolParam:
 class LayerSpec:
     """One layer kind. Subclasses set the class attributes and the two rules.
 
-    ``output_shape`` and ``count_params`` are pure: they take the layer's
+    ``output_shape``, ``count_params`` and ``count_flops`` are pure: they take the layer's
     validated parameters and its input shapes (channels-last, without the
     batch dimension) and return a value, or raise :class:`ShapeError`.
     """
@@ -238,6 +274,10 @@ class LayerSpec:
         (the second RNN bias of torch); such kinds override this and explain why.
         """
         return self.count_params(params, inputs)
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        """The work of one sample's forward pass (see FlopCount). Default: none (data movement)."""
+        return FlopCount()
 
     def summary(self) -> str:
         """The doc and the defaults, for tooltips and `--help`."""

@@ -19,13 +19,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from studio.catalog.base import (
+    FlopCount,
     LayerSpec,
     ParamCount,
     Shape,
     ShapeError,
     activation_param,
+    affine_flops,
     check_size,
     conv_output_length,
+    element_count,
     expect_rank,
     format_shape,
     use_bias_param,
@@ -190,6 +193,11 @@ class _GroupedConv(_SlidingConv):
         channels, filters = inputs[0][-1] // params["groups"], params["filters"]
         return ParamCount(window * channels * filters + (filters if params["use_bias"] else 0))
 
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # One output value reads the window over its group's channels.
+        taps = math.prod(as_tuple(params["kernel_size"], self.rank)) * (inputs[0][-1] // params["groups"])
+        return FlopCount(element_count(output) * taps, affine_flops(params, output))
+
 
 class Conv1D(_GroupedConv):
     key = "Conv1D"
@@ -269,6 +277,13 @@ class Conv2DTranspose(LayerSpec):
         bias = filters if params["use_bias"] else 0
         return ParamCount(kernel_h * kernel_w * filters * channels + bias)
 
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # Each input pixel scatters its channels through the whole kernel into every filter; the
+        # cropping of 'same' discards some of that work, which is done all the same.
+        pixels = element_count(inputs[0][:-1])
+        per_pixel = math.prod(params["kernel_size"]) * inputs[0][-1] * params["filters"]
+        return FlopCount(pixels * per_pixel, affine_flops(params, output))
+
 
 class DepthwiseConv2D(_SlidingConv):
     key = "DepthwiseConv2D"
@@ -291,6 +306,11 @@ class DepthwiseConv2D(_SlidingConv):
         (kernel_h, kernel_w), channels = params["kernel_size"], inputs[0][-1]
         outputs = channels * params["depth_multiplier"]
         return ParamCount(kernel_h * kernel_w * outputs + (outputs if params["use_bias"] else 0))
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # One output value reads one input channel through the kernel.
+        taps = math.prod(params["kernel_size"])
+        return FlopCount(element_count(output) * taps, affine_flops(params, output))
 
 
 class SeparableConv2D(_SlidingConv):
@@ -316,6 +336,12 @@ class SeparableConv2D(_SlidingConv):
         depthwise = kernel_h * kernel_w * channels * params["depth_multiplier"]
         pointwise = channels * params["depth_multiplier"] * filters
         return ParamCount(depthwise + pointwise + (filters if params["use_bias"] else 0))
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        pixels = element_count(output[:-1])
+        depthwise = inputs[0][-1] * params["depth_multiplier"]  # channels between the two steps
+        taps = math.prod(params["kernel_size"])
+        return FlopCount(pixels * depthwise * (taps + params["filters"]), affine_flops(params, output))
 
 
 SPECS = (Conv1D(), Conv2D(), Conv2DTranspose(), DepthwiseConv2D(), SeparableConv2D())

@@ -7,11 +7,15 @@ from typing import Any
 
 from studio.catalog.base import (
     ACTIVATIONS,
+    FlopCount,
     LayerSpec,
     ParamCount,
     Shape,
     ShapeError,
+    activation_flops,
     activation_param,
+    affine_flops,
+    element_count,
     format_shape,
     use_bias_param,
 )
@@ -63,6 +67,9 @@ class Dense(LayerSpec):
         units = params["units"]
         return ParamCount(features * units + (units if params["use_bias"] else 0))
 
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        return FlopCount(element_count(output) * inputs[0][-1], affine_flops(params, output))
+
 
 class Activation(LayerSpec):
     key = "Activation"
@@ -91,6 +98,9 @@ class Activation(LayerSpec):
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
         return inputs[0]
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        return FlopCount(elementwise=activation_flops(params["activation"], element_count(output)))
 
 
 class PReLU(LayerSpec):

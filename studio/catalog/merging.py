@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from studio.catalog.base import LayerSpec, Shape, ShapeError, format_shape
+from studio.catalog.base import FlopCount, LayerSpec, Shape, ShapeError, element_count, format_shape
 from studio.catalog.params import IntParam, ParamError
 
 
@@ -45,6 +45,9 @@ def broadcast_shapes(inputs: Sequence[Shape]) -> Shape:
         result = tuple(max(a, b) if 1 in (a, b) else a for a, b in zip(left, right, strict=True))
     return result
 
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        return FlopCount(elementwise=(len(inputs) - 1) * element_count(output))
+
 
 class Add(_ElementwiseMerge):
     key = "Add"
@@ -65,6 +68,9 @@ class Multiply(_ElementwiseMerge):
 class Average(_ElementwiseMerge):
     key = "Average"
     doc = "Averages its inputs element-wise."
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        return FlopCount(elementwise=len(inputs) * element_count(output))  # the sum, then a division
 
 
 class Maximum(_ElementwiseMerge):

@@ -7,7 +7,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from studio.catalog.base import LayerSpec, ParamCount, Shape, ShapeError, format_shape
+from studio.catalog.base import (
+    FlopCount,
+    LayerSpec,
+    ParamCount,
+    Shape,
+    ShapeError,
+    element_count,
+    format_shape,
+)
 from studio.catalog.params import BoolParam, FloatParam, IntParam, IntTupleParam, ParamError
 
 
@@ -82,6 +90,10 @@ class BatchNormalization(LayerSpec):
         count = self.count_params(params, inputs)
         return count + ParamCount(non_trainable=_frozen_affine(params, _channels(inputs)))
 
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # At inference the statistics, gamma and beta fold into one scale and one shift per channel.
+        return FlopCount(elementwise=2 * element_count(output))
+
 
 class LayerNormalization(LayerSpec):
     key = "LayerNormalization"
@@ -101,6 +113,12 @@ class LayerNormalization(LayerSpec):
         # torch's LayerNorm has a bias only with a weight: center without scale keeps the weight frozen at 1.
         frozen = channels if params["center"] and not params["scale"] else 0
         return ParamCount(trainable=_affine_count(params, channels), non_trainable=frozen)
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # Per value: the mean's sum, subtracting it, squaring, the variance's sum, the normalising
+        # multiply (5); then gamma and beta when present.
+        per_value = 5 + int(params["scale"]) + int(params["center"])
+        return FlopCount(elementwise=per_value * element_count(output))
 
 
 class GroupNormalization(LayerSpec):
@@ -132,6 +150,11 @@ class GroupNormalization(LayerSpec):
     def count_torch_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
         channels = _channels(inputs)
         return ParamCount(_affine_count(params, channels), _frozen_affine(params, channels))
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # As LayerNormalization, per group: the statistics and normalising (5), then gamma and beta.
+        per_value = 5 + int(params["scale"]) + int(params["center"])
+        return FlopCount(elementwise=per_value * element_count(output))
 
 
 class Affine(LayerSpec):
@@ -174,6 +197,10 @@ class Affine(LayerSpec):
         total = (int(params["scale"]) + int(params["offset"])) * math.prod(params["shape"])
         return ParamCount(total) if params["trainable"] else ParamCount(non_trainable=total)
 
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        per_value = int(params["scale"]) + int(params["offset"])  # a multiply (or divide), an add
+        return FlopCount(elementwise=per_value * element_count(output))
+
 
 class Normalization(LayerSpec):
     key = "Normalization"
@@ -194,6 +221,9 @@ class Normalization(LayerSpec):
 
     def count_torch_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
         return ParamCount(non_trainable=2 * _channels(inputs))  # no sample count in PyTorch
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        return FlopCount(elementwise=2 * element_count(output))  # subtract the mean, divide
 
 
 class RMSNormalization(LayerSpec):
@@ -220,6 +250,10 @@ class RMSNormalization(LayerSpec):
 
     def count_params(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> ParamCount:
         return ParamCount(trainable=_channels(inputs))
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # Per value: square, the mean's sum, the normalising multiply and the scale.
+        return FlopCount(elementwise=4 * element_count(output))
 
 
 SPECS = (

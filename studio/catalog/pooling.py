@@ -13,10 +13,19 @@ or (``out > n``) repeat input cells.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from studio.catalog.base import LayerSpec, Shape, ShapeError, check_size, expect_rank
+from studio.catalog.base import (
+    FlopCount,
+    LayerSpec,
+    Shape,
+    ShapeError,
+    check_size,
+    element_count,
+    expect_rank,
+)
 from studio.catalog.convolution import window_output_shape
 from studio.catalog.params import BoolParam, ChoiceParam, IntTupleParam, Param
 
@@ -55,6 +64,7 @@ class _Pooling(LayerSpec):
 
     category = "Pooling"
     rank: ClassVar[int]
+    average: ClassVar[bool] = False
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
         shape = expect_rank(inputs, self.rank + 1, "sequence" if self.rank == 1 else "channels-last image")
@@ -62,6 +72,12 @@ class _Pooling(LayerSpec):
         strides = params["strides"] if params["strides"] is not None else pool
         spatial = window_output_shape(shape, pool, strides, params["padding"], window_name="pool_size")
         return (*spatial, shape[-1])
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # A window of k values: k - 1 comparisons, or k - 1 additions and a division.
+        window = math.prod(params["pool_size"])
+        per_output = window if self.average else window - 1
+        return FlopCount(elementwise=element_count(output) * per_output)
 
 
 class MaxPooling1D(_Pooling):
@@ -73,6 +89,7 @@ class MaxPooling1D(_Pooling):
 
 class AveragePooling1D(_Pooling):
     key = "AveragePooling1D"
+    average = True
     doc = "Mean over a window sliding along the steps of a (steps, channels) sequence."
     rank = 1
     params = pooling_params(1, average=True)
@@ -87,6 +104,7 @@ class MaxPooling2D(_Pooling):
 
 class AveragePooling2D(_Pooling):
     key = "AveragePooling2D"
+    average = True
     doc = "Mean over a window sliding over the height and width of an (h, w, c) image."
     rank = 2
     params = pooling_params(2, average=True)
@@ -105,12 +123,18 @@ class _GlobalPooling(LayerSpec):
             "(PyTorch's keepdim=True, AdaptiveAvgPool2d(1)).",
         ),
     )
+    average: ClassVar[bool] = False
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
         shape = expect_rank(inputs, self.rank + 1, "sequence" if self.rank == 1 else "channels-last image")
         if params.get("keepdims"):
             return (*(1,) * self.rank, shape[-1])
         return (shape[-1],)
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        values = element_count(inputs[0][:-1])  # per channel
+        per_channel = values if self.average else values - 1
+        return FlopCount(elementwise=output[-1] * per_channel)
 
 
 class GlobalMaxPooling1D(_GlobalPooling):
@@ -121,6 +145,7 @@ class GlobalMaxPooling1D(_GlobalPooling):
 
 class GlobalAveragePooling1D(_GlobalPooling):
     key = "GlobalAveragePooling1D"
+    average = True
     doc = "Mean over all steps of a (steps, channels) sequence, giving (channels,)."
     rank = 1
 
@@ -133,6 +158,7 @@ class GlobalMaxPooling2D(_GlobalPooling):
 
 class GlobalAveragePooling2D(_GlobalPooling):
     key = "GlobalAveragePooling2D"
+    average = True
     doc = "Mean over the height and width of an (h, w, c) image, giving (channels,)."
     rank = 2
 
@@ -157,6 +183,15 @@ class _AdaptivePooling(LayerSpec):
         result = (*size, shape[-1])
         check_size(result)
         return result
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # PyTorch's windows: output i of an axis of n spans floor(i*n/out) to ceil((i+1)*n/out).
+        taps = 1
+        for n, out in zip(inputs[0][:-1], output[:-1], strict=True):
+            taps *= sum(-(-(i + 1) * n // out) - i * n // out for i in range(out))
+        outputs = element_count(output[:-1])
+        per_channel = taps if not self.is_max else taps - outputs  # sums and divisions, or comparisons
+        return FlopCount(elementwise=output[-1] * per_channel)
 
 
 def _output_size_param(rank: int) -> IntTupleParam:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from studio.catalog.base import LayerSpec, ParamCount, Shape, expect_rank
+from studio.catalog.base import FlopCount, LayerSpec, ParamCount, Shape, expect_rank
 from studio.catalog.params import BoolParam, ChoiceParam, IntParam
 
 
@@ -64,6 +64,8 @@ class _Recurrent(LayerSpec):
     # keeps bias_hh at zero and frozen, so that training moves one bias, as in Keras: it counts
     # as non-trainable there.
     keras_biases: ClassVar[int] = 1
+    # Element-wise operations per unit that combine the gates into the new state (see count_flops).
+    state_update: ClassVar[int] = 0
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
         steps, _ = expect_rank(inputs, 2, "sequence (steps, features)")
@@ -83,6 +85,16 @@ class _Recurrent(LayerSpec):
         units = params["units"]
         per_direction = self.gates * units * (features + units + biases)
         return ParamCount(per_direction * self._directions(params))
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # Per step and direction: x W and h U for every gate block (MACs); per gate value, the sum
+        # of the two products, the bias adds and the gate's activation; then the state update.
+        steps, features = inputs[0]
+        units, gates = params["units"], self.gates
+        macs = gates * units * (features + units)
+        elementwise = gates * units * (2 + self.keras_biases) + units * self.state_update
+        runs = steps * self._directions(params)
+        return FlopCount(runs * macs, runs * elementwise)
 
     @staticmethod
     def _directions(params: Mapping[str, Any]) -> int:
@@ -111,6 +123,7 @@ class LSTM(_Recurrent):
     doc = "Long short-term memory with gates i, f, c, o in the same order in both frameworks."
     params = (units_param(), return_sequences_param(), bidirectional_param())
     gates = 4
+    state_update = 5  # c = f * c + i * g; h = o * tanh(c)
 
 
 class GRU(_Recurrent):
@@ -122,6 +135,7 @@ class GRU(_Recurrent):
     params = (units_param(), return_sequences_param(), bidirectional_param())
     gates = 3
     keras_biases = 2
+    state_update = 5  # the reset gate's product; h = z * h + (1 - z) * n
 
 
 SPECS = (Embedding(), SimpleRNN(), LSTM(), GRU())

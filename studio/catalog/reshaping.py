@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from studio.catalog.base import (
+    FlopCount,
     LayerSpec,
     ParamCount,
     Shape,
@@ -113,6 +114,12 @@ class UpSampling2D(LayerSpec):
         size_h, size_w = params["size"]
         return (height * size_h, width * size_w, channels)
 
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        # 'nearest' copies; 'bilinear' weighs four neighbours per value (4 multiplies, 3 adds).
+        return FlopCount(
+            elementwise=7 * element_count(output) if params["interpolation"] == "bilinear" else 0
+        )
+
 
 class ZeroPadding2D(LayerSpec):
     key = "ZeroPadding2D"
@@ -173,6 +180,9 @@ class Rescaling(LayerSpec):
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
         return inputs[0]
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        return FlopCount(elementwise=element_count(output) * (2 if params["offset"] else 1))
 
 
 class ZeroPadding1D(LayerSpec):

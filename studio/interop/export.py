@@ -1,17 +1,21 @@
-"""Export a project *with its weights*: framework weight files and trained-model formats.
+"""Export a project *with its weights*: framework weight files and the deployment formats.
 
 Every model here is built from the generated program (``codegen.generate``
-then ``codegen.verify.load_module``), the very code the user exports, and
-its weights come from the project's weights file (Keras layout, see
-:mod:`studio.interop.weights_file`):
+then ``codegen.runtime.load_module``), the very code the user exports, and
+its weights are Keras-layout arrays by layer name (see
+:mod:`studio.interop.weights_file`), from one of:
+
+- the project's weights file, or any ``.npz`` of that layout;
+- a run's weights (:func:`read_run_weights`): a ``.keras`` model or a Keras
+  checkpoint (``checkpoint.npz``), a PyTorch ``state_dict`` or checkpoint
+  (``.pt``, converted back to Keras layout by :func:`codegen.weights.torch_to_keras_weights`);
+- a seeded initialisation (:func:`seeded_weights`): Keras's initialisers.
 
 - :func:`export_weights`: ``"pytorch"`` writes a ``state_dict`` (``.pt``) for
   ``build_model()`` + ``model.load_state_dict(torch.load(path, weights_only=True))``;
   ``"keras"`` writes ``*.weights.h5`` for ``build_model()`` + ``model.load_weights(path)``.
-- :func:`export_keras_model`: a whole ``.keras`` model (``model.save``).
-- :func:`export_torchscript`: ``torch.jit.trace`` of the PyTorch model, ``torch.jit.save``.
-- :func:`export_onnx`: ``torch.onnx.export(dynamo=False)`` of the PyTorch model, then
-  checked under onnxruntime against the PyTorch outputs.
+- :func:`export_model`: every deployment format of :mod:`codegen.deploy` (keras, pytorch,
+  onnx, pt2, litert, savedmodel), each loaded back in its runtime and compared first.
 
 Each file is written atomically: to a temporary file beside it, then renamed.
 """
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.files import staged_output
+from studio.files import MODEL_LIMIT, check_regular_file, limit, staged_output
 from studio.interop.errors import InteropError, WeightsError
 from studio.interop.frameworks import import_keras, import_torch
 from studio.interop.weights_file import load_weights, write_atomic
@@ -145,116 +149,130 @@ def _save_via_temp(out_path: Path, suffix: str, save) -> None:
         save(str(temp))
 
 
-# ----- trained-model formats ------------------------------------------------------------
+# ----- where the weights come from -------------------------------------------------------
 
 
-def export_keras_model(project: Project, weights: WeightsSource, out_path: str | os.PathLike) -> Path:
-    """A complete ``.keras`` model (architecture and weights), loadable with ``keras.saving.load_model``."""
-    out_path = Path(out_path)
-    if out_path.suffix != ".keras":
-        raise InteropError(f"a Keras model file must end in .keras. Received: {out_path.name}")
-    model = build_keras_model(project, weights)
-    _save_via_temp(out_path, ".keras", model.save)
-    return out_path
+def seeded_weights(project: Project, seed: int = 0) -> dict[str, list[np.ndarray]]:
+    """Keras's own initialisation of the generated model, seeded: weights by layer name."""
+    from codegen.runtime import load_module
+
+    keras = import_keras()
+    code = _generate(project, "keras")
+    keras.utils.set_random_seed(seed)
+    model = load_module(code.source, code.filename[:-3]).build_model()
+    return _keras_layer_weights(code.plan, model)
 
 
-def example_inputs(project: Project, batch: int = 2, seed: int = 0) -> tuple[list[np.ndarray], list]:
-    """A random batch for the project: (Keras-layout arrays, PyTorch tensors)."""
-    from codegen.plan import build_plan
-    from codegen.runtime import to_torch_layout
-    from codegen.verify import random_inputs
+def _keras_layer_weights(plan, model) -> dict[str, list[np.ndarray]]:
+    result = {}
+    for layer in plan.layers:
+        if not layer.spec.is_source:
+            arrays = model.get_layer(layer.ident).get_weights()
+            if arrays:
+                result[layer.node.name] = [np.asarray(array) for array in arrays]
+    return result
+
+
+def read_run_weights(project: Project, path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
+    """The weights a training run saved, by layer name in Keras layout: ``final.keras`` (or any
+    ``.keras``), a Keras ``checkpoint.npz``, a PyTorch ``.pt`` state_dict or ``checkpoint.pt``.
+    Raises WeightsError when the file cannot be read or does not fit the project."""
+    path = Path(path)
+    try:
+        check_regular_file(path, limit(MODEL_LIMIT))
+    except OSError as error:
+        raise WeightsError(f"cannot read the weights {path}: {error.strerror or error}") from None
+    if path.suffix == ".pt":
+        return _torch_run_weights(project, path)
+    from codegen.runtime import load_module
+
+    import_keras()
+    code = _generate(project, "keras")
+    model = load_module(code.source, code.filename[:-3]).build_model()
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:  # a Keras run's resume checkpoint
+                count = len(model.get_weights())
+                model.set_weights([data[f"weight_{index}"] for index in range(count)])
+        else:
+            model.load_weights(str(path))
+    except Exception as error:  # noqa: BLE001 - Keras and h5py raise many kinds for a bad file
+        raise WeightsError(f"the weights {path} do not fit the project: {_first_line(error)}") from None
+    return _keras_layer_weights(code.plan, model)
+
+
+def _torch_run_weights(project: Project, path: Path) -> dict[str, list[np.ndarray]]:
+    from codegen.runtime import load_module
+    from codegen.weights import torch_to_keras_weights
 
     torch = import_torch()
-    plan = build_plan(project)
-    arrays = random_inputs(plan, batch, np.random.default_rng(seed))
-    tensors = [
-        torch.from_numpy(to_torch_layout(array, layer.layout))
-        for array, layer in zip(arrays, plan.inputs, strict=True)
-    ]
-    return arrays, tensors
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - torch raises many kinds for a bad or pickled file
+        raise WeightsError(
+            f"cannot read the PyTorch weights {path}: not a state_dict of plain tensors (nothing is unpickled)"
+        ) from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]  # a resume checkpoint: the model's state beside the optimizer's
+    code = _generate(project, "pytorch")
+    model = load_module(code.source, code.filename[:-3]).build_model()
+    try:
+        model.load_state_dict(state, strict=True)  # checks every key and shape
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise WeightsError(f"the weights {path} do not fit the project: {_first_line(error)}") from None
+    numpy_state = {key: value.detach().numpy() for key, value in model.state_dict().items()}
+    shapes = _keras_weight_shapes(project)
+    try:
+        by_ident = torch_to_keras_weights(code.plan, numpy_state, shapes)
+    except ValueError as error:
+        raise WeightsError(f"the weights {path}: {error}") from None
+    return {layer.node.name: by_ident[layer.ident] for layer in code.plan.layers if layer.ident in by_ident}
 
 
-def export_torchscript(project: Project, weights: WeightsSource, out_path: str | os.PathLike) -> Path:
-    """TorchScript (``torch.jit.trace`` of the generated model), loadable with ``torch.jit.load``."""
-    torch = import_torch()
-    out_path = Path(out_path)
-    model = build_torch_model(project, weights)
-    _, tensors = example_inputs(project)
-    # Traced with gradients enabled: in no-grad inference mode, PyTorch's attention takes a fused
-    # fast path whose traced form the ONNX exporter cannot convert.
-    # torch's own trace check runs without gradients, where attention takes the fast path and
-    # the graphs differ by design; the outputs are compared here instead.
-    traced = torch.jit.trace(model, tuple(tensors), check_trace=False)
-    difference = _largest_difference(_as_arrays(traced(*tensors)), _as_arrays(model(*tensors)))
-    if difference > TOLERANCE:
-        raise InteropError(f"the traced TorchScript model differs from the PyTorch model by {difference:.3g}")
-    write_atomic(out_path, lambda handle: torch.jit.save(traced, handle))
-    return out_path
+def _keras_weight_shapes(project: Project) -> dict[str, list[tuple]]:
+    from codegen.runtime import load_module
+
+    import_keras()
+    code = _generate(project, "keras")
+    model = load_module(code.source, code.filename[:-3]).build_model()
+    return {
+        layer.ident: [tuple(weight.shape) for weight in model.get_layer(layer.ident).weights]
+        for layer in code.plan.layers
+        if not layer.spec.is_source
+    }
 
 
-def _as_arrays(outputs) -> list[np.ndarray]:
-    items = outputs if isinstance(outputs, (tuple, list)) else [outputs]
-    return [item.detach().numpy() for item in items]
+def _first_line(error: BaseException) -> str:
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
-def _largest_difference(got: list[np.ndarray], want: list[np.ndarray]) -> float:
-    """The largest absolute difference, relative to the largest output when that exceeds 1."""
-    worst = 0.0
-    for a, b in zip(got, want, strict=True):
-        if b.size:
-            scale = max(1.0, float(np.max(np.abs(b))))
-            worst = max(worst, float(np.max(np.abs(a - b))) / scale)
-    return worst
+# ----- deployment formats -----------------------------------------------------------------
 
 
-def export_onnx(
-    project: Project, weights: WeightsSource, out_path: str | os.PathLike, opset: int = 17
-) -> float:
-    """ONNX from the PyTorch model; returns the largest difference to PyTorch under onnxruntime.
+def export_model(project: Project, fmt: str, weights: WeightsSource, out_path: str | os.PathLike):
+    """Write the model with ``weights`` in the deployment format ``fmt`` (see codegen.deploy), after
+    loading the file back in its runtime and comparing it with the model; a DeployReport.
 
-    Raises InteropError when onnxruntime's outputs differ from PyTorch's by more
-    than 1e-4 (absolute, or relative to the largest output).
+    Raises InteropError (the format or the check failed), WeightsError, or OSError.
     """
-    torch = import_torch()
-    from codegen.plan import build_plan
+    from codegen.deploy import FORMATS, DeployError, deploy
+    from codegen.runtime import load_module
 
-    out_path = Path(out_path)
-    plan = build_plan(project)
-    model = build_torch_model(project, weights)
-    _, tensors = example_inputs(project)
-    input_names = [layer.ident for layer in plan.inputs]
-    output_names = [f"{layer.ident}_output" for layer in plan.outputs]
-    dynamic = {name: {0: "batch"} for name in input_names + output_names}
-
-    def save(path: str) -> None:
-        # Gradients stay enabled: see export_torchscript (attention's fused fast path).
-        torch.onnx.export(
-            model,
-            tuple(tensors),
-            path,
-            dynamo=False,
-            input_names=input_names,
-            output_names=output_names,
-            dynamic_axes=dynamic,
-            opset_version=opset,
-        )
-
-    with staged_output(out_path, ".onnx") as temp:  # checked before it replaces anything
-        temp.unlink()
-        save(str(temp))
-        expected = _as_arrays(model(*tensors))
-        difference = _onnxruntime_difference(temp, input_names, tensors, expected)
-        if difference > TOLERANCE:
-            raise InteropError(
-                f"the ONNX export differs from the PyTorch model under onnxruntime by {difference:.3g}; "
-                "not written"
-            )
-    return difference
-
-
-def _onnxruntime_difference(path: Path, names: list[str], tensors: list, expected: list[np.ndarray]) -> float:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {name: tensor.numpy() for name, tensor in zip(names, tensors, strict=True)}
-    return _largest_difference(session.run(None, feeds), expected)
+    if fmt not in FORMATS:
+        raise InteropError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt == "keras" and Path(out_path).suffix != ".keras":  # Keras loads nothing else as a model
+        raise InteropError(f"a Keras model file must end in .keras. Received: {Path(out_path).name}")
+    framework = FORMATS[fmt].framework
+    code = _generate(project, framework)
+    if framework == "keras":
+        model = build_keras_model(project, weights)
+        build = None
+    else:
+        model = build_torch_model(project, weights)
+        module = load_module(code.source, code.filename[:-3])
+        build = module.build_model
+    try:
+        return deploy(fmt, code.plan, model, out_path, build=build)
+    except DeployError as error:
+        raise InteropError(str(error)) from None

@@ -16,6 +16,7 @@ Keras layout (Dense rows after a channels-first flatten are reordered).
 
 from __future__ import annotations
 
+import ast
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,9 @@ FUNCTIONAL_OPS = frozenset(
 
 def layer_name(node, index: int) -> str:
     """``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``: the exporter's module path, readable."""
+    scoped = _torch_export_name(node)
+    if scoped:
+        return scoped
     parts = [part for part in (node.name or "").split("/") if part]
     op = node.op_type
     if parts and (parts[-1] == op or parts[-1].startswith(op + "_")):
@@ -123,6 +127,29 @@ def layer_name(node, index: int) -> str:
     following = [*parts[1:], ""] if parts else []  # an unnamed node has no parts
     kept = [part for part, after in zip(parts, following, strict=True) if not after.startswith(part + ".")]
     return ".".join(kept) or f"{op.lower()}_{index}"
+
+
+NAME_SCOPES = "pkg.torch.onnx.name_scopes"
+
+
+def _torch_export_name(node) -> str | None:
+    """The layer name that torch's dynamo exporter records in a node's metadata: its scopes are the
+    module path, then the operator (``['', 'conv2d', 'convolution']`` -> ``conv2d``; a function
+    called in forward, ``['', 'add_3']``, keeps its own name)."""
+    for prop in node.metadata_props:
+        if prop.key != NAME_SCOPES or len(prop.value) > 10_000:
+            continue
+        try:
+            scopes = ast.literal_eval(prop.value)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return None
+        if not isinstance(scopes, list) or not all(isinstance(scope, str) for scope in scopes):
+            return None
+        scopes = [scope for scope in scopes if scope]
+        if len(scopes) > 1 and node.op_type in FUNCTIONAL_OPS:
+            return f"{scopes[-2]}.{scopes[-1]}"
+        return scopes[-2] if len(scopes) > 1 else (scopes[0] if scopes else None)
+    return None
 
 
 class _Converter(SourceWalker):
@@ -498,6 +525,8 @@ def _fold_constant_of_shape(self: _Converter, node, inputs):
 
 
 def _fold_reshape(self: _Converter, node, inputs):
+    if _is_one_dim(inputs[0]):  # the batch size as a scalar or a 1-vector (torch.export's sym_size)
+        return inputs[0]
     data = np.asarray(inputs[0])
     dims = [int(dim) for dim in _as_list(inputs[1])]
     if not int(self.attrs(node).get("allowzero", 0)):
@@ -530,7 +559,13 @@ def _fold_transpose(self: _Converter, node, inputs):
     return data.transpose(list(perm) if perm is not None else None)
 
 
+def _is_one_dim(value) -> bool:
+    return isinstance(value, ShapeValue) and len(value.dims) == 1
+
+
 def _fold_squeeze(self: _Converter, node, inputs):
+    if _is_one_dim(inputs[0]):
+        return inputs[0]
     data = np.asarray(inputs[0])
     axes = self.attrs(node).get("axes")
     if axes is None and len(inputs) > 1 and inputs[1] is not None:

@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 
 from codegen import GeneratedCode, recipes
+from codegen.deploy import deploy
 from codegen.runtime import load_module
-from codegen.weights import keras_to_torch_state
+from codegen.weights import keras_to_torch_state, load_torch_state
 from studio.datasets import batch_indices
 from studio.training.devices import DeviceError, resolve_device, tensorflow_devices
 from studio.training.engine import Engine
 from studio.training.errors import StopRequested, TrainingError, checkpoint_error, is_pickled
 from studio.training.memory import tensorflow_gpu_peak_mb
-from studio.training.onnx_export import export_onnx, torch_model_with_state
 from studio.training.progress import Progress
 from studio.training.rundir import RunFolder, atomic_target
 from studio.training.tensorboard import TensorFlowEventLog
@@ -248,10 +248,10 @@ class KerasEngine(Engine):
         return np.asarray(scores, dtype=np.float32)
 
     def export_onnx(self) -> None:
-        import torch
-
-        model = torch_model_with_state(self.session.code["pytorch"], self.weight_state())
-        export_onnx(torch, model, self.session.plan, self.folder.onnx)
+        code = self.session.code["pytorch"]
+        model = load_module(code.source, code.filename[:-3]).build_model()
+        load_torch_state(model, self.weight_state())
+        deploy("onnx", self.session.plan, model, self.folder.onnx)  # checked under onnxruntime first
 
     def measure_gpu_memory(self) -> float | None:
         return tensorflow_gpu_peak_mb(self.tf, self.device)

@@ -198,3 +198,29 @@ def atomic_target(path: Path) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
+
+
+def trained_weights(path: str | os.PathLike) -> tuple[Path, str]:
+    """(the weights file, what it is) of the run folder ``path``: the final weights of a finished
+    run, else the resume checkpoint of one that was stopped. ConfigError when there are none."""
+    folder = RunFolder(path)
+    if not folder.path.is_dir():
+        problem = "no such folder" if not folder.path.exists() else "not a folder"
+        raise ConfigError(
+            f"{folder.path}: {problem}; --run takes a run folder (runs/<project>-<framework>-<time>)"
+        )
+    frameworks = list(WEIGHT_SUFFIX)
+    try:
+        frameworks.sort(key=lambda name: name != folder.read_config().framework)
+    except (OSError, ValueError, ConfigError):
+        pass  # no readable config.json: whichever weights the folder holds
+    for framework in frameworks:
+        final = folder.weights("final", framework)
+        if final.is_file():
+            return final, f"the final {framework} weights of the run"
+    for framework in frameworks:
+        checkpoint = folder.checkpoint(framework)
+        if checkpoint.is_file():
+            return checkpoint, f"the last {framework} checkpoint of the run (it did not finish)"
+    expected = ", ".join([*(f"final{suffix}" for suffix in WEIGHT_SUFFIX.values()), *CHECKPOINTS.values()])
+    raise ConfigError(f"{folder.path} holds no trained weights ({expected})")

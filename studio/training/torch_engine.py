@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from codegen import recipes
+from codegen.deploy import deploy
 from codegen.plan import CF
 from codegen.runtime import load_module, to_torch_layout
 from codegen.weights import torch_counts
@@ -30,7 +31,6 @@ from studio.training.engine import Engine
 from studio.training.errors import TrainingError, checkpoint_error, is_pickled
 from studio.training.initial import keras_initial_state
 from studio.training.memory import torch_gpu_peak_mb
-from studio.training.onnx_export import export_onnx
 from studio.training.progress import EpochVerdict, Progress
 from studio.training.rundir import RunFolder, atomic_target
 from studio.training.tensorboard import TorchEventLog
@@ -308,7 +308,8 @@ class TorchEngine(Engine):
         return True
 
     def export_onnx(self) -> None:
-        export_onnx(self.torch, self.model, self.session.plan, self.folder.onnx)
+        deploy("onnx", self.session.plan, self.model, self.folder.onnx)  # checked under onnxruntime first
+        self.model.to(self.device)
 
     def measure_gpu_memory(self) -> float | None:
         return torch_gpu_peak_mb(self.torch, self.device)
