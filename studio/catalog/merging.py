@@ -24,6 +24,9 @@ class _ElementwiseMerge(LayerSpec):
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
         return broadcast_shapes(inputs)
 
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        return FlopCount(elementwise=(len(inputs) - 1) * element_count(output))
+
 
 def broadcast_shapes(inputs: Sequence[Shape]) -> Shape:
     """The shape every input broadcasts to (batch excluded), or a ShapeError naming the input."""
@@ -44,9 +47,6 @@ def broadcast_shapes(inputs: Sequence[Shape]) -> Shape:
                 )
         result = tuple(max(a, b) if 1 in (a, b) else a for a, b in zip(left, right, strict=True))
     return result
-
-    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
-        return FlopCount(elementwise=(len(inputs) - 1) * element_count(output))
 
 
 class Add(_ElementwiseMerge):
