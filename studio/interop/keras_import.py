@@ -64,10 +64,16 @@ def import_keras_file(path: str | Path, with_weights: bool = True, name: str | N
     if path.suffix.lower() == ".json":
         document = _read_json_config(path)
         return import_keras_config(document, None, source=path.name, name=name)
-    model = load_keras_model(path)
-    document = {"class_name": _model_class(model), "config": _model_config(model, path)}
+    return import_keras_model(load_keras_model(path), source=path.name, with_weights=with_weights, name=name)
+
+
+def import_keras_model(
+    model, source: str = "the model", with_weights: bool = True, name: str | None = None
+) -> ImportedModel:
+    """Import a ``keras.Model`` already built (loaded from a file, or made by a library)."""
+    document = {"class_name": _model_class(model), "config": _model_config(model, source)}
     weights = _layer_weights(model) if with_weights else None
-    imported = import_keras_config(document, weights, source=path.name, name=name)
+    imported = import_keras_config(document, weights, source=source, name=name)
     imported.source_parameters = int(model.count_params())
     return imported
 
@@ -227,13 +233,13 @@ def _model_class(model) -> str:
     return name if name in MODEL_CLASSES else "Subclassed"
 
 
-def _model_config(model, path: Path) -> dict:
+def _model_config(model, source: str) -> dict:
     try:
         return model.get_config()
     except Exception as error:
         raise UnsupportedModelError(
             [UnsupportedLayer(model.name, type(model).__name__, f"its config cannot be read ({error})")],
-            path.name,
+            source,
         ) from None
 
 

@@ -17,9 +17,11 @@ them; the project's Input is channels-last).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
+import io
 import os
 import re
 import sys
@@ -257,7 +259,7 @@ class _Converter(SourceWalker):
                 examples.append(torch.randn((BATCH, *shape)))
         try:
             with torch.no_grad():
-                ShapeProp(self.traced).propagate(*examples)
+                _propagate(ShapeProp, self.traced, examples)
         except Exception as error:
             shapes = ", ".join(str(shape) for shape in self.input_shapes)
             raise InteropError(
@@ -423,3 +425,19 @@ class _Converter(SourceWalker):
         return bool(users) and all(
             user.op == "call_module" and isinstance(self.module(user), nn.Linear) for user in users
         )
+
+
+def _propagate(shape_prop, traced, examples) -> None:
+    """Record every node's shape: on fake tensors (shapes only, no arithmetic: a ResNet-50 at
+    224 x 224 takes a fraction of a second instead of seconds), or, for a model that fake tensors
+    cannot run, on the real ones."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    try:
+        mode = FakeTensorMode(allow_non_fake_inputs=True)  # the parameters are not copied, only described
+        fakes = [mode.from_tensor(example) for example in examples]
+        propagation = shape_prop(traced)  # made outside the mode, or it copies the whole model to fake
+        with mode, contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints a failure's traceback
+            propagation.propagate(*fakes)
+    except Exception:  # noqa: BLE001 - the real run below reports what is wrong
+        shape_prop(traced).propagate(*examples)
