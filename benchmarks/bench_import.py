@@ -4,7 +4,8 @@
 
 Targets (issue 13): at most 10 s, and a peak resident memory at most 3x the
 bytes of the model's weights (float32), for torchvision's ResNet-50 through
-torch.fx and keras.applications' ResNet50 from a ``.keras`` file. Each case
+torch.fx and keras.applications' ResNet50 from a ``.keras`` file (and, for reference, the same
+torchvision model exported to ONNX and imported from the ``.onnx`` file). Each case
 runs in a fresh child process: the model is built first (not measured), then
 the import alone is timed, and its peak resident memory above the process's
 resident memory before it is read from ``/proc`` (``VmHWM`` after a reset
@@ -31,7 +32,9 @@ SECONDS_TARGET, MEMORY_TARGET = 10.0, 3.0
 CASES = {
     "torchvision/resnet50 (torch.fx)": "torch",
     "keras.applications ResNet50 (.keras file)": "keras",
+    "torchvision/resnet50 (torch.onnx.export, .onnx file)": "onnx",
 }
+MEASURES = {"torch": "measure_torch", "keras": "measure_keras", "onnx": "measure_onnx"}
 
 
 def measure_torch() -> dict:
@@ -57,6 +60,26 @@ def measure_keras() -> dict:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "resnet50.keras"
         model.save(path)
+        del model
+        return _figures(lambda: import_model(path), weights)
+
+
+def measure_onnx() -> dict:
+    import warnings
+
+    import torch
+
+    from studio.interop import import_model
+    from studio.interop.zoo import build_model, find_model
+
+    torch.manual_seed(0)
+    model = build_model(find_model("torchvision/resnet50"))
+    weights = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "resnet50.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), str(path), dynamo=False)
         del model
         return _figures(lambda: import_model(path), weights)
 
@@ -105,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", choices=sorted(set(CASES.values())), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(measure_torch() if args.child == "torch" else measure_keras()))
+        print(json.dumps(globals()[MEASURES[args.child]]()))
         return 0
     rows = []
     for label, kind in CASES.items():

@@ -103,8 +103,10 @@ def test_a_zoo_model_imports_from_the_command_line_and_reproduces(tmp_path, caps
 
 @pytest.mark.slow
 def test_keras_applications_and_keras_hub_build_at_the_zoo_input(tmp_path):
-    imported = zoo.import_zoo_model("keras/MobileNetV3Small", with_weights=False, input_shape=(32, 32, 3))
-    assert imported.project.graph.find("input_layer").params["shape"] == (32, 32, 3)
+    imported = zoo.import_zoo_model("keras/VGG16", with_weights=False, input_shape=(32, 32, 3))
+    (source,) = [node for node in imported.project.graph.nodes if node.kind == "Input"]
+    assert source.params["shape"] == (32, 32, 3) and imported.weights is None
+    assert imported.source_parameters == imported.imported_parameters > 30_000_000  # 1x1x512 flattened
     backbone = zoo.build_model(zoo.find_model("keras-hub/resnet_18"), input_shape=(64, 64, 3))
     assert tuple(backbone.input_shape) == (None, 64, 64, 3) and backbone.count_params() > 11_000_000
 
