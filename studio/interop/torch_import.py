@@ -427,14 +427,24 @@ class _Converter(SourceWalker):
         )
 
 
+FAKE_SHAPES_FROM = 1_000_000  # parameters: from here, shapes are found on fake tensors
+
+
 def _propagate(shape_prop, traced, examples) -> None:
-    """Record every node's shape: on fake tensors (shapes only, no arithmetic: a ResNet-50 at
-    224 x 224 takes a fraction of a second instead of seconds), or, for a model that fake tensors
-    cannot run, on the real ones."""
+    """Record every node's shape by running the model on ``examples``.
+
+    A large model runs on fake tensors (shapes only, no arithmetic, the parameters described,
+    not copied): a ResNet-50 at 224 x 224 takes 0.6 s of CPU instead of 2.7 s, and no memory for
+    activations. Fake tensors cost about 0.85 s of CPU to load once per process, more than a
+    small model's real run; a model that fake tensors cannot run falls back to the real run.
+    """
+    if sum(parameter.numel() for parameter in traced.parameters()) < FAKE_SHAPES_FROM:
+        shape_prop(traced).propagate(*examples)
+        return
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     try:
-        mode = FakeTensorMode(allow_non_fake_inputs=True)  # the parameters are not copied, only described
+        mode = FakeTensorMode(allow_non_fake_inputs=True)
         fakes = [mode.from_tensor(example) for example in examples]
         propagation = shape_prop(traced)  # made outside the mode, or it copies the whole model to fake
         with mode, contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints a failure's traceback
