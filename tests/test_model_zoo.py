@@ -167,3 +167,19 @@ def test_new_from_the_model_zoo_opens_the_imported_project(main_window, qtbot, m
     qtbot.waitUntil(lambda: window.document.path == output, timeout=240_000)
     assert sum(node.kind == "Conv2D" for node in window.document.graph.nodes) == 26
     assert output.with_name("squeezenet1_1.weights.npz").exists()
+
+
+@pytest.mark.slow
+def test_timm_builds_in_a_fresh_process_through_the_torchvision_shim():
+    if not zoo.installed("timm"):
+        pytest.skip("timm is not installed")
+    code = (
+        "from studio.interop.zoo import build_model, find_model\n"
+        "model = build_model(find_model('timm/resnet18'), num_classes=3)\n"
+        "print(type(model).__name__, model.fc.out_features)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["ResNet", "3"]

@@ -246,7 +246,8 @@ def build_model(
             builder = getattr(import_torchvision().models, model.builder)
             return builder(weights="DEFAULT" if pretrained else None, **options).eval()
         if model.library == "timm":
-            import_torch()
+            if installed("torchvision"):
+                import_torchvision()  # timm imports torchvision when it is there: through the shim
             timm = importlib.import_module("timm")
             return timm.create_model(model.builder, pretrained=pretrained, **options).eval()
         if model.library == "keras":
