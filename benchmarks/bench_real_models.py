@@ -486,12 +486,16 @@ def _figure(value: float | None, digits: int = 1) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def render(results: list[Result], seconds: float) -> str:
-    """The markdown section: a summary line per route, the table, and every blocker list in full."""
+def render(results: list[Result], seconds: float, how: str = "") -> str:
+    """The markdown section: a summary line per route, the table, and every blocker list in full.
+
+    ``how``: how the results were gathered, when not by one run of this command.
+    """
     routes = [route for routes in ROUTES.values() for route in routes]
     lines = [MARK.format("start"), "## Real models cross over", ""]
     lines.append(
-        f"`python -m benchmarks real-models` — {len(results)} model/route pairs in {seconds:.0f} s. "
+        f"`python -m benchmarks real-models` — {len(results)} model/route pairs in {seconds:.0f} s"
+        f"{f' ({how})' if how else ''}; {time.strftime('%Y-%m-%d', time.gmtime())}. "
         "Random weights, randomised BatchNorm statistics, eval mode, a random batch of 2; "
         f"reproduces means max abs difference ≤ {TOLERANCE:g} (relative once outputs exceed 1). "
         "Import: the importer alone (seconds, peak resident memory above the process's before it)."
@@ -614,7 +618,12 @@ def main(argv: list[str] | None = None) -> int:
                         saved.write(json.dumps(asdict(result)) + "\n")
                 results.append(result)
         seconds = time.perf_counter() - began
-    section = render(results, seconds)
+    how = (
+        f"the routes' times summed over the runs saved in {len(args.from_json)} file(s)"
+        if args.from_json
+        else ""
+    )
+    section = render(results, seconds, how)
     print(section)
     if args.out:
         replace_section(args.out, section)
