@@ -153,7 +153,7 @@ class Result:
     import_seconds: float | None = None
     import_peak_mib: float | None = None  # peak resident memory during the import, above the start
     seconds: float | None = None  # the whole route: export (ONNX), import, build, run, compare
-    blockers: list[tuple[str, int, list[str]]] = field(default_factory=list)  # kind, count, names
+    blockers: list[tuple] = field(default_factory=list)  # (kind, count, names, reason), from group_blockers
 
     @property
     def verdict(self) -> str:
@@ -262,12 +262,15 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"[:240]
 
 
-def group_blockers(error) -> list[tuple[str, int, list[str]]]:
-    """The importer's blockers grouped by source kind, in the order found: (kind, count, names)."""
+def group_blockers(error) -> list[tuple[str, int, list[str], str]]:
+    """The importer's blockers grouped by source kind, in the order found: (kind, count, names,
+    the first one's reason)."""
     names: dict[str, list[str]] = {}
+    reasons: dict[str, str] = {}
     for problem in error.problems:
         names.setdefault(problem.source_kind, []).append(problem.name)
-    return [(kind, len(found), found) for kind, found in names.items()]
+        reasons.setdefault(problem.source_kind, problem.reason)
+    return [(kind, len(found), found, reasons[kind]) for kind, found in names.items()]
 
 
 def _blocked(result: Result, error) -> Result:
@@ -524,15 +527,18 @@ def render(results: list[Result], seconds: float, how: str = "") -> str:
     lines.append(table(headers, rows, "lllrrrr"))
     blocked = [result for result in results if result.blockers]
     if blocked:
-        lines += ["", "Blockers in full (kind ×count: nodes):", ""]
+        lines += ["", "Blockers in full (kind ×count: nodes — the first one's reason):", ""]
         for result in blocked:
-            groups = "; ".join(
-                f"{kind} ×{count}: {', '.join(names[:4])}{', …' if len(names) > 4 else ''}"
-                for kind, count, names in result.blockers
-            )
+            groups = "; ".join(_blocker_text(*blocker) for blocker in result.blockers)
             lines.append(f"- `{result.model}` ({result.route}): {groups}")
     lines.append(MARK.format("end"))
     return "\n".join(lines)
+
+
+def _blocker_text(kind: str, count: int, names: list[str], reason: str = "") -> str:
+    shown = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
+    because = f" — {reason[:160]}{'…' if len(reason) > 160 else ''}" if reason else ""
+    return f"{kind} ×{count}: {shown}{because}".replace("|", "\\|")
 
 
 def replace_section(path: Path, section: str) -> None:
