@@ -170,7 +170,8 @@ class ZooDialog(QDialog):
             item = self.list.item(row)
             hidden = not all(word in item.text().lower() for word in words)
             item.setHidden(hidden)
-            first = first or (None if hidden else item)
+            if first is None and not hidden:
+                first = item
         current = self.list.currentItem()
         if current is None or current.isHidden():
             self.list.setCurrentItem(first)
