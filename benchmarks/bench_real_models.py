@@ -1,6 +1,8 @@
 """Real models cross over: import today's architectures and run them in the other framework.
 
     python -m benchmarks real-models [--only resnet18,keras/VGG16] [--timeout 420] [--out PATH] [--readme]
+    python -m benchmarks real-models --only keras/ --json keras.jsonl     # runs side by side, each saved,
+    python -m benchmarks real-models --from-json keras.jsonl torch.jsonl  # then one report from them
 
 For each model of :data:`CASES` (every torchvision classification family at
 its smallest variant, every keras.applications model, a few timm models and
