@@ -65,6 +65,7 @@ BENCHMARKS = (
     Benchmark(
         "cli", "benchmarks.bench_cli", "CLI: `studio --help` and each command's help, in fresh processes"
     ),
+    Benchmark("import", "benchmarks.bench_import", "Importing a 25M-parameter model: time and peak memory"),
 )
 DEFAULT_OUT = REPO / "benchmarks" / "results.md"
 ERROR_TAIL_LINES = 40

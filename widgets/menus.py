@@ -92,6 +92,13 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
                 "Ctrl+I",
                 "Turn a Keras, ONNX or PyTorch model into a project",
             ),
+            "new_from_zoo": _action(
+                window,
+                "New from Model &Zoo…",
+                lambda: window.importer.import_zoo(),
+                None,
+                "Start from a torchvision, timm, keras.applications or keras-hub architecture",
+            ),
             "export_keras_weights": _action(
                 window, "Trained Keras Model (.keras)…", lambda: training.export_weights("keras")
             ),
@@ -170,7 +177,7 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
 def build_menus(window: MainWindow, actions: dict[str, QAction]) -> None:
     bar = window.menuBar()
     file_menu = bar.addMenu("&File")
-    file_menu.addActions([actions["new"], actions["open"]])
+    file_menu.addActions([actions["new"], actions["new_from_zoo"], actions["open"]])
     window.recent_menu = file_menu.addMenu("Open &Recent")
     window.recent_menu.aboutToShow.connect(lambda: fill_recent_menu(window))
     file_menu.addSeparator()

@@ -1,10 +1,11 @@
-"""File → Import Model…: Keras, ONNX or PyTorch models become projects, in a child process.
+"""File → Import Model… and File → New from Model Zoo…: models become projects, in a child process.
 
 Importing loads TensorFlow or torch, so ``studio import MODEL -o PROJECT
 --weights`` runs in a QProcess and the window opens the new project when it
 is done. A PyTorch model is a Python file that the import executes: the user
 names the class, gives the input shape and confirms that the file may run
-(``--allow-code``) first.
+(``--allow-code``) first. A zoo model (``studio import zoo:NAME``) is picked
+from a searchable list of the architectures whose library is installed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QMessageBox,
     QProgressDialog,
     QStyle,
@@ -118,6 +121,72 @@ class PythonModelDialog(QDialog):
         return self.entry.text().strip(), shape
 
 
+class ZooDialog(QDialog):
+    """A searchable list of the model zoo's architectures, and whether to load pretrained weights."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        from studio.interop.zoo import available_models
+
+        super().__init__(parent)
+        self.setObjectName("zooDialog")
+        self.setWindowTitle("New from Model Zoo")
+        self.search = QLineEdit(objectName="zooSearch")
+        self.search.setPlaceholderText("Search, e.g. resnet, keras/, vit")
+        self.search.setClearButtonEnabled(True)
+        self.list = QListWidget(objectName="zooList")
+        for model in available_models():
+            shape = "×".join(map(str, model.input_shape))
+            item = QListWidgetItem(f"{model.name}    ({model.framework}, input {shape})")
+            item.setData(Qt.ItemDataRole.UserRole, model.name)
+            self.list.addItem(item)
+        note = QLabel(
+            "Built by its own library (torchvision, timm, keras.applications, keras-hub) with random weights, "
+            "then imported as an editable project."
+        )
+        note.setWordWrap(True)
+        self.pretrained = QCheckBox(
+            "Pretrained weights (downloaded by the library; needs a network connection)",
+            objectName="pretrainedCheck",
+        )
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Import")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        top = QVBoxLayout(self)
+        for widget in (note, self.search, self.list, self.pretrained, self.buttons):
+            top.addWidget(widget)
+        self.search.textChanged.connect(self._filter)
+        self.list.currentItemChanged.connect(self._update)
+        self.list.itemDoubleClicked.connect(self.accept)
+        self._update()
+        self.resize(520, 480)
+
+    def _filter(self, text: str) -> None:
+        words = text.lower().split()
+        first = None
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            hidden = not all(word in item.text().lower() for word in words)
+            item.setHidden(hidden)
+            if first is None and not hidden:
+                first = item
+        current = self.list.currentItem()
+        if current is None or current.isHidden():
+            self.list.setCurrentItem(first)
+        self._update()
+
+    def _update(self) -> None:
+        current = self.list.currentItem()
+        ok = current is not None and not current.isHidden()
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
+
+    def selected(self) -> str | None:
+        current = self.list.currentItem()
+        return None if current is None or current.isHidden() else current.data(Qt.ItemDataRole.UserRole)
+
+
 class ModelImporter(QObject):
     """Asks for the model and where to save the project, runs the import, opens the result."""
 
@@ -169,13 +238,42 @@ class ModelImporter(QObject):
             )
             if not output:
                 return False
+        self._start(arguments, output, path.name)
+        return True
+
+    def import_zoo(
+        self, name: str | None = None, output: str | None = None, pretrained: bool = False
+    ) -> bool:
+        """File → New from Model Zoo…: pick an architecture (unless named), import it; True if started."""
+        if self.is_running or not self.window.files.maybe_save():
+            return False
+        if name is None:
+            dialog = ZooDialog(self.window)
+            accepted = dialog.exec() == QDialog.DialogCode.Accepted
+            name, pretrained = (
+                (dialog.selected(), dialog.pretrained.isChecked()) if accepted else (None, False)
+            )
+            dialog.deleteLater()
+            if name is None:
+                return False
+        stem = re.sub(r"\W+", "_", name.rpartition("/")[2])
+        if output is None:
+            suggestion = self.window.files._folder() / f"{stem}{EXTENSION}"
+            output, _ = QFileDialog.getSaveFileName(
+                self.window, "Save the model as", str(suggestion), f"Layer Studio project (*{EXTENSION})"
+            )
+            if not output:
+                return False
+        self._start([f"zoo:{name}", *(["--pretrained"] if pretrained else [])], output, name)
+        return True
+
+    def _start(self, arguments: list[str], output: str, label: str) -> None:
         if not output.endswith(EXTENSION):
             output = output.removesuffix(".json") + EXTENSION
         self._output = Path(output)
         self.process.start(["-m", "studio", "import", *arguments, "-o", output, "--weights", "--force"])
-        self._show_progress(path.name)
-        self.message.emit(f"Importing {path.name}…")
-        return True
+        self._show_progress(label)
+        self.message.emit(f"Importing {label}…")
 
     def _show_progress(self, name: str) -> None:
         if not self.interactive:

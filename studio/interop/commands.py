@@ -3,6 +3,8 @@
     studio import resnet.keras [-o resnet.layers.json] [--weights]
     studio import net.onnx --weights
     studio import model.py:ResNet18 --input-shape 3,224,224 --allow-code [--state-dict w.pt] --weights
+    studio import zoo:                     # list the model zoo (studio.interop.zoo)
+    studio import zoo:torchvision/resnet18 [--pretrained] --weights
 
 Exit codes: 0 imported; 1 the model uses layers the catalog cannot express
 (every one is listed); 2 the file is unreadable, or a Python file was not
@@ -13,12 +15,14 @@ the whole import succeeds.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from studio.catalog.params import MAX_INT, MAX_RANK
 
 OK, UNSUPPORTED, UNREADABLE = 0, 1, 2
+ZOO_PREFIX = "zoo:"  # studio.interop.zoo.PREFIX, without importing it for `studio --help`
 
 __all__ = ["add_import_parser", "cmd_import", "export_weights_command", "parse_import_args"]
 
@@ -49,7 +53,9 @@ def add_import_parser(subparsers) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "model", help="model.keras, model.h5, model.json, model.onnx, or model.py:ClassOrFunction"
+        "model",
+        help="model.keras, model.h5, model.json, model.onnx, model.py:ClassOrFunction, or zoo:LIBRARY/NAME "
+        "(zoo: alone lists the model zoo)",
     )
     parser.add_argument(
         "-o", "--output", help="project file to write (default: the model's name + .layers.json, beside it)"
@@ -78,6 +84,12 @@ def add_import_parser(subparsers) -> argparse.ArgumentParser:
         metavar="FILE.pt",
         help="weights to load first, read with torch.load(weights_only=True)",
     )
+    zoo_group = parser.add_argument_group("Model zoo (zoo:NAME; --input-shape overrides its input)")
+    zoo_group.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="load the library's pretrained weights (downloaded on first use) instead of random ones",
+    )
     parser.set_defaults(func=cmd_import)
     return parser
 
@@ -96,6 +108,8 @@ def default_output(model: str) -> Path:
     if target is not None:
         path, entry = target
         return path.with_name(f"{entry}.layers.json")
+    if model.startswith(ZOO_PREFIX):
+        return Path(re.sub(r"\W+", "_", model.rpartition("/")[2]) + ".layers.json")
     path = Path(model)
     return path.with_name(path.stem + ".layers.json")
 
@@ -111,6 +125,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         split_python_target,
     )
 
+    zoo_name = args.model.removeprefix(ZOO_PREFIX) if args.model.startswith(ZOO_PREFIX) else None
+    if zoo_name is not None and (not zoo_name or zoo_name.endswith("/")):
+        return list_zoo(zoo_name.rstrip("/"))
     output = Path(args.output) if args.output else default_output(args.model)
     if output.exists() and not args.force:
         print(
@@ -123,15 +140,20 @@ def cmd_import(args: argparse.Namespace) -> int:
         print("note: --allow-code and --state-dict apply to PyTorch models only", file=sys.stderr)
     if args.input_shape and Path(args.model).suffix.lower() == ".onnx":
         print("note: --input-shape applies to PyTorch and Keras models only", file=sys.stderr)
+    if args.pretrained and zoo_name is None:
+        print("note: --pretrained applies to zoo: models only", file=sys.stderr)
     try:
-        imported = import_model(
-            args.model,
-            with_weights=args.weights,
-            name=args.name,
-            input_shapes=args.input_shape,
-            allow_code=args.allow_code,
-            state_dict=args.state_dict,
-        )
+        if zoo_name is not None:
+            imported = _import_zoo(zoo_name, args)
+        else:
+            imported = import_model(
+                args.model,
+                with_weights=args.weights,
+                name=args.name,
+                input_shapes=args.input_shape,
+                allow_code=args.allow_code,
+                state_dict=args.state_dict,
+            )
     except UnsupportedModelError as error:
         print(f"error: {error}", file=sys.stderr)
         print("nothing was written", file=sys.stderr)
@@ -148,6 +170,45 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"error: cannot write {output}: {error.strerror or error}", file=sys.stderr)
         return UNREADABLE
     _report(imported, project_path, weights_path)
+    return OK
+
+
+def _import_zoo(name: str, args: argparse.Namespace):
+    from studio.interop import InteropError
+    from studio.interop.zoo import import_zoo_model
+
+    if args.input_shape and len(args.input_shape) > 1:
+        raise InteropError("a zoo model takes one input: give --input-shape once")
+    return import_zoo_model(
+        name,
+        pretrained=args.pretrained,
+        with_weights=args.weights,
+        input_shape=args.input_shape[0] if args.input_shape else None,
+        project_name=args.name,
+    )
+
+
+def list_zoo(library: str = "") -> int:
+    """``studio import zoo:`` (or ``zoo:LIBRARY/``): the zoo's names, by library, and what each needs."""
+    from studio.interop.zoo import PACKAGES, ZOO, installed
+
+    if library and library not in PACKAGES:
+        print(
+            f"error: the model zoo has no library {library[:40]!r}; it has {', '.join(PACKAGES)}",
+            file=sys.stderr,
+        )
+        return UNREADABLE
+    for name in [library] if library else PACKAGES:
+        models = [model for model in ZOO if model.library == name]
+        if not installed(name):
+            print(f"# {name}: not installed ({len(models)} models once it is: pip install {name})")
+            continue
+        extra = " (and any other name timm.create_model knows)" if name == "timm" else ""
+        print(
+            f"# {name}: {len(models)} models{extra}; input {'C,H,W' if name in ('torchvision', 'timm') else 'H,W,C'}"
+        )
+        for model in models:
+            print(f"zoo:{model.name}  {','.join(map(str, model.input_shape))}")
     return OK
 
 

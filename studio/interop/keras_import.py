@@ -82,9 +82,22 @@ def import_keras_file(
         document = _read_json_config(path)
         return import_keras_config(document, None, source=path.name, name=name, input_shapes=input_shapes)
     model = load_keras_model(path)
-    document = {"class_name": _model_class(model), "config": _model_config(model, path)}
+    return import_keras_model(
+        model, source=path.name, with_weights=with_weights, name=name, input_shapes=input_shapes
+    )
+
+
+def import_keras_model(
+    model,
+    source: str = "the model",
+    with_weights: bool = True,
+    name: str | None = None,
+    input_shapes: Sequence[Sequence[int]] | None = None,
+) -> ImportedModel:
+    """Import a ``keras.Model`` already built (loaded from a file, or made by a library)."""
+    document = {"class_name": _model_class(model), "config": _model_config(model, source)}
     weights = _layer_weights(model) if with_weights else None
-    imported = import_keras_config(document, weights, source=path.name, name=name, input_shapes=input_shapes)
+    imported = import_keras_config(document, weights, source=source, name=name, input_shapes=input_shapes)
     imported.source_parameters = int(model.count_params())
     return imported
 
@@ -326,13 +339,13 @@ def _graph_config(model) -> dict:
     return config
 
 
-def _model_config(model, path: Path) -> dict:
+def _model_config(model, source: str) -> dict:
     try:
         return _graph_config(model)
     except Exception as error:
         raise UnsupportedModelError(
             [UnsupportedLayer(model.name, type(model).__name__, f"its config cannot be read ({error})")],
-            path.name,
+            source,
         ) from None
 
 

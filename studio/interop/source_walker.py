@@ -89,12 +89,15 @@ class SourceWalker:
         except (AlreadyReported, Broken):
             return BROKEN
         except Unsupported as error:
-            self.builder.unsupported(name, source_kind, str(error))
+            # claimed: two nodes of one kind (fx's cumsum and cumsum_1) are listed by distinct names
+            self.builder.unsupported(self.builder.claim_name(name), source_kind, str(error))
             return BROKEN
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
             # A malformed or unexpected node: reported like an unsupported one, never a traceback.
             self.builder.unsupported(
-                name, source_kind, f"{self.unreadable} ({type(error).__name__}: {error})"
+                self.builder.claim_name(name),
+                source_kind,
+                f"{self.unreadable} ({type(error).__name__}: {error})",
             )
             return BROKEN
 

@@ -17,9 +17,11 @@ them; the project's Input is channels-last).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
+import io
 import os
 import re
 import sys
@@ -273,7 +275,7 @@ class _Converter(SourceWalker):
                 examples.append(torch.randn((BATCH, *shape)))
         try:
             with torch.no_grad():
-                ShapeProp(self.traced).propagate(*examples)
+                _propagate(ShapeProp, self.traced, examples)
         except Exception as error:
             shapes = ", ".join(str(shape) for shape in self.input_shapes)
             raise InteropError(
@@ -447,3 +449,29 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(item) for item in value)
     return value
+
+
+FAKE_SHAPES_FROM = 1_000_000  # parameters: from here, shapes are found on fake tensors
+
+
+def _propagate(shape_prop, traced, examples) -> None:
+    """Record every node's shape by running the model on ``examples``.
+
+    A large model runs on fake tensors (shapes only, no arithmetic, the parameters described,
+    not copied): a ResNet-50 at 224 x 224 takes 0.6 s of CPU instead of 2.7 s, and no memory for
+    activations. Fake tensors cost about 0.85 s of CPU to load once per process, more than a
+    small model's real run; a model that fake tensors cannot run falls back to the real run.
+    """
+    if sum(parameter.numel() for parameter in traced.parameters()) < FAKE_SHAPES_FROM:
+        shape_prop(traced).propagate(*examples)
+        return
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    try:
+        mode = FakeTensorMode(allow_non_fake_inputs=True)
+        fakes = [mode.from_tensor(example) for example in examples]
+        propagation = shape_prop(traced)  # made outside the mode, or it copies the whole model to fake
+        with mode, contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints a failure's traceback
+            propagation.propagate(*fakes)
+    except Exception:  # noqa: BLE001 - the real run below reports what is wrong
+        shape_prop(traced).propagate(*examples)

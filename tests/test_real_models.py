@@ -1,0 +1,131 @@
+"""Real models cross over (issue 13), through the harness of benchmarks/bench_real_models.py.
+
+Each slow case builds the model with its own library (random weights, randomised
+BatchNorm statistics, eval mode), imports it, runs the generated program of the
+other framework with the imported weights, and needs the source's outputs within
+1e-4. A blocked model lists every blocker, grouped by kind with counts and node
+names, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from benchmarks.bench_real_models import (
+    CASES,
+    ROUTES,
+    Result,
+    cross_over,
+    group_blockers,
+    measured,
+    render,
+    replace_section,
+)
+
+# Models that cross over today, per direction; the benchmark's table has them all.
+CROSSING = [
+    "torchvision/resnet18",
+    "torchvision/mobilenet_v2",
+    "torchvision/squeezenet1_1",
+    "timm/resnet18",
+    "keras/MobileNetV2",
+    "keras/DenseNet121",
+    "keras/VGG16",
+    "keras/ResNet50V2",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CROSSING)
+def test_real_models_cross_over(name):
+    case = next(case for case in CASES if case.name == name)
+    results = cross_over(case)
+    assert [result.route for result in results] == list(ROUTES[case.framework])
+    for result in results:
+        assert result.status == "reproduces", (result.route, result.verdict)
+        assert result.difference <= 1e-4 and result.parameters > 700_000
+        assert result.import_seconds > 0 and result.seconds >= result.import_seconds
+
+
+BLOCKED_MODEL = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        a = torch.cumsum(self.conv(x), dim=2)
+        b = torch.cumsum(a, dim=3).cumprod(dim=1)  # downstream of a blocker: still listed
+        c = torch.logcumsumexp(b, dim=2)
+        return self.fc(c.mean(dim=(2, 3)))
+"""
+
+
+def test_a_blocked_model_lists_every_blocker_grouped_and_writes_nothing(tmp_path, capsys):
+    from studio.interop import UnsupportedModelError, import_model
+    from studio.interop.commands import cmd_import, parse_import_args
+
+    source = tmp_path / "net.py"
+    source.write_text(textwrap.dedent(BLOCKED_MODEL), encoding="utf-8")
+    target = f"{source}:Net"
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(target, input_shapes=[(3, 8, 8)], allow_code=True)
+    groups = group_blockers(caught.value)
+    assert [group[:3] for group in groups] == [
+        ("torch.cumsum", 2, ["cumsum", "cumsum_1"]),
+        ("Tensor.cumprod", 1, ["cumprod"]),
+        ("torch.logcumsumexp", 1, ["logcumsumexp"]),
+    ]
+    assert groups[1][3] == "the tensor method .cumprod() has no catalog equivalent"
+    output = tmp_path / "net.layers.json"
+    argv = [target, "--input-shape", "3,8,8", "--allow-code", "--weights", "-o", str(output)]
+    assert cmd_import(parse_import_args(argv)) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "error: net.py:Net cannot be imported: 4 unsupported layers"
+    assert err[1].startswith("  - torch.cumsum (2): cumsum, cumsum_1: ")
+    assert err[2].startswith("  - Tensor.cumprod (1): cumprod: ")
+    assert err[3].startswith("  - torch.logcumsumexp (1): logcumsumexp: ")
+    assert err[-1] == "nothing was written"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["net.py"]
+
+
+def test_peak_memory_is_measured_above_the_start():
+    _, seconds, peak = measured(lambda: np.ones(50 * 2**20 // 8).sum())  # 50 MiB, touched
+    assert seconds > 0 and 45 <= peak < 200
+    _, _, small = measured(lambda: sum(range(1000)))
+    assert small < 10  # the peak was reset: the 50 MiB above is not counted again
+
+
+def test_the_table_goes_in_its_own_section_replaced_on_a_rerun(tmp_path):
+    results = [
+        Result("torchvision/resnet18", ROUTES["pytorch"][0], "reproduces", "3.1e-06", 3.1e-6, 11_000_000, 60),
+        Result("keras/Foo", ROUTES["keras"][0], "differs", "2.0e-02", 2e-2),
+        Result(
+            "torchvision/swin_t",
+            ROUTES["pytorch"][1],
+            "blocked",
+            "Roll ×2",
+            blockers=[("Roll", 2, ["a", "b"], "torch.roll has no | catalog equivalent")],
+        ),
+    ]
+    section = render(results, 12.0)
+    assert "| `keras/Foo` | Keras → PyTorch | differs by 2.0e-02 |" in section
+    assert "- torch.fx → Keras: 1 of 1 reproduce (1 reproduces)" in section
+    assert "- `torchvision/swin_t` (ONNX → Keras): Roll ×2: a, b — torch.roll has no \\| catalog" in section
+    report = tmp_path / "results.md"
+    report.write_text("# Benchmarks\n\nother sections\n", encoding="utf-8")
+    replace_section(report, section)
+    replace_section(report, render(results[:1], 3.0))
+    text = report.read_text(encoding="utf-8")
+    assert (
+        text.startswith("# Benchmarks\n\nother sections\n") and text.count("## Real models cross over") == 1
+    )
+    assert "keras/Foo" not in text and "torchvision/resnet18" in text
