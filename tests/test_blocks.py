@@ -182,3 +182,88 @@ def test_blocks_follow_module_paths_and_name_prefixes():
     onnx_names = [f"/encoder/layer.{i}/{part}/MatMul" for i in range(4) for part in parts]
     assert list(name_blocks(onnx_names + ["/head/Gemm"])) == [f"/encoder/layer.{i}" for i in range(4)]
     assert name_blocks(["dense", "dense_1", "dense_2"]) == {}  # no structure, no blocks
+
+
+# ----- importers make blocks from the model's own structure ----------------------------------
+
+
+def test_a_torch_model_imports_with_a_block_per_submodule():
+    import torch
+    from torch import nn
+
+    from studio.interop.torch_import import import_torch_model
+
+    class Bottleneck(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(8, 4, 1), nn.BatchNorm2d(4)
+            self.conv2, self.bn2 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.conv3, self.bn3 = nn.Conv2d(4, 8, 1), nn.BatchNorm2d(8)
+            self.relu = nn.ReLU()
+
+        def forward(self, x):
+            y = self.relu(self.bn1(self.conv1(x)))
+            y = self.relu(self.bn2(self.conv2(y)))
+            return self.relu(self.bn3(self.conv3(y)) + x)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+            self.stage = nn.Sequential(Bottleneck(), Bottleneck(), Bottleneck())
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(self.stage(self.stem(x)), 1), 1))
+
+    imported = import_torch_model(Net(), [(3, 8, 8)], with_weights=False)
+    graph = imported.project.graph
+    assert [block.name for block in graph.blocks] == ["stage.0", "stage.1", "stage.2"]
+    for block in graph.blocks:
+        names = [graph.node(node_id).name for node_id in block.members]
+        assert len(names) == 10 and all(name.startswith(block.name + ".") for name in names)
+        assert not block.collapsed  # a small model opens expanded
+    bare = loads_project(dumps_project(imported.project))
+    for block in list(bare.graph.blocks):
+        bare.graph.remove_block(block.name)
+    for framework in ("keras", "pytorch"):
+        assert generate(imported.project, framework).source == generate(bare, framework).source
+
+
+@pytest.mark.slow
+def test_keras_resnet50_imports_as_sixteen_collapsed_blocks(tmp_path):
+    import keras
+
+    from studio.interop import import_model
+
+    path = tmp_path / "resnet50.keras"
+    keras.applications.ResNet50(weights=None).save(path)
+    imported = import_model(path, with_weights=False)
+    graph = imported.project.graph
+    names = [
+        f"conv{stage}_block{index}"
+        for stage, count in ((2, 3), (3, 4), (4, 6), (5, 3))
+        for index in range(1, count + 1)
+    ]
+    assert [block.name for block in graph.blocks] == names
+    assert all(block.collapsed for block in graph.blocks)
+    assert all(10 <= len(block.members) <= 12 for block in graph.blocks)
+    for block in graph.blocks:
+        assert all(graph.node(node_id).name.startswith(block.name + "_") for node_id in block.members)
+
+
+@pytest.mark.slow
+def test_an_onnx_model_imports_with_blocks_from_its_node_names(tmp_path):
+    import numpy as np
+
+    from studio.interop import import_model
+    from tests.test_interop_onnx import export_torch
+    from tests.test_interop_torch import RESNET_SOURCE
+
+    namespace: dict = {}
+    exec(compile(RESNET_SOURCE, "resnet.py", "exec"), namespace)  # the tests' own source
+    path = tmp_path / "resnet18.onnx"
+    export_torch(namespace["resnet18"]().eval(), np.zeros((1, 3, 32, 32), "float32"), path)
+    graph = import_model(path, with_weights=False).project.graph
+    assert [block.name for block in graph.blocks] == ["layer1", "layer2", "layer3", "layer4"]
+    assert not any(block.collapsed for block in graph.blocks)  # 55 layers: it opens expanded

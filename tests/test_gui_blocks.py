@@ -147,7 +147,15 @@ def test_a_collapsed_block_is_one_item_that_edges_attach_to(main_window, qtbot):
     assert len(deltas) == 1 and deltas != {(0, 0)}
     window.document.undo_stack.undo()
     assert {node_id: graph.node(node_id).position for node_id in ids[1:4]} == before
-    # Double-click expands it again; undo collapses it.
+    # Its + button expands it, and so does a double-click; undo collapses it.
+    block = items_of(scene, CollapsedBlockItem)[0]
+    view.reset_zoom()
+    view.centerOn(block)
+    button = view.mapFromScene(block.mapToScene(block.button_rect().center()))
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=button)
+    assert not graph.block("features").collapsed
+    window.document.undo_stack.undo()
+    assert graph.block("features").collapsed
     double_click(view, items_of(scene, CollapsedBlockItem)[0].sceneBoundingRect().center())
     assert not graph.block("features").collapsed
     assert all(scene.node_item(node_id).isVisible() for node_id in ids)
@@ -272,3 +280,20 @@ def test_an_imported_resnet50_opens_as_blocks_that_fit_at_a_readable_zoom(
     assert not any(a.intersects(b) for i, a in enumerate(bodies) for b in bodies[i + 1 :])
     visible = view.mapToScene(view.viewport().rect()).boundingRect()
     assert all(visible.contains(body) for body in bodies)
+
+
+def test_a_hostile_block_name_is_shown_as_text(main_window):
+    window = main_window
+    ids = build_chain(window)
+    name = '<img src="file:///etc/passwd"> & \u202eevil'
+    edits.group(window.document, name, ids[1:3])
+    frame = items_of(window.scene, BlockFrame)[0]
+    assert "&lt;img" in frame.toolTip()
+    window.view.reset_zoom()
+    window.view.centerOn(frame)
+    button = window.view.mapFromScene(frame.button_rect().center())
+    QTest.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=button)  # the frame's − collapses
+    assert window.document.graph.block(name).collapsed
+    (block,) = items_of(window.scene, CollapsedBlockItem)
+    assert "<img" not in block.toolTip() and "&lt;img" in block.toolTip()
+    window.view.grab()  # paints the name as plain text

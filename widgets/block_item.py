@@ -7,6 +7,7 @@ block attach to the block's item (see :meth:`GraphScene.end_item`).
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -49,6 +50,19 @@ def _short_shape(shape: tuple | None) -> str:
     return "×".join("?" if size is None else str(size) for size in shape) or "scalar"
 
 
+def _paint_button(painter: QPainter, button: QRectF, theme, plus: bool) -> None:
+    """A small boxed + (expand) or − (collapse)."""
+    color = QColor(theme.selection)
+    painter.setPen(QPen(color, 1.2))
+    painter.setBrush(QColor(theme.node_fill))
+    painter.drawRoundedRect(button, 3, 3)
+    center = button.center()
+    reach = button.width() / 2 - 3.5
+    painter.drawLine(QPointF(center.x() - reach, center.y()), QPointF(center.x() + reach, center.y()))
+    if plus:
+        painter.drawLine(QPointF(center.x(), center.y() - reach), QPointF(center.x(), center.y() + reach))
+
+
 class CollapsedBlockItem(QGraphicsItem):
     """A collapsed block: its name, its number of layers and its input and output shapes."""
 
@@ -66,7 +80,10 @@ class CollapsedBlockItem(QGraphicsItem):
         positions = [graph.node(node_id).position for node_id in self.members]
         self.setPos(min(x for x, _ in positions), min(y for _, y in positions))
         self.inputs, self.outputs = self._boundary_shapes()
-        self.setToolTip(f"Block '{self.name}': {layers_text(len(self.members))}. Double-click to expand.")
+        # Escaped: a tooltip that looks like HTML is shown as rich text, and names come from files.
+        self.setToolTip(
+            f"Block <b>{html.escape(self.name)}</b>: {layers_text(len(self.members))}. Double-click to expand."
+        )
 
     def _boundary_shapes(self) -> tuple[list[str], list[str]]:
         """The shapes that enter the block and those that leave it (or are model outputs)."""
@@ -137,9 +154,21 @@ class CollapsedBlockItem(QGraphicsItem):
         else:
             self._paint_details(painter, rect)
 
+    def button_rect(self) -> QRectF:
+        """The expand button, at the right of the title."""
+        return QRectF(self.size[0] - 10 - BUTTON, (HEADER_HEIGHT - BUTTON) / 2, BUTTON, BUTTON)
+
+    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self.button_rect().contains(event.pos()):
+            self.canvas.blockToggled.emit(self.name, False)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
     def _paint_details(self, painter: QPainter, rect: QRectF) -> None:
         theme = self.canvas.theme
-        width = rect.width() - 20
+        _paint_button(painter, self.button_rect(), theme, plus=True)
+        width = rect.width() - 30 - BUTTON
         name_font, small = _font(10, bold=True), _font(8.5)
         painter.setFont(name_font)
         painter.setPen(QColor(theme.node_text))
@@ -200,7 +229,8 @@ class BlockFrame(QGraphicsItem):
         self.title.setRight(anchor.right() + FRAME_PADDING - 6)
         self.setZValue(-1)
         self.setToolTip(
-            f"Block '{self.name}': {layers_text(self.count)}. Click − or double-click here to collapse."
+            f"Block <b>{html.escape(self.name)}</b>: {layers_text(self.count)}. "
+            "Click − or double-click here to collapse."
         )
 
     def button_rect(self) -> QRectF:
@@ -233,11 +263,7 @@ class BlockFrame(QGraphicsItem):
         painter.setBrush(fill)
         painter.drawPath(self.path)
         button = self.button_rect()
-        painter.setPen(QPen(color, 1.2))
-        painter.setBrush(QColor(theme.node_fill))
-        painter.drawRoundedRect(button, 3, 3)
-        middle = button.center().y()
-        painter.drawLine(QPointF(button.left() + 3.5, middle), QPointF(button.right() - 3.5, middle))
+        _paint_button(painter, button, theme, plus=False)
         font = _font(10, bold=True)
         painter.setFont(font)
         painter.setPen(QColor(theme.node_text))
