@@ -187,8 +187,13 @@ class CollapsedBlockItem(QGraphicsItem):
     def _paint_overview(self, painter: QPainter, rect: QRectF, lod: float) -> None:
         """Zoomed out: the name and the number of layers, drawn large enough to read."""
         theme = self.canvas.theme
-        size = min(40.0, 9.0 / max(lod, 0.05))
+        lod = max(lod, 0.05)
+        size = min(40.0, 9.0 / lod)
         width = rect.width() - 10
+        # A long name is drawn smaller, down to 6.5 points on screen, before it is elided.
+        advance = QFontMetricsF(_font(size, bold=True)).horizontalAdvance(self.name)
+        fitted = 0.92 * size * width / max(advance, 1.0)  # font sizes round: leave some room
+        size = max(min(size, fitted), min(size, 6.5 / lod))
         font = _font(size, bold=True)
         painter.setFont(font)
         painter.setPen(QColor(theme.node_text))
