@@ -54,6 +54,7 @@ class GraphEvents:
         "edge_added",
         "edge_removed",
         "outputs_changed",
+        "blocks_changed",  # a block was made, removed, renamed, collapsed or expanded: no model change
         "changed",
     )
 

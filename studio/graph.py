@@ -48,6 +48,15 @@ class Node:
     position: tuple[float, float] = (0.0, 0.0)
 
 
+@dataclass
+class Block:
+    """A named group of layers, drawn as one item when collapsed. It never changes the model."""
+
+    name: str
+    members: list[str]  # node ids; a node belongs to at most one block
+    collapsed: bool = False
+
+
 @dataclass(frozen=True, order=True)
 class Edge:
     source: str
@@ -75,6 +84,9 @@ class Graph:
         # Name -> node id, so that checking a name is one lookup, not a scan of the graph.
         self._names: dict[str, str] = {}
         self._edge_count = 0
+        # Named blocks, and each member's block: a view's grouping, kept consistent with the nodes.
+        self._blocks: dict[str, Block] = {}
+        self._block_of: dict[str, str] = {}
         self._next_id = 1
         self._batch = _BatchState()
 
@@ -155,6 +167,22 @@ class Graph:
             if self._g.out_degree(node.id) == 0 and not self.registry.get(node.kind).is_source
         ]
 
+    @property
+    def blocks(self) -> list[Block]:
+        """The blocks in the order they were made. Read them; change them through the methods below."""
+        return list(self._blocks.values())
+
+    def block(self, name: str) -> Block:
+        try:
+            return self._blocks[name]
+        except KeyError:
+            raise GraphError(f"there is no block named {name!r}") from None
+
+    def block_of(self, node_id: str) -> Block | None:
+        """The block ``node_id`` belongs to, if any."""
+        name = self._block_of.get(node_id)
+        return None if name is None else self._blocks[name]
+
     def networkx(self) -> nx.MultiDiGraph:
         """The underlying networkx graph (edge key = input port). Read it; never modify it."""
         return self._g
@@ -216,6 +244,8 @@ class Graph:
             self._g.remove_node(node_id)
             del self._ports[node_id]
             self._emit("node_removed", node_id)
+            if node_id in self._block_of:
+                self._leave_block(node_id)
 
     def rename_node(self, node_id: str, name: str) -> None:
         node = self.node(node_id)
@@ -335,6 +365,80 @@ class Graph:
         old, self._outputs = self._outputs, node_ids
         self._emit("outputs_changed", None, old=old, new=list(node_ids))
 
+    # ----- blocks: named groups of layers (they never change the model) ---------------
+
+    def add_block(self, name: str, members: Iterable[str], collapsed: bool = False) -> Block:
+        """Group ``members`` (node ids, each in no other block) under ``name``."""
+        members = list(members)
+        self._check_block_name(name)
+        if not members:
+            raise GraphError(f"block {name!r}: a block holds at least one layer")
+        if len(members) > MAX_NODES:
+            raise GraphError(f"block {name!r}: a block may hold at most {MAX_NODES:,} layers")
+        if len(set(members)) != len(members):
+            raise GraphError(f"block {name!r}: a layer can be listed only once")
+        for node_id in members:
+            self.node(node_id)
+            other = self._block_of.get(node_id)
+            if other is not None:
+                raise GraphError(f"{self.label(node_id)} is already in block {other!r}")
+        block = Block(name, members, bool(collapsed))
+        self._blocks[name] = block
+        self._block_of.update(dict.fromkeys(members, name))
+        self._emit("blocks_changed", None, block=name)
+        return block
+
+    def remove_block(self, name: str) -> Block:
+        """Ungroup: the layers stay, the block goes."""
+        block = self._blocks.pop(self.block(name).name)
+        for node_id in block.members:
+            del self._block_of[node_id]
+        self._emit("blocks_changed", None, block=name)
+        return block
+
+    def rename_block(self, name: str, new_name: str) -> None:
+        block = self.block(name)
+        if new_name == name:
+            return
+        self._check_block_name(new_name)
+        # Rebuild the dict so that the block keeps its place in the order.
+        self._blocks = {(new_name if key == name else key): value for key, value in self._blocks.items()}
+        block.name = new_name
+        self._block_of.update(dict.fromkeys(block.members, new_name))
+        self._emit("blocks_changed", None, block=new_name, old=name)
+
+    def set_block_collapsed(self, name: str, collapsed: bool) -> None:
+        block = self.block(name)
+        if block.collapsed != bool(collapsed):
+            block.collapsed = bool(collapsed)
+            self._emit("blocks_changed", None, block=name)
+
+    def add_to_block(self, name: str, node_id: str) -> None:
+        """Put a layer back into a block (undoing its deletion)."""
+        block = self.block(name)
+        self.node(node_id)
+        if node_id in self._block_of:
+            raise GraphError(f"{self.label(node_id)} is already in block {self._block_of[node_id]!r}")
+        block.members.append(node_id)
+        self._block_of[node_id] = name
+        self._emit("blocks_changed", None, block=name)
+
+    def _leave_block(self, node_id: str) -> None:
+        """A deleted layer leaves its block; a block left empty goes."""
+        block = self._blocks[self._block_of.pop(node_id)]
+        block.members.remove(node_id)
+        if not block.members:
+            del self._blocks[block.name]
+        self._emit("blocks_changed", None, block=block.name)
+
+    def unique_block_name(self, base: str) -> str:
+        """``block``, then ``block_1``, ``block_2``... among the block names."""
+        index, name = 1, base
+        while name in self._blocks:
+            name = f"{base}_{index}"
+            index += 1
+        return name
+
     def unique_name(self, base: str) -> str:
         """Keras-style unique name: ``dense``, then ``dense_1``, ``dense_2``..."""
         taken = self._names
@@ -347,20 +451,27 @@ class Graph:
 
     # ----- internals ----------------------------------------------------------------
 
-    def _check_name(self, name: str) -> None:
+    def _check_name(self, name: str, what: str = "a layer") -> None:
         if not isinstance(name, str) or not name.strip():
-            raise GraphError(f"a layer name must be a non-empty string. Received: {name!r}")
+            raise GraphError(f"{what} name must be a non-empty string. Received: {name!r}")
         if len(name) > MAX_NAME_LENGTH:
             raise GraphError(
-                f"a layer name may have at most {MAX_NAME_LENGTH} characters; {name[:20]!r}... has {len(name)}"
+                f"{what} name may have at most {MAX_NAME_LENGTH} characters; {name[:20]!r}... has {len(name)}"
             )
         if any(ord(char) < 32 for char in name):
-            raise GraphError(f"a layer name may not contain control characters. Received: {name!r}")
+            raise GraphError(f"{what} name may not contain control characters. Received: {name!r}")
         if any(0xD800 <= ord(char) <= 0xDFFF for char in name):
             # A lone surrogate cannot be encoded as UTF-8, so the project could not be saved.
-            raise GraphError(f"a layer name may not contain lone surrogate characters. Received: {name!r}")
+            raise GraphError(f"{what} name may not contain lone surrogate characters. Received: {name!r}")
+        if what != "a layer":
+            return
         if self.find(name) is not None:
             raise GraphError(f"the name {name!r} is already used by {self.label(self.find(name).id)}")
+
+    def _check_block_name(self, name: str) -> None:
+        self._check_name(name, "a block")
+        if name in self._blocks:
+            raise GraphError(f"there is already a block named {name!r}")
 
     def _new_id(self) -> str:
         # _next_id stays one past the highest "n<digits>" id (see _bump_id), so this loop is short.

@@ -75,6 +75,39 @@ def _by_barycenter(
 
 # The size the canvas draws a simple node (the GUI passes each node's real size).
 DEFAULT_NODE_SIZE = (168.0, 88.0)
+# The size the canvas draws a collapsed block.
+BLOCK_SIZE = (216.0, 96.0)
+
+
+def contract_groups(
+    node_ids: Sequence[str], edges: Iterable[tuple[str, str]], groups: Iterable[Sequence[str]]
+) -> tuple[list[str], list[tuple[str, str]], dict[str, str]]:
+    """The graph with each group (a collapsed block) as one node, its first member.
+
+    Returns the node ids, the edges between them (no loops, no repeats) and each grouped
+    node's stand-in."""
+    stand_in = {node_id: group[0] for group in groups for node_id in group}
+    ids = list(dict.fromkeys(stand_in.get(node_id, node_id) for node_id in node_ids))
+    linked = ((stand_in.get(source, source), stand_in.get(target, target)) for source, target in edges)
+    return ids, list(dict.fromkeys(pair for pair in linked if pair[0] != pair[1])), stand_in
+
+
+def place_groups(
+    positions: dict[str, tuple[float, float]],
+    edges: Sequence[tuple[str, str]],
+    groups: Iterable[Sequence[str]],
+    direction: str = "LR",
+) -> None:
+    """Lay each group's members out among themselves from the place of its stand-in (in place)."""
+    for group in groups:
+        members = set(group)
+        inner = [(source, target) for source, target in edges if source in members and target in members]
+        local = layered_layout(list(group), inner, direction=direction)
+        left = min(x for x, _ in local.values())
+        top = min(y for _, y in local.values())
+        x0, y0 = positions[group[0]]
+        for node_id, (x, y) in local.items():
+            positions[node_id] = (round(x0 + x - left, 1), round(y0 + y - top, 1))
 
 
 def layered_layout(

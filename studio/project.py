@@ -19,8 +19,11 @@ Layout (format version 1)::
         ...
       ],
       "edges": [{"from": "n1", "to": "n2", "port": 0}, ...],
-      "outputs": ["n7"]
+      "outputs": ["n7"],
+      "blocks": [{"name": "stem", "members": ["n2", "n3"], "collapsed": true}, ...]
     }
+
+``blocks`` (optional) names groups of layers for the canvas; they never change the model.
 
 Keys are written in a fixed order and every node is its own block, so files
 diff well. Loading checks everything and raises :class:`ProjectError` naming
@@ -209,7 +212,7 @@ def project_to_dict(project: Project) -> dict[str, Any]:
             }
         )
     edges = [{"from": edge.source, "to": edge.target, "port": edge.port} for edge in graph.edges]
-    return {
+    data = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "name": project.name,
@@ -219,6 +222,12 @@ def project_to_dict(project: Project) -> dict[str, Any]:
         "edges": edges,
         "outputs": graph.declared_outputs,
     }
+    if graph.blocks:  # left out when there are none, so that older files stay as they were
+        data["blocks"] = [
+            {"name": block.name, "members": list(block.members), "collapsed": block.collapsed}
+            for block in graph.blocks
+        ]
+    return data
 
 
 def dumps_project(project: Project) -> str:
@@ -309,7 +318,7 @@ def project_from_dict(data: Any, registry: Registry = CATALOG) -> Project:
         data,
         "project",
         required=("nodes",),
-        optional=("format", "version", "name", "description", "training", "edges", "outputs"),
+        optional=("format", "version", "name", "description", "training", "edges", "outputs", "blocks"),
     )
     project = Project(graph=Graph(registry))
     project.name = _expect_str(data.get("name", "Untitled"), "name")
@@ -319,6 +328,7 @@ def project_from_dict(data: Any, registry: Registry = CATALOG) -> Project:
     _load_nodes(project.graph, data["nodes"])
     _load_edges(project.graph, data.get("edges", []))
     _load_outputs(project.graph, data.get("outputs", []))
+    _load_blocks(project.graph, data.get("blocks", []))
     return project
 
 
@@ -408,6 +418,30 @@ def _load_outputs(graph: Graph, outputs: Any) -> None:
         graph.set_outputs(outputs)
     except GraphError as error:
         raise ProjectError(f"outputs: {error}") from None
+
+
+def _load_blocks(graph: Graph, blocks: Any) -> None:
+    if not isinstance(blocks, list):
+        raise ProjectError(f'"blocks" must be a list, found {_json_type(blocks)}')
+    if len(blocks) > MAX_NODES:  # members are disjoint and non-empty, so never more blocks than layers
+        raise ProjectError(f'"blocks" lists {len(blocks):,} blocks; a project may have at most {MAX_NODES:,}')
+    for index, item in enumerate(blocks):
+        where = f"blocks[{index}]"
+        _expect_keys(item, where, required=("name", "members"), optional=("collapsed",))
+        name = _expect_str(item["name"], f"{where}.name")
+        where = f"{where} ({name!r})"
+        members, collapsed = item["members"], item.get("collapsed", False)
+        if not isinstance(members, list) or not all(isinstance(member, str) for member in members):
+            raise ProjectError(f"{where}.members: expected a list of node ids, found {_json_type(members)}")
+        unknown = next((member for member in members if member not in graph), None)
+        if unknown is not None:
+            raise ProjectError(f"{where}.members: there is no node with id {unknown!r}")
+        if not isinstance(collapsed, bool):
+            raise ProjectError(f"{where}.collapsed: expected true or false. Received: {collapsed!r}")
+        try:
+            graph.add_block(name, members, collapsed)
+        except GraphError as error:
+            raise ProjectError(f"{where}: {error}") from None
 
 
 def _expect_keys(value: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...]) -> None:

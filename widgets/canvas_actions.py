@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 
 from PySide6.QtCore import QObject, QPointF, QRectF, Signal
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QInputDialog
 
+from studio.graph import GraphError
 from widgets import edits
 from widgets.clipboard import fragment, from_mime, to_mime
 from widgets.document import Document
@@ -30,6 +33,7 @@ class CanvasActions(QObject):
         self.scene = scene
         self.view = view
         self._last_paste: tuple[str, int] = ("", 0)
+        scene.blockToggled.connect(self.set_collapsed)
 
     # ----- adding --------------------------------------------------------------------
 
@@ -113,15 +117,94 @@ class CanvasActions(QObject):
     def select_all(self) -> None:
         self.scene.select_nodes([node.id for node in self.document.graph.nodes])
 
+    # ----- blocks --------------------------------------------------------------------
+
+    def group_selection(self, name: str | None = None) -> str | None:
+        """Group the selected layers into a block (asking for its name unless given); returns it."""
+        nodes = self.scene.selected_node_ids()
+        if not nodes:
+            self.message.emit("Select the layers to group first.")
+            return None
+        graph = self.document.graph
+        if name is None:
+            name, ok = QInputDialog.getText(
+                self.view,
+                "Group into a block",
+                "Block name:",
+                text=graph.unique_block_name(self._default_block_name(nodes)),
+            )
+            if not ok:
+                return None
+        try:
+            edits.group(self.document, name.strip(), nodes)
+        except GraphError as error:
+            self.message.emit(f"Cannot group: {error}")
+            return None
+        return name.strip()
+
+    def _default_block_name(self, nodes: list[str]) -> str:
+        """The selected layers' common name prefix (``conv2_block1_``...), else ``block``."""
+        prefix = os.path.commonprefix([self.document.graph.node(node_id).name for node_id in nodes])
+        return prefix.rstrip("._/- ") or "block"
+
+    def ungroup_selection(self) -> None:
+        names = self.scene.selected_block_names()
+        if not names:
+            self.message.emit("Select a block, or a layer in one, to ungroup.")
+            return
+        with edits.macro(self.document, f"Ungroup {', '.join(names)}"):
+            for name in names:
+                edits.ungroup(self.document, name)
+
+    def rename_block(self, name: str, new_name: str) -> None:
+        try:
+            edits.rename_block(self.document, name, new_name.strip())
+        except GraphError as error:
+            self.message.emit(f"Cannot rename the block: {error}")
+
+    def ask_rename_block(self) -> None:
+        names = self.scene.selected_block_names()
+        if len(names) != 1:
+            self.message.emit("Select one block to rename.")
+            return
+        new_name, ok = QInputDialog.getText(self.view, "Rename block", "Block name:", text=names[0])
+        if ok:
+            self.rename_block(names[0], new_name)
+
+    def toggle_selected_blocks(self) -> None:
+        """Expand the selected collapsed blocks, else collapse the blocks of the selected layers."""
+        names = self.scene.selected_block_names()
+        if not names:
+            self.message.emit("Select a block, or a layer in one, to collapse or expand it.")
+            return
+        graph = self.document.graph
+        collapse = not any(graph.block(name).collapsed for name in names)
+        for name in names:
+            self.set_collapsed(name, collapse)
+
+    def set_collapsed(self, name: str, collapsed: bool) -> None:
+        """Collapse or expand a block and lay the graph out again around it (one undo step)."""
+        graph = self.document.graph
+        if graph.block(name).collapsed == collapsed:
+            return
+        with edits.macro(self.document, f"{'Collapse' if collapsed else 'Expand'} block '{name}'"):
+            edits.set_collapsed(self.document, name, collapsed)
+            self._arrange_moves(self.scene.orientation)
+        self.view.fit_all()
+        if not collapsed:
+            self.scene.select_nodes(graph.block(name).members)
+
     # ----- layout --------------------------------------------------------------------
 
     def arrange(self, direction: str = LEFT_TO_RIGHT) -> None:
         """Lay every node out in layers, long chains wrapped to fit the view (one undo step); show them all."""
         self.scene.set_orientation(direction)
+        self._arrange_moves(direction, ARRANGE_TEXT[direction])
+        self.view.fit_all()
+
+    def _arrange_moves(self, direction: str, text: str | None = None) -> None:
         graph = self.document.graph
-        ids = [node.id for node in graph.nodes]
         viewport = self.view.viewport().size()
         positions = fitted_layout(graph, (viewport.width(), viewport.height()), (direction,)).positions
-        moves = {node_id: (graph.node(node_id).position, positions[node_id]) for node_id in ids}
-        edits.move_nodes(self.document, moves, ARRANGE_TEXT[direction])
-        self.view.fit_all()
+        moves = {node.id: (node.position, positions[node.id]) for node in graph.nodes}
+        edits.move_nodes(self.document, moves, text)

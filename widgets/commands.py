@@ -98,6 +98,7 @@ class RemoveNode(GraphCommand):
         self.edges: list[Edge] = []
         self.outputs: list[str] = []
         self.snapshot = None
+        self.block: tuple[str, bool] | None = None  # the block it was in: name, collapsed
         super().__init__(graph, f"Delete {graph.label(node_id)}")
 
     def do(self) -> None:
@@ -105,6 +106,8 @@ class RemoveNode(GraphCommand):
         self.snapshot = (node.kind, node.name, dict(node.params), node.position)
         self.edges = self.graph.input_edges(self.node_id) + self.graph.output_edges(self.node_id)
         self.outputs = self.graph.declared_outputs
+        block = self.graph.block_of(self.node_id)
+        self.block = None if block is None else (block.name, block.collapsed)
         self.graph.remove_node(self.node_id)
 
     def undo(self) -> None:
@@ -114,6 +117,12 @@ class RemoveNode(GraphCommand):
             for edge in self.edges:
                 self.graph.connect(edge.source, edge.target, edge.port)
             self.graph.set_outputs(self.outputs)
+            if self.block is not None:  # back into its block, made again if it left it empty
+                block, collapsed = self.block
+                if any(other.name == block for other in self.graph.blocks):
+                    self.graph.add_to_block(block, self.node_id)
+                else:
+                    self.graph.add_block(block, [self.node_id], collapsed)
 
 
 class Connect(GraphCommand):
@@ -233,6 +242,59 @@ class SetOutputs(GraphCommand):
 
     def undo(self) -> None:
         self.graph.set_outputs(self.old)
+
+
+class GroupBlock(GraphCommand):
+    """Group layers into a named block."""
+
+    def __init__(self, graph: Graph, name: str, members: list[str], collapsed: bool = False) -> None:
+        self.name, self.members, self.collapsed = name, list(members), collapsed
+        super().__init__(graph, f"Group {layers_text(len(members))} as '{name}'")
+
+    def do(self) -> None:
+        self.graph.add_block(self.name, self.members, self.collapsed)
+
+    def undo(self) -> None:
+        self.graph.remove_block(self.name)
+
+
+class Ungroup(GraphCommand):
+    """Remove a block; its layers stay."""
+
+    def __init__(self, graph: Graph, name: str) -> None:
+        block = graph.block(name)
+        self.name, self.members, self.collapsed = name, list(block.members), block.collapsed
+        super().__init__(graph, f"Ungroup '{name}'")
+
+    def do(self) -> None:
+        self.graph.remove_block(self.name)
+
+    def undo(self) -> None:
+        self.graph.add_block(self.name, self.members, self.collapsed)
+
+
+class RenameBlock(GraphCommand):
+    def __init__(self, graph: Graph, name: str, new_name: str) -> None:
+        self.old, self.new = name, new_name
+        super().__init__(graph, f"Rename block '{name}' to '{new_name}'")
+
+    def do(self) -> None:
+        self.graph.rename_block(self.old, self.new)
+
+    def undo(self) -> None:
+        self.graph.rename_block(self.new, self.old)
+
+
+class SetBlockCollapsed(GraphCommand):
+    def __init__(self, graph: Graph, name: str, collapsed: bool) -> None:
+        self.name, self.collapsed = name, collapsed
+        super().__init__(graph, f"{'Collapse' if collapsed else 'Expand'} block '{name}'")
+
+    def do(self) -> None:
+        self.graph.set_block_collapsed(self.name, self.collapsed)
+
+    def undo(self) -> None:
+        self.graph.set_block_collapsed(self.name, not self.collapsed)
 
 
 class SetTraining(QUndoCommand):

@@ -20,7 +20,7 @@ from studio.project import Project, TrainingSettings
 from studio.templates import blank_project
 
 # Edits that cannot change shapes, parameters or problems.
-_LAYOUT_ONLY = {"node_moved"}
+_LAYOUT_ONLY = {"node_moved", "blocks_changed"}
 
 
 class Document(QObject):

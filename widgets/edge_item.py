@@ -119,12 +119,15 @@ class EdgeItem(QGraphicsPathItem):
         self.target_item.edges.discard(self)
 
     def update_path(self) -> None:
-        start = self.source_item.port_scene_pos(PortRef(self.edge.source, False))
-        end = self.target_item.port_scene_pos(PortRef(self.edge.target, True, self.edge.port))
+        # A member of a collapsed block: the edge attaches to the block.
+        source, target = self.canvas.end_item(self.edge.source), self.canvas.end_item(self.edge.target)
+        start = source.port_scene_pos(PortRef(self.edge.source, False))
+        end = target.port_scene_pos(PortRef(self.edge.target, True, self.edge.port))
         self.setPath(routed(start, end, self.canvas.orientation, self._obstacles(start, end)))
 
     def _obstacles(self, start: QPointF, end: QPointF) -> list[QRectF]:
         """The bodies of the nodes the edge could pass, with its own two ends on their sides."""
+        from widgets.block_item import CollapsedBlockItem
         from widgets.node_item import NodeItem
 
         if self.canvas.orientation == LEFT_TO_RIGHT:
@@ -137,7 +140,7 @@ class EdgeItem(QGraphicsPathItem):
             )
         rects = []
         for item in self.canvas.items(region):
-            if isinstance(item, NodeItem):
+            if isinstance(item, (NodeItem, CollapsedBlockItem)) and item.isVisible():
                 rects.append(
                     QRectF(item.pos(), QPointF(item.pos().x() + item.size[0], item.pos().y() + item.size[1]))
                 )

@@ -131,6 +131,25 @@ def delete(document: Document, node_ids: Iterable[str], edges: Iterable[Edge] = 
             push(document.undo_stack, commands.RemoveNode(graph, node_id))
 
 
+def group(document: Document, name: str, node_ids: Iterable[str]) -> None:
+    """Group layers into a new block named ``name`` (raises GraphError when the graph refuses)."""
+    push(document.undo_stack, commands.GroupBlock(document.graph, name, list(dict.fromkeys(node_ids))))
+
+
+def ungroup(document: Document, name: str) -> None:
+    push(document.undo_stack, commands.Ungroup(document.graph, name))
+
+
+def rename_block(document: Document, name: str, new_name: str) -> None:
+    if new_name != name:
+        push(document.undo_stack, commands.RenameBlock(document.graph, name, new_name))
+
+
+def set_collapsed(document: Document, name: str, collapsed: bool) -> None:
+    if document.graph.block(name).collapsed != collapsed:
+        push(document.undo_stack, commands.SetBlockCollapsed(document.graph, name, collapsed))
+
+
 def _delete_text(document: Document, node_ids: list[str], edges: set[Edge]) -> str:
     if len(node_ids) == 1:
         return f"Delete {document.graph.label(node_ids[0])}"

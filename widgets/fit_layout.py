@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from studio.graph import Graph
-from studio.layout import longest_path_layers, order_layers
+from studio.layout import BLOCK_SIZE, contract_groups, longest_path_layers, order_layers, place_groups
 from widgets.node_geometry import LEFT_TO_RIGHT, TOP_TO_BOTTOM, input_port_count, node_size
 
 LAYER_GAP = 60.0  # free space between two layers of a row
@@ -39,19 +39,32 @@ def fitted_layout(
     orientations: tuple[str, ...] = (LEFT_TO_RIGHT, TOP_TO_BOTTOM),
 ) -> FittedLayout:
     """The layout of ``graph`` that shows it whole in ``viewport`` (pixels): the fewest rows (or
-    columns) that show every detail, else the largest zoom."""
-    ids = [node.id for node in graph.nodes]
-    edges = [(edge.source, edge.target) for edge in graph.edges]
+    columns) that show every detail, else the largest zoom.
+
+    A collapsed block is laid out as one node (its first member stands for it); its members
+    are laid out among themselves at its place, ready for when it is expanded."""
+    groups = [block.members for block in graph.blocks if block.collapsed]
+    all_edges = [(edge.source, edge.target) for edge in graph.edges]
+    ids, edges, stand_in = contract_groups([node.id for node in graph.nodes], all_edges, groups)
     layers = order_layers(ids, edges, longest_path_layers(ids, edges))
     best: FittedLayout | None = None
     for orientation in orientations:
-        sizes = {node_id: node_size(input_port_count(graph, node_id), orientation) for node_id in ids}
+        sizes = {
+            node_id: BLOCK_SIZE
+            if node_id in stand_in
+            else node_size(input_port_count(graph, node_id), orientation)
+            for node_id in ids
+        }
         for bands in range(1, max(1, len(layers)) + 1):
             candidate = _banded(layers, sizes, orientation, bands, viewport)
             if candidate.zoom >= COMFORTABLE_ZOOM:
-                return candidate  # the fewest wraps (left to right first) that read well
+                best = candidate  # the fewest wraps (left to right first) that read well
+                break
             if best is None or candidate.zoom > best.zoom * 1.02:  # fewer bands and LR win near-ties
                 best = candidate
+        if best.zoom >= COMFORTABLE_ZOOM:
+            break
+    place_groups(best.positions, all_edges, groups, best.orientation)
     return best
 
 

@@ -357,6 +357,7 @@ class MainWindow(QMainWindow):
     # ----- selection -----------------------------------------------------------------
 
     def select_and_center(self, node_id: str) -> None:
+        """Select and show a layer; one inside a collapsed block shows as its block, selected."""
         self.scene.select_nodes([node_id])
         self.view.center_on_node(node_id)
 

@@ -61,6 +61,12 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
         "rename": _action(
             window, "&Rename…", window.rename_selected, "F2", "Edit the name of the selected layer"
         ),
+        "group": _action(
+            window, "&Group into Block…", canvas.group_selection, "Ctrl+G", "Group the selection"
+        ),
+        "ungroup": _action(window, "U&ngroup Block", canvas.ungroup_selection, "Ctrl+Shift+U"),
+        "toggle_block": _action(window, "Collapse / E&xpand Block", canvas.toggle_selected_blocks, "Ctrl+E"),
+        "rename_block": _action(window, "Rename &Block…", canvas.ask_rename_block),
         "zoom_in": _action(
             window, "Zoom &In", view.zoom_in, [QKeySequence(Key.ZoomIn), QKeySequence("Ctrl+=")]
         ),
@@ -204,6 +210,8 @@ def build_menus(window: MainWindow, actions: dict[str, QAction]) -> None:
     edit.addActions([actions[name] for name in ("cut", "copy", "paste", "duplicate", "delete")])
     edit.addSeparator()
     edit.addActions([actions["select_all"], actions["rename"]])
+    edit.addSeparator()
+    edit.addActions([actions[name] for name in ("group", "ungroup", "toggle_block", "rename_block")])
 
     view = bar.addMenu("&View")
     view.addActions([actions["show_design"], actions["show_training"]])
@@ -326,7 +334,10 @@ def fill_recent_menu(window: MainWindow) -> None:
     menu.addAction("Clear Recent", window.files.clear_recent).setEnabled(bool(recent))
 
 
-CANVAS_MENU = ("cut", "copy", "paste", "duplicate", "delete", None, "rename", None, "arrange_lr", "fit")
+CANVAS_MENU = (
+    *("cut", "copy", "paste", "duplicate", "delete", None, "rename", None),
+    *("group", "ungroup", "toggle_block", None, "arrange_lr", "fit"),
+)
 
 
 def canvas_context_actions(actions: dict[str, QAction]) -> list[QAction | None]:

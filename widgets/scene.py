@@ -25,6 +25,7 @@ from studio.catalog import ParamError
 from studio.events import GraphEvent
 from studio.graph import Edge, GraphError
 from widgets import edits
+from widgets.block_item import BlockFrame, CollapsedBlockItem
 from widgets.clipboard import MIME_KIND
 from widgets.document import Document
 from widgets.edge_item import EdgeItem, curve
@@ -39,6 +40,7 @@ GRID = 20.0
 class GraphScene(QGraphicsScene):
     message = Signal(str)  # a short explanation for the status bar (refused connection...)
     nodeActivated = Signal(str)  # a node was double-clicked
+    blockToggled = Signal(str, bool)  # the user asked to collapse (True) or expand (False) a block
 
     def __init__(self, document: Document, parent=None) -> None:
         super().__init__(parent)
@@ -49,6 +51,9 @@ class GraphScene(QGraphicsScene):
         self.highlighted_port: PortRef | None = None
         self._nodes: dict[str, NodeItem] = {}
         self._edges: dict[tuple[str, int], EdgeItem] = {}
+        self._collapsed: dict[str, CollapsedBlockItem] = {}  # by block name
+        self._frames: dict[str, BlockFrame] = {}
+        self._hidden: set[str] = set()  # the members of collapsed blocks
         self._problems_by_node: dict[str, list[Problem]] = {}
         self._problems_by_edge: dict[Edge, list[Problem]] = {}
         self._press_positions: dict[str, QPointF] = {}
@@ -69,6 +74,8 @@ class GraphScene(QGraphicsScene):
         events.node_moved.connect(self._on_node_moved)
         events.edge_added.connect(self._on_edge_added)
         events.edge_removed.connect(self._on_edge_removed)
+        events.blocks_changed.connect(self._sync_blocks)
+        events.changed.connect(self._on_changed)
         self.document.projectReplaced.connect(self.rebuild)
         self.document.analysisChanged.connect(self._on_analysis_changed)
 
@@ -79,12 +86,14 @@ class GraphScene(QGraphicsScene):
             self.removeItem(item)
         self._nodes.clear()
         self._edges.clear()
+        self._hidden = set()
         self._index_problems()
         graph = self.document.graph
         for node in graph.nodes:
             self._add_node_item(node.id)
         for edge in graph.edges:
             self._add_edge_item(edge)
+        self._sync_blocks()
 
     def _on_node_added(self, event: GraphEvent) -> None:
         self._add_node_item(event.node_id)
@@ -95,6 +104,7 @@ class GraphScene(QGraphicsScene):
         self.addItem(item)
 
     def _on_node_removed(self, event: GraphEvent) -> None:
+        self._hidden.discard(event.node_id)
         item = self._nodes.pop(event.node_id, None)
         if item is not None:
             for edge in list(item.edges):
@@ -156,6 +166,78 @@ class GraphScene(QGraphicsScene):
             item.refresh()
         for edge in self._edges.values():
             edge.refresh()
+        if self._collapsed:  # their shapes may have changed
+            self._sync_blocks()
+
+    # ----- blocks --------------------------------------------------------------------
+
+    def _on_changed(self, event: GraphEvent) -> None:
+        """Members moved, came or went: the blocks' items follow (once per edit)."""
+        reasons = set(event.data.get("reasons", ()))
+        if self.document.graph.blocks and reasons & {"node_moved", "node_added", "node_removed"}:
+            self._sync_blocks()
+
+    def _sync_blocks(self, event: GraphEvent | None = None) -> None:
+        """Make the blocks' items again: a collapsed block hides its members, an expanded one frames them."""
+        selected = {name for name, item in self._collapsed.items() if item.isSelected()}
+        for item in [*self._collapsed.values(), *self._frames.values()]:
+            self.removeItem(item)
+        self._collapsed.clear()
+        self._frames.clear()
+        graph = self.document.graph
+        hidden = set()
+        for block in graph.blocks:
+            if block.collapsed:
+                item = CollapsedBlockItem(self, block)
+                self._collapsed[block.name] = item
+                self.addItem(item)
+                item.setSelected(block.name in selected)
+                hidden.update(block.members)
+            else:
+                frame = BlockFrame(self, block, [self._items_rect([self._nodes[n]]) for n in block.members])
+                self._frames[block.name] = frame
+                self.addItem(frame)
+        touched = hidden | self._hidden  # the ends of these nodes' edges may have moved
+        self._hidden = hidden
+        for node_id in touched:
+            item = self._nodes[node_id]
+            item.setVisible(node_id not in hidden)
+            if node_id in hidden:
+                item.setSelected(False)
+        edges = {edge for node_id in touched for edge in self._nodes[node_id].edges}
+        for item in self._collapsed.values():  # edges that pass where a block now is go around it
+            edges.update(
+                other for other in self.items(item.sceneBoundingRect()) if isinstance(other, EdgeItem)
+            )
+        for edge in edges:
+            source, target = self.end_item(edge.edge.source), self.end_item(edge.edge.target)
+            edge.setVisible(source is not target or not isinstance(source, CollapsedBlockItem))
+            if edge.isVisible():
+                edge.update_path()
+
+    def end_item(self, node_id: str) -> NodeItem | CollapsedBlockItem:
+        """The item an edge to or from ``node_id`` attaches to: the node, or its collapsed block."""
+        block = self.document.graph.block_of(node_id)
+        if block is not None and block.name in self._collapsed:
+            return self._collapsed[block.name]
+        return self._nodes[node_id]
+
+    def update_block_edges(self, members: list[str]) -> None:
+        """A collapsed block is being dragged: its edges follow."""
+        for node_id in members:
+            for edge in self._nodes[node_id].edges:
+                if edge.isVisible():
+                    edge.update_path()
+
+    def selected_block_names(self) -> list[str]:
+        """Selected collapsed blocks, and the blocks of the selected layers, in block order."""
+        names = {name for name, item in self._collapsed.items() if item.isSelected()}
+        graph = self.document.graph
+        for node_id in self.selected_node_ids():
+            block = graph.block_of(node_id)
+            if block is not None:
+                names.add(block.name)
+        return [block.name for block in graph.blocks if block.name in names]
 
     def _index_problems(self) -> None:
         by_node: dict[str, list[Problem]] = defaultdict(list)
@@ -221,9 +303,18 @@ class GraphScene(QGraphicsScene):
         return self._edges[(target, port)]
 
     def selected_node_ids(self) -> list[str]:
-        """Selected nodes in graph order (items already deleted at shutdown are skipped)."""
+        """Selected nodes in graph order, a selected collapsed block's members included (items
+        already deleted at shutdown are skipped)."""
+        members = {
+            node_id
+            for item in self._collapsed.values()
+            if shiboken6.isValid(item) and item.isSelected()
+            for node_id in item.members
+        }
         return [
-            node_id for node_id, item in self._nodes.items() if shiboken6.isValid(item) and item.isSelected()
+            node_id
+            for node_id, item in self._nodes.items()
+            if shiboken6.isValid(item) and (item.isSelected() or node_id in members)
         ]
 
     def selected_edges(self) -> list[Edge]:
@@ -233,29 +324,34 @@ class GraphScene(QGraphicsScene):
         self.clearSelection()
         for node_id in node_ids:
             if node_id in self._nodes:
-                self._nodes[node_id].setSelected(True)
+                self.end_item(node_id).setSelected(True)  # a layer in a collapsed block: the block
 
     def nodes_rect(self, node_ids: list[str] | None = None) -> QRectF:
-        items = (
-            self._nodes.values()
-            if node_ids is None
-            else [self._nodes[n] for n in node_ids if n in self._nodes]
-        )
+        """What the nodes cover on the canvas; a member of a collapsed block counts as its block."""
+        node_ids = list(self._nodes) if node_ids is None else [n for n in node_ids if n in self._nodes]
+        return self._items_rect(list(dict.fromkeys(self.end_item(node_id) for node_id in node_ids)))
+
+    @staticmethod
+    def _items_rect(items: list) -> QRectF:
         rect = QRectF()
         for item in items:
-            rect = rect.united(item.sceneBoundingRect())
+            rect = rect.united(
+                QRectF(item.pos(), QPointF(item.pos().x() + item.size[0], item.pos().y() + item.size[1]))
+            )
         return rect
 
     def port_at(self, scene_pos: QPointF) -> PortRef | None:
         for item in self.items(scene_pos):
-            if isinstance(item, NodeItem):
+            if isinstance(item, NodeItem) and item.isVisible():
                 port = item.port_at(scene_pos)
                 if port is not None:
                     return port
         return None
 
     def node_at(self, scene_pos: QPointF) -> NodeItem | None:
-        return next((item for item in self.items(scene_pos) if isinstance(item, NodeItem)), None)
+        return next(
+            (item for item in self.items(scene_pos) if isinstance(item, NodeItem) and item.isVisible()), None
+        )
 
     # ----- adding layers -------------------------------------------------------------
 
@@ -305,6 +401,8 @@ class GraphScene(QGraphicsScene):
                 return
         super().mousePressEvent(event)
         self._press_positions = {item.node_id: item.pos() for item in self._selected_node_items()}
+        for item in self._collapsed.values():
+            item.press_position = item.pos() if item.isSelected() else None
 
     def mouseMoveEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         if self._wire is not None:
@@ -322,9 +420,13 @@ class GraphScene(QGraphicsScene):
         self._commit_move()
 
     def mouseDoubleClickEvent(self, event: QGraphicsSceneMouseEvent) -> None:
-        item = self.node_at(event.scenePos())
-        if item is not None:
-            self.nodeActivated.emit(item.node_id)
+        for item in self.items(event.scenePos()):
+            if isinstance(item, NodeItem) and item.isVisible():
+                self.nodeActivated.emit(item.node_id)
+            elif isinstance(item, (CollapsedBlockItem, BlockFrame)):
+                self.blockToggled.emit(item.name, isinstance(item, BlockFrame))
+            else:
+                continue
             event.accept()
             return
         super().mouseDoubleClickEvent(event)
@@ -339,6 +441,14 @@ class GraphScene(QGraphicsScene):
             if item is not None and item.pos() != old:
                 moves[node_id] = ((old.x(), old.y()), (item.pos().x(), item.pos().y()))
         self._press_positions = {}
+        graph = self.document.graph
+        for item in self._collapsed.values():  # a dragged block moves its members with it
+            old, item.press_position = item.press_position, None
+            if old is not None and item.pos() != old:
+                delta = item.pos() - old
+                for node_id in item.members:
+                    x, y = graph.node(node_id).position
+                    moves[node_id] = ((x, y), (x + delta.x(), y + delta.y()))
         if moves:
             edits.move_nodes(self.document, moves)
 

@@ -131,7 +131,7 @@ class GraphView(QGraphicsView):
         self.resetCachedContent()
 
     def center_on_node(self, node_id: str) -> None:
-        item = self.graph_scene.node_item(node_id)
+        item = self.graph_scene.end_item(node_id)  # a layer in a collapsed block: the block
         self.centerOn(item.sceneBoundingRect().center())
 
     def visible_scene_center(self) -> QPointF:

@@ -22,10 +22,17 @@ from studio.analysis import analyze
 from studio.catalog import CATALOG, ParamError, Registry, UnknownKindError
 from studio.graph import MAX_NAME_LENGTH, Graph, GraphError
 from studio.interop.errors import UnsupportedLayer, UnsupportedModelError
-from studio.layout import layered_layout
+from studio.layout import BLOCK_SIZE, DEFAULT_NODE_SIZE, contract_groups, layered_layout, place_groups
 from studio.project import Project
 
 Weights = dict[str, list[np.ndarray]]
+
+# Imported models are grouped into blocks by their layers' names (module paths, name prefixes);
+# a model with more layers than this opens with its blocks collapsed.
+COLLAPSE_ABOVE = 60
+MIN_BLOCK = 3  # fewer layers under one prefix make no block
+MAX_BLOCK = 24  # more are too many to read as one block
+_SEPARATOR = re.compile(r"[._/]+")
 
 
 @dataclass(frozen=True)
@@ -193,10 +200,15 @@ class GraphBuilder:
         live = self._live(outputs)
         layers = [layer for layer in self.layers.values() if layer.name in live]
         self._set_token_inputs(layers)
-        positions = layered_layout(
-            [layer.name for layer in layers],
-            [(source, layer.name) for layer in layers for source in layer.inputs],
-        )
+        names = [layer.name for layer in layers]
+        edges = [(source, layer.name) for layer in layers for source in layer.inputs]
+        blocks = name_blocks(names)
+        collapsed = len(layers) > COLLAPSE_ABOVE
+        groups = list(blocks.values()) if collapsed else []
+        ids_shown, edges_shown, stand_in = contract_groups(names, edges, groups)
+        sizes = {name: BLOCK_SIZE if name in stand_in else DEFAULT_NODE_SIZE for name in ids_shown}
+        positions = layered_layout(ids_shown, edges_shown, sizes)
+        place_groups(positions, edges, groups)
         graph = Graph(self.registry)
         ids: dict[str, str] = {}
         try:
@@ -211,6 +223,8 @@ class GraphBuilder:
                         # No search for cycles per edge (quadratic): analysis below reports any.
                         graph.connect(ids[source], ids[layer.name], port, check_cycle=False)
                 graph.set_outputs([ids[name] for name in outputs])
+                for block, members in blocks.items():
+                    graph.add_block(block, [ids[name] for name in members], collapsed)
         except (GraphError, ParamError) as error:  # what add() could not foresee: reported, not raised
             raise UnsupportedModelError(
                 [UnsupportedLayer("model", "Model", str(error))], self.source
@@ -269,3 +283,42 @@ class GraphBuilder:
                 )
         if problems:
             raise UnsupportedModelError(problems, self.source)
+
+
+def name_blocks(names: Sequence[str]) -> dict[str, list[str]]:
+    """Blocks from the structure in layer names: ``layer1.0.conv1`` and ``layer1.0.bn1`` go to
+    ``layer1.0``, ``conv2_block1_1_conv`` to ``conv2_block1``, ``/layer1/layer1.0/conv1/Conv`` to
+    ``/layer1/layer1.0``.
+
+    A name's prefix of ``depth`` parts (parts are split at ``.``, ``_`` and ``/``) is its block when
+    something follows it; the depth chosen is the one whose blocks of MIN_BLOCK to MAX_BLOCK layers
+    cover the most layers, fewer blocks breaking near-ties (each block counts as two layers less).
+    """
+    best: dict[str, list[str]] = {}
+    best_score = 0
+    deepest = max((len(_parts(name)) for name in names), default=0)
+    for depth in range(1, deepest):
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            prefix = _prefix(name, depth)
+            if prefix is not None:
+                groups.setdefault(prefix, []).append(name)
+        kept = {
+            prefix: members for prefix, members in groups.items() if MIN_BLOCK <= len(members) <= MAX_BLOCK
+        }
+        score = sum(len(members) - 2 for members in kept.values())
+        if score > best_score:
+            best, best_score = kept, score
+    return best
+
+
+def _parts(name: str) -> list[str]:
+    return [part for part in _SEPARATOR.split(name) if part]
+
+
+def _prefix(name: str, depth: int) -> str | None:
+    """``name`` up to the end of its ``depth``-th part, if more parts follow; else None."""
+    matches = list(re.finditer(r"[^._/]+", name))
+    if len(matches) <= depth:
+        return None
+    return name[: matches[depth - 1].end()]
