@@ -45,7 +45,8 @@ def test_spec_is_registered():
 
 
 def test_input_counts():
-    assert [MHA.accepts_input_count(n) for n in range(5)] == [False, True, True, True, False]
+    # query, value, key, and the padding mask (padding_mask=True)
+    assert [MHA.accepts_input_count(n) for n in range(6)] == [False, True, True, True, True, False]
 
 
 def test_no_value_dim_parameter():

@@ -46,19 +46,46 @@ def query_value_key(inputs: list[str]) -> tuple[str, str, str]:
     return query, value, key
 
 
+def split_mask(layer: LayerPlan, items: list):
+    """A layer's inputs (names or shapes) as (query, value, key items; the padding mask or None)."""
+    if layer.params.get("padding_mask"):
+        return list(items[:-1]), items[-1]
+    return list(items), None
+
+
 def _attention_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
     params = layer.params
     args = [f"num_heads={params['num_heads']}", f"key_dim={params['key_dim']}"]
     if params["dropout"]:
         args.append(f"dropout={py(params['dropout'])}")
-    query, value, key = query_value_key(sources)
-    call = f"({query}, {value})" if key == value else f"({query}, {value}, {key})"
-    return KerasLayer("layers.MultiHeadAttention", args + use_bias_arg(layer), call)
+    inputs, mask = split_mask(layer, sources)
+    query, value, key = query_value_key(inputs)
+    call = [query, value] if key == value else [query, value, key]
+    if mask is not None:
+        # (batch, 1, key steps): the same keys for every query, as keras-hub's padding_mask.
+        call.append(f"attention_mask=keras.ops.expand_dims(keras.ops.not_equal({mask}, 0), 1)")
+    if params["use_causal_mask"]:
+        call.append("use_causal_mask=True")
+    return KerasLayer("layers.MultiHeadAttention", args + use_bias_arg(layer), f"({', '.join(call)})")
+
+
+# Keras 3 masks by replacement, and what a query whose keys are all masked gets depends on
+# the path: with dropout its Softmax zeroes the row (the output is out_proj's bias), without
+# it dot_product_attention puts -1e9 there (uniform weights). Torch's boolean masks give NaN.
+# The PyTorch code adds -1e30, which absorbs any float32 score (masked keys get weight 0, a fully
+# masked row is uniform), and with dropout replaces fully masked rows by the bias.
+MASK_COMMENT = (
+    "# Masked scores + -1e30 (Keras replaces them): weight 0, and a query with no key left "
+    "attends uniformly, as Keras without dropout (a boolean torch mask would give NaN)."
+)
+ZERO_ROWS_COMMENT = (
+    "# Keras's Softmax (used with dropout) gives a query with no key left zero weights: the bias."
+)
 
 
 def _attention_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     params = layer.params
-    shapes = layer.input_shapes
+    shapes, _ = split_mask(layer, layer.input_shapes)
     embed = shapes[0][-1]
     value_dim = shapes[1][-1] if len(shapes) > 1 else embed
     key_dim = shapes[2][-1] if len(shapes) > 2 else value_dim
@@ -72,16 +99,46 @@ def _attention_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     if value_dim != embed:
         args.append(f"vdim={value_dim}")
     args.append("batch_first=True")
-    query, value, key = query_value_key(xs)
+    inputs, mask = split_mask(layer, xs)
+    query, value, key = query_value_key(inputs)
+    masked = _masked(layer, query, mask, (shapes[0][0], shapes[-1][0]))
     # Keras calls (query, value, key); torch takes (query, key, value).
-    step = f"self.{layer.ident}({query}, {key}, {value}, need_weights=False)"
-    return TorchCode(("nn.MultiheadAttention", args), [("{ident}, _", step)])
+    call = f"self.{layer.ident}({query}, {key}, {value}{{}}, need_weights=False)"
+    if masked is None:
+        return TorchCode(("nn.MultiheadAttention", args), [("{ident}, _", call.format(""))])
+    additive = f"{masked}.to({query}.dtype) * -1e30"
+    if not params["use_causal_mask"]:
+        argument = ", key_padding_mask={ident}"
+    elif mask is None:
+        argument = ", attn_mask={ident}"
+    else:  # (batch, query steps, key steps): torch takes one per head, heads within each sample
+        additive = f"({additive}).repeat_interleave({params['num_heads']}, dim=0)"
+        argument = ", attn_mask={ident}"
+    steps = [MASK_COMMENT, additive, ("{ident}, _", call.format(argument))]
+    if params["dropout"] and mask is not None:
+        empty = f"{masked}.all(-1)" + ("[..., None]" if params["use_causal_mask"] else "[:, None, None]")
+        bias = f"self.{layer.ident}.out_proj.bias" if params["use_bias"] else "0.0"
+        steps += [ZERO_ROWS_COMMENT, f"torch.where({empty}, {bias}, {{ident}})"]
+    return TorchCode(("nn.MultiheadAttention", args), steps)
+
+
+def _masked(layer: LayerPlan, query: str, mask: str | None, steps: tuple[int, int]) -> str | None:
+    """A boolean expression, True where a score is masked: (batch, key steps) for a padding mask,
+    (query steps, key steps) for the causal one, (batch, query steps, key steps) for both."""
+    causal = layer.params["use_causal_mask"]
+    if mask is None and not causal:
+        return None
+    padding = f"{mask}.eq(0)"
+    if not causal:
+        return padding
+    later = f"torch.ones({steps[0]}, {steps[1]}, dtype=torch.bool, device={query}.device).triu(1)"
+    return later if mask is None else f"({padding}[:, None, :] | {later})"
 
 
 def _attention_keras_init(layer: LayerPlan) -> list[str]:
     """Keras's glorot_uniform over each projection kernel, zero biases. Keras's einsum kernels take
     their fans from the flattened input and output: (width, heads * key_dim), (heads * key_dim, embed)."""
-    shapes = layer.input_shapes
+    shapes, _ = split_mask(layer, layer.input_shapes)
     embed, heads = shapes[0][-1], layer.params["num_heads"]
     key_dim = layer.params["key_dim"]
     value_dim = shapes[1][-1] if len(shapes) > 1 else embed
@@ -199,6 +256,8 @@ def _attention_from_keras(cfg, context) -> Mapped:
             "key_dim": key_dim,
             "use_bias": bool(cfg.get("use_bias", True)),
             "dropout": float(cfg.get("dropout", 0.0)),
+            "padding_mask": bool(context.call.get("padding_mask", False)),
+            "use_causal_mask": bool(context.call.get("use_causal_mask", False)),
         },
     )
 
@@ -231,11 +290,11 @@ KERAS_CLASSES: dict = {
 # value, or a value equal to the query, is the default and left out. The flags it cannot take.
 KERAS_CALLS = {
     "MultiHeadAttention": KerasCall(
-        ("query", "value", "key"), flags=("use_causal_mask", "return_attention_scores")
+        ("query", "value", "key"), flags=("return_attention_scores",), options=("use_causal_mask",)
     ),
     "PositionEmbedding": KerasCall(("inputs",), flags=("start_index",)),  # positions from 0 only
     "ReversibleEmbedding": KerasCall(("inputs",), flags=("reverse",)),  # the forward lookup only
-    "TransformerEncoder": KerasCall(("inputs",), flags=("return_attention_scores",)),
+    "TransformerEncoder": KerasCall(("inputs",), flags=("return_attention_scores",), mask="padding_mask"),
     "TokenAndPositionEmbedding": KerasCall(("inputs",), flags=("start_index",)),
 }
 
@@ -266,7 +325,18 @@ def _transformer_encoder(cfg, context: KerasContext) -> list[KerasPart]:
     if first:
         add("self_attention_layer_norm", "LayerNormalization", norm, "")
     attention_config = {"num_heads": heads, "key_dim": hidden // heads, "dropout": dropout}
-    add("self_attention_layer", "MultiHeadAttention", attention_config)
+    if context.call.get("padding_mask"):  # keras-hub passes it as attention_mask (batch, 1, steps)
+        parts.append(
+            KerasPart(
+                "self_attention_layer",
+                "MultiHeadAttention",
+                attention_config,
+                (parts[-1].name if parts else "", "padding_mask"),
+                {"padding_mask": True},
+            )
+        )
+    else:
+        add("self_attention_layer", "MultiHeadAttention", attention_config)
     add("self_attention_dropout", "Dropout", {"rate": dropout})
     residual = add("self_attention_add", "Add", {}, "self_attention_dropout", "")
     if not first:

@@ -432,7 +432,7 @@ class _Walker:
         if not nodes:
             return  # not connected to the model's graph
         try:
-            refs, shapes = _inbound(nodes[0], class_name)
+            refs, shapes, call = _inbound(nodes[0], class_name)
         except Unsupported as error:
             self.builder.unsupported(keras_name, class_name, str(error))
             return
@@ -442,7 +442,7 @@ class _Walker:
         if class_name in MODEL_CLASSES:
             self._nested(keras_name, class_name, cfg, refs)
             return
-        self._add(keras_name, class_name, cfg, refs, shapes)
+        self._add(keras_name, class_name, cfg, refs, shapes, call)
 
     def _nested(self, keras_name: str, class_name: str, cfg: Mapping[str, Any], refs: list) -> None:
         """A model used as a layer (a pretrained base, say): its layers are inlined."""
@@ -469,12 +469,14 @@ class _Walker:
         elif outputs:
             self.builder.unsupported(keras_name, class_name, "a nested model with several outputs")
 
-    def _add(self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list) -> None:
+    def _add(
+        self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list, call: Mapping
+    ) -> None:
         if class_name in LOWERINGS.keras_composites:
-            self._composite(keras_name, class_name, cfg, refs, shapes)
+            self._composite(keras_name, class_name, cfg, refs, shapes, call)
             return
         try:
-            mapped = map_keras_layer(class_name, cfg, KerasContext(shapes))
+            mapped = map_keras_layer(class_name, cfg, KerasContext(shapes, call))
         except Unsupported as error:
             self.builder.unsupported(keras_name, class_name, str(error))
             return
@@ -498,7 +500,8 @@ class _Walker:
             self.output_of[keras_name] = sources[0]
             return
         if class_name in LOWERINGS.keras_calls:
-            sources = _without_defaults(sources)
+            mask = sources[-1:] if call.get("padding_mask") else []
+            sources = _without_defaults(sources[: len(sources) - len(mask)]) + mask
         weights = None
         if self.weights is not None:
             weights = list(self.weights.get(keras_name, []))
@@ -508,24 +511,30 @@ class _Walker:
         if node is not None:
             self.output_of[keras_name] = node
 
-    def _composite(self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list) -> None:
+    def _composite(
+        self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list, call: Mapping
+    ) -> None:
         """A layer made of sublayers (keras-hub's TransformerEncoder): each sublayer becomes a layer,
         named ``composite/sublayer``, with that sublayer's weights."""
         try:
             _check_dtype(cfg)
-            parts = LOWERINGS.keras_composites[class_name](cfg, KerasContext(shapes))
-            if len(refs) != 1 or refs[0][2] != 0:
-                raise Unsupported(f"takes {len(refs)} input tensors; the catalog expands it for one")
-            mapped = [map_keras_layer(part.class_name, part.config, KerasContext([None])) for part in parts]
+            parts = LOWERINGS.keras_composites[class_name](cfg, KerasContext(shapes, call))
+            inputs = 2 if call.get("padding_mask") else 1
+            if len(refs) != inputs or any(ref[2] != 0 for ref in refs):
+                raise Unsupported(f"takes {len(refs)} input tensors; the catalog expands it for {inputs}")
+            mapped = [
+                map_keras_layer(part.class_name, part.config, KerasContext([None], part.call))
+                for part in parts
+            ]
         except Unsupported as error:
             self.builder.unsupported(keras_name, class_name, str(error))
             return
         except MALFORMED as error:
             self.builder.unsupported(keras_name, class_name, _malformed(error))
             return
-        outputs = {"": self.output_of.get(refs[0][0])}
-        if outputs[""] is None:
-            return  # its input was unsupported: already reported
+        outputs = dict(zip(("", "padding_mask"), (self.output_of.get(ref[0]) for ref in refs), strict=False))
+        if None in outputs.values():
+            return  # an input was unsupported: already reported
         self._note_training_only(keras_name, cfg)
         weights = self.weights.get(keras_name, {}) if self.weights is not None else None
         for part, layer in zip(parts, mapped, strict=True):
@@ -611,7 +620,7 @@ class _Walker:
                 if class_name in MODEL_CLASSES:
                     self._nested(keras_name, class_name, cfg, [(previous, 0, 0)])
                 else:
-                    self._add(keras_name, class_name, cfg, [(previous, 0, 0)], shapes)
+                    self._add(keras_name, class_name, cfg, [(previous, 0, 0)], shapes, {})
                 previous = keras_name
             except MALFORMED as error:
                 self.builder.unsupported(*_layer_label(layer), _malformed(error))
@@ -687,8 +696,9 @@ def _without_defaults(sources: list[str]) -> list[str]:
     return sources
 
 
-def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], list[tuple | None]]:
-    """The (layer, node index, tensor index) of each input tensor, in call order, and their shapes."""
+def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], list[tuple | None], dict]:
+    """The (layer, node index, tensor index) of each input tensor, in call order, their shapes, and the
+    call's arguments that set parameters (``KerasContext.call``)."""
     if isinstance(node, list):  # tf.keras 2 format: [[name, node_index, tensor_index, kwargs], ...]
         refs = []
         for entry in node:
@@ -699,14 +709,19 @@ def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], li
                     f"is called with arguments {sorted(entry[3])}, which the catalog has no place for"
                 )
             refs.append((entry[0], int(entry[1]), int(entry[2])))
-        return refs, [None] * len(refs)
+        return refs, [None] * len(refs), {}
     if not isinstance(node, Mapping):
         raise Unsupported(f"cannot read its inbound node {node!r}")
     tensors: list[dict] = []
     _collect_tensors(node.get("args", []), tensors)
     kwargs = dict(node.get("kwargs") or {})
     call = LOWERINGS.keras_calls.get(class_name)
+    options: dict[str, Any] = {}
     if call is not None:  # input tensors passed by keyword take their place in the call's order
+        if call.mask is not None and len(tensors) == len(call.inputs) + 1 and call.mask not in kwargs:
+            kwargs[call.mask] = tensors.pop()  # the mask passed by position
+        if len(tensors) > len(call.inputs):
+            raise Unsupported(f"is called with {len(tensors)} tensors, more than {', '.join(call.inputs)}")
         named = {key: kwargs.pop(key) for key in call.inputs if _is_tensor(kwargs.get(key))}
         slots = list(tensors) + [None] * len(call.inputs)
         for index, key in enumerate(call.inputs):
@@ -716,6 +731,12 @@ def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], li
         for key in call.flags:
             if kwargs.pop(key, False):
                 raise Unsupported(f"is called with {key}=True, which the catalog's {class_name} lacks")
+        options.update({key: kwargs.pop(key) for key in call.options if isinstance(kwargs.get(key), bool)})
+        if call.mask is not None and _is_tensor(kwargs.get(call.mask)):
+            tensors.append(kwargs.pop(call.mask))  # the catalog's mask input comes last
+            options["padding_mask"] = True
+        elif call.mask is not None and kwargs.get(call.mask) is None:
+            kwargs.pop(call.mask, None)
     if kwargs.pop("training", None):
         raise Unsupported("is called with training=True (always in training mode)")
     for key, value in kwargs.items():
@@ -728,7 +749,7 @@ def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], li
         refs.append((str(history[0]), int(history[1]), int(history[2])))
         shape = config.get("shape")
         shapes.append(tuple(shape) if shape is not None else None)
-    return refs, shapes
+    return refs, shapes, options
 
 
 def _is_tensor(value: Any) -> bool:

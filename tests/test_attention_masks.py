@@ -1,0 +1,143 @@
+"""Attention masks (issue 13, MASK slice): MultiHeadAttention's padding mask input and causal mask.
+
+The spec's rules; both programs on masks where some queries have no key left (Keras's two
+paths give uniform weights without dropout, zero weights with it); keras-hub text backbones
+whose TransformerEncoders take the backbone's padding_mask, imported from Keras and reproduced
+by the generated PyTorch program.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from codegen.verify import _Models  # noqa: E402
+from studio.analysis import analyze  # noqa: E402
+from studio.catalog import CATALOG  # noqa: E402
+from studio.catalog.base import ShapeError  # noqa: E402
+from tests.graph_builders import make_project  # noqa: E402
+
+SPEC = CATALOG.get("MultiHeadAttention")
+
+
+def params(**values):
+    return SPEC.validate_params({"num_heads": 2, "key_dim": 4, **values})
+
+
+def test_padding_mask_shape_rules():
+    masked = params(padding_mask=True)
+    assert SPEC.output_shape(masked, [(5, 8), (5,)]) == (5, 8)
+    assert SPEC.output_shape(masked, [(3, 8), (6, 5), (6,)]) == (3, 8)  # the key's steps
+    assert SPEC.count_params(masked, [(5, 8), (5,)]) == SPEC.count_params(params(), [(5, 8)])
+    with pytest.raises(ShapeError, match=r"\(None, 6\).*received \(None, 3\)"):
+        SPEC.output_shape(masked, [(3, 8), (6, 5), (3,)])
+    with pytest.raises(ShapeError, match="needs a mask"):
+        SPEC.output_shape(masked, [(5, 8)])
+    with pytest.raises(ShapeError, match="padding_mask=True"):
+        SPEC.output_shape(params(), [(5, 8), (5, 8), (5, 8), (5,)])
+    assert SPEC.mask_input(masked, 3) == 2 and SPEC.mask_input(params(), 3) is None
+
+
+def test_analysis_takes_an_int_mask_but_not_int_queries():
+    def graph(padding_mask):
+        return make_project(
+            ("x", "Input", {"shape": [5, 8]}),
+            ("mask", "Input", {"shape": [5], "dtype": "int32"}),
+            ("mha", "MultiHeadAttention", params(padding_mask=padding_mask), "x", "mask"),
+        ).graph
+
+    assert analyze(graph(True)).is_valid
+    problems = analyze(graph(False)).problems
+    assert any("int32 token ids" in problem.message for problem in problems)
+
+
+def _masked_model(dropout: float, causal: bool):
+    return make_project(
+        ("query", "Input", {"shape": [4, 8]}),
+        ("context", "Input", {"shape": [6, 8]}),
+        ("mask", "Input", {"shape": [6], "dtype": "int32"}),
+        (
+            "mha",
+            "MultiHeadAttention",
+            params(dropout=dropout, padding_mask=True, use_causal_mask=causal),
+            "query",
+            "context",
+            "mask",
+        ),
+    )
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.25])
+@pytest.mark.parametrize("causal", [False, True])
+def test_queries_without_keys_match_keras(dropout, causal):
+    """Sample 0 masks every key, sample 1 key 0 only (so its first causal query has none left)."""
+    rng = np.random.default_rng(0)
+    models = _Models(_masked_model(dropout, causal), rng, None)
+    mask = np.ones((3, 6), np.int32)
+    mask[0] = 0
+    mask[1, 0] = 0
+    mask[2, 3:] = 0
+    inputs = [rng.standard_normal((3, n, 8)).astype(np.float32) for n in (4, 6)] + [mask]
+    (keras_out,) = [np.asarray(out) for out in _as_list(models.run_keras(inputs))]
+    (torch_out,) = [np.asarray(out) for out in _as_list(models.run_torch(inputs))]
+    assert np.isfinite(torch_out).all()
+    assert np.abs(keras_out - torch_out).max() < 1e-5
+    bias = models.keras_model.get_layer("mha").get_weights()[-1]
+    # Keras itself: with dropout its Softmax zeroes a row with no key (the output is the bias).
+    assert np.allclose(keras_out[0], bias, atol=1e-6) == (dropout > 0)
+
+
+def _as_list(value):
+    return value if isinstance(value, (list, tuple)) else [value]
+
+
+# ----- keras-hub text backbones ------------------------------------------------------------------
+
+
+def _check_backbone(name, tmp_path, steps=16):
+    import keras
+    import keras_hub
+
+    from studio.interop import import_model, save_imported
+    from studio.interop.check import TOLERANCE, reproduction_errors
+    from tests.test_interop_keras import randomize_weights
+
+    keras.utils.set_random_seed(0)
+    backbone = getattr(keras_hub.models, name)(
+        vocabulary_size=100,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=32,
+        intermediate_dim=64,
+        max_sequence_length=steps,
+    )
+    randomize_weights(backbone)
+    path = tmp_path / f"{name}.keras"
+    backbone.save(path)
+    imported = import_model(path, input_shapes=[(steps,), (steps,)])
+    _, weights_path = save_imported(imported, tmp_path / f"{name}.layers.json")
+    rng = np.random.default_rng(1)
+    ids = rng.integers(1, 100, (3, steps)).astype(np.int32)
+    mask = np.ones((3, steps), np.int32)
+    mask[0, steps // 2 :] = 0  # padded sequences, as keras-hub's preprocessors build them
+    mask[1, 3:] = 0
+    ids[mask == 0] = 0
+    by_name = {"token_ids": ids, "padding_mask": mask}
+    expected = [np.asarray(backbone(by_name, training=False))]
+    inputs = [by_name[info.layer] for info in imported.inputs]
+    errors = reproduction_errors(imported, weights_path, inputs, expected, tmp_path)
+    assert errors["keras"] <= TOLERANCE and errors["pytorch"] <= TOLERANCE, errors
+    return imported
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["RobertaBackbone", "DistilBertBackbone"])
+def test_keras_hub_text_backbone_with_padding_mask(name, tmp_path):
+    imported = _check_backbone(name, tmp_path)
+    attention = [node for node in imported.project.graph.nodes if node.kind == "MultiHeadAttention"]
+    assert len(attention) == 2 and all(node.params["padding_mask"] for node in attention)
