@@ -141,3 +141,80 @@ def test_keras_hub_text_backbone_with_padding_mask(name, tmp_path):
     imported = _check_backbone(name, tmp_path)
     attention = [node for node in imported.project.graph.nodes if node.kind == "MultiHeadAttention"]
     assert len(attention) == 2 and all(node.params["padding_mask"] for node in attention)
+
+
+# ----- torch.fx import: key_padding_mask = (ids == 0) ------------------------------------------------
+
+
+def _torch_encoder(spelling):
+    import torch
+    from torch import nn
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(20, 8)
+            self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, ids):
+            x = self.embed(ids)
+            return self.attention(x, x, x, key_padding_mask=spelling(ids), need_weights=False)[0]
+
+    torch.manual_seed(0)
+    return Encoder().eval()
+
+
+@pytest.mark.slow
+def test_torch_key_padding_mask_reproduces_in_keras(tmp_path):
+    import torch
+
+    from studio.interop.torch_import import import_torch_model
+    from tests.test_interop_torch import check_reproduces
+
+    model = _torch_encoder(lambda ids: torch.eq(ids, 0))
+    imported = import_torch_model(model, [(6,)])
+    (attention,) = [node for node in imported.project.graph.nodes if node.kind == "MultiHeadAttention"]
+    assert attention.params["padding_mask"]
+    ids = np.random.default_rng(0).integers(0, 20, (3, 6))
+    ids[:, 2:4] = 0  # padded keys; every query keeps some (torch gives NaN where none is left)
+    check_reproduces(imported, model, [ids], tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("spelling", "reason"),
+    [
+        (lambda ids: ids == 1, "only `mask == 0`"),
+        (lambda ids: ids > 0, "no catalog equivalent"),
+    ],
+)
+def test_other_torch_masks_are_refused_by_name(spelling, reason):
+    from studio.interop import UnsupportedModelError
+    from studio.interop.torch_import import import_torch_model
+
+    with pytest.raises(UnsupportedModelError, match=reason):
+        import_torch_model(_torch_encoder(spelling), [(6,)])
+
+
+def test_torch_masks_other_than_key_padding_are_refused_by_name():
+    import torch
+    from torch import nn
+
+    from studio.interop import UnsupportedModelError
+    from studio.interop.torch_import import import_torch_model
+
+    class Causal(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = nn.MultiheadAttention(4, 2, batch_first=True)
+            self.register_buffer("causal", torch.ones(3, 3, dtype=torch.bool).triu(1))
+
+        def forward(self, x):
+            return self.attention(x, x, x, attn_mask=self.causal)[0]
+
+    class Stray(nn.Module):
+        def forward(self, x):
+            return x + (x == 0)
+
+    for model, reason in ((Causal(), "is given attn_mask"), (Stray(), "only nn.MultiheadAttention's")):
+        with pytest.raises(UnsupportedModelError, match=reason):
+            import_torch_model(model.eval(), [(3, 4)])

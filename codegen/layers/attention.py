@@ -290,7 +290,10 @@ KERAS_CLASSES: dict = {
 # value, or a value equal to the query, is the default and left out. The flags it cannot take.
 KERAS_CALLS = {
     "MultiHeadAttention": KerasCall(
-        ("query", "value", "key"), flags=("return_attention_scores",), options=("use_causal_mask",)
+        ("query", "value", "key"),
+        flags=("return_attention_scores",),
+        options=("use_causal_mask",),
+        mask="attention_mask",  # the padding mask as the Keras program passes it (the importer's _mask_op)
     ),
     "PositionEmbedding": KerasCall(("inputs",), flags=("start_index",)),  # positions from 0 only
     "ReversibleEmbedding": KerasCall(("inputs",), flags=("reverse",)),  # the forward lookup only
@@ -396,17 +399,29 @@ def _torch_attention(walker, node, module, name):
         )
     if module.bias_k is not None or module.add_zero_attn:
         raise Unsupported("add_bias_kv or add_zero_attn have no catalog equivalent")
-    for key in ("key_padding_mask", "attn_mask"):
-        if node.kwargs.get(key) is not None:
-            raise Unsupported(f"is given {key}; the catalog's attention has no masks")
-    if node.kwargs.get("is_causal"):
-        raise Unsupported("is_causal=True; the catalog's attention has no causal mask")
+    # forward(query, key, value, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal)
+    arguments = dict(zip(_TORCH_ATTENTION_ARGUMENTS, node.args, strict=False)) | dict(node.kwargs)
+    for option in ("attn_mask", "is_causal"):
+        if arguments.get(option) not in (None, False):
+            raise Unsupported(
+                f"is given {option}; the importer reads key_padding_mask (`mask == 0`) only: an explicit "
+                "(query, key) mask has no catalog equivalent"
+            )
     query, key, value = (walker.graph.to_same(walker.tensor(node.args[i]), name) for i in range(3))
     sources = [query, value, key]  # Keras's call order
     if key == value:
         sources = sources[:2]
         if value == query:
             sources = sources[:1]
+    padding = arguments.get("key_padding_mask")
+    if padding is not None:
+        mask = walker.value(padding)
+        if not isinstance(mask, ZeroMask):
+            raise Unsupported(
+                "is given a key_padding_mask that is not `mask == 0` of a computed tensor: the catalog's "
+                "padding mask attends where its input is nonzero"
+            )
+        sources.append(walker.graph.to_same(mask.tensor, name))
     embed, heads = module.embed_dim, module.num_heads
     head_dim = embed // heads
     w_in = array(module.in_proj_weight)
@@ -425,6 +440,7 @@ def _torch_attention(walker, node, module, name):
         "key_dim": head_dim,
         "use_bias": b_in is not None,
         "dropout": float(module.dropout),
+        "padding_mask": padding is not None,
     }
     tensor = walker.graph.add(
         "MultiHeadAttention", name, sources, params, weights, source_kind="MultiheadAttention", form=SAME
@@ -444,7 +460,42 @@ class _AttentionOutputs:
         raise Unsupported("uses the attention weights; the catalog's attention returns its output only")
 
 
+_TORCH_ATTENTION_ARGUMENTS = (
+    "query",
+    "key",
+    "value",
+    "key_padding_mask",
+    "need_weights",
+    "attn_mask",
+    "average_attn_weights",
+    "is_causal",
+)
+
+
+@dataclass(frozen=True)
+class ZeroMask:
+    """``t == 0`` of a computed tensor ``t``: as nn.MultiheadAttention's key_padding_mask (True = masked)
+    it is the catalog's padding mask ``t`` (attend where nonzero). Nothing else takes it."""
+
+    tensor: Tensor
+
+    def __repr__(self) -> str:
+        return "a boolean `== 0` mask, which only nn.MultiheadAttention's key_padding_mask takes"
+
+
+def _torch_zero_mask(walker, node, name):
+    """``t == 0`` / ``t.eq(0)`` / ``torch.eq(t, 0)``: a padding mask for attention, nothing more."""
+    other = node.args[1] if len(node.args) > 1 else node.kwargs.get("other")
+    if isinstance(other, bool) or not isinstance(other, (int, float)) or other != 0:
+        raise Unsupported(
+            f"compares with {other!r}: only `mask == 0`, as nn.MultiheadAttention's key_padding_mask, is read"
+        )
+    return ZeroMask(walker.tensor(node.args[0]))
+
+
 TORCH_MODULES: dict = {"MultiheadAttention": _torch_attention}
+TORCH_FUNCTIONS: dict = {"operator.eq": _torch_zero_mask, "torch.eq": _torch_zero_mask}
+TORCH_METHODS: dict = {"eq": _torch_zero_mask}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------

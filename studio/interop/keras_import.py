@@ -38,6 +38,7 @@ from studio.interop.errors import (
 from studio.interop.frameworks import import_keras
 
 MODEL_CLASSES = frozenset({"Functional", "Model", "Sequential"})
+MASK_OPS = frozenset({"NotEqual", "ExpandDims"})  # the ops that build a padding mask (``_mask_op``)
 TRAINING_ONLY_KEYS = (
     "kernel_regularizer",
     "bias_regularizer",
@@ -387,6 +388,8 @@ class _Walker:
         self.training_only: list[str] = []
         self.frozen: list[str] = []
         self.given_shapes: dict[str, tuple[int, ...]] = {}  # input name -> its shape, batch excluded
+        # Keras op layers that build an attention mask: name -> (the node masked where zero, expanded).
+        self.mask_of: dict[str, tuple[str | None, bool]] = {}
 
     # ----- functional -------------------------------------------------------------
 
@@ -404,11 +407,13 @@ class _Walker:
                 self._functional_layer(layer)
             except MALFORMED as error:
                 self.builder.unsupported(*_layer_label(layer), _malformed(error))
-        return [
-            self.output_of[ref[0]]
-            for ref in _history_list(config.get("output_layers", []))
-            if ref[0] in self.output_of
-        ]
+        outputs = _history_list(config.get("output_layers", []))
+        for ref in outputs:
+            if ref[0] in self.mask_of:
+                self.builder.unsupported(
+                    ref[0], "(mask)", "a model output; the catalog keeps masks as inputs"
+                )
+        return [self.output_of[ref[0]] for ref in outputs if ref[0] in self.output_of]
 
     def _functional_layer(self, layer: Mapping[str, Any]) -> None:
         class_name = str(layer.get("class_name"))
@@ -431,8 +436,18 @@ class _Walker:
             return
         if not nodes:
             return  # not connected to the model's graph
+        if class_name in MASK_OPS and self._mask_op(keras_name, class_name, cfg, nodes[0]):
+            return
         try:
             refs, shapes, call = _inbound(nodes[0], class_name)
+            mask_call = LOWERINGS.keras_calls.get(class_name)
+            takes_mask = call.get("padding_mask") and mask_call.mask == "attention_mask"
+            stray = [ref[0] for ref in refs[: -1 if takes_mask else None] if ref[0] in self.mask_of]
+            if stray:
+                raise Unsupported(
+                    f"takes the mask '{stray[0]}' (NotEqual / ExpandDims), which the catalog keeps only as "
+                    "MultiHeadAttention's attention_mask"
+                )
         except Unsupported as error:
             self.builder.unsupported(keras_name, class_name, str(error))
             return
@@ -490,6 +505,12 @@ class _Walker:
                 )
                 return
         sources = [self.output_of.get(ref[0]) for ref in refs]
+        if call.get("padding_mask") and LOWERINGS.keras_calls[class_name].mask == "attention_mask":
+            try:
+                sources[-1] = self._padding_mask(refs[-1][0])
+            except Unsupported as error:
+                self.builder.unsupported(keras_name, class_name, str(error))
+                return
         if any(source is None for source in sources):
             # An input layer was unsupported (already reported): still check this layer's own parameters.
             if mapped.kind is not None:
@@ -550,6 +571,34 @@ class _Walker:
                 return
             outputs[part.name] = node
         self.output_of[keras_name] = outputs[parts[-1].name]
+
+    def _mask_op(self, keras_name: str, class_name: str, cfg: Mapping, node: Any) -> bool:
+        """Record ``keras.ops.not_equal(mask, 0)`` and its ``expand_dims(..., 1)``: the padding mask the
+        Keras program passes as MultiHeadAttention's attention_mask. False for anything else."""
+        args = node.get("args") if isinstance(node, Mapping) else None
+        if not isinstance(args, (list, tuple)) or not args or not _is_tensor(args[0]) or node.get("kwargs"):
+            return False
+        args = list(args)
+        source = str(args[0]["config"]["keras_history"][0])
+        if class_name == "NotEqual" and args[1:] == [0] and source not in self.mask_of:
+            self.mask_of[keras_name] = (self.output_of.get(source), False)
+        elif class_name == "ExpandDims" and cfg.get("axis") in (1, -2) and source in self.mask_of:
+            if self.mask_of[source][1]:
+                return False
+            self.mask_of[keras_name] = (self.mask_of[source][0], True)
+        else:
+            return False
+        return True
+
+    def _padding_mask(self, keras_name: str) -> str | None:
+        """The node of a padding mask passed as ``attention_mask``, or Unsupported for another mask."""
+        source, expanded = self.mask_of.get(keras_name, (None, False))
+        if not expanded:
+            raise Unsupported(
+                "is called with attention_mask=... that is not keras.ops.expand_dims(keras.ops.not_equal("
+                "mask, 0), 1) of a (batch, key steps) mask: a (batch, query, key) mask has no catalog equivalent"
+            )
+        return source
 
     def _input(self, keras_name: str, cfg: Mapping[str, Any]) -> None:
         shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
