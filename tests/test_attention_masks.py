@@ -218,3 +218,45 @@ def test_torch_masks_other_than_key_padding_are_refused_by_name():
     for model, reason in ((Causal(), "is given attn_mask"), (Stray(), "only nn.MultiheadAttention's")):
         with pytest.raises(UnsupportedModelError, match=reason):
             import_torch_model(model.eval(), [(3, 4)])
+
+
+@pytest.mark.slow
+def test_keras_hub_transformer_decoder_with_padding_mask(tmp_path):
+    """GPT-2's block: keras-hub's TransformerDecoder without cross-attention, causal, with the padding
+    mask; post-norm with dropout (Keras's Softmax path) and pre-norm without (dot_product_attention)."""
+    import keras
+    import keras_hub
+
+    from studio.interop import import_model, save_imported
+    from studio.interop.check import TOLERANCE, reproduction_errors
+    from tests.test_interop_keras import randomize_weights
+
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((8,), dtype="int32", name="token_ids")
+    mask = keras.Input((8,), dtype="int32", name="padding_mask")
+    x = keras_hub.layers.TokenAndPositionEmbedding(50, 8, 16, name="embed")(ids)
+    x = keras_hub.layers.TransformerDecoder(32, 2, dropout=0.1, name="post")(x, decoder_padding_mask=mask)
+    x = keras_hub.layers.TransformerDecoder(32, 4, normalize_first=True, activation="gelu", name="pre")(
+        x, decoder_padding_mask=mask
+    )
+    model = keras.Model([ids, mask], x, name="decoder")
+    randomize_weights(model)
+    rng = np.random.default_rng(1)
+    mask_values = np.ones((3, 8), np.int32)
+    mask_values[0, 5:] = 0
+    mask_values[1, :2] = 0  # the first queries of sample 1 have no key left: Keras's two paths differ
+    inputs = [rng.integers(1, 50, (3, 8)).astype(np.int32), mask_values]
+    model.save(tmp_path / "decoder.keras")
+    imported = import_model(tmp_path / "decoder.keras")
+    _, weights_path = save_imported(imported, tmp_path / "decoder.layers.json")
+    expected = [np.asarray(model(inputs, training=False))]
+    errors = reproduction_errors(imported, weights_path, inputs, expected, tmp_path)
+    assert errors["keras"] <= TOLERANCE and errors["pytorch"] <= TOLERANCE, errors
+    attention = imported.project.graph.find("pre/self_attention")
+    assert attention.params["use_causal_mask"] and attention.params["padding_mask"]
+    # Called without the causal mask, or with an encoder sequence (cross-attention): what is imported.
+    x = keras_hub.layers.TransformerDecoder(32, 2, name="plain")(model.outputs[0], use_causal_mask=False)
+    plain = keras.Model(model.inputs, x, name="plain")
+    plain.save(tmp_path / "plain.keras")
+    imported = import_model(tmp_path / "plain.keras", with_weights=False)
+    assert not imported.project.graph.find("plain/self_attention").params["use_causal_mask"]

@@ -299,6 +299,12 @@ KERAS_CALLS = {
     "ReversibleEmbedding": KerasCall(("inputs",), flags=("reverse",)),  # the forward lookup only
     "TransformerEncoder": KerasCall(("inputs",), flags=("return_attention_scores",), mask="padding_mask"),
     "TokenAndPositionEmbedding": KerasCall(("inputs",), flags=("start_index",)),
+    "TransformerDecoder": KerasCall(
+        ("decoder_sequence",),
+        flags=("return_attention_scores",),
+        options=("use_causal_mask",),
+        mask="decoder_padding_mask",
+    ),
 }
 
 
@@ -310,6 +316,24 @@ KERAS_CALLS = {
 def _transformer_encoder(cfg, context: KerasContext) -> list[KerasPart]:
     """keras-hub's TransformerEncoder: self-attention and a feed-forward block, each with a residual
     Add and a LayerNormalization after it (before it with normalize_first)."""
+    return _transformer_block(cfg, context, "self_attention_layer", causal=False)
+
+
+def _transformer_decoder(cfg, context: KerasContext) -> list[KerasPart]:
+    """keras-hub's TransformerDecoder without cross-attention (GPT-2's): the encoder's block with a
+    causal self-attention (unless called with use_causal_mask=False), its sublayer named self_attention.
+    Cross-attention takes ``encoder_sequence``, a call argument the importer refuses by name."""
+    if cfg.get("encoder_sequence_shape") is not None:
+        raise Unsupported(
+            "it has a cross-attention (encoder_sequence_shape is set); the catalog expands "
+            "decoders without one"
+        )
+    return _transformer_block(
+        cfg, context, "self_attention", causal=context.call.get("use_causal_mask", True)
+    )
+
+
+def _transformer_block(cfg, context: KerasContext, attention: str, causal: bool) -> list[KerasPart]:
     shape = context.shapes[0] if context.shapes else None
     if not shape or shape[-1] is None:
         raise Unsupported("its input's features are unknown (the config records no input shape)")
@@ -328,18 +352,12 @@ def _transformer_encoder(cfg, context: KerasContext) -> list[KerasPart]:
     if first:
         add("self_attention_layer_norm", "LayerNormalization", norm, "")
     attention_config = {"num_heads": heads, "key_dim": hidden // heads, "dropout": dropout}
-    if context.call.get("padding_mask"):  # keras-hub passes it as attention_mask (batch, 1, steps)
-        parts.append(
-            KerasPart(
-                "self_attention_layer",
-                "MultiHeadAttention",
-                attention_config,
-                (parts[-1].name if parts else "", "padding_mask"),
-                {"padding_mask": True},
-            )
-        )
-    else:
-        add("self_attention_layer", "MultiHeadAttention", attention_config)
+    # keras-hub merges the padding mask to (batch, 1, steps), and the causal mask with it, as the catalog's.
+    masked = bool(context.call.get("padding_mask"))
+    previous = parts[-1].name if parts else ""
+    mask_call = {"padding_mask": masked, "use_causal_mask": causal}
+    attention_inputs = (previous, "padding_mask") if masked else (previous,)
+    parts.append(KerasPart(attention, "MultiHeadAttention", attention_config, attention_inputs, mask_call))
     add("self_attention_dropout", "Dropout", {"rate": dropout})
     residual = add("self_attention_add", "Add", {}, "self_attention_dropout", "")
     if not first:
@@ -379,6 +397,7 @@ def _token_and_position_embedding(cfg, context: KerasContext) -> list[KerasPart]
 
 KERAS_COMPOSITES: dict = {
     "TransformerEncoder": _transformer_encoder,
+    "TransformerDecoder": _transformer_decoder,
     "TokenAndPositionEmbedding": _token_and_position_embedding,
 }
 
