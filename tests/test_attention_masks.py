@@ -260,3 +260,22 @@ def test_keras_hub_transformer_decoder_with_padding_mask(tmp_path):
     plain.save(tmp_path / "plain.keras")
     imported = import_model(tmp_path / "plain.keras", with_weights=False)
     assert not imported.project.graph.find("plain/self_attention").params["use_causal_mask"]
+
+
+@pytest.mark.slow
+def test_masks_passed_by_position_are_refused_by_name(tmp_path):
+    """TransformerEncoder's second argument is its padding mask, TransformerDecoder's the encoder sequence."""
+    import keras
+    import keras_hub
+
+    from studio.interop import UnsupportedModelError, import_model
+
+    x, mask = keras.Input((6, 8)), keras.Input((6,), dtype="int32")
+    y = keras_hub.layers.TransformerEncoder(16, 2, name="encoder")(x, mask)
+    z = keras_hub.layers.TransformerDecoder(16, 2, name="decoder")(y, x)
+    keras.Model([x, mask], z).save(tmp_path / "positional.keras")
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(tmp_path / "positional.keras", with_weights=False)
+    problems = {problem.name: problem.reason for problem in caught.value.problems}
+    assert "padding_mask= is read by keyword" in problems["encoder"]
+    assert "decoder_padding_mask= is read by keyword" in problems["decoder"]

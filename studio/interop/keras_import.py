@@ -767,10 +767,11 @@ def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], li
     call = LOWERINGS.keras_calls.get(class_name)
     options: dict[str, Any] = {}
     if call is not None:  # input tensors passed by keyword take their place in the call's order
-        if call.mask is not None and len(tensors) == len(call.inputs) + 1 and call.mask not in kwargs:
-            kwargs[call.mask] = tensors.pop()  # the mask passed by position
-        if len(tensors) > len(call.inputs):
-            raise Unsupported(f"is called with {len(tensors)} tensors, more than {', '.join(call.inputs)}")
+        if len(tensors) > len(call.inputs):  # a mask passed by position too: refused, not guessed
+            keyword = f" ({call.mask}= is read by keyword)" if call.mask else ""
+            raise Unsupported(
+                f"is called with {len(tensors)} tensors by position, more than {', '.join(call.inputs)}{keyword}"
+            )
         named = {key: kwargs.pop(key) for key in call.inputs if _is_tensor(kwargs.get(key))}
         slots = list(tensors) + [None] * len(call.inputs)
         for index, key in enumerate(call.inputs):
