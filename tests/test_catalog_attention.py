@@ -40,7 +40,7 @@ def _params(num_heads: int, key_dim: int, use_bias: bool = True) -> dict:
 def test_spec_is_registered():
     assert [spec.key for spec in SPECS] == ["MultiHeadAttention", "PositionEmbedding"]
     assert CATALOG.get("MultiHeadAttention").category == "Attention"
-    assert MHA.input_names == ("query", "value", "key")
+    assert MHA.input_names == ("query", "value", "key", "mask")  # the mask with padding_mask
     assert MHA.default_name == "multi_head_attention"
 
 

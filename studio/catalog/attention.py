@@ -57,8 +57,12 @@ class MultiHeadAttention(LayerSpec):
     min_inputs = 1
     max_inputs = 4
     # The Keras call order: call(query, value, key); key defaults to value,
-    # and value to query when there is a single input. With padding_mask, the mask comes last.
-    input_names = ("query", "value", "key")
+    # and value to query when there is a single input. With padding_mask, the mask comes last
+    # (on the canvas's fourth port when all four are connected).
+    input_names = ("query", "value", "key", "mask")
+
+    def input_ports(self, params: Mapping[str, Any]) -> int | None:
+        return 4 if params.get("padding_mask") else 3
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
         inputs = self._check_mask(params, inputs)
