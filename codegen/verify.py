@@ -196,7 +196,12 @@ def random_inputs(plan: ModelPlan, batch: int, rng: np.random.Generator) -> list
     arrays = []
     for layer in plan.inputs:
         shape = (batch, *layer.shape)
-        if layer.params["dtype"] == "int32":
+        if _only_masks(plan, layer):  # ones and zeros
+            dtype = np.int32 if layer.params["dtype"] == "int32" else np.float32
+            mask = rng.random(shape) < 0.6
+            mask[:, 0] = True  # no query without keys: its gradient differs (DIFFERENCES.md, masks)
+            arrays.append(mask.astype(dtype))
+        elif layer.params["dtype"] == "int32":
             vocab = min(
                 consumer.params["input_dim"]
                 for consumer in plan.consumers(layer.id)
@@ -206,6 +211,16 @@ def random_inputs(plan: ModelPlan, batch: int, rng: np.random.Generator) -> list
         else:
             arrays.append(rng.standard_normal(shape).astype(np.float32))
     return arrays
+
+
+def _only_masks(plan: ModelPlan, layer) -> bool:
+    """True for an input that every consumer takes as its mask (attention's padding mask)."""
+    consumers = plan.consumers(layer.id)
+    for consumer in consumers:
+        index = consumer.spec.mask_input(consumer.params, len(consumer.inputs))
+        if index is None or consumer.inputs[index] != layer.id:
+            return False
+    return bool(consumers)
 
 
 def _import_frameworks():

@@ -165,10 +165,15 @@ def _input_count_text(minimum: int, maximum: int | None) -> str:
 
 
 def _check_dtypes(graph: Graph, node_id: str, sources: list, edges: list[Edge], result: Analysis) -> bool:
-    """Only Embedding takes integer token ids, and Embedding takes nothing else."""
+    """Only Embedding takes integer token ids, and Embedding takes nothing else; a mask input
+    (attention's padding mask) takes either."""
     node = graph.node(node_id)
-    wants_ids = graph.registry.get(node.kind).takes_token_ids
+    spec = graph.registry.get(node.kind)
+    wants_ids = spec.takes_token_ids
+    mask = spec.mask_input(node.params, len(sources))
     for source, edge in zip(sources, edges, strict=True):
+        if edge.port == mask:
+            continue
         is_ids = result.dtypes.get(source) == "int32"
         if is_ids != wants_ids:
             if wants_ids:

@@ -40,12 +40,13 @@ def _params(num_heads: int, key_dim: int, use_bias: bool = True) -> dict:
 def test_spec_is_registered():
     assert [spec.key for spec in SPECS] == ["MultiHeadAttention", "PositionEmbedding"]
     assert CATALOG.get("MultiHeadAttention").category == "Attention"
-    assert MHA.input_names == ("query", "value", "key")
+    assert MHA.input_names == ("query", "value", "key", "mask")  # the mask with padding_mask
     assert MHA.default_name == "multi_head_attention"
 
 
 def test_input_counts():
-    assert [MHA.accepts_input_count(n) for n in range(5)] == [False, True, True, True, False]
+    # query, value, key, and the padding mask (padding_mask=True)
+    assert [MHA.accepts_input_count(n) for n in range(6)] == [False, True, True, True, True, False]
 
 
 def test_no_value_dim_parameter():

@@ -311,6 +311,35 @@ case(
         ("mha", "MultiHeadAttention", {"num_heads": 2, "key_dim": 4}, "query", "value", "key"),
     ),
 )
+# Masks (issue 13, MASK slice): verify draws 0/1 masks with some samples fully masked.
+case(
+    "mha-padding-mask-int",
+    make_project(
+        ("x", "Input", {"shape": [5, 8]}),
+        ("mask", "Input", {"shape": [5], "dtype": "int32"}),
+        ("mha", "MultiHeadAttention", {"num_heads": 2, "key_dim": 4, "padding_mask": True}, "x", "mask"),
+    ),
+)
+case(
+    "mha-causal",
+    chain([5, 8], ("MultiHeadAttention", {"num_heads": 2, "key_dim": 4, "use_causal_mask": True})),
+)
+case(
+    "mha-cross-padding-and-causal-float-mask",
+    make_project(
+        ("query", "Input", {"shape": [4, 8]}),
+        ("context", "Input", {"shape": [6, 5]}),
+        ("mask", "Input", {"shape": [6]}),
+        (
+            "mha",
+            "MultiHeadAttention",
+            {"num_heads": 2, "key_dim": 4, "padding_mask": True, "use_causal_mask": True, "dropout": 0.1},
+            "query",
+            "context",
+            "mask",
+        ),
+    ),
+)
 
 # ----- merges -------------------------------------------------------------------------
 for kind in ("Add", "Multiply", "Average", "Maximum"):

@@ -105,6 +105,8 @@ def test_merge_shows_connected_ports_plus_one_free(canvas):
     assert scene.node_item(add).port_count() == 3
     attention = graph.add_node("MultiHeadAttention", position=(600, 300)).id
     assert scene.node_item(attention).port_count() == 3
+    graph.set_param(attention, "padding_mask", True)  # a fourth port, for the mask
+    assert scene.node_item(attention).port_count() == 4
 
 
 # ----- palette drop ----------------------------------------------------------------

@@ -403,7 +403,13 @@ def test_keras_hub_bert_backbone_is_refused_by_name(tmp_path):
         import_model(path)
     problems = {problem.name: problem.reason for problem in caught.value.problems}
     assert "unknown size" in problems["token_ids"]
-    assert "padding_mask" in problems["transformer_layer_0"]
+    # Given its lengths, its padding_mask plumbing imports (MASK slice); tanh gelu and slicing remain.
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(path, input_shapes=[(16,)] * 3)
+    problems = {problem.name: problem.reason for problem in caught.value.problems}
+    assert "gelu_approximate" in problems["transformer_layer_0"]
+    assert any(name.startswith("get_item") for name in problems)  # the pooled output's x[:, 0, :]
+    assert not any("padding_mask" in reason for reason in problems.values())
     # Its other layers map: the graph was read, not the constructor's arguments.
     assert "token_embedding" not in problems and "position_embedding" not in problems
 

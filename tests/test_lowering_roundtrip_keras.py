@@ -162,6 +162,20 @@ EXTRA = {
     ),
     "attention-query-value-key": attention({"num_heads": 1, "key_dim": 6}, [4, 6], [5, 7], [5, 3]),
     "position-embedding-exact-length": single("PositionEmbedding", {"sequence_length": 5}),
+    "attention-causal": attention({"num_heads": 2, "key_dim": 3, "use_causal_mask": True}, [4, 6]),
+    "attention-padding-mask-causal-cross": make_project(
+        ("query", "Input", {"shape": [4, 6]}),
+        ("value", "Input", {"shape": [5, 7]}),
+        ("mask", "Input", {"shape": [5], "dtype": "int32"}),
+        (
+            "attention",
+            "MultiHeadAttention",
+            {"num_heads": 2, "key_dim": 3, "padding_mask": True, "use_causal_mask": True},
+            "query",
+            "value",
+            "mask",
+        ),
+    ),
     # merging
     "concatenate-steps-axis": make_project(
         ("x", "Input", {"shape": [4, 3]}),

@@ -27,8 +27,9 @@ class PortRef:
 def input_port_count(graph: Graph, node_id: str) -> int:
     """Fixed-arity kinds show all their ports; merges show the connected ones plus one free."""
     spec = graph.spec(node_id)
-    if spec.max_inputs is not None:
-        return spec.max_inputs
+    ports = spec.input_ports(graph.node(node_id).params)
+    if ports is not None:
+        return ports
     used = [edge.port for edge in graph.input_edges(node_id)]
     return max(spec.min_inputs, max(used) + 2 if used else 0)
 

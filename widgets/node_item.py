@@ -126,6 +126,7 @@ class NodeItem(QGraphicsItem):
             connected,
             bool(graph.output_edges(self.node_id)),
             self.canvas.orientation,
+            self.port_count(),  # MultiHeadAttention's mask port comes with padding_mask
         )
 
     # ----- updates -------------------------------------------------------------------

@@ -8,6 +8,7 @@ and value widths differ from the query's).
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ from codegen.layers.base import (
     zeros,
 )
 from codegen.layers.keras_config import KerasCall, require
+from codegen.layers.reshaping import torch_shape_arithmetic
 from codegen.layers.torch_source import Multi, array
 from codegen.writer import py
 
@@ -46,19 +48,46 @@ def query_value_key(inputs: list[str]) -> tuple[str, str, str]:
     return query, value, key
 
 
+def split_mask(layer: LayerPlan, items: list):
+    """A layer's inputs (names or shapes) as (query, value, key items; the padding mask or None)."""
+    if layer.params.get("padding_mask"):
+        return list(items[:-1]), items[-1]
+    return list(items), None
+
+
 def _attention_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
     params = layer.params
     args = [f"num_heads={params['num_heads']}", f"key_dim={params['key_dim']}"]
     if params["dropout"]:
         args.append(f"dropout={py(params['dropout'])}")
-    query, value, key = query_value_key(sources)
-    call = f"({query}, {value})" if key == value else f"({query}, {value}, {key})"
-    return KerasLayer("layers.MultiHeadAttention", args + use_bias_arg(layer), call)
+    inputs, mask = split_mask(layer, sources)
+    query, value, key = query_value_key(inputs)
+    call = [query, value] if key == value else [query, value, key]
+    if mask is not None:
+        # (batch, 1, key steps): the same keys for every query, as keras-hub's padding_mask.
+        call.append(f"attention_mask=keras.ops.expand_dims(keras.ops.not_equal({mask}, 0), 1)")
+    if params["use_causal_mask"]:
+        call.append("use_causal_mask=True")
+    return KerasLayer("layers.MultiHeadAttention", args + use_bias_arg(layer), f"({', '.join(call)})")
+
+
+# Keras 3 masks by replacement, and what a query whose keys are all masked gets depends on
+# the path: with dropout its Softmax zeroes the row (the output is out_proj's bias), without
+# it dot_product_attention puts -1e9 there (uniform weights). Torch's boolean masks give NaN.
+# The PyTorch code adds -1e30, which absorbs any float32 score (masked keys get weight 0, a fully
+# masked row is uniform), and with dropout replaces fully masked rows by the bias.
+MASK_COMMENT = (
+    "# Masked scores + -1e30 (Keras replaces them): weight 0, and a query with no key left "
+    "attends uniformly, as Keras without dropout (a boolean torch mask would give NaN)."
+)
+ZERO_ROWS_COMMENT = (
+    "# Keras's Softmax (used with dropout) gives a query with no key left zero weights: the bias."
+)
 
 
 def _attention_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     params = layer.params
-    shapes = layer.input_shapes
+    shapes, _ = split_mask(layer, layer.input_shapes)
     embed = shapes[0][-1]
     value_dim = shapes[1][-1] if len(shapes) > 1 else embed
     key_dim = shapes[2][-1] if len(shapes) > 2 else value_dim
@@ -72,16 +101,46 @@ def _attention_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
     if value_dim != embed:
         args.append(f"vdim={value_dim}")
     args.append("batch_first=True")
-    query, value, key = query_value_key(xs)
+    inputs, mask = split_mask(layer, xs)
+    query, value, key = query_value_key(inputs)
+    masked = _masked(layer, query, mask, (shapes[0][0], shapes[-1][0]))
     # Keras calls (query, value, key); torch takes (query, key, value).
-    step = f"self.{layer.ident}({query}, {key}, {value}, need_weights=False)"
-    return TorchCode(("nn.MultiheadAttention", args), [("{ident}, _", step)])
+    call = f"self.{layer.ident}({query}, {key}, {value}{{}}, need_weights=False)"
+    if masked is None:
+        return TorchCode(("nn.MultiheadAttention", args), [("{ident}, _", call.format(""))])
+    additive = f"{masked}.to({query}.dtype) * -1e30"
+    if not params["use_causal_mask"]:
+        argument = ", key_padding_mask={ident}"
+    elif mask is None:
+        argument = ", attn_mask={ident}"
+    else:  # (batch, query steps, key steps): torch takes one per head, heads within each sample
+        additive = f"({additive}).repeat_interleave({params['num_heads']}, dim=0)"
+        argument = ", attn_mask={ident}"
+    steps = [MASK_COMMENT, additive, ("{ident}, _", call.format(argument))]
+    if params["dropout"] and mask is not None:
+        empty = f"{masked}.all(-1)" + ("[..., None]" if params["use_causal_mask"] else "[:, None, None]")
+        bias = f"self.{layer.ident}.out_proj.bias" if params["use_bias"] else "0.0"
+        steps += [ZERO_ROWS_COMMENT, f"torch.where({empty}, {bias}, {{ident}})"]
+    return TorchCode(("nn.MultiheadAttention", args), steps)
+
+
+def _masked(layer: LayerPlan, query: str, mask: str | None, steps: tuple[int, int]) -> str | None:
+    """A boolean expression, True where a score is masked: (batch, key steps) for a padding mask,
+    (query steps, key steps) for the causal one, (batch, query steps, key steps) for both."""
+    causal = layer.params["use_causal_mask"]
+    if mask is None and not causal:
+        return None
+    padding = f"{mask}.eq(0)"
+    if not causal:
+        return padding
+    later = f"torch.ones({steps[0]}, {steps[1]}, dtype=torch.bool, device={query}.device).triu(1)"
+    return later if mask is None else f"({padding}[:, None, :] | {later})"
 
 
 def _attention_keras_init(layer: LayerPlan) -> list[str]:
     """Keras's glorot_uniform over each projection kernel, zero biases. Keras's einsum kernels take
     their fans from the flattened input and output: (width, heads * key_dim), (heads * key_dim, embed)."""
-    shapes = layer.input_shapes
+    shapes, _ = split_mask(layer, layer.input_shapes)
     embed, heads = shapes[0][-1], layer.params["num_heads"]
     key_dim = layer.params["key_dim"]
     value_dim = shapes[1][-1] if len(shapes) > 1 else embed
@@ -199,6 +258,8 @@ def _attention_from_keras(cfg, context) -> Mapped:
             "key_dim": key_dim,
             "use_bias": bool(cfg.get("use_bias", True)),
             "dropout": float(cfg.get("dropout", 0.0)),
+            "padding_mask": bool(context.call.get("padding_mask", False)),
+            "use_causal_mask": bool(context.call.get("use_causal_mask", False)),
         },
     )
 
@@ -231,12 +292,21 @@ KERAS_CLASSES: dict = {
 # value, or a value equal to the query, is the default and left out. The flags it cannot take.
 KERAS_CALLS = {
     "MultiHeadAttention": KerasCall(
-        ("query", "value", "key"), flags=("use_causal_mask", "return_attention_scores")
+        ("query", "value", "key"),
+        flags=("return_attention_scores",),
+        options=("use_causal_mask",),
+        mask="attention_mask",  # the padding mask as the Keras program passes it (the importer's _mask_op)
     ),
     "PositionEmbedding": KerasCall(("inputs",), flags=("start_index",)),  # positions from 0 only
     "ReversibleEmbedding": KerasCall(("inputs",), flags=("reverse",)),  # the forward lookup only
-    "TransformerEncoder": KerasCall(("inputs",), flags=("return_attention_scores",)),
+    "TransformerEncoder": KerasCall(("inputs",), flags=("return_attention_scores",), mask="padding_mask"),
     "TokenAndPositionEmbedding": KerasCall(("inputs",), flags=("start_index",)),
+    "TransformerDecoder": KerasCall(
+        ("decoder_sequence",),
+        flags=("return_attention_scores",),
+        options=("use_causal_mask",),
+        mask="decoder_padding_mask",
+    ),
 }
 
 
@@ -248,6 +318,24 @@ KERAS_CALLS = {
 def _transformer_encoder(cfg, context: KerasContext) -> list[KerasPart]:
     """keras-hub's TransformerEncoder: self-attention and a feed-forward block, each with a residual
     Add and a LayerNormalization after it (before it with normalize_first)."""
+    return _transformer_block(cfg, context, "self_attention_layer", causal=False)
+
+
+def _transformer_decoder(cfg, context: KerasContext) -> list[KerasPart]:
+    """keras-hub's TransformerDecoder without cross-attention (GPT-2's): the encoder's block with a
+    causal self-attention (unless called with use_causal_mask=False), its sublayer named self_attention.
+    Cross-attention takes ``encoder_sequence``, a call argument the importer refuses by name."""
+    if cfg.get("encoder_sequence_shape") is not None:
+        raise Unsupported(
+            "it has a cross-attention (encoder_sequence_shape is set); the catalog expands "
+            "decoders without one"
+        )
+    return _transformer_block(
+        cfg, context, "self_attention", causal=context.call.get("use_causal_mask", True)
+    )
+
+
+def _transformer_block(cfg, context: KerasContext, attention: str, causal: bool) -> list[KerasPart]:
     shape = context.shapes[0] if context.shapes else None
     if not shape or shape[-1] is None:
         raise Unsupported("its input's features are unknown (the config records no input shape)")
@@ -266,7 +354,12 @@ def _transformer_encoder(cfg, context: KerasContext) -> list[KerasPart]:
     if first:
         add("self_attention_layer_norm", "LayerNormalization", norm, "")
     attention_config = {"num_heads": heads, "key_dim": hidden // heads, "dropout": dropout}
-    add("self_attention_layer", "MultiHeadAttention", attention_config)
+    # keras-hub merges the padding mask to (batch, 1, steps), and the causal mask with it, as the catalog's.
+    masked = bool(context.call.get("padding_mask"))
+    previous = parts[-1].name if parts else ""
+    mask_call = {"padding_mask": masked, "use_causal_mask": causal}
+    attention_inputs = (previous, "padding_mask") if masked else (previous,)
+    parts.append(KerasPart(attention, "MultiHeadAttention", attention_config, attention_inputs, mask_call))
     add("self_attention_dropout", "Dropout", {"rate": dropout})
     residual = add("self_attention_add", "Add", {}, "self_attention_dropout", "")
     if not first:
@@ -306,6 +399,7 @@ def _token_and_position_embedding(cfg, context: KerasContext) -> list[KerasPart]
 
 KERAS_COMPOSITES: dict = {
     "TransformerEncoder": _transformer_encoder,
+    "TransformerDecoder": _transformer_decoder,
     "TokenAndPositionEmbedding": _token_and_position_embedding,
 }
 
@@ -326,17 +420,29 @@ def _torch_attention(walker, node, module, name):
         )
     if module.bias_k is not None or module.add_zero_attn:
         raise Unsupported("add_bias_kv or add_zero_attn have no catalog equivalent")
-    for key in ("key_padding_mask", "attn_mask"):
-        if node.kwargs.get(key) is not None:
-            raise Unsupported(f"is given {key}; the catalog's attention has no masks")
-    if node.kwargs.get("is_causal"):
-        raise Unsupported("is_causal=True; the catalog's attention has no causal mask")
+    # forward(query, key, value, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal)
+    arguments = dict(zip(_TORCH_ATTENTION_ARGUMENTS, node.args, strict=False)) | dict(node.kwargs)
+    for option in ("attn_mask", "is_causal"):
+        if arguments.get(option) not in (None, False):
+            raise Unsupported(
+                f"is given {option}; the importer reads key_padding_mask (`mask == 0`) only: an explicit "
+                "(query, key) mask has no catalog equivalent"
+            )
     query, key, value = (walker.graph.to_same(walker.tensor(node.args[i]), name) for i in range(3))
     sources = [query, value, key]  # Keras's call order
     if key == value:
         sources = sources[:2]
         if value == query:
             sources = sources[:1]
+    padding = arguments.get("key_padding_mask")
+    if padding is not None:
+        mask = walker.value(padding)
+        if not isinstance(mask, ZeroMask):
+            raise Unsupported(
+                "is given a key_padding_mask that is not `mask == 0` of a computed tensor: the catalog's "
+                "padding mask attends where its input is nonzero"
+            )
+        sources.append(walker.graph.to_same(mask.tensor, name))
     embed, heads = module.embed_dim, module.num_heads
     head_dim = embed // heads
     w_in = array(module.in_proj_weight)
@@ -355,6 +461,7 @@ def _torch_attention(walker, node, module, name):
         "key_dim": head_dim,
         "use_bias": b_in is not None,
         "dropout": float(module.dropout),
+        "padding_mask": padding is not None,
     }
     tensor = walker.graph.add(
         "MultiHeadAttention", name, sources, params, weights, source_kind="MultiheadAttention", form=SAME
@@ -374,7 +481,48 @@ class _AttentionOutputs:
         raise Unsupported("uses the attention weights; the catalog's attention returns its output only")
 
 
+_TORCH_ATTENTION_ARGUMENTS = (
+    "query",
+    "key",
+    "value",
+    "key_padding_mask",
+    "need_weights",
+    "attn_mask",
+    "average_attn_weights",
+    "is_causal",
+)
+
+
+@dataclass(frozen=True)
+class ZeroMask:
+    """``t == 0`` of a computed tensor ``t``: as nn.MultiheadAttention's key_padding_mask (True = masked)
+    it is the catalog's padding mask ``t`` (attend where nonzero). Nothing else takes it."""
+
+    tensor: Tensor
+
+    def __repr__(self) -> str:
+        return "a boolean `== 0` mask, which only nn.MultiheadAttention's key_padding_mask takes"
+
+
+_SIZES_EQUAL = torch_shape_arithmetic(operator.eq)
+
+
+def _torch_zero_mask(walker, node, name):
+    """``t == 0`` / ``t.eq(0)`` / ``torch.eq(t, 0)``: a padding mask for attention, nothing more.
+    Two sizes that tracing left in the graph (``h == self.image_size``) compare at import."""
+    if not any(isinstance(walker.value(arg), Tensor) for arg in node.args):
+        return _SIZES_EQUAL(walker, node, name)
+    other = node.args[1] if len(node.args) > 1 else node.kwargs.get("other")
+    if isinstance(other, bool) or not isinstance(other, (int, float)) or other != 0:
+        raise Unsupported(
+            f"compares with {other!r}: only `mask == 0`, as nn.MultiheadAttention's key_padding_mask, is read"
+        )
+    return ZeroMask(walker.tensor(node.args[0]))
+
+
 TORCH_MODULES: dict = {"MultiheadAttention": _torch_attention}
+TORCH_FUNCTIONS: dict = {"operator.eq": _torch_zero_mask, "torch.eq": _torch_zero_mask}
+TORCH_METHODS: dict = {"eq": _torch_zero_mask}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------

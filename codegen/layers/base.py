@@ -117,6 +117,9 @@ class KerasContext:
     shapes: list[tuple | None]
     # The call's arguments after the first tensor, as serialized (an operation's key: ``x[:, 0:4]``).
     arguments: list = field(default_factory=list)
+    # The call's arguments that set parameters (``KerasCall.options``), and "padding_mask": True
+    # when the call passes its mask tensor (``KerasCall.mask``), the last input.
+    call: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def rank(self) -> int | None:
@@ -133,13 +136,15 @@ class KerasPart:
     Keras would serialize it: the importer maps it as any other layer of that class.
 
     ``name`` is the sublayer's own name (its weights are the composite's sublayer of that name);
-    ``inputs`` names earlier parts, ``""`` being the composite's input.
+    ``inputs`` names earlier parts, ``""`` being the composite's input and ``"padding_mask"`` its
+    mask, when the call passes one.
     """
 
     name: str
     class_name: str
     config: dict[str, Any]
     inputs: tuple[str, ...] = ("",)
+    call: dict[str, Any] = field(default_factory=dict)  # as ``KerasContext.call``
 
 
 # A composite's expansion: its config and input shapes -> its sublayers in call order, the last

@@ -22,11 +22,16 @@ class KerasCall:
     ``inputs`` names the call's tensor arguments in the catalog's input order;
     a trailing input equal to the one before it is the Keras default (``key``
     defaults to ``value``) and is left out. ``flags`` are call arguments that
-    the catalog's kind lacks when they are true.
+    the catalog's kind lacks when they are true. ``options`` are call arguments
+    that are the catalog's parameters of the same name (``use_causal_mask``);
+    ``mask`` a keyword tensor that is the catalog's mask input, taken last
+    (keras-hub's ``padding_mask``). The mapping reads both in ``context.call``.
     """
 
     inputs: tuple[str, ...]
     flags: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    mask: str | None = None
 
 
 def activation_name(value: Any) -> str:

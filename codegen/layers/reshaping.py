@@ -796,7 +796,6 @@ TORCH_FUNCTIONS: dict = {
     "torch.narrow": _torch_narrow,
     "operator.floordiv": torch_shape_arithmetic(operator.floordiv),
     "operator.mod": torch_shape_arithmetic(operator.mod),
-    "operator.eq": torch_shape_arithmetic(operator.eq),
     "operator.ne": torch_shape_arithmetic(operator.ne),
     "operator.lt": torch_shape_arithmetic(operator.lt),
     "operator.gt": torch_shape_arithmetic(operator.gt),

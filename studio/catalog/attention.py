@@ -15,7 +15,7 @@ from studio.catalog.base import (
     format_shape,
     use_bias_param,
 )
-from studio.catalog.params import FloatParam, IntParam
+from studio.catalog.params import BoolParam, FloatParam, IntParam
 
 
 class MultiHeadAttention(LayerSpec):
@@ -23,7 +23,8 @@ class MultiHeadAttention(LayerSpec):
     category = "Attention"
     doc = (
         "Scaled dot-product attention with num_heads heads; one input is self-attention. "
-        "value_dim is always key_dim, and num_heads * key_dim must equal the query's features."
+        "value_dim is always key_dim, and num_heads * key_dim must equal the query's features. "
+        "Optional masks: a padding mask input (attend where nonzero) and a causal mask."
     )
     params = (
         IntParam("num_heads", 4, "Number of attention heads.", minimum=1),
@@ -42,14 +43,30 @@ class MultiHeadAttention(LayerSpec):
             maximum=1.0,
             exclusive_maximum=True,
         ),
+        BoolParam(
+            "padding_mask",
+            False,
+            "The last input is a (batch, key steps) mask, int or float: each query attends only to "
+            "the keys where it is nonzero (keras-hub's padding_mask).",
+        ),
+        BoolParam(
+            "use_causal_mask",
+            False,
+            "Query step i attends only to key steps 0 .. i (a decoder's self-attention).",
+        ),
     )
     min_inputs = 1
-    max_inputs = 3
+    max_inputs = 4
     # The Keras call order: call(query, value, key); key defaults to value,
-    # and value to query when there is a single input.
-    input_names = ("query", "value", "key")
+    # and value to query when there is a single input. With padding_mask, the mask comes last
+    # (on the canvas's fourth port when all four are connected).
+    input_names = ("query", "value", "key", "mask")
+
+    def input_ports(self, params: Mapping[str, Any]) -> int | None:
+        return 4 if params.get("padding_mask") else 3
 
     def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        inputs = self._check_mask(params, inputs)
         query, value, key = self._query_value_key(inputs)
         if value[0] != key[0]:
             raise ShapeError(
@@ -76,7 +93,7 @@ class MultiHeadAttention(LayerSpec):
         # Keras: query, key and value kernels (E, H, Dk) plus bias (H, Dk), and
         # an output kernel (H, Dk, Eq) plus bias (Eq). torch's in_proj and
         # out_proj hold the same numbers of weights when H * Dk == Eq.
-        query, value, key = self._query_value_key(inputs)
+        query, value, key = self._query_value_key(self._check_mask(params, inputs))
         inner = params["num_heads"] * params["key_dim"]
         bias = params["use_bias"]
         projections = sum(shape[-1] * inner + (inner if bias else 0) for shape in (query, key, value))
@@ -87,7 +104,7 @@ class MultiHeadAttention(LayerSpec):
         # The query, key and value projections; each head's scores (q k^T) and weighted sum of the
         # values; the output projection. Element-wise: the query's 1/sqrt(key_dim) scaling, the
         # softmax over the scores (3 per score) and the bias adds.
-        query, value, key = self._query_value_key(inputs)
+        query, value, key = self._query_value_key(self._check_mask(params, inputs))
         heads, inner = params["num_heads"], params["num_heads"] * params["key_dim"]
         steps, sources = query[0], key[0]
         projections = (steps * query[-1] + sources * key[-1] + sources * value[-1]) * inner
@@ -95,6 +112,28 @@ class MultiHeadAttention(LayerSpec):
         macs = projections + attention + steps * inner * query[-1]
         biases = (steps + 2 * sources) * inner + steps * query[-1] if params["use_bias"] else 0
         return FlopCount(macs, steps * inner + 3 * heads * steps * sources + biases)
+
+    def mask_input(self, params: Mapping[str, Any], count: int) -> int | None:
+        return count - 1 if params.get("padding_mask") and count > 1 else None
+
+    def _check_mask(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Sequence[Shape]:
+        """The query, value and key inputs, after checking the padding mask (the last input) if any."""
+        if not params["padding_mask"]:
+            if len(inputs) > 3:
+                raise ShapeError(
+                    f"takes query, value and key: {len(inputs)} inputs need padding_mask=True for the last"
+                )
+            return inputs
+        if len(inputs) < 2:
+            raise ShapeError("padding_mask=True needs a mask as its last input, after the query")
+        *inputs, mask = inputs
+        key = inputs[2] if len(inputs) > 2 else inputs[-1]
+        if len(mask) != 1 or len(key) != 2 or mask[0] != key[0]:
+            raise ShapeError(
+                f"the padding mask must be (None, key steps) = (None, {key[0] if len(key) == 2 else '?'}), "
+                f"but received {format_shape(mask)}"
+            )
+        return inputs
 
     def _query_value_key(self, inputs: Sequence[Shape]) -> tuple[Shape, Shape, Shape]:
         for name, shape in zip(self.input_names, inputs, strict=False):

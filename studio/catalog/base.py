@@ -257,6 +257,14 @@ class LayerSpec:
     def check_params(self, values: Mapping[str, Any]) -> None:
         """Rules across parameters; raise ParamError. Default: none."""
 
+    def input_ports(self, params: Mapping[str, Any]) -> int | None:
+        """The ports the canvas shows for these parameters; None: as many as connected, plus one."""
+        return self.max_inputs
+
+    def mask_input(self, params: Mapping[str, Any], count: int) -> int | None:
+        """The index of an input that takes a mask (int32 or float32, nonzero means keep), if any."""
+        return None
+
     def accepts_input_count(self, count: int) -> bool:
         return count >= self.min_inputs and (self.max_inputs is None or count <= self.max_inputs)
 

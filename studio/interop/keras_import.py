@@ -40,6 +40,7 @@ from studio.interop.errors import (
 from studio.interop.frameworks import import_keras
 
 MODEL_CLASSES = frozenset({"Functional", "Model", "Sequential"})
+MASK_OPS = frozenset({"NotEqual", "ExpandDims"})  # the ops that build a padding mask (``_mask_op``)
 TRAINING_ONLY_KEYS = (
     "kernel_regularizer",
     "bias_regularizer",
@@ -425,6 +426,8 @@ class _Walker:
         self.training_only: list[str] = []
         self.frozen: list[str] = []
         self.given_shapes: dict[str, tuple[int, ...]] = {}  # input name -> its shape, batch excluded
+        # Keras op layers that build an attention mask: name -> (the node masked where zero, expanded).
+        self.mask_of: dict[str, tuple[str | None, bool]] = {}
 
     # ----- functional -------------------------------------------------------------
 
@@ -442,11 +445,13 @@ class _Walker:
                 self._functional_layer(layer)
             except MALFORMED as error:
                 self.builder.unsupported(*_layer_label(layer), _malformed(error))
-        return [
-            self.output_of[ref[0]]
-            for ref in _history_list(config.get("output_layers", []))
-            if ref[0] in self.output_of
-        ]
+        outputs = _history_list(config.get("output_layers", []))
+        for ref in outputs:
+            if ref[0] in self.mask_of:
+                self.builder.unsupported(
+                    ref[0], "(mask)", "a model output; the catalog keeps masks as inputs"
+                )
+        return [self.output_of[ref[0]] for ref in outputs if ref[0] in self.output_of]
 
     def _functional_layer(self, layer: Mapping[str, Any]) -> None:
         class_name = str(layer.get("class_name"))
@@ -469,8 +474,18 @@ class _Walker:
             return
         if not nodes:
             return  # not connected to the model's graph
+        if class_name in MASK_OPS and self._mask_op(keras_name, class_name, cfg, nodes[0]):
+            return
         try:
-            refs, shapes = _inbound(nodes[0], class_name)
+            refs, shapes, call = _inbound(nodes[0], class_name)
+            mask_call = LOWERINGS.keras_calls.get(class_name)
+            takes_mask = call.get("padding_mask") and mask_call.mask == "attention_mask"
+            stray = [ref[0] for ref in refs[: -1 if takes_mask else None] if ref[0] in self.mask_of]
+            if stray:
+                raise Unsupported(
+                    f"takes the mask '{stray[0]}' (NotEqual / ExpandDims), which the catalog keeps only as "
+                    "MultiHeadAttention's attention_mask"
+                )
         except Unsupported as error:
             self.builder.unsupported(keras_name, class_name, str(error))
             return
@@ -482,7 +497,7 @@ class _Walker:
             return
         args = nodes[0].get("args") if isinstance(nodes[0], Mapping) else None
         arguments = list(args[1:]) if isinstance(args, (list, tuple)) else []  # an operation's key
-        self._add(keras_name, class_name, cfg, refs, shapes, arguments)
+        self._add(keras_name, class_name, cfg, refs, shapes, call, arguments)
 
     def _nested(self, keras_name: str, class_name: str, cfg: Mapping[str, Any], refs: list) -> None:
         """A model used as a layer (a pretrained base, say): its layers are inlined."""
@@ -510,13 +525,20 @@ class _Walker:
             self.builder.unsupported(keras_name, class_name, "a nested model with several outputs")
 
     def _add(
-        self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list, arguments=()
+        self,
+        keras_name: str,
+        class_name: str,
+        cfg: Mapping,
+        refs: list,
+        shapes: list,
+        call: Mapping,
+        arguments=(),
     ) -> None:
         if class_name in LOWERINGS.keras_composites:
-            self._composite(keras_name, class_name, cfg, refs, shapes)
+            self._composite(keras_name, class_name, cfg, refs, shapes, call)
             return
         try:
-            mapped = map_keras_layer(class_name, cfg, KerasContext(shapes, list(arguments)))
+            mapped = map_keras_layer(class_name, cfg, KerasContext(shapes, list(arguments), call))
         except Unsupported as error:
             self.builder.unsupported(keras_name, class_name, str(error))
             return
@@ -530,6 +552,12 @@ class _Walker:
                 )
                 return
         sources = [self.output_of.get(ref[0]) for ref in refs]
+        if call.get("padding_mask") and LOWERINGS.keras_calls[class_name].mask == "attention_mask":
+            try:
+                sources[-1] = self._padding_mask(refs[-1][0])
+            except Unsupported as error:
+                self.builder.unsupported(keras_name, class_name, str(error))
+                return
         if any(source is None for source in sources):
             # An input layer was unsupported (already reported): still check this layer's own parameters.
             if mapped.kind is not None:
@@ -540,7 +568,8 @@ class _Walker:
             self.output_of[keras_name] = sources[0]
             return
         if class_name in LOWERINGS.keras_calls:
-            sources = _without_defaults(sources)
+            mask = sources[-1:] if call.get("padding_mask") else []
+            sources = _without_defaults(sources[: len(sources) - len(mask)]) + mask
         weights = None
         if self.weights is not None:
             weights = list(self.weights.get(keras_name, []) if mapped.weights is None else mapped.weights)
@@ -550,24 +579,30 @@ class _Walker:
         if node is not None:
             self.output_of[keras_name] = node
 
-    def _composite(self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list) -> None:
+    def _composite(
+        self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list, call: Mapping
+    ) -> None:
         """A layer made of sublayers (keras-hub's TransformerEncoder): each sublayer becomes a layer,
         named ``composite/sublayer``, with that sublayer's weights."""
         try:
             _check_dtype(cfg)
-            parts = LOWERINGS.keras_composites[class_name](cfg, KerasContext(shapes))
-            if len(refs) != 1 or refs[0][2] != 0:
-                raise Unsupported(f"takes {len(refs)} input tensors; the catalog expands it for one")
-            mapped = [map_keras_layer(part.class_name, part.config, KerasContext([None])) for part in parts]
+            parts = LOWERINGS.keras_composites[class_name](cfg, KerasContext(shapes, call=call))
+            inputs = 2 if call.get("padding_mask") else 1
+            if len(refs) != inputs or any(ref[2] != 0 for ref in refs):
+                raise Unsupported(f"takes {len(refs)} input tensors; the catalog expands it for {inputs}")
+            mapped = [
+                map_keras_layer(part.class_name, part.config, KerasContext([None], call=part.call))
+                for part in parts
+            ]
         except Unsupported as error:
             self.builder.unsupported(keras_name, class_name, str(error))
             return
         except MALFORMED as error:
             self.builder.unsupported(keras_name, class_name, _malformed(error))
             return
-        outputs = {"": self.output_of.get(refs[0][0])}
-        if outputs[""] is None:
-            return  # its input was unsupported: already reported
+        outputs = dict(zip(("", "padding_mask"), (self.output_of.get(ref[0]) for ref in refs), strict=False))
+        if None in outputs.values():
+            return  # an input was unsupported: already reported
         self._note_training_only(keras_name, cfg)
         weights = self.weights.get(keras_name, {}) if self.weights is not None else None
         for part, layer in zip(parts, mapped, strict=True):
@@ -583,6 +618,34 @@ class _Walker:
                 return
             outputs[part.name] = node
         self.output_of[keras_name] = outputs[parts[-1].name]
+
+    def _mask_op(self, keras_name: str, class_name: str, cfg: Mapping, node: Any) -> bool:
+        """Record ``keras.ops.not_equal(mask, 0)`` and its ``expand_dims(..., 1)``: the padding mask the
+        Keras program passes as MultiHeadAttention's attention_mask. False for anything else."""
+        args = node.get("args") if isinstance(node, Mapping) else None
+        if not isinstance(args, (list, tuple)) or not args or not _is_tensor(args[0]) or node.get("kwargs"):
+            return False
+        args = list(args)
+        source = str(args[0]["config"]["keras_history"][0])
+        if class_name == "NotEqual" and args[1:] == [0] and source not in self.mask_of:
+            self.mask_of[keras_name] = (self.output_of.get(source), False)
+        elif class_name == "ExpandDims" and cfg.get("axis") in (1, -2) and source in self.mask_of:
+            if self.mask_of[source][1]:
+                return False
+            self.mask_of[keras_name] = (self.mask_of[source][0], True)
+        else:
+            return False
+        return True
+
+    def _padding_mask(self, keras_name: str) -> str | None:
+        """The node of a padding mask passed as ``attention_mask``, or Unsupported for another mask."""
+        source, expanded = self.mask_of.get(keras_name, (None, False))
+        if not expanded:
+            raise Unsupported(
+                "is called with attention_mask=... that is not keras.ops.expand_dims(keras.ops.not_equal("
+                "mask, 0), 1) of a (batch, key steps) mask: a (batch, query, key) mask has no catalog equivalent"
+            )
+        return source
 
     def _input(self, keras_name: str, cfg: Mapping[str, Any]) -> None:
         shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
@@ -653,7 +716,7 @@ class _Walker:
                 if class_name in MODEL_CLASSES:
                     self._nested(keras_name, class_name, cfg, [(previous, 0, 0)])
                 else:
-                    self._add(keras_name, class_name, cfg, [(previous, 0, 0)], shapes)
+                    self._add(keras_name, class_name, cfg, [(previous, 0, 0)], shapes, {})
                 previous = keras_name
             except MALFORMED as error:
                 self.builder.unsupported(*_layer_label(layer), _malformed(error))
@@ -729,8 +792,9 @@ def _without_defaults(sources: list[str]) -> list[str]:
     return sources
 
 
-def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], list[tuple | None]]:
-    """The (layer, node index, tensor index) of each input tensor, in call order, and their shapes."""
+def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], list[tuple | None], dict]:
+    """The (layer, node index, tensor index) of each input tensor, in call order, their shapes, and the
+    call's arguments that set parameters (``KerasContext.call``)."""
     if isinstance(node, list):  # tf.keras 2 format: [[name, node_index, tensor_index, kwargs], ...]
         refs = []
         for entry in node:
@@ -741,14 +805,20 @@ def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], li
                     f"is called with arguments {sorted(entry[3])}, which the catalog has no place for"
                 )
             refs.append((entry[0], int(entry[1]), int(entry[2])))
-        return refs, [None] * len(refs)
+        return refs, [None] * len(refs), {}
     if not isinstance(node, Mapping):
         raise Unsupported(f"cannot read its inbound node {node!r}")
     tensors: list[dict] = []
     _collect_tensors(node.get("args", []), tensors)
     kwargs = dict(node.get("kwargs") or {})
     call = LOWERINGS.keras_calls.get(class_name)
+    options: dict[str, Any] = {}
     if call is not None:  # input tensors passed by keyword take their place in the call's order
+        if len(tensors) > len(call.inputs):  # a mask passed by position too: refused, not guessed
+            keyword = f" ({call.mask}= is read by keyword)" if call.mask else ""
+            raise Unsupported(
+                f"is called with {len(tensors)} tensors by position, more than {', '.join(call.inputs)}{keyword}"
+            )
         named = {key: kwargs.pop(key) for key in call.inputs if _is_tensor(kwargs.get(key))}
         slots = list(tensors) + [None] * len(call.inputs)
         for index, key in enumerate(call.inputs):
@@ -758,6 +828,12 @@ def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], li
         for key in call.flags:
             if kwargs.pop(key, False):
                 raise Unsupported(f"is called with {key}=True, which the catalog's {class_name} lacks")
+        options.update({key: kwargs.pop(key) for key in call.options if isinstance(kwargs.get(key), bool)})
+        if call.mask is not None and _is_tensor(kwargs.get(call.mask)):
+            tensors.append(kwargs.pop(call.mask))  # the catalog's mask input comes last
+            options["padding_mask"] = True
+        elif call.mask is not None and kwargs.get(call.mask) is None:
+            kwargs.pop(call.mask, None)
     if kwargs.pop("training", None):
         raise Unsupported("is called with training=True (always in training mode)")
     for key, value in kwargs.items():
@@ -770,7 +846,7 @@ def _inbound(node: Any, class_name: str) -> tuple[list[tuple[str, int, int]], li
         refs.append((str(history[0]), int(history[1]), int(history[2])))
         shape = config.get("shape")
         shapes.append(tuple(shape) if shape is not None else None)
-    return refs, shapes
+    return refs, shapes, options
 
 
 def _is_tensor(value: Any) -> bool:
