@@ -659,6 +659,8 @@ KERAS_TRAINING = [
     "    index = tf.data.Dataset.from_tensor_slices(np.concatenate(orders))",
     "    # One epoch's last batch may be short: batch each epoch on its own.",
     "    index = index.window(n).flat_map(lambda epoch: epoch.batch(batch_size))",
+    "    # tf.data reads a tuple as one tensor per input or output, but a list as one tensor.",
+    "    x, y = (tuple(a) if isinstance(a, list) else a for a in (x, y))",
     "    x, y = tf.nest.map_structure(tf.constant, (x, y))",
     "",
     "    def gather(batch):",

@@ -356,7 +356,7 @@ def test_scripts_for_per_step_sequence_outputs_train_and_report_accuracy(tmp_pat
             epochs = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
             assert len(epochs) == 2
             if accuracy:
-                value = float(epochs[-1].rsplit("val_acc ", 1)[1])
+                value = float(epochs[-1].split("val_accuracy ", 1)[1].split(",")[0])
                 assert 0.0 <= value <= 1.0
             else:
-                assert "val_acc" not in epochs[-1]
+                assert "accuracy" not in epochs[-1]

@@ -32,6 +32,8 @@ ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
     "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
     "OMP_NUM_THREADS": "1",
+    # `python -m studio` in a child process imports this checkout's studio, as the tests do.
+    "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
 }
 
 

@@ -537,6 +537,7 @@ def torchvision_model(name: str):
             if isinstance(module, nn.BatchNorm2d):
                 module.running_mean.copy_(torch.rand(module.running_mean.shape, generator=generator) - 0.5)
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+    return model.eval()
 
 
 # ----- tensor operations: split, slice, permute, traced shape arithmetic (issue 13) ---------------

@@ -540,6 +540,8 @@ def _along_axis_1(shape: tuple[int, ...], rank: int) -> bool:
     (C,) (torch), (C, 1, ..., 1) (ONNX, right-aligned)."""
     if len(shape) == 1:
         return True  # torch's PReLU weight, always along axis 1
+    if len(shape) == rank + 1 and shape[0] == 1:
+        shape = shape[1:]  # (1, C, 1, ..., 1): the dynamo exporter writes the batch axis too
     return len(shape) == rank and all(size == 1 for size in shape[1:])
 
 
@@ -798,6 +800,8 @@ def _prelu_from_onnx(walker, node, inputs, name, index):
     rank = len(walker.graph.source_shape(x))
     if slope.ndim > 1 and not _along_axis_1(slope.shape, rank):
         raise Unsupported(f"a slope of shape {slope.shape}; the catalog's PReLU has one per channel or one")
+    if slope.ndim == rank + 1:
+        slope = slope[0]  # the batch axis of a (1, C, 1, ..., 1) slope
     if slope.ndim == 1 and slope.size > 1 and rank > 1:
         # ONNX broadcasts a 1-D slope along the last axis, torch's PReLU along axis 1.
         raise Unsupported(f"a slope of shape {slope.shape} along the last axis of a {rank + 1}-D input")

@@ -669,7 +669,10 @@ def torch_shape_arithmetic(function):
         values = [walker.value(arg) for arg in node.args]
         values = [value.value if isinstance(value, Aux) else value for value in values]
         if not all(isinstance(value, (int, float, bool)) for value in values):
-            raise Unsupported(f"computes with {', '.join(describe(v) for v in values)}; only sizes fold")
+            raise Unsupported(
+                f"computes with {', '.join(describe(v) for v in values)}: no catalog equivalent for "
+                "tensors (only the sizes that tracing leaves fold into constants)"
+            )
         try:
             return Aux(function(*values))
         except ArithmeticError as error:
