@@ -39,7 +39,7 @@ PROGRAM_NAMES = frozenset(
     EpochCallback EpochReport GlobalBatches Progress clip_gradients epoch_metrics epoch_order
     is_split load_split resume right_predictions save_atomically save_checkpoint train_batches
     train_epoch class_ids csv gzip read_csv read_data read_idx read_idx_array read_image_folder
-    struct FP32 Precision set_precision tensorboard_scalars
+    struct FP32 Precision set_precision tensorboard_scalars mean_right
     self probabilities target
     """.split()
 )

@@ -29,7 +29,7 @@ from codegen.script_parts import (
     block,
 )
 from codegen.torch_emitter import emit_module
-from codegen.writer import Block, docstring_text, py
+from codegen.writer import LINE_LENGTH, Block, docstring_text, py
 from studio.project import TrainingSettings
 from studio.text import terminal_safe
 
@@ -74,11 +74,11 @@ def _train_step(plan: ModelPlan) -> list[str]:
     """``train_step(...)``: one optimizer step on one batch, as main() and `studio verify` run it."""
     several = _is_multi(plan)
     batch = "inputs, targets" if several else "x, y"
-    head = [
-        "def train_step(",
-        f"    model, optimizer, loss_fn, {batch}, share=1.0, clip_norm=None, precision=FP32",
-        "):",
-    ]
+    arguments = f"model, optimizer, loss_fn, {batch}, share=1.0, clip_norm=None, precision=FP32"
+    if len(arguments) + 4 <= LINE_LENGTH:
+        head = ["def train_step(", f"    {arguments}", "):"]
+    else:  # as ruff format explodes it: one argument a line
+        head = ["def train_step(", *(f"    {name}," for name in arguments.split(", ")), "):"]
     if several:
         forward = [
             "    outputs = model_outputs(model, inputs)",
@@ -467,6 +467,18 @@ def _right_predictions(plan: ModelPlan) -> list[str]:
         '    of them that are right, as Keras\'s accuracy averages over every value."""',
         f"    hits = {hits}",
         "    return hits.double().reshape(len(hits), -1).mean(dim=1).sum()",
+        *(
+            [
+                "",
+                "",
+                "def mean_right(outputs, targets):",
+                '    """The right predictions of each output, averaged over the outputs."""',
+                "    pairs = zip(outputs, targets, strict=True)",
+                "    return sum(right_predictions(o, t) for o, t in pairs) / len(outputs)",
+            ]
+            if _is_multi(plan)
+            else []
+        ),
     ]
 
 
@@ -476,7 +488,7 @@ def _count_right(plan: ModelPlan, classification: bool) -> str:
         return "0.0"
     if not _is_multi(plan):
         return "right_predictions(outputs, targets)"
-    return "sum(right_predictions(o, t) for o, t in zip(outputs, targets, strict=True)) / len(outputs)"
+    return "mean_right(outputs, targets)"
 
 
 def _train_epoch(plan: ModelPlan, classification: bool) -> list[str]:
