@@ -117,6 +117,7 @@ def test_gradient_clipping_follows_keras_global_clipnorm_formula():
             )
 
 
+@pytest.mark.slow
 def test_pytorch_script_checkpoints_resumes_and_refuses_a_finished_checkpoint(tmp_path):
     import torch
 
@@ -261,9 +262,8 @@ def text_classifier() -> Project:
     return project
 
 
-@pytest.mark.parametrize(
-    "framework", [pytest.param("keras", marks=pytest.mark.slow), pytest.param("pytorch")]
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["keras", "pytorch"])
 def test_a_text_model_says_what_data_it_needs_and_trains_on_it(tmp_path, framework):
     script = write_script(tmp_path, text_classifier(), framework)
     missing = run(tmp_path, [sys.executable, script, "--epochs", "1"])

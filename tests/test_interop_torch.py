@@ -699,7 +699,7 @@ def test_arithmetic_on_tensors_is_not_taken_for_a_size():
         def forward(self, x):
             return x // 2
 
-    with pytest.raises(UnsupportedModelError, match=r"floordiv.*only sizes fold"):
+    with pytest.raises(UnsupportedModelError, match=r"floordiv.*only the sizes that tracing leaves fold"):
         import_torch_model(FloorDivide(), [(4,)])
 
 

@@ -322,7 +322,15 @@ def example_names() -> list[str]:
     return sorted(path.name.removesuffix(".layers.json") for path in EXAMPLES.glob("*.layers.json"))
 
 
-@pytest.mark.parametrize("name", example_names())
+# The fast tier keeps one example and two small projects: each ONNX export takes about a second.
+FAST_ONNX = {"lenet_digits", "convolutions", "merges"}
+
+
+def _onnx_cases(names):
+    return [pytest.param(name, marks=() if name in FAST_ONNX else pytest.mark.slow) for name in names]
+
+
+@pytest.mark.parametrize("name", _onnx_cases(example_names()))
 def test_examples_come_back_from_onnx(name, tmp_path):
     project = load_project(EXAMPLES / f"{name}.layers.json")
     if name in NOT_IMPORTED:
@@ -332,7 +340,7 @@ def test_examples_come_back_from_onnx(name, tmp_path):
     assert_same_layers(project, round_trip(project, tmp_path))
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", _onnx_cases(sorted(SMALL)))
 def test_small_projects_come_back_from_onnx(name, tmp_path):
     project = SMALL[name]()
     assert_same_layers(project, round_trip(project, tmp_path))
