@@ -1237,6 +1237,7 @@ def torch_program(plan: ModelPlan) -> str:
         "        torch.save(plain.state_dict(), args.out)",
         '        print(f"saved the trained weights to {args.out}")',
         "    if world > 1:",
+        "        dist.barrier()  # every process is done (rank 0 has saved) before the group ends",
         "        dist.destroy_process_group()",
         "",
         "",
