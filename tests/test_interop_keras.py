@@ -114,12 +114,22 @@ def test_resnet50(tmp_path):
         "conv2_block1_3_bn",
     ]
     assert graph.find("conv1_pad").params["padding"] == (3, 3, 3, 3)
-    # layered layout: left to right along every edge, and no two nodes of a column overlap
-    for edge in graph.edges:
-        assert graph.node(edge.source).position[0] < graph.node(edge.target).position[0]
-    columns: dict[float, list[float]] = {}
+    # Layered layout of what the canvas shows: the 16 residual blocks import collapsed, each drawn
+    # as one item at its first member's place. Left to right along every edge between two shown
+    # items, and no two shown items of a column overlap.
+    assert len(graph.blocks) == 16 and all(block.collapsed for block in graph.blocks)
+    shown = {}
     for node in graph.nodes:
-        columns.setdefault(node.position[0], []).append(node.position[1])
+        block = graph.block_of(node.id)
+        shown[node.id] = block.members[0] if block is not None and block.collapsed else node.id
+    for edge in graph.edges:
+        source, target = shown[edge.source], shown[edge.target]
+        if source != target:
+            assert graph.node(source).position[0] < graph.node(target).position[0]
+    columns: dict[float, list[float]] = {}
+    for node_id in set(shown.values()):
+        x, y = graph.node(node_id).position
+        columns.setdefault(x, []).append(y)
     for ys in columns.values():
         ys.sort()
         assert all(lower - upper >= DEFAULT_NODE_SIZE[1] for upper, lower in zip(ys, ys[1:], strict=False))
