@@ -396,7 +396,13 @@ def _batch_shape(layer) -> str:
 
 def _as_tensors(plan: ModelPlan) -> list[str]:
     """The arrays as tensors: the whole dataset stays in memory and batches are index lookups."""
-    convert = "[torch.from_numpy(a) for a in {}]" if _is_multi(plan) else "torch.from_numpy({})"
+    # Contiguous: a transposed (channels-first) array would give channels-last strides to the
+    # weights' gradients, which DDP then copies into its buckets at every step.
+    convert = (
+        "[torch.from_numpy(np.ascontiguousarray(a)) for a in {}]"
+        if _is_multi(plan)
+        else "torch.from_numpy(np.ascontiguousarray({}))"
+    )
     names = ("x_train", "y_train", "x_val", "y_val")
     return [
         f"    {', '.join(names)} = (",
