@@ -839,6 +839,12 @@ KERAS_TRAINING = [
 ]
 
 
+def _shared_blocks(*sources: str) -> list[str]:
+    """Source blocks of codegen.script_parts, each followed by the two blank lines between
+    top-level definitions."""
+    return [line for source in sources for line in (*block(source), "", "")]
+
+
 def keras_program(plan: ModelPlan) -> str:
     training = plan.project.training
     logits = _ends_in_logits(plan)
@@ -893,18 +899,7 @@ def keras_program(plan: ModelPlan) -> str:
         f"    return {keras_loss_source(training.loss, logits)}",
         "",
         "",
-        *block(EPOCH_ORDER),
-        "",
-        "",
-        *block(PROGRESS),
-        "",
-        "",
-        *block(EPOCH_REPORT),
-        "",
-        "",
-        *block(TENSORBOARD_SCALARS),
-        "",
-        "",
+        *_shared_blocks(EPOCH_ORDER, PROGRESS, EPOCH_REPORT, TENSORBOARD_SCALARS),
         *KERAS_TRAINING,
         "",
         "",
@@ -1080,15 +1075,7 @@ def torch_program(plan: ModelPlan) -> str:
         *_torch_loss(plan),
         "",
         "",
-        *block(EPOCH_ORDER),
-        "",
-        "",
-        *block(PROGRESS),
-        "",
-        "",
-        *block(EPOCH_REPORT),
-        "",
-        "",
+        *_shared_blocks(EPOCH_ORDER, PROGRESS, EPOCH_REPORT),
         *GLOBAL_BATCHES,
         "",
         "",
@@ -1096,12 +1083,7 @@ def torch_program(plan: ModelPlan) -> str:
         *CLIP_GRADIENTS,
         "",
         "",
-        *block(TORCH_PRECISION),
-        "",
-        "",
-        *block(TENSORBOARD_SCALARS),
-        "",
-        "",
+        *_shared_blocks(TORCH_PRECISION, TENSORBOARD_SCALARS),
         *_train_step(plan),
         "",
         "",

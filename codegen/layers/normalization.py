@@ -284,10 +284,14 @@ def _batch_norm_from_keras(cfg, context) -> Mapped:
         {
             "momentum": float(cfg.get("momentum", 0.99)),
             "epsilon": float(cfg.get("epsilon", 1e-3)),
-            "center": bool(cfg.get("center", True)),
-            "scale": bool(cfg.get("scale", True)),
+            **_affine_options(cfg),
         },
     )
+
+
+def _affine_options(cfg) -> dict[str, bool]:
+    """A Keras normalization's ``center`` and ``scale``, as the catalog's parameters."""
+    return {"center": bool(cfg.get("center", True)), "scale": bool(cfg.get("scale", True))}
 
 
 def _layer_norm_from_keras(cfg, context) -> Mapped:
@@ -301,8 +305,7 @@ def _layer_norm_from_keras(cfg, context) -> Mapped:
         "LayerNormalization",
         {
             "epsilon": float(cfg.get("epsilon", 1e-3)),
-            "center": bool(cfg.get("center", True)),
-            "scale": bool(cfg.get("scale", True)),
+            **_affine_options(cfg),
         },
     )
 
@@ -314,8 +317,7 @@ def _group_norm_from_keras(cfg, context) -> Mapped:
         {
             "groups": int(cfg.get("groups", 32)),
             "epsilon": float(cfg.get("epsilon", 1e-3)),
-            "center": bool(cfg.get("center", True)),
-            "scale": bool(cfg.get("scale", True)),
+            **_affine_options(cfg),
         },
     )
 
