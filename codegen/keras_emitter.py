@@ -8,6 +8,7 @@ equivalence with PyTorch (batch-norm momentum and epsilon).
 from __future__ import annotations
 
 from codegen.layers import LOWERINGS
+from codegen.layers.activations import GELU_TANH_KERAS
 from codegen.plan import LayerPlan, ModelPlan
 from codegen.writer import Block, py
 from studio.catalog import format_shape
@@ -28,12 +29,15 @@ def emit_layer(block: Block, plan: ModelPlan, layer: LayerPlan) -> None:
 
 
 def emit_layer_classes(plan: ModelPlan) -> list[str]:
-    """The Keras layer classes the program defines itself (kinds Keras has no layer for), once each."""
+    """The Keras layer classes the program defines itself (kinds Keras has no layer for), once each,
+    and the activation functions (gelu_tanh)."""
     lines: list[str] = []
     for kind in dict.fromkeys(layer.kind for layer in plan.layers):
         source = LOWERINGS[kind].keras_class if kind in LOWERINGS else ()
         if source:
             lines += [*source, "", ""]
+    if any(layer.params.get("activation") == "gelu_tanh" for layer in plan.layers):
+        lines += [*GELU_TANH_KERAS, "", ""]
     return lines
 
 

@@ -35,7 +35,8 @@ PROGRAM_NAMES = frozenset(
     DistributedDataParallel F Path ProbabilityCrossEntropy
     argparse contextlib datasets dist json keras layers math nn np os sys tf time torch
     build_model distribution evaluate load_data main model_outputs setup_device take_batch
-    make_optimizer make_loss train_step KerasAdam KerasRMSprop
+    make_optimizer make_loss train_step KerasAdam KerasRMSprop KerasSGD
+    schedule_options learning_rate_factor make_scheduler PerBatchLearningRate gelu_tanh
     EpochCallback EpochReport GlobalBatches Progress clip_gradients epoch_metrics epoch_order
     is_split load_split resume right_predictions save_atomically save_checkpoint train_batches
     train_epoch class_ids csv gzip read_csv read_data read_idx read_idx_array read_image_folder

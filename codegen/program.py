@@ -13,12 +13,20 @@ import math
 from codegen.keras_emitter import emit_build_model, emit_layer_classes
 from codegen.plan import CF, ModelPlan
 from codegen.recipes import (
+    SCHEDULED_OPTIMIZERS,
     keras_loss_source,
     keras_optimizer_lines,
     torch_loss_source,
     torch_optimizer_lines,
 )
-from codegen.schedules import factor_lines, is_scheduled, keras_callback_lines, torch_scheduler_lines
+from codegen.schedules import (
+    factor_lines,
+    float_literal,
+    is_scheduled,
+    keras_callback_lines,
+    schedule_option_lines,
+    torch_scheduler_lines,
+)
 from codegen.script_parts import (
     EPOCH_ORDER,
     EPOCH_REPORT,
@@ -30,7 +38,7 @@ from codegen.script_parts import (
 )
 from codegen.torch_emitter import emit_module
 from codegen.writer import LINE_LENGTH, Block, docstring_text, py
-from studio.project import TrainingSettings
+from studio.project import ANNEALING, LR_SCHEDULES, TrainingSettings
 from studio.text import terminal_safe
 
 # How each built-in dataset is loaded with scikit-learn inside a generated script:
@@ -499,10 +507,10 @@ def _count_right(plan: ModelPlan, classification: bool) -> str:
 
 def _train_epoch(plan: ModelPlan, classification: bool) -> list[str]:
     count = "len(targets[0])" if _is_multi(plan) else "len(targets)"
-    scheduled = is_scheduled(plan.project.training)
     parameters = [
         "model",
         "optimizer",
+        "scheduler",
         "loss_fn",
         "data",
         "batches",
@@ -512,11 +520,7 @@ def _train_epoch(plan: ModelPlan, classification: bool) -> list[str]:
         "report",
         "epoch",
     ]
-    if scheduled:
-        parameters.insert(2, "scheduler")
-        head = ["def train_epoch(", *(f"    {name}," for name in parameters), "):"]
-    else:
-        head = ["def train_epoch(", f"    {', '.join(parameters)}", "):"]
+    head = ["def train_epoch(", *(f"    {name}," for name in parameters), "):"]
     return [
         *head,
         '    """One epoch of optimizer steps; returns (summed loss, right predictions, samples) of',
@@ -537,18 +541,18 @@ def _train_epoch(plan: ModelPlan, classification: bool) -> list[str]:
         "            totals[0] += loss.double() * count",
         f"            totals[1] += {_count_right(plan, classification)}",
         "            totals[2] += count",
-        *(["        scheduler.step()  # the learning rate of the next step"] if scheduled else []),
+        "        if scheduler is not None:",
+        "            scheduler.step()  # the learning rate of the next step",
         "        report.batch(epoch, step + 1, loss)",
         "    return totals",
     ]
 
 
 def _schedule(plan: ModelPlan, framework: str) -> list[str]:
-    """The learning-rate schedule's function and its Keras callback or PyTorch scheduler maker."""
-    if not is_scheduled(plan.project.training):
-        return []
+    """The learning-rate schedules' function, its Keras callback or PyTorch scheduler maker, and
+    the reader of the script's schedule flags."""
     maker = keras_callback_lines() if framework == "keras" else torch_scheduler_lines()
-    return [*factor_lines(plan.project.training), "", "", *maker, "", ""]
+    return [*factor_lines(plan.project.training), "", "", *maker, "", "", *schedule_option_lines(), "", ""]
 
 
 def _evaluate(plan: ModelPlan, classification: bool) -> list[str]:
@@ -934,6 +938,11 @@ def keras_program(plan: ModelPlan) -> str:
         "    report = EpochReport(args.epochs, steps, enabled=chief)",
         "    callback = EpochCallback(progress, report, args, chief)",
         "    has_val = len(y_val[0] if isinstance(y_val, list) else y_val) > 0",
+        "    callbacks = [callback]",
+        '    if args.lr_schedule != "constant":',
+        "        schedule = schedule_options(args)",
+        "        total_steps = args.epochs * steps",
+        "        callbacks.append(PerBatchLearningRate(args.lr, steps, total_steps, **schedule))",
         "    model.fit(",
         "        train_batches(",
         "            x_train, y_train, args.batch_size, args.seed, progress.epoch, args.epochs",
@@ -943,11 +952,7 @@ def keras_program(plan: ModelPlan) -> str:
         "        steps_per_epoch=steps,",
         "        validation_data=(x_val, y_val) if has_val else None,",
         "        validation_batch_size=args.batch_size,",
-        *(
-            ["        callbacks=[callback, PerBatchLearningRate(args.lr, steps, args.epochs * steps)],"]
-            if is_scheduled(training)
-            else ["        callbacks=[callback],"]
-        ),
+        "        callbacks=callbacks,",
         "        shuffle=False,  # the batches already come in the studio's epoch order",
         "        verbose=0,  # EpochCallback prints each epoch, the studio's way",
         "    )",
@@ -976,6 +981,36 @@ def _arguments(plan: ModelPlan, default_out: str) -> list[str]:
             'help="the global batch: over every process or replica together"',
         ],
         ['"--lr"', "type=float", f"default={py(training.learning_rate)}"],
+        [
+            '"--lr-schedule"',
+            f"default={py(training.lr_schedule)}",
+            f"choices={py(list(LR_SCHEDULES))}",
+            'help="how the learning rate moves over the run, per batch"',
+        ],
+        [
+            '"--lr-step-epochs"',
+            "type=int",
+            f"default={training.lr_step_epochs}",
+            'help="step: the epochs between two cuts"',
+        ],
+        [
+            '"--lr-gamma"',
+            "type=float",
+            f"default={float_literal(training.lr_gamma)}",
+            'help="step: the cut\'s factor"',
+        ],
+        [
+            '"--lr-warmup-epochs"',
+            "type=float",
+            f"default={float_literal(training.lr_warmup_epochs)}",
+            'help="warmup-cosine: the epochs of linear warm-up"',
+        ],
+        [
+            '"--lr-min"',
+            "type=float",
+            f"default={float_literal(training.lr_min)}",
+            'help="cosine, onecycle, warmup-cosine: the last rate"',
+        ],
         ['"--seed"', "type=int", f"default={training.seed}"],
         [
             '"--device"',
@@ -1021,6 +1056,16 @@ def _arguments(plan: ModelPlan, default_out: str) -> list[str]:
     for flag in flags:
         block.statement("parser.add_argument", flag)
     block.line("args = parser.parse_args()")
+    # The project's own checks of the schedule (studio.project), each in one line.
+    block.lines += [
+        "    if args.lr_step_epochs < 1 or not 0 < args.lr_gamma <= 1:",
+        '        raise SystemExit("--lr-step-epochs must be >= 1 and --lr-gamma in (0, 1]")',
+        "    if args.lr_warmup_epochs < 0:",
+        '        raise SystemExit("--lr-warmup-epochs must be >= 0")',
+        f"    annealing = {py(ANNEALING)}",
+        "    if args.lr_schedule in annealing and not 0 <= args.lr_min < args.lr:",
+        '        raise SystemExit(f"--lr-min must be in [0, --lr) for {args.lr_schedule}")',
+    ]
     return block.lines
 
 
@@ -1132,7 +1177,14 @@ def torch_program(plan: ModelPlan) -> str:
         "        # BatchNorm statistics over the global batch, as one process computes them.",
         "        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)",
         "    model.to(device)",
-        "    optimizer = make_optimizer(model.parameters(), args.lr)",
+        *(
+            [
+                '    scheduled = args.lr_schedule != "constant"',
+                "    optimizer = make_optimizer(model.parameters(), args.lr, scheduled)",
+            ]
+            if training.optimizer in SCHEDULED_OPTIMIZERS
+            else ["    optimizer = make_optimizer(model.parameters(), args.lr)"]
+        ),
         "    loss_fn = make_loss()",
         "    progress = Progress(args.epochs, args.patience)",
         "    if args.resume:",
@@ -1145,17 +1197,12 @@ def torch_program(plan: ModelPlan) -> str:
         "    # Every validation sample once, shared out among the processes; the sums are then",
         "    # all-reduced. (DistributedSampler would pad the shares with repeated samples.)",
         f"    val_index = torch.arange(rank, len({'y_val[0]' if _is_multi(plan) else 'y_val'}), world)",
-        *(
-            [
-                "    total_steps = args.epochs * len(batches)",
-                "    scheduler = make_scheduler(",
-                "        optimizer, args.lr, len(batches), total_steps, progress.global_step",
-                "    )",
-            ]
-            if is_scheduled(training)
-            else []
-        ),
-        "    report = EpochReport(args.epochs, len(batches), enabled=rank == 0)  # rank 0 speaks",
+        "    steps, total = len(batches), args.epochs * len(batches)",
+        "    schedule, scheduler = schedule_options(args), None",
+        '    if args.lr_schedule != "constant":',
+        "        done = progress.global_step  # the steps a resumed run has already taken",
+        "        scheduler = make_scheduler(optimizer, args.lr, steps, total, done, **schedule)",
+        "    report = EpochReport(args.epochs, steps, enabled=rank == 0)  # rank 0 speaks",
         "    best, writer = None, None",
         "    if args.tensorboard and rank == 0:",
         "        from torch.utils.tensorboard import SummaryWriter  # the tensorboard package",
@@ -1167,7 +1214,7 @@ def torch_program(plan: ModelPlan) -> str:
         "        train = train_epoch(",
         "            model,",
         "            optimizer,",
-        *(["            scheduler,"] if is_scheduled(training) else []),
+        "            scheduler,",
         "            loss_fn,",
         "            (x_train, y_train),",
         "            batches,",
@@ -1177,7 +1224,7 @@ def torch_program(plan: ModelPlan) -> str:
         "            report,",
         "            epoch + 1,",
         "        )",
-        "        progress.global_step += len(batches)",
+        "        progress.global_step += steps",
         "        val_data = (x_val, y_val)",
         "        val = evaluate(",
         "            model, loss_fn, val_data, val_index, args.batch_size, device, precision",
@@ -1187,16 +1234,10 @@ def torch_program(plan: ModelPlan) -> str:
         "            dist.all_reduce(val)",
         "        metrics = epoch_metrics(train, val)",
         "        improved, stop = progress.end_epoch(metrics)",
-        *(
-            [
-                "        # The rate of the epoch's last step (the scheduler already holds the next one's).",
-                "        last = progress.global_step - 1",
-                "        factor = learning_rate_factor(last, args.lr, len(batches), total_steps)",
-                "        learning_rate = args.lr * factor",
-            ]
-            if is_scheduled(training)
-            else ['        learning_rate = optimizer.param_groups[0]["lr"]']
-        ),
+        "        # The rate of the epoch's last step (the scheduler already holds the next one's).",
+        "        last = progress.global_step - 1",
+        "        factor = learning_rate_factor(last, args.lr, steps, total, **schedule)",
+        "        learning_rate = args.lr * factor",
         "        report.epoch(epoch + 1, metrics, learning_rate, time.perf_counter() - started)",
         "        if writer is not None:  # the studio's tags and weight histograms",
         "            for tag, value in tensorboard_scalars(metrics, learning_rate).items():",

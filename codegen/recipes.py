@@ -234,17 +234,32 @@ def _call_lines(function: str, arguments: str) -> list[str]:
 
 
 def torch_optimizer_lines(name: str, scheduled: bool = False) -> list[str]:
-    """``make_optimizer(parameters, learning_rate)`` of a PyTorch program, after its own class if any;
-    ``scheduled``: the learning rate changes during the run (codegen.schedules)."""
+    """``make_optimizer(parameters, learning_rate)`` of a PyTorch program, after its own class if any.
+
+    An optimizer whose torch.optim class matches Keras only at a constant rate (SGD's momentum)
+    takes ``scheduled`` too, defaulting to the project's: whether the learning rate moves during
+    the run (codegen.schedules), as a script's ``--lr-schedule`` may decide."""
     recipe = _optimizer(name)
-    if scheduled:
-        recipe = SCHEDULED_OPTIMIZERS.get(name, recipe)
-    own_class = [*recipe.torch_class.splitlines(), "", ""] if recipe.torch_class else []
+    moving = SCHEDULED_OPTIMIZERS.get(name)
+    if moving is None:
+        own_class = [*recipe.torch_class.splitlines(), "", ""] if recipe.torch_class else []
+        return [
+            *own_class,
+            "def make_optimizer(parameters, learning_rate):",
+            f'    """The Keras program\'s {recipe.keras}, step for step."""',
+            f"    # {recipe.why}.",
+            f"    return {recipe.torch}(parameters, lr=learning_rate{_keywords(recipe.torch_args)})",
+        ]
     return [
-        *own_class,
-        "def make_optimizer(parameters, learning_rate):",
-        f'    """The Keras program\'s {recipe.keras}, step for step."""',
-        f"    # {recipe.why}.",
+        *moving.torch_class.splitlines(),
+        "",
+        "",
+        f"def make_optimizer(parameters, learning_rate, scheduled={scheduled}):",
+        f'    """The Keras program\'s {recipe.keras}, step for step; ``scheduled``: the learning rate',
+        '    moves during the run."""',
+        f"    # {moving.why}.",
+        "    if scheduled:",
+        f"        return {moving.torch}(parameters, lr=learning_rate{_keywords(moving.torch_args)})",
         f"    return {recipe.torch}(parameters, lr=learning_rate{_keywords(recipe.torch_args)})",
     ]
 

@@ -35,6 +35,7 @@ import numpy as np
 from codegen import generate
 from codegen.plan import ModelPlan
 from codegen.runtime import load_module, to_keras_layout, to_torch_layout
+from codegen.schedules import is_scheduled
 from codegen.weights import keras_to_torch_state, load_torch_state, torch_counts
 from studio.project import Project
 
@@ -662,9 +663,7 @@ def _train_both(
     torch_optimizer = _call("PyTorch", torch_program, "make_optimizer", parameters, learning_rate)
     loss_fn = _call("PyTorch", torch_program, "make_loss")
     check = TrainingCheck(optimizer, steps, learning_rate, {}, {"keras": [], "pytorch": []})
-    schedule = _Schedule(
-        keras_program, torch_program, models.keras_model, torch_optimizer, learning_rate, steps
-    )
+    schedule = _Schedule(models, torch_optimizer, learning_rate, steps, is_scheduled(trial.training))
     models.torch_model.train()
     several = len(plan.inputs) > 1 or len(plan.outputs) > 1
     for step in range(1, steps + 1):
@@ -697,20 +696,19 @@ class _Schedule:
     """The programs' learning-rate schedule over the check's steps (one epoch): Keras's callback
     before each step, PyTorch's LambdaLR after it. Nothing when the schedule is constant."""
 
-    def __init__(self, keras_program, torch_program, keras_model, torch_optimizer, rate: float, steps: int):
-        self.active = hasattr(keras_program, "PerBatchLearningRate") or hasattr(
-            torch_program, "make_scheduler"
-        )
-        if not self.active:
+    def __init__(self, models, torch_optimizer, rate: float, steps: int, active: bool):
+        self.active = active
+        if not active:
             return
+        keras_program, torch_program = models.keras_program, models.torch_program
         self.callback = _call("Keras", keras_program, "PerBatchLearningRate", rate, steps, steps)
-        self.callback.set_model(keras_model)
+        self.callback.set_model(models.keras_model)
         self.callback.on_epoch_begin(0)
         self.torch_optimizer = torch_optimizer
         self.scheduler = _call(
             "PyTorch", torch_program, "make_scheduler", torch_optimizer, rate, steps, steps
         )
-        self.keras_model = keras_model
+        self.keras_model = models.keras_model
 
     def before(self, step: int, check: TrainingCheck) -> None:
         """Set Keras's rate for ``step`` and record both rates; a difference is a divergence."""

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import networkx as nx
-
 from studio.catalog import FlopCount, ParamCount, Shape, ShapeError, format_shape
 from studio.catalog.base import MAX_MODEL_PARAMS, check_param_count, check_size
 from studio.graph import Edge, Graph
@@ -84,31 +82,22 @@ def analyze(graph: Graph) -> Analysis:
 
 
 def _check_cycles(graph: Graph, result: Analysis) -> None:
-    nxg = graph.networkx()
-    for component in nx.strongly_connected_components(nxg):
-        if len(component) > 1 or any(nxg.has_edge(n, n) for n in component):
-            names = ", ".join(sorted(graph.label(node_id) for node_id in component))
-            for node_id in sorted(component):
-                result.problems.append(
-                    Problem(ERROR, f"{graph.label(node_id)} is part of a cycle ({names})", node_id)
-                )
+    for component in graph.cycles():
+        names = ", ".join(sorted(graph.label(node_id) for node_id in component))
+        for node_id in sorted(component):
+            result.problems.append(
+                Problem(ERROR, f"{graph.label(node_id)} is part of a cycle ({names})", node_id)
+            )
 
 
 def _infer_shapes(graph: Graph, result: Analysis) -> None:
     in_cycle = {problem.node_id for problem in result.problems}
-    nxg = graph.networkx()
-    acyclic = nxg.subgraph([n for n in nxg if n not in in_cycle]) if in_cycle else nxg
-    result.order = list(nx.lexicographical_topological_sort(acyclic, key=_insertion_key(graph)))
+    result.order = graph.topological_order(leave_out=in_cycle)
     for node_id in in_cycle:
         result.shapes[node_id] = None
         result.params[node_id] = result.torch_params[node_id] = ParamCount()
     for node_id in result.order:
         _infer_node(graph, node_id, result)
-
-
-def _insertion_key(graph: Graph):
-    rank = {node.id: index for index, node in enumerate(graph.nodes)}
-    return lambda node_id: f"{rank[node_id]:09d}"
 
 
 def _infer_node(graph: Graph, node_id: str, result: Analysis) -> None:
@@ -206,7 +195,7 @@ def _check_inputs_and_outputs(graph: Graph, result: Analysis) -> None:
             )
         )
         return
-    live = _ancestors_of(graph.networkx(), result.outputs)
+    live = graph.ancestors(result.outputs)
     result.live = live
     for node in graph.nodes:
         if node.id in live:
@@ -230,15 +219,3 @@ def _check_inputs_and_outputs(graph: Graph, result: Analysis) -> None:
                 "(1 GiB of float32), so that verify, training and export can hold it",
             )
         )
-
-
-def _ancestors_of(nxg: nx.MultiDiGraph, targets: list[str]) -> set[str]:
-    """``targets`` and every node with a path to one of them: one walk for all targets."""
-    seen = set(targets)
-    stack = list(targets)
-    while stack:
-        for source in nxg.predecessors(stack.pop()):
-            if source not in seen:
-                seen.add(source)
-                stack.append(source)
-    return seen

@@ -1,4 +1,4 @@
-"""The graph model: layers as nodes, tensors as edges, on networkx.
+"""The graph model: layers as nodes, tensors as edges.
 
 Every edit goes through a method here. Each method validates its request,
 raises :class:`GraphError` (or :class:`ParamError`) with a clear message when
@@ -8,19 +8,23 @@ the request is invalid, and otherwise changes the graph and emits events
 An edge runs from a node's single output to one *input port* of another node.
 Ports are numbered from 0 and their order matters (Concatenate, Subtract,
 MultiHeadAttention's query/value/key).
+
+The storage is two plain adjacency maps (no graph library: the studio starts
+without loading one), and the few graph algorithms the analysis needs are
+here: a path search, Kahn's topological order and Tarjan's strongly connected
+components, each linear in the graph.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import math
 import numbers
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import networkx as nx
 
 from studio.catalog import CATALOG, LayerSpec, ParamError, Registry
 from studio.events import GraphEvent, GraphEvents
@@ -77,9 +81,10 @@ class Graph:
     def __init__(self, registry: Registry = CATALOG) -> None:
         self.registry = registry
         self.events = GraphEvents()
-        self._g = nx.MultiDiGraph()
-        # Port -> source per node: the hot path of analysis reads this, not networkx views.
+        self._nodes: dict[str, Node] = {}  # in insertion order
+        # The edges twice: port -> source per target, and (target, port) per source in the order made.
         self._ports: dict[str, dict[int, str]] = {}
+        self._targets: dict[str, dict[tuple[str, int], None]] = {}
         self._outputs: list[str] = []
         # Name -> node id, so that checking a name is one lookup, not a scan of the graph.
         self._names: dict[str, str] = {}
@@ -93,24 +98,28 @@ class Graph:
     # ----- reading -----------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self._g.number_of_nodes()
+        return len(self._nodes)
 
     def __contains__(self, node_id: object) -> bool:
-        return node_id in self._g
+        return node_id in self._nodes
 
     @property
     def nodes(self) -> list[Node]:
         """Nodes in insertion order."""
-        return [data["node"] for _, data in self._g.nodes(data=True)]
+        return list(self._nodes.values())
 
     @property
     def edges(self) -> list[Edge]:
-        return sorted(Edge(u, v, key) for u, v, key in self._g.edges(keys=True))
+        return sorted(
+            Edge(source, target, port)
+            for target, ports in self._ports.items()
+            for port, source in ports.items()
+        )
 
     def node(self, node_id: str) -> Node:
         try:
-            return self._g.nodes[node_id]["node"]
-        except KeyError:
+            return self._nodes[node_id]
+        except (KeyError, TypeError):
             raise GraphError(f"there is no node with id {node_id!r}") from None
 
     def spec(self, node_id: str) -> LayerSpec:
@@ -134,7 +143,7 @@ class Graph:
 
     def output_edges(self, node_id: str) -> list[Edge]:
         self.node(node_id)
-        return sorted(Edge(u, v, key) for u, v, key in self._g.out_edges(node_id, keys=True))
+        return sorted(Edge(node_id, target, port) for target, port in self._targets[node_id])
 
     def inputs_of(self, node_id: str) -> list[str | None]:
         """Source node per input port, from port 0 to the highest connected port.
@@ -146,7 +155,104 @@ class Graph:
         return [ports.get(port) for port in range(max(ports) + 1)] if ports else []
 
     def successors(self, node_id: str) -> list[str]:
-        return list(dict.fromkeys(self._g.successors(node_id)))
+        """The nodes ``node_id`` feeds, each once, in the order they were connected."""
+        return list(dict.fromkeys(target for target, _ in self._targets[node_id]))
+
+    def predecessors(self, node_id: str) -> list[str]:
+        """The nodes feeding ``node_id``, each once, by port."""
+        ports = self._ports[node_id]
+        return list(dict.fromkeys(ports[port] for port in sorted(ports)))
+
+    def has_path(self, source: str, target: str) -> bool:
+        """Whether a chain of edges leads from ``source`` to ``target`` (a node reaches itself)."""
+        seen, stack = {source}, [source]
+        while stack:
+            node_id = stack.pop()
+            if node_id == target:
+                return True
+            for successor in self.successors(node_id):
+                if successor not in seen:
+                    seen.add(successor)
+                    stack.append(successor)
+        return False
+
+    def ancestors(self, node_ids: Iterable[str]) -> set[str]:
+        """``node_ids`` and every node with a path to one of them: one walk for all."""
+        seen = set(node_ids)
+        stack = list(seen)
+        while stack:
+            for source in self._ports[stack.pop()].values():
+                if source not in seen:
+                    seen.add(source)
+                    stack.append(source)
+        return seen
+
+    def topological_order(self, leave_out: Iterable[str] = ()) -> list[str]:
+        """Every node but ``leave_out``, each after its inputs; among the ready nodes the one added
+        first comes first, so that the order is stable as the graph is edited. Nodes downstream of
+        a cycle that is not left out never become ready, and are missing."""
+        skipped = set(leave_out)
+        rank = {node_id: index for index, node_id in enumerate(self._nodes)}
+        waiting = {
+            node_id: sum(source not in skipped for source in ports.values())
+            for node_id, ports in self._ports.items()
+            if node_id not in skipped
+        }
+        ready = [(rank[node_id], node_id) for node_id, count in waiting.items() if count == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            _, node_id = heapq.heappop(ready)
+            order.append(node_id)
+            for target, _ in self._targets[node_id]:
+                if target in waiting:
+                    waiting[target] -= 1
+                    if waiting[target] == 0:
+                        heapq.heappush(ready, (rank[target], target))
+        return order
+
+    def cycles(self) -> list[list[str]]:
+        """The strongly connected components that hold a cycle, each in insertion order (Tarjan's
+        algorithm, iterative, so that a long chain cannot exhaust Python's stack)."""
+        index: dict[str, int] = {}
+        low: dict[str, int] = {}
+        on_stack: set[str] = set()
+        stack: list[str] = []
+        found: list[list[str]] = []
+        for root in self._nodes:
+            if root in index:
+                continue
+            index[root] = low[root] = len(index)
+            stack.append(root)
+            on_stack.add(root)
+            work = [(root, iter(self.successors(root)))]
+            while work:
+                node_id, successors = work[-1]
+                for successor in successors:
+                    if successor not in index:
+                        index[successor] = low[successor] = len(index)
+                        stack.append(successor)
+                        on_stack.add(successor)
+                        work.append((successor, iter(self.successors(successor))))
+                        break
+                    if successor in on_stack:
+                        low[node_id] = min(low[node_id], index[successor])
+                else:
+                    work.pop()
+                    if work:
+                        parent = work[-1][0]
+                        low[parent] = min(low[parent], low[node_id])
+                    if low[node_id] == index[node_id]:
+                        component = []
+                        while True:
+                            member = stack.pop()
+                            on_stack.discard(member)
+                            component.append(member)
+                            if member == node_id:
+                                break
+                        if len(component) > 1 or node_id in self.successors(node_id):
+                            found.append(sorted(component, key=index.__getitem__))
+        return found
 
     @property
     def input_nodes(self) -> list[str]:
@@ -164,7 +270,7 @@ class Graph:
         return [
             node.id
             for node in self.nodes
-            if self._g.out_degree(node.id) == 0 and not self.registry.get(node.kind).is_source
+            if not self._targets[node.id] and not self.registry.get(node.kind).is_source
         ]
 
     @property
@@ -182,10 +288,6 @@ class Graph:
         """The block ``node_id`` belongs to, if any."""
         name = self._block_of.get(node_id)
         return None if name is None else self._blocks[name]
-
-    def networkx(self) -> nx.MultiDiGraph:
-        """The underlying networkx graph (edge key = input port). Read it; never modify it."""
-        return self._g
 
     # ----- editing ------------------------------------------------------------------
 
@@ -211,13 +313,13 @@ class Graph:
         node_id: str | None = None,
     ) -> Node:
         spec = self.registry.get(kind)
-        if len(self._g) >= MAX_NODES:
+        if len(self._nodes) >= MAX_NODES:
             raise GraphError(f"a model may have at most {MAX_NODES:,} layers")
         name = self.unique_name(spec.default_name) if name is None else name
         self._check_name(name)
         if node_id is None:
             node_id = self._new_id()
-        elif node_id in self._g:
+        elif node_id in self._nodes:
             raise GraphError(f"a node with id {node_id!r} already exists")
         elif not node_id or not isinstance(node_id, str):
             raise GraphError(f"node ids must be non-empty strings. Received: {node_id!r}")
@@ -226,8 +328,9 @@ class Graph:
         except ParamError as error:
             raise ParamError(f"{kind} '{name}': {error}") from None
         node = Node(node_id, kind, name, clean, _position(position))
-        self._g.add_node(node_id, node=node)
+        self._nodes[node_id] = node
         self._ports[node_id] = {}
+        self._targets[node_id] = {}
         self._names[name] = node_id
         self._bump_id(node_id)
         self._emit("node_added", node_id)
@@ -241,8 +344,7 @@ class Graph:
             if node_id in self._outputs:
                 self.set_outputs([out for out in self._outputs if out != node_id])
             del self._names[self.node(node_id).name]
-            self._g.remove_node(node_id)
-            del self._ports[node_id]
+            del self._nodes[node_id], self._ports[node_id], self._targets[node_id]
             self._emit("node_removed", node_id)
             if node_id in self._block_of:
                 self._leave_block(node_id)
@@ -287,12 +389,12 @@ class Graph:
         that adds many edges and then checks the whole graph once (see :func:`first_cycle_edge`).
         """
         self.check_connection(source, target, port, check_cycle=check_cycle)
-        if self._edge_count >= MAX_EDGES:  # counted here: networkx counts edges by walking them all
+        if self._edge_count >= MAX_EDGES:
             raise GraphError(f"a model may have at most {MAX_EDGES:,} connections")
         if port is None:
             port = self.free_port(target)
-        self._g.add_edge(source, target, key=port)
         self._ports[target][port] = source
+        self._targets[source][(target, port)] = None
         self._edge_count += 1
         self._emit("edge_added", target, source=source, port=port)
         return Edge(source, target, port)
@@ -322,7 +424,7 @@ class Graph:
                 f"{self.label(target)} takes {count} input{'s' if count != 1 else ''}; "
                 f"input {port + 1} does not exist"
             )
-        if self._g.has_edge(source, target) and port in self._g[source][target]:
+        if self._ports[target].get(port) == source:
             raise GraphError(
                 f"{self.label(source)} is already connected to input {port + 1} of {self.label(target)}"
             )
@@ -331,7 +433,7 @@ class Graph:
             raise GraphError(
                 f"input {port + 1} of {self.label(target)} is already connected to {self.label(occupant)}"
             )
-        if check_cycle and nx.has_path(self._g, target, source):
+        if check_cycle and self.has_path(target, source):
             raise GraphError(f"connecting {self.label(source)} to {self.label(target)} would create a cycle")
 
     def free_port(self, target: str) -> int:
@@ -348,7 +450,7 @@ class Graph:
         source = self._ports[target].pop(port, None)
         if source is None:
             raise GraphError(f"input {port + 1} of {self.label(target)} is not connected")
-        self._g.remove_edge(source, target, key=port)
+        del self._targets[source][(target, port)]
         self._edge_count -= 1
         self._emit("edge_removed", target, source=source, port=port)
         return Edge(source, target, port)
@@ -475,7 +577,7 @@ class Graph:
 
     def _new_id(self) -> str:
         # _next_id stays one past the highest "n<digits>" id (see _bump_id), so this loop is short.
-        while f"n{self._next_id}" in self._g:
+        while f"n{self._next_id}" in self._nodes:
             self._next_id += 1
         return f"n{self._next_id}"
 
@@ -501,8 +603,23 @@ def first_cycle_edge(edges: list[tuple[str, str]]) -> int | None:
     """
 
     def has_cycle(count: int) -> bool:
-        prefix = nx.DiGraph(edges[:count])
-        return not nx.is_directed_acyclic_graph(prefix)
+        """Whether the first ``count`` edges hold a cycle: Kahn's algorithm leaves a node over."""
+        targets: dict[str, list[str]] = {}
+        waiting: dict[str, int] = {}
+        for source, target in edges[:count]:
+            targets.setdefault(source, []).append(target)
+            waiting.setdefault(source, 0)
+            waiting[target] = waiting.get(target, 0) + 1
+        ready = [node for node, count in waiting.items() if count == 0]
+        done = 0
+        while ready:
+            node = ready.pop()
+            done += 1
+            for target in targets.get(node, ()):
+                waiting[target] -= 1
+                if waiting[target] == 0:
+                    ready.append(target)
+        return done < len(waiting)
 
     if not has_cycle(len(edges)):
         return None

@@ -119,7 +119,7 @@ def _check_backbone(name, tmp_path, steps=16):
     randomize_weights(backbone)
     path = tmp_path / f"{name}.keras"
     backbone.save(path)
-    imported = import_model(path, input_shapes=[(steps,), (steps,)])
+    imported = import_model(path, input_shapes=[(steps,)] * len(backbone.inputs))
     _, weights_path = save_imported(imported, tmp_path / f"{name}.layers.json")
     rng = np.random.default_rng(1)
     ids = rng.integers(1, 100, (3, steps)).astype(np.int32)
@@ -128,7 +128,12 @@ def _check_backbone(name, tmp_path, steps=16):
     mask[1, 3:] = 0
     ids[mask == 0] = 0
     by_name = {"token_ids": ids, "padding_mask": mask}
-    expected = [np.asarray(backbone(by_name, training=False))]
+    if "segment_ids" in backbone.input:  # BERT's sentence A and B
+        by_name["segment_ids"] = (np.arange(steps) >= steps // 3).astype(np.int32)[None].repeat(3, 0)
+    outputs = backbone(by_name, training=False)
+    if isinstance(outputs, dict):  # BERT: the sequence and the pooled output, in the model's order
+        outputs = keras.Model(backbone.input, backbone.outputs)(by_name, training=False)
+    expected = [np.asarray(output) for output in (outputs if isinstance(outputs, list) else [outputs])]
     inputs = [by_name[info.layer] for info in imported.inputs]
     errors = reproduction_errors(imported, weights_path, inputs, expected, tmp_path)
     assert errors["keras"] <= TOLERANCE and errors["pytorch"] <= TOLERANCE, errors
@@ -136,7 +141,7 @@ def _check_backbone(name, tmp_path, steps=16):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["RobertaBackbone", "DistilBertBackbone"])
+@pytest.mark.parametrize("name", ["RobertaBackbone", "DistilBertBackbone", "GPT2Backbone", "BertBackbone"])
 def test_keras_hub_text_backbone_with_padding_mask(name, tmp_path):
     imported = _check_backbone(name, tmp_path)
     attention = [node for node in imported.project.graph.nodes if node.kind == "MultiHeadAttention"]

@@ -358,3 +358,20 @@ def test_scripts_write_tensorboard_events_and_train_in_bf16(tmp_path, framework)
     names = set(tags["scalars"]) | set(tags["tensors"])  # tf.summary writes its scalars as tensors
     assert {"loss", "val_loss", "accuracy", "val_accuracy", "learning_rate"} <= names
     assert any(name.startswith("weights/") for name in names | set(tags["histograms"]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["keras", "pytorch"])
+def test_the_schedule_flags_pick_any_schedule_in_a_constant_projects_script(tmp_path, framework):
+    """--lr-schedule and its parameters: the rate each epoch logs is the studio's formula's."""
+    project = load_project(IRIS)
+    assert project.training.lr_schedule == "constant"
+    script = write_script(tmp_path, project, framework)
+    flags = ["--epochs", "3", "--lr", "0.04", "--lr-schedule", "step", "--lr-step-epochs", "1"]
+    result = run(tmp_path, [sys.executable, script, *flags, "--lr-gamma", "0.5"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    rates = [float(line.split(", lr ")[1].split(",")[0]) for line in epoch_lines(result.stdout)]
+    assert rates == [0.04, 0.02, 0.01]
+    result = run(tmp_path, [sys.executable, script, "--lr-schedule", "cosine", "--lr-min", "0.5"])
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "--lr-min must be in [0, --lr) for cosine"

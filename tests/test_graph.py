@@ -254,16 +254,60 @@ def test_bad_positions_are_refused(graph, position):
     assert len(graph) == 1
 
 
-def test_networkx_graph_holds_one_edge_per_port_keyed_by_port():
+def test_the_graph_holds_one_edge_per_port_keyed_by_port():
     graph, a, b, merge = two_inputs_and_merge("Add")
     graph.connect(a, merge, 0)
     graph.connect(a, merge, 1)
     graph.connect(b, merge, 2)
-    nxg = graph.networkx()
-    assert sorted(nxg.edges(keys=True)) == [(a, merge, 0), (a, merge, 1), (b, merge, 2)]
-    assert list(nxg.nodes) == [node.id for node in graph.nodes]
+    assert graph.edges == [Edge(a, merge, 0), Edge(a, merge, 1), Edge(b, merge, 2)]
+    assert graph.output_edges(a) == [Edge(a, merge, 0), Edge(a, merge, 1)]
+    assert graph.successors(a) == [merge] and graph.predecessors(merge) == [a, b]
     graph.disconnect(merge, 1)
-    assert sorted(nxg.edges(keys=True)) == [(a, merge, 0), (b, merge, 2)]
+    assert graph.edges == [Edge(a, merge, 0), Edge(b, merge, 2)]
+    assert graph.output_edges(a) == [Edge(a, merge, 0)]
+
+
+def _random_graph(edges: list[tuple[int, int]], count: int) -> tuple[Graph, nx.MultiDiGraph]:
+    """Our graph with ``count`` Add layers and ``edges`` (cycles allowed), and networkx's twin."""
+    graph, twin = Graph(), nx.MultiDiGraph()
+    ids = [graph.add_node("Add", f"add_{index}").id for index in range(count)]
+    twin.add_nodes_from(ids)
+    for source, target in edges:
+        if source != target:
+            edge = graph.connect(ids[source], ids[target], check_cycle=False)
+            twin.add_edge(edge.source, edge.target, key=edge.port)
+    return graph, twin
+
+
+@given(
+    st.integers(1, 9).flatmap(
+        lambda count: st.tuples(
+            st.lists(st.tuples(st.integers(0, count - 1), st.integers(0, count - 1)), max_size=20),
+            st.just(count),
+        )
+    )
+)
+def test_the_graph_algorithms_agree_with_networkx(case):
+    """networkx is the oracle for our own path search, ancestors, topological order and cycles."""
+    graph, twin = _random_graph(*case)
+    components = [set(c) for c in nx.strongly_connected_components(twin) if len(c) > 1]
+    assert sorted(map(sorted, components)) == sorted(map(sorted, graph.cycles()))
+    in_cycle = set().union(*components)
+    acyclic = twin.subgraph([n for n in twin if n not in in_cycle])
+    rank = {node.id: f"{index:04d}" for index, node in enumerate(graph.nodes)}
+    expected = list(nx.lexicographical_topological_sort(acyclic, key=rank.__getitem__))
+    assert graph.topological_order(leave_out=in_cycle) == expected
+    for source in twin:
+        for target in twin:
+            assert graph.has_path(source, target) == nx.has_path(twin, source, target)
+        assert graph.ancestors([source]) == nx.ancestors(twin, source) | {source}
+        assert graph.successors(source) == list(twin.successors(source))
+
+
+def test_a_long_chain_and_a_long_cycle_need_no_deep_recursion():
+    graph, _ = _random_graph([(index, index + 1) for index in range(4999)] + [(4999, 0)], 5000)
+    assert [len(component) for component in graph.cycles()] == [5000]
+    assert graph.topological_order() == []
 
 
 # ----- parameters ------------------------------------------------------------------------
@@ -324,7 +368,7 @@ def test_connect_refuses_cycles():
     a, e = graph.find("a").id, graph.find("e").id
     with pytest.raises(GraphError, match="connecting Dense 'e' to Add 'a' would create a cycle"):
         graph.connect(e, a, 2)
-    assert nx.is_directed_acyclic_graph(graph.networkx())
+    assert not graph.cycles()
 
 
 def test_connect_refuses_occupied_ports():

@@ -517,21 +517,21 @@ def test_squeeze_excitation_activations_and_structured_dropout(tmp_path):
 
 
 def test_slices_in_a_functional_model_import_or_are_refused_by_name():
-    """``x[:, 1:3]`` is a Keras operation (GetItem): one range of one axis is a Slice; steps, items
-    and damaged keys are refused, naming the reason."""
+    """``x[:, 1:3]`` is a Keras operation (GetItem): ranges are Slices, an item a Slice and a Reshape
+    that drops its axis; steps and damaged keys are refused, naming the reason."""
     from studio.interop.keras_import import import_keras_config
 
     inputs = keras.Input((6, 4))
     kept = layers.Dense(2, name="dense")(inputs[:, 1:3])
     stepped = inputs[:, ::2]
-    item = inputs[:, 0]
-    model = keras.Model(inputs, [kept, stepped, item])
+    batch = inputs[0]
+    model = keras.Model(inputs, [kept, stepped, batch])
     document = {"class_name": "Functional", "config": model.get_config()}
     with pytest.raises(UnsupportedModelError) as caught:
         import_keras_config(document, None, source="slices")
     reasons = sorted(problem.reason for problem in caught.value.problems)
     assert len(reasons) == 2
-    assert "step 2" in reasons[1] and "keeps a range of one axis" in reasons[0]
+    assert "indexes the batch axis" in reasons[0] and "step 2" in reasons[1]
 
     model = keras.Model(inputs, kept)
     imported = import_keras_config({"class_name": "Functional", "config": model.get_config()}, None)
@@ -541,3 +541,21 @@ def test_slices_in_a_functional_model_import_or_are_refused_by_name():
     config = json.loads(json.dumps(model.get_config()).replace('"start": 1', '"start": "one"'))
     with pytest.raises(UnsupportedModelError, match="get_item"):
         import_keras_config({"class_name": "Functional", "config": config}, None)
+
+
+def test_items_and_ranges_of_several_axes_reproduce_in_pytorch(tmp_path):
+    """BERT's pooled output reads ``x[:, 0, :]``: an item is a one-long Slice, then a Reshape."""
+    inputs = keras.Input((6, 5, 4))
+    first_token = inputs[:, 0, :, :]
+    last_channel = inputs[..., -1]
+    window = inputs[:, 1:4, 2, 1:3]
+    outputs = [
+        layers.Dense(3, name="pooled")(layers.Flatten()(first_token)),
+        layers.Flatten()(last_channel),
+        layers.Flatten()(window),
+    ]
+    model = keras.Model(inputs, outputs, name="items")
+    x = np.random.default_rng(3).normal(size=(2, 6, 5, 4)).astype("float32")
+    _, project, _ = import_and_check(model, tmp_path, x)
+    kinds = [node.kind for node in project.graph.nodes]
+    assert kinds.count("Slice") == 5 and kinds.count("Reshape") == 3

@@ -298,9 +298,10 @@ EQUIVALENT_FORMS = {
 def layers(project) -> list[tuple[str, dict]]:
     """The project's layers in graph order: (kind, params)."""
     graph = project.graph
-    order = nx.lexicographical_topological_sort(
-        graph.networkx(), key=lambda node_id: graph.node(node_id).name
-    )
+    twin = nx.MultiDiGraph()
+    twin.add_nodes_from(node.id for node in graph.nodes)
+    twin.add_edges_from((edge.source, edge.target, edge.port) for edge in graph.edges)
+    order = nx.lexicographical_topological_sort(twin, key=lambda node_id: graph.node(node_id).name)
     return [(graph.node(node_id).kind, dict(graph.node(node_id).params)) for node_id in order]
 
 
@@ -418,7 +419,8 @@ SPELLINGS = {
     "x.sigmoid()": (lambda x: x.sigmoid(), "sigmoid"),
     "F.softplus(beta=2)": (lambda x: F.softplus(x, beta=2), "softplus"),  # between two Rescaling layers
     "F.softplus(beta=-1)": (lambda x: F.softplus(x, beta=-1), None),
-    "GELU(tanh)": (nn.GELU("tanh"), None),
+    "GELU(tanh)": (nn.GELU("tanh"), "gelu_tanh"),
+    "F.gelu(approximate='tanh')": (lambda x: F.gelu(x, approximate="tanh"), "gelu_tanh"),
     "F.leaky_relu": (lambda x: F.leaky_relu(x, 0.3), "leaky_relu"),
 }
 

@@ -138,11 +138,36 @@ def test_scheduled_sgd_follows_kerass_momentum_rule_which_torch_optim_sgd_does_n
     assert np.abs(plain.detach().numpy() - np.asarray(weight)).max() > 1e-3
 
 
-def test_a_constant_schedule_leaves_the_programs_as_they_were():
-    project = chain([4], ("Dense", {"units": 3}))
+def test_every_program_carries_every_schedule_with_the_projects_as_default():
+    """A constant project's programs still hold every schedule (a script's --lr-schedule picks one):
+    called with a schedule's keywords, they give the rates of a project that has that schedule."""
+    import torch
+
+    project = chain([4], ("Dense", {"units": 3}), optimizer="sgd", learning_rate=0.01, epochs=4)
+    per_epoch, total = 6, 24
     for framework in ("keras", "pytorch"):
-        source = generate(project, framework).source
-        assert "learning_rate_factor" not in source and "scheduler" not in source.lower()
+        program = load_module(generate(project, framework).source, framework)
+        assert [program.learning_rate_factor(s, 0.01, per_epoch, total) for s in range(total)] == [
+            1.0
+        ] * total
+        for schedule in LR_SCHEDULES[1:]:
+            settings = _settings(schedule, lr_min=1e-4, lr_step_epochs=1, lr_gamma=0.5, lr_warmup_epochs=0.5)
+            keywords = {
+                "schedule": schedule,
+                "step_epochs": 1,
+                "gamma": 0.5,
+                "warmup_epochs": 0.5,
+                "lr_min": 1e-4,
+            }
+            ours = [
+                0.01 * program.learning_rate_factor(s, 0.01, per_epoch, total, **keywords)
+                for s in range(total)
+            ]
+            assert ours == schedules.learning_rates(settings, per_epoch), (framework, schedule)
+    torch_program = load_module(generate(project, "pytorch").source, "pytorch")
+    parameters = [torch.nn.Parameter(torch.zeros(2))]
+    assert type(torch_program.make_optimizer(parameters, 0.1)) is torch.optim.SGD  # the rate stays
+    assert type(torch_program.make_optimizer(parameters, 0.1, scheduled=True)).__name__ == "KerasSGD"
 
 
 def test_schedule_and_precision_settings_are_checked_and_saved_only_when_set():
@@ -308,8 +333,8 @@ def test_verify_checks_the_schedule_step_by_step_and_catches_a_changed_formula()
 def test_hostile_schedule_values_are_refused_or_never_reach_the_code():
     """A huge lr_min is harmless where the schedule does not read it; strings never become code."""
     project = chain([4], ("Dense", {"units": 3}), lr_schedule="step", lr_min=10**400, lr_step_epochs=2)
-    source = generate(project, "pytorch").source
-    assert "0.1 ** (step // (2 * steps_per_epoch))" in source
+    program = load_module(generate(project, "pytorch").source, "hostile_schedule")
+    assert [program.learning_rate_factor(step, 0.01, 3, 12) for step in (0, 5, 6, 11)] == [1, 1, 0.1, 0.1]
     data = project_to_dict(project)
     for name, value in (("lr_gamma", "0.1; import os"), ("lr_warmup_epochs", float("nan")), ("lr_min", True)):
         with pytest.raises(ProjectError, match=name):

@@ -44,6 +44,12 @@ ACTIVATIONS: dict[str, ActivationForms] = {
     "gelu": ActivationForms(
         "F.gelu", ("gelu",), torch_modules=("GELU",), torch_functions=("gelu",), onnx="Gelu"
     ),
+    # torch's GELU and gelu with approximate="tanh", ONNX's Gelu with approximate="tanh": read in
+    # core.py. Keras has no name for it: the program defines gelu_tanh (GELU_TANH_KERAS); keras-hub
+    # registers its own gelu_approximate, the same formula.
+    "gelu_tanh": ActivationForms(
+        None, ("layer_studio>gelu_tanh", "keras_hub>gelu_approximate", "keras_nlp>gelu_approximate")
+    ),
     "silu": ActivationForms("F.silu", ("silu", "swish"), torch_modules=("SiLU",), torch_functions=("silu",)),
     "sigmoid": ActivationForms(
         "torch.sigmoid",
@@ -126,6 +132,15 @@ ACTIVATIONS: dict[str, ActivationForms] = {
     ),
 }
 
+# Keras's gelu(approximate=True) and torch's gelu(approximate="tanh") are one formula,
+# 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))); Keras has no activation name for it.
+GELU_TANH_KERAS = (
+    '@keras.saving.register_keras_serializable(package="layer_studio")',
+    "def gelu_tanh(x):",
+    '    """GELU\'s tanh approximation: torch\'s F.gelu(x, approximate="tanh")."""',
+    "    return keras.activations.gelu(x, approximate=True)",
+)
+
 # Keras activation names -> catalog names.
 KERAS_NAMES = {keras: name for name, forms in ACTIVATIONS.items() for keras in forms.keras}
 # ONNX operators -> catalog names.
@@ -147,6 +162,8 @@ def torch_activation(name: str, expr: str, layout: str, params: dict | None = No
     if name == "elu":
         alpha = params.get("alpha", 1.0)
         return f"F.elu({expr})" if alpha == 1.0 else f"F.elu({expr}, alpha={py(alpha)})"
+    if name == "gelu_tanh":
+        return f'F.gelu({expr}, approximate="tanh")'
     if name in ("softmax", "log_softmax"):
         # Keras's softmax is over the last (channel) axis; PyTorch needs the dim named.
         return f"torch.{name}({expr}, dim={1 if layout == CF else -1})"

@@ -108,6 +108,9 @@ class Mapped:
     params: dict[str, Any] = field(default_factory=dict)
     # Weights the config itself holds (Rescaling's per-channel lists): they replace the layer's own.
     weights: list[np.ndarray] | None = None
+    # Layers that follow it, each on the one before (weightless): ``x[:, 0]`` is a Slice, then a
+    # Reshape that drops the axis. The last one takes the Keras layer's name.
+    then: tuple[Mapped, ...] = ()
 
 
 @dataclass
@@ -270,10 +273,16 @@ def module_call(layer: LayerPlan, x: str) -> str:
     return f"self.{layer.ident}({x})"
 
 
+def keras_activation(name: str) -> str:
+    """The Keras ``activation`` value: the name as a string, or the program's own gelu_tanh
+    (codegen.layers.activations.GELU_TANH_KERAS), for which Keras has no name."""
+    return "gelu_tanh" if name == "gelu_tanh" else py(name)
+
+
 def activation_arg(layer: LayerPlan) -> list[str]:
     """The Keras ``activation=`` argument of a layer with a fused activation."""
     name = layer.params.get("activation", "linear")
-    return [] if name == "linear" else [f"activation={py(name)}"]
+    return [] if name == "linear" else [f"activation={keras_activation(name)}"]
 
 
 def use_bias_arg(layer: LayerPlan) -> list[str]:

@@ -28,6 +28,7 @@ from codegen.layers.base import (
     Unsupported,
     activation_arg,
     glorot_uniform,
+    keras_activation,
     kernel_and_bias,
     module_call,
     use_bias_arg,
@@ -85,7 +86,7 @@ def _activation_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
         return KerasLayer("layers.LeakyReLU", [f"negative_slope={py(params['negative_slope'])}"])
     if name == "elu" and params["alpha"] != 1.0:
         return KerasLayer("layers.ELU", [f"alpha={py(params['alpha'])}"])
-    return KerasLayer("layers.Activation", [py(name)])
+    return KerasLayer("layers.Activation", [keras_activation(name)])
 
 
 def _activation_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
@@ -381,9 +382,7 @@ def _activation_layer(walker, x: Tensor, name: str, source_kind: str, activation
     elif activation == "elu":
         params["alpha"] = float(read("alpha", 1, 1.0))
     elif activation == "gelu":
-        approximate = read("approximate", 1, "none")
-        if approximate != "none":
-            raise Unsupported(f"approximate={approximate!r}; the catalog's gelu is the exact form")
+        params["activation"] = _gelu_form(read("approximate", 1, "none"))
     elif activation == "softplus":
         scaling = _softplus_scaling(float(read("beta", 1, 1)), float(read("threshold", 2, 20)))
     elif activation in ("softmax", "log_softmax"):
@@ -399,6 +398,14 @@ def _activation_layer(walker, x: Tensor, name: str, source_kind: str, activation
         key, index, fixed = _SCALE_PARAMETERS[activation]
         scaling = _parameter_scaling(activation, key, float(read(key, index, fixed)), fixed)
     return scaled_activation(walker.graph, x, name, source_kind, params, scaling)
+
+
+def _gelu_form(approximate: str) -> str:
+    """torch's and ONNX's ``approximate``: "none" is gelu, "tanh" gelu_tanh."""
+    forms = {"none": "gelu", "tanh": "gelu_tanh"}
+    if approximate not in forms:
+        raise Unsupported(f"approximate={approximate!r}; gelu's forms are 'none' and 'tanh'")
+    return forms[approximate]
 
 
 def scaled_activation(
@@ -744,8 +751,8 @@ def _activation_from_onnx(walker, node, inputs, name, index):
         params["negative_slope"] = float(attrs.get("alpha", 0.01))
     elif activation == "elu":
         params["alpha"] = float(attrs.get("alpha", 1.0))
-    elif activation == "gelu" and attrs.get("approximate", "none") != "none":
-        raise Unsupported("approximate='tanh': the catalog's gelu is the exact form")
+    elif activation == "gelu":
+        params["activation"] = _gelu_form(attrs.get("approximate", "none"))
     elif activation in ("softmax", "log_softmax"):
         _softmax_axis_from_onnx(walker, x, attrs)
     elif activation == "selu":

@@ -36,7 +36,11 @@ class KerasCall:
 
 def activation_name(value: Any) -> str:
     """A Keras activation (a name, or its serialized form) as a catalog activation name."""
-    if isinstance(value, Mapping) and str(value.get("module", "")).startswith("keras"):
+    # Serialized: Keras's own functions (module keras...), or a registered one such as keras-hub's
+    # gelu_approximate (module builtins, config "keras_hub>gelu_approximate").
+    if isinstance(value, Mapping) and (
+        str(value.get("module", "")).startswith("keras") or value.get("registered_name") == "function"
+    ):
         value = value.get("config")
     if value is None:
         return "linear"

@@ -301,24 +301,55 @@ def _key_item(item):
 
 
 def _get_item_from_keras(cfg, context) -> Mapped:
-    """``x[:, 2:6]`` in a Keras 3 functional model (the ``GetItem`` operation): a Slice of one axis."""
-    if len(context.arguments) != 1 or context.shapes[0] is None:
+    """``x[:, 2:6]``, ``x[:, 0, :]`` in a Keras 3 functional model (the ``GetItem`` operation): a Slice
+    per axis that keeps less than the whole, then a Reshape that drops the axes an integer picked."""
+    shape = context.shapes[0]
+    if len(context.arguments) != 1 or shape is None:
         raise Unsupported("indexes a tensor in a way the catalog cannot read")
     key = context.arguments[0]
     items = [_key_item(item) for item in (key if isinstance(key, (list, tuple)) else [key])]
-    rank = len(context.shapes[0])
+    rank = len(shape)
     if items.count(Ellipsis) == 1:
         at = items.index(Ellipsis)
         items[at : at + 1] = [slice(None)] * (rank - len(items) + 1)
     items += [slice(None)] * (rank - len(items))
-    if len(items) != rank or not all(isinstance(item, slice) for item in items):
-        raise Unsupported(f"indexes with {items!r}; the catalog's Slice keeps a range of one axis")
-    bounds = _slice_bounds(items, context.shapes[0])
-    if len(bounds) != 1 or 0 in bounds:
-        raise Unsupported(f"indexes with {items!r}; the catalog's Slice keeps a range of one non-batch axis")
-    ((axis, (start, stop)),) = bounds.items()
-    axis = -1 if axis == rank - 1 else axis  # the last axis, as the catalog writes it
-    return Mapped("Slice", {"axis": axis, "start": start, "stop": stop})
+    picked = [axis for axis, item in enumerate(items) if isinstance(item, int) and not isinstance(item, bool)]
+    if len(items) != rank or not all(
+        isinstance(item, slice) or axis in picked for axis, item in enumerate(items)
+    ):
+        raise Unsupported(f"indexes with {items!r}; the catalog slices ranges and single items")
+    if 0 in picked:
+        raise Unsupported(f"indexes the batch axis with {items[0]!r}")
+    bounds = _slice_bounds(
+        [slice(None) if axis in picked else item for axis, item in enumerate(items)], shape
+    )
+    for axis in picked:  # an axis of unknown length is checked against the model's own shapes later
+        index, size = items[axis], shape[axis]
+        if index < 0 and size is None:
+            raise Unsupported(f"picks item {index} (from the end) of an axis of unknown length")
+        if size is not None and not -size <= index < size:
+            raise Unsupported(f"picks item {index} of an axis of {size}")
+        index = index % size if index < 0 else index
+        bounds[axis] = (index, index + 1)
+    if 0 in bounds:
+        raise Unsupported(f"indexes the batch axis with {items[0]!r}")
+    layers = [
+        Mapped("Slice", {"axis": -1 if axis == rank - 1 else axis, "start": start, "stop": stop})
+        for axis, (start, stop) in sorted(bounds.items())  # the last axis as the catalog writes it
+    ]
+    if picked:
+        kept = []  # the sizes after the slices, of the axes no item picked (-1: unknown)
+        for axis in range(1, rank):
+            start, stop = bounds.get(axis, (0, shape[axis]))
+            if axis not in picked:
+                kept.append(-1 if stop is None else stop - start)
+        if kept.count(-1) > 1:
+            raise Unsupported("keeps several axes of unknown length; Reshape infers one")
+        layers.append(Mapped("Reshape", {"target_shape": tuple(kept)}))
+    if not layers:
+        return Mapped(None)  # x[:] and x[...]: the tensor itself
+    first, *rest = layers
+    return Mapped(first.kind, first.params, then=tuple(rest))
 
 
 def _slice_bounds(items: list, shape) -> dict[int, tuple[int, int]]:

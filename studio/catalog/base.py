@@ -148,6 +148,7 @@ ACTIVATIONS = (
     "leaky_relu",
     "elu",
     "gelu",
+    "gelu_tanh",  # GELU's tanh approximation (torch approximate="tanh", Keras approximate=True)
     "silu",
     "sigmoid",
     "tanh",
@@ -173,7 +174,8 @@ def activation_param(default: str = "linear") -> ChoiceParam:
     return ChoiceParam(
         "activation",
         default,
-        "Activation applied to the output ('linear' is none; leaky_relu uses slope 0.2, gelu is exact).",
+        "Activation applied to the output ('linear' is none; leaky_relu uses slope 0.2, gelu is exact, "
+        "gelu_tanh its tanh approximation).",
         choices=ACTIVATIONS,
     )
 

@@ -76,7 +76,7 @@ class Activation(LayerSpec):
     category = "Core"
     doc = (
         "Applies an activation function element-wise (softmax and log_softmax on the channel axis; "
-        "gelu is the exact erf form; hard_silu is x * relu6(x + 3) / 6)."
+        "gelu is the exact erf form, gelu_tanh its tanh approximation; hard_silu is x * relu6(x + 3) / 6)."
     )
     params = (
         ChoiceParam(

@@ -573,11 +573,15 @@ class _Walker:
         weights = None
         if self.weights is not None:
             weights = list(self.weights.get(keras_name, []) if mapped.weights is None else mapped.weights)
-        node = self.builder.add(
-            mapped.kind, keras_name, mapped.params, sources, weights, source_kind=class_name
-        )
-        if node is not None:
-            self.output_of[keras_name] = node
+        chain = [mapped, *mapped.then]
+        names = [f"{keras_name}/{layer.kind.lower()}_{index}" for index, layer in enumerate(chain[:-1])]
+        node = None
+        for layer, name in zip(chain, [*names, keras_name], strict=True):
+            node = self.builder.add(layer.kind, name, layer.params, sources, weights, source_kind=class_name)
+            if node is None:
+                return
+            sources, weights = [node], None if weights is None else []
+        self.output_of[keras_name] = node
 
     def _composite(
         self, keras_name: str, class_name: str, cfg: Mapping, refs: list, shapes: list, call: Mapping

@@ -74,7 +74,7 @@ class KerasEngine(Engine):
         program = load_module(code.source, code.filename[:-3])
         self.model = self._build_model(code, program)
         # The program's own per-batch learning-rate callback (codegen.schedules); none: constant.
-        self.schedule = getattr(program, "PerBatchLearningRate", None)
+        self.schedule = program.PerBatchLearningRate if config.lr_schedule != "constant" else None
         self.model.compile(
             optimizer=program.make_optimizer(config.learning_rate),  # the exported program's own
             loss=recipes.keras_loss(self.keras, config.loss, session.logits),

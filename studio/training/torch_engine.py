@@ -91,7 +91,7 @@ class TorchEngine(Engine):
         """The program's own LambdaLR (codegen.schedules), stepped after every batch; None: constant."""
         self.scheduler = None
         self.last_lr = self.config.learning_rate
-        if not hasattr(module, "make_scheduler"):
+        if self.config.lr_schedule == "constant":
             return
         for group in self.optimizer.param_groups:
             group.pop("initial_lr", None)  # a resumed run restarts the schedule from the new base rate
