@@ -2,12 +2,21 @@
 
 Positions are the top-left corners of the nodes, laid out left to right
 (``"LR"``) or top to bottom (``"TB"``).
+
+:func:`fitted_layout` lays a model out to fit a viewport: its layers are cut
+into consecutive groups, one row each (left to right) or one column each (top
+to bottom); the number of groups and the orientation are the ones that show
+the whole model at the largest zoom. Rows are separate bands, so an edge from
+the end of one row to the start of the next runs through the free band between
+them. The canvas fits the window it opens in; an import fits a typical one.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 LAYER_GAP = 90.0  # free space between two layers
 NODE_GAP = 40.0  # free space between two nodes of one layer
@@ -137,3 +146,96 @@ def layered_layout(
             cursor += size[across] + NODE_GAP
         offset += depth + LAYER_GAP
     return positions
+
+
+# ----- fitting a viewport: layers wrapped into rows or columns -----------------------------------
+
+FIT_LAYER_GAP = 60.0  # free space between two layers of a row
+BAND_GAP = 80.0  # free space between two rows: room for the edges that wrap
+FIT_MARGIN = 40.0  # around the model, in the viewport (as in the canvas's fit)
+MAX_ZOOM = 1.0
+COMFORTABLE_ZOOM = 0.75  # every detail of a node can be read (the canvas's readable zoom)
+# The canvas of a 1400x900 window, for layouts made away from a window (imports).
+TYPICAL_VIEWPORT = (1000.0, 700.0)
+
+
+@dataclass(frozen=True)
+class FittedLayout:
+    orientation: str
+    positions: dict[str, tuple[float, float]]  # top-left corners
+    zoom: float  # the zoom at which the whole model fills the viewport (at most MAX_ZOOM)
+    bands: int  # rows (LR) or columns (TB)
+
+
+def fitted_layout(
+    node_ids: Sequence[str],
+    edges: Sequence[tuple[str, str]],
+    size_of: Callable[[str, str], tuple[float, float]],
+    viewport: tuple[float, float] = TYPICAL_VIEWPORT,
+    orientations: tuple[str, ...] = ("LR", "TB"),
+    groups: Sequence[Sequence[str]] = (),
+) -> FittedLayout:
+    """The layout that shows the model whole in ``viewport`` (pixels): the fewest rows (or
+    columns) that show every detail, else the largest zoom. ``size_of(node, orientation)``:
+    a node's size. Each group (a collapsed block) is laid out as one node of BLOCK_SIZE, its
+    first member standing for it; its members are laid out among themselves at its place."""
+    ids, contracted, stand_in = contract_groups(node_ids, edges, groups)
+    layers = order_layers(ids, contracted, longest_path_layers(ids, contracted))
+    best: FittedLayout | None = None
+    for orientation in orientations:
+        sizes = {
+            node_id: BLOCK_SIZE if node_id in stand_in else size_of(node_id, orientation) for node_id in ids
+        }
+        for bands in range(1, max(1, len(layers)) + 1):
+            candidate = _banded(layers, sizes, orientation, bands, viewport)
+            if candidate.zoom >= COMFORTABLE_ZOOM:
+                best = candidate  # the fewest wraps (left to right first) that read well
+                break
+            if best is None or candidate.zoom > best.zoom * 1.02:  # fewer bands and LR win near-ties
+                best = candidate
+        if best.zoom >= COMFORTABLE_ZOOM:
+            break
+    place_groups(best.positions, edges, groups, best.orientation)
+    return best
+
+
+def _banded(
+    layers: list[list[str]],
+    sizes: dict[str, tuple[float, float]],
+    orientation: str,
+    bands: int,
+    viewport: tuple[float, float],
+) -> FittedLayout:
+    along, across = (0, 1) if orientation == "LR" else (1, 0)
+    per_band = math.ceil(len(layers) / bands) if layers else 1
+    groups = [layers[start : start + per_band] for start in range(0, len(layers), per_band)]
+    positions: dict[str, tuple[float, float]] = {}
+    band_start = 0.0
+    length = 0.0
+    for group in groups:
+        extent = max((_extent(nodes, sizes, across) for nodes in group), default=0.0)
+        offset = 0.0
+        for nodes in group:
+            depth = max(sizes[node_id][along] for node_id in nodes)
+            cursor = band_start + (extent - _extent(nodes, sizes, across)) / 2
+            for node_id in nodes:
+                point = [0.0, 0.0]
+                point[along] = offset + (depth - sizes[node_id][along]) / 2
+                point[across] = cursor
+                positions[node_id] = (round(point[0], 1), round(point[1], 1))
+                cursor += sizes[node_id][across] + NODE_GAP
+            offset += depth + FIT_LAYER_GAP
+        length = max(length, offset - FIT_LAYER_GAP)
+        band_start += extent + BAND_GAP
+    total = [0.0, 0.0]
+    total[along], total[across] = length, max(0.0, band_start - BAND_GAP)
+    zoom = min(
+        MAX_ZOOM,
+        (viewport[0] - 2 * FIT_MARGIN) / max(total[0], 1.0),
+        (viewport[1] - 2 * FIT_MARGIN) / max(total[1], 1.0),
+    )
+    return FittedLayout(orientation, positions, max(zoom, 0.0), len(groups))
+
+
+def _extent(nodes: list[str], sizes: dict[str, tuple[float, float]], across: int) -> float:
+    return sum(sizes[node_id][across] for node_id in nodes) + NODE_GAP * (len(nodes) - 1)

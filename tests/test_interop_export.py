@@ -185,3 +185,24 @@ def test_layered_layout():
     columns = sorted({x for x, _ in positions.values()})
     assert [columns.index(positions[node][0]) for node in order] == [0, 1, 1, 2, 3]
     assert positions["b"][1] != positions["c"][1]  # the two branches sit side by side
+
+
+def test_an_imported_long_chain_wraps_into_rows_a_typical_window_shows_whole():
+    """The CLI's import lays the model out as the canvas would fit it (studio.layout.fitted_layout):
+    a 40-layer chain is several rows, not one line 10,000 px long."""
+    from studio.interop.keras_import import import_keras_config
+    from studio.layout import COMFORTABLE_ZOOM, DEFAULT_NODE_SIZE, FIT_MARGIN, TYPICAL_VIEWPORT
+
+    layers = [{"class_name": "InputLayer", "config": {"batch_shape": [None, 8], "name": "x"}}]
+    layers += [{"class_name": "Dense", "config": {"units": 8, "name": f"d{i}"}} for i in range(40)]
+    document = {"class_name": "Sequential", "config": {"name": "long", "layers": layers}}
+    graph = import_keras_config(document, None).project.graph
+    xs = [node.position[0] for node in graph.nodes]
+    ys = [node.position[1] for node in graph.nodes]
+    width = max(xs) - min(xs) + DEFAULT_NODE_SIZE[0]
+    height = max(ys) - min(ys) + DEFAULT_NODE_SIZE[1]
+    assert len(set(ys)) > 1 and len(set(xs)) > 1  # rows of layers (or columns)
+    zoom = min(
+        (TYPICAL_VIEWPORT[0] - 2 * FIT_MARGIN) / width, (TYPICAL_VIEWPORT[1] - 2 * FIT_MARGIN) / height
+    )
+    assert zoom >= COMFORTABLE_ZOOM * 0.5

@@ -22,7 +22,7 @@ from studio.analysis import analyze
 from studio.catalog import CATALOG, ParamError, Registry, UnknownKindError
 from studio.graph import MAX_NAME_LENGTH, Graph, GraphError
 from studio.interop.errors import UnsupportedLayer, UnsupportedModelError
-from studio.layout import BLOCK_SIZE, DEFAULT_NODE_SIZE, contract_groups, layered_layout, place_groups
+from studio.layout import DEFAULT_NODE_SIZE, fitted_layout
 from studio.project import Project
 
 Weights = dict[str, list[np.ndarray]]
@@ -205,10 +205,8 @@ class GraphBuilder:
         blocks = name_blocks(names)
         collapsed = len(layers) > COLLAPSE_ABOVE
         groups = list(blocks.values()) if collapsed else []
-        ids_shown, edges_shown, stand_in = contract_groups(names, edges, groups)
-        sizes = {name: BLOCK_SIZE if name in stand_in else DEFAULT_NODE_SIZE for name in ids_shown}
-        positions = layered_layout(ids_shown, edges_shown, sizes)
-        place_groups(positions, edges, groups)
+        # Wrapped into rows that a typical window shows whole (the GUI fits its own window again).
+        positions = fitted_layout(names, edges, lambda *_: DEFAULT_NODE_SIZE, groups=groups).positions
         graph = Graph(self.registry)
         ids: dict[str, str] = {}
         try:
