@@ -278,7 +278,7 @@ def group_blockers(error) -> list[tuple[str, int, list[str], str]]:
 def _blocked(result: Result, error) -> Result:
     result.status = "blocked"
     result.blockers = group_blockers(error)
-    result.detail = ", ".join(f"{kind} ×{count}" for kind, count, _ in result.blockers)
+    result.detail = ", ".join(f"{kind} ×{count}" for kind, count, *_ in result.blockers)
     return result
 
 

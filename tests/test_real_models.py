@@ -18,6 +18,7 @@ from benchmarks.bench_real_models import (
     CASES,
     ROUTES,
     Result,
+    _blocked,
     cross_over,
     group_blockers,
     measured,
@@ -85,6 +86,8 @@ def test_a_blocked_model_lists_every_blocker_grouped_and_writes_nothing(tmp_path
         ("torch.logcumsumexp", 1, ["logcumsumexp"]),
     ]
     assert groups[1][3] == "the tensor method .cumprod() has no catalog equivalent"
+    result = _blocked(Result("net", "torch.fx → Keras", "failed"), caught.value)  # the table's line
+    assert result.verdict == "blocked: torch.cumsum ×2, Tensor.cumprod ×1, torch.logcumsumexp ×1"
     output = tmp_path / "net.layers.json"
     argv = [target, "--input-shape", "3,8,8", "--allow-code", "--weights", "-o", str(output)]
     assert cmd_import(parse_import_args(argv)) == 1
