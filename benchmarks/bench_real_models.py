@@ -200,12 +200,32 @@ def measured(function: Callable[[], object]) -> tuple[object, float, float]:
     return value, time.perf_counter() - began, peak_above(start)
 
 
+def _spread(values, rng):
+    """Values for a weight that its initialiser made constant (a zero head, a LayerScale of 1e-5,
+    a zero class token): random around that constant, so that it can no longer hide a difference."""
+    constant = float(values.reshape(-1)[0])
+    if constant == 0.0:
+        return rng.normal(0.0, 0.02, values.shape)
+    return constant * rng.uniform(0.5, 1.5, values.shape)
+
+
+def _is_constant(values) -> bool:
+    return values.size > 1 and bool((values == values.reshape(-1)[0]).all())
+
+
 def randomize_torch(model, seed: int = 0) -> None:
-    """Random BatchNorm statistics and affine weights, away from their identity initial values."""
+    """Random BatchNorm statistics and affine weights, away from their identity initial values, and
+    random values for every other parameter its initialiser left constant."""
+    import numpy as np
     import torch
 
     generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
     with torch.no_grad():
+        for parameter in model.parameters():
+            values = parameter.detach().cpu().numpy()
+            if parameter.is_floating_point() and _is_constant(values):
+                parameter.copy_(torch.from_numpy(_spread(values, rng).astype(values.dtype)))
         for module in model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
                 size = module.running_mean.shape
@@ -224,12 +244,18 @@ def _keras_layers(model) -> list:
 
 
 def randomize_keras(model, seed: int = 0) -> None:
-    """Random moving statistics and affine weights for every BatchNormalization, nested ones too."""
+    """Random moving statistics and affine weights for every BatchNormalization, nested ones too,
+    and random values for every other trainable weight its initialiser left constant."""
     import keras
     import numpy as np
 
     rng = np.random.default_rng(seed)
     for layer in _keras_layers(model):
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            for variable in layer.trainable_weights:
+                values = np.asarray(variable)
+                if np.issubdtype(values.dtype, np.floating) and _is_constant(values):
+                    variable.assign(_spread(values, rng).astype(values.dtype))
         if isinstance(layer, keras.layers.BatchNormalization):
             arrays = layer.get_weights()
             size = arrays[-1].shape
@@ -298,8 +324,13 @@ def _compare(imported, generated_outputs, expected) -> float:
 
 
 def _finish(result: Result, imported, generated_outputs, expected) -> Result:
+    import numpy as np
+
     result.parameters = imported.imported_parameters
     result.layers = len(imported.project.graph)
+    if all(np.ptp(output) == 0 for output in expected):  # nothing to compare: no verdict from it
+        result.status, result.detail = "failed", "the source model's outputs are constant"
+        return result
     result.difference = _compare(imported, generated_outputs, expected)
     result.status = "reproduces" if result.difference <= TOLERANCE else "differs"
     result.detail = f"{result.difference:.1e}"

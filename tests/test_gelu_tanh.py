@@ -1,4 +1,5 @@
-"""GELU's tanh approximation (GPT-2, BERT, ALBERT, ELECTRA): one catalog activation, every spelling.
+"""GELU's forms: the tanh approximation (GPT-2, BERT, ALBERT, ELECTRA), one catalog activation in
+every spelling, and exact GELU as ONNX writes it out before opset 20.
 
 torch's ``gelu(approximate="tanh")``, ONNX's ``Gelu(approximate="tanh")`` and keras-hub's
 ``gelu_approximate`` (Keras's ``gelu(approximate=True)``) are one formula; the Keras program
@@ -121,3 +122,19 @@ def test_keras_hubs_gelu_approximate_crosses_to_pytorch(tmp_path):
     _, weights_path = save_imported(imported, tmp_path / "hub_gelu.layers.json")
     errors = reproduction_errors(imported, weights_path, [x], [np.asarray(model(x))], tmp_path)
     assert errors["keras"] <= TOLERANCE and errors["pytorch"] <= TOLERANCE, errors
+
+
+def test_onnx_erf_gelu_written_out_is_one_gelu_activation(tmp_path):
+    """opset 17 has no Gelu: torch writes x * (1 + erf(x / sqrt 2)) * 0.5 (ConvNeXt, ViT, Swin)."""
+    from tests.test_interop_onnx import export_torch
+
+    model = nn.Sequential(nn.Linear(6, 8), nn.GELU(), nn.Linear(8, 3)).eval()
+    x = np.random.default_rng(4).normal(size=(2, 6)).astype("float32") * 3
+    path = tmp_path / "erf_gelu.onnx"
+    export_torch(model, x, path, opset_version=17)
+    assert "Erf" in {node.op_type for node in onnx.load(str(path)).graph.node}
+    imported = import_model(path)
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert kinds.count("Activation") == 1 and "Rescaling" not in kinds and "Multiply" not in kinds
+    assert activations(imported) == ["gelu"]
+    check_reproduces(imported, model, [x], tmp_path)

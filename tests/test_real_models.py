@@ -19,9 +19,12 @@ from benchmarks.bench_real_models import (
     ROUTES,
     Result,
     _blocked,
+    _finish,
     cross_over,
     group_blockers,
     measured,
+    randomize_keras,
+    randomize_torch,
     render,
     replace_section,
 )
@@ -132,3 +135,30 @@ def test_the_table_goes_in_its_own_section_replaced_on_a_rerun(tmp_path):
         text.startswith("# Benchmarks\n\nother sections\n") and text.count("## Real models cross over") == 1
     )
     assert "keras/Foo" not in text and "torchvision/resnet18" in text
+
+
+def test_constant_weights_are_randomised_and_constant_outputs_give_no_verdict():
+    """A zero-initialised head (torchvision's ViT) makes every output 0 in both programs: such a
+    comparison proves nothing, so the weights are spread and a constant source output fails."""
+    import keras
+    import numpy as np
+    import torch
+
+    head = torch.nn.Linear(4, 3)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    randomize_torch(head)
+    assert head.weight.std() > 0.005 and head.bias.std() > 0.005
+    scale = keras.layers.Dense(3, kernel_initializer="ones", bias_initializer="zeros")
+    model = keras.Sequential([keras.Input((4,)), scale])
+    randomize_keras(model)
+    kernel, bias = (np.asarray(weight) for weight in scale.weights)
+    assert kernel.std() > 0.05 and 0.5 <= kernel.min() and kernel.max() <= 1.5 and bias.std() > 0.005
+
+    class Imported:
+        imported_parameters, project = 15, type("Project", (), {"graph": []})()
+
+    result = _finish(
+        Result("m", "torch.fx → Keras", "not run"), Imported(), [np.zeros((2, 3))], [np.zeros((2, 3))]
+    )
+    assert result.status == "failed" and result.detail == "the source model's outputs are constant"

@@ -443,23 +443,14 @@ def _torch_attention(walker, node, module, name):
                 "padding mask attends where its input is nonzero"
             )
         sources.append(walker.graph.to_same(mask.tensor, name))
-    embed, heads = module.embed_dim, module.num_heads
-    head_dim = embed // heads
-    w_in = array(module.in_proj_weight)
-    b_in = array(module.in_proj_bias)
-    weights = []
-    for index in range(3):  # query, key, value, in Keras's weight order
-        kernel = w_in[index * embed : (index + 1) * embed].T.reshape(embed, heads, head_dim)
-        weights.append(kernel)
-        if b_in is not None:
-            weights.append(b_in[index * embed : (index + 1) * embed].reshape(heads, head_dim))
-    weights.append(array(module.out_proj.weight).T.reshape(heads, head_dim, embed))
-    if module.out_proj.bias is not None:
-        weights.append(array(module.out_proj.bias))
+    heads = module.num_heads
+    weights = _attention_weights(
+        module.in_proj_weight, module.in_proj_bias, module.out_proj, heads, module.embed_dim // heads
+    )
     params = {
         "num_heads": heads,
-        "key_dim": head_dim,
-        "use_bias": b_in is not None,
+        "key_dim": module.embed_dim // heads,
+        "use_bias": module.in_proj_bias is not None,
         "dropout": float(module.dropout),
         "padding_mask": padding is not None,
     }
@@ -467,6 +458,60 @@ def _torch_attention(walker, node, module, name):
         "MultiHeadAttention", name, sources, params, weights, source_kind="MultiheadAttention", form=SAME
     )
     return Multi(_AttentionOutputs(tensor))
+
+
+def _attention_weights(in_weight, in_bias, out_proj, heads: int, head_dim: int) -> list[np.ndarray]:
+    """Keras's MultiHeadAttention weights from torch's stacked projection: rows [query; key; value],
+    each head after head (nn.MultiheadAttention's in_proj, timm's qkv), then the output projection."""
+    w_in, b_in = array(in_weight), array(in_bias)
+    size, embed = heads * head_dim, w_in.shape[1]
+    weights = []
+    for index in range(3):  # query, key, value, in Keras's weight order
+        weights.append(w_in[index * size : (index + 1) * size].T.reshape(embed, heads, head_dim))
+        if b_in is not None:
+            weights.append(b_in[index * size : (index + 1) * size].reshape(heads, head_dim))
+    weights.append(array(out_proj.weight).T.reshape(heads, head_dim, out_proj.out_features))
+    if out_proj.bias is not None:
+        weights.append(array(out_proj.bias))
+    return weights
+
+
+def _timm_attention(walker, node, module, name):
+    """timm's ``Attention`` (ViT, DeiT, EVA...): one Linear ``qkv`` split per head, scaled dot-product
+    attention, one Linear ``proj``. Taken whole (the tracer keeps it a leaf), it is the catalog's
+    MultiHeadAttention with the same weights, where nothing in it differs from plain attention."""
+    torch = walker.torch
+    arguments = dict(zip(("x", "attn_mask", "is_causal"), node.args, strict=False)) | dict(node.kwargs)
+    if arguments.get("attn_mask") is not None or arguments.get("is_causal"):
+        raise Unsupported("is given attn_mask or is_causal; the importer reads plain self-attention")
+    identity = (torch.nn.Identity, type(None))
+    for part in ("q_norm", "k_norm", "norm"):
+        if not isinstance(getattr(module, part, None), identity):
+            raise Unsupported(
+                f"{part} is {type(getattr(module, part)).__name__}; the catalog's attention has none"
+            )
+    if getattr(module, "gate", None) is not None:
+        raise Unsupported("gated=True: the catalog's attention has no output gate")
+    heads, head_dim = int(module.num_heads), int(module.head_dim)
+    qkv, proj = module.qkv, module.proj
+    if abs(float(module.scale) - head_dim**-0.5) > 1e-12 * head_dim**-0.5:
+        raise Unsupported(f"scale={module.scale}; the catalog's attention scales by 1/sqrt(head_dim)")
+    x = walker.graph.to_same(walker.tensor(arguments["x"]), name)
+    embed = walker.graph.source_shape(x)[-1]
+    if proj.out_features != embed:
+        raise Unsupported(f"projects to {proj.out_features} features; the catalog's attention keeps {embed}")
+    if (qkv.bias is None) != (proj.bias is None):
+        raise Unsupported("qkv and proj differ in having a bias; the catalog's use_bias sets both")
+    params = {
+        "num_heads": heads,
+        "key_dim": head_dim,
+        "use_bias": qkv.bias is not None,
+        "dropout": float(module.attn_drop.p),
+    }
+    weights = _attention_weights(qkv.weight, qkv.bias, proj, heads, head_dim)
+    return walker.graph.add(
+        "MultiHeadAttention", name, [x], params, weights, source_kind="Attention", form=SAME
+    )
 
 
 @dataclass(frozen=True)
@@ -521,6 +566,8 @@ def _torch_zero_mask(walker, node, name):
 
 
 TORCH_MODULES: dict = {"MultiheadAttention": _torch_attention}
+# Library modules that tracing keeps whole (a leaf), by qualified class name.
+TORCH_LEAVES: dict = {"timm.layers.attention.Attention": _timm_attention}
 TORCH_FUNCTIONS: dict = {"operator.eq": _torch_zero_mask, "torch.eq": _torch_zero_mask}
 TORCH_METHODS: dict = {"eq": _torch_zero_mask}
 

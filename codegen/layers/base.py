@@ -196,6 +196,8 @@ class Lowerings:
     - ``keras_calls``: Keras class name -> how it takes its inputs by keyword (``keras_config.KerasCall``);
     - ``keras_composites``: Keras class name -> the expansion of a layer made of sublayers (``KerasPart``);
     - ``torch_modules``: ``nn.Module`` class name -> handler ``(walker, node, module, name)``;
+    - ``torch_leaves``: a library's module, by qualified class name, that torch.fx keeps whole
+      instead of tracing into -> handler ``(walker, node, module, name)``;
     - ``torch_functions``: qualified function name -> handler ``(walker, node, name)``;
     - ``torch_methods``: tensor method name -> handler ``(walker, node, name)``;
     - ``onnx_ops``: ONNX op type -> handler ``(walker, node, inputs, name, index)``.
@@ -207,6 +209,7 @@ class Lowerings:
         self.kinds: dict[str, Lowering] = {}
         self.keras_classes: dict[str, KerasMapping] = {}
         self.torch_modules: dict[str, Callable] = {}
+        self.torch_leaves: dict[str, Callable] = {}
         self.torch_functions: dict[str, Callable] = {}
         self.torch_methods: dict[str, Callable] = {}
         self.onnx_ops: dict[str, Callable] = {}
@@ -223,6 +226,7 @@ class Lowerings:
             "keras_calls",
             "keras_composites",
             "torch_modules",
+            "torch_leaves",
             "torch_functions",
             "torch_methods",
             "onnx_ops",

@@ -768,6 +768,51 @@ def _activation_from_onnx(walker, node, inputs, name, index):
     return scaled_activation(walker.graph, x, name, op, params, scaling)
 
 
+def erf_gelu_from_onnx(walker, node, x: Tensor, divisor: float, name: str) -> Tensor | None:
+    """GELU as ONNX exporters before opset 20 write it, ``x * (1 + erf(x / sqrt(2))) * 0.5``: the
+    Div starting that pattern becomes one gelu Activation, and the Erf, Add and two Muls after it
+    are marked computed by it. None when the nodes after the Div are anything else."""
+
+    def only_consumer(output: str, op: str):
+        consumers = walker.consumers.get(output, [])
+        if output in walker.graph_outputs or len(consumers) != 1 or consumers[0].op_type != op:
+            return None
+        return consumers[0]
+
+    def other_input(consumer, output: str):
+        inputs = list(consumer.input)
+        if len(inputs) != 2 or inputs.count(output) != 1:
+            return None
+        return inputs[1 - inputs.index(output)]
+
+    def is_constant(tensor: str, value: float) -> bool:
+        constant = walker.constant_of(tensor)
+        return (
+            constant is not None
+            and constant.size == 1
+            and math.isclose(float(constant.reshape(())), value, rel_tol=1e-6)
+        )
+
+    if not math.isclose(divisor, math.sqrt(2), rel_tol=1e-6):
+        return None
+    erf = only_consumer(node.output[0], "Erf")
+    add = erf and only_consumer(erf.output[0], "Add")
+    if add is None or not is_constant(other_input(add, erf.output[0]), 1.0):
+        return None
+    first = only_consumer(add.output[0], "Mul")
+    second = first and only_consumer(first.output[0], "Mul")
+    if second is None:
+        return None
+    factors = {other_input(first, add.output[0]), other_input(second, first.output[0])}
+    half = next((factor for factor in factors if factor and is_constant(factor, 0.5)), None)
+    if half is None or factors - {half} != {node.input[0]}:
+        return None
+    result = walker.graph.add("Activation", name, [x], {"activation": "gelu"}, source_kind="Erf")
+    for part in (erf, add, first, second):
+        walker.fuse(part, result)
+    return result
+
+
 def _clip_from_onnx(walker, inputs, attrs) -> dict:
     if walker.opset >= 11:
         low = walker.constant(inputs, 1, "minimum")

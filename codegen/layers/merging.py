@@ -22,7 +22,7 @@ from codegen.layers.base import (
     Unsupported,
     torch_axis,
 )
-from codegen.layers.core import DropMask
+from codegen.layers.core import DropMask, erf_gelu_from_onnx
 from codegen.layers.normalization import affine_layer, is_learned
 from codegen.layers.reshaping import (
     ONNX_ARITHMETIC,
@@ -348,7 +348,12 @@ def _merge_from_onnx(walker, node, inputs, name, index):
             raise Unsupported("Sub takes two inputs")
         return walker.graph.merge(ONNX_MERGES[op], tensors, name, op)
     if len(tensors) == 1 and len(constants) == 1 and len(inputs) == 2 and constants[0].size == 1:
-        return rescaling_from_onnx(walker, node, inputs, name, float(constants[0].reshape(())))
+        scalar = float(constants[0].reshape(()))
+        if op == "Div" and isinstance(inputs[0], Tensor):
+            gelu = erf_gelu_from_onnx(walker, node, inputs[0], scalar, name)
+            if gelu is not None:
+                return gelu
+        return rescaling_from_onnx(walker, node, inputs, name, scalar)
     if len(tensors) == 1 and len(constants) == 1 and len(inputs) == 2 and op in ONNX_ARITHMETIC:
         # NORM: a tensor and an initializer of another shape (LayerScale, a per-channel scale or bias)
         first = isinstance(inputs[0], Tensor)

@@ -20,7 +20,10 @@ node's output(s), or raises ``Unsupported``. The walker
   kernel, strides, dilations, (before, after) pads per axis and attributes;
 - ``walker.only_dense_after(output)``: every consumer of ``output`` is a Dense;
 - ``walker.bias_add(node, units)`` / ``walker.fuse(add, value)``: the Add of a
-  constant bias that follows a MatMul, and marking it computed by ``value``.
+  constant bias that follows a MatMul, and marking a later node computed by ``value``;
+- ``walker.consumers`` (tensor name -> the nodes reading it), ``walker.graph_outputs`` and
+  ``walker.constant_of(name)`` (a constant's value, also one made later): for patterns of
+  several nodes.
 
 No module-level ``onnx`` import: the walker reads the protobufs.
 """

@@ -713,7 +713,8 @@ def torch_shape_arithmetic(function):
 
 
 def _torch_drop(walker, node, name):
-    """``torch._assert(...)``: a check that tracing with the given input shapes already passed."""
+    """``torch._assert(...)``: a check that tracing with the given input shapes already passed; fx's
+    ``_assert_is_none``: that an argument traced as its default None is None."""
     return Aux(None)
 
 
@@ -837,6 +838,7 @@ TORCH_FUNCTIONS: dict = {
     "operator.not_": torch_shape_arithmetic(operator.not_),
     "torch._assert": _torch_drop,
     "torch._check": _torch_drop,
+    "torch.fx._symbolic_trace._assert_is_none": _torch_drop,
     "torch._shape_as_tensor": _torch_shape_as_tensor,
 }
 TORCH_METHODS: dict = {

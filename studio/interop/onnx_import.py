@@ -202,9 +202,12 @@ class _Converter(SourceWalker):
         # self.values: tensor name -> Tensor, np.ndarray (constant), ShapeValue or BROKEN
         self._infer_shapes()  # self.shapes: tensor name -> inferred shape, None for an unknown size
         self.consumers: dict[str, list] = {}
+        self.constant_nodes: dict[str, Any] = {}  # output -> its Constant node
         for node in model.graph.node:
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
+            if node.op_type == "Constant" and node.output:
+                self.constant_nodes[node.output[0]] = node
         self.graph_outputs = {output.name for output in model.graph.output}
         self.skip: set[int] = set()
         self.used_weights: dict[str, int] = {}
@@ -368,6 +371,20 @@ class _Converter(SourceWalker):
         if not isinstance(value, Tensor):
             raise Unsupported(f"input {index + 1} is a constant where the catalog needs a computed tensor")
         return value
+
+    def constant_of(self, tensor: str) -> np.ndarray | None:
+        """The value of a constant tensor: an initializer, a value folded so far, or a Constant
+        node's, also one later in the graph (patterns look ahead); None for a computed tensor."""
+        value = self.values.get(tensor)
+        if isinstance(value, np.ndarray):
+            return value
+        node = self.constant_nodes.get(tensor)
+        if node is None:
+            return None
+        try:
+            return _fold_constant_node(self, node, [])
+        except Unsupported:
+            return None
 
     def only_dense_after(self, output: str) -> bool:
         """True if every consumer of ``output`` is a Gemm or MatMul with constant weights."""

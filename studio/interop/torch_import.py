@@ -21,6 +21,7 @@ import contextlib
 import functools
 import importlib
 import importlib.util
+import inspect
 import io
 import os
 import re
@@ -150,14 +151,16 @@ def import_torch_model(
     """Import an ``nn.Module`` already built. ``input_shapes``: channels-first, no batch."""
     torch = import_torch()
     model = model.eval()
+    fixed = _optional_arguments(model, len(input_shapes))
     try:
-        traced = torch.fx.symbolic_trace(model)
+        traced = _trace(torch, model, fixed)
     except Exception as error:
         raise UnsupportedModelError(
             [UnsupportedLayer(type(model).__name__, "torch.fx", f"the model cannot be traced ({error})")],
             source,
         ) from None
-    converter = _Converter(traced, GraphBuilder(source), [tuple(int(d) for d in s) for s in input_shapes])
+    shapes = [tuple(int(d) for d in s) for s in input_shapes]
+    converter = _Converter(traced, GraphBuilder(source), shapes, len(fixed))
     converter.run()
     builder = converter.builder
     outputs = [info.layer for info in converter.output_infos]
@@ -177,6 +180,40 @@ def import_torch_model(
         outputs=converter.output_infos,
         notes=builder.notes,
     )
+
+
+def qualified_class(module) -> str:
+    """``timm.layers.attention.Attention``: a module's class, as LOWERINGS.torch_leaves names it."""
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def _trace(torch, model, fixed: dict[str, object]):
+    """``torch.fx.symbolic_trace``, keeping the library modules that have a lowering of their own
+    whole (LOWERINGS.torch_leaves), and ``fixed`` arguments traced as those constants."""
+
+    class Tracer(torch.fx.Tracer):
+        def is_leaf_module(self, module, qualified_name: str) -> bool:
+            return qualified_class(module) in LOWERINGS.torch_leaves or super().is_leaf_module(
+                module, qualified_name
+            )
+
+    tracer = Tracer()
+    graph = tracer.trace(model, concrete_args=fixed or None)
+    return torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
+def _optional_arguments(model, inputs: int) -> dict[str, object]:
+    """The forward's arguments after the first ``inputs`` that have defaults (timm's ViT takes
+    ``attn_mask=None, is_causal=False``): traced as those constants, so that the model's inputs are
+    the tensors it was given shapes for."""
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return {}
+    named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if len(named) != len(parameters):  # *args or **kwargs: leave the tracing as it is
+        return {}
+    return {p.name: p.default for p in named[inputs:] if p.default is not p.empty}
 
 
 @functools.cache
@@ -240,11 +277,14 @@ class _Converter(SourceWalker):
 
     unreadable = "its arguments could not be read"
 
-    def __init__(self, traced, builder: GraphBuilder, input_shapes: list[tuple[int, ...]]) -> None:
+    def __init__(
+        self, traced, builder: GraphBuilder, input_shapes: list[tuple[int, ...]], fixed: int = 0
+    ) -> None:
         super().__init__(builder)
         self.torch = import_torch()
         self.traced = traced
         self.input_shapes = input_shapes
+        self.fixed = fixed  # the last placeholders: arguments traced as their defaults (constants)
         # self.values: fx node -> Tensor, numpy array (a constant), Aux, Multi, Padded or BROKEN
         # self.shapes: fx node -> its traced shape (ShapeProp), batch included
         self.module_calls: dict[str, int] = {}
@@ -253,6 +293,12 @@ class _Converter(SourceWalker):
 
     def run(self) -> None:
         placeholders = [node for node in self.traced.graph.nodes if node.op == "placeholder"]
+        placeholders, fixed = (
+            placeholders[: len(placeholders) - self.fixed],
+            placeholders[len(placeholders) - self.fixed :],
+        )
+        for node in fixed:  # the default fx recorded for it
+            self.values[node] = node.args[0] if node.args else None
         if len(placeholders) != len(self.input_shapes):
             raise InteropError(
                 f"the model takes {len(placeholders)} input(s) ({', '.join(n.target for n in placeholders)}) "
@@ -300,6 +346,8 @@ class _Converter(SourceWalker):
         return self.traced.get_submodule(node.target)
 
     def _node(self, node) -> None:
+        if node in self.values:  # an argument traced as a constant
+            return
         if node.op == "placeholder":
             self._input(node)
             return
@@ -337,8 +385,11 @@ class _Converter(SourceWalker):
         if node.op == "get_attr":
             return None
         if node.op == "call_module":
-            kind = type(self.module(node)).__name__
-            return None if kind in LOWERINGS.torch_modules else f"nn.{kind} has no catalog equivalent"
+            module = self.module(node)
+            kind = type(module).__name__
+            if kind in LOWERINGS.torch_modules or qualified_class(module) in LOWERINGS.torch_leaves:
+                return None
+            return f"nn.{kind} has no catalog equivalent"
         if node.op == "call_function":
             return None if function_handler(node.target) else "this function has no catalog equivalent"
         if node.op == "call_method":
@@ -354,7 +405,8 @@ class _Converter(SourceWalker):
         if node.op == "call_module":
             module = self.module(node)
             self._count_call(node, module)
-            return LOWERINGS.torch_modules[type(module).__name__](self, node, module, name)
+            handler = LOWERINGS.torch_leaves.get(qualified_class(module))
+            return (handler or LOWERINGS.torch_modules[type(module).__name__])(self, node, module, name)
         if node.op == "call_function":
             return function_handler(node.target)(self, node, name)
         return LOWERINGS.torch_methods[node.target](self, node, name)
