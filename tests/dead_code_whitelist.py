@@ -11,6 +11,7 @@ Keep an entry only with its reason; delete what is really unused instead.
 # importers look kinds up in the merged registry.
 KERAS_CLASSES
 TORCH_MODULES
+TORCH_LEAVES
 TORCH_FUNCTIONS
 TORCH_METHODS
 ONNX_OPS
