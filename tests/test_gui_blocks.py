@@ -297,3 +297,26 @@ def test_a_hostile_block_name_is_shown_as_text(main_window):
     (block,) = items_of(window.scene, CollapsedBlockItem)
     assert "<img" not in block.toolTip() and "&lt;img" in block.toolTip()
     window.view.grab()  # paints the name as plain text
+
+
+def test_an_edge_no_longer_goes_around_the_layers_a_collapsed_block_hides(main_window, tmp_path):
+    """A block's members lie where the block would be expanded: collapsed, they are no obstacle,
+    so an edge drawn around them while they showed takes its straight way again (reopened too)."""
+    window = main_window
+    document, graph = window.document, window.document.graph
+    ids = build_chain(window)
+    edits.group(document, "head", ids[4:6])
+    first, second = graph.node(ids[1]).position, graph.node(ids[2]).position
+    # The block's second layer sits right on the line from the first conv2d to the activation.
+    # The collapsed block takes its members' top-left corner: far up and left, out of the way.
+    corner, between = (first[0] - 600.0, first[1] - 400.0), ((first[0] + second[0]) / 2, first[1])
+    moves = {ids[4]: (graph.node(ids[4]).position, corner), ids[5]: (graph.node(ids[5]).position, between)}
+    edits.move_nodes(document, moves)
+    around = window.scene.edge_item(ids[2], 0)
+    assert around.path().boundingRect().height() > 40  # it goes around the Dense
+    edits.set_collapsed(document, "head", True)
+    assert around.path().boundingRect().height() < 1  # a straight line between two ports
+    path = tmp_path / "hidden.layers.json"
+    save_project(document.project, path)
+    assert window.files.open_path(path, ask=False)
+    assert window.scene.edge_item(ids[2], 0).path().boundingRect().height() < 1

@@ -28,7 +28,7 @@ from widgets import edits
 from widgets.block_item import BlockFrame, CollapsedBlockItem
 from widgets.clipboard import MIME_KIND
 from widgets.document import Document
-from widgets.edge_item import EdgeItem, curve
+from widgets.edge_item import CLEARANCE, HIT_WIDTH, EdgeItem, curve
 from widgets.node_geometry import LEFT_TO_RIGHT, NODE_HEIGHT, NODE_WIDTH, PortRef
 from widgets.node_item import NodeItem
 from widgets.theme import LIGHT, Theme
@@ -205,10 +205,14 @@ class GraphScene(QGraphicsScene):
             if node_id in hidden:
                 item.setSelected(False)
         edges = {edge for node_id in touched for edge in self._nodes[node_id].edges}
-        for item in self._collapsed.values():  # edges that pass where a block now is go around it
-            edges.update(
-                other for other in self.items(item.sceneBoundingRect()) if isinstance(other, EdgeItem)
-            )
+        # Edges that pass where a block now is go around it; those that went around a node now
+        # hidden (or must avoid one now shown) take their shortest way again.
+        places = [item.sceneBoundingRect() for item in self._collapsed.values()]
+        places += [self._nodes[node_id].sceneBoundingRect() for node_id in touched]
+        margin = CLEARANCE + HIT_WIDTH  # a detour runs this close around a node
+        for place in places:
+            near = place.adjusted(-margin, -margin, margin, margin)
+            edges.update(other for other in self.items(near) if isinstance(other, EdgeItem))
         for edge in edges:
             source, target = self.end_item(edge.edge.source), self.end_item(edge.edge.target)
             edge.setVisible(source is not target or not isinstance(source, CollapsedBlockItem))
