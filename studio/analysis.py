@@ -216,6 +216,6 @@ def _check_inputs_and_outputs(graph: Graph, result: Analysis) -> None:
             Problem(
                 ERROR,
                 f"the model would have {total:,} weights; a model may have at most {MAX_MODEL_PARAMS:,} "
-                "(1 GiB of float32), so that verify, training and export can hold it",
+                "(2 GiB of float32), so that verify, training and export can hold it",
             )
         )

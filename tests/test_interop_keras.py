@@ -559,3 +559,35 @@ def test_items_and_ranges_of_several_axes_reproduce_in_pytorch(tmp_path):
     _, project, _ = import_and_check(model, tmp_path, x)
     kinds = [node.kind for node in project.graph.nodes]
     assert kinds.count("Slice") == 5 and kinds.count("Reshape") == 3
+
+
+def test_inception_resnets_custom_scale_layer_expands_to_rescaling_and_add(tmp_path):
+    """keras.applications' InceptionResNetV2 merges each block as x + branch * scale."""
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    inputs = keras.Input((6,))
+    branch = layers.Dense(6, name="branch")(inputs)
+    merged = CustomScaleLayer(0.17, name="block_scale")([inputs, branch])
+    model = keras.Model(inputs, layers.Dense(2, name="head")(merged), name="scaled")
+    x = np.random.default_rng(7).normal(size=(3, 6)).astype("float32")
+    imported, project, _ = import_and_check(model, tmp_path, x)
+    graph = project.graph
+    assert graph.find("block_scale/scaled").params == {"scale": 0.17, "offset": 0.0}
+    assert graph.find("block_scale/add").kind == "Add"
+
+
+def test_arithmetic_with_a_number_is_a_rescaling(tmp_path):
+    """MobileNetV3 writes hard sigmoid as relu6(x + 3.0) * (1.0 / 6.0): Keras operations on a tensor
+    and a number, which a Rescaling (x * scale + offset) computes exactly."""
+    inputs = keras.Input((5,))
+    hidden = layers.Dense(5, name="dense")(inputs)
+    gated = layers.ReLU(6.0)(hidden + 3.0) * (1.0 / 6.0)
+    model = keras.Model(inputs, layers.Dense(2, name="head")(gated - 0.5), name="arithmetic")
+    x = np.random.default_rng(8).normal(size=(4, 5)).astype("float32") * 4
+    _, project, _ = import_and_check(model, tmp_path, x)
+    rescalings = [node.params for node in project.graph.nodes if node.kind == "Rescaling"]
+    assert rescalings == [
+        {"scale": 1.0, "offset": 3.0},
+        {"scale": 1.0 / 6.0, "offset": 0.0},
+        {"scale": 1.0, "offset": -0.5},
+    ]

@@ -440,3 +440,31 @@ def test_a_concat_of_one_tensor_is_that_tensor(tmp_path):
     onnx.save(handmade_model(nodes, {}), str(path))
     imported = import_model(path)
     assert [node.kind for node in imported.project.graph.nodes] == ["Input", "Activation"]
+
+
+def test_a_file_with_a_fixed_batch_reshapes_with_that_batch(tmp_path):
+    """Exported without a dynamic batch axis, ShuffleNet's channel shuffle reshapes to
+    [2, groups, channels / groups, h, w]: the 2 there is the file's fixed batch, axis 0 as always."""
+    from tests.test_interop_torch import check_reproduces
+
+    class Shuffle(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            b, c, h, w = y.shape
+            y = y.view(b, 2, c // 2, h, w).transpose(1, 2).contiguous()
+            return y.view(b, c, h, w)
+
+    model = Shuffle().eval()
+    x = np.random.default_rng(6).normal(size=(2, 3, 5, 5)).astype("float32")
+    path = tmp_path / "shuffle.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.from_numpy(x),), str(path), dynamo=False, opset_version=17)
+    reshapes = [node for node in onnx.load(str(path)).graph.node if node.op_type == "Reshape"]
+    assert reshapes  # the shuffle is there, written with the batch of 2
+    imported = import_model(path)
+    check_reproduces(imported, model, [x], tmp_path)

@@ -162,3 +162,25 @@ def test_constant_weights_are_randomised_and_constant_outputs_give_no_verdict():
         Result("m", "torch.fx → Keras", "not run"), Imported(), [np.zeros((2, 3))], [np.zeros((2, 3))]
     )
     assert result.status == "failed" and result.detail == "the source model's outputs are constant"
+
+
+def test_a_float32_difference_is_judged_again_in_float64():
+    """Rounding a chaotic random network amplifies passes in float64; a real difference does not."""
+    import numpy as np
+
+    class Imported:
+        imported_parameters, project = 15, type("Project", (), {"graph": []})()
+        outputs = [type("Info", (), {"channels_first": False})()]
+
+    want = np.linspace(-3.0, 3.0, 6).reshape(2, 3)
+    noisy = [want + 1e-3]
+    rounding = _finish(
+        Result("m", "r", "not run"), Imported(), noisy, [want], lambda: ([want + 1e-12], [want])
+    )
+    assert rounding.status == "reproduces" and rounding.verdict.startswith(
+        "reproduces in float64 (3e-13; in float32 3e-04"
+    )
+    real = _finish(Result("m", "r", "not run"), Imported(), noisy, [want], lambda: ([want + 1e-3], [want]))
+    assert real.status == "differs" and real.verdict == "differs by 3.3e-04"
+    untested = _finish(Result("m", "r", "not run"), Imported(), noisy, [want], lambda: None)
+    assert untested.status == "differs"

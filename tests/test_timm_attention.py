@@ -61,3 +61,18 @@ def test_timm_attention_options_the_catalog_lacks_are_refused_by_name(options, r
     with pytest.raises(UnsupportedModelError) as caught:
         import_torch_model(Encoder(**options).eval(), [(7, 16)])
     assert any(reason in problem.reason for problem in caught.value.problems), caught.value.problems
+
+
+def test_f_linear_of_a_modules_parameters_is_a_dense_layer(tmp_path):
+    """timm's classifier heads call ``F.linear(x, self.weight, self.bias)``."""
+
+    class Head(nn.Linear):
+        def forward(self, x):
+            return nn.functional.linear(x.flatten(1), self.weight, self.bias)
+
+    model = Head(12, 5).eval()
+    imported = import_torch_model(model, [(3, 4)])
+    assert [node.kind for node in imported.project.graph.nodes][-1] == "Dense"
+    check_reproduces(
+        imported, model, [np.random.default_rng(5).normal(size=(2, 3, 4)).astype("float32")], tmp_path
+    )

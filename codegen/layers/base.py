@@ -139,8 +139,8 @@ class KerasPart:
     Keras would serialize it: the importer maps it as any other layer of that class.
 
     ``name`` is the sublayer's own name (its weights are the composite's sublayer of that name);
-    ``inputs`` names earlier parts, ``""`` being the composite's input and ``"padding_mask"`` its
-    mask, when the call passes one.
+    ``inputs`` names earlier parts, ``""`` being the composite's (first) input, ``"padding_mask"``
+    its mask, when the call passes one, and ``"input_1"``... the further tensors of a list input.
     """
 
     name: str

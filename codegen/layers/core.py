@@ -366,6 +366,21 @@ def _torch_linear(walker, node, module, name):
     return dense_layer(walker.graph, walker.tensor(node.args[0]), name, "Linear", kernel, array(module.bias))
 
 
+def _torch_linear_function(walker, node, name):
+    """``F.linear(x, weight, bias)`` of a module's own parameters (timm's classifier heads)."""
+    operands = []
+    for index, key in ((1, "weight"), (2, "bias")):
+        value = walker.value(walker.argument(node, index, key))
+        if value is not None and not isinstance(value, np.ndarray):
+            raise Unsupported(f"its {key} is computed; the catalog's Dense needs a parameter")
+        operands.append(value)
+    weight, bias = operands
+    if weight is None or weight.ndim != 2:
+        raise Unsupported("its weight is not a matrix")
+    x = walker.tensor(node.args[0])
+    return dense_layer(walker.graph, x, name, walker.source_kind(node), weight.T.astype(np.float32), bias)
+
+
 # The PyTorch spellings of the catalog's activations: nn.Module class / function name -> catalog name.
 _MODULE_ACTIVATIONS = {cls: name for name, forms in ACTIVATIONS.items() for cls in forms.torch_modules}
 _FUNCTION_ACTIVATIONS = {fn: name for name, forms in ACTIVATIONS.items() for fn in forms.torch_functions}
@@ -692,6 +707,7 @@ TORCH_FUNCTIONS: dict = {
         for namespace in ("torch.nn.functional", "torch")
     },
     "torch.nn.functional.dropout": _torch_dropout_function,
+    "torch.nn.functional.linear": _torch_linear_function,
     **{f"torch.nn.functional.dropout{rank}d": _torch_channel_dropout_function for rank in (1, 2, 3)},
     "torch.clamp": _torch_clamp,
     "torch.clip": _torch_clamp,

@@ -14,6 +14,7 @@ from codegen.layers.base import (
     FLAT_CF,
     KEEP,
     KerasLayer,
+    KerasPart,
     Layout,
     Lowering,
     Mapped,
@@ -149,9 +150,25 @@ LOWERINGS = (
 
 def _merge_from_keras(kind: str):
     def mapping(cfg, context) -> Mapped:
+        arguments = context.arguments
+        number = arguments[0] if len(arguments) == 1 else None
+        if len(context.shapes) == 1 and isinstance(number, (int, float)) and not isinstance(number, bool):
+            return _scalar_rescaling(kind, float(number))
         return Mapped(kind)
 
     return mapping
+
+
+def _scalar_rescaling(kind: str, number: float) -> Mapped:
+    """The Keras operations ``x + 3.0``, ``x - c`` and ``x * (1 / 6)`` (MobileNetV3's hard sigmoid):
+    a Rescaling, x * scale + offset, which computes them exactly."""
+    if kind == "Add":
+        return Mapped("Rescaling", {"scale": 1.0, "offset": number})
+    if kind == "Subtract":
+        return Mapped("Rescaling", {"scale": 1.0, "offset": -number})
+    if kind == "Multiply":
+        return Mapped("Rescaling", {"scale": number, "offset": 0.0})
+    raise Unsupported(f"{kind} of a tensor and the number {number}: the catalog merges tensors only")
 
 
 def _concatenate_from_keras(cfg, context) -> Mapped:
@@ -373,6 +390,24 @@ def _concat_from_onnx(walker, node, inputs, name, index):
         return inputs[0]
     axis = int(walker.attrs(node).get("axis", 1))
     return walker.graph.concatenate(inputs, axis, name, node.op_type)
+
+
+# ----- Keras composites: a layer of keras.applications made of catalog layers ------------------
+
+
+def _custom_scale_layer(cfg, context) -> list[KerasPart]:
+    """InceptionResNetV2's ``CustomScaleLayer(scale)([x, branch])``: x + branch * scale."""
+    unknown = set(cfg) - {"scale", "name", "trainable", "dtype"}
+    if unknown:
+        raise Unsupported(f"options {sorted(unknown)}: the catalog expands x + branch * scale only")
+    scale = float(cfg["scale"])
+    return [
+        KerasPart("scaled", "Rescaling", {"scale": scale, "offset": 0.0}, ("input_1",)),
+        KerasPart("add", "Add", {}, ("", "scaled")),
+    ]
+
+
+KERAS_COMPOSITES: dict = {"CustomScaleLayer": _custom_scale_layer}
 
 
 ONNX_OPS: dict = {

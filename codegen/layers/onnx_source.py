@@ -9,6 +9,7 @@ node's output(s), or raises ``Unsupported``. The walker
 
 - ``walker.graph``: the channels-first graph (``SourceGraph``) layers are added to;
 - ``walker.opset``: the model's ONNX opset;
+- ``walker.batch_size``: the batch size the file's inputs fix (None: a dynamic batch axis);
 - ``walker.attrs(node)``: the node's attributes, as Python values;
 - ``walker.data(inputs, index=0)``: a computed input (Unsupported for a constant);
 - ``walker.weight(node, inputs, index, what)``: a constant input counted as a

@@ -885,6 +885,10 @@ def _reshape_from_onnx(walker, node, inputs, name, index):
         if dim == 0 and not allow_zero:
             dim = full[position] if position < len(full) else 0
         resolved.append(dim)
+    if resolved and walker.batch_size is not None and resolved[0] == walker.batch_size:
+        # A file exported with a fixed batch writes that batch size into its reshapes' targets
+        # (ShuffleNet's channel shuffle): axis 0 is the batch, as it is of the file's inputs.
+        resolved[0] = None
     target = resolve_target(resolved, source)
     return walker.graph.reshape(x, target, name, node.op_type, walker.only_dense_after(node.output[0]))
 

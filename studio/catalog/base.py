@@ -25,7 +25,9 @@ MAX_ELEMENTS = 2**28
 # The most weights one layer may have (1 GiB of float32): an allocation bound for
 # verify, training and weight export, far above any layer designed here.
 MAX_LAYER_PARAMS = 2**28
-MAX_MODEL_PARAMS = 2**28  # and the whole model, for the same reason
+# The whole model (2 GiB of float32): room for the largest keras.applications model, ConvNeXtXLarge
+# (348M weights), while verify, training and export can still hold it.
+MAX_MODEL_PARAMS = 2**29
 
 
 class ShapeError(ValueError):

@@ -588,12 +588,21 @@ class _Walker:
     ) -> None:
         """A layer made of sublayers (keras-hub's TransformerEncoder): each sublayer becomes a layer,
         named ``composite/sublayer``, with that sublayer's weights."""
+        # The composite's inputs as its parts name them: "" the first, then "padding_mask" (a
+        # mask the call passes) or "input_1", "input_2"... (the tensors of a list it is called on).
+        names = (
+            ("", "padding_mask")
+            if call.get("padding_mask")
+            else ("", *(f"input_{i}" for i in range(1, len(refs))))
+        )
         try:
             _check_dtype(cfg)
             parts = LOWERINGS.keras_composites[class_name](cfg, KerasContext(shapes, call=call))
-            inputs = 2 if call.get("padding_mask") else 1
-            if len(refs) != inputs or any(ref[2] != 0 for ref in refs):
-                raise Unsupported(f"takes {len(refs)} input tensors; the catalog expands it for {inputs}")
+            wanted = {name for part in parts for name in part.inputs} - {part.name for part in parts}
+            if not wanted <= set(names) or any(ref[2] != 0 for ref in refs):
+                raise Unsupported(
+                    f"takes {len(refs)} input tensor(s); the catalog expands it for {len(wanted)}"
+                )
             mapped = [
                 map_keras_layer(part.class_name, part.config, KerasContext([None], call=part.call))
                 for part in parts
@@ -604,7 +613,7 @@ class _Walker:
         except MALFORMED as error:
             self.builder.unsupported(keras_name, class_name, _malformed(error))
             return
-        outputs = dict(zip(("", "padding_mask"), (self.output_of.get(ref[0]) for ref in refs), strict=False))
+        outputs = dict(zip(names, (self.output_of.get(ref[0]) for ref in refs), strict=False))
         if None in outputs.values():
             return  # an input was unsupported: already reported
         self._note_training_only(keras_name, cfg)

@@ -211,6 +211,8 @@ class _Converter(SourceWalker):
         self.graph_outputs = {output.name for output in model.graph.output}
         self.skip: set[int] = set()
         self.used_weights: dict[str, int] = {}
+        # The batch size the file fixes in its inputs (exported without a dynamic batch axis), if any.
+        self.batch_size: int | None = None
         for initializer in model.graph.initializer:
             try:
                 self.values[initializer.name] = onnx.numpy_helper.to_array(initializer)
@@ -307,6 +309,8 @@ class _Converter(SourceWalker):
             self.values[name] = BROKEN
             return
         dtype = "int32" if np.issubdtype(elem, np.integer) else "float32"
+        if dims[0] is not None and dims[0] > 0:
+            self.batch_size = dims[0]
         rest = dims[1:]
         form = self._input_form(name, len(dims))
         self.add_input(name, name, [*rest[1:], rest[0]] if form == CF else rest, dtype, form)
