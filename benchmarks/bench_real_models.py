@@ -366,6 +366,7 @@ def _run_keras(imported, inputs, float64: bool = False) -> list:
     import keras
     import numpy as np
 
+    from codegen.runtime import exact_rescaling_constants
     from studio.interop.check import to_project_layout
     from studio.interop.export import build_keras_model
 
@@ -378,6 +379,8 @@ def _run_keras(imported, inputs, float64: bool = False) -> list:
     finally:
         keras.config.set_floatx(floatx)
         keras.config.set_dtype_policy(policy)
+    if float64:
+        exact_rescaling_constants(model)
     arrays = [to_project_layout(array, info) for info, array in zip(imported.inputs, inputs, strict=True)]
     arrays = [_as_float64(array) for array in arrays] if float64 else arrays
     outputs = model(arrays if len(arrays) > 1 else arrays[0], training=False)

@@ -47,3 +47,20 @@ def to_keras_layout(array: np.ndarray, layout: Layout) -> np.ndarray:
         channels_first = array.reshape(len(array), shape[-1], *shape[:-1])
         return np.moveaxis(channels_first, 1, -1).reshape(len(array), -1)
     return array
+
+
+def exact_rescaling_constants(keras_model) -> None:
+    """Rescaling layers whose scale and offset are their config's numbers in float64 too.
+
+    Keras's Rescaling casts its Python-float constants with the TensorFlow backend's ``cast``,
+    which makes a float32 tensor of a Python float first: in a float64 model, 1/255 is then the
+    float32 rounding of 1/255 (6e-8 off), enough for a deep network in training mode to drift
+    visibly from a PyTorch program computing the exact number. numpy float64 values keep theirs.
+    """
+    for layer in keras_model.layers:
+        if type(layer).__name__ == "Rescaling":
+            for name in ("scale", "offset"):
+                value = getattr(layer, name)
+                if isinstance(value, float):
+                    setattr(layer, name, np.float64(value))
+

@@ -34,7 +34,7 @@ import numpy as np
 
 from codegen import generate
 from codegen.plan import ModelPlan
-from codegen.runtime import load_module, to_keras_layout, to_torch_layout
+from codegen.runtime import exact_rescaling_constants, load_module, to_keras_layout, to_torch_layout
 from codegen.schedules import is_scheduled
 from codegen.weights import keras_to_torch_state, load_torch_state, torch_counts
 from studio.project import Project
@@ -258,6 +258,8 @@ class _Models:
         self.torch_program = _load("PyTorch", sources.get("pytorch", torch_code.source), torch_code.filename)
         self.dtype = dtype
         self.keras_model = _build("Keras", self.keras_program)  # in keras.config.floatx()
+        if dtype == np.float64:
+            exact_rescaling_constants(self.keras_model)
         self.torch_model = _build("PyTorch", self.torch_program).to(
             torch.float64 if dtype == np.float64 else torch.float32
         )

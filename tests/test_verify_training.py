@@ -101,3 +101,27 @@ def test_the_studio_and_both_scripts_validate_on_the_same_samples(name):
         assert np.array_equal(y_val, studio.y_val) and np.array_equal(y_train, studio.y_train)
         np.testing.assert_allclose(x_val.reshape(studio.x_val.shape), studio.x_val, atol=1e-6)
         np.testing.assert_allclose(x_train.reshape(studio.x_train.shape), studio.x_train, atol=1e-6)
+
+
+def test_rescaling_keeps_its_exact_constants_in_the_float64_checks():
+    """Keras's Rescaling casts 1/255 through float32 (TensorFlow's cast of a Python float), 6e-8 off;
+    in training mode a deep network (EfficientNet) turned that into a reported divergence. The
+    float64 checks give Keras the config's own number, as the PyTorch program computes it."""
+    import keras
+
+    from codegen.runtime import exact_rescaling_constants
+    from tests.graph_builders import chain
+
+    project = chain([4, 4, 3], ("Rescaling", {"scale": 1 / 255, "offset": -0.5}))
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        model = load_module(generate(project, "keras").source, "rescaling64").build_model()
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+    x = np.random.default_rng(0).standard_normal((2, 4, 4, 3))
+    assert np.abs(np.asarray(model(x)) - (x / 255 - 0.5)).max() > 1e-10  # Keras's own cast
+    exact_rescaling_constants(model)
+    np.testing.assert_allclose(np.asarray(model(x)), x * (1 / 255) - 0.5, rtol=0, atol=1e-15)
