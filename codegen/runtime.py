@@ -63,4 +63,3 @@ def exact_rescaling_constants(keras_model) -> None:
                 value = getattr(layer, name)
                 if isinstance(value, float):
                     setattr(layer, name, np.float64(value))
-

@@ -397,7 +397,83 @@ def _token_and_position_embedding(cfg, context: KerasContext) -> list[KerasPart]
     ]
 
 
+def _vit_patching_and_embedding(cfg, context: KerasContext) -> list[KerasPart]:
+    """keras-hub's ViTPatchingAndEmbedding: a patch Conv2D, the patches as a sequence, the class
+    token before them, then learned position vectors added."""
+    if cfg.get("data_format") not in (None, "channels_last"):
+        raise Unsupported(f"data_format={cfg['data_format']!r}; the catalog is channels-last")
+    image, patch = tuple(int(v) for v in cfg["image_size"]), tuple(int(v) for v in cfg["patch_size"])
+    hidden = int(cfg["hidden_dim"])
+    patches = (image[0] // patch[0]) * (image[1] // patch[1])
+    conv = {
+        "filters": hidden,
+        "kernel_size": patch,
+        "strides": patch,
+        "use_bias": cfg.get("use_patch_bias", True),
+    }
+    parts = [
+        KerasPart("patch_embedding", "Conv2D", conv),
+        KerasPart("patches", "Reshape", {"target_shape": (patches, hidden)}, ("patch_embedding",)),
+    ]
+    if cfg.get("use_class_token", True):
+        parts.append(KerasPart("class_token", "ClassToken", {}, ("patches",)))
+    tokens = parts[-1].name
+    positions = {"sequence_length": patches + (tokens == "class_token")}
+    return [
+        *parts,
+        KerasPart("position_embedding", "PositionEmbedding", positions, (tokens,)),
+        KerasPart("add", "Add", {}, (tokens, "position_embedding")),
+    ]
+
+
+def _vit_encoder(cfg, context: KerasContext) -> list[KerasPart]:
+    """keras-hub's ViTEncoder: pre-norm transformer blocks (attention, then a gelu MLP, each added
+    to its input) and a final LayerNormalization, named as its sublayers are."""
+    hidden, heads = int(cfg["hidden_dim"]), int(cfg["num_heads"])
+    if heads < 1 or hidden % heads:
+        raise Unsupported(f"num_heads={heads} does not divide hidden_dim={hidden}")
+    rate = {"rate": float(cfg.get("dropout_rate", 0.0))}
+    norm = {"epsilon": float(cfg.get("layer_norm_epsilon", 1e-6)), "axis": -1}
+    attention = {
+        "num_heads": heads,
+        "key_dim": hidden // heads,
+        "use_bias": cfg.get("use_mha_bias", True),
+        "dropout": float(cfg.get("attention_dropout", 0.0)),
+    }
+    mlp_bias = cfg.get("use_mlp_bias", True)
+    parts = [KerasPart("dropout", "Dropout", rate)]
+    previous = "dropout"
+    for index in range(1, int(cfg["num_layers"]) + 1):
+        block = f"transformer_block_{index}"
+        parts += [
+            KerasPart(f"{block}/ln_1", "LayerNormalization", norm, (previous,)),
+            KerasPart(f"{block}/mha", "MultiHeadAttention", attention, (f"{block}/ln_1",)),
+            KerasPart(f"{block}/dropout", "Dropout", rate, (f"{block}/mha",)),
+            KerasPart(f"{block}/attention_add", "Add", {}, (f"{block}/dropout", previous)),
+            KerasPart(f"{block}/ln_2", "LayerNormalization", norm, (f"{block}/attention_add",)),
+            KerasPart(
+                f"{block}/mlp/dense_1",
+                "Dense",
+                {"units": int(cfg["mlp_dim"]), "activation": "gelu", "use_bias": mlp_bias},
+                (f"{block}/ln_2",),
+            ),
+            KerasPart(f"{block}/mlp/dropout", "Dropout", rate, (f"{block}/mlp/dense_1",)),
+            KerasPart(
+                f"{block}/mlp/dense_2",
+                "Dense",
+                {"units": hidden, "use_bias": mlp_bias},
+                (f"{block}/mlp/dropout",),
+            ),
+            KerasPart(f"{block}/mlp/dropout_out", "Dropout", rate, (f"{block}/mlp/dense_2",)),
+            KerasPart(f"{block}/mlp_add", "Add", {}, (f"{block}/attention_add", f"{block}/mlp/dropout_out")),
+        ]
+        previous = f"{block}/mlp_add"
+    return [*parts, KerasPart("ln", "LayerNormalization", norm, (previous,))]
+
+
 KERAS_COMPOSITES: dict = {
+    "ViTPatchingAndEmbedding": _vit_patching_and_embedding,
+    "ViTEncoder": _vit_encoder,
     "TransformerEncoder": _transformer_encoder,
     "TransformerDecoder": _transformer_decoder,
     "TokenAndPositionEmbedding": _token_and_position_embedding,

@@ -112,10 +112,24 @@ def _layer_weights(model) -> dict[str, Any]:
         if isinstance(layer, keras.Model):
             weights[layer.name] = _layer_weights(layer)
         elif type(layer).__name__ in LOWERINGS.keras_composites:
-            parts = [value for value in vars(layer).values() if isinstance(value, keras.layers.Layer)]
-            weights[layer.name] = {part.name: part.get_weights() for part in parts}
+            weights[layer.name] = _composite_weights(layer)
         else:
             weights[layer.name] = layer.get_weights()
+    return weights
+
+
+def _composite_weights(layer, prefix: str = "") -> dict[str, list]:
+    """A composite layer's weights by the path of each sublayer (``transformer_block_1/mha``, nested
+    ones too) and by the name of each variable of its own (ViT's ``class_token``)."""
+    import numpy as np
+
+    weights: dict[str, list] = {}
+    for variable in [*layer._trainable_variables, *layer._non_trainable_variables]:
+        weights[f"{prefix}{variable.name}"] = [np.asarray(variable)]
+    for sublayer in layer._flatten_layers(include_self=False, recursive=False):
+        path = f"{prefix}{sublayer.name}"
+        weights[path] = sublayer.get_weights()
+        weights.update(_composite_weights(sublayer, f"{path}/"))
     return weights
 
 
