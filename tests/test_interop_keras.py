@@ -29,7 +29,7 @@ from studio.interop import (  # noqa: E402
     save_imported,
 )
 from studio.interop.check import TOLERANCE, reproduction_errors  # noqa: E402
-from studio.layout import DEFAULT_NODE_SIZE  # noqa: E402
+from studio.layout import BLOCK_SIZE, DEFAULT_NODE_SIZE  # noqa: E402
 from studio.project import load_project  # noqa: E402
 
 
@@ -114,25 +114,32 @@ def test_resnet50(tmp_path):
         "conv2_block1_3_bn",
     ]
     assert graph.find("conv1_pad").params["padding"] == (3, 3, 3, 3)
-    # Layered layout of what the canvas shows: the 16 residual blocks import collapsed, each drawn
-    # as one item at its first member's place. Left to right along every edge between two shown
-    # items, and no two shown items of a column overlap.
+    # The layout of what the canvas shows: the 16 residual blocks import collapsed, each drawn as one
+    # item at its first member's place, in rows that a typical window shows whole. Along every edge
+    # between two shown items: left to right within a row, or down to a later row; none overlap.
     assert len(graph.blocks) == 16 and all(block.collapsed for block in graph.blocks)
     shown = {}
     for node in graph.nodes:
         block = graph.block_of(node.id)
         shown[node.id] = block.members[0] if block is not None and block.collapsed else node.id
+
+    def body(node_id):
+        x, y = graph.node(node_id).position
+        width, height = BLOCK_SIZE if graph.block_of(node_id) else DEFAULT_NODE_SIZE
+        return x, y, x + width, y + height
+
     for edge in graph.edges:
         source, target = shown[edge.source], shown[edge.target]
         if source != target:
-            assert graph.node(source).position[0] < graph.node(target).position[0]
-    columns: dict[float, list[float]] = {}
-    for node_id in set(shown.values()):
-        x, y = graph.node(node_id).position
-        columns.setdefault(x, []).append(y)
-    for ys in columns.values():
-        ys.sort()
-        assert all(lower - upper >= DEFAULT_NODE_SIZE[1] for upper, lower in zip(ys, ys[1:], strict=False))
+            (left, _, _, bottom), (next_left, next_top, _, _) = body(source), body(target)
+            assert next_left > left or next_top > bottom, edge  # to the right, or in a row below
+    bodies = [body(node_id) for node_id in set(shown.values())]
+    for index, (left, top, right, bottom) in enumerate(bodies):
+        for other_left, other_top, other_right, other_bottom in bodies[index + 1 :]:
+            overlap = left < other_right and other_left < right and top < other_bottom and other_top < bottom
+            assert not overlap
+    rows = {top for _, top, _, _ in bodies}
+    assert len(rows) > 1  # wrapped, not one line 7,000 px long
 
 
 @pytest.mark.slow
