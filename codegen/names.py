@@ -33,7 +33,7 @@ KEYWORDS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist)
 PROGRAM_NAMES = frozenset(
     """
     DistributedDataParallel F Path ProbabilityCrossEntropy
-    argparse contextlib datasets dist json keras layers math nn np os sys tf time torch
+    argparse contextlib datasets dist gc json keras layers math nn np os sys tf time torch
     build_model distribution evaluate load_data main model_outputs setup_device take_batch
     make_optimizer make_loss train_step KerasAdam KerasRMSprop KerasSGD
     schedule_options learning_rate_factor make_scheduler PerBatchLearningRate gelu_tanh
