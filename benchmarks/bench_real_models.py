@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import re
 import subprocess
@@ -417,14 +418,12 @@ def torch_routes(case: Case, model, folder: Path) -> list[Result]:
     import numpy as np
     import torch
 
-    from studio.interop import UnsupportedModelError
     from studio.interop.onnx_import import import_onnx_file
     from studio.interop.torch_import import import_torch_model
 
     inputs = [np.random.default_rng(1).standard_normal((2, *case.input_shape)).astype("float32")]
     with torch.no_grad():
         expected = [t.numpy() for t in _outputs_list(model(*map(torch.from_numpy, inputs)))]
-    results = []
 
     def source_in_float64(imported) -> tuple[list, list]:
         """The Keras program and the source model, both in float64."""
@@ -433,20 +432,12 @@ def torch_routes(case: Case, model, folder: Path) -> list[Result]:
             outputs = double(*[torch.from_numpy(_as_float64(array)) for array in inputs])
         return _run_keras(imported, inputs, float64=True), [t.numpy() for t in _outputs_list(outputs)]
 
+    def to_keras(imported) -> list:
+        return _run_keras(imported, inputs)
+
     fx = Result(case.name, ROUTES["pytorch"][0], "failed")
-    began = time.perf_counter()
-    try:
-        imported, fx.import_seconds, fx.import_peak_mib = measured(
-            lambda: import_torch_model(model, [case.input_shape], source=case.name)
-        )
-        _finish(fx, imported, _run_keras(imported, inputs), expected, lambda: source_in_float64(imported))
-    except UnsupportedModelError as error:
-        _blocked(fx, error)
-    except Exception as error:  # noqa: BLE001 - every failure is a row of the table
-        fx.detail = _first_line(error)
-        traceback.print_exc()
-    fx.seconds = time.perf_counter() - began
-    results.append(fx)
+    importer = functools.partial(import_torch_model, model, [case.input_shape], source=case.name)
+    _route(fx, importer, to_keras, expected, source_in_float64)
 
     via_onnx = Result(case.name, ROUTES["pytorch"][1], "failed")
     began = time.perf_counter()
@@ -460,31 +451,14 @@ def torch_routes(case: Case, model, folder: Path) -> list[Result]:
     except Exception as error:  # noqa: BLE001
         via_onnx.status, via_onnx.detail = "exporter failed", _first_line(error)
     else:
-        try:
-            imported, via_onnx.import_seconds, via_onnx.import_peak_mib = measured(
-                lambda: import_onnx_file(path)
-            )
-            _finish(
-                via_onnx,
-                imported,
-                _run_keras(imported, inputs),
-                expected,
-                lambda: source_in_float64(imported),
-            )
-        except UnsupportedModelError as error:
-            _blocked(via_onnx, error)
-        except Exception as error:  # noqa: BLE001
-            via_onnx.detail = _first_line(error)
-            traceback.print_exc()
-    via_onnx.seconds = time.perf_counter() - began
-    results.append(via_onnx)
-    return results
+        _route(via_onnx, functools.partial(import_onnx_file, path), to_keras, expected, source_in_float64)
+    via_onnx.seconds = time.perf_counter() - began  # the export too
+    return [fx, via_onnx]
 
 
 def keras_routes(case: Case, model) -> list[Result]:
     import numpy as np
 
-    from studio.interop import UnsupportedModelError
     from studio.interop.keras_import import import_keras_model
 
     inputs = [np.random.default_rng(1).standard_normal((2, *case.input_shape)).astype("float32")]
@@ -497,22 +471,31 @@ def keras_routes(case: Case, model) -> list[Result]:
             return None
         return _run_torch(imported, inputs, float64=True), _run_keras(imported, inputs, float64=True)
 
+    def to_torch(imported) -> list:
+        return _run_torch(imported, inputs)
+
     result = Result(case.name, ROUTES["keras"][0], "failed")
+    importer = functools.partial(import_keras_model, model, source=case.name)
+    return [_route(result, importer, to_torch, expected, programs_in_float64)]
+
+
+def _route(result: Result, importer, run, expected, in_float64) -> Result:
+    """One route, into ``result``: the import (timed, with its peak memory), the other framework's
+    program on the inputs (``run(imported)``), the verdict (``in_float64(imported)``: see _finish).
+    A blocked import and any failure become the result, never an exception."""
+    from studio.interop import UnsupportedModelError
+
     began = time.perf_counter()
     try:
-        imported, result.import_seconds, result.import_peak_mib = measured(
-            lambda: import_keras_model(model, source=case.name)
-        )
-        _finish(
-            result, imported, _run_torch(imported, inputs), expected, lambda: programs_in_float64(imported)
-        )
+        imported, result.import_seconds, result.import_peak_mib = measured(importer)
+        _finish(result, imported, run(imported), expected, lambda: in_float64(imported))
     except UnsupportedModelError as error:
         _blocked(result, error)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - every failure is a row of the table
         result.detail = _first_line(error)
         traceback.print_exc()
     result.seconds = time.perf_counter() - began
-    return [result]
+    return result
 
 
 def cross_over(case: Case) -> list[Result]:

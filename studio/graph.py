@@ -158,11 +158,6 @@ class Graph:
         """The nodes ``node_id`` feeds, each once, in the order they were connected."""
         return list(dict.fromkeys(target for target, _ in self._targets[node_id]))
 
-    def predecessors(self, node_id: str) -> list[str]:
-        """The nodes feeding ``node_id``, each once, by port."""
-        ports = self._ports[node_id]
-        return list(dict.fromkeys(ports[port] for port in sorted(ports)))
-
     def has_path(self, source: str, target: str) -> bool:
         """Whether a chain of edges leads from ``source`` to ``target`` (a node reaches itself)."""
         seen, stack = {source}, [source]

@@ -186,7 +186,7 @@ def fitted_layout(
         sizes = {
             node_id: BLOCK_SIZE if node_id in stand_in else size_of(node_id, orientation) for node_id in ids
         }
-        widest = None  # this orientation's largest zoom so far
+        widest = 0.0  # this orientation's largest zoom so far
         for bands in range(1, max(1, len(layers)) + 1):
             candidate = _banded(layers, sizes, orientation, bands, viewport)
             if candidate.zoom >= COMFORTABLE_ZOOM:
@@ -194,7 +194,7 @@ def fitted_layout(
                 break
             if best is None or candidate.zoom > best.zoom * 1.02:  # fewer bands and LR win near-ties
                 best = candidate
-            widest = max(widest or 0.0, candidate.zoom)
+            widest = max(widest, candidate.zoom)
             if candidate.zoom < widest / 2:
                 break  # past the best: more bands only make the rows' stack taller (linear, not squared)
         if best.zoom >= COMFORTABLE_ZOOM:

@@ -261,7 +261,7 @@ def test_the_graph_holds_one_edge_per_port_keyed_by_port():
     graph.connect(b, merge, 2)
     assert graph.edges == [Edge(a, merge, 0), Edge(a, merge, 1), Edge(b, merge, 2)]
     assert graph.output_edges(a) == [Edge(a, merge, 0), Edge(a, merge, 1)]
-    assert graph.successors(a) == [merge] and graph.predecessors(merge) == [a, b]
+    assert graph.successors(a) == [merge] and graph.inputs_of(merge) == [a, a, b]
     graph.disconnect(merge, 1)
     assert graph.edges == [Edge(a, merge, 0), Edge(b, merge, 2)]
     assert graph.output_edges(a) == [Edge(a, merge, 0)]
