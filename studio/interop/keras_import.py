@@ -20,7 +20,7 @@ import json
 import subprocess
 import sys
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,17 +118,19 @@ def _layer_weights(model) -> dict[str, Any]:
     return weights
 
 
-def _composite_weights(layer, prefix: str = "") -> dict[str, list]:
-    """A composite layer's weights by the path of each sublayer (``transformer_block_1/mha``, nested
-    ones too) and by the name of each variable of its own (ViT's ``class_token``)."""
+def _composite_weights(layer, prefix: str = "") -> dict[str, Callable[[], list]]:
+    """A composite layer's weights, each read when a part asks for it (a sublayer's weights are
+    also its parent's: reading every level now would copy them once per level), by the path of
+    each sublayer (``transformer_block_1/mha``, nested ones too) and by the name of each variable
+    of its own (ViT's ``class_token``)."""
     import numpy as np
 
-    weights: dict[str, list] = {}
+    weights: dict[str, Callable[[], list]] = {}
     for variable in [*layer._trainable_variables, *layer._non_trainable_variables]:
-        weights[f"{prefix}{variable.name}"] = [np.asarray(variable)]
+        weights[f"{prefix}{variable.name}"] = lambda variable=variable: [np.asarray(variable)]
     for sublayer in layer._flatten_layers(include_self=False, recursive=False):
         path = f"{prefix}{sublayer.name}"
-        weights[path] = sublayer.get_weights()
+        weights[path] = sublayer.get_weights
         weights.update(_composite_weights(sublayer, f"{path}/"))
     return weights
 
@@ -637,7 +639,7 @@ class _Walker:
             if layer.kind is None:
                 outputs[part.name] = sources[0]
                 continue
-            part_weights = None if weights is None else list(weights.get(part.name, []))
+            part_weights = None if weights is None else list(weights.get(part.name, list)())
             node = self.builder.add(
                 layer.kind, f"{keras_name}/{part.name}", layer.params, sources, part_weights, class_name
             )
