@@ -30,6 +30,7 @@ rerun) and, with ``--readme``, into the README's crossover section.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import functools
 import json
@@ -367,19 +368,12 @@ def _run_keras(imported, inputs, float64: bool = False) -> list:
     import keras
     import numpy as np
 
-    from codegen.runtime import exact_rescaling_constants
+    from codegen.runtime import exact_rescaling_constants, keras_float64
     from studio.interop.check import to_project_layout
     from studio.interop.export import build_keras_model
 
-    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
-    if float64:  # the layers' variables and computations in float64
-        keras.config.set_floatx("float64")
-        keras.config.set_dtype_policy("float64")
-    try:
+    with keras_float64(keras) if float64 else contextlib.nullcontext():
         model = build_keras_model(imported.project, imported.weights)
-    finally:
-        keras.config.set_floatx(floatx)
-        keras.config.set_dtype_policy(policy)
     if float64:
         exact_rescaling_constants(model)
     arrays = [to_project_layout(array, info) for info, array in zip(imported.inputs, inputs, strict=True)]

@@ -6,7 +6,9 @@ very source text, never from a parallel implementation.
 
 from __future__ import annotations
 
+import contextlib
 import types
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -47,6 +49,20 @@ def to_keras_layout(array: np.ndarray, layout: Layout) -> np.ndarray:
         channels_first = array.reshape(len(array), shape[-1], *shape[:-1])
         return np.moveaxis(channels_first, 1, -1).reshape(len(array), -1)
     return array
+
+
+@contextlib.contextmanager
+def keras_float64(keras) -> Iterator[None]:
+    """Keras models built inside compute and keep their variables in float64 (the checks that
+    float32 rounding must neither fake nor hide a difference in)."""
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")  # new layers' dtype, once a policy has been cached
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
 
 
 def exact_rescaling_constants(keras_model) -> None:

@@ -34,7 +34,13 @@ import numpy as np
 
 from codegen import generate
 from codegen.plan import ModelPlan
-from codegen.runtime import exact_rescaling_constants, load_module, to_keras_layout, to_torch_layout
+from codegen.runtime import (
+    exact_rescaling_constants,
+    keras_float64,
+    load_module,
+    to_keras_layout,
+    to_torch_layout,
+)
 from codegen.schedules import is_scheduled
 from codegen.weights import keras_to_torch_state, load_torch_state, torch_counts
 from studio.project import Project
@@ -635,14 +641,8 @@ def verify_training(
     BatchNormalization's running variance is left out (torch updates it with the unbiased variance).
     """
     keras, _, _ = _import_frameworks()
-    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")  # new layers' dtype, once a policy has been cached
-    try:
+    with keras_float64(keras):
         return _train_both(project, optimizer, steps, seed, batch, sources)
-    finally:
-        keras.config.set_floatx(floatx)
-        keras.config.set_dtype_policy(policy)
 
 
 def _train_both(

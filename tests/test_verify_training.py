@@ -109,18 +109,12 @@ def test_rescaling_keeps_its_exact_constants_in_the_float64_checks():
     float64 checks give Keras the config's own number, as the PyTorch program computes it."""
     import keras
 
-    from codegen.runtime import exact_rescaling_constants
+    from codegen.runtime import exact_rescaling_constants, keras_float64
     from tests.graph_builders import chain
 
     project = chain([4, 4, 3], ("Rescaling", {"scale": 1 / 255, "offset": -0.5}))
-    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    try:
+    with keras_float64(keras):
         model = load_module(generate(project, "keras").source, "rescaling64").build_model()
-    finally:
-        keras.config.set_floatx(floatx)
-        keras.config.set_dtype_policy(policy)
     x = np.random.default_rng(0).standard_normal((2, 4, 4, 3))
     assert np.abs(np.asarray(model(x)) - (x / 255 - 0.5)).max() > 1e-10  # Keras's own cast
     exact_rescaling_constants(model)
