@@ -18,6 +18,7 @@ from studio.catalog.merging import (  # noqa: E402
     Add,
     Average,
     Concatenate,
+    MatMul,
     Maximum,
     Minimum,
     Multiply,
@@ -41,6 +42,7 @@ def test_specs_are_registered_with_their_category():
         "Maximum",
         "Minimum",
         "Concatenate",
+        "MatMul",
     ]
     for spec in SPECS:
         assert CATALOG.get(spec.key).category == "Merge"
@@ -180,3 +182,36 @@ def test_subtract_is_input_1_minus_input_2_in_both_frameworks():
     torch_out = torch.sub(torch.from_numpy(first), torch.from_numpy(second)).numpy()
     np.testing.assert_array_equal(keras_out, first - second)
     np.testing.assert_array_equal(torch_out, first - second)
+
+
+MATMUL_CASES = [
+    [(2, 5, 3), (2, 3, 4)],  # heads, queries, features @ heads, features, keys
+    [(5, 3), (3, 7)],
+    [(1, 5, 3), (6, 3, 4)],  # a unit leading axis broadcasts
+    [(2, 1, 5, 3), (1, 4, 3, 2)],
+]
+
+
+@pytest.mark.parametrize("inputs", MATMUL_CASES)
+def test_matmul_matches_keras_and_torch(inputs):
+    spec = MatMul()
+    ours = spec.output_shape({}, inputs)
+    keras_out = keras.ops.matmul(*(keras.Input(shape) for shape in inputs))
+    assert ours == tuple(keras_out.shape[1:])
+    assert ours == tuple(torch.matmul(*(torch.zeros(2, *shape) for shape in inputs)).shape[1:])
+    assert spec.count_params({}, inputs) == ParamCount()
+    assert spec.count_flops({}, inputs, ours).macs == int(np.prod(ours)) * inputs[0][-1]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ([(2, 5, 3), (2, 4, 4)], "has 3 columns but input 2 .* has 4 rows"),
+        ([(5, 3), (2, 3, 4)], "same rank"),
+        ([(2, 5, 3), (3, 3, 4)], "leading axes .* do not broadcast"),
+        ([(6,), (6,)], "two axes besides the batch"),
+    ],
+)
+def test_matmul_shape_errors_say_what_to_change(inputs, message):
+    with pytest.raises(ShapeError, match=message):
+        MatMul().output_shape({}, inputs)

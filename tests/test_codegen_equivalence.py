@@ -341,6 +341,43 @@ case(
     ),
 )
 
+# Attention written out: heads split by Reshape + Permute, scores by MatMul, softmax, MatMul by v.
+case(
+    "matmul-attention-by-hand",
+    make_project(
+        ("x", "Input", {"shape": [5, 8]}),
+        ("q", "Dense", {"units": 8}, "x"),
+        ("k", "Dense", {"units": 8}, "x"),
+        ("v", "Dense", {"units": 8}, "x"),
+        ("q_heads", "Reshape", {"target_shape": [5, 2, 4]}, "q"),
+        ("q_first", "Permute", {"dims": [2, 1, 3]}, "q_heads"),
+        ("k_heads", "Reshape", {"target_shape": [5, 2, 4]}, "k"),
+        ("k_t", "Permute", {"dims": [2, 3, 1]}, "k_heads"),
+        ("v_heads", "Reshape", {"target_shape": [5, 2, 4]}, "v"),
+        ("v_first", "Permute", {"dims": [2, 1, 3]}, "v_heads"),
+        ("scores", "MatMul", {}, "q_first", "k_t"),
+        ("weights", "Activation", {"activation": "softmax"}, "scores"),
+        ("mixed", "MatMul", {}, "weights", "v_first"),
+        ("back", "Permute", {"dims": [2, 1, 3]}, "mixed"),
+        ("joined", "Reshape", {"target_shape": [5, 8]}, "back"),
+        ("out", "Dense", {"units": 3}, "joined"),
+    ),
+)
+# An image (channels-first in PyTorch) multiplied by itself transposed: the Gram matrix of its rows,
+# with a broadcast leading axis.
+case(
+    "matmul-image-gram",
+    make_project(
+        ("x", "Input", {"shape": [4, 3, 2]}),
+        ("conv", "Conv2D", {"filters": 3, "padding": "same"}, "x"),
+        ("rows", "Permute", {"dims": [1, 3, 2]}, "conv"),
+        ("first", "Slice", {"axis": 1, "start": 0, "stop": 1}, "conv"),
+        ("gram", "MatMul", {}, "first", "rows"),
+        ("flat", "Flatten", {}, "gram"),
+        ("out", "Dense", {"units": 2}, "flat"),
+    ),
+)
+
 # ----- merges -------------------------------------------------------------------------
 for kind in ("Add", "Multiply", "Average", "Maximum"):
     case(

@@ -598,3 +598,19 @@ def test_arithmetic_with_a_number_is_a_rescaling(tmp_path):
         {"scale": 1.0 / 6.0, "offset": 0.0},
         {"scale": 1.0, "offset": -0.5},
     ]
+
+
+def test_keras_ops_matmul_is_a_matmul_layer(tmp_path):
+    """Attention scores written with ``keras.ops.matmul`` of two computed tensors reproduce in PyTorch."""
+    inputs = keras.Input((5, 8))
+    query, key = layers.Dense(8, name="query")(inputs), layers.Dense(8, name="key")(inputs)
+    scores = keras.ops.matmul(query, layers.Permute((2, 1), name="key_t")(key))
+    weights = layers.Softmax(name="weights")(scores)
+    model = keras.Model(inputs, layers.Dense(2, name="head")(weights), name="scores")
+    x = np.random.default_rng(9).normal(size=(3, 5, 8)).astype("float32")
+    _, project, _ = import_and_check(model, tmp_path, x)
+    product = next(node for node in project.graph.nodes if node.kind == "MatMul")
+    assert [project.graph.node(source).name for source in project.graph.inputs_of(product.id)] == [
+        "query",
+        "key_t",
+    ]

@@ -382,19 +382,23 @@ def test_activations_prelu_and_broadcasting_merges(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", ["pieces", "channel_shuffle"])
+@pytest.mark.parametrize(
+    "key", ["pieces", "channel_shuffle", "tiny_vit_fused", "tiny_vit_by_hand", "relative_attention"]
+)
 def test_tensor_zoo_exported_by_pytorch(key, tmp_path):
-    """Split, Slice, Gather of one item, Transpose and shape arithmetic feeding Reshape."""
-    from tests.test_interop_torch import TENSOR_ZOO
+    """Split, Slice, Gather of one item, Transpose and shape arithmetic feeding Reshape; attention
+    written out (a Transpose that moves the batch, Split or Gather on axis 0, MatMul, Softmax, the
+    scale folded from Sqrt of a shape) and a class token Expanded over the batch."""
+    from tests.test_interop_torch import TENSOR_ZOO, RelativeAttention
 
-    net, shape = TENSOR_ZOO[key]
+    net, shape = {**TENSOR_ZOO, "relative_attention": (RelativeAttention, (3, 4, 8))}[key]
     torch.manual_seed(0)
     inputs = np.random.default_rng(4).standard_normal((2, *shape)).astype("float32")
     path = tmp_path / f"{key}.onnx"
     model = net().eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        outputs = ["output"] if key == "channel_shuffle" else ["output", "item"]
+        outputs = ["output", "item"] if key == "pieces" else ["output"]
         torch.onnx.export(
             model,
             (torch.from_numpy(inputs),),

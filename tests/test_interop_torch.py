@@ -4,6 +4,7 @@ sequence models, and the cases the catalog cannot express.
 
 from __future__ import annotations
 
+import functools
 import textwrap
 
 import numpy as np
@@ -618,12 +619,149 @@ class PatchEncoder(nn.Module):
         return self.head(x[:, 0])
 
 
+class HandAttention(nn.Module):
+    """Self-attention written out as timm writes it: qkv reshaped and permuted with the batch moved
+    off axis 0, then taken apart by ``unbind(0)`` (or ``qkv[i]``), then ``q @ k.transpose(-2, -1)``,
+    softmax, ``@ v`` (or ``F.scaled_dot_product_attention``)."""
+
+    def __init__(self, dim: int = 8, heads: int = 2, fused: bool = False) -> None:
+        super().__init__()
+        self.heads, self.fused = heads, fused
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        batch, steps, features = x.shape
+        qkv = self.qkv(x).reshape(batch, steps, 3, self.heads, features // self.heads).permute(2, 0, 3, 1, 4)
+        if self.fused:
+            x = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        else:
+            q, k, v = qkv.unbind(0)
+            scores = (q * (features // self.heads) ** -0.5) @ k.transpose(-2, -1)
+            x = torch.matmul(scores.softmax(dim=-1), v)
+        return self.proj(x.transpose(1, 2).reshape(batch, steps, features))
+
+
+class TinyViT(nn.Module):
+    """Patches, a class token expanded over the batch, one block of attention (hand-written or
+    fused), and a head on the class token."""
+
+    def __init__(self, fused: bool = True, dim: int = 8) -> None:
+        super().__init__()
+        self.patches = nn.Conv2d(3, dim, 4, 4)
+        self.class_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.norm = nn.LayerNorm(dim)
+        self.attention = HandAttention(dim, fused=fused)
+        self.head = nn.Linear(dim, 3)
+
+    def forward(self, x):
+        x = self.patches(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = x + self.attention(self.norm(x))
+        return self.head(x[:, 0])
+
+
+class RelativeAttention(nn.Module):
+    """MaxViT's attention over windows (B, G, P, D): qkv chunked, heads by reshape and permute,
+    ``torch.einsum`` for the scores and the weighted sum, and a relative position bias: a learned
+    table read at a buffer of indices, added to the scores."""
+
+    def __init__(self, dim: int = 8, heads: int = 2, side: int = 2) -> None:
+        super().__init__()
+        self.heads, self.side = heads, side
+        self.to_qkv = nn.Linear(dim, 3 * dim)
+        self.table = nn.Parameter(torch.randn((2 * side - 1) ** 2, heads))
+        coords = torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")).flatten(1)
+        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + side - 1
+        self.register_buffer("index", relative[..., 0] * (2 * side - 1) + relative[..., 1])
+
+    def forward(self, x):
+        batch, groups, points, features = x.shape
+        q, k, v = torch.chunk(self.to_qkv(x), 3, dim=-1)
+        q, k, v = (t.reshape(batch, groups, points, self.heads, -1).permute(0, 1, 3, 2, 4) for t in (q, k, v))
+        scores = torch.einsum("B G H I D, B G H J D -> B G H I J", q, k * 0.5)
+        bias = self.table[self.index.view(-1)].view(points, points, -1).permute(2, 0, 1).contiguous()
+        weights = F.softmax(scores + bias.unsqueeze(0), dim=-1)
+        out = torch.einsum("B G H I J, B G H J D -> B G H I D", weights, v)
+        return out.permute(0, 1, 3, 2, 4).reshape(batch, groups, points, features)
+
+
 TENSOR_ZOO = {
     "pieces": (Pieces, (3, 8, 8)),
     "channel_shuffle": (ChannelShuffle, (8, 5, 5)),
     "convnext_block": (ConvNeXtBlock, (3, 8, 8)),
     "patch_encoder": (PatchEncoder, (3, 16, 16)),
+    "hand_attention": (HandAttention, (5, 8)),
+    "tiny_vit_fused": (TinyViT, (3, 12, 12)),
+    "tiny_vit_by_hand": (functools.partial(TinyViT, fused=False), (3, 12, 12)),
 }
+
+
+@pytest.mark.slow
+def test_relative_attention_reproduces(tmp_path):
+    """The bias table becomes a full (heads, P, P) weight, so the count differs from the source's."""
+    torch.manual_seed(0)
+    model = RelativeAttention().eval()
+    imported = import_torch_model(model, [(3, 4, 8)])
+    inputs = [np.random.default_rng(0).standard_normal((2, 3, 4, 8)).astype("float32")]
+    check_reproduces(imported, model, inputs, tmp_path)
+
+
+def test_einsum_and_an_indexed_bias_table_import_as_matmul_and_affine():
+    imported = import_torch_model(RelativeAttention().eval(), [(3, 4, 8)])
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert kinds.count("MatMul") == 2 and kinds.count("Affine") == 1, kinds
+    bias = next(node for node in imported.project.graph.nodes if node.kind == "Affine")
+    assert list(bias.params["shape"]) == [2, 4, 4] and bias.params["trainable"]
+    assert any("repeated entries learn separately" in note for note in imported.notes)
+
+
+def test_einsum_with_a_transposed_operand_reproduces(tmp_path):
+    class Gram(nn.Module):
+        def forward(self, x):
+            return torch.einsum("bij,bkj->bki", x, x.relu())
+
+    imported = import_torch_model(Gram(), [(3, 4)])
+    assert [node.kind for node in imported.project.graph.nodes].count("MatMul") == 1
+    inputs = [np.random.default_rng(5).standard_normal((2, 3, 4)).astype("float32")]
+    check_reproduces(imported, Gram(), inputs, tmp_path)
+
+
+@pytest.mark.parametrize("equation", ["bij,bjk", "bi,bj->bij", "bij,bjk->bk", "bij,bij->bij", "bii,bij->bj"])
+def test_einsums_other_than_a_batched_matrix_product_are_refused_by_name(equation):
+    class Einsum(nn.Module):
+        def forward(self, x):
+            return torch.einsum(equation, x, x)
+
+    with pytest.raises(UnsupportedModelError, match="einsum"):
+        import_torch_model(Einsum(), [(3,) * (len(equation.split(",")[0]) - 1)])
+
+
+def test_attention_written_out_imports_as_matmul_layers():
+    """The moved batch axis comes home through an index: each of q, k, v is a Slice, a Reshape and a
+    Permute; the scores and the weighted sum are MatMul layers around a softmax."""
+    for fused in (False, True):
+        imported = import_torch_model(HandAttention(fused=fused).eval(), [(5, 8)])
+        kinds = [node.kind for node in imported.project.graph.nodes]
+        assert kinds.count("MatMul") == 2 and kinds.count("Slice") == 3, kinds
+        assert "Activation" in kinds and "Rescaling" in kinds
+
+
+def test_a_moved_batch_axis_used_otherwise_is_refused_by_name():
+    class MovesTheBatch(nn.Module):
+        def forward(self, x):
+            return x.permute(1, 0, 2).relu()
+
+    with pytest.raises(UnsupportedModelError, match=r"batch axis was moved \(perm=\[1, 0, 2\]\)"):
+        import_torch_model(MovesTheBatch(), [(3, 4)])
+
+
+def test_masked_scaled_dot_product_attention_is_refused_by_name():
+    class Causal(nn.Module):
+        def forward(self, x):
+            return F.scaled_dot_product_attention(x, x, x, is_causal=True)
+
+    with pytest.raises(UnsupportedModelError, match="is_causal is given"):
+        import_torch_model(Causal(), [(2, 3, 4)])
 
 
 def test_slices_and_splits_import_as_slice_layers():

@@ -59,6 +59,9 @@ def single(kind: str, params: dict | None = None, shape: list[int] | None = None
     rows = [("x", "Input", {"shape": shape, "dtype": dtype})]
     if kind in MERGES:
         rows += [("y", "Input", {"shape": shape}), ("layer", kind, params or {}, "x", "y")]
+    elif kind == "MatMul":  # (2, 5, 3) @ (2, 3, 4)
+        rows = [("x", "Input", {"shape": [2, 5, 3]}), ("y", "Input", {"shape": [2, 3, 4]})]
+        rows.append(("layer", kind, params or {}, "x", "y"))
     else:
         rows.append(("layer", kind, params or {}, "x"))
     return make_project(*rows)

@@ -180,6 +180,24 @@ CASES = {
     "Cropping2D": [("crop", chain(IMAGE, ("Cropping2D", {"cropping": (1, 0, 2, 1)})))],
     "ZeroPadding1D": [("pad", chain(SEQUENCE, ("ZeroPadding1D", {"padding": (2, 1)})))],
     "ClassToken": [("sequence", chain(SEQUENCE, ("ClassToken", {})))],
+    "MatMul": [
+        (
+            "stacks",
+            make_project(
+                ("a", "Input", {"shape": [2, 5, 3]}),
+                ("b", "Input", {"shape": [2, 3, 4]}),
+                ("product", "MatMul", {}, "a", "b"),
+            ),
+        ),
+        (
+            "broadcast",
+            make_project(
+                ("a", "Input", {"shape": [2, 5, 3]}),
+                ("b", "Input", {"shape": [1, 3, 4]}),
+                ("product", "MatMul", {}, "a", "b"),
+            ),
+        ),
+    ],
     "Slice": [
         ("channels", chain(IMAGE, ("Slice", {"axis": -1, "start": 1, "stop": 3}))),
         ("steps", chain(SEQUENCE, ("Slice", {"axis": 1, "start": 2, "stop": 5}))),

@@ -31,8 +31,10 @@ from codegen.layers.base import (
     use_bias_arg,
     zeros,
 )
+from codegen.layers.core import dense_layer, matmul_layer
 from codegen.layers.keras_config import KerasCall, require
-from codegen.layers.reshaping import torch_shape_arithmetic
+from codegen.layers.normalization import affine_layer
+from codegen.layers.reshaping import crop_layer, rescaling_layer, torch_shape_arithmetic, transpose
 from codegen.layers.torch_source import Multi, array
 from codegen.writer import py
 
@@ -641,10 +643,181 @@ def _torch_zero_mask(walker, node, name):
     return ZeroMask(walker.tensor(node.args[0]))
 
 
+def _torch_scaled_dot_product(walker, node, name):
+    """``F.scaled_dot_product_attention(q, k, v)`` written out in catalog layers: a Rescaling of q by
+    ``scale`` (1/sqrt(head_dim) by default), q @ k^T as a Permute and a MatMul, a softmax, a Dropout
+    (where ``dropout_p`` > 0) and the MatMul by v. Masks and grouped-query attention are refused."""
+    keys = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+    arguments = dict(zip(keys, node.args, strict=False)) | dict(node.kwargs)
+    for option, default in (("attn_mask", None), ("is_causal", False), ("enable_gqa", False)):
+        if walker.value(arguments.get(option, default)) != default:
+            raise Unsupported(f"{option} is given; the importer writes out unmasked attention only")
+    graph, kind = walker.graph, walker.source_kind(node)
+    query, key, value = (graph.to_same(walker.tensor(arguments[part]), name) for part in keys[:3])
+    rank = len(graph.source_shape(query)) + 1
+    scale = walker.value(arguments.get("scale"))
+    scale = float(graph.source_shape(query)[-1] ** -0.5 if scale is None else scale)
+    query = rescaling_layer(graph, query, name, kind, "Multiply", scale, tensor_first=True)
+    swapped = [*range(rank - 2), rank - 1, rank - 2]
+    scores = matmul_layer(graph, query, transpose(graph, key, swapped, name, kind), name, kind)
+    weights = graph.add("Activation", name, [scores], {"activation": "softmax"}, source_kind=kind, form=SAME)
+    rate = float(walker.value(arguments.get("dropout_p", 0.0)) or 0.0)
+    if rate:
+        weights = graph.add("Dropout", name, [weights], {"rate": rate}, source_kind=kind, form=SAME)
+    return matmul_layer(graph, weights, value, name, kind)
+
+
+# ----- torchvision's Swin Transformer, written out in catalog layers -------------------------------
+# torchvision wraps its window functions (torch.fx.wrap), so tracing records each as one call. Each
+# is rebuilt here from catalog layers that keep the batch apart: the windows become an axis of their
+# own, (N, windows, window area, C), where torchvision folds them into the batch.
+
+
+def _roll(graph, x: Tensor, shifts: tuple[int, int], name: str, kind: str) -> Tensor:
+    """``torch.roll(x, shifts, dims=(1, 2))`` of (N, H, W, C): per axis, two Slices joined the other
+    way round."""
+    source = graph.source_shape(x)
+    for axis, shift in zip((1, 2), shifts, strict=True):
+        length = source[axis - 1]
+        cut = (-shift) % length  # out[i] = x[(i - shift) mod length]: x[cut:] comes first
+        if cut:
+            parts = [crop_layer(graph, x, name, kind, {axis: bounds}) for bounds in ((cut, length), (0, cut))]
+            x = graph.concatenate(parts, axis, name, kind)
+    return x
+
+
+def _window_mask(height: int, width: int, window: list[int], shift: list[int]) -> np.ndarray:
+    """torchvision's shifted-window mask, (windows, 1, area, area): -100 between regions, else 0."""
+    regions = np.zeros((height, width), np.float32)
+    count = 0
+    for top, bottom in ((0, -window[0]), (-window[0], -shift[0]), (-shift[0], None)):
+        for left, right in ((0, -window[1]), (-window[1], -shift[1]), (-shift[1], None)):
+            regions[top:bottom, left:right] = count
+            count += 1
+    rows, columns = height // window[0], width // window[1]
+    regions = regions.reshape(rows, window[0], columns, window[1]).transpose(0, 2, 1, 3)
+    regions = regions.reshape(rows * columns, window[0] * window[1])
+    differences = regions[:, None, :] - regions[:, :, None]
+    return np.where(differences != 0, np.float32(-100.0), np.float32(0.0))[:, None]
+
+
+def _torch_shifted_window_attention(walker, node, name):
+    """``shifted_window_attention``: pad to whole windows, roll, windows apart, attention per window
+    (with the relative position bias and, when shifted, the region mask), windows back, roll back,
+    crop. Swin V2's cosine attention (``logit_scale``) is refused by name."""
+    keys = (
+        "input",
+        "qkv_weight",
+        "proj_weight",
+        "relative_position_bias",
+        "window_size",
+        "num_heads",
+        "shift_size",
+        "attention_dropout",
+        "dropout",
+        "qkv_bias",
+        "proj_bias",
+        "logit_scale",
+        "training",
+    )
+    arguments = {key: walker.value(value) for key, value in zip(keys, node.args, strict=False)}
+    arguments |= {key: walker.value(value) for key, value in node.kwargs.items()}
+    if arguments.get("logit_scale") is not None:
+        raise Unsupported("logit_scale is given (Swin V2's cosine attention); the importer writes Swin V1's")
+    graph, kind = walker.graph, "shifted_window_attention"
+    x = graph.to_same(walker.tensor(node.args[0]), name)
+    height, width, channels = graph.source_shape(x)
+    window, heads = [int(size) for size in arguments["window_size"]], int(arguments["num_heads"])
+    pad_bottom, pad_right = (-height) % window[0], (-width) % window[1]
+    if pad_bottom or pad_right:  # zeros, as F.pad: the padded positions take part in the attention
+        padding = {"padding": [0, pad_bottom, 0, pad_right]}
+        x = graph.add("ZeroPadding2D", name, [x], padding, source_kind=kind, form=SAME)
+    full_height, full_width = height + pad_bottom, width + pad_right
+    shift = [
+        0 if size >= full else int(step)
+        for size, full, step in zip(window, (full_height, full_width), arguments["shift_size"], strict=True)
+    ]
+    if any(shift):
+        x = _roll(graph, x, (-shift[0], -shift[1]), name, kind)
+    rows, columns, area = full_height // window[0], full_width // window[1], window[0] * window[1]
+    x = graph.reshape(x, [rows, window[0], columns, window[1], channels], name, kind, False)
+    x = transpose(graph, x, [0, 1, 3, 2, 4, 5], name, kind)
+    x = graph.reshape(x, [rows * columns, area, channels], name, kind, False)
+    qkv_weight, qkv_bias = arguments["qkv_weight"], arguments.get("qkv_bias")
+    parts = []
+    for index in range(3):  # q, k, v: one Dense each, (windows, heads, area, head_dim)
+        rows_of = slice(index * channels, (index + 1) * channels)
+        bias = None if qkv_bias is None else qkv_bias[rows_of]
+        part = dense_layer(graph, x, name, kind, qkv_weight[rows_of].T.astype(np.float32), bias)
+        part = graph.reshape(part, [rows * columns, area, heads, channels // heads], name, kind, False)
+        parts.append(transpose(graph, part, [0, 1, 3, 2, 4], name, kind))
+    query, key, value = parts
+    query = rescaling_layer(graph, query, name, kind, "Multiply", (channels // heads) ** -0.5, True)
+    scores = matmul_layer(graph, query, transpose(graph, key, [0, 1, 2, 4, 3], name, kind), name, kind)
+    bias = np.asarray(arguments["relative_position_bias"], np.float32)
+    scores = affine_layer(graph, scores, name, kind, "Add", bias, True, trainable=True)
+    if any(shift):
+        mask = _window_mask(full_height, full_width, window, shift)
+        scores = affine_layer(graph, scores, name, kind, "Add", mask, True, trainable=False)
+    weights = graph.add("Activation", name, [scores], {"activation": "softmax"}, source_kind=kind, form=SAME)
+    for rate in (float(arguments.get("attention_dropout") or 0.0),):
+        if rate:
+            weights = graph.add("Dropout", name, [weights], {"rate": rate}, source_kind=kind, form=SAME)
+    x = transpose(graph, matmul_layer(graph, weights, value, name, kind), [0, 1, 3, 2, 4], name, kind)
+    x = graph.reshape(x, [rows * columns, area, channels], name, kind, False)
+    proj_weight = arguments["proj_weight"].T.astype(np.float32)
+    x = dense_layer(graph, x, name, kind, proj_weight, arguments.get("proj_bias"))
+    rate = float(arguments.get("dropout") or 0.0)
+    if rate:
+        x = graph.add("Dropout", name, [x], {"rate": rate}, source_kind=kind, form=SAME)
+    x = graph.reshape(x, [rows, columns, window[0], window[1], channels], name, kind, False)
+    x = transpose(graph, x, [0, 1, 3, 2, 4, 5], name, kind)
+    x = graph.reshape(x, [full_height, full_width, channels], name, kind, False)
+    if any(shift):
+        x = _roll(graph, x, (shift[0], shift[1]), name, kind)
+    return crop_layer(graph, x, name, kind, {1: (0, height), 2: (0, width)})
+
+
+def _torch_relative_position_bias(walker, node, name):
+    """``_get_relative_position_bias(table, index, window_size)``: the table read at the index buffer,
+    as a (1, heads, area, area) weight (its repeated entries train separately)."""
+    table, index = (np.asarray(walker.value(arg)) for arg in node.args[:2])
+    area = int(np.prod(walker.value(node.args[2])))
+    walker.builder.note(
+        "A parameter read at a table of indices (a relative position bias) becomes a full weight: "
+        "inference is unchanged, but in training its repeated entries learn separately."
+    )
+    return table[index.reshape(-1)].reshape(area, area, -1).transpose(2, 0, 1)[None]
+
+
+def _torch_patch_merging(walker, node, name):
+    """``_patch_merging_pad``: (N, H, W, C) padded to even sides, then each 2x2 patch's four pixels
+    side by side, (N, H/2, W/2, 4C), in torchvision's order x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2],
+    x[1::2, 1::2]: a Reshape, a Permute and a Reshape."""
+    graph, kind = walker.graph, "_patch_merging_pad"
+    x = graph.to_same(walker.tensor(node.args[0]), name)
+    height, width, channels = graph.source_shape(x)
+    if height % 2 or width % 2:
+        padding = {"padding": [0, height % 2, 0, width % 2]}
+        x = graph.add("ZeroPadding2D", name, [x], padding, source_kind=kind, form=SAME)
+        height, width = height + height % 2, width + width % 2
+    x = graph.reshape(x, [height // 2, 2, width // 2, 2, channels], name, kind, False)
+    x = transpose(graph, x, [0, 1, 3, 4, 2, 5], name, kind)  # (H/2, W/2, column, row, C)
+    return graph.reshape(x, [height // 2, width // 2, 4 * channels], name, kind, False)
+
+
 TORCH_MODULES: dict = {"MultiheadAttention": _torch_attention}
 # Library modules that tracing keeps whole (a leaf), by qualified class name.
 TORCH_LEAVES: dict = {"timm.layers.attention.Attention": _timm_attention}
-TORCH_FUNCTIONS: dict = {"operator.eq": _torch_zero_mask, "torch.eq": _torch_zero_mask}
+TORCH_FUNCTIONS: dict = {
+    "operator.eq": _torch_zero_mask,
+    "torch.eq": _torch_zero_mask,
+    "torch.nn.functional.scaled_dot_product_attention": _torch_scaled_dot_product,
+    # Found by their own module and name (torchvision is imported only by the model's code).
+    "torchvision.models.swin_transformer.shifted_window_attention": _torch_shifted_window_attention,
+    "torchvision.models.swin_transformer._get_relative_position_bias": _torch_relative_position_bias,
+    "torchvision.models.swin_transformer._patch_merging_pad": _torch_patch_merging,
+}
 TORCH_METHODS: dict = {"eq": _torch_zero_mask}
 
 

@@ -179,6 +179,11 @@ class Tensor:
     flat_source: tuple[int, ...] | None = None  # FLAT_CF: the Keras shape that was flattened
 
 
+class Held:
+    """A computed value an importer holds back until its use decides its layers (a permutation that
+    moved the batch axis): never constant-folded, never a layer input as it stands."""
+
+
 # The channels-first graph an importer builds into (``studio.interop.channels_first.ChannelsFirstGraph``):
 # ``add(kind, name, inputs, params, weights, source_kind, form, nonneg)``, ``to_cf``, ``to_same``,
 # ``as_vector``, ``keras_shape``, ``source_shape``, ``window_padding``, ``dense_kernel``.

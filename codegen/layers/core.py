@@ -35,7 +35,8 @@ from codegen.layers.base import (
     zeros,
 )
 from codegen.layers.keras_config import activation_name, channels_last, last_axis
-from codegen.layers.torch_source import Aux, array
+from codegen.layers.reshaping import transpose
+from codegen.layers.torch_source import Aux, array, describe, resolve
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -174,7 +175,30 @@ def _dropout_layout(plan: ModelPlan, layer: LayerPlan, output_ids: set[str]) -> 
     layer.layout = Layout(source.kind, source.source)
 
 
+# ----- MatMul ----------------------------------------------------------------------------------
+
+# Keras has no layer for the product of two computed tensors: the program defines one, registered
+# so that a saved model loads in safe mode.
+MATMUL_KERAS = (
+    '@keras.saving.register_keras_serializable(package="LayerStudio")',
+    "class MatMul(layers.Layer):",
+    '    """The matrix product of two inputs over their last two axes: (..., n, k) @ (..., k, m)."""',
+    "",
+    "    def call(self, inputs):",
+    "        return keras.ops.matmul(inputs[0], inputs[1])",
+)
+
+
+def _matmul_keras(layer: LayerPlan, sources: list[str]) -> KerasLayer:
+    return KerasLayer("MatMul", [], f"([{sources[0]}, {sources[1]}])")
+
+
+def _matmul_torch(layer: LayerPlan, xs: list[str]) -> TorchCode:
+    return TorchCode(steps=[f"torch.matmul({xs[0]}, {xs[1]})"])
+
+
 LOWERINGS = (
+    Lowering("MatMul", _matmul_keras, _matmul_torch, CL, keras_class=MATMUL_KERAS),
     Lowering(
         "Dense",
         _dense_keras,
@@ -311,7 +335,16 @@ def _identity_from_keras(cfg, context) -> Mapped:
     return Mapped(None)
 
 
+def _matmul_from_keras(cfg, context) -> Mapped:
+    """The programs' own MatMul layer, and ``keras.ops.matmul`` of two tensors (its operation)."""
+    if len(context.shapes) != 2 or any(shape is None or len(shape) < 3 for shape in context.shapes):
+        raise Unsupported("a matrix product of other than two tensors of two axes or more besides the batch")
+    return Mapped("MatMul")
+
+
 KERAS_CLASSES: dict = {
+    "MatMul": _matmul_from_keras,
+    "Matmul": _matmul_from_keras,
     "Dense": _dense_from_keras,
     "Activation": _activation_from_keras,
     "ReLU": _relu_from_keras,
@@ -348,6 +381,18 @@ def dense_layer(
     return graph.add("Dense", name, [x], params, weights, source_kind=source_kind, form=SAME)
 
 
+def matmul_layer(graph: SourceGraph, left: Tensor, right: Tensor, name: str, source_kind: str) -> Tensor:
+    """The matrix product of two computed tensors over the source's last two axes: a MatMul."""
+    left, right = graph.to_same(left, name), graph.to_same(right, name)
+    shapes = [graph.source_shape(tensor) for tensor in (left, right)]
+    if len(shapes[0]) != len(shapes[1]):
+        raise Unsupported(
+            f"multiplies tensors of shapes {shapes[0]} and {shapes[1]}; the catalog's MatMul needs equal "
+            "ranks (a lower-rank operand would broadcast against the batch)"
+        )
+    return graph.add("MatMul", name, [left, right], {}, source_kind=source_kind, form=SAME)
+
+
 def check_softmax_axis(graph: SourceGraph, x: Tensor, axis: int) -> None:
     """The catalog's softmax runs over the channels: axis 1 of a channels-first source, else the last."""
     shape = graph.source_shape(x)
@@ -379,6 +424,70 @@ def _torch_linear_function(walker, node, name):
         raise Unsupported("its weight is not a matrix")
     x = walker.tensor(node.args[0])
     return dense_layer(walker.graph, x, name, walker.source_kind(node), weight.T.astype(np.float32), bias)
+
+
+def _torch_matmul(walker, node, name):
+    """``a @ b``, ``torch.matmul``, ``torch.bmm``, ``a.matmul(b)``: a MatMul of two computed tensors;
+    ``x @ weight`` of a parameter matrix is a Dense without bias."""
+    left, right = (resolve(walker.value(argument)) for argument in node.args[:2])
+    kind = walker.source_kind(node)
+    if isinstance(left, Tensor) and isinstance(right, np.ndarray):
+        if right.ndim != 2:
+            raise Unsupported(f"multiplies by a parameter of shape {right.shape}; Dense needs a matrix")
+        return dense_layer(walker.graph, left, name, kind, right.astype(np.float32), None)
+    if not (isinstance(left, Tensor) and isinstance(right, Tensor)):
+        raise Unsupported(f"multiplies {describe(left)} by {describe(right)}")
+    return matmul_layer(walker.graph, left, right, name, kind)
+
+
+def einsum_layers(graph: SourceGraph, equation: str, operands: list, name: str, source_kind: str) -> Tensor:
+    """``einsum`` of two tensors that is a batched matrix product (MaxViT's ``"BGHID,BGHJD->BGHIJ"``):
+    each operand permuted to (shared axes, its free axis, the summed axis), a MatMul, and a Permute
+    to the output's order. Other equations are refused by name."""
+    spec = equation.replace(" ", "")
+    if "->" not in spec or "." in spec or len(operands) != 2:
+        raise Unsupported(f"einsum {equation!r}: the catalog writes two operands with an explicit output")
+    inputs, output = spec.split("->")
+    left, right = inputs.split(",") if inputs.count(",") == 1 else ("", "")
+    shared = [label for label in output if label in left and label in right]
+    summed = [label for label in left if label in right and label not in output]
+    free_left = [label for label in left if label not in right]
+    free_right = [label for label in right if label not in left]
+    if (
+        not left
+        or any(len(set(labels)) != len(labels) for labels in (left, right, output))
+        or len(summed) != 1
+        or len(free_left) != 1
+        or len(free_right) != 1
+        or set(output) != {*shared, *free_left, *free_right}
+        or not (left[0] == right[0] == output[0])
+    ):
+        raise Unsupported(
+            f"einsum {equation!r}: the catalog writes a batched matrix product only (one summed axis, "
+            "one free axis per operand, the batch first in all three)"
+        )
+    a = transpose(
+        graph, operands[0], [left.index(label) for label in (*shared, *free_left, *summed)], name, source_kind
+    )
+    b = transpose(
+        graph,
+        operands[1],
+        [right.index(label) for label in (*shared, *summed, *free_right)],
+        name,
+        source_kind,
+    )
+    product = matmul_layer(graph, a, b, name, source_kind)
+    order = "".join((*shared, *free_left, *free_right))
+    return transpose(graph, product, [order.index(label) for label in output], name, source_kind)
+
+
+def _torch_einsum(walker, node, name):
+    operands = [resolve(walker.value(argument)) for argument in node.args[1:]]
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = [resolve(operand) for operand in operands[0]]
+    if not all(isinstance(operand, Tensor) for operand in operands):
+        raise Unsupported(f"einsum of {', '.join(describe(operand) for operand in operands)}")
+    return einsum_layers(walker.graph, str(node.args[0]), operands, name, walker.source_kind(node))
 
 
 # The PyTorch spellings of the catalog's activations: nn.Module class / function name -> catalog name.
@@ -708,6 +817,9 @@ TORCH_FUNCTIONS: dict = {
     },
     "torch.nn.functional.dropout": _torch_dropout_function,
     "torch.nn.functional.linear": _torch_linear_function,
+    **{function: _torch_matmul for function in ("operator.matmul", "torch.matmul", "torch.bmm")},
+    "torch.functional.einsum": _torch_einsum,
+    "torch.einsum": _torch_einsum,
     **{f"torch.nn.functional.dropout{rank}d": _torch_channel_dropout_function for rank in (1, 2, 3)},
     "torch.clamp": _torch_clamp,
     "torch.clip": _torch_clamp,
@@ -717,6 +829,8 @@ TORCH_FUNCTIONS: dict = {
 # Tensor methods (``x.relu()``) named as the function they call.
 TORCH_METHODS: dict = {
     "new_ones": _torch_new_ones,
+    "matmul": _torch_matmul,
+    "bmm": _torch_matmul,
     "clamp": _torch_clamp,
     "clip": _torch_clamp,
     **{
@@ -746,7 +860,7 @@ def _gemm_from_onnx(walker, node, inputs, name, index):
 def _matmul_from_onnx(walker, node, inputs, name, index):
     x = walker.data(inputs)
     if isinstance(inputs[1], Tensor):
-        raise Unsupported("multiplies two computed tensors; the catalog's Dense needs a constant weight")
+        return matmul_layer(walker.graph, x, inputs[1], name, node.op_type)
     kernel = walker.weight(node, inputs, 1, "weight")
     if kernel.ndim != 2:
         raise Unsupported(f"a weight of shape {kernel.shape}; Dense needs a matrix")
@@ -755,6 +869,13 @@ def _matmul_from_onnx(walker, node, inputs, name, index):
     if fused is not None:
         walker.fuse(fused[0], result)
     return result
+
+
+def _einsum_from_onnx(walker, node, inputs, name, index):
+    operands = [walker.data(inputs, position) for position in range(len(inputs))]
+    equation = walker.attrs(node)["equation"]
+    equation = equation.decode() if isinstance(equation, bytes) else str(equation)
+    return einsum_layers(walker.graph, equation, operands, name, node.op_type)
 
 
 def _activation_from_onnx(walker, node, inputs, name, index):
@@ -883,6 +1004,7 @@ def _identity_from_onnx(walker, node, inputs, name, index):
 ONNX_OPS: dict = {
     "Gemm": _gemm_from_onnx,
     "MatMul": _matmul_from_onnx,
+    "Einsum": _einsum_from_onnx,
     **{op: _activation_from_onnx for op in (*ONNX_NAMES, "Clip")},
     "PRelu": _prelu_from_onnx,
     "Identity": _identity_from_onnx,

@@ -27,7 +27,9 @@ from codegen.layers.core import DropMask, erf_gelu_from_onnx
 from codegen.layers.normalization import affine_layer, is_learned
 from codegen.layers.reshaping import (
     ONNX_ARITHMETIC,
+    BatchToken,
     class_token_cat,
+    class_token_layer,
     rescale_by,
     rescaling_from_onnx,
     torch_shape_arithmetic,
@@ -384,11 +386,15 @@ def _merge_from_onnx(walker, node, inputs, name, index):
 
 
 def _concat_from_onnx(walker, node, inputs, name, index):
+    axis = int(walker.attrs(node).get("axis", 1))
+    if any(isinstance(value, BatchToken) for value in inputs):
+        if len(inputs) != 2 or not isinstance(inputs[0], BatchToken) or axis not in (1, -2):
+            raise Unsupported("joins a class token other than before a sequence (Concat on axis 1)")
+        return class_token_layer(walker.graph, inputs[0], walker.data(inputs, 1), name, node.op_type)
     if not all(isinstance(value, Tensor) for value in inputs):
         raise Unsupported("concatenates a constant with computed tensors")
     if len(inputs) == 1:  # a Concat of one tensor is that tensor
         return inputs[0]
-    axis = int(walker.attrs(node).get("axis", 1))
     return walker.graph.concatenate(inputs, axis, name, node.op_type)
 
 

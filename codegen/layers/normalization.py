@@ -559,7 +559,7 @@ def rms_norm_layer(
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
 
 
-_SHAPING_METHODS = ("view", "reshape", "unsqueeze", "squeeze")
+_SHAPING_METHODS = ("view", "reshape", "unsqueeze", "squeeze", "permute", "transpose", "contiguous")
 
 
 def is_learned(walker, arg) -> bool:
@@ -567,6 +567,8 @@ def is_learned(walker, arg) -> bool:
     constant is not learned)."""
     if getattr(arg, "op", None) == "call_method" and arg.target in _SHAPING_METHODS:
         return is_learned(walker, arg.args[0])
+    if getattr(arg, "op", None) == "call_function" and getattr(arg.target, "__name__", "") == "getitem":
+        return is_learned(walker, arg.args[0])  # a table read at indices
     if getattr(arg, "op", None) != "get_attr":
         return False
     value = walker.traced

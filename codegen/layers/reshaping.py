@@ -23,6 +23,7 @@ from codegen.layers.base import (
     KEEP,
     SAME,
     SQUEEZED,
+    Held,
     KerasLayer,
     Layout,
     Lowering,
@@ -37,10 +38,11 @@ from codegen.layers.base import (
     torch_axis,
 )
 from codegen.layers.keras_config import channels_last, four_sides, ints
-from codegen.layers.normalization import per_channel_rescaling
+from codegen.layers.normalization import is_learned, per_channel_rescaling
 from codegen.layers.onnx_source import positive_axes, resolve_target
 from codegen.layers.torch_source import Aux, Multi, Padded, describe, resolve
 from codegen.writer import py
+from studio.catalog.base import MAX_ELEMENTS
 
 if TYPE_CHECKING:
     from codegen.plan import LayerPlan, ModelPlan
@@ -389,7 +391,7 @@ KERAS_CLASSES: dict = {
 
 
 # Keras operations (not layers) that a functional model may hold and the catalog maps.
-KERAS_OPERATIONS = frozenset({"GetItem"})
+KERAS_OPERATIONS = frozenset({"GetItem", "Matmul"})
 
 
 # ----- channels-first sources (PyTorch, ONNX): source weights and layout -> layers ------------
@@ -510,7 +512,10 @@ def _torch_reshape(walker, node, name):
 
 
 def _torch_transpose(walker, node, name):
-    """``x.permute(...)`` and ``x.transpose(a, b)``: a Permute."""
+    """``x.permute(...)`` and ``x.transpose(a, b)``: a Permute (of a parameter: its value permuted)."""
+    value = walker.value(node.args[0])
+    if isinstance(value, np.ndarray) and node in walker.shapes:
+        return _permuted_constant(walker, node, value)
     x = walker.tensor(node.args[0])
     rank = len(walker.graph.source_shape(x)) + 1
     method = node.target if isinstance(node.target, str) else node.target.__name__
@@ -521,7 +526,7 @@ def _torch_transpose(walker, node, name):
         first, second = (int(walker.literal(node, i, key)) % rank for i, key in ((1, "dim0"), (2, "dim1")))
         perm = list(range(rank))
         perm[first], perm[second] = perm[second], perm[first]
-    return walker.graph.transpose(x, perm, name, walker.source_kind(node))
+    return transpose(walker.graph, x, perm, name, walker.source_kind(node))
 
 
 def _torch_zero_pad(walker, node, module, name):
@@ -616,7 +621,27 @@ def _torch_getitem(walker, node, name):
             raise Unsupported(f"indexes {container.value!r} with {index!r}") from None
     if isinstance(container, Tensor):
         return _index(walker, node, container, index, name)
+    if isinstance(container, BatchMoved) and isinstance(index, int):  # qkv[0]
+        return container.item(index)
+    if isinstance(container, np.ndarray) and not isinstance(resolve(index), Tensor):
+        return _gathered_parameter(walker, node, container, index, name)
     raise Unsupported(f"indexes {describe(container)}")
+
+
+def _gathered_parameter(walker, node, table: np.ndarray, index, name: str) -> np.ndarray:
+    """``table[index]`` of a parameter or buffer by constants (a relative position bias table read at
+    a buffer of indices): evaluated now; the weight it becomes holds each entry where it is used."""
+    index = index.value if isinstance(index, Aux) else index
+    try:
+        value = table[index]
+    except (IndexError, TypeError, ValueError):
+        raise Unsupported(f"indexes {describe(table)} with {describe(index)}") from None
+    if is_learned(walker, node.args[0]) and isinstance(index, np.ndarray):
+        walker.builder.note(
+            "A parameter read at a table of indices (a relative position bias) becomes a full weight: "
+            "inference is unchanged, but in training its repeated entries learn separately."
+        )
+    return value
 
 
 def _index(walker, node, x: Tensor, index, name: str) -> Tensor:
@@ -691,6 +716,74 @@ def _torch_split(walker, node, name):
     if sum(sizes) != length or min(sizes) < 1:
         raise Unsupported(f"splits an axis of {length} into {sizes}")
     return Multi(_Pieces(walker, node, x, dim, sizes, name))
+
+
+class BatchMoved(Held):
+    """A permutation that moves the batch off axis 0, held back until an index on its new axis 0
+    brings the batch home: timm's ``qkv.permute(2, 0, 3, 1, 4)`` then ``q, k, v = qkv.unbind(0)``
+    (ONNX: a Transpose, a Split on axis 0 and Squeezes). Item ``i`` is a Slice of the source axis
+    that went first, a Reshape that drops it, and the rest of the permutation."""
+
+    def __init__(self, graph, x: Tensor, perm: tuple[int, ...], name: str, source_kind: str) -> None:
+        self.graph, self.x, self.perm, self.name, self.source_kind = graph, x, perm, name, source_kind
+        self.made: dict[int, Tensor | BatchMoved] = {}
+
+    @property
+    def length(self) -> int:
+        return self.graph.source_shape(self.x)[self.perm[0] - 1]
+
+    def item(self, index: int) -> Tensor | BatchMoved:
+        index %= self.length
+        if index not in self.made:
+            axis, source = self.perm[0], self.graph.source_shape(self.x)
+            x = crop_layer(self.graph, self.x, self.name, self.source_kind, {axis: (index, index + 1)})
+            kept = [dim for position, dim in enumerate(source, start=1) if position != axis]
+            x = self.graph.reshape(x, kept, self.name, self.source_kind, False)
+            rest = tuple(position - (position > axis) for position in self.perm[1:])
+            self.made[index] = transpose(self.graph, x, rest, self.name, self.source_kind)
+        return self.made[index]
+
+    def resolve(self, path: tuple) -> Tensor | BatchMoved:
+        """``unbind(0)``'s items, as :class:`Multi` asks for them."""
+        if len(path) != 1 or not isinstance(path[0], int):
+            raise Unsupported(f"uses {path!r} of an unbind; the catalog takes its items one by one")
+        return self.item(path[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"a tensor whose batch axis was moved (perm={list(self.perm)}); the catalog takes it only "
+            "through an index on the new first axis (unbind(0), x[i])"
+        )
+
+
+class MovedPiece(Held):
+    """ONNX's Split of a :class:`BatchMoved` into single items on axis 0: item ``index``, with the
+    unit axis 0 that a Squeeze (or a Reshape) then drops."""
+
+    def __init__(self, moved: BatchMoved, index: int) -> None:
+        self.moved, self.index = moved, index
+
+    def __repr__(self) -> str:
+        return repr(self.moved)
+
+
+def transpose(graph, x: Tensor, perm, name: str, source_kind: str) -> Tensor | BatchMoved:
+    """The source's permutation; one that moves the batch axis is held as a :class:`BatchMoved`."""
+    perm = tuple(int(axis) for axis in perm)
+    if perm[0] != 0:
+        return BatchMoved(graph, x, perm, name, source_kind)
+    return graph.transpose(x, perm, name, source_kind)
+
+
+def _torch_unbind(walker, node, name):
+    """``x.unbind(dim)`` of a :class:`BatchMoved` on its first axis: the items, one by one."""
+    value = walker.value(node.args[0])
+    dim = walker.literal(node, 1, "dim", 0)
+    if not isinstance(value, BatchMoved) or dim != 0:
+        raise Unsupported(
+            "unbinds a tensor other than along the batch's place after a permutation (qkv.unbind(0))"
+        )
+    return Multi(value)
 
 
 def torch_shape_arithmetic(function):
@@ -777,9 +870,15 @@ def class_token_cat(walker, items: list, dim, name: str) -> Tensor | None:
     x = resolve(items[1])
     if not isinstance(x, Tensor):
         raise Unsupported(f"puts a class token before {describe(x)}")
-    x = walker.graph.to_same(x, name)
-    token = items[0].token.reshape(-1).astype(np.float32)
-    return walker.graph.add("ClassToken", name, [x], {}, [token], source_kind="torch.cat")
+    return class_token_layer(walker.graph, items[0], x, name, "torch.cat")
+
+
+def class_token_layer(graph, token: BatchToken, x: Tensor, name: str, source_kind: str) -> Tensor:
+    x = graph.to_same(x, name)
+    if graph.source_shape(x)[-1:] != token.token.shape[-1:] or len(graph.source_shape(x)) != 2:
+        raise Unsupported(f"puts a class token of {token.token.shape[-1]} features before {describe(x)}")
+    weights = [token.token.reshape(-1).astype(np.float32)]
+    return graph.add("ClassToken", name, [x], {}, weights, source_kind=source_kind)
 
 
 def _torch_shape_as_tensor(walker, node, name):
@@ -798,7 +897,23 @@ def _torch_narrow(walker, node, name):
     return crop_layer(walker.graph, x, name, walker.source_kind(node), {dim: (start, start + length)})
 
 
+def _permuted_constant(walker, node, value: np.ndarray) -> np.ndarray:
+    rank = value.ndim
+    method = node.target if isinstance(node.target, str) else node.target.__name__
+    if method == "permute":
+        dims = node.args[1:] if len(node.args) > 2 else walker.literal(node, 1, "dims")
+        perm = [int(d) % rank for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
+    else:
+        perm = list(range(rank))
+        first, second = (int(walker.literal(node, i, key)) % rank for i, key in ((1, "dim0"), (2, "dim1")))
+        perm[first], perm[second] = perm[second], perm[first]
+    return np.ascontiguousarray(value.transpose(perm))
+
+
 def _torch_passthrough(walker, node, name):
+    value = walker.value(node.args[0])
+    if isinstance(value, np.ndarray):  # a parameter's .contiguous()
+        return value
     return walker.tensor(node.args[0])
 
 
@@ -829,8 +944,10 @@ TORCH_FUNCTIONS: dict = {
     "torch.split": _torch_split,
     "torch.chunk": _torch_split,
     "torch.narrow": _torch_narrow,
+    "torch.unbind": _torch_unbind,
     "operator.floordiv": torch_shape_arithmetic(operator.floordiv),
     "operator.mod": torch_shape_arithmetic(operator.mod),
+    "operator.pow": torch_shape_arithmetic(operator.pow),
     "operator.ne": torch_shape_arithmetic(operator.ne),
     "operator.lt": torch_shape_arithmetic(operator.lt),
     "operator.gt": torch_shape_arithmetic(operator.gt),
@@ -856,6 +973,7 @@ TORCH_METHODS: dict = {
     "split": _torch_split,
     "chunk": _torch_split,
     "narrow": _torch_narrow,
+    "unbind": _torch_unbind,
     "dim": _torch_dim,
     "expand": _torch_expand,
 }
@@ -895,6 +1013,8 @@ def _reshape_from_onnx(walker, node, inputs, name, index):
 
 def _squeeze_from_onnx(walker, node, inputs, name, index):
     """Squeeze and Unsqueeze: a Reshape that drops or adds unit axes."""
+    if isinstance(inputs[0], MovedPiece):
+        return _squeeze_piece(walker, node, inputs)
     x = walker.data(inputs)
     source = list(walker.graph.source_shape(x))
     rank = len(source) + 1
@@ -918,6 +1038,17 @@ def _squeeze_from_onnx(walker, node, inputs, name, index):
     return walker.graph.reshape(x, target, name, node.op_type, walker.only_dense_after(node.output[0]))
 
 
+def _squeeze_piece(walker, node, inputs) -> Tensor | BatchMoved:
+    """The Squeeze of axis 0 that follows a Split of a :class:`BatchMoved`: the item itself."""
+    piece = inputs[0]
+    axes = walker.attrs(node).get("axes")
+    if axes is None and len(inputs) > 1 and inputs[1] is not None:
+        axes = walker.constant(inputs, 1, "axes").tolist()
+    if node.op_type != "Squeeze" or list(axes or [0]) != [0]:
+        raise Unsupported(f"{node.op_type} of {describe(piece)}")
+    return piece.moved.item(piece.index)
+
+
 ONNX_ARITHMETIC = {"Mul": "Multiply", "Add": "Add", "Sub": "Subtract", "Div": "Divide"}
 
 
@@ -933,7 +1064,7 @@ def _transpose_from_onnx(walker, node, inputs, name, index):
     x = walker.data(inputs)
     rank = len(walker.graph.source_shape(x)) + 1
     perm = list(walker.attrs(node).get("perm", list(reversed(range(rank)))))
-    return walker.graph.transpose(x, perm, name, node.op_type)
+    return transpose(walker.graph, x, perm, name, node.op_type)
 
 
 def _pad_from_onnx(walker, node, inputs, name, index):
@@ -994,6 +1125,8 @@ def _slice_from_onnx(walker, node, inputs, name, index):
 def _split_from_onnx(walker, node, inputs, name, index):
     """Split into pieces along one axis: a Slice per output (sizes from the input, the attribute, or
     ``num_outputs`` pieces of ceil(length / count) as torch.chunk makes them)."""
+    if isinstance(inputs[0], BatchMoved):
+        return _split_moved(walker, node, inputs)
     x = walker.data(inputs)
     source = walker.graph.source_shape(x)
     attrs = walker.attrs(node)
@@ -1020,10 +1153,25 @@ def _split_from_onnx(walker, node, inputs, name, index):
     ]
 
 
+def _split_moved(walker, node, inputs) -> list[MovedPiece]:
+    """Split on axis 0 of a :class:`BatchMoved` into its single items (timm's q, k, v)."""
+    moved = inputs[0]
+    count = len(node.output)
+    if int(walker.attrs(node).get("axis", 0)) != 0 or count != moved.length:
+        raise Unsupported("splits a tensor whose batch axis was moved other than into its single items")
+    return [MovedPiece(moved, index) for index in range(count)]
+
+
 def gather_item_from_onnx(walker, node, inputs, name: str) -> Tensor:
     """Gather of one constant index from a computed tensor (``x[:, 0]``): a Slice, and a Reshape
     that drops the axis when the index is a scalar."""
-    x, indices = walker.data(inputs), inputs[1]
+    moved, indices = inputs[0], inputs[1]
+    if isinstance(moved, BatchMoved):  # qkv[0] after a permutation that moved the batch
+        axis = int(walker.attrs(node).get("axis", 0))
+        if axis != 0 or not isinstance(indices, np.ndarray) or indices.ndim or not moved.length:
+            raise Unsupported(f"gathers {indices!r} on axis {axis} of {describe(moved)}")
+        return moved.item(int(indices))
+    x = walker.data(inputs)
     if not isinstance(indices, np.ndarray) or indices.size != 1:
         raise Unsupported("gathers computed or several indices; the catalog slices one constant index")
     source = walker.graph.source_shape(x)
@@ -1037,6 +1185,27 @@ def gather_item_from_onnx(walker, node, inputs, name: str) -> Tensor:
         return x
     target = [dim for position, dim in enumerate(source, start=1) if position != axis]
     return walker.graph.reshape(x, target, name, node.op_type, walker.only_dense_after(node.output[0]))
+
+
+def _expand_from_onnx(walker, node, inputs, name, index):
+    """Expand of a constant: by known sizes, the broadcast constant; over the batch, a (1, 1, F) class
+    token for the Concat that follows (``class_token.expand(n, -1, -1)``)."""
+    value, sizes = inputs[0], walker.dims(inputs, 1, "shape")
+    if not isinstance(value, np.ndarray) or sizes is None:
+        raise Unsupported("expands a computed tensor; the catalog repeats a (1, 1, F) class token only")
+    if sizes and walker.batch_size is not None and sizes[0] == walker.batch_size and value.ndim == 3:
+        sizes = [None, *sizes[1:]]  # a file exported with a fixed batch: its first size is the batch
+    if None not in sizes:
+        shape = np.broadcast_shapes(value.shape, tuple(int(size) for size in sizes))
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise Unsupported(f"expands a constant to the shape {list(shape)}, too large to compute")
+        return np.broadcast_to(value, shape).copy()
+    batch_only = sizes[0] is None and None not in sizes[1:] and len(sizes) == 3
+    if not (batch_only and value.ndim == 3 and value.shape[:2] == (1, 1)):
+        raise Unsupported(f"expands {describe(value)}; the catalog repeats a (1, 1, F) class token only")
+    if np.broadcast_shapes(value.shape[1:], tuple(int(size) for size in sizes[1:])) != value.shape[1:]:
+        raise Unsupported(f"expands to {sizes}; the catalog repeats a class token over the batch only")
+    return BatchToken(walker.weight(node, inputs, 0, "class token"))
 
 
 def _resize_from_onnx(walker, node, inputs, name, index):
@@ -1084,4 +1253,5 @@ ONNX_OPS: dict = {
     "Slice": _slice_from_onnx,
     "Split": _split_from_onnx,
     "Resize": _resize_from_onnx,
+    "Expand": _expand_from_onnx,
 }

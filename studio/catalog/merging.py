@@ -1,4 +1,5 @@
-"""Merge layers: the element-wise Add, Subtract, Multiply, Average, Maximum, Minimum, and Concatenate."""
+"""Merge layers: the element-wise Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
+and MatMul (the matrix product of attention written out)."""
 
 from __future__ import annotations
 
@@ -134,4 +135,52 @@ class Concatenate(LayerSpec):
         return axis - 1 if axis > 0 else rank + axis
 
 
-SPECS = (Add(), Subtract(), Multiply(), Average(), Maximum(), Minimum(), Concatenate())
+class MatMul(LayerSpec):
+    """The matrix product of two computed tensors, batched over every axis but the last two.
+
+    Attention written out by hand (``q @ k.transpose(-2, -1)``, then ``scores @ v``) and
+    ``torch.matmul``, ONNX ``MatMul`` of two activations and ``keras.ops.matmul`` come to this.
+    Both inputs have the same rank; their leading axes match or are 1, as numpy broadcasts them
+    (equal ranks, so that no framework aligns an axis with the batch).
+    """
+
+    key = "MatMul"
+    category = "Merge"
+    doc = "Multiplies matrices: (..., n, k) by (..., k, m) gives (..., n, m), as attention scores do."
+    params = ()
+    min_inputs = 2
+    max_inputs = 2
+
+    def output_shape(self, params: Mapping[str, Any], inputs: Sequence[Shape]) -> Shape:
+        left, right = (tuple(shape) for shape in inputs)
+        for number, shape in ((1, left), (2, right)):
+            if len(shape) < 2:
+                raise ShapeError(
+                    f"input {number} has shape {format_shape(shape)}: a matrix product needs two axes "
+                    "besides the batch (rows, columns); Reshape a vector first"
+                )
+        if len(left) != len(right):
+            raise ShapeError(
+                f"input 1 has shape {format_shape(left)} and input 2 {format_shape(right)}: the inputs "
+                "must have the same rank (Reshape one of them)"
+            )
+        if left[-1] != right[-2]:
+            raise ShapeError(
+                f"input 1 of shape {format_shape(left)} has {left[-1]} columns but input 2 of shape "
+                f"{format_shape(right)} has {right[-2]} rows: they must be equal (Permute input 2 to "
+                "multiply by its transpose)"
+            )
+        try:
+            leading = broadcast_shapes([left[:-2], right[:-2]])
+        except ShapeError:
+            raise ShapeError(
+                f"the leading axes of {format_shape(left)} and {format_shape(right)} do not broadcast: "
+                "sizes must match or be 1"
+            ) from None
+        return (*leading, left[-2], right[-1])
+
+    def count_flops(self, params: Mapping[str, Any], inputs: Sequence[Shape], output: Shape) -> FlopCount:
+        return FlopCount(macs=element_count(output) * inputs[0][-1])
+
+
+SPECS = (Add(), Subtract(), Multiply(), Average(), Maximum(), Minimum(), Concatenate(), MatMul())

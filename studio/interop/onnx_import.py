@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from codegen.layers import LOWERINGS
-from codegen.layers.base import CF, SAME, Tensor
+from codegen.layers.base import CF, SAME, Held, Tensor
 from studio.catalog.base import MAX_ELEMENTS
 from studio.interop.builder import GraphBuilder, ImportedModel
 from studio.interop.errors import ModelFileError, Unsupported
@@ -271,7 +271,7 @@ class _Converter(SourceWalker):
     def _dispatch(self, node, name: str, index: int):
         inputs = [self.value(item) if item else None for item in node.input]  # Broken: skipped
         if (
-            all(value is None or not isinstance(value, Tensor) for value in inputs)
+            all(value is None or not isinstance(value, (Tensor, Held)) for value in inputs)
             and node.op_type in FOLDABLE
         ):
             return FOLDABLE[node.op_type](self, node, inputs)
@@ -372,6 +372,8 @@ class _Converter(SourceWalker):
 
     def data(self, inputs: list, index: int = 0) -> Tensor:
         value = inputs[index]
+        if isinstance(value, Held):
+            raise Unsupported(f"input {index + 1} is {value!r}")
         if not isinstance(value, Tensor):
             raise Unsupported(f"input {index + 1} is a constant where the catalog needs a computed tensor")
         return value
@@ -581,6 +583,10 @@ def _fold_constant_of_shape(self: _Converter, node, inputs):
 def _fold_reshape(self: _Converter, node, inputs):
     if _is_one_dim(inputs[0]):  # the batch size as a scalar or a 1-vector (torch.export's sym_size)
         return inputs[0]
+    if isinstance(inputs[0], ShapeValue):  # a shape kept 1-D (expand's sizes flattened with [-1])
+        if [int(dim) for dim in _as_list(inputs[1])] not in ([-1], [len(inputs[0].dims)]):
+            raise Unsupported("reshapes a shape that holds the batch size to more than one axis")
+        return inputs[0]
     data = np.asarray(inputs[0])
     dims = [int(dim) for dim in _as_list(inputs[1])]
     if not int(self.attrs(node).get("allowzero", 0)):
@@ -627,6 +633,97 @@ def _fold_squeeze(self: _Converter, node, inputs):
     return np.squeeze(data, axis=None if axes is None else tuple(int(a) for a in axes))
 
 
+def _fold_shape(self: _Converter, node, inputs):
+    if isinstance(inputs[0], ShapeValue):
+        return np.array([len(inputs[0].dims)], dtype=np.int64)
+    return np.array(np.asarray(inputs[0]).shape, dtype=np.int64)
+
+
+# Element-wise operators on constants, evaluated as numpy does: the scale 1/sqrt(head_dim) that
+# scaled_dot_product_attention computes from a shape, the sizes of an expand.
+_NUMPY_UNARY = {
+    "Sqrt": np.sqrt,
+    "Reciprocal": np.reciprocal,
+    "Neg": np.negative,
+    "Abs": np.abs,
+    "Floor": np.floor,
+    "Ceil": np.ceil,
+    "Not": np.logical_not,
+}
+_NUMPY_BINARY = {
+    "Pow": np.power,
+    "Less": np.less,
+    "Greater": np.greater,
+    "LessOrEqual": np.less_equal,
+    "GreaterOrEqual": np.greater_equal,
+    "And": np.logical_and,
+    "Or": np.logical_or,
+    "Max": np.maximum,
+    "Min": np.minimum,
+}
+
+
+def _known(value) -> np.ndarray:
+    """A constant, or a shape whose sizes are all known, as an array; the batch size is refused."""
+    if isinstance(value, ShapeValue):
+        if None in value.dims:
+            raise Unsupported("arithmetic on the batch size")
+        return np.array(value.dims, dtype=np.int64)
+    return np.asarray(value)
+
+
+def _fold_numpy(self: _Converter, node, inputs):
+    op = node.op_type
+    arrays = [_known(value) for value in inputs]
+    if op in _NUMPY_UNARY:
+        result = _NUMPY_UNARY[op](arrays[0])
+    elif op == "Mod":
+        result = (np.fmod if int(self.attrs(node).get("fmod", 0)) else np.mod)(*arrays)
+    else:
+        _check_constant_size(np.broadcast_shapes(*(array.shape for array in arrays)))
+        result = _NUMPY_BINARY[op](*arrays)
+    return np.asarray(result).astype(arrays[0].dtype) if op == "Pow" else np.asarray(result)
+
+
+def _fold_equal(self: _Converter, node, inputs):
+    """Equal of constants. The batch size is never below 1, so it equals no such constant (the
+    ``expand(n, -1, -1)`` sizes compared with -1 on their way to an Expand)."""
+    left, right = inputs
+    if isinstance(left, ShapeValue) != isinstance(right, ShapeValue):
+        shape, other = (left, right) if isinstance(left, ShapeValue) else (right, left)
+        other = np.broadcast_to(np.asarray(other).reshape(-1), (len(shape.dims),))
+        result = []
+        for dim, value in zip(shape.dims, other.tolist(), strict=True):
+            if dim is None and value >= 1:
+                raise Unsupported("compares the batch size with a size")
+            result.append(dim is not None and dim == value)
+        return np.array(result)
+    return np.equal(_known(left), _known(right))
+
+
+def _fold_where(self: _Converter, node, inputs):
+    """Where of constants; sizes picked from a shape that holds the batch size stay a shape."""
+    condition = np.asarray(_known(inputs[0]), dtype=bool)
+    if not any(isinstance(value, ShapeValue) for value in inputs[1:]):
+        return np.where(condition, *(np.asarray(value) for value in inputs[1:]))
+    if condition.ndim != 1:
+        raise Unsupported("picks from a shape with a condition that is not 1-D")
+    length = condition.shape[0]
+    chosen, other = (
+        _as_list(value) if isinstance(value, ShapeValue) else np.broadcast_to(value, (length,)).tolist()
+        for value in inputs[1:]
+    )
+    return ShapeValue(tuple(a if pick else b for pick, a, b in zip(condition, chosen, other, strict=True)))
+
+
+def _fold_range(self: _Converter, node, inputs):
+    start, limit, delta = (_known(value).reshape(()) for value in inputs)
+    if delta == 0:
+        raise Unsupported("a Range with a step of 0")
+    _check_constant_size((max(0, math.ceil((limit - start) / delta)),))
+    return np.arange(start, limit, delta, dtype=np.asarray(start).dtype)
+
+
 FOLDABLE: dict[str, Callable] = {
     "Constant": _fold_constant_node,
     "Gather": _fold_gather,
@@ -643,5 +740,9 @@ FOLDABLE: dict[str, Callable] = {
     "Slice": _fold_slice,
     "Transpose": _fold_transpose,
     "Squeeze": _fold_squeeze,
-    "Shape": lambda self, node, inputs: np.array(np.asarray(inputs[0]).shape, dtype=np.int64),
+    "Shape": _fold_shape,
+    **{op: _fold_numpy for op in (*_NUMPY_UNARY, *_NUMPY_BINARY, "Mod")},
+    "Equal": _fold_equal,
+    "Where": _fold_where,
+    "Range": _fold_range,
 }
