@@ -661,10 +661,14 @@ def _torch_scaled_dot_product(walker, node, name):
     swapped = [*range(rank - 2), rank - 1, rank - 2]
     scores = matmul_layer(graph, query, transpose(graph, key, swapped, name, kind), name, kind)
     weights = graph.add("Activation", name, [scores], {"activation": "softmax"}, source_kind=kind, form=SAME)
-    rate = float(walker.value(arguments.get("dropout_p", 0.0)) or 0.0)
-    if rate:
-        weights = graph.add("Dropout", name, [weights], {"rate": rate}, source_kind=kind, form=SAME)
+    weights = _dropout(graph, weights, walker.value(arguments.get("dropout_p")), name, kind)
     return matmul_layer(graph, weights, value, name, kind)
+
+
+def _dropout(graph, x: Tensor, rate, name: str, kind: str) -> Tensor:
+    """A Dropout layer where a written-out attention drops (rate > 0); else ``x``."""
+    rate = float(rate or 0.0)
+    return graph.add("Dropout", name, [x], {"rate": rate}, source_kind=kind, form=SAME) if rate else x
 
 
 # ----- torchvision's Swin Transformer, written out in catalog layers -------------------------------
@@ -760,16 +764,12 @@ def _torch_shifted_window_attention(walker, node, name):
         mask = _window_mask(full_height, full_width, window, shift)
         scores = affine_layer(graph, scores, name, kind, "Add", mask, True, trainable=False)
     weights = graph.add("Activation", name, [scores], {"activation": "softmax"}, source_kind=kind, form=SAME)
-    for rate in (float(arguments.get("attention_dropout") or 0.0),):
-        if rate:
-            weights = graph.add("Dropout", name, [weights], {"rate": rate}, source_kind=kind, form=SAME)
+    weights = _dropout(graph, weights, arguments.get("attention_dropout"), name, kind)
     x = transpose(graph, matmul_layer(graph, weights, value, name, kind), [0, 1, 3, 2, 4], name, kind)
     x = graph.reshape(x, [rows * columns, area, channels], name, kind, False)
     proj_weight = arguments["proj_weight"].T.astype(np.float32)
     x = dense_layer(graph, x, name, kind, proj_weight, arguments.get("proj_bias"))
-    rate = float(arguments.get("dropout") or 0.0)
-    if rate:
-        x = graph.add("Dropout", name, [x], {"rate": rate}, source_kind=kind, form=SAME)
+    x = _dropout(graph, x, arguments.get("dropout"), name, kind)
     x = graph.reshape(x, [rows, columns, window[0], window[1], channels], name, kind, False)
     x = transpose(graph, x, [0, 1, 3, 2, 4, 5], name, kind)
     x = graph.reshape(x, [full_height, full_width, channels], name, kind, False)

@@ -515,18 +515,22 @@ def _torch_transpose(walker, node, name):
     """``x.permute(...)`` and ``x.transpose(a, b)``: a Permute (of a parameter: its value permuted)."""
     value = walker.value(node.args[0])
     if isinstance(value, np.ndarray) and node in walker.shapes:
-        return _permuted_constant(walker, node, value)
+        return np.ascontiguousarray(value.transpose(_permutation(walker, node, value.ndim)))
     x = walker.tensor(node.args[0])
-    rank = len(walker.graph.source_shape(x)) + 1
+    perm = _permutation(walker, node, len(walker.graph.source_shape(x)) + 1)
+    return transpose(walker.graph, x, perm, name, walker.source_kind(node))
+
+
+def _permutation(walker, node, rank: int) -> list[int]:
+    """The axes of ``permute(*dims)`` / ``permute(dims)``, or of ``transpose(a, b)``, batch included."""
     method = node.target if isinstance(node.target, str) else node.target.__name__
     if method == "permute":
         dims = node.args[1:] if len(node.args) > 2 else walker.literal(node, 1, "dims")
-        perm = [int(walker.value(d)) % rank for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
-    else:
-        first, second = (int(walker.literal(node, i, key)) % rank for i, key in ((1, "dim0"), (2, "dim1")))
-        perm = list(range(rank))
-        perm[first], perm[second] = perm[second], perm[first]
-    return transpose(walker.graph, x, perm, name, walker.source_kind(node))
+        return [int(walker.value(d)) % rank for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
+    first, second = (int(walker.literal(node, i, key)) % rank for i, key in ((1, "dim0"), (2, "dim1")))
+    perm = list(range(rank))
+    perm[first], perm[second] = perm[second], perm[first]
+    return perm
 
 
 def _torch_zero_pad(walker, node, module, name):
@@ -895,19 +899,6 @@ def _torch_narrow(walker, node, name):
         raise Unsupported("narrows the batch axis")
     start = start % walker.graph.source_shape(x)[dim - 1]
     return crop_layer(walker.graph, x, name, walker.source_kind(node), {dim: (start, start + length)})
-
-
-def _permuted_constant(walker, node, value: np.ndarray) -> np.ndarray:
-    rank = value.ndim
-    method = node.target if isinstance(node.target, str) else node.target.__name__
-    if method == "permute":
-        dims = node.args[1:] if len(node.args) > 2 else walker.literal(node, 1, "dims")
-        perm = [int(d) % rank for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
-    else:
-        perm = list(range(rank))
-        first, second = (int(walker.literal(node, i, key)) % rank for i, key in ((1, "dim0"), (2, "dim1")))
-        perm[first], perm[second] = perm[second], perm[first]
-    return np.ascontiguousarray(value.transpose(perm))
 
 
 def _torch_passthrough(walker, node, name):
