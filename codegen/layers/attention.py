@@ -34,7 +34,13 @@ from codegen.layers.base import (
 from codegen.layers.core import dense_layer, matmul_layer
 from codegen.layers.keras_config import KerasCall, require
 from codegen.layers.normalization import affine_layer
-from codegen.layers.reshaping import crop_layer, rescaling_layer, torch_shape_arithmetic, transpose
+from codegen.layers.reshaping import (
+    GATHERED_TABLE_NOTE,
+    crop_layer,
+    rescaling_layer,
+    torch_shape_arithmetic,
+    transpose,
+)
 from codegen.layers.torch_source import Multi, array
 from codegen.writer import py
 
@@ -654,15 +660,27 @@ def _torch_scaled_dot_product(walker, node, name):
             raise Unsupported(f"{option} is given; the importer writes out unmasked attention only")
     graph, kind = walker.graph, walker.source_kind(node)
     query, key, value = (graph.to_same(walker.tensor(arguments[part]), name) for part in keys[:3])
-    rank = len(graph.source_shape(query)) + 1
     scale = walker.value(arguments.get("scale"))
     scale = float(graph.source_shape(query)[-1] ** -0.5 if scale is None else scale)
+    rate = walker.value(arguments.get("dropout_p"))
+    return _written_attention(graph, (query, key, value), scale, rate, name, kind)
+
+
+def _written_attention(
+    graph, qkv: tuple[Tensor, Tensor, Tensor], scale: float, rate, name: str, kind: str, offsets=()
+) -> Tensor:
+    """softmax(q * scale @ k^T + offsets) @ v in catalog layers, over the last two axes: a Rescaling,
+    a Permute of k and a MatMul, an Affine per ``(weight, trainable)`` offset, the softmax, a Dropout
+    where ``rate`` > 0, and the MatMul by v."""
+    query, key, value = qkv
+    rank = len(graph.source_shape(query)) + 1
     query = rescaling_layer(graph, query, name, kind, "Multiply", scale, tensor_first=True)
     swapped = [*range(rank - 2), rank - 1, rank - 2]
     scores = matmul_layer(graph, query, transpose(graph, key, swapped, name, kind), name, kind)
+    for weight, trainable in offsets:
+        scores = affine_layer(graph, scores, name, kind, "Add", weight, True, trainable=trainable)
     weights = graph.add("Activation", name, [scores], {"activation": "softmax"}, source_kind=kind, form=SAME)
-    weights = _dropout(graph, weights, walker.value(arguments.get("dropout_p")), name, kind)
-    return matmul_layer(graph, weights, value, name, kind)
+    return matmul_layer(graph, _dropout(graph, weights, rate, name, kind), value, name, kind)
 
 
 def _dropout(graph, x: Tensor, rate, name: str, kind: str) -> Tensor:
@@ -755,17 +773,12 @@ def _torch_shifted_window_attention(walker, node, name):
         part = dense_layer(graph, x, name, kind, qkv_weight[rows_of].T.astype(np.float32), bias)
         part = graph.reshape(part, [rows * columns, area, heads, channels // heads], name, kind, False)
         parts.append(transpose(graph, part, [0, 1, 3, 2, 4], name, kind))
-    query, key, value = parts
-    query = rescaling_layer(graph, query, name, kind, "Multiply", (channels // heads) ** -0.5, True)
-    scores = matmul_layer(graph, query, transpose(graph, key, [0, 1, 2, 4, 3], name, kind), name, kind)
-    bias = np.asarray(arguments["relative_position_bias"], np.float32)
-    scores = affine_layer(graph, scores, name, kind, "Add", bias, True, trainable=True)
+    offsets = [(np.asarray(arguments["relative_position_bias"], np.float32), True)]
     if any(shift):
-        mask = _window_mask(full_height, full_width, window, shift)
-        scores = affine_layer(graph, scores, name, kind, "Add", mask, True, trainable=False)
-    weights = graph.add("Activation", name, [scores], {"activation": "softmax"}, source_kind=kind, form=SAME)
-    weights = _dropout(graph, weights, arguments.get("attention_dropout"), name, kind)
-    x = transpose(graph, matmul_layer(graph, weights, value, name, kind), [0, 1, 3, 2, 4], name, kind)
+        offsets.append((_window_mask(full_height, full_width, window, shift), False))
+    scale, rate = (channels // heads) ** -0.5, arguments.get("attention_dropout")
+    x = _written_attention(graph, tuple(parts), scale, rate, name, kind, offsets)
+    x = transpose(graph, x, [0, 1, 3, 2, 4], name, kind)
     x = graph.reshape(x, [rows * columns, area, channels], name, kind, False)
     proj_weight = arguments["proj_weight"].T.astype(np.float32)
     x = dense_layer(graph, x, name, kind, proj_weight, arguments.get("proj_bias"))
@@ -783,10 +796,7 @@ def _torch_relative_position_bias(walker, node, name):
     as a (1, heads, area, area) weight (its repeated entries train separately)."""
     table, index = (np.asarray(walker.value(arg)) for arg in node.args[:2])
     area = int(np.prod(walker.value(node.args[2])))
-    walker.builder.note(
-        "A parameter read at a table of indices (a relative position bias) becomes a full weight: "
-        "inference is unchanged, but in training its repeated entries learn separately."
-    )
+    walker.builder.note(GATHERED_TABLE_NOTE)
     return table[index.reshape(-1)].reshape(area, area, -1).transpose(2, 0, 1)[None]
 
 

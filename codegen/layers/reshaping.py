@@ -628,11 +628,17 @@ def _torch_getitem(walker, node, name):
     if isinstance(container, BatchMoved) and isinstance(index, int):  # qkv[0]
         return container.item(index)
     if isinstance(container, np.ndarray) and not isinstance(resolve(index), Tensor):
-        return _gathered_parameter(walker, node, container, index, name)
+        return _gathered_parameter(walker, node, container, index)
     raise Unsupported(f"indexes {describe(container)}")
 
 
-def _gathered_parameter(walker, node, table: np.ndarray, index, name: str) -> np.ndarray:
+GATHERED_TABLE_NOTE = (
+    "A parameter read at a table of indices (a relative position bias) becomes a full weight: "
+    "inference is unchanged, but in training its repeated entries learn separately."
+)
+
+
+def _gathered_parameter(walker, node, table: np.ndarray, index) -> np.ndarray:
     """``table[index]`` of a parameter or buffer by constants (a relative position bias table read at
     a buffer of indices): evaluated now; the weight it becomes holds each entry where it is used."""
     index = index.value if isinstance(index, Aux) else index
@@ -641,10 +647,7 @@ def _gathered_parameter(walker, node, table: np.ndarray, index, name: str) -> np
     except (IndexError, TypeError, ValueError):
         raise Unsupported(f"indexes {describe(table)} with {describe(index)}") from None
     if is_learned(walker, node.args[0]) and isinstance(index, np.ndarray):
-        walker.builder.note(
-            "A parameter read at a table of indices (a relative position bias) becomes a full weight: "
-            "inference is unchanged, but in training its repeated entries learn separately."
-        )
+        walker.builder.note(GATHERED_TABLE_NOTE)
     return value
 
 
@@ -739,10 +742,8 @@ class BatchMoved(Held):
     def item(self, index: int) -> Tensor | BatchMoved:
         index %= self.length
         if index not in self.made:
-            axis, source = self.perm[0], self.graph.source_shape(self.x)
-            x = crop_layer(self.graph, self.x, self.name, self.source_kind, {axis: (index, index + 1)})
-            kept = [dim for position, dim in enumerate(source, start=1) if position != axis]
-            x = self.graph.reshape(x, kept, self.name, self.source_kind, False)
+            axis = self.perm[0]
+            x = item_layer(self.graph, self.x, axis, index, self.name, self.source_kind)
             rest = tuple(position - (position > axis) for position in self.perm[1:])
             self.made[index] = transpose(self.graph, x, rest, self.name, self.source_kind)
         return self.made[index]
@@ -1156,12 +1157,12 @@ def _split_moved(walker, node, inputs) -> list[MovedPiece]:
 def gather_item_from_onnx(walker, node, inputs, name: str) -> Tensor:
     """Gather of one constant index from a computed tensor (``x[:, 0]``): a Slice, and a Reshape
     that drops the axis when the index is a scalar."""
-    moved, indices = inputs[0], inputs[1]
-    if isinstance(moved, BatchMoved):  # qkv[0] after a permutation that moved the batch
+    value, indices = inputs[0], inputs[1]
+    if isinstance(value, BatchMoved):  # qkv[0] after a permutation that moved the batch
         axis = int(walker.attrs(node).get("axis", 0))
-        if axis != 0 or not isinstance(indices, np.ndarray) or indices.ndim or not moved.length:
-            raise Unsupported(f"gathers {indices!r} on axis {axis} of {describe(moved)}")
-        return moved.item(int(indices))
+        if axis != 0 or not isinstance(indices, np.ndarray) or indices.ndim:
+            raise Unsupported(f"gathers {indices!r} on axis {axis} of {describe(value)}")
+        return value.item(int(indices))
     x = walker.data(inputs)
     if not isinstance(indices, np.ndarray) or indices.size != 1:
         raise Unsupported("gathers computed or several indices; the catalog slices one constant index")
@@ -1171,11 +1172,20 @@ def gather_item_from_onnx(walker, node, inputs, name: str) -> Tensor:
     if axis == 0:
         raise Unsupported("gathers along the batch axis")
     item = int(indices.reshape(())) % source[axis - 1]
-    x = crop_layer(walker.graph, x, name, node.op_type, {axis: (item, item + 1)})
     if indices.ndim:
-        return x
+        return crop_layer(walker.graph, x, name, node.op_type, {axis: (item, item + 1)})
+    only_dense = walker.only_dense_after(node.output[0])
+    return item_layer(walker.graph, x, axis, item, name, node.op_type, only_dense)
+
+
+def item_layer(
+    graph, x: Tensor, axis: int, item: int, name: str, source_kind: str, only_dense: bool = False
+) -> Tensor:
+    """``x[..., item, ...]`` on source ``axis``: a one-long Slice, then a Reshape without that axis."""
+    source = graph.source_shape(x)
+    x = crop_layer(graph, x, name, source_kind, {axis: (item, item + 1)})
     target = [dim for position, dim in enumerate(source, start=1) if position != axis]
-    return walker.graph.reshape(x, target, name, node.op_type, walker.only_dense_after(node.output[0]))
+    return graph.reshape(x, target, name, source_kind, only_dense)
 
 
 def _expand_from_onnx(walker, node, inputs, name, index):

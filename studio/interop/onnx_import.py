@@ -17,6 +17,7 @@ Keras layout (Dense rows after a channels-first flatten are reordered).
 from __future__ import annotations
 
 import ast
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -534,28 +535,6 @@ def _fold_identity(self: _Converter, node, inputs):
     return inputs[0]
 
 
-def _fold_arithmetic(self: _Converter, node, inputs):
-    # Sizes known without the batch (a chunk's channels) fold like constants.
-    inputs = [
-        np.array(value.dims, dtype=np.int64)
-        if isinstance(value, ShapeValue) and None not in value.dims
-        else value
-        for value in inputs
-    ]
-    if any(isinstance(value, ShapeValue) for value in inputs):
-        raise Unsupported("arithmetic on the batch size")
-    operations = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
-    if node.op_type not in operations:
-        raise Unsupported("this operator on constants is not evaluated by the importer")
-    arrays = [np.asarray(v) for v in inputs]
-    try:
-        _check_constant_size(np.broadcast_shapes(*(array.shape for array in arrays)))
-    except ValueError:
-        raise Unsupported(f"operands of shapes {[a.shape for a in arrays]} do not broadcast") from None
-    result = operations[node.op_type](*arrays)
-    return result.astype(np.asarray(inputs[0]).dtype) if node.op_type == "Div" else result
-
-
 def _check_constant_size(shape) -> None:
     """A constant the importer would compute must be a valid shape of at most MAX_ELEMENTS values."""
     if any(dim < 0 for dim in shape):
@@ -639,8 +618,8 @@ def _fold_shape(self: _Converter, node, inputs):
     return np.array(np.asarray(inputs[0]).shape, dtype=np.int64)
 
 
-# Element-wise operators on constants, evaluated as numpy does: the scale 1/sqrt(head_dim) that
-# scaled_dot_product_attention computes from a shape, the sizes of an expand.
+# Element-wise operators on constants, evaluated as numpy does: a chunk's channels, the scale
+# 1/sqrt(head_dim) that scaled_dot_product_attention computes from a shape, the sizes of an expand.
 _NUMPY_UNARY = {
     "Sqrt": np.sqrt,
     "Reciprocal": np.reciprocal,
@@ -650,7 +629,11 @@ _NUMPY_UNARY = {
     "Ceil": np.ceil,
     "Not": np.logical_not,
 }
-_NUMPY_BINARY = {
+_NUMPY_BINARY = {  # the variadic ones (Max, Min) taken two at a time
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": np.divide,
     "Pow": np.power,
     "Less": np.less,
     "Greater": np.greater,
@@ -676,13 +659,19 @@ def _fold_numpy(self: _Converter, node, inputs):
     op = node.op_type
     arrays = [_known(value) for value in inputs]
     if op in _NUMPY_UNARY:
-        result = _NUMPY_UNARY[op](arrays[0])
-    elif op == "Mod":
-        result = (np.fmod if int(self.attrs(node).get("fmod", 0)) else np.mod)(*arrays)
+        result = np.asarray(_NUMPY_UNARY[op](arrays[0]))
     else:
-        _check_constant_size(np.broadcast_shapes(*(array.shape for array in arrays)))
-        result = _NUMPY_BINARY[op](*arrays)
-    return np.asarray(result).astype(arrays[0].dtype) if op == "Pow" else np.asarray(result)
+        try:
+            _check_constant_size(np.broadcast_shapes(*(array.shape for array in arrays)))
+        except ValueError:
+            raise Unsupported(f"operands of shapes {[a.shape for a in arrays]} do not broadcast") from None
+        if op == "Mod":
+            function = np.fmod if int(self.attrs(node).get("fmod", 0)) else np.mod
+        else:
+            function = _NUMPY_BINARY[op]
+        result = np.asarray(functools.reduce(function, arrays))
+    # Integer operands give integers, as ONNX computes them (a size halved stays a size).
+    return result.astype(arrays[0].dtype) if op in ("Div", "Pow") else result
 
 
 def _fold_equal(self: _Converter, node, inputs):
@@ -731,10 +720,6 @@ FOLDABLE: dict[str, Callable] = {
     "Concat": _fold_concat,
     "Cast": _fold_cast,
     "Identity": _fold_identity,
-    "Add": _fold_arithmetic,
-    "Sub": _fold_arithmetic,
-    "Mul": _fold_arithmetic,
-    "Div": _fold_arithmetic,
     "ConstantOfShape": _fold_constant_of_shape,
     "Reshape": _fold_reshape,
     "Slice": _fold_slice,
