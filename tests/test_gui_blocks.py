@@ -320,3 +320,16 @@ def test_an_edge_no_longer_goes_around_the_layers_a_collapsed_block_hides(main_w
     save_project(document.project, path)
     assert window.files.open_path(path, ask=False)
     assert window.scene.edge_item(ids[2], 0).path().boundingRect().height() < 1
+
+
+def test_long_layer_names_keep_their_end_when_elided(main_window):
+    """Imported layers share long prefixes (features.1.0.attn, features.1.0.attn_12): a name that
+    does not fit loses its middle, so the part that tells them apart stays visible."""
+    window = main_window
+    ids = build_chain(window)
+    edits.rename(window.document, ids[1], "features.1.0.attention.qkv_projection_12")
+    item = next(item for item in items_of(window.scene, NodeItem) if item.node_id == ids[1])
+    window.view.zoom_by(0.35 / window.view.zoom())  # the overview: a badge with name and shape
+    window.view.viewport().grab()
+    name = item._overview_text[1][0]
+    assert "…" in name and name.endswith("_12") and name.startswith("fe")

@@ -281,7 +281,8 @@ class NodeItem(QGraphicsItem):
         key = (self.node.name, shape, size)
         if self._overview_text[0] != key:
             width = rect.width() - 12
-            name = metrics.elidedText(key[0], Qt.TextElideMode.ElideRight, width)
+            # Middle: an imported name keeps its end (features.1.0.attn_12 -> features…attn_12).
+            name = metrics.elidedText(key[0], Qt.TextElideMode.ElideMiddle, width)
             small = _overview_font(max(1, int(size * 0.8)))[1]
             self._overview_text = (key, (name, small.elidedText(shape, Qt.TextElideMode.ElideRight, width)))
         name, shape = self._overview_text[1]
@@ -310,7 +311,7 @@ class NodeItem(QGraphicsItem):
         painter.setFont(fonts()["name"])
         painter.setPen(QColor(theme.node_text))
         metrics = QFontMetricsF(fonts()["name"])
-        name = metrics.elidedText(node.name, Qt.TextElideMode.ElideRight, right - 32)
+        name = metrics.elidedText(node.name, Qt.TextElideMode.ElideMiddle, right - 32)
         painter.drawText(QRectF(30, 0, right - 30, HEADER_HEIGHT), Qt.AlignmentFlag.AlignVCenter, name)
 
     def _paint_output_badge(self, painter: QPainter, right: float) -> float:
