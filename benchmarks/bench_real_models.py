@@ -115,6 +115,8 @@ TIMM_CASES = (
     _torch("timm/convnext_atto"),
     _torch("timm/regnetx_002"),
     _torch("timm/vit_tiny_patch16_224", img_size=64),
+    # 4 x 4 windows at 64 x 64: two windows a side at the last stage, shifted as at 224
+    _torch("timm/swin_tiny_patch4_window7_224", img_size=64, window_size=4),
 )
 #: Every keras.applications model at the smallest input it accepts (32, but Xception 71 and
 #: the Inceptions 75), with 10 classes and logits out.

@@ -207,20 +207,23 @@ def test_torch_masks_other_than_key_padding_are_refused_by_name():
     from studio.interop import UnsupportedModelError
     from studio.interop.torch_import import import_torch_model
 
-    class Causal(nn.Module):
+    class Banded(nn.Module):  # hides only the keys two or more steps later: not the causal mask
         def __init__(self):
             super().__init__()
             self.attention = nn.MultiheadAttention(4, 2, batch_first=True)
-            self.register_buffer("causal", torch.ones(3, 3, dtype=torch.bool).triu(1))
+            self.register_buffer("band", torch.ones(3, 3, dtype=torch.bool).triu(2))
 
         def forward(self, x):
-            return self.attention(x, x, x, attn_mask=self.causal)[0]
+            return self.attention(x, x, x, attn_mask=self.band)[0]
 
     class Stray(nn.Module):
         def forward(self, x):
             return x + (x == 0)
 
-    for model, reason in ((Causal(), "is given attn_mask"), (Stray(), "only nn.MultiheadAttention's")):
+    for model, reason in (
+        (Banded(), "attn_mask other than the causal one"),
+        (Stray(), "only nn.MultiheadAttention's"),
+    ):
         with pytest.raises(UnsupportedModelError, match=reason):
             import_torch_model(model.eval(), [(3, 4)])
 

@@ -32,7 +32,13 @@ from studio.interop import (  # noqa: E402
 from studio.interop.check import TOLERANCE, reproduction_errors  # noqa: E402
 from studio.project import load_project  # noqa: E402
 from tests.graph_builders import chain  # noqa: E402
-from tests.test_interop_torch import RESNET_SOURCE, ZOO  # noqa: E402
+from tests.test_interop_torch import (  # noqa: E402
+    RESNET_SOURCE,
+    WINDOW_INPUT,
+    ZOO,
+    SequenceFirstAttention,
+    WindowMixer,
+)
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "assets", "examples")
 
@@ -472,3 +478,101 @@ def test_a_file_with_a_fixed_batch_reshapes_with_that_batch(tmp_path):
     assert reshapes  # the shuffle is there, written with the batch of 2
     imported = import_model(path)
     check_reproduces(imported, model, [x], tmp_path)
+
+
+def export_with_batch(model, example, path, dynamic: bool) -> None:
+    """Exported with a dynamic batch axis, or with the example's batch fixed in every shape."""
+    if dynamic:
+        export_torch(model, example, path)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.from_numpy(example),), str(path), dynamo=False, opset_version=17)
+
+
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic-batch", "fixed-batch"])
+def test_multihead_attention_folds_the_batch_into_the_heads(dynamic, tmp_path):
+    """The exporter's (L, N * H, d) reshapes and (L * N, E) projection: the importer holds the folded
+    batch apart, runs the products and the softmax on the heads, and brings the batch home."""
+    torch.manual_seed(0)
+    model = SequenceFirstAttention().eval()
+    inputs = np.random.default_rng(7).standard_normal((2, 5, 16)).astype("float32")
+    path = tmp_path / "attention.onnx"
+    export_with_batch(model, inputs, path, dynamic)
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert {"Transpose", "Reshape", "MatMul", "Softmax"} <= ops
+    imported = check_onnx_import(path, [inputs], tmp_path)
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert kinds.count("MatMul") == 2 and kinds.count("Dense") == 3, kinds
+
+
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic-batch", "fixed-batch"])
+def test_windows_folded_into_the_batch_reproduce(dynamic, tmp_path):
+    torch.manual_seed(0)
+    model = WindowMixer().eval()
+    inputs = np.random.default_rng(8).standard_normal((2, *WINDOW_INPUT)).astype("float32")
+    path = tmp_path / "windows.onnx"
+    export_with_batch(model, inputs, path, dynamic)
+    check_onnx_import(path, [inputs], tmp_path)
+
+
+def folded_model(nodes, initializers, input_shape, output_shape) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes,
+        "folded",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *input_shape])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, output_shape)],
+        initializer=[numpy_helper.from_array(array, name) for name, array in initializers.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_strided_slices_scatter_and_channels_last_padding_reproduce(tmp_path):
+    """Pad of the middle axes of a channels-last (N, H, W, C) tensor, a Slice with a step from an
+    offset (rows 1, 3, 5, 7), and a ScatterND of constants (folded at import) added to it."""
+    nodes = [
+        helper.make_node("Unsqueeze", ["x", "axis_2"], ["image"], name="image"),  # (N, H, W, C)
+        helper.make_node("Pad", ["image", "pads"], ["padded"], name="pad"),
+        helper.make_node("Slice", ["padded", "starts", "ends", "axes", "steps"], ["rows"], name="rows"),
+        helper.make_node("Constant", [], ["updates"], value=numpy_helper.from_array(np.float32([1, -2, 3]))),
+        helper.make_node("ScatterND", ["zeros", "where", "updates"], ["marks"], name="marks"),
+        helper.make_node("Reshape", ["marks", "marks_shape"], ["marks_4d"], name="marks_4d"),
+        helper.make_node("Add", ["rows", "marks_4d"], ["y"], name="add"),
+    ]
+    initializers = {
+        "axis_2": np.array([2], np.int64),
+        "pads": np.array([0, 1, 0, 0, 0, 2, 3, 0], np.int64),  # (N, 5, 1, 2) -> (N, 8, 4, 2)
+        "starts": np.array([1], np.int64),
+        "ends": np.array([100], np.int64),
+        "axes": np.array([1], np.int64),
+        "steps": np.array([2], np.int64),
+        "zeros": np.zeros((4, 4), np.float32),
+        "where": np.array([[0, 1], [3, 2], [2, 0]], np.int64),
+        "marks_shape": np.array([1, 4, 4, 1], np.int64),
+    }
+    path = tmp_path / "strided.onnx"
+    onnx.save(folded_model(nodes, initializers, (5, 2), ["batch", 4, 4, 2]), str(path))
+    inputs = np.random.default_rng(9).standard_normal((2, 5, 2)).astype("float32")
+    imported = check_onnx_import(path, [inputs], tmp_path)
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert "ZeroPadding2D" in kinds and "Permute" not in kinds, kinds  # padded in its own layout
+
+
+def test_a_folded_batch_used_otherwise_is_refused_by_name(tmp_path):
+    """A reshape that would split the batch, an operator that does not run on a view of the last axes
+    (a mean), and a tensor whose batch is moved as the model's output: each named."""
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], name="sequence_first", perm=[1, 0, 2]),
+        helper.make_node("Reshape", ["t", "split_batch"], ["s"], name="split_batch"),
+        helper.make_node("ReduceMean", ["t"], ["m"], name="mean", axes=[1], keepdims=1),
+        helper.make_node("Relu", ["t"], ["y"], name="relu"),
+    ]
+    initializers = {"split_batch": np.array([3, 2, -1, 4], np.int64)}
+    path = tmp_path / "folded.onnx"
+    onnx.save(folded_model(nodes, initializers, (3, 4), [3, "batch", 4]), str(path))
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(path)
+    reasons = {problem.name: problem.reason for problem in caught.value.problems}
+    assert "cannot reshape (3, N, 4) to [3, 2, -1, 4]" in reasons["split_batch"], reasons
+    assert "a tensor of shape (3, N, 4) whose batch axis is not alone on axis 0" in reasons["mean"], reasons
+    assert "the output is a tensor of shape (3, N, 4) whose batch" in reasons["y"], reasons

@@ -746,13 +746,176 @@ def test_attention_written_out_imports_as_matmul_layers():
         assert "Activation" in kinds and "Rescaling" in kinds
 
 
+class SequenceFirstAttention(nn.Module):
+    """``nn.MultiheadAttention`` as the ONNX exporter writes it: sequence-first inside, the batch
+    folded into the heads, ``(L, N * H, d)``, and the output projection on ``(L * N, E)``."""
+
+    def __init__(self, batch_first: bool = True) -> None:
+        super().__init__()
+        self.batch_first = batch_first
+        self.attention = nn.MultiheadAttention(16, 4, batch_first=batch_first)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        y = x if self.batch_first else x.transpose(0, 1)  # (L, N, E) for batch_first=False
+        y = self.attention(y, y, y, need_weights=False)[0]
+        return self.head((y if self.batch_first else y.transpose(0, 1)) + x)
+
+
+WINDOW_INPUT = (8, 6, 8)  # (C, H, W)
+
+
+class WindowMixer(nn.Module):
+    """Swin's window moves, written out: the image moved channels-last and padded to whole windows,
+    the windows folded into the batch, ``(N * windows, area, C)``, attention per window with a
+    relative bias, the windows put back, and patch merging by every second row and column."""
+
+    def __init__(self, window: int = 3) -> None:
+        super().__init__()
+        self.window = window
+        self.qk = nn.Linear(8, 16)
+        self.bias = nn.Parameter(torch.randn(2, window * window, window * window))
+        self.reduce = nn.Linear(32, 8)
+
+    def forward(self, image):
+        x = image.permute(0, 2, 3, 1)
+        n, h, w, c = x.shape
+        ws, area = self.window, self.window * self.window
+        x = F.pad(x, (0, 0, 0, (-w) % ws, 0, (-h) % ws))
+        ph, pw = x.shape[1], x.shape[2]
+        windows = x.view(n, ph // ws, ws, pw // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, area, c)
+        q, k = self.qk(windows).reshape(windows.shape[0], area, 2, 2, 4).permute(2, 0, 3, 1, 4)
+        scores = (q @ k.transpose(-2, -1)) * 0.5 + self.bias
+        values = windows.reshape(-1, area, 2, c // 2).transpose(1, 2)
+        mixed = (scores.softmax(-1) @ values).transpose(1, 2).reshape(-1, area, c)
+        x = mixed.view(n, ph // ws, pw // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(n, ph, pw, c)
+        x = torch.roll(x[:, :h, :w, :], shifts=(1, -2), dims=(1, 2))
+        merged = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
+        return self.reduce(merged)
+
+
+def test_windows_folded_into_the_batch_cross_through_torch_fx(tmp_path):
+    """view(-1, area, C) folds the windows into the batch: the importer holds the fold, runs the
+    Linear, the products, the bias and the softmax per window, and brings the batch home; the
+    cyclic shift (torch.roll) and the strided slices of patch merging are catalog layers too."""
+    torch.manual_seed(0)
+    model = WindowMixer().eval()
+    x = np.random.default_rng(8).standard_normal((2, *WINDOW_INPUT)).astype("float32")
+    imported = import_torch_model(model, [WINDOW_INPUT])
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert kinds.count("MatMul") == 2 and "ZeroPadding2D" in kinds and "Concatenate" in kinds, kinds
+    check_reproduces(imported, model, [x], tmp_path)
+
+
+def test_sequence_first_multihead_attention_is_one_layer(tmp_path):
+    """batch_first=False between x.transpose(0, 1) and back: the transposes cancel around one
+    MultiHeadAttention."""
+    torch.manual_seed(0)
+    model = SequenceFirstAttention(batch_first=False).eval()
+    x = np.random.default_rng(3).standard_normal((2, 5, 16)).astype("float32")
+    imported = import_torch_model(model, [(5, 16)])
+    assert [node.kind for node in imported.project.graph.nodes] == [
+        "Input",
+        "MultiHeadAttention",
+        "Add",
+        "Dense",
+    ]
+    check_reproduces(imported, model, [x], tmp_path)
+
+
+class ComputedConstants(nn.Module):
+    """What timm's LeViT, CaiT and XCiT write: a sinusoidal position table computed in forward from
+    torch.arange (folded at import), BatchNorm1d over (N * L, C) with the steps folded into the
+    batch and put back by reshape_as, and a class token expanded over the batch added to a tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(6)
+        self.token = nn.Parameter(torch.randn(1, 1, 6))
+
+    def forward(self, x):  # (N, L, C)
+        steps = torch.arange(x.shape[1], dtype=torch.float32, device=x.device)
+        frequencies = 10000 ** (-torch.arange(0, 6, 2).float() / 6)
+        angles = steps[:, None] * frequencies[None, :]
+        table = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)  # (L, C)
+        y = self.norm((x + table).flatten(0, 1)).reshape_as(x)
+        return torch.cat([self.token.expand(x.shape[0], -1, -1) + y[:, :1], y[:, 1:]], dim=1).softmax(-1)
+
+
+def test_constants_the_model_computes_fold_and_batch_norm_runs_on_a_folded_batch(tmp_path):
+    torch.manual_seed(0)
+    model = ComputedConstants().eval()
+    with torch.no_grad():
+        model.norm.running_mean.uniform_(-1, 1)
+        model.norm.running_var.uniform_(0.5, 2)
+    x = np.random.default_rng(5).standard_normal((2, 5, 6)).astype("float32")
+    imported = import_torch_model(model, [(5, 6)])
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert "BatchNormalization" in kinds and kinds.count("Affine") == 2, kinds  # the table, the token
+    check_reproduces(imported, model, [x], tmp_path)
+
+
+def test_a_constant_made_from_the_batch_size_is_refused_by_name():
+    class BatchSized(nn.Module):
+        def forward(self, x):
+            return x + torch.arange(x.shape[0], dtype=torch.float32)[:, None]  # (N, 1), one per sample
+
+    with pytest.raises(UnsupportedModelError, match=r"computes a constant from the batch size"):
+        import_torch_model(BatchSized(), [(4,)])
+
+
+def test_a_causal_attention_mask_built_in_forward_is_the_causal_mask(tmp_path):
+    """``torch.triu(torch.full((L, L), -inf), 1)`` computed in forward folds to a constant, read as
+    MultiHeadAttention's use_causal_mask; any other constant mask is refused by name."""
+
+    class Causal(nn.Module):
+        def __init__(self, other: bool = False) -> None:
+            super().__init__()
+            self.other = other
+            self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            steps = x.shape[1]
+            mask = torch.triu(torch.full((steps, steps), float("-inf")), 2 if self.other else 1)
+            return self.attention(x, x, x, attn_mask=mask, need_weights=False)[0]
+
+    torch.manual_seed(0)
+    model = Causal().eval()
+    imported = import_torch_model(model, [(5, 8)])
+    attention = next(node for node in imported.project.graph.nodes if node.kind == "MultiHeadAttention")
+    assert attention.params["use_causal_mask"]
+    x = np.random.default_rng(2).standard_normal((2, 5, 8)).astype("float32")
+    check_reproduces(imported, model, [x], tmp_path)
+    with pytest.raises(UnsupportedModelError, match=r"attn_mask other than the causal one"):
+        import_torch_model(Causal(other=True).eval(), [(5, 8)])
+
+
 def test_a_moved_batch_axis_used_otherwise_is_refused_by_name():
-    class MovesTheBatch(nn.Module):
+    """Element-wise and last-axis operations run on a tensor whose batch was moved; a reduction over
+    the axis that holds it, a roll without axes, and a moved tensor as the output are refused."""
+
+    class Reduces(nn.Module):
+        def forward(self, x):
+            return x.permute(1, 0, 2).relu().mean(1)
+
+    class Rolls(nn.Module):
+        def forward(self, x):
+            return torch.roll(x, 1)
+
+    class ReturnsIt(nn.Module):
         def forward(self, x):
             return x.permute(1, 0, 2).relu()
 
-    with pytest.raises(UnsupportedModelError, match=r"batch axis was moved \(perm=\[1, 0, 2\]\)"):
-        import_torch_model(MovesTheBatch(), [(3, 4)])
+    with pytest.raises(
+        UnsupportedModelError, match=r"shape \(3, N, 4\) whose batch axis is not alone on axis 0"
+    ):
+        import_torch_model(Reduces(), [(3, 4)])
+    with pytest.raises(UnsupportedModelError, match=r"rolls the flattened tensor"):
+        import_torch_model(Rolls(), [(3, 4)])
+    with pytest.raises(
+        UnsupportedModelError, match=r"output: .* shape \(3, N, 4\) whose batch axis is not alone"
+    ):
+        import_torch_model(ReturnsIt(), [(3, 4)])
 
 
 def test_masked_scaled_dot_product_attention_is_refused_by_name():

@@ -36,8 +36,10 @@ from codegen.layers.keras_config import KerasCall, require
 from codegen.layers.normalization import affine_layer
 from codegen.layers.reshaping import (
     GATHERED_TABLE_NOTE,
+    Folded,
     crop_layer,
     rescaling_layer,
+    roll_layers,
     torch_shape_arithmetic,
     transpose,
 )
@@ -496,8 +498,6 @@ KERAS_COMPOSITES: dict = {
 
 
 def _torch_attention(walker, node, module, name):
-    if not module.batch_first:
-        raise Unsupported("batch_first=False; the catalog's sequences are (batch, steps, features)")
     if not module._qkv_same_embed_dim:
         raise Unsupported(
             "kdim or vdim differ from embed_dim; the catalog's projections have the query's size"
@@ -506,13 +506,19 @@ def _torch_attention(walker, node, module, name):
         raise Unsupported("add_bias_kv or add_zero_attn have no catalog equivalent")
     # forward(query, key, value, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal)
     arguments = dict(zip(_TORCH_ATTENTION_ARGUMENTS, node.args, strict=False)) | dict(node.kwargs)
-    for option in ("attn_mask", "is_causal"):
-        if arguments.get(option) not in (None, False):
-            raise Unsupported(
-                f"is given {option}; the importer reads key_padding_mask (`mask == 0`) only: an explicit "
-                "(query, key) mask has no catalog equivalent"
-            )
-    query, key, value = (walker.graph.to_same(walker.tensor(node.args[i]), name) for i in range(3))
+    attn_mask = arguments.get("attn_mask")
+    causal = attn_mask is not None and _is_causal_mask(walker.value(attn_mask))
+    if attn_mask is not None and not causal:
+        raise Unsupported(
+            "is given an attn_mask other than the causal one (-inf or True above the diagonal); the "
+            "importer reads that and key_padding_mask (`mask == 0`): another (query, key) mask has no "
+            "catalog equivalent"
+        )
+    moved = {}  # one tensor per distinct argument: self-attention stays one input
+    for argument in node.args[:3]:
+        if argument not in moved:
+            moved[argument] = walker.graph.to_same(_batch_first(walker, argument, module, name), name)
+    query, key, value = (moved[argument] for argument in node.args[:3])
     sources = [query, value, key]  # Keras's call order
     if key == value:
         sources = sources[:2]
@@ -537,11 +543,44 @@ def _torch_attention(walker, node, module, name):
         "use_bias": module.in_proj_bias is not None,
         "dropout": float(module.dropout),
         "padding_mask": padding is not None,
+        "use_causal_mask": causal,
     }
     tensor = walker.graph.add(
         "MultiHeadAttention", name, sources, params, weights, source_kind="MultiheadAttention", form=SAME
     )
+    if not module.batch_first:  # (N, L, E) back to the source's (L, N, E); no attention weights
+        return transpose(
+            walker.graph, tensor, (1, 0, 2), f"{name}_sequence_first", "MultiheadAttention"
+        ), None
     return Multi(_AttentionOutputs(tensor))
+
+
+def _is_causal_mask(mask) -> bool:
+    """A constant (steps, steps) mask that hides exactly the later keys: True, or a large negative
+    number (-inf, -1e30: a softmax weight of exactly 0 in float32, as Keras's causal mask gives),
+    above the diagonal, and False or 0 elsewhere."""
+    if not isinstance(mask, np.ndarray) or mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
+        return False
+    later = np.triu(np.ones(mask.shape, dtype=bool), 1)
+    if mask.dtype == bool:
+        return bool(np.array_equal(mask, later))
+    return bool(np.all(mask[later] <= -1e9) and np.all(mask[~later] == 0))
+
+
+def _batch_first(walker, argument, module, name: str) -> Tensor:
+    """An input of the attention, (N, L, E): with ``batch_first=False`` the source passes (L, N, E),
+    a tensor whose batch was moved (``x.transpose(0, 1)``), moved back here."""
+    if module.batch_first:
+        return walker.tensor(argument)
+    value = walker.value(argument)
+    if isinstance(value, Folded):
+        value = transpose(walker.graph, value, (1, 0, 2), f"{name}_batch_first", "MultiheadAttention")
+    if not isinstance(value, Tensor):
+        raise Unsupported(
+            "batch_first=False with (L, N, E) inputs whose batch is not axis 1 of a tensor the model "
+            "computed; the catalog's sequences are (batch, steps, features)"
+        )
+    return value
 
 
 def _attention_weights(in_weight, in_bias, out_proj, heads: int, head_dim: int) -> list[np.ndarray]:
@@ -695,19 +734,6 @@ def _dropout(graph, x: Tensor, rate, name: str, kind: str) -> Tensor:
 # own, (N, windows, window area, C), where torchvision folds them into the batch.
 
 
-def _roll(graph, x: Tensor, shifts: tuple[int, int], name: str, kind: str) -> Tensor:
-    """``torch.roll(x, shifts, dims=(1, 2))`` of (N, H, W, C): per axis, two Slices joined the other
-    way round."""
-    source = graph.source_shape(x)
-    for axis, shift in zip((1, 2), shifts, strict=True):
-        length = source[axis - 1]
-        cut = (-shift) % length  # out[i] = x[(i - shift) mod length]: x[cut:] comes first
-        if cut:
-            parts = [crop_layer(graph, x, name, kind, {axis: bounds}) for bounds in ((cut, length), (0, cut))]
-            x = graph.concatenate(parts, axis, name, kind)
-    return x
-
-
 def _window_mask(height: int, width: int, window: list[int], shift: list[int]) -> np.ndarray:
     """torchvision's shifted-window mask, (windows, 1, area, area): -100 between regions, else 0."""
     regions = np.zeros((height, width), np.float32)
@@ -760,7 +786,7 @@ def _torch_shifted_window_attention(walker, node, name):
         for size, full, step in zip(window, (full_height, full_width), arguments["shift_size"], strict=True)
     ]
     if any(shift):
-        x = _roll(graph, x, (-shift[0], -shift[1]), name, kind)
+        x = roll_layers(graph, x, (-shift[0], -shift[1]), (1, 2), name, kind)
     rows, columns, area = full_height // window[0], full_width // window[1], window[0] * window[1]
     x = graph.reshape(x, [rows, window[0], columns, window[1], channels], name, kind, False)
     x = transpose(graph, x, [0, 1, 3, 2, 4, 5], name, kind)
@@ -787,7 +813,7 @@ def _torch_shifted_window_attention(walker, node, name):
     x = transpose(graph, x, [0, 1, 3, 2, 4, 5], name, kind)
     x = graph.reshape(x, [full_height, full_width, channels], name, kind, False)
     if any(shift):
-        x = _roll(graph, x, (shift[0], shift[1]), name, kind)
+        x = roll_layers(graph, x, (shift[0], shift[1]), (1, 2), name, kind)
     return crop_layer(graph, x, name, kind, {1: (0, height), 2: (0, width)})
 
 
@@ -832,5 +858,5 @@ TORCH_METHODS: dict = {"eq": _torch_zero_mask}
 
 
 # ----- ONNX import: op -> layers ---------------------------------------------------------------
-# None yet: torch.onnx writes attention out as MatMul, Softmax and Reshape nodes, which the
-# importer does not gather back into one MultiHeadAttention (issue 13).
+# None: torch.onnx writes attention out as MatMul, Softmax and Reshape nodes, each imported on its
+# own (with the batch folded into the heads or the windows held apart: codegen.layers.folded).

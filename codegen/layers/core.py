@@ -34,6 +34,7 @@ from codegen.layers.base import (
     use_bias_arg,
     zeros,
 )
+from codegen.layers.folded import along_last_axis, matrix_axes, on_last_axes
 from codegen.layers.keras_config import activation_name, channels_last, last_axis
 from codegen.layers.reshaping import transpose
 from codegen.layers.torch_source import Aux, array, describe, resolve
@@ -393,24 +394,47 @@ def matmul_layer(graph: SourceGraph, left: Tensor, right: Tensor, name: str, sou
     return graph.add("MatMul", name, [left, right], {}, source_kind=source_kind, form=SAME)
 
 
-def check_softmax_axis(graph: SourceGraph, x: Tensor, axis: int) -> None:
-    """The catalog's softmax runs over the channels: axis 1 of a channels-first source, else the last."""
+def softmax_input(graph: SourceGraph, x: Tensor, axis: int, name: str) -> Tensor:
+    """``x`` laid out for a softmax over source ``axis``: the catalog's runs over the Keras tensor's
+    last axis, the channels (axis 1 of a channels-first source); the last axis of a channels-first
+    tensor (attention scores) is permuted there first."""
     shape = graph.source_shape(x)
     rank = len(shape) + 1
     axis = axis + rank if axis < 0 else axis
     if x.form == FLAT_CF or (x.form in (CF, SQUEEZED) and axis == 1) or (x.form == SAME and axis == rank - 1):
-        return
+        return x
+    if x.form in (CF, SQUEEZED) and axis == rank - 1 and rank > 2:
+        return graph.to_same(x, name)
     raise Unsupported(f"softmax over axis {axis}; the catalog's softmax is over the channel axis")
 
 
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
 
 
+def _activation_axes(walker, node, values) -> int:
+    """An activation works on each value alone; a softmax along its axis, which must be the last."""
+    if getattr(node, "op_type", None) is not None:  # ONNX
+        if node.op_type not in ("Softmax", "LogSoftmax"):
+            return 0
+        return along_last_axis(walker.attrs(node).get("axis", -1), values)
+    if node.op == "call_module":
+        module = walker.module(node)
+        return (
+            along_last_axis(module.dim, values) if type(module).__name__ in ("Softmax", "LogSoftmax") else 0
+        )
+    function = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    if function.replace("_", "") not in ("softmax", "logsoftmax"):
+        return 0
+    return along_last_axis(walker.literal(node, 1, "dim", None), values)
+
+
+@on_last_axes(1)
 def _torch_linear(walker, node, module, name):
     kernel = array(module.weight).T
     return dense_layer(walker.graph, walker.tensor(node.args[0]), name, "Linear", kernel, array(module.bias))
 
 
+@on_last_axes(1)
 def _torch_linear_function(walker, node, name):
     """``F.linear(x, weight, bias)`` of a module's own parameters (timm's classifier heads)."""
     operands = []
@@ -426,6 +450,7 @@ def _torch_linear_function(walker, node, name):
     return dense_layer(walker.graph, x, name, walker.source_kind(node), weight.T.astype(np.float32), bias)
 
 
+@on_last_axes(matrix_axes)
 def _torch_matmul(walker, node, name):
     """``a @ b``, ``torch.matmul``, ``torch.bmm``, ``a.matmul(b)``: a MatMul of two computed tensors;
     ``x @ weight`` of a parameter matrix is a Dense without bias."""
@@ -513,7 +538,7 @@ def _activation_layer(walker, x: Tensor, name: str, source_kind: str, activation
         dim = read("dim", 1, None)
         if dim is None:
             dim = _implicit_softmax_dim(walker, x)
-        check_softmax_axis(walker.graph, x, int(dim))
+        x = softmax_input(walker.graph, x, int(dim), name)
     elif activation == "hard_tanh":
         params["activation"] = _clip_activation(
             float(read("min_val", 1, -1.0)), float(read("max_val", 2, 1.0))
@@ -591,6 +616,7 @@ def _implicit_softmax_dim(walker, x: Tensor) -> int:
     return 0 if rank in (0, 1, 3) else 1
 
 
+@on_last_axes(_activation_axes)
 def _torch_activation_module(walker, node, module, name):
     kind = type(module).__name__
     x = walker.tensor(node.args[0])
@@ -606,6 +632,7 @@ def _torch_activation_module(walker, node, module, name):
     return result
 
 
+@on_last_axes(_activation_axes)
 def _torch_activation_function(walker, node, name, function: str | None = None):
     """``F.relu(x)``, ``torch.sigmoid(x)``, ...; a tensor method (``x.relu()``) passes its name."""
     x = walker.tensor(node.args[0])
@@ -640,6 +667,7 @@ def _torch_clamp(walker, node, name):
     )
 
 
+@on_last_axes(_activation_axes)
 def _torch_activation_method(walker, node, name):
     return _torch_activation_function(walker, node, name, node.target)
 
@@ -681,10 +709,12 @@ def _torch_prelu(walker, node, module, name):
     return prelu_layer(walker, x, name, "PReLU", array(module.weight))
 
 
+@on_last_axes(0)
 def _torch_identity(walker, node, module, name):
     return walker.tensor(node.args[0])
 
 
+@on_last_axes(0)
 def _torch_dropout(walker, node, module, name):
     value = walker.value(node.args[0])
     if isinstance(value, _Ones):
@@ -700,6 +730,7 @@ def _dropout_training(walker, node, index: int) -> None:
         raise Unsupported("training=True drops at inference too; the model's own Dropout is identity there")
 
 
+@on_last_axes(0)
 def _torch_dropout_function(walker, node, name):
     value = walker.value(node.args[0])
     _dropout_training(walker, node, 2)
@@ -844,6 +875,7 @@ TORCH_METHODS: dict = {
 # Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
 
 
+@on_last_axes(1)
 def _gemm_from_onnx(walker, node, inputs, name, index):
     x = walker.data(inputs)
     matrix = walker.weight(node, inputs, 1, "weight")
@@ -857,6 +889,7 @@ def _gemm_from_onnx(walker, node, inputs, name, index):
     return dense_layer(walker.graph, x, name, node.op_type, kernel, bias)
 
 
+@on_last_axes(matrix_axes)
 def _matmul_from_onnx(walker, node, inputs, name, index):
     x = walker.data(inputs)
     if isinstance(inputs[1], Tensor):
@@ -878,6 +911,7 @@ def _einsum_from_onnx(walker, node, inputs, name, index):
     return einsum_layers(walker.graph, equation, operands, name, node.op_type)
 
 
+@on_last_axes(_activation_axes)
 def _activation_from_onnx(walker, node, inputs, name, index):
     x = walker.data(inputs)
     op = node.op_type
@@ -891,7 +925,7 @@ def _activation_from_onnx(walker, node, inputs, name, index):
     elif activation == "gelu":
         params["activation"] = _gelu_form(attrs.get("approximate", "none"))
     elif activation in ("softmax", "log_softmax"):
-        _softmax_axis_from_onnx(walker, x, attrs)
+        x = _softmax_axis_from_onnx(walker, x, attrs, name)
     elif activation == "selu":
         _check_selu(attrs)
     scaling = (1.0, 0.0, 1.0)
@@ -972,7 +1006,7 @@ def _check_selu(attrs: dict) -> None:
         )
 
 
-def _softmax_axis_from_onnx(walker, x: Tensor, attrs: dict) -> None:
+def _softmax_axis_from_onnx(walker, x: Tensor, attrs: dict, name: str) -> Tensor:
     shape = walker.graph.source_shape(x)
     rank = len(shape) + 1
     axis = int(attrs.get("axis", -1 if walker.opset >= 13 else 1))
@@ -980,7 +1014,7 @@ def _softmax_axis_from_onnx(walker, x: Tensor, attrs: dict) -> None:
     if walker.opset < 13 and 0 < axis < rank - 1 and math.prod(shape[axis - 1 :]) != shape[axis - 1]:
         # Before opset 13, softmax ran over every axis from `axis` on, flattened together.
         raise Unsupported(f"softmax over the flattened axes {axis} and after; the catalog's is over one axis")
-    check_softmax_axis(walker.graph, x, axis)
+    return softmax_input(walker.graph, x, axis, name)
 
 
 def _prelu_from_onnx(walker, node, inputs, name, index):
@@ -997,6 +1031,7 @@ def _prelu_from_onnx(walker, node, inputs, name, index):
     return prelu_layer(walker, x, name, node.op_type, slope)
 
 
+@on_last_axes(0)
 def _identity_from_onnx(walker, node, inputs, name, index):
     return inputs[0]  # Identity, and Dropout at inference
 

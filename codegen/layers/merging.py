@@ -24,6 +24,7 @@ from codegen.layers.base import (
     torch_axis,
 )
 from codegen.layers.core import DropMask, erf_gelu_from_onnx
+from codegen.layers.folded import constants_axes, on_last_axes
 from codegen.layers.normalization import affine_layer, is_learned
 from codegen.layers.reshaping import (
     ONNX_ARITHMETIC,
@@ -34,7 +35,7 @@ from codegen.layers.reshaping import (
     rescaling_from_onnx,
     torch_shape_arithmetic,
 )
-from codegen.layers.torch_source import Aux, Multi, describe, resolve
+from codegen.layers.torch_source import Aux, Multi, TracedBatch, describe, holds_batch, resolve
 
 if TYPE_CHECKING:
     from codegen.plan import LayerPlan, ModelPlan
@@ -194,12 +195,11 @@ def _binary(operation: str):
     """``a + b``, ``torch.sub(a, b)``, ``x.mul(y)``, ...: a merge of two tensors, a Rescaling of a
     tensor and a number, or plain arithmetic on two non-tensor values (sizes)."""
 
+    @on_last_axes(constants_axes)
     def handler(walker, node, name):
         left, right = walker.value(node.args[0]), walker.value(node.args[1])
         if "alpha" in node.kwargs and node.kwargs["alpha"] != 1:
             raise Unsupported(f"alpha={node.kwargs['alpha']} has no catalog equivalent")
-        if node.kwargs.get("rounding_mode") is not None:
-            raise Unsupported(f"rounding_mode={node.kwargs['rounding_mode']!r} rounds the quotient")
         left, right = resolve(left), resolve(right)
         if operation == "Multiply" and isinstance(left, DropMask) != isinstance(right, DropMask):
             mask, x = (left, right) if isinstance(left, DropMask) else (right, left)
@@ -210,10 +210,20 @@ def _binary(operation: str):
             if operation == "Divide":
                 raise Unsupported("divides two computed tensors; Keras has no merge layer that divides")
             return walker.graph.merge(operation, [left, right], name, walker.source_kind(node))
+        constants = [v.value if isinstance(v, Aux) else v for v in (left, right)]
+        if all(isinstance(v, (np.ndarray, int, float)) for v in constants) and any(
+            isinstance(v, np.ndarray) for v in constants
+        ):  # constants the model computes (a position embedding's grid): computed now, as torch does
+            return _constant_arithmetic(walker.torch, node, operation, *constants)
+        if node.kwargs.get("rounding_mode") is not None:
+            raise Unsupported(f"rounding_mode={node.kwargs['rounding_mode']!r} rounds the quotient")
         if isinstance(left, Aux) or isinstance(right, Aux):  # sizes: h * w, n_h + 1 (folded)
             values = [v.value if isinstance(v, Aux) else v for v in (left, right)]
             if all(isinstance(v, (int, float)) for v in values):
-                return Aux(_AUX_OPERATIONS[operation](*values))
+                result = _AUX_OPERATIONS[operation](*values)
+                return Aux(TracedBatch(result) if holds_batch(values) and isinstance(result, int) else result)
+        # A token repeated over the batch (CaiT's ``cls_token.expand(B, -1, -1) + x``) adds as it is.
+        left, right = (value.token if isinstance(value, BatchToken) else value for value in (left, right))
         number = right if isinstance(left, Tensor) else left
         tensor = left if isinstance(left, Tensor) else right
         if isinstance(tensor, Tensor) and isinstance(number, np.ndarray):  # NORM: a parameter or buffer
@@ -226,6 +236,18 @@ def _binary(operation: str):
         return rescale_by(walker, node, name, operation, tensor, float(number), tensor_first=tensor is left)
 
     return handler
+
+
+def _constant_arithmetic(torch, node, operation: str, left, right) -> np.ndarray:
+    """Arithmetic on constants, by torch itself (its type promotion and rounding modes)."""
+    function = {"Add": torch.add, "Subtract": torch.sub, "Multiply": torch.mul, "Divide": torch.div}
+    operands = [torch.from_numpy(v.copy()) if isinstance(v, np.ndarray) else v for v in (left, right)]
+    if operation not in function:
+        raise Unsupported(f"{operation} of two constants")
+    rounding = node.kwargs.get("rounding_mode") if operation == "Divide" else None
+    options = {"rounding_mode": rounding} if rounding else {}
+    with torch.no_grad():
+        return function[operation](*operands, **options).numpy()
 
 
 _AUX_OPERATIONS = {
@@ -355,6 +377,7 @@ ONNX_MERGES = {
 }
 
 
+@on_last_axes(constants_axes)
 def _merge_from_onnx(walker, node, inputs, name, index):
     """A merge of computed tensors; with one scalar constant, a Rescaling."""
     op = node.op_type

@@ -23,6 +23,7 @@ from codegen.layers.base import (
     Unsupported,
     module_call,
 )
+from codegen.layers.folded import Folded, along_last_axis, on_last_axes
 from codegen.layers.keras_config import last_axis
 from codegen.layers.torch_source import array, describe, resolve
 from codegen.writer import py
@@ -493,11 +494,12 @@ def affine_layer(
     tensor_first: bool,
     trainable: bool,
 ) -> Tensor:
-    """Affine for ``x * w``, ``x + w`` or ``x - w`` with a weight (a parameter, a buffer, a constant)
-    of the source's layout that broadcasts over ``x``; a leading unit axis spans the batch."""
+    """Affine for ``x * w``, ``x + w``, ``x - w`` or ``x / w`` (and ``w * x``, ``w + x``: IEEE sums and
+    products commute) with a weight (a parameter, a buffer, a constant) of the source's layout that
+    broadcasts over ``x``; a leading unit axis spans the batch."""
     if operation == "Subtract" and tensor_first:
         operation, weight = "Add", -weight  # exact: IEEE subtraction is adding the negation
-    if operation not in ("Multiply", "Add", "Divide") or not tensor_first and operation != "Multiply":
+    if operation not in ("Multiply", "Add", "Divide") or not tensor_first and operation == "Divide":
         raise Unsupported(
             f"{source_kind} of a tensor and a weight of shape {weight.shape}: the catalog's Affine "
             "computes x * w, x / w and x + w (w - x and w / x are not exact that way)"
@@ -588,6 +590,14 @@ def _module_affine(module, weight: str = "weight", bias: str = "bias") -> tuple:
     return tuple(values)
 
 
+def _channels_last_axes(walker, node, values) -> int | None:
+    """BatchNorm1d of (N', C), a batch folded with steps (LeViT's ``x.flatten(0, 1)``): per
+    channel, the last axis, which the view holds as channels; of (N', C, L) it runs on no view."""
+    folded = next(value for value in values if isinstance(value, Folded))
+    return 1 if len(folded.groups) == 2 else None
+
+
+@on_last_axes(_channels_last_axes, channels=True)
 def _torch_batch_norm(walker, node, module, name):
     if module.momentum is None:
         raise Unsupported("momentum=None (a cumulative average) has no catalog equivalent")
@@ -608,6 +618,7 @@ def _torch_batch_norm(walker, node, module, name):
     )
 
 
+@on_last_axes(lambda walker, node, values: len(walker.module(node).normalized_shape))
 def _torch_layer_norm(walker, node, module, name):
     scale, bias = _module_affine(module) if module.elementwise_affine else (None, None)
     x = walker.tensor(node.args[0])
@@ -714,6 +725,7 @@ def _torch_batch_norm_function(walker, node, name):
     )
 
 
+@on_last_axes(lambda walker, node, values: len(walker.literal(node, 1, "normalized_shape")))
 def _torch_layer_norm_function(walker, node, name):
     """``F.layer_norm(x, normalized_shape, weight, bias, eps)``."""
     shape = walker.literal(node, 1, "normalized_shape")
@@ -798,6 +810,7 @@ def _batch_norm_from_onnx(walker, node, inputs, name, index):
     return batch_norm_layer(walker.graph, x, name, node.op_type, *arrays, epsilon, momentum)
 
 
+@on_last_axes(lambda walker, node, values: along_last_axis(walker.attrs(node).get("axis", -1), values))
 def _layer_norm_from_onnx(walker, node, inputs, name, index):
     x = walker.data(inputs)
     attrs = walker.attrs(node)

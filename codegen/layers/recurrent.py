@@ -27,8 +27,9 @@ from codegen.layers.base import (
     glorot_uniform,
     module_call,
 )
+from codegen.layers.folded import Folded
 from codegen.layers.keras_config import require
-from codegen.layers.reshaping import BatchMoved, gather_item_from_onnx
+from codegen.layers.reshaping import gather_item_from_onnx
 from codegen.layers.torch_source import Multi, Pending, array
 from codegen.writer import py
 
@@ -386,7 +387,7 @@ TORCH_MODULES: dict = {
 def _gather_from_onnx(walker, node, inputs, name, index):
     """A lookup of computed indices in a constant 2-D table: an Embedding."""
     table, indices = inputs[0], inputs[1]
-    if isinstance(table, (Tensor, BatchMoved)):  # x[:, 0]: an item of a computed tensor
+    if isinstance(table, (Tensor, Folded)):  # x[:, 0]: an item of a computed tensor
         return gather_item_from_onnx(walker, node, inputs, name)
     if not (isinstance(table, np.ndarray) and isinstance(indices, Tensor)):
         raise Unsupported("gathers from a computed tensor; only an embedding table lookup is in the catalog")

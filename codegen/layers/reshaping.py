@@ -23,7 +23,6 @@ from codegen.layers.base import (
     KEEP,
     SAME,
     SQUEEZED,
-    Held,
     KerasLayer,
     Layout,
     Lowering,
@@ -37,10 +36,20 @@ from codegen.layers.base import (
     scale_literal,
     torch_axis,
 )
+from codegen.layers.folded import Folded, folds_batch, from_tensor, symbolic
 from codegen.layers.keras_config import channels_last, four_sides, ints
 from codegen.layers.normalization import is_learned, per_channel_rescaling
 from codegen.layers.onnx_source import positive_axes, resolve_target
-from codegen.layers.torch_source import Aux, Multi, Padded, describe, resolve
+from codegen.layers.torch_source import (
+    Aux,
+    Multi,
+    Padded,
+    TracedBatch,
+    describe,
+    holds_batch,
+    resolve,
+    traced_shape,
+)
 from codegen.writer import py
 from studio.catalog.base import MAX_ELEMENTS
 
@@ -354,10 +363,14 @@ def _get_item_from_keras(cfg, context) -> Mapped:
     return Mapped(first.kind, first.params, then=tuple(rest))
 
 
-def _slice_bounds(items: list, shape) -> dict[int, tuple[int, int]]:
-    """{axis: (start, stop)} of the slices (step 1) that keep less than the whole axis."""
+def _slice_bounds(items: list, shape, strided: list | None = None) -> dict[int, tuple[int, int]]:
+    """{axis: (start, stop)} of the slices (step 1) that keep less than the whole axis; the slices
+    with a step go to ``strided`` as (axis, start, stop, step), where it is given."""
     bounds = {}
     for axis, (item, size) in enumerate(zip(items, shape, strict=True)):
+        if strided is not None and size is not None and item.step not in (None, 1) and item.step > 1:
+            strided.append((axis, *item.indices(size)))
+            continue
         if item.step not in (None, 1):
             raise Unsupported(f"slices with step {item.step}; the catalog keeps contiguous ranges only")
         if item == slice(None):
@@ -486,15 +499,15 @@ def _torch_flatten_module(walker, node, module, name):
 def _torch_flatten(walker, node, name):
     """``torch.flatten(x, start_dim, end_dim)`` and ``x.flatten(...)``: Flatten, or a Reshape."""
     graph = walker.graph
+    if isinstance(walker.value(node.args[0]), Folded):
+        return _reshape_traced(walker, node, name)
     x = walker.tensor(node.args[0])
     start = walker.literal(node, 1, "start_dim", 0)
     end = walker.literal(node, 2, "end_dim", -1)
     rank = len(graph.source_shape(x)) + 1
     if start == 1 and (end + rank if end < 0 else end) == rank - 1:
         return graph.flatten(x, name, walker.source_kind(node), walker.only_dense_after(node))
-    if start == 0:
-        raise Unsupported("flattens the batch axis")
-    return graph.reshape(x, list(walker.out_shape(node)), name, walker.source_kind(node), False)
+    return _reshape_traced(walker, node, name)
 
 
 def _torch_reshape(walker, node, name):
@@ -504,11 +517,23 @@ def _torch_reshape(walker, node, name):
         return value.reshape(
             walker.shapes[node]
         )  # NORM: a parameter shaped to broadcast (gamma.view(1, -1, 1, 1))
+    return _reshape_traced(walker, node, name, only_dense=walker.only_dense_after(node))
+
+
+def _reshape_traced(walker, node, name: str, only_dense: bool = False) -> Tensor | Folded:
+    """The reshape of the node's first argument to its traced shape; one that moves or folds the
+    batch (``view(-1, ws, ws, C)`` of windows) gives a :class:`Folded`."""
+    value = walker.value(node.args[0])
+    dims = list(walker.shapes.get(node) or ())
+    if isinstance(value, Folded):
+        return value.reshape(dims, name)
     x = walker.tensor(node.args[0])
+    if folds_batch(dims, walker.graph.source_shape(x), walker.batch_size):
+        return from_tensor(walker.graph, x, walker.batch_size, name, walker.source_kind(node)).reshape(
+            dims, name
+        )
     target = walker.out_shape(node)
-    return walker.graph.reshape(
-        x, list(target), name, walker.source_kind(node), walker.only_dense_after(node)
-    )
+    return walker.graph.reshape(x, list(target), name, walker.source_kind(node), only_dense)
 
 
 def _torch_transpose(walker, node, name):
@@ -516,9 +541,10 @@ def _torch_transpose(walker, node, name):
     value = walker.value(node.args[0])
     if isinstance(value, np.ndarray) and node in walker.shapes:
         return np.ascontiguousarray(value.transpose(_permutation(walker, node, value.ndim)))
-    x = walker.tensor(node.args[0])
-    perm = _permutation(walker, node, len(walker.graph.source_shape(x)) + 1)
-    return transpose(walker.graph, x, perm, name, walker.source_kind(node))
+    x = value if isinstance(value, Folded) else walker.tensor(node.args[0])
+    rank = len(x.groups) if isinstance(x, Folded) else len(walker.graph.source_shape(x)) + 1
+    perm = _permutation(walker, node, rank)
+    return transpose(walker.graph, x, perm, name, walker.source_kind(node), walker.batch_size)
 
 
 def _permutation(walker, node, rank: int) -> list[int]:
@@ -550,17 +576,42 @@ def _torch_pad_1d(walker, node, module, name):
     return walker.graph.add("ZeroPadding1D", name, [x], params, source_kind=source_kind, nonneg=x.nonneg)
 
 
+def channels_last_padding(
+    graph, x: Tensor, pads: list[tuple[int, int]], name: str, kind: str
+) -> Tensor | None:
+    """Zero padding of a tensor held as the source has it, (N, steps, C) or (N, H, W, C), on its
+    middle axes (Swin pads its channels-last image to whole windows): ZeroPadding1D or 2D as it is.
+    ``pads``: (before, after) per source axis, the batch's first. None for any other padding."""
+    rank = len(pads)
+    padded = {axis for axis, pair in enumerate(pads) if pair != (0, 0)}
+    if x.form != SAME or rank not in (3, 4) or not padded or not padded <= set(range(1, rank - 1)):
+        return None
+    padding = [side for pair in pads[1 : rank - 1] for side in pair]
+    layer = "ZeroPadding1D" if rank == 3 else "ZeroPadding2D"
+    return graph.add(layer, name, [x], {"padding": padding}, source_kind=kind, nonneg=x.nonneg)
+
+
 def _torch_pad(walker, node, name):
     """``F.pad(x, pads)`` with zeros (ZeroPadding2D, or folded into a convolution that follows) or
     with ``-inf`` (folded into a max pooling that follows, how the emission writes 'same')."""
     graph = walker.graph
-    x = graph.to_cf(walker.tensor(node.args[0]), name)
+    x = walker.tensor(node.args[0])
     pads = [int(p) for p in walker.literal(node, 1, "pad")]
     mode = walker.literal(node, 2, "mode", "constant")
     value = walker.literal(node, 3, "value", None)
     if mode != "constant" or value not in (None, 0, 0.0, float("-inf")):
         raise Unsupported(f"mode={mode!r}, value={value!r}: the catalog pads with zeros only")
     value = float(value or 0)
+    if not any(pads):  # timm pads to whole windows, by nothing where they fit
+        return x
+    full = len(graph.source_shape(x)) + 1
+    if value == 0 and min(pads) >= 0 and len(pads) % 2 == 0 and len(pads) // 2 < full:
+        pairs = [(pads[2 * i], pads[2 * i + 1]) for i in range(len(pads) // 2)]  # last axis first
+        per_source_axis = [(0, 0)] * (full - len(pairs)) + pairs[::-1]
+        padded = channels_last_padding(graph, x, per_source_axis, name, "F.pad")
+        if padded is not None:
+            return padded
+    x = graph.to_cf(x, name)
     rank = len(graph.keras_shape(x)) - 1
     per_axis = None
     if len(pads) == 2 * rank and min(pads) >= 0:  # F.pad lists the last axis first
@@ -579,6 +630,36 @@ def _torch_pad(walker, node, name):
         return graph.add("ZeroPadding2D", name, [x], params, source_kind="F.pad", nonneg=x.nonneg)
 
     return Padded(x, per_axis, value, create)
+
+
+def roll_layers(graph, x: Tensor, shifts, dims, name: str, kind: str) -> Tensor:
+    """``torch.roll(x, shifts, dims)`` (Swin's cyclic shift): per axis, two Slices joined the
+    other way round."""
+    source = graph.source_shape(x)
+    for axis, shift in zip(dims, shifts, strict=True):
+        axis = axis % (len(source) + 1)
+        if axis == 0:
+            raise Unsupported("rolls the batch axis")
+        length = source[axis - 1]
+        cut = (-int(shift)) % length  # out[i] = x[(i - shift) mod length]: x[cut:] comes first
+        if cut:
+            parts = [crop_layer(graph, x, name, kind, {axis: bounds}) for bounds in ((cut, length), (0, cut))]
+            x = graph.concatenate(parts, axis, name, kind)
+    return x
+
+
+def _torch_roll(walker, node, name):
+    """``torch.roll(x, shifts, dims)`` and ``x.roll(...)``; without dims, torch rolls the flattened
+    tensor, which the catalog does not."""
+    x = walker.tensor(node.args[0])
+    shifts, dims = walker.literal(node, 1, "shifts"), walker.literal(node, 2, "dims", None)
+    if dims is None or dims == ():
+        raise Unsupported("rolls the flattened tensor (no dims); the catalog rolls along given axes")
+    shifts = list(shifts) if isinstance(shifts, (list, tuple)) else [shifts]
+    dims = list(dims) if isinstance(dims, (list, tuple)) else [dims]
+    if len(shifts) != len(dims):
+        raise Unsupported(f"shifts {shifts} and dims {dims} differ in length")
+    return roll_layers(walker.graph, x, shifts, dims, name, walker.source_kind(node))
 
 
 def _torch_upsample(walker, node, module, name):
@@ -617,7 +698,10 @@ def _torch_getitem(walker, node, name):
     if isinstance(container, Padded):
         container = container.resolve()
     if isinstance(container, Multi):
-        return container.index(index)
+        part = container.index(index)
+        return part.resolve() if isinstance(part.owner, Folded) else part  # unbind(0)'s items now
+    if isinstance(container, tuple) and isinstance(index, int):  # (output, None) of an attention
+        return container[index]
     if isinstance(container, Aux):
         try:
             return Aux(container.value[index])
@@ -625,8 +709,8 @@ def _torch_getitem(walker, node, name):
             raise Unsupported(f"indexes {container.value!r} with {index!r}") from None
     if isinstance(container, Tensor):
         return _index(walker, node, container, index, name)
-    if isinstance(container, BatchMoved) and isinstance(index, int):  # qkv[0]
-        return container.item(index)
+    if isinstance(container, Folded) and isinstance(index, int):  # qkv[0]
+        return container.item(0, index, name)
     if isinstance(container, np.ndarray) and not isinstance(resolve(index), Tensor):
         return _gathered_parameter(walker, node, container, index)
     raise Unsupported(f"indexes {describe(container)}")
@@ -669,8 +753,11 @@ def _index(walker, node, x: Tensor, index, name: str) -> Tensor:
         raise Unsupported("slices the batch axis")
     shape = (None, *walker.graph.source_shape(x))
     picks = [slice(item, item + 1 or None) if isinstance(item, int) else item for item in items]
-    bounds = _slice_bounds(picks, shape)
+    strided: list = []
+    bounds = _slice_bounds(picks, shape, strided)
     x = crop_layer(walker.graph, x, name, source_kind, bounds)
+    for axis, start, stop, step in strided:  # Swin's patch merging: x[:, 0::2, 1::2]
+        x = every_step(walker.graph, x, axis, start, stop, step, name, source_kind)
     if any(isinstance(item, int) for item in items):
         x = walker.graph.reshape(x, list(walker.out_shape(node)), name, source_kind, False)
     return x
@@ -679,31 +766,34 @@ def _index(walker, node, x: Tensor, index, name: str) -> Tensor:
 class _Pieces:
     """``x.chunk(n, dim)`` / ``torch.split(x, sizes, dim)``: each piece a Slice, made when it is used."""
 
-    def __init__(self, walker, node, x: Tensor, dim: int, sizes: list[int], name: str) -> None:
+    def __init__(self, walker, node, x: Tensor | Folded, dim: int, sizes: list[int], name: str) -> None:
         self.graph, self.x, self.dim, self.sizes, self.name = walker.graph, x, dim, sizes, name
         self.source_kind = walker.source_kind(node)
-        self.made: dict[int, Tensor] = {}
+        self.made: dict[int, Tensor | Folded] = {}
 
-    def resolve(self, path: tuple) -> Tensor:
+    def resolve(self, path: tuple) -> Tensor | Folded:
         if len(path) != 1:
             raise Unsupported(f"uses {path!r} of a split; the catalog takes its pieces one by one")
         index = path[0] % len(self.sizes)
         if index not in self.made:
             start = sum(self.sizes[:index])
-            bounds = {self.dim: (start, start + self.sizes[index])}
-            self.made[index] = crop_layer(self.graph, self.x, self.name, self.source_kind, bounds)
+            if isinstance(self.x, Folded):
+                self.made[index] = self.x.piece(self.dim, start, start + self.sizes[index], self.name)
+            else:
+                bounds = {self.dim: (start, start + self.sizes[index])}
+                self.made[index] = crop_layer(self.graph, self.x, self.name, self.source_kind, bounds)
         return self.made[index]
 
 
 def _torch_split(walker, node, name):
     """``torch.split(x, size_or_sizes, dim)``, ``x.split(...)``, ``x.chunk(n, dim)``: Slice pieces."""
-    x = walker.tensor(node.args[0])
-    source = walker.graph.source_shape(x)
-    rank = len(source) + 1
-    dim = int(walker.literal(node, 2, "dim", 0)) % rank
-    if dim == 0:
+    x = walker.value(node.args[0])
+    x = x if isinstance(x, Folded) else walker.tensor(node.args[0])
+    full = x.lengths() if isinstance(x, Folded) else [None, *walker.graph.source_shape(x)]
+    dim = int(walker.literal(node, 2, "dim", 0)) % len(full)
+    length = full[dim]
+    if length is None:
         raise Unsupported("splits the batch axis")
-    length = source[dim - 1]
     method = node.target if isinstance(node.target, str) else node.target.__name__
     if method == "chunk":
         count = int(walker.literal(node, 1, "chunks"))
@@ -725,66 +815,21 @@ def _torch_split(walker, node, name):
     return Multi(_Pieces(walker, node, x, dim, sizes, name))
 
 
-class BatchMoved(Held):
-    """A permutation that moves the batch off axis 0, held back until an index on its new axis 0
-    brings the batch home: timm's ``qkv.permute(2, 0, 3, 1, 4)`` then ``q, k, v = qkv.unbind(0)``
-    (ONNX: a Transpose, a Split on axis 0 and Squeezes). Item ``i`` is a Slice of the source axis
-    that went first, a Reshape that drops it, and the rest of the permutation."""
-
-    def __init__(self, graph, x: Tensor, perm: tuple[int, ...], name: str, source_kind: str) -> None:
-        self.graph, self.x, self.perm, self.name, self.source_kind = graph, x, perm, name, source_kind
-        self.made: dict[int, Tensor | BatchMoved] = {}
-
-    @property
-    def length(self) -> int:
-        return self.graph.source_shape(self.x)[self.perm[0] - 1]
-
-    def item(self, index: int) -> Tensor | BatchMoved:
-        index %= self.length
-        if index not in self.made:
-            axis = self.perm[0]
-            x = item_layer(self.graph, self.x, axis, index, self.name, self.source_kind)
-            rest = tuple(position - (position > axis) for position in self.perm[1:])
-            self.made[index] = transpose(self.graph, x, rest, self.name, self.source_kind)
-        return self.made[index]
-
-    def resolve(self, path: tuple) -> Tensor | BatchMoved:
-        """``unbind(0)``'s items, as :class:`Multi` asks for them."""
-        if len(path) != 1 or not isinstance(path[0], int):
-            raise Unsupported(f"uses {path!r} of an unbind; the catalog takes its items one by one")
-        return self.item(path[0])
-
-    def __repr__(self) -> str:
-        return (
-            f"a tensor whose batch axis was moved (perm={list(self.perm)}); the catalog takes it only "
-            "through an index on the new first axis (unbind(0), x[i])"
-        )
-
-
-class MovedPiece(Held):
-    """ONNX's Split of a :class:`BatchMoved` into single items on axis 0: item ``index``, with the
-    unit axis 0 that a Squeeze (or a Reshape) then drops."""
-
-    def __init__(self, moved: BatchMoved, index: int) -> None:
-        self.moved, self.index = moved, index
-
-    def __repr__(self) -> str:
-        return repr(self.moved)
-
-
-def transpose(graph, x: Tensor, perm, name: str, source_kind: str) -> Tensor | BatchMoved:
-    """The source's permutation; one that moves the batch axis is held as a :class:`BatchMoved`."""
+def transpose(graph, x, perm, name: str, source_kind: str, batch: int | None = None) -> Tensor | Folded:
+    """The source's permutation; one that moves the batch axis gives a :class:`Folded`."""
     perm = tuple(int(axis) for axis in perm)
+    if isinstance(x, Folded):
+        return x.transpose(perm, name)
     if perm[0] != 0:
-        return BatchMoved(graph, x, perm, name, source_kind)
+        return from_tensor(graph, x, batch, name, source_kind).transpose(perm, name)
     return graph.transpose(x, perm, name, source_kind)
 
 
 def _torch_unbind(walker, node, name):
-    """``x.unbind(dim)`` of a :class:`BatchMoved` on its first axis: the items, one by one."""
+    """``x.unbind(0)`` of a :class:`Folded` (the batch moved off axis 0): the items, one by one."""
     value = walker.value(node.args[0])
     dim = walker.literal(node, 1, "dim", 0)
-    if not isinstance(value, BatchMoved) or dim != 0:
+    if not isinstance(value, Folded) or dim != 0:
         raise Unsupported(
             "unbinds a tensor other than along the batch's place after a permutation (qkv.unbind(0))"
         )
@@ -797,13 +842,20 @@ def torch_shape_arithmetic(function):
     def handler(walker, node, name):
         values = [walker.value(arg) for arg in node.args]
         values = [value.value if isinstance(value, Aux) else value for value in values]
+        if any(isinstance(value, np.ndarray) for value in values) and all(
+            isinstance(value, (np.ndarray, int, float, bool)) for value in values
+        ):  # constants the model computes (10000 ** grid): computed now, by torch itself
+            torch = walker.torch
+            operands = [torch.from_numpy(v.copy()) if isinstance(v, np.ndarray) else v for v in values]
+            return function(*operands).numpy()
         if not all(isinstance(value, (int, float, bool)) for value in values):
             raise Unsupported(
                 f"computes with {', '.join(describe(v) for v in values)}: no catalog equivalent for "
                 "tensors (only the sizes that tracing leaves fold into constants)"
             )
         try:
-            return Aux(function(*values))
+            result = function(*values)
+            return Aux(TracedBatch(result) if holds_batch(values) and isinstance(result, int) else result)
         except ArithmeticError as error:
             raise Unsupported(f"computes {values}: {error}") from None
 
@@ -824,14 +876,20 @@ def _torch_getattr(walker, node, name):
     """``x.shape`` of a tensor: its traced shape, a non-tensor value."""
     target = walker.value(node.args[0])
     attribute = node.args[1]
-    if isinstance(target, (Tensor, Padded)) and attribute == "shape":
-        return Aux(walker.shapes.get(node.args[0]))
-    if isinstance(target, (Tensor, Padded)) and attribute == "ndim":
+    if isinstance(target, (Tensor, Padded, Folded)) and attribute == "shape":
+        return Aux(traced_shape(walker.shapes.get(node.args[0])))
+    if isinstance(target, (Tensor, Padded, Folded)) and attribute == "ndim":
         return Aux(len(walker.shapes.get(node.args[0])))
-    if isinstance(target, Tensor) and attribute == "mT":
-        rank = len(walker.graph.source_shape(target)) + 1
+    if attribute == "device" and isinstance(target, (Tensor, Padded, Folded, np.ndarray)):
+        return Aux(walker.torch.device("cpu"))  # where constants are made to match it: the import's
+    if attribute == "dtype" and isinstance(target, np.ndarray):
+        return Aux(walker.torch.from_numpy(target[:0].copy()).dtype)
+    if attribute == "dtype" and isinstance(target, (Tensor, Padded, Folded)):
+        return Aux(node.args[0].meta["tensor_meta"].dtype)
+    if isinstance(target, (Tensor, Folded)) and attribute == "mT":
+        rank = len(walker.shapes.get(node.args[0]))
         perm = [*range(rank - 2), rank - 1, rank - 2]
-        return walker.graph.transpose(target, perm, name, "Tensor.mT")
+        return transpose(walker.graph, target, perm, name, "Tensor.mT", walker.batch_size)
     raise Unsupported(f"reads the attribute .{attribute}")
 
 
@@ -840,6 +898,7 @@ def _torch_size(walker, node, name):
     if shape is None:
         raise Unsupported("the size of a value that is not a tensor")
     dim = walker.literal(node, 1, "dim", None)
+    shape = traced_shape(shape)
     return Aux(shape if dim is None else shape[dim])
 
 
@@ -904,7 +963,7 @@ def _torch_narrow(walker, node, name):
 
 def _torch_passthrough(walker, node, name):
     value = walker.value(node.args[0])
-    if isinstance(value, np.ndarray):  # a parameter's .contiguous()
+    if isinstance(value, (np.ndarray, Folded)):  # a parameter's .contiguous(), or a held tensor's
         return value
     return walker.tensor(node.args[0])
 
@@ -945,6 +1004,8 @@ TORCH_FUNCTIONS: dict = {
     "operator.gt": torch_shape_arithmetic(operator.gt),
     "operator.and_": torch_shape_arithmetic(operator.and_),
     "operator.not_": torch_shape_arithmetic(operator.not_),
+    "operator.neg": torch_shape_arithmetic(operator.neg),
+    "torch.roll": _torch_roll,
     "torch._assert": _torch_drop,
     "torch._check": _torch_drop,
     "torch.fx._symbolic_trace._assert_is_none": _torch_drop,
@@ -952,6 +1013,8 @@ TORCH_FUNCTIONS: dict = {
 }
 TORCH_METHODS: dict = {
     "view": _torch_reshape,
+    "view_as": _torch_reshape,
+    "reshape_as": _torch_reshape,
     "reshape": _torch_reshape,
     "squeeze": _torch_reshape,
     "unsqueeze": _torch_reshape,
@@ -966,6 +1029,7 @@ TORCH_METHODS: dict = {
     "chunk": _torch_split,
     "narrow": _torch_narrow,
     "unbind": _torch_unbind,
+    "roll": _torch_roll,
     "dim": _torch_dim,
     "expand": _torch_expand,
 }
@@ -976,8 +1040,10 @@ TORCH_METHODS: dict = {
 
 
 def _flatten_from_onnx(walker, node, inputs, name, index):
-    x = walker.data(inputs)
     axis = int(walker.attrs(node).get("axis", 1))
+    if isinstance(inputs[0], Folded):
+        return inputs[0].flatten(axis % len(inputs[0].groups), name)
+    x = walker.data(inputs)
     rank = len(walker.graph.source_shape(x)) + 1
     if (axis + rank if axis < 0 else axis) != 1:
         raise Unsupported(f"axis={axis}: the catalog flattens everything but the batch")
@@ -985,14 +1051,21 @@ def _flatten_from_onnx(walker, node, inputs, name, index):
 
 
 def _reshape_from_onnx(walker, node, inputs, name, index):
-    x = walker.data(inputs)
-    source = walker.graph.source_shape(x)
     dims = walker.dims(inputs, 1, "shape")
     allow_zero = int(walker.attrs(node).get("allowzero", 0))
+    if allow_zero and 0 in dims:
+        raise Unsupported("allowzero=1 with a size of 0: an empty tensor")
+    if isinstance(inputs[0], Folded):
+        return inputs[0].reshape(dims, name)
+    x = walker.data(inputs)
+    source = walker.graph.source_shape(x)
+    if folds_batch(dims, source, walker.batch_size):
+        # (N * windows, area, C), (L, N * heads, d): the batch folded into another axis
+        return from_tensor(walker.graph, x, walker.batch_size, name, node.op_type).reshape(dims, name)
     full = (None, *source)
     resolved = []
     for position, dim in enumerate(dims):
-        if dim == 0 and not allow_zero:
+        if dim == 0:
             dim = full[position] if position < len(full) else 0
         resolved.append(dim)
     if resolved and walker.batch_size is not None and resolved[0] == walker.batch_size:
@@ -1004,41 +1077,34 @@ def _reshape_from_onnx(walker, node, inputs, name, index):
 
 
 def _squeeze_from_onnx(walker, node, inputs, name, index):
-    """Squeeze and Unsqueeze: a Reshape that drops or adds unit axes."""
-    if isinstance(inputs[0], MovedPiece):
-        return _squeeze_piece(walker, node, inputs)
-    x = walker.data(inputs)
-    source = list(walker.graph.source_shape(x))
-    rank = len(source) + 1
+    """Squeeze and Unsqueeze: a Reshape that drops or adds unit axes (before the batch, a fold)."""
+    value = inputs[0] if isinstance(inputs[0], Folded) else walker.data(inputs)
+    full = value.groups if isinstance(value, Folded) else [None, *walker.graph.source_shape(value)]
+    rank = len(full)
     axes = walker.attrs(node).get("axes")
     if axes is None and len(inputs) > 1 and inputs[1] is not None:
         axes = walker.constant(inputs, 1, "axes").tolist()
-    full: list[int | None] = [None, *source]
-    if node.op_type == "Squeeze":
+    squeeze = node.op_type == "Squeeze"
+    if isinstance(value, Folded):
+        if squeeze:
+            ones = [i for i, length in enumerate(value.lengths()) if length == 1]
+            return value.squeezed(positive_axes(ones if axes is None else axes, rank), name)
+        return value.unsqueezed(positive_axes(axes or [], rank + len(axes or [])), name)
+    if squeeze:
         axes = positive_axes(axes if axes is not None else [i for i, d in enumerate(full) if d == 1], rank)
         if 0 in axes:
             raise Unsupported("squeezes the batch axis")
         target = [dim for position, dim in enumerate(full) if position not in axes][1:]
     else:
         axes = positive_axes(axes or [], rank + len(axes or []))
-        if 0 in axes:
-            raise Unsupported("adds an axis before the batch")
+        if 0 in axes:  # a unit axis before the batch (MultiheadAttention's packed q, k, v)
+            folded = from_tensor(walker.graph, value, walker.batch_size, name, node.op_type)
+            return folded.unsqueezed(axes, name)
         target = list(full)
         for axis in axes:
             target.insert(axis, 1)
         target = target[1:]
-    return walker.graph.reshape(x, target, name, node.op_type, walker.only_dense_after(node.output[0]))
-
-
-def _squeeze_piece(walker, node, inputs) -> Tensor | BatchMoved:
-    """The Squeeze of axis 0 that follows a Split of a :class:`BatchMoved`: the item itself."""
-    piece = inputs[0]
-    axes = walker.attrs(node).get("axes")
-    if axes is None and len(inputs) > 1 and inputs[1] is not None:
-        axes = walker.constant(inputs, 1, "axes").tolist()
-    if node.op_type != "Squeeze" or list(axes or [0]) != [0]:
-        raise Unsupported(f"{node.op_type} of {describe(piece)}")
-    return piece.moved.item(piece.index)
+    return walker.graph.reshape(value, target, name, node.op_type, walker.only_dense_after(node.output[0]))
 
 
 ONNX_ARITHMETIC = {"Mul": "Multiply", "Add": "Add", "Sub": "Subtract", "Div": "Divide"}
@@ -1053,10 +1119,10 @@ def rescaling_from_onnx(walker, node, inputs, name: str, constant: float) -> Ten
 
 
 def _transpose_from_onnx(walker, node, inputs, name, index):
-    x = walker.data(inputs)
-    rank = len(walker.graph.source_shape(x)) + 1
+    x = inputs[0] if isinstance(inputs[0], Folded) else walker.data(inputs)
+    rank = len(x.groups) if isinstance(x, Folded) else len(walker.graph.source_shape(x)) + 1
     perm = list(walker.attrs(node).get("perm", list(reversed(range(rank)))))
-    return transpose(walker.graph, x, perm, name, node.op_type)
+    return transpose(walker.graph, x, perm, name, node.op_type, walker.batch_size)
 
 
 def _pad_from_onnx(walker, node, inputs, name, index):
@@ -1074,21 +1140,21 @@ def _pad_from_onnx(walker, node, inputs, name, index):
         pads, value = list(attrs.get("pads", [])), float(attrs.get("value", 0.0))
     if value != 0.0:
         raise Unsupported(f"pads with {value}; the catalog pads with zeros only")
-    x = walker.graph.to_cf(x, name)
     rank = len(pads) // 2
     begins, ends = pads[:rank], pads[rank:]
-    if rank not in (3, 4) or begins[:2] != [0, 0] or ends[:2] != [0, 0]:
-        raise Unsupported(f"pads {pads}: the catalog pads the steps of a sequence or an image's sides")
     if min(pads) < 0:
         raise Unsupported(f"negative pads {pads} (cropping)")
-    if rank == 3:
-        return walker.graph.add(
-            "ZeroPadding1D", name, [x], {"padding": [begins[2], ends[2]]}, source_kind="Pad", nonneg=x.nonneg
-        )
-    padding = [begins[2], ends[2], begins[3], ends[3]]
-    return walker.graph.add(
-        "ZeroPadding2D", name, [x], {"padding": padding}, source_kind="Pad", nonneg=x.nonneg
-    )
+    if not any(pads):
+        return x
+    padded = channels_last_padding(walker.graph, x, list(zip(begins, ends, strict=True)), name, "Pad")
+    if padded is not None:
+        return padded
+    x = walker.graph.to_cf(x, name)
+    if rank not in (3, 4) or any(begins[:2]) or any(ends[:2]):
+        raise Unsupported(f"pads {pads}: the catalog pads the steps of a sequence or an image's sides")
+    padding = [side for axis in range(2, rank) for side in (begins[axis], ends[axis])]
+    kind = "ZeroPadding1D" if rank == 3 else "ZeroPadding2D"
+    return walker.graph.add(kind, name, [x], {"padding": padding}, source_kind="Pad", nonneg=x.nonneg)
 
 
 def _slice_from_onnx(walker, node, inputs, name, index):
@@ -1105,28 +1171,58 @@ def _slice_from_onnx(walker, node, inputs, name, index):
         attrs = walker.attrs(node)
         starts, ends = list(attrs["starts"]), list(attrs["ends"])
         axes, steps = list(attrs.get("axes", range(len(starts)))), [1] * len(starts)
-    if any(step != 1 for step in steps):
-        raise Unsupported(f"slices with steps {steps}; the catalog crops contiguous ranges only")
-    bounds = {
-        (a + rank if a < 0 else a): (int(start), int(end))
-        for a, start, end in zip(axes, starts, ends, strict=True)
-    }
-    return crop_layer(walker.graph, x, name, node.op_type, bounds)
+    bounds, strided = {}, []
+    for axis, start, end, step in zip(axes, starts, ends, steps, strict=True):
+        axis = axis + rank if axis < 0 else axis
+        if step == 1:
+            bounds[axis] = (int(start), int(end))
+        elif step > 1 and 0 < axis < rank:
+            length = walker.graph.source_shape(x)[axis - 1]
+            strided.append((axis, *slice(int(start), int(end), int(step)).indices(length)))
+        else:
+            raise Unsupported(
+                f"slices axis {axis} with step {step}; the catalog steps forward, not on the batch"
+            )
+    x = crop_layer(walker.graph, x, name, node.op_type, bounds)
+    for axis, start, stop, step in strided:
+        x = every_step(walker.graph, x, axis, start, stop, step, name, node.op_type)
+    return x
+
+
+def every_step(graph, x: Tensor, axis: int, start: int, stop: int, step: int, name: str, kind: str) -> Tensor:
+    """``x[..., start:stop:step, ...]`` on source ``axis`` (Swin's patch merging takes every second
+    row): a Slice of the whole steps, a Reshape that splits each step off, the item ``start % step``
+    of every step, and a Slice of the steps from ``start // step``."""
+    length = graph.source_shape(x)[axis - 1]
+    count = max(0, -(-(stop - start) // step))
+    rows, first = length // step, start // step
+    if count == 0 or first + count > rows:
+        raise Unsupported(
+            f"slices {start}:{stop}:{step} of an axis of {length}; the catalog takes every {step}th item "
+            "within the whole steps of the axis"
+        )
+    x = crop_layer(graph, x, name, kind, {axis: (0, rows * step)})
+    shape = list(graph.source_shape(x))
+    shape[axis - 1 : axis] = [rows, step]
+    x = graph.reshape(x, shape, f"{name}_steps", kind, False)
+    x = item_layer(graph, x, axis + 1, start % step, name, kind)
+    return crop_layer(graph, x, name, kind, {axis: (first, first + count)})
 
 
 def _split_from_onnx(walker, node, inputs, name, index):
     """Split into pieces along one axis: a Slice per output (sizes from the input, the attribute, or
     ``num_outputs`` pieces of ceil(length / count) as torch.chunk makes them)."""
-    if isinstance(inputs[0], BatchMoved):
-        return _split_moved(walker, node, inputs)
-    x = walker.data(inputs)
-    source = walker.graph.source_shape(x)
+    folded = inputs[0] if isinstance(inputs[0], Folded) else None
+    x = None if folded else walker.data(inputs)
+    if folded:  # None: an axis that holds the batch
+        full = folded.lengths()
+    else:
+        full = [None, *walker.graph.source_shape(x)]
     attrs = walker.attrs(node)
-    rank = len(source) + 1
-    axis = int(attrs.get("axis", 0)) % rank
-    if axis == 0:
+    axis = int(attrs.get("axis", 0)) % len(full)
+    length = full[axis]
+    if length is None:
         raise Unsupported("splits the batch axis")
-    length = source[axis - 1]
     sizes = walker.constant(inputs, 1, "split") if len(inputs) > 1 else None
     sizes = sizes.tolist() if sizes is not None else attrs.get("split")
     if sizes is None:
@@ -1138,6 +1234,8 @@ def _split_from_onnx(walker, node, inputs, name, index):
     sizes = [int(size) for size in sizes]
     if sum(sizes) != length or len(sizes) != len(node.output) or min(sizes) < 1:
         raise Unsupported(f"splits an axis of {length} into {sizes}")
+    if folded:
+        return folded.pieces(axis, sizes, name)
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     return [
         crop_layer(walker.graph, x, name, node.op_type, {axis: (start, start + size)})
@@ -1145,24 +1243,15 @@ def _split_from_onnx(walker, node, inputs, name, index):
     ]
 
 
-def _split_moved(walker, node, inputs) -> list[MovedPiece]:
-    """Split on axis 0 of a :class:`BatchMoved` into its single items (timm's q, k, v)."""
-    moved = inputs[0]
-    count = len(node.output)
-    if int(walker.attrs(node).get("axis", 0)) != 0 or count != moved.length:
-        raise Unsupported("splits a tensor whose batch axis was moved other than into its single items")
-    return [MovedPiece(moved, index) for index in range(count)]
-
-
 def gather_item_from_onnx(walker, node, inputs, name: str) -> Tensor:
     """Gather of one constant index from a computed tensor (``x[:, 0]``): a Slice, and a Reshape
     that drops the axis when the index is a scalar."""
     value, indices = inputs[0], inputs[1]
-    if isinstance(value, BatchMoved):  # qkv[0] after a permutation that moved the batch
-        axis = int(walker.attrs(node).get("axis", 0))
-        if axis != 0 or not isinstance(indices, np.ndarray) or indices.ndim:
-            raise Unsupported(f"gathers {indices!r} on axis {axis} of {describe(value)}")
-        return value.item(int(indices))
+    if isinstance(value, Folded):  # qkv[0] after a permutation that moved the batch
+        axis = int(walker.attrs(node).get("axis", 0)) % len(value.groups)
+        if not isinstance(indices, np.ndarray) or indices.ndim:
+            raise Unsupported(f"gathers {describe(indices)} on axis {axis} of {value!r}")
+        return value.item(axis, int(indices), name)
     x = walker.data(inputs)
     if not isinstance(indices, np.ndarray) or indices.size != 1:
         raise Unsupported("gathers computed or several indices; the catalog slices one constant index")
@@ -1196,12 +1285,12 @@ def _expand_from_onnx(walker, node, inputs, name, index):
         raise Unsupported("expands a computed tensor; the catalog repeats a (1, 1, F) class token only")
     if sizes and walker.batch_size is not None and sizes[0] == walker.batch_size and value.ndim == 3:
         sizes = [None, *sizes[1:]]  # a file exported with a fixed batch: its first size is the batch
-    if None not in sizes:
+    if not any(symbolic(size) for size in sizes):
         shape = np.broadcast_shapes(value.shape, tuple(int(size) for size in sizes))
         if math.prod(shape) > MAX_ELEMENTS:
             raise Unsupported(f"expands a constant to the shape {list(shape)}, too large to compute")
         return np.broadcast_to(value, shape).copy()
-    batch_only = sizes[0] is None and None not in sizes[1:] and len(sizes) == 3
+    batch_only = sizes[0] is None and not any(symbolic(size) for size in sizes[1:]) and len(sizes) == 3
     if not (batch_only and value.ndim == 3 and value.shape[:2] == (1, 1)):
         raise Unsupported(f"expands {describe(value)}; the catalog repeats a (1, 1, F) class token only")
     if np.broadcast_shapes(value.shape[1:], tuple(int(size) for size in sizes[1:])) != value.shape[1:]:

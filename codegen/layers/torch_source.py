@@ -40,6 +40,25 @@ class Aux:
     value: Any = None
 
 
+class TracedBatch(int):
+    """The batch size of the tracing run, read from a shape (``x.shape[0]``), and sizes computed
+    from it: a value made from it holds the batch, and is never evaluated into a constant."""
+
+
+def traced_shape(shape) -> tuple:
+    """A traced shape, its batch size marked."""
+    return (TracedBatch(shape[0]), *shape[1:]) if shape else tuple(shape)
+
+
+def holds_batch(value) -> bool:
+    """True where ``value`` (also inside an Aux, a list or a tuple) holds the traced batch size."""
+    if isinstance(value, Aux):
+        return holds_batch(value.value)
+    if isinstance(value, (list, tuple)):
+        return any(holds_batch(item) for item in value)
+    return isinstance(value, TracedBatch)
+
+
 @dataclass(frozen=True)
 class Multi:
     """A module output that is a tuple (RNN, attention); ``path`` is the indexing so far.

@@ -28,6 +28,7 @@ import numpy as np
 
 from codegen.layers import LOWERINGS
 from codegen.layers.base import CF, SAME, Held, Tensor
+from codegen.layers.folded import BatchTimes, Folded, batch_times, symbolic, through_view, view_axes
 from studio.catalog.base import MAX_ELEMENTS
 from studio.interop.builder import GraphBuilder, ImportedModel
 from studio.interop.errors import ModelFileError, Unsupported
@@ -37,7 +38,8 @@ from studio.interop.source_walker import BROKEN, SourceWalker
 
 @dataclass(frozen=True)
 class ShapeValue:
-    """A 1-D integer tensor computed from shapes; None marks the (unknown) batch size."""
+    """A 1-D integer tensor computed from shapes; None marks the (unknown) batch size, and a
+    :class:`BatchTimes` a multiple of it."""
 
     dims: tuple[int | None, ...]
 
@@ -279,7 +281,23 @@ class _Converter(SourceWalker):
         handler = HANDLERS.get(node.op_type)
         if handler is None:
             raise Unsupported("this ONNX operator has no catalog equivalent")
-        return handler(self, node, inputs, name, index)
+        count = view_axes(handler, self, node, inputs) if any(isinstance(v, Folded) for v in inputs) else None
+        if count is None:
+            return handler(self, node, inputs, name, index)
+        # An operation on the last axes of a tensor whose batch is folded: run on a view of it.
+        result, folded = through_view(
+            self.graph,
+            inputs,
+            count,
+            lambda views: handler(self, node, views, name, index),
+            name,
+            node.op_type,
+            getattr(handler, "view_channels", False),
+        )
+        for key, value in self.values.items():  # nodes the handler fused into it (a bias Add)
+            if value is result:
+                self.values[key] = folded
+        return folded
 
     def _mark_broken(self, node) -> None:
         for output in node.output:
@@ -356,7 +374,7 @@ class _Converter(SourceWalker):
             return None
         value = inputs[index]
         if isinstance(value, ShapeValue):
-            if any(dim is None for dim in value.dims):
+            if any(symbolic(dim) for dim in value.dims):
                 raise Unsupported(f"its {what} depends on the batch size")
             return np.array(value.dims, dtype=np.int64)
         if not isinstance(value, np.ndarray):
@@ -454,8 +472,10 @@ class _Converter(SourceWalker):
 
 
 def _shape_of(self: _Converter, node, inputs, name, index):
-    x = self.data(inputs)
-    dims = (None, *self.graph.source_shape(x))
+    if isinstance(inputs[0], Folded):
+        dims = tuple(inputs[0].source_dims())
+    else:
+        dims = (None, *self.graph.source_shape(self.data(inputs)))
     attrs = self.attrs(node)
     start, end = int(attrs.get("start", 0)), attrs.get("end")
     dims = dims[start : None if end is None else int(end)]
@@ -498,7 +518,7 @@ def _fold_gather(self: _Converter, node, inputs):
 
 
 def _scalar_shape(dim):
-    return ShapeValue((dim,)) if dim is None else np.array(dim, dtype=np.int64)
+    return ShapeValue((dim,)) if symbolic(dim) else np.array(dim, dtype=np.int64)
 
 
 def _fold_unsqueeze(self: _Converter, node, inputs):
@@ -548,7 +568,7 @@ def _check_constant_size(shape) -> None:
 
 def _fold_constant_of_shape(self: _Converter, node, inputs):
     dims = _as_list(inputs[0])
-    if any(dim is None for dim in dims):
+    if any(symbolic(dim) for dim in dims):
         raise Unsupported("a constant whose shape depends on the batch size (such as an RNN's initial state)")
     shape = [int(dim) for dim in dims]
     _check_constant_size(shape)  # the file declares the shape: check it before allocating
@@ -649,14 +669,16 @@ _NUMPY_BINARY = {  # the variadic ones (Max, Min) taken two at a time
 def _known(value) -> np.ndarray:
     """A constant, or a shape whose sizes are all known, as an array; the batch size is refused."""
     if isinstance(value, ShapeValue):
-        if None in value.dims:
-            raise Unsupported("arithmetic on the batch size")
+        if any(symbolic(dim) for dim in value.dims):
+            raise Unsupported("arithmetic on the batch size other than multiplying or dividing it by a size")
         return np.array(value.dims, dtype=np.int64)
     return np.asarray(value)
 
 
 def _fold_numpy(self: _Converter, node, inputs):
     op = node.op_type
+    if op in ("Mul", "Div") and any(isinstance(value, ShapeValue) for value in inputs):
+        return _fold_batch_multiple(op, inputs)
     arrays = [_known(value) for value in inputs]
     if op in _NUMPY_UNARY:
         result = np.asarray(_NUMPY_UNARY[op](arrays[0]))
@@ -674,6 +696,30 @@ def _fold_numpy(self: _Converter, node, inputs):
     return result.astype(arrays[0].dtype) if op in ("Div", "Pow") else result
 
 
+def _fold_batch_multiple(op: str, inputs):
+    """Sizes times or divided by constants, where a size may hold the dynamic batch size: the
+    ``N * heads`` that folds the heads into the batch stays symbolic."""
+    if len(inputs) != 2 or isinstance(inputs[1], ShapeValue) == isinstance(inputs[0], ShapeValue):
+        return np.asarray(functools.reduce(_NUMPY_BINARY[op], [_known(value) for value in inputs]))
+    shape, other = (inputs[0], inputs[1]) if isinstance(inputs[0], ShapeValue) else (inputs[1], inputs[0])
+    if op == "Div" and shape is inputs[1]:
+        raise Unsupported("divides by the batch size")
+    values = np.broadcast_to(np.asarray(other).reshape(-1), (len(shape.dims),)).tolist()
+    dims = []
+    for dim, value in zip(shape.dims, values, strict=True):
+        if value != int(value) or value < 1:
+            raise Unsupported(f"multiplies or divides sizes by {value}")
+        value = int(value)
+        if not symbolic(dim):
+            dims.append(dim * value if op == "Mul" else dim // value)
+            continue
+        factor = 1 if dim is None else dim.factor
+        if op == "Div" and factor % value:
+            raise Unsupported(f"divides the batch size by {value}")
+        dims.append(batch_times(factor * value if op == "Mul" else factor // value))
+    return ShapeValue(tuple(dims))
+
+
 def _fold_equal(self: _Converter, node, inputs):
     """Equal of constants. The batch size is never below 1, so it equals no such constant (the
     ``expand(n, -1, -1)`` sizes compared with -1 on their way to an Expand)."""
@@ -683,9 +729,10 @@ def _fold_equal(self: _Converter, node, inputs):
         other = np.broadcast_to(np.asarray(other).reshape(-1), (len(shape.dims),))
         result = []
         for dim, value in zip(shape.dims, other.tolist(), strict=True):
-            if dim is None and value >= 1:
+            factor = 1 if dim is None else dim.factor if isinstance(dim, BatchTimes) else None
+            if factor is not None and value >= factor and value % factor == 0:
                 raise Unsupported("compares the batch size with a size")
-            result.append(dim is not None and dim == value)
+            result.append(factor is None and dim == value)
         return np.array(result)
     return np.equal(_known(left), _known(right))
 
@@ -713,6 +760,27 @@ def _fold_range(self: _Converter, node, inputs):
     return np.arange(start, limit, delta, dtype=np.asarray(start).dtype)
 
 
+def _fold_scatter_nd(self: _Converter, node, inputs):
+    """ScatterND of constants (Swin's shifted-window mask, written region by region)."""
+    data, indices, updates = (np.asarray(_known(value)) for value in inputs)
+    reduction = self.attrs(node).get("reduction", "none")
+    combine = {"none": None, "add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+    if reduction not in combine or indices.ndim < 1 or indices.shape[-1] > data.ndim:
+        raise Unsupported(f"a ScatterND with reduction={reduction!r} and indices of shape {indices.shape}")
+    rows = indices.reshape(-1, indices.shape[-1])
+    try:
+        values = updates.reshape(len(rows), *data.shape[indices.shape[-1] :])
+        result = data.copy()
+        for row, value in zip(rows.tolist(), values, strict=True):
+            at = tuple(row)
+            result[at] = value if combine[reduction] is None else combine[reduction](result[at], value)
+    except (IndexError, ValueError):
+        raise Unsupported(
+            f"a ScatterND of {updates.shape} at indices {indices.shape} into {data.shape}"
+        ) from None
+    return result
+
+
 FOLDABLE: dict[str, Callable] = {
     "Constant": _fold_constant_node,
     "Gather": _fold_gather,
@@ -730,4 +798,5 @@ FOLDABLE: dict[str, Callable] = {
     "Equal": _fold_equal,
     "Where": _fold_where,
     "Range": _fold_range,
+    "ScatterND": _fold_scatter_nd,
 }

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from codegen.layers.base import CF, FLAT_CF, SQUEEZED, AlreadyReported, Tensor, Unsupported
+from codegen.layers.base import CF, FLAT_CF, SQUEEZED, AlreadyReported, Held, Tensor, Unsupported
 from studio.interop.builder import GraphBuilder, TensorInfo
 from studio.interop.channels_first import ChannelsFirstGraph
 
@@ -122,6 +122,8 @@ class SourceWalker:
     def output_tensor(self, key) -> Tensor:
         """The tensor under ``key`` that a model output is; Unsupported for anything else."""
         value = self.value(key)
+        if isinstance(value, Held):
+            raise Unsupported(f"the output is {value!r}; the catalog's outputs keep the batch first")
         if not isinstance(value, Tensor):
             raise Unsupported("the output is a constant, not computed from the inputs")
         return value

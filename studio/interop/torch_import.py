@@ -31,9 +31,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from codegen.layers import LOWERINGS
-from codegen.layers.base import CF, SAME, Tensor
-from codegen.layers.torch_source import Aux, describe, resolve
+from codegen.layers.base import CF, SAME, AlreadyReported, Tensor
+from codegen.layers.folded import Folded, through_view, view_axes
+from codegen.layers.normalization import is_learned
+from codegen.layers.torch_source import Aux, describe, holds_batch, resolve
 from studio.interop.builder import GraphBuilder, ImportedModel
 from studio.interop.errors import (
     CodeExecutionRefused,
@@ -44,7 +48,7 @@ from studio.interop.errors import (
     UnsupportedModelError,
 )
 from studio.interop.frameworks import import_torch
-from studio.interop.source_walker import SourceWalker
+from studio.interop.source_walker import BROKEN, SourceWalker
 
 BATCH = 2  # the batch of the shape-tracing run: 2 tells the batch axis from a unit axis
 
@@ -276,6 +280,7 @@ class _Converter(SourceWalker):
     """
 
     unreadable = "its arguments could not be read"
+    batch_size = BATCH  # the traced shapes' batch: a reshape that folds it is read at this size
 
     def __init__(
         self, traced, builder: GraphBuilder, input_shapes: list[tuple[int, ...]], fixed: int = 0
@@ -355,7 +360,78 @@ class _Converter(SourceWalker):
             self._outputs(node.args[0])
             return
         name = self._name(node)
+        if self._computes_a_constant(node):
+            self.values[node] = self.convert(name, self.source_kind(node), lambda: self._constant(node, name))
+            return
         self.values[node] = self.convert_node(node, name, lambda: self._dispatch(node, name))
+
+    # ----- constants the model computes -------------------------------------------------
+
+    def _computes_a_constant(self, node) -> bool:
+        """A call on constants only (a position embedding computed from ``torch.arange``, a mask
+        from ``torch.zeros``), none made from the batch size: evaluated at import, as the ONNX
+        importer folds them, where no handler takes it."""
+        if node.op not in ("call_function", "call_method", "call_module") or not node.all_input_nodes:
+            return False
+        target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+        if any(word in target for word in _NOT_FOLDED):
+            return False
+        values = [self.values.get(arg, BROKEN) for arg in node.all_input_nodes]
+        return all(value is not BROKEN and _is_constant(value) for value in values)
+
+    def _constant(self, node, name: str):
+        """The handler's value where one takes these constants (a parameter reshaped, a table read
+        at indices, sizes); else the call evaluated."""
+        if self.kind_problem(node) is None:
+            try:
+                return self._dispatch(node, name)
+            except AlreadyReported:
+                raise
+            except Unsupported:
+                if self._from_batch(node):
+                    raise
+        return self._fold(node)
+
+    def _from_batch(self, node) -> bool:
+        return any(holds_batch(self.values[arg]) for arg in node.all_input_nodes)
+
+    def _fold(self, node):
+        if self._from_batch(node):
+            raise Unsupported(
+                "computes a constant from the batch size (x.shape[0]); the catalog's constants are the "
+                "same for every batch size"
+            )
+        torch = self.torch
+
+        def real(value):
+            if isinstance(value, Aux):
+                return value.value
+            if isinstance(value, np.ndarray):
+                return torch.from_numpy(value.copy())
+            if isinstance(value, (list, tuple)):
+                return type(value)(real(item) for item in value)
+            return value
+
+        args = real(self.value(node.args))
+        kwargs = {key: real(self.value(item)) for key, item in node.kwargs.items()}
+        try:
+            with torch.no_grad():
+                if node.op == "call_method":
+                    result = getattr(args[0], node.target)(*args[1:], **kwargs)
+                elif node.op == "call_module":
+                    result = self.module(node)(*args, **kwargs)
+                else:
+                    result = node.target(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - the model's own code, on its own constants
+            raise Unsupported(
+                f"computing it from its constants failed: {type(error).__name__}: {error}"
+            ) from None
+        module = self.module(node) if node.op == "call_module" else None
+        if any(is_learned(self, arg) for arg in node.all_input_nodes) or (
+            module is not None and any(p.requires_grad for p in module.parameters())
+        ):
+            self.builder.note(FOLDED_PARAMETER_NOTE)
+        return _plain_result(torch, result)
 
     def _name(self, node) -> str:
         """A module's path (``layer1.0.conv1``); a function call inside a module: ``layer1.0.add``."""
@@ -405,11 +481,41 @@ class _Converter(SourceWalker):
         if node.op == "call_module":
             module = self.module(node)
             self._count_call(node, module)
-            handler = LOWERINGS.torch_leaves.get(qualified_class(module))
-            return (handler or LOWERINGS.torch_modules[type(module).__name__])(self, node, module, name)
-        if node.op == "call_function":
-            return function_handler(node.target)(self, node, name)
-        return LOWERINGS.torch_methods[node.target](self, node, name)
+            handler = (
+                LOWERINGS.torch_leaves.get(qualified_class(module))
+                or LOWERINGS.torch_modules[type(module).__name__]
+            )
+            call = functools.partial(handler, self, node, module, name)
+        elif node.op == "call_function":
+            handler = function_handler(node.target)
+            call = functools.partial(handler, self, node, name)
+        else:
+            handler = LOWERINGS.torch_methods[node.target]
+            call = functools.partial(handler, self, node, name)
+        folded = [arg for arg in node.all_input_nodes if isinstance(self.values.get(arg), Folded)]
+        count = (
+            view_axes(handler, self, node, [resolve(self.value(a)) for a in node.args]) if folded else None
+        )
+        if count is None:
+            return call()
+        return self._on_views(node, folded, count, call, name, getattr(handler, "view_channels", False))
+
+    def _on_views(self, node, folded: list, count: int, call, name: str, channels: bool):
+        """Runs ``call`` with its tensors whose batch is folded replaced by views of their last
+        ``count`` axes (``codegen.layers.folded``), and folds its result as they were."""
+        held = {arg: self.values[arg] for arg in folded}
+
+        def on(views):
+            self.values.update(zip(folded, views, strict=True))
+            try:
+                return call()
+            finally:
+                self.values.update(held)
+
+        _, result = through_view(
+            self.graph, list(held.values()), count, on, name, self.source_kind(node), channels
+        )
+        return result
 
     def _count_call(self, node, module) -> None:
         count = self.module_calls.get(node.target, 0) + 1
@@ -461,6 +567,8 @@ class _Converter(SourceWalker):
             return super().value(arg)  # Broken where its producer failed
         if isinstance(arg, (list, tuple)):
             return type(arg)(self.value(item) for item in arg)
+        if isinstance(arg, slice):  # x[:, :h] with h a traced size
+            return slice(*(_plain(self.value(part)) for part in (arg.start, arg.stop, arg.step)))
         return arg
 
     def tensor(self, arg) -> Tensor:
@@ -492,6 +600,31 @@ class _Converter(SourceWalker):
         return bool(users) and all(
             user.op == "call_module" and isinstance(self.module(user), nn.Linear) for user in users
         )
+
+
+# Calls never evaluated at import: random or uninitialised values.
+_NOT_FOLDED = ("rand", "normal", "bernoulli", "dropout", "multinomial", "empty", "poisson", "uniform")
+
+FOLDED_PARAMETER_NOTE = (
+    "A value the model computes from its parameters alone is evaluated at import and becomes a "
+    "weight of its own: inference is unchanged, but in training it learns apart from them."
+)
+
+
+def _is_constant(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_is_constant(item) for item in value)
+    return value is None or isinstance(value, (np.ndarray, Aux, int, float, bool, str))
+
+
+def _plain_result(torch, result):
+    """A call's result on constants: arrays for tensors (a tuple of them stays a tuple), sizes and
+    other values as :class:`Aux`."""
+    if isinstance(result, torch.Tensor):
+        return result.detach().cpu().numpy()
+    if isinstance(result, (tuple, list)) and any(isinstance(item, torch.Tensor) for item in result):
+        return tuple(_plain_result(torch, item) for item in result)
+    return Aux(result)
 
 
 def _plain(value):
