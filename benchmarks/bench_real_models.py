@@ -117,6 +117,10 @@ TIMM_CASES = (
     _torch("timm/vit_tiny_patch16_224", img_size=64),
     # 4 x 4 windows at 64 x 64: two windows a side at the last stage, shifted as at 224
     _torch("timm/swin_tiny_patch4_window7_224", img_size=64, window_size=4),
+    _torch("timm/levit_128s", img_size=64),  # BatchNorm1d over (N * L, C)
+    _torch("timm/cait_xxs24_224", img_size=64),  # class attention: a token added to a tensor
+    _torch("timm/coatnet_0_rw_224", img_size=64),  # attention with a relative position bias mask
+    _torch("timm/maxvit_tiny_rw_224", img_size=64),  # block and grid windows folded into the batch
 )
 #: Every keras.applications model at the smallest input it accepts (32, but Xception 71 and
 #: the Inceptions 75), with 10 classes and logits out.

@@ -768,7 +768,8 @@ WINDOW_INPUT = (8, 6, 8)  # (C, H, W)
 class WindowMixer(nn.Module):
     """Swin's window moves, written out: the image moved channels-last and padded to whole windows,
     the windows folded into the batch, ``(N * windows, area, C)``, attention per window with a
-    relative bias, the windows put back, and patch merging by every second row and column."""
+    relative bias, its heads joined again, the windows put back, and patch merging by every second
+    row and column."""
 
     def __init__(self, window: int = 3) -> None:
         super().__init__()
@@ -787,7 +788,8 @@ class WindowMixer(nn.Module):
         q, k = self.qk(windows).reshape(windows.shape[0], area, 2, 2, 4).permute(2, 0, 3, 1, 4)
         scores = (q @ k.transpose(-2, -1)) * 0.5 + self.bias
         values = windows.reshape(-1, area, 2, c // 2).transpose(1, 2)
-        mixed = (scores.softmax(-1) @ values).transpose(1, 2).reshape(-1, area, c)
+        heads = scores.softmax(-1) @ values  # (N * windows, 2, area, c / 2)
+        mixed = torch.cat([heads[:, 0], heads[:, 1]], dim=-1)
         x = mixed.view(n, ph // ws, pw // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(n, ph, pw, c)
         x = torch.roll(x[:, :h, :w, :], shifts=(1, -2), dims=(1, 2))
         merged = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
@@ -890,6 +892,37 @@ def test_a_causal_attention_mask_built_in_forward_is_the_causal_mask(tmp_path):
         import_torch_model(Causal(other=True).eval(), [(5, 8)])
 
 
+class Rotary(nn.Module):
+    """EVA's rotary position embedding: every second feature negated and interleaved with the rest
+    by torch.stack, cast back with type_as, then the mean over the steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        angles = torch.arange(5.0)[:, None] * torch.tensor([1.0, 0.5, 0.25, 0.125]).repeat_interleave(2)
+        self.register_buffer("cos", angles.cos())
+        self.register_buffer("sin", angles.sin())
+
+    def forward(self, x):  # (N, steps, 8)
+        rotated = torch.stack([-x[..., 1::2], x[..., ::2]], -1).reshape(x.shape).type_as(x)
+        return (x * self.cos + rotated * self.sin).float().mean(1)
+
+
+def test_rotary_position_embedding_crosses(tmp_path):
+    model = Rotary().eval()
+    x = np.random.default_rng(6).standard_normal((2, 5, 8)).astype("float32")
+    imported = import_torch_model(model, [(5, 8)])
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert "Concatenate" in kinds and "Rescaling" in kinds, kinds  # the stack, the negation
+    check_reproduces(imported, model, [x], tmp_path)
+    with pytest.raises(UnsupportedModelError, match=r"casts to torch.float64"):
+        import_torch_model(_Doubles(), [(4,)])
+
+
+class _Doubles(nn.Module):
+    def forward(self, x):
+        return x.to(torch.float64)
+
+
 def test_a_moved_batch_axis_used_otherwise_is_refused_by_name():
     """Element-wise and last-axis operations run on a tensor whose batch was moved; a reduction over
     the axis that holds it, a roll without axes, and a moved tensor as the output are refused."""
@@ -918,13 +951,42 @@ def test_a_moved_batch_axis_used_otherwise_is_refused_by_name():
         import_torch_model(ReturnsIt(), [(3, 4)])
 
 
-def test_masked_scaled_dot_product_attention_is_refused_by_name():
-    class Causal(nn.Module):
-        def forward(self, x):
-            return F.scaled_dot_product_attention(x, x, x, is_causal=True)
+class MaskedAttention(nn.Module):
+    """F.scaled_dot_product_attention with each kind of mask: causal, a learned float bias (timm's
+    relative position bias), a boolean buffer, and a bias computed from the input."""
 
-    with pytest.raises(UnsupportedModelError, match="is_causal is given"):
-        import_torch_model(Causal(), [(2, 3, 4)])
+    def __init__(self, mask: str) -> None:
+        super().__init__()
+        self.mask = mask
+        self.bias = nn.Parameter(torch.randn(2, 5, 5))
+        self.register_buffer("allowed", torch.rand(5, 5) > 0.3)
+        self.allowed[:, 0] = True  # every query attends somewhere
+
+    def forward(self, x):  # (N, heads, steps, d)
+        if self.mask == "causal":
+            return F.scaled_dot_product_attention(x, x, x, is_causal=True)
+        mask = {"bias": self.bias, "boolean": self.allowed, "computed": x @ x.transpose(-2, -1) * 0.1}
+        return F.scaled_dot_product_attention(x, x * 2, x, attn_mask=mask[self.mask])
+
+
+@pytest.mark.parametrize("mask", ["causal", "bias", "boolean", "computed"])
+def test_masked_scaled_dot_product_attention_reproduces(mask, tmp_path):
+    torch.manual_seed(0)
+    model = MaskedAttention(mask).eval()
+    x = np.random.default_rng(4).standard_normal((2, 2, 5, 4)).astype("float32")
+    imported = import_torch_model(model, [(2, 5, 4)])
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert kinds.count("MatMul") >= 2 and ("Affine" in kinds or "Add" in kinds), kinds
+    check_reproduces(imported, model, [x], tmp_path)
+
+
+def test_grouped_query_attention_is_refused_by_name():
+    class Grouped(nn.Module):
+        def forward(self, x):
+            return F.scaled_dot_product_attention(x, x, x, enable_gqa=True)
+
+    with pytest.raises(UnsupportedModelError, match="enable_gqa is given"):
+        import_torch_model(Grouped(), [(2, 3, 4)])
 
 
 def test_slices_and_splits_import_as_slice_layers():

@@ -32,8 +32,9 @@ from codegen.layers.base import (
     zeros,
 )
 from codegen.layers.core import dense_layer, matmul_layer
+from codegen.layers.folded import on_last_axes
 from codegen.layers.keras_config import KerasCall, require
-from codegen.layers.normalization import affine_layer
+from codegen.layers.normalization import affine_layer, is_learned
 from codegen.layers.reshaping import (
     GATHERED_TABLE_NOTE,
     Folded,
@@ -43,7 +44,7 @@ from codegen.layers.reshaping import (
     torch_shape_arithmetic,
     transpose,
 )
-from codegen.layers.torch_source import Multi, array
+from codegen.layers.torch_source import Multi, array, describe, resolve
 from codegen.writer import py
 
 if TYPE_CHECKING:
@@ -688,36 +689,57 @@ def _torch_zero_mask(walker, node, name):
     return ZeroMask(walker.tensor(node.args[0]))
 
 
+@on_last_axes(2)  # per position of the leading axes: Swin's and MaxViT's windows folded in the batch
 def _torch_scaled_dot_product(walker, node, name):
     """``F.scaled_dot_product_attention(q, k, v)`` written out in catalog layers: a Rescaling of q by
-    ``scale`` (1/sqrt(head_dim) by default), q @ k^T as a Permute and a MatMul, a softmax, a Dropout
-    (where ``dropout_p`` > 0) and the MatMul by v. Masks and grouped-query attention are refused."""
+    ``scale`` (1/sqrt(head_dim) by default), q @ k^T as a Permute and a MatMul, the mask added (a
+    float mask as it is, a boolean one and ``is_causal`` as -inf where they hide a key), a softmax,
+    a Dropout (where ``dropout_p`` > 0) and the MatMul by v. Grouped-query attention is refused."""
     keys = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
     arguments = dict(zip(keys, node.args, strict=False)) | dict(node.kwargs)
-    for option, default in (("attn_mask", None), ("is_causal", False), ("enable_gqa", False)):
-        if walker.value(arguments.get(option, default)) != default:
-            raise Unsupported(f"{option} is given; the importer writes out unmasked attention only")
+    if walker.value(arguments.get("enable_gqa", False)):
+        raise Unsupported(
+            "enable_gqa is given; the importer writes out attention with as many keys as queries"
+        )
     graph, kind = walker.graph, walker.source_kind(node)
     query, key, value = (graph.to_same(walker.tensor(arguments[part]), name) for part in keys[:3])
     scale = walker.value(arguments.get("scale"))
     scale = float(graph.source_shape(query)[-1] ** -0.5 if scale is None else scale)
     rate = walker.value(arguments.get("dropout_p"))
-    return _written_attention(graph, (query, key, value), scale, rate, name, kind)
+    offsets = []
+    mask = resolve(walker.value(arguments.get("attn_mask")))
+    if isinstance(mask, Tensor):  # a bias the model computes: added to the scores
+        offsets.append(mask)
+    elif isinstance(mask, np.ndarray):
+        hides = mask.dtype == bool
+        weight = np.where(mask, 0.0, -np.inf).astype(np.float32) if hides else mask.astype(np.float32)
+        offsets.append((weight, not hides and is_learned(walker, arguments["attn_mask"])))
+    elif mask is not None:
+        raise Unsupported(f"attn_mask is {describe(mask)}; the importer adds a tensor or a constant")
+    if walker.value(arguments.get("is_causal", False)):
+        queries, keys_length = graph.source_shape(query)[-2], graph.source_shape(key)[-2]
+        hidden = np.triu(np.ones((queries, keys_length), dtype=bool), 1)  # torch's: the later keys
+        offsets.append((np.where(hidden, -np.inf, 0.0).astype(np.float32), False))
+    return _written_attention(graph, (query, key, value), scale, rate, name, kind, offsets)
 
 
 def _written_attention(
     graph, qkv: tuple[Tensor, Tensor, Tensor], scale: float, rate, name: str, kind: str, offsets=()
 ) -> Tensor:
     """softmax(q * scale @ k^T + offsets) @ v in catalog layers, over the last two axes: a Rescaling,
-    a Permute of k and a MatMul, an Affine per ``(weight, trainable)`` offset, the softmax, a Dropout
-    where ``rate`` > 0, and the MatMul by v."""
+    a Permute of k and a MatMul, an Affine per ``(weight, trainable)`` offset and an Add per tensor
+    offset, the softmax, a Dropout where ``rate`` > 0, and the MatMul by v."""
     query, key, value = qkv
     rank = len(graph.source_shape(query)) + 1
     query = rescaling_layer(graph, query, name, kind, "Multiply", scale, tensor_first=True)
     swapped = [*range(rank - 2), rank - 1, rank - 2]
     scores = matmul_layer(graph, query, transpose(graph, key, swapped, name, kind), name, kind)
-    for weight, trainable in offsets:
-        scores = affine_layer(graph, scores, name, kind, "Add", weight, True, trainable=trainable)
+    for offset in offsets:
+        if isinstance(offset, Tensor):
+            scores = graph.merge("Add", [scores, graph.to_same(offset, name)], name, kind)
+        else:
+            weight, trainable = offset
+            scores = affine_layer(graph, scores, name, kind, "Add", weight, True, trainable=trainable)
     weights = graph.add("Activation", name, [scores], {"activation": "softmax"}, source_kind=kind, form=SAME)
     return matmul_layer(graph, _dropout(graph, weights, rate, name, kind), value, name, kind)
 

@@ -400,6 +400,19 @@ def through_view(
     return result, refold(graph, held, leading, batch, name, kind)
 
 
+def concatenate_folded(graph, values: list, axis: int, name: str, kind: str) -> Tensor | Folded:
+    """A concatenation of tensors whose batch is folded alike, along an axis that does not hold it:
+    on views whose last axes start at that one."""
+    rank = len(values[0].groups)
+    axis = axis % rank
+    count = rank - axis
+
+    def join(views):
+        return graph.concatenate(views, -count, name, kind)
+
+    return through_view(graph, values, count, join, name, kind)[1]
+
+
 # ----- which operations run on a view ------------------------------------------------------
 # An importer's handler marked with ``on_last_axes`` computes each position of its tensors' leading
 # axes alike, from their last ``count`` axes (a Dense, a softmax, a product of matrices): it also

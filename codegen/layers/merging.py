@@ -24,7 +24,7 @@ from codegen.layers.base import (
     torch_axis,
 )
 from codegen.layers.core import DropMask, erf_gelu_from_onnx
-from codegen.layers.folded import constants_axes, on_last_axes
+from codegen.layers.folded import Folded, concatenate_folded, constants_axes, on_last_axes
 from codegen.layers.normalization import affine_layer, is_learned
 from codegen.layers.reshaping import (
     ONNX_ARITHMETIC,
@@ -219,6 +219,8 @@ def _binary(operation: str):
             raise Unsupported(f"rounding_mode={node.kwargs['rounding_mode']!r} rounds the quotient")
         if isinstance(left, Aux) or isinstance(right, Aux):  # sizes: h * w, n_h + 1 (folded)
             values = [v.value if isinstance(v, Aux) else v for v in (left, right)]
+            if all(isinstance(v, tuple) for v in values) and operation == "Add":  # x.shape[:-1] + (d,)
+                return Aux(values[0] + values[1])
             if all(isinstance(v, (int, float)) for v in values):
                 result = _AUX_OPERATIONS[operation](*values)
                 return Aux(TracedBatch(result) if holds_batch(values) and isinstance(result, int) else result)
@@ -279,6 +281,8 @@ def _torch_cat(walker, node, name):
     if token is not None:
         return token
     tensors = [resolve(item) for item in items]
+    if len(tensors) > 1 and any(isinstance(t, Folded) for t in tensors):  # windows, heads joined
+        return concatenate_folded(walker.graph, tensors, int(dim), name, walker.source_kind(node))
     if not all(isinstance(t, Tensor) for t in tensors):
         raise Unsupported("concatenates values that are not computed tensors")
     if len(tensors) == 1:  # torch.cat([x]) is x
@@ -414,6 +418,8 @@ def _concat_from_onnx(walker, node, inputs, name, index):
         if len(inputs) != 2 or not isinstance(inputs[0], BatchToken) or axis not in (1, -2):
             raise Unsupported("joins a class token other than before a sequence (Concat on axis 1)")
         return class_token_layer(walker.graph, inputs[0], walker.data(inputs, 1), name, node.op_type)
+    if len(inputs) > 1 and any(isinstance(value, Folded) for value in inputs):  # windows, heads joined
+        return concatenate_folded(walker.graph, inputs, axis, name, node.op_type)
     if not all(isinstance(value, Tensor) for value in inputs):
         raise Unsupported("concatenates a constant with computed tensors")
     if len(inputs) == 1:  # a Concat of one tensor is that tensor

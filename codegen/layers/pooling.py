@@ -445,6 +445,11 @@ def _global_reduction(is_max: bool):
         rank = len(walker.graph.source_shape(x)) + 1
         dims = [dims] if isinstance(dims, int) else list(dims or [])
         dims = sorted(d + rank if d < 0 else d for d in dims)
+        if rank in (3, 4) and x.form in (CF, SAME):
+            # The other layout's pooled axes: ResMLP's mean over the tokens of a tensor held channels-first.
+            other = list(range(1, rank - 1)) if x.form == CF else list(range(2, rank))
+            if dims == other:
+                x = walker.graph.to_same(x, name) if x.form == CF else walker.graph.to_cf(x, name)
         if not dims or dims != pooled_axes(walker.graph, x):
             raise Unsupported(
                 f"a {reduction} over dims {dims} of a {_described(x, rank)}; the catalog has the "

@@ -36,7 +36,7 @@ from codegen.layers.base import (
     scale_literal,
     torch_axis,
 )
-from codegen.layers.folded import Folded, folds_batch, from_tensor, symbolic
+from codegen.layers.folded import Folded, folds_batch, from_tensor, on_last_axes, symbolic
 from codegen.layers.keras_config import channels_last, four_sides, ints
 from codegen.layers.normalization import is_learned, per_channel_rescaling
 from codegen.layers.onnx_source import positive_axes, resolve_target
@@ -648,6 +648,50 @@ def roll_layers(graph, x: Tensor, shifts, dims, name: str, kind: str) -> Tensor:
     return x
 
 
+def _torch_cast(walker, node, name):
+    """``x.to(...)``, ``x.type_as(y)``, ``x.float()`` of a float32 tensor to float32 (or only to a
+    device): the tensor itself; the catalog computes in float32, so any other type is refused."""
+    value = walker.value(node.args[0])
+    if node.target == "type_as":
+        other = node.args[1].meta.get("tensor_meta") if hasattr(node.args[1], "meta") else None
+        wanted = getattr(other, "dtype", None)
+    elif node.target == "float":
+        wanted = walker.torch.float32
+    else:
+        options = [walker.value(arg) for arg in (*node.args[1:], *node.kwargs.values())]
+        options = [option.value if isinstance(option, Aux) else option for option in options]
+        wanted = next((option for option in options if isinstance(option, walker.torch.dtype)), None)
+    if wanted not in (None, walker.torch.float32):
+        raise Unsupported(f"casts to {wanted}; the catalog computes in float32")
+    return value if isinstance(value, Folded) else walker.tensor(node.args[0])
+
+
+def _torch_stack(walker, node, name):
+    """``torch.stack(tensors, dim)``: each with a unit axis at ``dim`` (a Reshape), joined there."""
+    items = [walker.graph.to_same(walker.tensor(item), name) for item in walker.literal(node, 0, "tensors")]
+    dim = int(walker.literal(node, 1, "dim", 0))
+    rank = len(walker.graph.source_shape(items[0])) + 2
+    dim = dim + rank if dim < 0 else dim
+    if dim == 0:
+        raise Unsupported("stacks along the batch axis")
+    kind = walker.source_kind(node)
+    expanded = []
+    for item in items:
+        shape = list(walker.graph.source_shape(item))
+        shape.insert(dim - 1, 1)
+        expanded.append(walker.graph.reshape(item, shape, name, kind, False))
+    return expanded[0] if len(expanded) == 1 else walker.graph.concatenate(expanded, dim, name, kind)
+
+
+@on_last_axes(0)
+def _torch_negative(walker, node, name):
+    """``-x``: of a tensor, a Rescaling by -1 (exact); of a size, the size negated."""
+    value = resolve(walker.value(node.args[0]))
+    if isinstance(value, Tensor):
+        return rescaling_layer(walker.graph, value, name, walker.source_kind(node), "Multiply", -1.0, True)
+    return torch_shape_arithmetic(operator.neg)(walker, node, name)
+
+
 def _torch_roll(walker, node, name):
     """``torch.roll(x, shifts, dims)`` and ``x.roll(...)``; without dims, torch rolls the flattened
     tensor, which the catalog does not."""
@@ -699,7 +743,8 @@ def _torch_getitem(walker, node, name):
         container = container.resolve()
     if isinstance(container, Multi):
         part = container.index(index)
-        return part.resolve() if isinstance(part.owner, Folded) else part  # unbind(0)'s items now
+        held = part.owner if isinstance(part.owner, Folded) else getattr(part.owner, "x", None)
+        return part.resolve() if isinstance(held, Folded) else part  # the items of a held tensor now
     if isinstance(container, tuple) and isinstance(index, int):  # (output, None) of an attention
         return container[index]
     if isinstance(container, Aux):
@@ -709,8 +754,12 @@ def _torch_getitem(walker, node, name):
             raise Unsupported(f"indexes {container.value!r} with {index!r}") from None
     if isinstance(container, Tensor):
         return _index(walker, node, container, index, name)
-    if isinstance(container, Folded) and isinstance(index, int):  # qkv[0]
-        return container.item(0, index, name)
+    if isinstance(container, Folded):  # qkv[0], heads[:, 1]
+        items = index if isinstance(index, tuple) else (index,)
+        picks = [at for at, item in enumerate(items) if item != slice(None)]
+        if len(picks) == 1 and isinstance(items[picks[0]], int) and Ellipsis not in items:
+            return container.item(picks[0], items[picks[0]], name)
+        raise Unsupported(f"indexes {container!r} with {index!r}; the catalog takes one item of it")
     if isinstance(container, np.ndarray) and not isinstance(resolve(index), Tensor):
         return _gathered_parameter(walker, node, container, index)
     raise Unsupported(f"indexes {describe(container)}")
@@ -1004,7 +1053,9 @@ TORCH_FUNCTIONS: dict = {
     "operator.gt": torch_shape_arithmetic(operator.gt),
     "operator.and_": torch_shape_arithmetic(operator.and_),
     "operator.not_": torch_shape_arithmetic(operator.not_),
-    "operator.neg": torch_shape_arithmetic(operator.neg),
+    "operator.neg": _torch_negative,
+    "torch.stack": _torch_stack,
+    "torch.neg": _torch_negative,
     "torch.roll": _torch_roll,
     "torch._assert": _torch_drop,
     "torch._check": _torch_drop,
@@ -1030,6 +1081,10 @@ TORCH_METHODS: dict = {
     "narrow": _torch_narrow,
     "unbind": _torch_unbind,
     "roll": _torch_roll,
+    "neg": _torch_negative,
+    "to": _torch_cast,
+    "type_as": _torch_cast,
+    "float": _torch_cast,
     "dim": _torch_dim,
     "expand": _torch_expand,
 }
