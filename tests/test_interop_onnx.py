@@ -36,6 +36,7 @@ from tests.test_interop_torch import (  # noqa: E402
     RESNET_SOURCE,
     WINDOW_INPUT,
     ZOO,
+    ComputedConstants,
     SequenceFirstAttention,
     WindowMixer,
 )
@@ -80,11 +81,13 @@ def export_torch(model, example, path, **options) -> None:
         )
 
 
-def check_onnx_import(path, inputs, tmp_path):
-    """Import ``path`` with weights; valid, same weight count, and both exports match onnxruntime."""
+def check_onnx_import(path, inputs, tmp_path, computed_weights: int = 0):
+    """Import ``path`` with weights; valid, the file's weight count (and ``computed_weights`` that the
+    model computes from constants), and both exports match onnxruntime."""
     imported = import_model(path)
     assert analyze(imported.project.graph).is_valid
-    assert imported.imported_parameters == onnx_weight_count(path) == imported.source_parameters
+    assert imported.imported_parameters == onnx_weight_count(path) + computed_weights
+    assert imported.imported_parameters == imported.source_parameters
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = {info.source_name: array for info, array in zip(imported.inputs, inputs, strict=True)}
     expected = session.run([info.source_name for info in imported.outputs], feeds)
@@ -516,6 +519,20 @@ def test_windows_folded_into_the_batch_reproduce(dynamic, tmp_path):
     check_onnx_import(path, [inputs], tmp_path)
 
 
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic-batch", "fixed-batch"])
+def test_batch_norm_of_steps_folded_into_the_batch_and_a_token_added(dynamic, tmp_path):
+    """LeViT's BatchNorm1d over (N * L, C) and CaiT's class token added to a tensor, as exported."""
+    torch.manual_seed(0)
+    model = ComputedConstants().eval()
+    with torch.no_grad():
+        model.norm.running_mean.uniform_(-1, 1)
+        model.norm.running_var.uniform_(0.5, 2)
+    inputs = np.random.default_rng(5).standard_normal((2, 5, 6)).astype("float32")
+    path = tmp_path / "constants.onnx"
+    export_with_batch(model, inputs, path, dynamic)
+    check_onnx_import(path, [inputs], tmp_path, computed_weights=5 * 6)  # the sinusoidal table
+
+
 def folded_model(nodes, initializers, input_shape, output_shape) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes,
@@ -576,3 +593,56 @@ def test_a_folded_batch_used_otherwise_is_refused_by_name(tmp_path):
     assert "cannot reshape (3, N, 4) to [3, 2, -1, 4]" in reasons["split_batch"], reasons
     assert "a tensor of shape (3, N, 4) whose batch axis is not alone on axis 0" in reasons["mean"], reasons
     assert "the output is a tensor of shape (3, N, 4) whose batch" in reasons["y"], reasons
+
+
+@pytest.mark.parametrize(
+    ("nodes", "initializers"),
+    [
+        # a reshape of a moved batch to a negative, a zero and a huge size
+        ([("Reshape", ["t", "c"], {})], {"c": np.array([3, -4, -1], np.int64)}),
+        ([("Reshape", ["t", "c"], {})], {"c": np.array([0, 0, 0, 0], np.int64)}),
+        ([("Reshape", ["t", "c"], {})], {"c": np.array([2**40, -1], np.int64)}),
+        # the batch size times infinity, or divided by a size that does not divide it
+        (
+            [("Shape", ["x"], {}), ("Gather", ["o0", "z"], {"axis": 0}), ("Mul", ["o1", "inf"], {})],
+            {"z": np.array(0, np.int64), "inf": np.array(np.inf)},
+        ),
+        (
+            [("Shape", ["x"], {}), ("Gather", ["o0", "z"], {"axis": 0}), ("Div", ["o1", "three"], {})],
+            {"z": np.array(0, np.int64), "three": np.array(3, np.int64)},
+        ),
+        # ScatterND of constants at indices out of range
+        (
+            [("ScatterND", ["d", "i", "u"], {})],
+            {
+                "d": np.zeros((2, 2), np.float32),
+                "i": np.array([[5, 0]], np.int64),
+                "u": np.ones(1, np.float32),
+            },
+        ),
+        # a transpose, squeeze or gather of a moved batch on axes that do not exist
+        ([("Transpose", ["t"], {"perm": [0, 0, 1]})], {}),
+        ([("Squeeze", ["t", "c"], {})], {"c": np.array([7], np.int64)}),
+        ([("Gather", ["t", "c"], {"axis": 1})], {"c": np.array(0, np.int64)}),
+    ],
+)
+def test_hostile_operations_on_a_moved_batch_are_refused_cleanly(nodes, initializers, tmp_path):
+    """Every one is one clear problem per node, never a traceback; nothing is written."""
+    made = [helper.make_node("Transpose", ["x"], ["t"], name="moves", perm=[1, 0, 2])]
+    for index, (op, inputs, attrs) in enumerate(nodes):
+        made.append(helper.make_node(op, inputs, [f"o{index}"], name=f"op{index}", **attrs))
+    made.append(helper.make_node("Relu", ["x"], ["y"], name="relu"))
+    graph = helper.make_graph(
+        made,
+        "hostile",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3, 4])]
+        + [helper.make_tensor_value_info(f"o{len(nodes) - 1}", TensorProto.FLOAT, [])],
+        initializer=[numpy_helper.from_array(array, name) for name, array in initializers.items()],
+    )
+    path = tmp_path / "hostile.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(UnsupportedModelError) as caught:
+        import_model(path)
+    problems = [problem for problem in caught.value.problems if problem.name.startswith("op")]
+    assert problems and all("\n" not in problem.reason for problem in problems), caught.value

@@ -124,10 +124,14 @@ class Folded(Held):
             if symbolic(dim):
                 batch = self.axis_sizes()[0]
                 targets.append((batch[0] * (1 if dim is None else dim.factor), batch[1]))
-            elif dim == 0:
-                targets.append(source[position] if position < len(source) else ONE)
+            elif dim == 0:  # a copied size
+                if position >= len(source):
+                    raise Unsupported(f"the target shape {list(dims)} copies axis {position}, which it lacks")
+                targets.append(source[position])
             elif dim == -1:
                 targets.append(None)
+            elif dim < -1:
+                raise Unsupported(f"the target shape {list(dims)} has a negative size")
             else:
                 targets.append((int(dim), 0))
         if targets.count(None) > 1:
@@ -147,6 +151,8 @@ class Folded(Held):
 
     def squeezed(self, axes: Sequence[int], name: str) -> Tensor | Folded:
         """Without the unit axes ``axes`` (positive)."""
+        if any(not 0 <= axis < len(self.groups) for axis in axes):
+            raise Unsupported(f"squeezes axes {list(axes)} of a tensor of rank {len(self.groups)}")
         lengths = self.lengths()
         if any(lengths[axis] != 1 for axis in axes):
             raise Unsupported(f"squeezes axes {list(axes)} of ({self._shape_text()}), not all of size 1")
@@ -159,6 +165,8 @@ class Folded(Held):
 
     def unsqueezed(self, axes: Sequence[int], name: str) -> Tensor | Folded:
         """With new unit axes at ``axes`` (positive, of the result)."""
+        if any(not 0 <= axis < len(self.groups) + len(axes) for axis in axes):
+            raise Unsupported(f"adds axes {list(axes)} to a tensor of rank {len(self.groups)}")
         groups = list(self.groups)
         for axis in sorted(axes):
             groups.insert(axis, ())

@@ -385,6 +385,12 @@ ONNX_MERGES = {
 def _merge_from_onnx(walker, node, inputs, name, index):
     """A merge of computed tensors; with one scalar constant, a Rescaling."""
     op = node.op_type
+    token = next((value for value in inputs if isinstance(value, BatchToken)), None)
+    if token is not None and len(inputs) == 2 and op in ONNX_ARITHMETIC:
+        # A token expanded over the batch (CaiT's class token added to a tensor) adds as it is.
+        x = walker.data([value for value in inputs if value is not token])
+        operation = ONNX_ARITHMETIC[op]
+        return affine_layer(walker.graph, x, name, op, operation, token.token, x is inputs[0], trainable=True)
     tensors = [value for value in inputs if isinstance(value, Tensor)]
     constants = [value for value in inputs if isinstance(value, np.ndarray)]
     if len(tensors) == len(inputs):

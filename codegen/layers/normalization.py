@@ -797,6 +797,7 @@ TORCH_FUNCTIONS: dict = {
 # Handlers (walker, node, inputs, name, index); see codegen.layers.onnx_source for the walker.
 
 
+@on_last_axes(_channels_last_axes, channels=True)
 def _batch_norm_from_onnx(walker, node, inputs, name, index):
     x = walker.data(inputs)
     attrs = walker.attrs(node)

@@ -1100,8 +1100,9 @@ def _flatten_from_onnx(walker, node, inputs, name, index):
         return inputs[0].flatten(axis % len(inputs[0].groups), name)
     x = walker.data(inputs)
     rank = len(walker.graph.source_shape(x)) + 1
-    if (axis + rank if axis < 0 else axis) != 1:
-        raise Unsupported(f"axis={axis}: the catalog flattens everything but the batch")
+    if (axis + rank if axis < 0 else axis) != 1:  # LeViT's (N, L, C) -> (N * L, C): a fold
+        folded = from_tensor(walker.graph, x, walker.batch_size, name, node.op_type)
+        return folded.flatten(axis % rank, name)
     return walker.graph.flatten(x, name, node.op_type, walker.only_dense_after(node.output[0]))
 
 
@@ -1213,8 +1214,8 @@ def _pad_from_onnx(walker, node, inputs, name, index):
 
 
 def _slice_from_onnx(walker, node, inputs, name, index):
-    x = walker.data(inputs)
-    rank = len(walker.graph.source_shape(x)) + 1
+    x = inputs[0] if isinstance(inputs[0], Folded) else walker.data(inputs)
+    rank = len(x.groups) if isinstance(x, Folded) else len(walker.graph.source_shape(x)) + 1
     if walker.opset >= 10:
         starts = walker.constant(inputs, 1, "starts").tolist()
         ends = walker.constant(inputs, 2, "ends").tolist()
@@ -1226,6 +1227,8 @@ def _slice_from_onnx(walker, node, inputs, name, index):
         attrs = walker.attrs(node)
         starts, ends = list(attrs["starts"]), list(attrs["ends"])
         axes, steps = list(attrs.get("axes", range(len(starts)))), [1] * len(starts)
+    if isinstance(x, Folded):  # q, k, v sliced from heads whose windows are folded in the batch
+        return _slice_folded(x, axes, starts, ends, steps, name)
     bounds, strided = {}, []
     for axis, start, end, step in zip(axes, starts, ends, steps, strict=True):
         axis = axis + rank if axis < 0 else axis
@@ -1241,6 +1244,25 @@ def _slice_from_onnx(walker, node, inputs, name, index):
     x = crop_layer(walker.graph, x, name, node.op_type, bounds)
     for axis, start, stop, step in strided:
         x = every_step(walker.graph, x, axis, start, stop, step, name, node.op_type)
+    return x
+
+
+def _slice_folded(x: Folded, axes, starts, ends, steps, name: str) -> Tensor | Folded:
+    """An ONNX Slice (step 1) of a :class:`Folded`, along axes that do not hold the batch."""
+    lengths = x.lengths()
+    for axis, start, end, step in zip(axes, starts, ends, steps, strict=True):
+        axis = int(axis) % len(lengths)
+        if step != 1 or lengths[axis] is None:
+            raise Unsupported(
+                f"slices axis {axis} of {x!r} with step {step}; the catalog slices its other axes"
+            )
+        start, stop, _ = slice(int(start), int(end)).indices(lengths[axis])
+        if stop <= start:
+            raise Unsupported(f"slices {start}:{stop} of an axis of {lengths[axis]}: nothing remains")
+        if (start, stop) != (0, lengths[axis]):
+            x = x.piece(axis, start, stop, name)
+            if not isinstance(x, Folded):
+                break
     return x
 
 

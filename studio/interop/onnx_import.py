@@ -267,8 +267,13 @@ class _Converter(SourceWalker):
         return node.op_type
 
     def kind_problem(self, node) -> str | None:
-        if node.op_type in HANDLERS or node.op_type in FOLDABLE:
+        if node.op_type in HANDLERS:
             return None
+        if node.op_type in FOLDABLE and not any(
+            value is BROKEN or isinstance(value, (Tensor, Held))
+            for value in (self.values.get(name) for name in node.input if name)
+        ):
+            return None  # evaluated on its constants
         return "this ONNX operator has no catalog equivalent"
 
     def _dispatch(self, node, name: str, index: int):
@@ -612,6 +617,12 @@ def _fold_slice(self: _Converter, node, inputs):
     return data[tuple(index)]
 
 
+def _fold_flatten(self: _Converter, node, inputs):
+    data = np.asarray(_known(inputs[0]))
+    axis = int(self.attrs(node).get("axis", 1)) % (data.ndim + 1)
+    return data.reshape(math.prod(data.shape[:axis]), -1)
+
+
 def _fold_transpose(self: _Converter, node, inputs):
     data = np.asarray(inputs[0])
     perm = self.attrs(node).get("perm")
@@ -648,6 +659,14 @@ _NUMPY_UNARY = {
     "Floor": np.floor,
     "Ceil": np.ceil,
     "Not": np.logical_not,
+    # a sinusoidal position table computed from a Range
+    "Sin": np.sin,
+    "Cos": np.cos,
+    "Exp": np.exp,
+    "Log": np.log,
+    "Tanh": np.tanh,
+    "Sign": np.sign,
+    "Round": np.round,  # half to even, as ONNX rounds
 }
 _NUMPY_BINARY = {  # the variadic ones (Max, Min) taken two at a time
     "Add": np.add,
@@ -707,7 +726,7 @@ def _fold_batch_multiple(op: str, inputs):
     values = np.broadcast_to(np.asarray(other).reshape(-1), (len(shape.dims),)).tolist()
     dims = []
     for dim, value in zip(shape.dims, values, strict=True):
-        if value != int(value) or value < 1:
+        if not np.isfinite(value) or value != int(value) or value < 1:
             raise Unsupported(f"multiplies or divides sizes by {value}")
         value = int(value)
         if not symbolic(dim):
@@ -792,6 +811,7 @@ FOLDABLE: dict[str, Callable] = {
     "Reshape": _fold_reshape,
     "Slice": _fold_slice,
     "Transpose": _fold_transpose,
+    "Flatten": _fold_flatten,
     "Squeeze": _fold_squeeze,
     "Shape": _fold_shape,
     **{op: _fold_numpy for op in (*_NUMPY_UNARY, *_NUMPY_BINARY, "Mod")},
