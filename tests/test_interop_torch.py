@@ -834,6 +834,9 @@ class ComputedConstants(nn.Module):
         super().__init__()
         self.norm = nn.BatchNorm1d(6)
         self.token = nn.Parameter(torch.randn(1, 1, 6))
+        with torch.no_grad():  # statistics that are not the identity
+            self.norm.running_mean.uniform_(-1, 1)
+            self.norm.running_var.uniform_(0.5, 2)
 
     def forward(self, x):  # (N, L, C)
         steps = torch.arange(x.shape[1], dtype=torch.float32, device=x.device)
@@ -847,9 +850,6 @@ class ComputedConstants(nn.Module):
 def test_constants_the_model_computes_fold_and_batch_norm_runs_on_a_folded_batch(tmp_path):
     torch.manual_seed(0)
     model = ComputedConstants().eval()
-    with torch.no_grad():
-        model.norm.running_mean.uniform_(-1, 1)
-        model.norm.running_var.uniform_(0.5, 2)
     x = np.random.default_rng(5).standard_normal((2, 5, 6)).astype("float32")
     imported = import_torch_model(model, [(5, 6)])
     kinds = [node.kind for node in imported.project.graph.nodes]
