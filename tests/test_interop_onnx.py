@@ -82,8 +82,8 @@ def export_torch(model, example, path, **options) -> None:
 
 
 def check_onnx_import(path, inputs, tmp_path, computed_weights: int = 0):
-    """Import ``path`` with weights; valid, the file's weight count (and ``computed_weights`` that the
-    model computes from constants), and both exports match onnxruntime."""
+    """Import ``path`` with weights; valid, the file's weight count (changed by ``computed_weights``
+    where the import computes weights from constants), and both exports match onnxruntime."""
     imported = import_model(path)
     assert analyze(imported.project.graph).is_valid
     assert imported.imported_parameters == onnx_weight_count(path) + computed_weights
@@ -643,3 +643,25 @@ def test_hostile_operations_on_a_moved_batch_are_refused_cleanly(nodes, initiali
         import_model(path)
     problems = [problem for problem in caught.value.problems if problem.name.startswith("op")]
     assert problems and all("\n" not in problem.reason for problem in problems), caught.value
+
+
+def test_constants_computed_in_the_file_fold_and_a_float_cast_is_the_tensor(tmp_path):
+    """A table projected by MatMul and gated by Sigmoid, all constants, folds into the weight that
+    is added to the input; a Cast of the input to float is the input itself."""
+    rng = np.random.default_rng(3)
+    nodes = [
+        helper.make_node("MatMul", ["table", "projection"], ["projected"], name="project"),
+        helper.make_node("Sigmoid", ["projected"], ["gated"], name="gate"),
+        helper.make_node("Cast", ["x"], ["as_float"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Add", ["as_float", "gated"], ["y"], name="add"),
+    ]
+    initializers = {
+        "table": rng.standard_normal((3, 2)).astype("float32"),
+        "projection": rng.standard_normal((2, 4)).astype("float32"),
+    }
+    path = tmp_path / "computed.onnx"
+    onnx.save(folded_model(nodes, initializers, (3, 4), ["batch", 3, 4]), str(path))
+    inputs = rng.standard_normal((2, 3, 4)).astype("float32")
+    # the gated table, 3 x 4, is the one weight: it replaces the 3 x 2 and 2 x 4 it is made from
+    imported = check_onnx_import(path, [inputs], tmp_path, computed_weights=3 * 4 - (3 * 2 + 2 * 4))
+    assert [node.kind for node in imported.project.graph.nodes] == ["Input", "Affine"]

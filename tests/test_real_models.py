@@ -48,6 +48,9 @@ CROSSING = [
     "timm/vit_tiny_patch16_224",  # ONNX: attention written out, the class token's Expand
     "torchvision/swin_t",  # fx: window functions rebuilt; ONNX: windows folded into the batch
     "timm/swin_tiny_patch4_window7_224",  # view(-1, ws, ws, C), torch.roll, qkv.unbind(0)
+    "timm/levit_128s",  # BatchNorm1d over (N * L, C)
+    "timm/cait_xxs24_224",  # a class token added to a tensor
+    "timm/maxvit_tiny_rw_224",  # attention masked by a relative bias, windows folded in the batch
 ]
 
 

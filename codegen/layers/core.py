@@ -1032,6 +1032,15 @@ def _prelu_from_onnx(walker, node, inputs, name, index):
 
 
 @on_last_axes(0)
+def _cast_from_onnx(walker, node, inputs, name, index):
+    """Cast of a computed tensor to float32 (TensorProto.FLOAT): the tensor itself."""
+    target = int(walker.attrs(node).get("to", 0))
+    if target != 1:
+        raise Unsupported(f"casts a computed tensor to type {target}; the catalog computes in float32")
+    return walker.data(inputs)
+
+
+@on_last_axes(0)
 def _identity_from_onnx(walker, node, inputs, name, index):
     return inputs[0]  # Identity, and Dropout at inference
 
@@ -1044,4 +1053,5 @@ ONNX_OPS: dict = {
     "PRelu": _prelu_from_onnx,
     "Identity": _identity_from_onnx,
     "Dropout": _identity_from_onnx,
+    "Cast": _cast_from_onnx,
 }

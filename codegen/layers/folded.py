@@ -221,10 +221,16 @@ class Folded(Held):
         return Folded(self.graph, x or self.x, groups, self.batch, name, self.source_kind).settled(name)
 
     def settled(self, name: str) -> Tensor | Folded:
-        """An ordinary tensor where the batch is alone on axis 0 again; else this value."""
-        if not self.groups or self.groups[0] != (0,):
+        """An ordinary tensor where the batch is alone on axis 0 again (with unit axes at most,
+        which a squeeze left there); else this value."""
+        sizes = self.axis_sizes()
+        if not self.groups or 0 not in self.groups[0]:
             return self
-        layout = [list(group) for group in self.groups]
+        units = [axis for axis in self.groups[0] if axis != 0]
+        if any(sizes[axis] != ONE for axis in units) or len(self.groups) == 1 and units:
+            return self
+        layout = [[0], *(list(group) for group in self.groups[1:])]
+        layout[1:2] = [units + layout[1]] if units else layout[1:2]
         return self._laid_out(layout, name)
 
     def _laid_out(self, layout: list[list[int]], name: str) -> Tensor:

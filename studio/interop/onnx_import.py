@@ -267,13 +267,8 @@ class _Converter(SourceWalker):
         return node.op_type
 
     def kind_problem(self, node) -> str | None:
-        if node.op_type in HANDLERS:
+        if node.op_type in HANDLERS or node.op_type in FOLDABLE:
             return None
-        if node.op_type in FOLDABLE and not any(
-            value is BROKEN or isinstance(value, (Tensor, Held))
-            for value in (self.values.get(name) for name in node.input if name)
-        ):
-            return None  # evaluated on its constants
         return "this ONNX operator has no catalog equivalent"
 
     def _dispatch(self, node, name: str, index: int):
@@ -665,8 +660,8 @@ _NUMPY_UNARY = {
     "Exp": np.exp,
     "Log": np.log,
     "Tanh": np.tanh,
-    "Sign": np.sign,
-    "Round": np.round,  # half to even, as ONNX rounds
+    "Sigmoid": lambda value: 1 / (1 + np.exp(-value)),  # a gate's parameter (ConViT)
+    "Relu": lambda value: np.maximum(value, 0),
 }
 _NUMPY_BINARY = {  # the variadic ones (Max, Min) taken two at a time
     "Add": np.add,
@@ -737,6 +732,22 @@ def _fold_batch_multiple(op: str, inputs):
             raise Unsupported(f"divides the batch size by {value}")
         dims.append(batch_times(factor * value if op == "Mul" else factor // value))
     return ShapeValue(tuple(dims))
+
+
+def _fold_matmul(self: _Converter, node, inputs):
+    """MatMul of constants (a projection of a constant table: ConViT's relative positions)."""
+    left, right = (np.asarray(_known(value)) for value in inputs)
+    if left.ndim < 2 or right.ndim < 2:
+        raise Unsupported(f"a MatMul of constants of shapes {left.shape} and {right.shape}")
+    try:
+        shape = (*np.broadcast_shapes(left.shape[:-2], right.shape[:-2]), left.shape[-2], right.shape[-1])
+    except ValueError:
+        raise Unsupported(f"a MatMul of constants of shapes {left.shape} and {right.shape}") from None
+    _check_constant_size(shape)
+    try:
+        return np.matmul(left, right)
+    except ValueError:
+        raise Unsupported(f"a MatMul of constants of shapes {left.shape} and {right.shape}") from None
 
 
 def _fold_equal(self: _Converter, node, inputs):
@@ -812,6 +823,7 @@ FOLDABLE: dict[str, Callable] = {
     "Slice": _fold_slice,
     "Transpose": _fold_transpose,
     "Flatten": _fold_flatten,
+    "MatMul": _fold_matmul,
     "Squeeze": _fold_squeeze,
     "Shape": _fold_shape,
     **{op: _fold_numpy for op in (*_NUMPY_UNARY, *_NUMPY_BINARY, "Mod")},
