@@ -121,6 +121,8 @@ TIMM_CASES = (
     _torch("timm/cait_xxs24_224", img_size=64),  # class attention: a token added to a tensor
     _torch("timm/coatnet_0_rw_224", img_size=64),  # attention with a relative position bias mask
     _torch("timm/maxvit_tiny_rw_224", img_size=64),  # block and grid windows folded into the batch
+    _torch("timm/resnest14d"),  # split attention: a sum over the radix, a softmax over axis 1
+    _torch("timm/twins_svt_small", img_size=64),  # ONNX only: torch.fx cannot trace its control flow
 )
 #: Every keras.applications model at the smallest input it accepts (32, but Xception 71 and
 #: the Inceptions 75), with 10 classes and logits out.

@@ -37,6 +37,7 @@ from tests.test_interop_torch import (  # noqa: E402
     WINDOW_INPUT,
     ZOO,
     ComputedConstants,
+    RadixSum,
     SequenceFirstAttention,
     WindowMixer,
 )
@@ -528,6 +529,16 @@ def test_batch_norm_of_steps_folded_into_the_batch_and_a_token_added(dynamic, tm
     path = tmp_path / "constants.onnx"
     export_with_batch(model, inputs, path, dynamic)
     check_onnx_import(path, [inputs], tmp_path, computed_weights=5 * 6)  # the sinusoidal table
+
+
+def test_a_reduce_sum_over_the_radix_and_a_mean_of_an_image_in_its_order(tmp_path):
+    torch.manual_seed(0)
+    model = RadixSum().eval()
+    inputs = np.random.default_rng(9).standard_normal((2, 3, 5, 5)).astype("float32")
+    path = tmp_path / "radix.onnx"
+    export_with_batch(model, inputs, path, dynamic=True)
+    assert "ReduceSum" in {node.op_type for node in onnx.load(str(path)).graph.node}
+    check_onnx_import(path, [inputs], tmp_path)
 
 
 def folded_model(nodes, initializers, input_shape, output_shape) -> onnx.ModelProto:

@@ -923,6 +923,39 @@ class _Doubles(nn.Module):
         return x.to(torch.float64)
 
 
+class RadixSum(nn.Module):
+    """ResNeSt's split attention: a sum over the radix axis of (N, radix, C, H, W), and a softmax
+    over axis 1 of a tensor in the source's order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        n = y.shape[0]
+        total = y.view(n, 2, 4, y.shape[2], y.shape[3]).sum(dim=1)  # (N, 4, H, W)
+        pooled = total.mean((2, 3))
+        gate = pooled.view(n, 2, 2).softmax(dim=1).flatten(1)
+        return pooled * gate + torch.sum(y.view(n, 2, 4, -1), 1, keepdim=True).flatten(1)[:, :4]
+
+
+def test_a_sum_over_a_short_axis_and_a_softmax_over_axis_1_cross(tmp_path):
+    torch.manual_seed(0)
+    model = RadixSum().eval()
+    x = np.random.default_rng(9).standard_normal((2, 3, 5, 5)).astype("float32")
+    imported = import_torch_model(model, [(3, 5, 5)])
+    assert "Add" in [node.kind for node in imported.project.graph.nodes]
+    check_reproduces(imported, model, [x], tmp_path)
+
+    class LongSum(nn.Module):
+        def forward(self, x):
+            return x.sum(1)
+
+    with pytest.raises(UnsupportedModelError, match=r"sums an axis of 12; the catalog adds up to 8"):
+        import_torch_model(LongSum(), [(12, 3)])
+
+
 def test_a_moved_batch_axis_used_otherwise_is_refused_by_name():
     """Element-wise and last-axis operations run on a tensor whose batch was moved; a reduction over
     the axis that holds it, a roll without axes, and a moved tensor as the output are refused."""

@@ -397,7 +397,7 @@ def matmul_layer(graph: SourceGraph, left: Tensor, right: Tensor, name: str, sou
 def softmax_input(graph: SourceGraph, x: Tensor, axis: int, name: str) -> Tensor:
     """``x`` laid out for a softmax over source ``axis``: the catalog's runs over the Keras tensor's
     last axis, the channels (axis 1 of a channels-first source); the last axis of a channels-first
-    tensor (attention scores) is permuted there first."""
+    tensor (attention scores), or axis 1 of one in the source's order, is permuted there first."""
     shape = graph.source_shape(x)
     rank = len(shape) + 1
     axis = axis + rank if axis < 0 else axis
@@ -405,6 +405,8 @@ def softmax_input(graph: SourceGraph, x: Tensor, axis: int, name: str) -> Tensor
         return x
     if x.form in (CF, SQUEEZED) and axis == rank - 1 and rank > 2:
         return graph.to_same(x, name)
+    if x.form == SAME and axis == 1 and rank > 2:  # ResNeSt's softmax over the radix, axis 1
+        return graph.to_cf(x, name)
     raise Unsupported(f"softmax over axis {axis}; the catalog's softmax is over the channel axis")
 
 

@@ -31,6 +31,7 @@ from codegen.layers.reshaping import (
     BatchToken,
     class_token_cat,
     class_token_layer,
+    item_layer,
     rescale_by,
     rescaling_from_onnx,
     torch_shape_arithmetic,
@@ -337,7 +338,58 @@ def _concatenate_parts(items: list) -> Tensor | None:
     return owner.concatenate([item.path for item in items])
 
 
+MAX_SUMMED = 8  # items a sum over an axis adds up, one Add layer
+
+
+def sum_layers(graph, x: Tensor, axis: int, keep: bool, name: str, kind: str) -> Tensor:
+    """A sum over source ``axis`` of a few items (ResNeSt's radix): each item a Slice, all added by
+    one Add, the items in order as torch adds them (a sum of two is bitwise torch's)."""
+    shape = list(graph.source_shape(x))
+    if not 0 < axis <= len(shape):
+        raise Unsupported(f"sums axis {axis} (the batch, or out of range)")
+    length = shape[axis - 1]
+    if length > MAX_SUMMED:
+        raise Unsupported(
+            f"sums an axis of {length}; the catalog adds up to {MAX_SUMMED} items with an Add, and has "
+            "no reduction by sum"
+        )
+    items = [item_layer(graph, x, axis, index, name, kind) for index in range(length)]
+    total = items[0] if length == 1 else graph.merge("Add", items, name, kind)
+    if keep:
+        shape[axis - 1] = 1
+        total = graph.reshape(total, shape, name, kind, False)
+    return total
+
+
+def _torch_sum(walker, node, name):
+    """``x.sum(dim, keepdim)`` and ``torch.sum`` over one axis."""
+    x = walker.tensor(node.args[0])
+    dim = walker.literal(node, 1, "dim", None)
+    dims = [dim] if isinstance(dim, int) else list(dim or [])
+    if len(dims) != 1 or walker.literal(node, 3, "dtype", None) is not None:
+        raise Unsupported(f"sums over dims {dim}; the catalog adds the items of one axis")
+    rank = len(walker.graph.source_shape(x)) + 1
+    keep = bool(walker.literal(node, 2, "keepdim", False))
+    return sum_layers(walker.graph, x, dims[0] % rank, keep, name, walker.source_kind(node))
+
+
+def _reduce_sum_from_onnx(walker, node, inputs, name, index):
+    """ReduceSum over one axis (the axes an input from opset 13, an attribute before)."""
+    x = walker.data(inputs)
+    attrs = walker.attrs(node)
+    axes = walker.constant(inputs, 1, "axes") if len(inputs) > 1 else None
+    axes = list(attrs.get("axes", [])) if axes is None else axes.reshape(-1).tolist()
+    if len(axes) != 1:
+        raise Unsupported(f"sums over axes {axes}; the catalog adds the items of one axis")
+    rank = len(walker.graph.source_shape(x)) + 1
+    keep = bool(attrs.get("keepdims", 1))
+    return sum_layers(
+        walker.graph, walker.graph.to_same(x, name), int(axes[0]) % rank, keep, name, "ReduceSum"
+    )
+
+
 TORCH_FUNCTIONS: dict = {
+    "torch.sum": _torch_sum,
     "operator.add": _binary("Add"),
     "operator.iadd": _binary("Add"),
     "operator.sub": _binary("Subtract"),
@@ -356,6 +408,7 @@ TORCH_FUNCTIONS: dict = {
     "torch.concat": _torch_cat,
 }
 TORCH_METHODS: dict = {
+    "sum": _torch_sum,
     "add": _binary("Add"),
     "sub": _binary("Subtract"),
     "mul": _binary("Multiply"),
@@ -453,5 +506,6 @@ KERAS_COMPOSITES: dict = {"CustomScaleLayer": _custom_scale_layer}
 
 ONNX_OPS: dict = {
     **{op: _merge_from_onnx for op in ("Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean")},
+    "ReduceSum": _reduce_sum_from_onnx,
     "Concat": _concat_from_onnx,
 }

@@ -315,6 +315,18 @@ def pooled_axes(graph: SourceGraph, x: Tensor) -> list[int] | None:
     return list(range(2, rank)) if x.form == CF else list(range(1, rank - 1))
 
 
+def pooled_over(graph: SourceGraph, x: Tensor, axes: list[int], name: str) -> Tensor:
+    """``x`` in the layout whose global pooling reduces source ``axes``, where the other layout's does
+    (ResMLP's mean over the tokens of a tensor held channels-first; an image in the source's order)."""
+    rank = len(graph.source_shape(x)) + 1
+    if rank not in (3, 4) or x.form not in (CF, SAME) or axes == pooled_axes(graph, x):
+        return x
+    other = list(range(1, rank - 1)) if x.form == CF else list(range(2, rank))
+    if axes != other:
+        return x
+    return graph.to_same(x, name) if x.form == CF else graph.to_cf(x, name)
+
+
 # ----- PyTorch import: module, function, tensor method -> layers -------------------------------
 
 
@@ -445,11 +457,7 @@ def _global_reduction(is_max: bool):
         rank = len(walker.graph.source_shape(x)) + 1
         dims = [dims] if isinstance(dims, int) else list(dims or [])
         dims = sorted(d + rank if d < 0 else d for d in dims)
-        if rank in (3, 4) and x.form in (CF, SAME):
-            # The other layout's pooled axes: ResMLP's mean over the tokens of a tensor held channels-first.
-            other = list(range(1, rank - 1)) if x.form == CF else list(range(2, rank))
-            if dims == other:
-                x = walker.graph.to_same(x, name) if x.form == CF else walker.graph.to_cf(x, name)
+        x = pooled_over(walker.graph, x, dims, name)
         if not dims or dims != pooled_axes(walker.graph, x):
             raise Unsupported(
                 f"a {reduction} over dims {dims} of a {_described(x, rank)}; the catalog has the "
@@ -532,6 +540,7 @@ def _reduce_from_onnx(walker, node, inputs, name, index):
     rank = len(walker.graph.source_shape(x)) + 1
     axes = positive_axes(axes or [], rank)
     what = "maximum" if node.op_type == "ReduceMax" else "mean"
+    x = pooled_over(walker.graph, x, axes, name)
     if not axes or axes != pooled_axes(walker.graph, x):
         raise Unsupported(
             f"a {what} over axes {axes} of a {_described(x, rank)}; the catalog has the {what} over "

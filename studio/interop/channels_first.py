@@ -195,6 +195,8 @@ class ChannelsFirstGraph:
 
     def common_form(self, tensors: Sequence[Tensor], name: str) -> list[Tensor]:
         """All tensors in one form (a merge needs them alike): the first image's, else the first's."""
+        # A pooled (N, C) that kept no unit axes is (N, C) in both layouts.
+        tensors = [replace(t, form=SAME) if t.form == SQUEEZED and t.ones == 0 else t for t in tensors]
         first = next((tensor for tensor in tensors if tensor.form == CF), tensors[0])
         result = []
         for tensor in tensors:
@@ -209,7 +211,10 @@ class ChannelsFirstGraph:
             elif first.form == SAME:
                 result.append(self.to_same(tensor, name))
             else:
-                raise Unsupported("its inputs are laid out differently (one was flattened channels-first)")
+                forms = ", ".join(sorted({tensor.form for tensor in tensors}))
+                raise Unsupported(
+                    f"its inputs are laid out differently ({forms}); the catalog merges them alike"
+                )
         return result
 
     def merge(self, kind: str, tensors: Sequence[Tensor], name: str, source_kind: str) -> Tensor:
