@@ -373,7 +373,10 @@ class _Converter(SourceWalker):
         importer folds them, where no handler takes it."""
         if node.op not in ("call_function", "call_method", "call_module") or not node.all_input_nodes:
             return False
-        target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+        if node.op == "call_module":
+            target = type(self.module(node)).__name__.lower()
+        else:
+            target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
         if any(word in target for word in _NOT_FOLDED):
             return False
         values = [self.values.get(arg, BROKEN) for arg in node.all_input_nodes]
