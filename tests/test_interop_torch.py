@@ -956,6 +956,28 @@ def test_a_sum_over_a_short_axis_and_a_softmax_over_axis_1_cross(tmp_path):
         import_torch_model(LongSum(), [(12, 3)])
 
 
+class Unbound(nn.Module):
+    """``q, k, v = qkv.unbind(2)`` on a batch-first layout, and ``x.unbind(1)[-1][:, None]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(8, 24)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).reshape(x.shape[0], x.shape[1], 3, 8).unbind(2)
+        return (q @ k.transpose(-2, -1)).softmax(-1) @ v + x.unbind(1)[-1][:, None]
+
+
+def test_unbind_on_any_axis_and_a_new_axis_by_indexing(tmp_path):
+    torch.manual_seed(0)
+    model = Unbound().eval()
+    x = np.random.default_rng(1).standard_normal((2, 5, 8)).astype("float32")
+    imported = import_torch_model(model, [(5, 8)])
+    kinds = [node.kind for node in imported.project.graph.nodes]
+    assert kinds.count("Slice") == 4, kinds  # q, k, v and the last step; no slice left unused
+    check_reproduces(imported, model, [x], tmp_path)
+
+
 def test_a_moved_batch_axis_used_otherwise_is_refused_by_name():
     """Element-wise and last-axis operations run on a tensor whose batch was moved; a reduction over
     the axis that holds it, a roll without axes, and a moved tensor as the output are refused."""

@@ -318,12 +318,6 @@ class Folded(Held):
             for size, group in zip(self.source_sizes(), self.groups, strict=True)
         ]
 
-    def resolve(self, path: tuple) -> Tensor | Folded:
-        """``unbind(0)``'s items, as :class:`~codegen.layers.torch_source.Multi` asks for them."""
-        if len(path) != 1 or not isinstance(path[0], int):
-            raise Unsupported(f"uses {path!r} of an unbind; the catalog takes its items one by one")
-        return self.item(0, path[0], f"{self.name}_{path[0] % self.source_sizes()[0][0]}")
-
     # ----- operations on the last axes ---------------------------------------------------
 
     def view(self, count: int, name: str) -> tuple[Tensor, list[list[int]]]:

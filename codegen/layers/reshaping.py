@@ -737,13 +737,20 @@ def _upsample(walker, node, name: str, mode: str, scale_factor, align_corners) -
 
 def _torch_getitem(walker, node, name):
     """``value[index]``: a part of a layer's outputs, an item of a size, or a crop of an image."""
-    container = walker.value(node.args[0])
-    index = walker.value(node.args[1])
+    return _getitem(walker, node, walker.value(node.args[0]), walker.value(node.args[1]), name)
+
+
+def _getitem(walker, node, container, index, name: str):
     if isinstance(container, Padded):
         container = container.resolve()
     if isinstance(container, Multi):
-        part = container.index(index)
-        held = part.owner if isinstance(part.owner, Folded) else getattr(part.owner, "x", None)
+        try:
+            part = container.index(index)
+        except Unsupported:
+            if not container.path:
+                raise
+            return _getitem(walker, node, container.resolve(), index, name)  # x.unbind(1)[-1][:, None]
+        held = getattr(part.owner, "x", None)
         return part.resolve() if isinstance(held, Folded) else part  # the items of a held tensor now
     if isinstance(container, tuple) and isinstance(index, int):  # (output, None) of an attention
         return container[index]
@@ -786,10 +793,14 @@ def _gathered_parameter(walker, node, table: np.ndarray, index) -> np.ndarray:
 
 def _index(walker, node, x: Tensor, index, name: str) -> Tensor:
     """``x[:, 0]``, ``x[..., 2:6]``, ``x[:, :, a:b, c:d]``: Slice or Cropping2D layers (step 1), then a
-    Reshape that drops the axes an integer selected."""
+    Reshape that drops the axes an integer selected and adds those ``None`` adds (``x[:, None]``)."""
     source_kind = walker.source_kind(node)
     rank = len(walker.graph.source_shape(x)) + 1
     items = list(index) if isinstance(index, tuple) else [index]
+    added = None in items
+    if added and (items[0] is None or Ellipsis in items):
+        raise Unsupported(f"indexes a tensor with {index!r}: a new axis before the batch, or with ...")
+    items = [item for item in items if item is not None]
     if items.count(Ellipsis) == 1:
         at = items.index(Ellipsis)
         items[at : at + 1] = [slice(None)] * (rank - len(items) + 1)
@@ -807,7 +818,7 @@ def _index(walker, node, x: Tensor, index, name: str) -> Tensor:
     x = crop_layer(walker.graph, x, name, source_kind, bounds)
     for axis, start, stop, step in strided:  # Swin's patch merging: x[:, 0::2, 1::2]
         x = every_step(walker.graph, x, axis, start, stop, step, name, source_kind)
-    if any(isinstance(item, int) for item in items):
+    if added or any(isinstance(item, int) for item in items):
         x = walker.graph.reshape(x, list(walker.out_shape(node)), name, source_kind, False)
     return x
 
@@ -874,15 +885,37 @@ def transpose(graph, x, perm, name: str, source_kind: str, batch: int | None = N
     return graph.transpose(x, perm, name, source_kind)
 
 
+class _Items:
+    """``x.unbind(dim)``: item ``i`` a one-long Slice and a Reshape without the axis, made when used."""
+
+    def __init__(self, walker, node, x: Tensor | Folded, dim: int, length: int, name: str) -> None:
+        self.graph, self.x, self.dim, self.length, self.name = walker.graph, x, dim, length, name
+        self.source_kind = walker.source_kind(node)
+        self.made: dict[int, Tensor | Folded] = {}
+
+    def resolve(self, path: tuple) -> Tensor | Folded:
+        if len(path) != 1 or not isinstance(path[0], int):
+            raise Unsupported(f"uses {path!r} of an unbind; the catalog takes its items one by one")
+        index = path[0] % self.length
+        if index not in self.made:
+            name = f"{self.name}_{index}"
+            if isinstance(self.x, Folded):
+                self.made[index] = self.x.item(self.dim, index, name)
+            else:
+                self.made[index] = item_layer(self.graph, self.x, self.dim, index, name, self.source_kind)
+        return self.made[index]
+
+
 def _torch_unbind(walker, node, name):
-    """``x.unbind(0)`` of a :class:`Folded` (the batch moved off axis 0): the items, one by one."""
+    """``x.unbind(dim)`` (``q, k, v = qkv.unbind(2)``; timm's ``qkv.unbind(0)`` after a permutation
+    that moved the batch): its items, one by one."""
     value = walker.value(node.args[0])
-    dim = walker.literal(node, 1, "dim", 0)
-    if not isinstance(value, Folded) or dim != 0:
-        raise Unsupported(
-            "unbinds a tensor other than along the batch's place after a permutation (qkv.unbind(0))"
-        )
-    return Multi(value)
+    x = value if isinstance(value, Folded) else walker.tensor(node.args[0])
+    full = x.lengths() if isinstance(x, Folded) else [None, *walker.graph.source_shape(x)]
+    dim = int(walker.literal(node, 1, "dim", 0)) % len(full)
+    if full[dim] is None:
+        raise Unsupported("unbinds the batch axis")
+    return Multi(_Items(walker, node, x, dim, full[dim], name))
 
 
 def torch_shape_arithmetic(function):
