@@ -115,6 +115,17 @@ def check_reproduces(imported, model, inputs, tmp_path) -> None:
     assert errors["keras"] <= TOLERANCE and errors["pytorch"] <= TOLERANCE, errors
 
 
+def reproduced_kinds(net, shape, tmp_path, seed: int) -> list[str]:
+    """``net()`` (built with seed 0) imported, its two programs checked against it on a random
+    batch of ``shape``: the imported layers' kinds."""
+    torch.manual_seed(0)
+    model = net().eval()
+    x = np.random.default_rng(seed).standard_normal((2, *shape)).astype("float32")
+    imported = import_torch_model(model, [shape])
+    check_reproduces(imported, model, [x], tmp_path)
+    return [node.kind for node in imported.project.graph.nodes]
+
+
 def test_resnet18_from_a_python_file(resnet_file, tmp_path):
     imported = import_model(f"{resnet_file}:resnet18", input_shapes=[(3, 64, 64)], allow_code=True)
     model = resnet_module(resnet_file)
@@ -800,13 +811,8 @@ def test_windows_folded_into_the_batch_cross_through_torch_fx(tmp_path):
     """view(-1, area, C) folds the windows into the batch: the importer holds the fold, runs the
     Linear, the products, the bias and the softmax per window, and brings the batch home; the
     cyclic shift (torch.roll) and the strided slices of patch merging are catalog layers too."""
-    torch.manual_seed(0)
-    model = WindowMixer().eval()
-    x = np.random.default_rng(8).standard_normal((2, *WINDOW_INPUT)).astype("float32")
-    imported = import_torch_model(model, [WINDOW_INPUT])
-    kinds = [node.kind for node in imported.project.graph.nodes]
+    kinds = reproduced_kinds(WindowMixer, WINDOW_INPUT, tmp_path, seed=8)
     assert kinds.count("MatMul") == 2 and "ZeroPadding2D" in kinds and "Concatenate" in kinds, kinds
-    check_reproduces(imported, model, [x], tmp_path)
 
 
 def test_sequence_first_multihead_attention_is_one_layer(tmp_path):
@@ -848,13 +854,8 @@ class ComputedConstants(nn.Module):
 
 
 def test_constants_the_model_computes_fold_and_batch_norm_runs_on_a_folded_batch(tmp_path):
-    torch.manual_seed(0)
-    model = ComputedConstants().eval()
-    x = np.random.default_rng(5).standard_normal((2, 5, 6)).astype("float32")
-    imported = import_torch_model(model, [(5, 6)])
-    kinds = [node.kind for node in imported.project.graph.nodes]
+    kinds = reproduced_kinds(ComputedConstants, (5, 6), tmp_path, seed=5)
     assert "BatchNormalization" in kinds and kinds.count("Affine") == 2, kinds  # the table, the token
-    check_reproduces(imported, model, [x], tmp_path)
 
 
 def test_a_constant_made_from_the_batch_size_is_refused_by_name():
@@ -908,12 +909,8 @@ class Rotary(nn.Module):
 
 
 def test_rotary_position_embedding_crosses(tmp_path):
-    model = Rotary().eval()
-    x = np.random.default_rng(6).standard_normal((2, 5, 8)).astype("float32")
-    imported = import_torch_model(model, [(5, 8)])
-    kinds = [node.kind for node in imported.project.graph.nodes]
+    kinds = reproduced_kinds(Rotary, (5, 8), tmp_path, seed=6)
     assert "Concatenate" in kinds and "Rescaling" in kinds, kinds  # the stack, the negation
-    check_reproduces(imported, model, [x], tmp_path)
     with pytest.raises(UnsupportedModelError, match=r"casts to torch.float64"):
         import_torch_model(_Doubles(), [(4,)])
 
@@ -941,12 +938,7 @@ class RadixSum(nn.Module):
 
 
 def test_a_sum_over_a_short_axis_and_a_softmax_over_axis_1_cross(tmp_path):
-    torch.manual_seed(0)
-    model = RadixSum().eval()
-    x = np.random.default_rng(9).standard_normal((2, 3, 5, 5)).astype("float32")
-    imported = import_torch_model(model, [(3, 5, 5)])
-    assert "Add" in [node.kind for node in imported.project.graph.nodes]
-    check_reproduces(imported, model, [x], tmp_path)
+    assert "Add" in reproduced_kinds(RadixSum, (3, 5, 5), tmp_path, seed=9)
 
     class LongSum(nn.Module):
         def forward(self, x):
@@ -969,13 +961,8 @@ class Unbound(nn.Module):
 
 
 def test_unbind_on_any_axis_and_a_new_axis_by_indexing(tmp_path):
-    torch.manual_seed(0)
-    model = Unbound().eval()
-    x = np.random.default_rng(1).standard_normal((2, 5, 8)).astype("float32")
-    imported = import_torch_model(model, [(5, 8)])
-    kinds = [node.kind for node in imported.project.graph.nodes]
+    kinds = reproduced_kinds(Unbound, (5, 8), tmp_path, seed=1)
     assert kinds.count("Slice") == 4, kinds  # q, k, v and the last step; no slice left unused
-    check_reproduces(imported, model, [x], tmp_path)
 
 
 def test_a_moved_batch_axis_used_otherwise_is_refused_by_name():
