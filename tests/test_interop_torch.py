@@ -960,6 +960,26 @@ class Unbound(nn.Module):
         return (q @ k.transpose(-2, -1)).softmax(-1) @ v + x.unbind(1)[-1][:, None]
 
 
+class TokenTwice(nn.Module):
+    """A class token joined before the sequence and added to it (CaiT uses its token both ways)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token = nn.Parameter(torch.randn(1, 1, 4))
+
+    def forward(self, x):
+        token = self.token.expand(x.shape[0], -1, -1)
+        return torch.cat([token, x + token], dim=1)
+
+
+def test_a_class_token_used_twice_is_two_weights_with_a_note(tmp_path):
+    kinds = reproduced_kinds(TokenTwice, (3, 4), tmp_path, seed=2)
+    assert kinds == ["Input", "Affine", "ClassToken"], kinds
+    imported = import_torch_model(TokenTwice(), [(3, 4)])
+    assert any("class token used by several layers" in note for note in imported.notes)
+    assert imported.imported_parameters == 2 * 4
+
+
 def test_unbind_on_any_axis_and_a_new_axis_by_indexing(tmp_path):
     kinds = reproduced_kinds(Unbound, (5, 8), tmp_path, seed=1)
     assert kinds.count("Slice") == 4, kinds  # q, k, v and the last step; no slice left unused

@@ -226,7 +226,9 @@ def _binary(operation: str):
                 result = _AUX_OPERATIONS[operation](*values)
                 return Aux(TracedBatch(result) if holds_batch(values) and isinstance(result, int) else result)
         # A token repeated over the batch (CaiT's ``cls_token.expand(B, -1, -1) + x``) adds as it is.
-        left, right = (value.token if isinstance(value, BatchToken) else value for value in (left, right))
+        left, right = (
+            value.weight(walker.graph) if isinstance(value, BatchToken) else value for value in (left, right)
+        )
         number = right if isinstance(left, Tensor) else left
         tensor = left if isinstance(left, Tensor) else right
         if isinstance(tensor, Tensor) and isinstance(number, np.ndarray):  # NORM: a parameter or buffer
@@ -443,7 +445,8 @@ def _merge_from_onnx(walker, node, inputs, name, index):
         # A token expanded over the batch (CaiT's class token added to a tensor) adds as it is.
         x = walker.data([value for value in inputs if value is not token])
         operation = ONNX_ARITHMETIC[op]
-        return affine_layer(walker.graph, x, name, op, operation, token.token, x is inputs[0], trainable=True)
+        weight = token.weight(walker.graph)
+        return affine_layer(walker.graph, x, name, op, operation, weight, x is inputs[0], trainable=True)
     tensors = [value for value in inputs if isinstance(value, Tensor)]
     constants = [value for value in inputs if isinstance(value, np.ndarray)]
     if len(tensors) == len(inputs):

@@ -989,9 +989,23 @@ class BatchToken:
 
     def __init__(self, token: np.ndarray) -> None:
         self.token = token
+        self.uses = 0
+
+    def weight(self, graph) -> np.ndarray:
+        """The token, as a layer's weight; used by a second layer, it becomes a second weight."""
+        self.uses += 1
+        if self.uses == 2:
+            graph.builder.note(SHARED_TOKEN_NOTE)
+        return self.token
 
     def __repr__(self) -> str:
         return f"a parameter of shape {self.token.shape} repeated over the batch"
+
+
+SHARED_TOKEN_NOTE = (
+    "A class token used by several layers (CaiT's, added and joined) becomes one weight per layer: "
+    "inference is unchanged, but in training the copies learn apart."
+)
 
 
 def _torch_expand(walker, node, name):
@@ -1023,7 +1037,7 @@ def class_token_layer(graph, token: BatchToken, x: Tensor, name: str, source_kin
     x = graph.to_same(x, name)
     if graph.source_shape(x)[-1:] != token.token.shape[-1:] or len(graph.source_shape(x)) != 2:
         raise Unsupported(f"puts a class token of {token.token.shape[-1]} features before {describe(x)}")
-    weights = [token.token.reshape(-1).astype(np.float32)]
+    weights = [token.weight(graph).reshape(-1).astype(np.float32)]
     return graph.add("ClassToken", name, [x], {}, weights, source_kind=source_kind)
 
 
