@@ -118,11 +118,10 @@ class Folded(Held):
     def reshape(self, dims: Sequence[int | None], name: str) -> Tensor | Folded:
         """The source's reshape to ``dims`` (None the batch size, or a :class:`BatchTimes`; -1 the
         rest; 0 a copied size)."""
-        source = self.source_sizes()
+        source, batch = self.source_sizes(), self.axis_sizes()[0]
         targets: list[Size | None] = []
         for position, dim in enumerate(dims):
             if symbolic(dim):
-                batch = self.axis_sizes()[0]
                 targets.append((batch[0] * (1 if dim is None else dim.factor), batch[1]))
             elif dim == 0:  # a copied size
                 if position >= len(source):
@@ -354,6 +353,12 @@ class Folded(Held):
         return [tuple("N" if axis == 0 else shape[axis - 1] for axis in entry) for entry in leading]
 
 
+def axis_lengths(graph, value: Tensor | Folded) -> list[int | None]:
+    """The source's sizes of an ordinary or a held tensor, the batch's first; None for an axis
+    that holds the batch."""
+    return value.lengths() if isinstance(value, Folded) else [None, *graph.source_shape(value)]
+
+
 def from_tensor(graph, x: Tensor, batch: int | None, name: str, source_kind: str) -> Folded:
     """An ordinary tensor as a :class:`Folded` with one axis per group (to move or fold its batch)."""
     x = graph.to_same(x, name)
@@ -447,8 +452,16 @@ def view_axes(handler, walker, node, values: list) -> int | None:
 
 
 def constants_axes(walker, node, values: list) -> int:
-    """An element-wise operation: the last axes that its constant operands vary along."""
-    return max((constant_axes(value) for value in values if isinstance(value, np.ndarray)), default=0)
+    """An element-wise operation: the last axes that its constant operands vary along (their shapes
+    without leading unit axes)."""
+    counts = [0]
+    for value in values:
+        if isinstance(value, np.ndarray):
+            shape = list(value.shape)
+            while shape and shape[0] == 1:
+                shape.pop(0)
+            counts.append(len(shape))
+    return max(counts)
 
 
 def matrix_axes(walker, node, values: list) -> int:
@@ -470,14 +483,6 @@ def _line_up(ours: list, theirs: list) -> bool:
         return False
     pairs = [pair for a, b in zip(ours, theirs, strict=True) for pair in zip(a, b, strict=True)]
     return all(a == b or ("N" not in (a, b) and 1 in (a, b)) for a, b in pairs)
-
-
-def constant_axes(value: np.ndarray) -> int:
-    """How many last axes a constant operand of a broadcasting operation varies along."""
-    shape = list(np.shape(value))
-    while shape and shape[0] == 1:
-        shape.pop(0)
-    return len(shape)
 
 
 def folds_batch(dims: Sequence[int | None], source: Sequence[int], batch: int | None) -> bool:

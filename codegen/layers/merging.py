@@ -211,15 +211,14 @@ def _binary(operation: str):
             if operation == "Divide":
                 raise Unsupported("divides two computed tensors; Keras has no merge layer that divides")
             return walker.graph.merge(operation, [left, right], name, walker.source_kind(node))
-        constants = [v.value if isinstance(v, Aux) else v for v in (left, right)]
-        if all(isinstance(v, (np.ndarray, int, float)) for v in constants) and any(
-            isinstance(v, np.ndarray) for v in constants
+        values = [v.value if isinstance(v, Aux) else v for v in (left, right)]
+        if all(isinstance(v, (np.ndarray, int, float)) for v in values) and any(
+            isinstance(v, np.ndarray) for v in values
         ):  # constants the model computes (a position embedding's grid): computed now, as torch does
-            return _constant_arithmetic(walker.torch, node, operation, *constants)
+            return _constant_arithmetic(walker.torch, node, operation, *values)
         if node.kwargs.get("rounding_mode") is not None:
             raise Unsupported(f"rounding_mode={node.kwargs['rounding_mode']!r} rounds the quotient")
         if isinstance(left, Aux) or isinstance(right, Aux):  # sizes: h * w, n_h + 1 (folded)
-            values = [v.value if isinstance(v, Aux) else v for v in (left, right)]
             if all(isinstance(v, tuple) for v in values) and operation == "Add":  # x.shape[:-1] + (d,)
                 return Aux(values[0] + values[1])
             if all(isinstance(v, (int, float)) for v in values):
@@ -385,9 +384,7 @@ def _reduce_sum_from_onnx(walker, node, inputs, name, index):
         raise Unsupported(f"sums over axes {axes}; the catalog adds the items of one axis")
     rank = len(walker.graph.source_shape(x)) + 1
     keep = bool(attrs.get("keepdims", 1))
-    return sum_layers(
-        walker.graph, walker.graph.to_same(x, name), int(axes[0]) % rank, keep, name, "ReduceSum"
-    )
+    return sum_layers(walker.graph, x, int(axes[0]) % rank, keep, name, "ReduceSum")
 
 
 TORCH_FUNCTIONS: dict = {

@@ -36,7 +36,7 @@ from codegen.layers.base import (
     scale_literal,
     torch_axis,
 )
-from codegen.layers.folded import Folded, folds_batch, from_tensor, on_last_axes, symbolic
+from codegen.layers.folded import Folded, axis_lengths, folds_batch, from_tensor, on_last_axes, symbolic
 from codegen.layers.keras_config import channels_last, four_sides, ints
 from codegen.layers.normalization import is_learned, per_channel_rescaling
 from codegen.layers.onnx_source import positive_axes, resolve_target
@@ -541,9 +541,8 @@ def _torch_transpose(walker, node, name):
     value = walker.value(node.args[0])
     if isinstance(value, np.ndarray) and node in walker.shapes:
         return np.ascontiguousarray(value.transpose(_permutation(walker, node, value.ndim)))
-    x = value if isinstance(value, Folded) else walker.tensor(node.args[0])
-    rank = len(x.groups) if isinstance(x, Folded) else len(walker.graph.source_shape(x)) + 1
-    perm = _permutation(walker, node, rank)
+    x = _held_argument(walker, node.args[0])
+    perm = _permutation(walker, node, len(axis_lengths(walker.graph, x)))
     return transpose(walker.graph, x, perm, name, walker.source_kind(node), walker.batch_size)
 
 
@@ -651,7 +650,6 @@ def roll_layers(graph, x: Tensor, shifts, dims, name: str, kind: str) -> Tensor:
 def _torch_cast(walker, node, name):
     """``x.to(...)``, ``x.type_as(y)``, ``x.float()`` of a float32 tensor to float32 (or only to a
     device): the tensor itself; the catalog computes in float32, so any other type is refused."""
-    value = walker.value(node.args[0])
     if node.target == "type_as":
         other = node.args[1].meta.get("tensor_meta") if hasattr(node.args[1], "meta") else None
         wanted = getattr(other, "dtype", None)
@@ -663,7 +661,7 @@ def _torch_cast(walker, node, name):
         wanted = next((option for option in options if isinstance(option, walker.torch.dtype)), None)
     if wanted not in (None, walker.torch.float32):
         raise Unsupported(f"casts to {wanted}; the catalog computes in float32")
-    return value if isinstance(value, Folded) else walker.tensor(node.args[0])
+    return _held_argument(walker, node.args[0])
 
 
 def _torch_stack(walker, node, name):
@@ -823,33 +821,52 @@ def _index(walker, node, x: Tensor, index, name: str) -> Tensor:
     return x
 
 
-class _Pieces:
-    """``x.chunk(n, dim)`` / ``torch.split(x, sizes, dim)``: each piece a Slice, made when it is used."""
+class _Parts:
+    """``x.chunk(n, dim)``, ``torch.split(x, sizes, dim)`` (pieces: a Slice each) and ``x.unbind(dim)``
+    (items: a one-long Slice and a Reshape without the axis), each made when it is used."""
 
-    def __init__(self, walker, node, x: Tensor | Folded, dim: int, sizes: list[int], name: str) -> None:
+    def __init__(self, walker, node, x: Tensor | Folded, dim: int, sizes: list[int], name: str, items: bool):
         self.graph, self.x, self.dim, self.sizes, self.name = walker.graph, x, dim, sizes, name
-        self.source_kind = walker.source_kind(node)
+        self.items, self.source_kind = items, walker.source_kind(node)
         self.made: dict[int, Tensor | Folded] = {}
 
     def resolve(self, path: tuple) -> Tensor | Folded:
-        if len(path) != 1:
-            raise Unsupported(f"uses {path!r} of a split; the catalog takes its pieces one by one")
+        if len(path) != 1 or not isinstance(path[0], int):
+            raise Unsupported(f"uses {path!r} of a split; the catalog takes its parts one by one")
         index = path[0] % len(self.sizes)
         if index not in self.made:
-            start = sum(self.sizes[:index])
-            if isinstance(self.x, Folded):
-                self.made[index] = self.x.piece(self.dim, start, start + self.sizes[index], self.name)
-            else:
-                bounds = {self.dim: (start, start + self.sizes[index])}
-                self.made[index] = crop_layer(self.graph, self.x, self.name, self.source_kind, bounds)
+            self.made[index] = self._make(index)
         return self.made[index]
+
+    def _make(self, index: int) -> Tensor | Folded:
+        x, dim, kind = self.x, self.dim, self.source_kind
+        if self.items:
+            name = f"{self.name}_{index}"
+            if isinstance(x, Folded):
+                return x.item(dim, index, name)
+            return item_layer(self.graph, x, dim, index, name, kind)
+        start = sum(self.sizes[:index])
+        stop = start + self.sizes[index]
+        if isinstance(x, Folded):
+            return x.piece(dim, start, stop, self.name)
+        return crop_layer(self.graph, x, self.name, kind, {dim: (start, stop)})
+
+
+def _held_argument(walker, arg) -> Tensor | Folded:
+    """The computed tensor an fx argument is, held (:class:`Folded`) or ordinary."""
+    value = walker.value(arg)
+    return value if isinstance(value, Folded) else walker.tensor(arg)
+
+
+def _held_input(walker, inputs: list) -> Tensor | Folded:
+    """An ONNX node's first input, a computed tensor, held (:class:`Folded`) or ordinary."""
+    return inputs[0] if isinstance(inputs[0], Folded) else walker.data(inputs)
 
 
 def _torch_split(walker, node, name):
     """``torch.split(x, size_or_sizes, dim)``, ``x.split(...)``, ``x.chunk(n, dim)``: Slice pieces."""
-    x = walker.value(node.args[0])
-    x = x if isinstance(x, Folded) else walker.tensor(node.args[0])
-    full = x.lengths() if isinstance(x, Folded) else [None, *walker.graph.source_shape(x)]
+    x = _held_argument(walker, node.args[0])
+    full = axis_lengths(walker.graph, x)
     dim = int(walker.literal(node, 2, "dim", 0)) % len(full)
     length = full[dim]
     if length is None:
@@ -872,7 +889,7 @@ def _torch_split(walker, node, name):
         sizes = [min(int(size), length - start) for start in range(0, length, int(size))]
     if sum(sizes) != length or min(sizes) < 1:
         raise Unsupported(f"splits an axis of {length} into {sizes}")
-    return Multi(_Pieces(walker, node, x, dim, sizes, name))
+    return Multi(_Parts(walker, node, x, dim, sizes, name, items=False))
 
 
 def transpose(graph, x, perm, name: str, source_kind: str, batch: int | None = None) -> Tensor | Folded:
@@ -885,37 +902,15 @@ def transpose(graph, x, perm, name: str, source_kind: str, batch: int | None = N
     return graph.transpose(x, perm, name, source_kind)
 
 
-class _Items:
-    """``x.unbind(dim)``: item ``i`` a one-long Slice and a Reshape without the axis, made when used."""
-
-    def __init__(self, walker, node, x: Tensor | Folded, dim: int, length: int, name: str) -> None:
-        self.graph, self.x, self.dim, self.length, self.name = walker.graph, x, dim, length, name
-        self.source_kind = walker.source_kind(node)
-        self.made: dict[int, Tensor | Folded] = {}
-
-    def resolve(self, path: tuple) -> Tensor | Folded:
-        if len(path) != 1 or not isinstance(path[0], int):
-            raise Unsupported(f"uses {path!r} of an unbind; the catalog takes its items one by one")
-        index = path[0] % self.length
-        if index not in self.made:
-            name = f"{self.name}_{index}"
-            if isinstance(self.x, Folded):
-                self.made[index] = self.x.item(self.dim, index, name)
-            else:
-                self.made[index] = item_layer(self.graph, self.x, self.dim, index, name, self.source_kind)
-        return self.made[index]
-
-
 def _torch_unbind(walker, node, name):
     """``x.unbind(dim)`` (``q, k, v = qkv.unbind(2)``; timm's ``qkv.unbind(0)`` after a permutation
     that moved the batch): its items, one by one."""
-    value = walker.value(node.args[0])
-    x = value if isinstance(value, Folded) else walker.tensor(node.args[0])
-    full = x.lengths() if isinstance(x, Folded) else [None, *walker.graph.source_shape(x)]
+    x = _held_argument(walker, node.args[0])
+    full = axis_lengths(walker.graph, x)
     dim = int(walker.literal(node, 1, "dim", 0)) % len(full)
     if full[dim] is None:
         raise Unsupported("unbinds the batch axis")
-    return Multi(_Items(walker, node, x, dim, full[dim], name))
+    return Multi(_Parts(walker, node, x, dim, [1] * full[dim], name, items=True))
 
 
 def torch_shape_arithmetic(function):
@@ -1142,14 +1137,16 @@ TORCH_METHODS: dict = {
 
 
 def _flatten_from_onnx(walker, node, inputs, name, index):
-    axis = int(walker.attrs(node).get("axis", 1))
-    if isinstance(inputs[0], Folded):
-        return inputs[0].flatten(axis % len(inputs[0].groups), name)
-    x = walker.data(inputs)
-    rank = len(walker.graph.source_shape(x)) + 1
-    if (axis + rank if axis < 0 else axis) != 1:  # LeViT's (N, L, C) -> (N * L, C): a fold
-        folded = from_tensor(walker.graph, x, walker.batch_size, name, node.op_type)
-        return folded.flatten(axis % rank, name)
+    x = _held_input(walker, inputs)
+    rank = len(axis_lengths(walker.graph, x))
+    axis = int(walker.attrs(node).get("axis", 1)) % rank
+    if isinstance(x, Folded) or axis != 1:  # LeViT's (N, L, C) -> (N * L, C): a fold
+        held = (
+            x
+            if isinstance(x, Folded)
+            else from_tensor(walker.graph, x, walker.batch_size, name, node.op_type)
+        )
+        return held.flatten(axis, name)
     return walker.graph.flatten(x, name, node.op_type, walker.only_dense_after(node.output[0]))
 
 
@@ -1181,8 +1178,8 @@ def _reshape_from_onnx(walker, node, inputs, name, index):
 
 def _squeeze_from_onnx(walker, node, inputs, name, index):
     """Squeeze and Unsqueeze: a Reshape that drops or adds unit axes (before the batch, a fold)."""
-    value = inputs[0] if isinstance(inputs[0], Folded) else walker.data(inputs)
-    full = value.groups if isinstance(value, Folded) else [None, *walker.graph.source_shape(value)]
+    value = _held_input(walker, inputs)
+    full = axis_lengths(walker.graph, value)
     rank = len(full)
     axes = walker.attrs(node).get("axes")
     if axes is None and len(inputs) > 1 and inputs[1] is not None:
@@ -1222,8 +1219,8 @@ def rescaling_from_onnx(walker, node, inputs, name: str, constant: float) -> Ten
 
 
 def _transpose_from_onnx(walker, node, inputs, name, index):
-    x = inputs[0] if isinstance(inputs[0], Folded) else walker.data(inputs)
-    rank = len(x.groups) if isinstance(x, Folded) else len(walker.graph.source_shape(x)) + 1
+    x = _held_input(walker, inputs)
+    rank = len(axis_lengths(walker.graph, x))
     perm = list(walker.attrs(node).get("perm", list(reversed(range(rank)))))
     return transpose(walker.graph, x, perm, name, node.op_type, walker.batch_size)
 
@@ -1261,8 +1258,8 @@ def _pad_from_onnx(walker, node, inputs, name, index):
 
 
 def _slice_from_onnx(walker, node, inputs, name, index):
-    x = inputs[0] if isinstance(inputs[0], Folded) else walker.data(inputs)
-    rank = len(x.groups) if isinstance(x, Folded) else len(walker.graph.source_shape(x)) + 1
+    x = _held_input(walker, inputs)
+    rank = len(axis_lengths(walker.graph, x))
     if walker.opset >= 10:
         starts = walker.constant(inputs, 1, "starts").tolist()
         ends = walker.constant(inputs, 2, "ends").tolist()
@@ -1336,12 +1333,8 @@ def every_step(graph, x: Tensor, axis: int, start: int, stop: int, step: int, na
 def _split_from_onnx(walker, node, inputs, name, index):
     """Split into pieces along one axis: a Slice per output (sizes from the input, the attribute, or
     ``num_outputs`` pieces of ceil(length / count) as torch.chunk makes them)."""
-    folded = inputs[0] if isinstance(inputs[0], Folded) else None
-    x = None if folded else walker.data(inputs)
-    if folded:  # None: an axis that holds the batch
-        full = folded.lengths()
-    else:
-        full = [None, *walker.graph.source_shape(x)]
+    x = _held_input(walker, inputs)
+    full = axis_lengths(walker.graph, x)  # None: an axis that holds the batch
     attrs = walker.attrs(node)
     axis = int(attrs.get("axis", 0)) % len(full)
     length = full[axis]
@@ -1358,8 +1351,8 @@ def _split_from_onnx(walker, node, inputs, name, index):
     sizes = [int(size) for size in sizes]
     if sum(sizes) != length or len(sizes) != len(node.output) or min(sizes) < 1:
         raise Unsupported(f"splits an axis of {length} into {sizes}")
-    if folded:
-        return folded.pieces(axis, sizes, name)
+    if isinstance(x, Folded):
+        return x.pieces(axis, sizes, name)
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     return [
         crop_layer(walker.graph, x, name, node.op_type, {axis: (start, start + size)})

@@ -43,6 +43,10 @@ class ShapeValue:
 
     dims: tuple[int | None, ...]
 
+    @property
+    def holds_batch(self) -> bool:
+        return any(symbolic(dim) for dim in self.dims)
+
 
 def import_onnx_file(path: str | Path, with_weights: bool = True, name: str | None = None) -> ImportedModel:
     path = Path(path)
@@ -374,7 +378,7 @@ class _Converter(SourceWalker):
             return None
         value = inputs[index]
         if isinstance(value, ShapeValue):
-            if any(symbolic(dim) for dim in value.dims):
+            if value.holds_batch:
                 raise Unsupported(f"its {what} depends on the batch size")
             return np.array(value.dims, dtype=np.int64)
         if not isinstance(value, np.ndarray):
@@ -683,7 +687,7 @@ _NUMPY_BINARY = {  # the variadic ones (Max, Min) taken two at a time
 def _known(value) -> np.ndarray:
     """A constant, or a shape whose sizes are all known, as an array; the batch size is refused."""
     if isinstance(value, ShapeValue):
-        if any(symbolic(dim) for dim in value.dims):
+        if value.holds_batch:
             raise Unsupported("arithmetic on the batch size other than multiplying or dividing it by a size")
         return np.array(value.dims, dtype=np.int64)
     return np.asarray(value)
@@ -691,7 +695,7 @@ def _known(value) -> np.ndarray:
 
 def _fold_numpy(self: _Converter, node, inputs):
     op = node.op_type
-    if op in ("Mul", "Div") and any(isinstance(value, ShapeValue) for value in inputs):
+    if op in ("Mul", "Div") and any(_holds_batch(value) for value in inputs):
         return _fold_batch_multiple(op, inputs)
     arrays = [_known(value) for value in inputs]
     if op in _NUMPY_UNARY:
@@ -710,12 +714,16 @@ def _fold_numpy(self: _Converter, node, inputs):
     return result.astype(arrays[0].dtype) if op in ("Div", "Pow") else result
 
 
+def _holds_batch(value) -> bool:
+    return isinstance(value, ShapeValue) and value.holds_batch
+
+
 def _fold_batch_multiple(op: str, inputs):
-    """Sizes times or divided by constants, where a size may hold the dynamic batch size: the
-    ``N * heads`` that folds the heads into the batch stays symbolic."""
-    if len(inputs) != 2 or isinstance(inputs[1], ShapeValue) == isinstance(inputs[0], ShapeValue):
-        return np.asarray(functools.reduce(_NUMPY_BINARY[op], [_known(value) for value in inputs]))
-    shape, other = (inputs[0], inputs[1]) if isinstance(inputs[0], ShapeValue) else (inputs[1], inputs[0])
+    """Sizes that hold the dynamic batch size, times or divided by constants: the ``N * heads``
+    that folds the heads into the batch stays symbolic."""
+    shape, other = (inputs[0], inputs[-1]) if _holds_batch(inputs[0]) else (inputs[-1], inputs[0])
+    if len(inputs) != 2 or isinstance(other, ShapeValue):
+        raise Unsupported("arithmetic on the batch size other than multiplying or dividing it by a size")
     if op == "Div" and shape is inputs[1]:
         raise Unsupported("divides by the batch size")
     values = np.broadcast_to(np.asarray(other).reshape(-1), (len(shape.dims),)).tolist()
